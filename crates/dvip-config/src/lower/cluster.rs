@@ -1,0 +1,410 @@
+//! The cluster stanza: identity, bus groups, switches, topology hints, logs, replication.
+//!
+//! Owns finding the stanza in either dialect (`Logger cluster/ec_cluster cluster { }` or
+//! `cluster { }`, plus `ECCluster_Listener`) and reading every option in it. It must not look
+//! at bindings or listeners.
+
+use std::net::IpAddr;
+
+use crate::diagnostic::{Code, Diagnostics};
+use crate::model::{ClusterLog, ClusterOptions, Replication, TopologyHint};
+use crate::options::{self, stanzas, unknown, Options, Unknown};
+use crate::source::Span;
+use crate::tree::{Block, Item, OptionItem, Stanza, Value, Word};
+use crate::values::{self, ListenAddress};
+
+const CLUSTER_OPTIONS: &[&str] = &[
+    "nodename",
+    "nodeaddr",
+    "mbus_daemon",
+    "cluster_group",
+    "control_group",
+    "cluster_listener",
+    "arp_all_hosts",
+    "use_iflist_cache",
+    "unconditional_rebind",
+    "view_mature_time",
+    "logs",
+    "replicate",
+    "topology",
+];
+
+const TOPOLOGY_OPTIONS: &[&str] = &["interface", "cidrmask"];
+
+/// What the cluster stanza says.
+#[derive(Debug, Default)]
+pub(crate) struct ClusterSection {
+    pub(crate) options: ClusterOptions,
+    pub(crate) nodename: Option<String>,
+    pub(crate) nodeaddr: Option<IpAddr>,
+    pub(crate) topology: Vec<TopologyHint>,
+    pub(crate) logs: Vec<ClusterLog>,
+    pub(crate) replicate: Vec<Replication>,
+    /// The `logs` block, so log URIs can be told apart from the paths it serves.
+    pub(crate) logs_at: Option<Span>,
+}
+
+/// True for the stanza that configures clustering, in either dialect.
+pub(crate) fn is_cluster_stanza(stanza: &Stanza) -> bool {
+    (stanza.keyword.is("cluster") && stanza.args.is_empty())
+        || (stanza.keyword.is("logger")
+            && stanza
+                .args
+                .first()
+                .is_some_and(|a| a.is("cluster/ec_cluster") || a.is("cluster")))
+}
+
+pub(crate) fn read(document: &[Item], diagnostics: &mut Diagnostics) -> ClusterSection {
+    let mut section = ClusterSection::default();
+    let mut found: Option<&Stanza> = None;
+    for stanza in stanzas(document).filter(|s| is_cluster_stanza(s)) {
+        if found.is_some() {
+            diagnostics
+                .error(
+                    Code::Duplicate,
+                    stanza.keyword.span,
+                    "a second cluster stanza",
+                )
+                .with_hint("merge it into the first; a node has one cluster configuration");
+            continue;
+        }
+        found = Some(stanza);
+        read_stanza(stanza, &mut section, diagnostics);
+    }
+    read_eccluster_listener(document, found.is_some(), &mut section, diagnostics);
+    section
+}
+
+fn read_stanza(stanza: &Stanza, section: &mut ClusterSection, diagnostics: &mut Diagnostics) {
+    let items = &stanza.body.items;
+    let mut options = Options::new("the cluster stanza", items);
+    let o = &mut section.options;
+    section.nodename = options
+        .parsed(&["nodename"], diagnostics, |t| values::name(t, "node name"))
+        .map(|(n, _)| n);
+    section.nodeaddr = options
+        .parsed(&["nodeaddr"], diagnostics, values::address)
+        .map(|(a, _)| a);
+    if let Some(w) = options.word(&["mbus_daemon"], diagnostics) {
+        o.mbus_daemon.clone_from(&w.text);
+    }
+    for (names, slot) in [
+        (&["cluster_group"], &mut o.cluster_group),
+        (&["control_group"], &mut o.control_group),
+    ] {
+        if let Some((name, _)) =
+            options.parsed(names, diagnostics, |t| values::name(t, "group name"))
+        {
+            *slot = name;
+        }
+    }
+    if let Some((listen, _)) = options.parsed(&["cluster_listener"], diagnostics, |t| {
+        values::listen_address(t, crate::model::CLUSTER_LISTENER_PORT_DEFAULT)
+    }) {
+        o.cluster_listener = listen;
+    }
+    for (name, slot) in [
+        ("arp_all_hosts", &mut o.arp_all_hosts),
+        ("use_iflist_cache", &mut o.use_iflist_cache),
+        ("unconditional_rebind", &mut o.unconditional_rebind),
+    ] {
+        if let Some(v) = options.boolean(&[name], diagnostics) {
+            *slot = v;
+        }
+    }
+    if let Some(d) = options.duration(&["view_mature_time"], diagnostics) {
+        o.view_mature_time_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    }
+    // `logs` and `replicate` may be written as options (`logs = [ ]`) or stanzas (`logs [ ]`).
+    if let Some(option) = options.take(&["logs"], diagnostics) {
+        if let Some(block) = block_value(option, diagnostics) {
+            read_logs(block, section, diagnostics);
+        }
+    }
+    for option in options.take_all(&["replicate"]) {
+        if let Some(block) = block_value(option, diagnostics) {
+            read_replicate(&option.key, None, block, section, diagnostics);
+        }
+    }
+    options.finish(CLUSTER_OPTIONS, Unknown::Warn, diagnostics);
+
+    let mut logs_seen = section.logs_at.is_some();
+    for inner in stanzas(items) {
+        if inner.keyword.is("logs") {
+            if logs_seen {
+                diagnostics
+                    .error(
+                        Code::Duplicate,
+                        inner.keyword.span,
+                        "`logs` is given twice in the cluster stanza",
+                    )
+                    .with_hint("list every served log in one `logs` block");
+                continue;
+            }
+            logs_seen = true;
+            read_logs(&inner.body, section, diagnostics);
+        } else if inner.keyword.is("replicate") {
+            read_replicate(
+                &inner.keyword,
+                inner.args.first(),
+                &inner.body,
+                section,
+                diagnostics,
+            );
+        } else if inner.keyword.is("topology") {
+            match inner.args.as_slice() {
+                [cidr] => read_topology(cidr, &inner.body, section, diagnostics),
+                _ => {
+                    diagnostics
+                        .error(
+                            Code::Missing,
+                            inner.keyword.span,
+                            "a Topology stanza names one network",
+                        )
+                        .with_hint("write `Topology \"192.0.2.0/24\" { interface = \"eth0\" }`");
+                }
+            }
+        } else if looks_like_network(&inner.keyword.text) && inner.args.is_empty() {
+            read_topology(&inner.keyword, &inner.body, section, diagnostics);
+        } else {
+            unknown(
+                &inner.keyword,
+                "the cluster stanza",
+                CLUSTER_OPTIONS,
+                Unknown::Warn,
+                diagnostics,
+            );
+        }
+    }
+}
+
+fn looks_like_network(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_digit()) || text.contains(':')
+}
+
+fn block_value<'t>(option: &'t OptionItem, diagnostics: &mut Diagnostics) -> Option<&'t Block> {
+    match &option.value {
+        Value::Block(b) => Some(b),
+        other => {
+            diagnostics
+                .error(
+                    Code::WrongType,
+                    other.span(),
+                    format!("`{}` takes a block", option.key.text),
+                )
+                .with_hint(format!("write `{} [ name = \"value\" ]`", option.key.text));
+            None
+        }
+    }
+}
+
+fn read_logs(block: &Block, section: &mut ClusterSection, diagnostics: &mut Diagnostics) {
+    section.logs_at = Some(block.open);
+    let mut options = Options::new("the cluster logs", &block.items);
+    let mut names: Vec<&Word> = Vec::new();
+    for item in &block.items {
+        let Item::Option(option) = item else { continue };
+        if names.iter().any(|n| option.key.is(&n.text)) {
+            continue; // `take` below reports the duplicate once.
+        }
+        names.push(&option.key);
+    }
+    for key in names {
+        let Some(path) = options.word(&[key.text.as_str()], diagnostics) else {
+            continue;
+        };
+        if !path.text.starts_with('/') {
+            diagnostics
+                .error(Code::BadLogUri, path.span, format!("log `{}` must be an absolute path", key.text))
+                .with_hint("write the journal directory the logger's `cluster://` URI names, such as \"/var/log/dvip/mainlog.cluster\"");
+            continue;
+        }
+        section.logs.push(ClusterLog {
+            name: key.text.clone(),
+            path: path.text.clone(),
+        });
+    }
+    for stanza in stanzas(&block.items) {
+        diagnostics
+            .error(
+                Code::Unexpected,
+                stanza.keyword.span,
+                "the cluster logs hold `name = \"path\"` pairs, not stanzas",
+            )
+            .with_hint("write `mainlog = \"/var/log/dvip/mainlog.cluster\"`");
+    }
+}
+
+fn read_replicate(
+    keyword: &Word,
+    name: Option<&Word>,
+    block: &Block,
+    section: &mut ClusterSection,
+    diagnostics: &mut Diagnostics,
+) {
+    let mut options = std::collections::BTreeMap::new();
+    for item in &block.items {
+        match item {
+            Item::Option(OptionItem {
+                key,
+                value: Value::Word(w),
+            }) => {
+                if options
+                    .insert(key.text.to_ascii_lowercase(), w.text.clone())
+                    .is_some()
+                {
+                    diagnostics
+                        .error(
+                            Code::Duplicate,
+                            key.span,
+                            format!("`{}` is set twice in this replicate block", key.text),
+                        )
+                        .with_hint("remove one of them");
+                }
+            }
+            Item::Option(OptionItem { key, .. }) => {
+                diagnostics
+                    .error(
+                        Code::WrongType,
+                        key.span,
+                        format!("replicate option `{}` takes a single value", key.text),
+                    )
+                    .with_hint("write `name = \"value\"`");
+            }
+            Item::Stanza(s) => {
+                diagnostics
+                    .error(
+                        Code::Unexpected,
+                        s.keyword.span,
+                        "a replicate block holds `name = value` options",
+                    )
+                    .with_hint("move this stanza out of the replicate block");
+            }
+        }
+    }
+    let name = match name {
+        Some(n) => n.text.clone(),
+        None => match options.remove("type") {
+            Some(t) => t,
+            None => {
+                diagnostics
+                    .error(
+                        Code::Missing,
+                        keyword.span,
+                        "a replicate block needs a `type`",
+                    )
+                    .with_hint("write `replicate [ type = \"inbound_cidr\" ]`");
+                return;
+            }
+        },
+    };
+    section.replicate.push(Replication { name, options });
+}
+
+fn read_topology(
+    cidr_word: &Word,
+    body: &Block,
+    section: &mut ClusterSection,
+    diagnostics: &mut Diagnostics,
+) {
+    let cidr = options::refused(diagnostics, cidr_word, values::network(&cidr_word.text));
+    let owner = format!("topology hint {}", cidr_word.text);
+    let mut options = Options::new(owner.clone(), &body.items);
+    let ipv6 = cidr.is_some_and(|c| matches!(c, ipnet::IpNet::V6(_)));
+    let interface = options
+        .parsed(&["interface"], diagnostics, values::interface)
+        .map(|(i, _)| i);
+    let cidrmask = options.parsed(&["cidrmask"], diagnostics, |t| values::cidrmask(t, ipv6));
+    options.finish(TOPOLOGY_OPTIONS, Unknown::Warn, diagnostics);
+    for stanza in stanzas(&body.items) {
+        unknown(
+            &stanza.keyword,
+            &owner,
+            TOPOLOGY_OPTIONS,
+            Unknown::Warn,
+            diagnostics,
+        );
+    }
+    let Some(cidr) = cidr else { return };
+    let Some(interface) = interface else {
+        if options_lack(body, "interface") {
+            diagnostics
+                .error(
+                    Code::Missing,
+                    cidr_word.span,
+                    format!("topology hint {cidr} names no interface"),
+                )
+                .with_hint("add `interface = \"eth0\"` (the interface its addresses go on)");
+        }
+        return;
+    };
+    if section.topology.iter().any(|h| h.cidr == cidr) {
+        diagnostics
+            .error(
+                Code::Duplicate,
+                cidr_word.span,
+                format!("a second topology hint for {cidr}"),
+            )
+            .with_hint("keep one hint per network");
+        return;
+    }
+    let cidrmask = cidrmask.map_or(cidr.max_prefix_len(), |(m, _)| m);
+    section.topology.push(TopologyHint {
+        cidr,
+        interface,
+        cidrmask,
+    });
+}
+
+fn options_lack(body: &Block, name: &str) -> bool {
+    !body
+        .items
+        .iter()
+        .any(|i| matches!(i, Item::Option(o) if o.key.is(name)))
+}
+
+fn read_eccluster_listener(
+    document: &[Item],
+    cluster_found: bool,
+    section: &mut ClusterSection,
+    diagnostics: &mut Diagnostics,
+) {
+    let mut listen: Option<(ListenAddress, &Word)> = None;
+    for stanza in stanzas(document).filter(|s| s.keyword.is("eccluster_listener")) {
+        for inner in stanzas(&stanza.body.items).filter(|s| s.keyword.is("listen")) {
+            let Some(address) = inner.args.first() else {
+                continue;
+            };
+            let Some(parsed) = options::refused(
+                diagnostics,
+                address,
+                values::listen_address(&address.text, crate::model::CLUSTER_LISTENER_PORT_DEFAULT),
+            ) else {
+                continue;
+            };
+            if listen.is_some() {
+                diagnostics
+                    .error(Code::Duplicate, address.span, "a second cluster listener")
+                    .with_hint("nodes reach each other on one address; keep one Listen");
+                continue;
+            }
+            listen = Some((parsed, address));
+        }
+    }
+    let Some((parsed, word)) = listen else { return };
+    let default = ClusterOptions::default().cluster_listener;
+    let configured = section.options.cluster_listener;
+    if cluster_found && configured != default && configured != parsed {
+        diagnostics
+            .error(
+                Code::Duplicate,
+                word.span,
+                format!(
+                    "ECCluster_Listener says {parsed} but the cluster stanza says {configured}"
+                ),
+            )
+            .with_hint("set the cluster listener in one place");
+        return;
+    }
+    section.options.cluster_listener = parsed;
+}

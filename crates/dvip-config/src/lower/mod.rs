@@ -1,0 +1,48 @@
+//! Lowering: from the syntax tree to the effective [`Config`](crate::Config).
+//!
+//! Owns the order of the passes (cluster stanza, services, addresses, log destinations) and
+//! the node name. Each pass lives in its own file and reports into one diagnostics list.
+
+mod addresses;
+mod cluster;
+mod logs;
+mod services;
+
+use crate::diagnostic::Diagnostics;
+use crate::model::{Config, NodenameSource};
+use crate::tree::Item;
+use crate::LoadOptions;
+
+pub(crate) fn lower(
+    document: Vec<Item>,
+    load: &LoadOptions,
+    diagnostics: &mut Diagnostics,
+) -> Config {
+    let section = cluster::read(&document, diagnostics);
+    let services = services::collect(&document, diagnostics);
+    let addresses = addresses::build(&services, &section.topology, section.nodeaddr, diagnostics);
+    let log_destinations = logs::collect(&document, &section.logs, section.logs_at, diagnostics);
+    drop(services);
+    let (nodename, nodename_source) = match (&load.nodename, section.nodename) {
+        (Some(name), _) => (name.clone(), NodenameSource::Override),
+        (None, Some(name)) => (name, NodenameSource::Config),
+        (None, None) => (short_hostname(&load.hostname), NodenameSource::Hostname),
+    };
+    Config {
+        nodename,
+        nodename_source,
+        nodeaddr: section.nodeaddr,
+        cluster: section.options,
+        addresses,
+        topology: section.topology,
+        logs: section.logs,
+        log_destinations,
+        replicate: section.replicate,
+        document,
+    }
+}
+
+/// The host name up to its first dot, as the node name defaults to.
+fn short_hostname(hostname: &str) -> String {
+    hostname.split('.').next().unwrap_or(hostname).to_owned()
+}

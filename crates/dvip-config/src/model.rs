@@ -1,0 +1,208 @@
+//! The effective model: what a configuration means to dvip, after defaults and upgrades.
+//!
+//! Owns the types `dvip config check --json` prints and the daemon runs on. It must not parse
+//! text; `lower` builds it from the syntax tree.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use dvip_core::{Follow, ManagedAddress, PlumbHint};
+use ipnet::IpNet;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
+
+use crate::tree::Item;
+use crate::values::ListenAddress;
+
+/// Default `cluster_group`: the group the election runs in.
+pub const CLUSTER_GROUP_DEFAULT: &str = "ec_cluster";
+/// Default `control_group`: the group console commands are broadcast in.
+pub const CONTROL_GROUP_DEFAULT: &str = "ec_console";
+/// Default `cluster_listener` port, for point-to-point traffic between nodes.
+pub const CLUSTER_LISTENER_PORT_DEFAULT: u16 = 4802;
+/// Default `mbus_daemon`: where the group bus is reached (kept for old configs; corosync's
+/// client socket is found without it).
+pub const MBUS_DAEMON_DEFAULT: &str = "4803";
+/// The port a listener gets when its address names none.
+pub const LISTENER_PORT_DEFAULT: u16 = 25;
+/// Default `view_mature_time` in milliseconds: how long a view must stand before a node that
+/// joined takes its share of addresses back. Short, because a sending IP should come home
+/// quickly; long enough that a node flapping in and out of the view does not drag addresses
+/// along with it on every flap.
+pub const VIEW_MATURE_TIME_MS_DEFAULT: u64 = 1_000;
+
+/// A whole node configuration as dvip understands it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// This node's name in the cluster.
+    pub nodename: String,
+    /// Where the node name came from.
+    pub nodename_source: NodenameSource,
+    /// The node's management address, if configured; it must never be a DuraVIP address.
+    pub nodeaddr: Option<IpAddr>,
+    /// Options of the cluster stanza.
+    pub cluster: ClusterOptions,
+    /// Every DuraVIP address, sorted by address.
+    pub addresses: Vec<DuravipAddress>,
+    /// Topology hints, in file order.
+    pub topology: Vec<TopologyHint>,
+    /// Logs served to subscribers over the cluster listener.
+    pub logs: Vec<ClusterLog>,
+    /// `cluster://` and `jlog://` destinations written by loggers, in file order.
+    pub log_destinations: Vec<LogDestination>,
+    /// Data sets replicated across the cluster.
+    pub replicate: Vec<Replication>,
+    /// The whole file as parsed, stanzas dvip does not use included.
+    #[serde(skip)]
+    pub document: Vec<Item>,
+}
+
+impl Config {
+    /// The addresses as the election sees them.
+    pub fn managed_addresses(&self) -> impl Iterator<Item = &ManagedAddress> {
+        self.addresses.iter().map(|a| &a.managed)
+    }
+}
+
+/// Where the node name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodenameSource {
+    /// The `nodename` option.
+    Config,
+    /// The host name, up to its first dot.
+    Hostname,
+    /// Given by the caller (e.g. `--nodename`).
+    Override,
+}
+
+/// Options of the cluster stanza, defaults filled in.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterOptions {
+    /// Where the group bus daemon is reached.
+    pub mbus_daemon: String,
+    /// The group the election runs in.
+    pub cluster_group: String,
+    /// The group console commands are broadcast in.
+    pub control_group: String,
+    /// Where this node listens for other nodes.
+    #[serde(serialize_with = "display")]
+    pub cluster_listener: ListenAddress,
+    /// Announce a moved address to every host on the link (true) or only to known neighbours.
+    pub arp_all_hosts: bool,
+    /// Keep the interface address list from kernel events instead of re-reading it.
+    pub use_iflist_cache: bool,
+    /// Re-evaluate queued mail's binding on every move.
+    pub unconditional_rebind: bool,
+    /// How long a view must stand before rebalancing, in milliseconds.
+    pub view_mature_time_ms: u64,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            mbus_daemon: MBUS_DAEMON_DEFAULT.to_owned(),
+            cluster_group: CLUSTER_GROUP_DEFAULT.to_owned(),
+            control_group: CONTROL_GROUP_DEFAULT.to_owned(),
+            cluster_listener: ListenAddress {
+                address: None,
+                port: CLUSTER_LISTENER_PORT_DEFAULT,
+            },
+            arp_all_hosts: true,
+            use_iflist_cache: true,
+            unconditional_rebind: true,
+            view_mature_time_ms: VIEW_MATURE_TIME_MS_DEFAULT,
+        }
+    }
+}
+
+fn display<T: std::fmt::Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+/// One DuraVIP address with what this configuration says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuravipAddress {
+    /// The address as the election sees it.
+    pub managed: ManagedAddress,
+    /// True when a service on it was made DuraVIP because another service on it is.
+    pub upgraded: bool,
+}
+
+impl Serialize for DuravipAddress {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = &self.managed;
+        let mut st = s.serialize_struct("DuravipAddress", 9)?;
+        st.serialize_field("address", &m.address)?;
+        st.serialize_field("bindings", &m.bindings)?;
+        st.serialize_field("listener_ports", &m.listener_ports)?;
+        st.serialize_field("preference", &m.preference)?;
+        st.serialize_field("follow", &m.follow.as_ref().map(|f| &f.target))?;
+        st.serialize_field("follow_address", &m.follow.as_ref().map(|f| f.address))?;
+        st.serialize_field("upgraded", &self.upgraded)?;
+        st.serialize_field("interface", &m.plumb.interface)?;
+        st.serialize_field("cidrmask", &m.plumb.cidrmask)?;
+        st.end()
+    }
+}
+
+/// Where addresses of one network are plumbed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopologyHint {
+    /// The network the hint covers.
+    pub cidr: IpNet,
+    /// The interface its addresses go on.
+    pub interface: String,
+    /// The prefix length they are plumbed with.
+    pub cidrmask: u8,
+}
+
+impl TopologyHint {
+    pub(crate) fn plumb(&self) -> PlumbHint {
+        PlumbHint {
+            interface: self.interface.clone(),
+            cidrmask: self.cidrmask,
+        }
+    }
+}
+
+/// A log served to subscribers: its key and the node-local directory holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterLog {
+    /// The key subscribers ask for.
+    pub name: String,
+    /// The node-local journal directory.
+    pub path: String,
+}
+
+/// A logger writing to a clustered (`cluster://`) or journal (`jlog://`) destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogDestination {
+    /// `cluster` or `jlog`.
+    pub scheme: String,
+    /// The journal directory.
+    pub path: String,
+    /// The subscriber created with the journal (`=>name`), if any.
+    pub subscriber: Option<String>,
+    /// The option that names it, e.g. `mainlog`.
+    pub option: String,
+    /// The URI as written.
+    pub uri: String,
+}
+
+/// A data set replicated across the cluster (`inbound_cidr`, `outbound_domains`, a cache...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replication {
+    /// The type or name of the data set.
+    pub name: String,
+    /// Its other options, names lower-cased.
+    pub options: BTreeMap<String, String>,
+}
+
+/// Both sides of a follow, for building [`Follow`] in one place.
+pub(crate) fn follow(target: &str, address: IpAddr) -> Follow {
+    Follow {
+        target: target.to_owned(),
+        address,
+    }
+}

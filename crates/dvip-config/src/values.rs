@@ -1,0 +1,293 @@
+//! Scalar values: yes/no, ports, addresses, networks, interface names, durations.
+//!
+//! Owns the spelling of each kind of value and the reason a spelling is refused. It must not
+//! know which option a value belongs to; callers attach the location.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::diagnostic::Code;
+
+/// Why a value was refused, and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) code: Code,
+    pub(crate) message: String,
+    pub(crate) hint: String,
+}
+
+fn refuse(code: Code, message: String, hint: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message,
+        hint: hint.into(),
+    }
+}
+
+/// The spellings of yes and no, quoted or not, in any case.
+pub(crate) fn boolean(text: &str) -> Result<bool, Refusal> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "enabled" | "enable" | "1" => Ok(true),
+        "false" | "no" | "off" | "disabled" | "disable" | "0" => Ok(false),
+        _ => Err(refuse(
+            Code::WrongType,
+            format!("`{text}` is not a yes/no value"),
+            "write true or false (yes/no, on/off and enabled/disabled also work)",
+        )),
+    }
+}
+
+pub(crate) fn port(text: &str) -> Result<u16, Refusal> {
+    match text.parse::<u32>() {
+        Ok(n @ 1..=65535) => Ok(n as u16),
+        _ => Err(refuse(
+            Code::BadPort,
+            format!("`{text}` is not a port"),
+            "a port is a number from 1 to 65535",
+        )),
+    }
+}
+
+pub(crate) fn address(text: &str) -> Result<IpAddr, Refusal> {
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    bare.parse().map_err(|_| {
+        refuse(
+            Code::BadAddress,
+            format!("`{text}` is not an IP address"),
+            "write an IPv4 address such as 192.0.2.10 or an IPv6 address such as 2001:db8::10",
+        )
+    })
+}
+
+/// A network: `ADDR/LEN` with no host bits set, or a bare address meaning that one host.
+pub(crate) fn network(text: &str) -> Result<IpNet, Refusal> {
+    if !text.contains('/') {
+        return address(text).map(IpNet::from).map_err(|r| Refusal {
+            code: Code::BadCidr,
+            ..r
+        });
+    }
+    let net: IpNet = text.parse().map_err(|_| {
+        refuse(
+            Code::BadCidr,
+            format!("`{text}` is not a network in CIDR notation"),
+            "write ADDRESS/PREFIX-LENGTH, such as 192.0.2.0/24 or 2001:db8::/64",
+        )
+    })?;
+    if net.trunc() != net {
+        return Err(refuse(
+            Code::BadCidr,
+            format!("`{text}` has host bits set"),
+            format!("did you mean `{}`?", net.trunc()),
+        ));
+    }
+    Ok(net)
+}
+
+/// A prefix length for an address of this family (32 bits for IPv4, 128 for IPv6).
+pub(crate) fn cidrmask(text: &str, ipv6: bool) -> Result<u8, Refusal> {
+    let max = if ipv6 { 128 } else { 32 };
+    match text.parse::<u8>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(refuse(
+            Code::BadCidrmask,
+            format!("cidrmask `{text}` does not fit an {} address", if ipv6 { "IPv6" } else { "IPv4" }),
+            format!("a cidrmask is a prefix length from 1 to {max}; {max} (one host) is almost always right"),
+        )),
+    }
+}
+
+/// A Linux interface name: 1 to 15 bytes, no `/`, no whitespace, not `.` or `..`.
+pub(crate) fn interface(text: &str) -> Result<String, Refusal> {
+    let ok = !text.is_empty()
+        && text.len() <= 15
+        && text != "."
+        && text != ".."
+        && !text
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(refuse(
+            Code::BadInterface,
+            format!("`{text}` is not a network interface name"),
+            "an interface name has 1 to 15 characters with no `/`, `:` or spaces, such as eth0 or bond0.12",
+        ))
+    }
+}
+
+/// A node or group name: not empty, no whitespace or control characters, at most 127 bytes
+/// (the longest group name corosync takes).
+pub(crate) fn name(text: &str, what: &str) -> Result<String, Refusal> {
+    if text.is_empty()
+        || text.len() > 127
+        || text.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        Err(refuse(
+            Code::BadName,
+            format!("`{text}` is not a usable {what}"),
+            "a name has 1 to 127 characters and no spaces",
+        ))
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+/// `2` (seconds), `1.5s` or `500ms`.
+pub(crate) fn duration(text: &str) -> Result<Duration, Refusal> {
+    let lower = text.to_ascii_lowercase();
+    let (number, scale) = if let Some(n) = lower.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = lower.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (lower.as_str(), 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 && n * scale <= 86_400.0 => {
+            Ok(Duration::from_secs_f64(n * scale))
+        }
+        _ => Err(refuse(
+            Code::BadDuration,
+            format!("`{text}` is not a duration"),
+            "write seconds (`2`, `1.5s`) or milliseconds (`500ms`), at most a day",
+        )),
+    }
+}
+
+/// Where a service listens: an address (or `*` for every address) and a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ListenAddress {
+    /// The address, or `None` for the wildcard `*` (also written 0.0.0.0 or ::).
+    pub address: Option<IpAddr>,
+    /// The port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.address {
+            None => write!(f, "*:{}", self.port),
+            Some(IpAddr::V6(a)) => write!(f, "[{a}]:{}", self.port),
+            Some(IpAddr::V4(a)) => write!(f, "{a}:{}", self.port),
+        }
+    }
+}
+
+/// `ADDRESS[:PORT[,BACKLOG]]`, where ADDRESS may be `*`, an IPv4 address, a bracketed IPv6
+/// address or a bare IPv6 address (then without a port). The port defaults to `default_port`.
+pub(crate) fn listen_address(text: &str, default_port: u16) -> Result<ListenAddress, Refusal> {
+    let bad = |hint: &str| {
+        refuse(
+            Code::BadAddress,
+            format!("`{text}` is not ADDRESS[:PORT]"),
+            hint,
+        )
+    };
+    let (host_port, _backlog) = match text.split_once(',') {
+        Some((hp, backlog)) => {
+            if backlog.parse::<u32>().is_err() {
+                return Err(bad(
+                    "the number after `,` is the listen backlog, such as `192.0.2.10:25,200`",
+                ));
+            }
+            (hp, Some(backlog))
+        }
+        None => (text, None),
+    };
+    let wildcard = |host: &str| -> Result<Option<IpAddr>, Refusal> {
+        if host == "*" {
+            return Ok(None);
+        }
+        let addr = address(host)?;
+        Ok((!addr.is_unspecified()).then_some(addr))
+    };
+    // A bare IPv6 address (several colons, no brackets) carries no port.
+    if host_port.matches(':').count() > 1 && !host_port.starts_with('[') {
+        return Ok(ListenAddress {
+            address: wildcard(host_port)?,
+            port: default_port,
+        });
+    }
+    let (host, port_text) = match host_port.rsplit_once(':') {
+        Some((host, _)) if !host.ends_with(']') && host.starts_with('[') => {
+            return Err(bad(
+                "write an IPv6 address with a port as `[2001:db8::10]:25`",
+            ))
+        }
+        Some((host, port)) => (host, Some(port)),
+        None => (host_port, None),
+    };
+    let port_number = match port_text {
+        Some(p) => port(p)?,
+        None => default_port,
+    };
+    if host.is_empty() {
+        return Err(bad(
+            "write the address before the port, or `*` for every address",
+        ));
+    }
+    Ok(ListenAddress {
+        address: wildcard(host)?,
+        port: port_number,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_address_spellings() {
+        let la = |t| listen_address(t, 25).map(|l| l.to_string());
+        assert_eq!(la("192.0.2.1:25,200").unwrap(), "192.0.2.1:25");
+        assert_eq!(la("192.0.2.1").unwrap(), "192.0.2.1:25");
+        assert_eq!(la("*:4802").unwrap(), "*:4802");
+        assert_eq!(la("0.0.0.0:587").unwrap(), "*:587");
+        assert_eq!(la("[2001:db8::1]:2525").unwrap(), "[2001:db8::1]:2525");
+        assert_eq!(la("2001:db8::1").unwrap(), "[2001:db8::1]:25");
+        assert_eq!(la("192.0.2.1:0").unwrap_err().code, Code::BadPort);
+        assert_eq!(la("192.0.2.1:25,x").unwrap_err().code, Code::BadAddress);
+        assert_eq!(
+            la("mail.example.com:25").unwrap_err().code,
+            Code::BadAddress
+        );
+        assert_eq!(la(":25").unwrap_err().code, Code::BadAddress);
+    }
+
+    #[test]
+    fn networks_refuse_host_bits_and_suggest_the_network() {
+        let r = network("192.0.2.1/24").unwrap_err();
+        assert_eq!(r.code, Code::BadCidr);
+        assert!(r.hint.contains("192.0.2.0/24"), "{}", r.hint);
+        assert_eq!(network("192.0.2.7").unwrap().to_string(), "192.0.2.7/32");
+        assert_eq!(network("2001:db8::/64").unwrap().prefix_len(), 64);
+    }
+
+    #[test]
+    fn durations_take_seconds_and_milliseconds() {
+        assert_eq!(duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(duration("soon").is_err());
+        assert!(duration("-1").is_err());
+    }
+
+    #[test]
+    fn booleans_take_every_spelling_and_nothing_else() {
+        for yes in ["true", "YES", "On", "enabled"] {
+            assert_eq!(boolean(yes), Ok(true));
+        }
+        for no in ["false", "no", "OFF", "Disabled"] {
+            assert_eq!(boolean(no), Ok(false));
+        }
+        assert_eq!(boolean("maybe").unwrap_err().code, Code::WrongType);
+    }
+}

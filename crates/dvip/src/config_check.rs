@@ -1,0 +1,92 @@
+//! `dvip config check`: validate configuration files and print the effective model.
+//!
+//! Owns the report format, text and JSON. It must not interpret configuration itself; that is
+//! all `dvip-config`.
+
+use std::io::Write as _;
+
+use dvip_config::{load, Checked, DiskFiles, LoadOptions, Severity};
+use serde_json::{json, Value};
+
+use crate::cli::CheckArgs;
+use crate::Outcome;
+
+pub(crate) fn run(args: &CheckArgs) -> Outcome {
+    let mut options = LoadOptions::new(gethostname::gethostname().to_string_lossy());
+    options.nodename.clone_from(&args.nodename);
+    let mut all_valid = true;
+    let mut reports = Vec::new();
+    for path in &args.files {
+        let checked = load(path, &options, &DiskFiles);
+        all_valid &= checked.is_valid();
+        if args.json {
+            let mut report = checked.to_json();
+            report["file"] = json!(path.display().to_string());
+            reports.push(report);
+        } else {
+            print_text(&path.display().to_string(), &checked);
+        }
+    }
+    if args.json {
+        // One file gives one object; several give an array of them, in argument order.
+        let out = if reports.len() == 1 {
+            reports.remove(0)
+        } else {
+            Value::Array(reports)
+        };
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout (e.g. piped to `head`) is not worth a panic.
+        let _ = serde_json::to_writer_pretty(&mut stdout, &out);
+        let _ = writeln!(stdout);
+    }
+    if all_valid {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    }
+}
+
+fn print_text(name: &str, checked: &Checked) {
+    let mut stderr = std::io::stderr().lock();
+    for diagnostic in &checked.diagnostics {
+        let _ = writeln!(stderr, "{}", diagnostic.render(&checked.sources));
+    }
+    let count = |severity| checked.of(severity).count();
+    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+    let plural = |n: usize, word: &str| {
+        let suffix = match (n, word.ends_with('s')) {
+            (1, _) => "",
+            (_, true) => "es",
+            (_, false) => "s",
+        };
+        format!("{n} {word}{suffix}")
+    };
+    if errors > 0 {
+        println!(
+            "{name}: invalid: {}, {}",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        );
+        return;
+    }
+    let config = &checked.config;
+    let bindings: usize = config
+        .addresses
+        .iter()
+        .map(|a| a.managed.bindings.len())
+        .sum();
+    let ports: usize = config
+        .addresses
+        .iter()
+        .map(|a| a.managed.listener_ports.len())
+        .sum();
+    println!(
+        "{name}: valid: node {}, {} ({}, {}), {}, {}",
+        config.nodename,
+        plural(config.addresses.len(), "DuraVIP address"),
+        plural(bindings, "binding"),
+        plural(ports, "listener port"),
+        plural(config.topology.len(), "topology hint"),
+        plural(warnings, "warning"),
+    );
+}

@@ -1,0 +1,33 @@
+//! `dvip`: the operator's console and tool.
+//!
+//! Owns argument parsing and exit codes; each command lives in its own module and returns
+//! an [`Outcome`]. Exit codes: 0 success, 1 the input is invalid or a check failed, 2 usage.
+
+mod cli;
+mod config_check;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+/// How a command ended, mapped to the documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Everything asked for is fine: exit 0.
+    Ok,
+    /// The input is invalid or a check failed: exit 1.
+    Failed,
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let outcome = match cli.command {
+        cli::Command::Config {
+            command: cli::ConfigCommand::Check(args),
+        } => config_check::run(&args),
+    };
+    match outcome {
+        Outcome::Ok => ExitCode::SUCCESS,
+        Outcome::Failed => ExitCode::from(1),
+    }
+}
