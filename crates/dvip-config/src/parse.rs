@@ -261,6 +261,10 @@ impl Parser<'_, '_> {
                     self.diagnostics()
                         .error(Code::Unexpected, span, "`=` with no option name before it")
                         .with_hint("write `name = value`");
+                    // Skip the value it would have taken, so it is not read as the next item.
+                    if self.peek_is_word() {
+                        self.pos += 1;
+                    }
                 }
                 Some(TokenKind::Open(d)) => {
                     let open = self.bump().span;
@@ -316,7 +320,10 @@ impl Parser<'_, '_> {
             return;
         }
         let mut args = Vec::new();
-        while self.peek_is_word() {
+        // A word followed by `=` starts the next option, not an argument of this stanza.
+        while self.peek_is_word()
+            && self.tokens.get(self.pos + 1).map(|t| t.kind) != Some(TokenKind::Eq)
+        {
             args.push(Self::word(self.bump()));
         }
         let attrs = self.attrs();

@@ -209,8 +209,9 @@ pub(crate) fn listen_address(text: &str, default_port: u16) -> Result<ListenAddr
         let addr = address(host)?;
         Ok((!addr.is_unspecified()).then_some(addr))
     };
-    // A bare IPv6 address (several colons, no brackets) carries no port.
-    if host_port.matches(':').count() > 1 && !host_port.starts_with('[') {
+    // A bare IPv6 address (several colons, no brackets) or a bracketed one alone carries no port.
+    let bracketed_alone = host_port.starts_with('[') && host_port.ends_with(']');
+    if bracketed_alone || (host_port.matches(':').count() > 1 && !host_port.starts_with('[')) {
         return Ok(ListenAddress {
             address: wildcard(host_port)?,
             port: default_port,
@@ -253,6 +254,8 @@ mod tests {
         assert_eq!(la("0.0.0.0:587").unwrap(), "*:587");
         assert_eq!(la("[2001:db8::1]:2525").unwrap(), "[2001:db8::1]:2525");
         assert_eq!(la("2001:db8::1").unwrap(), "[2001:db8::1]:25");
+        assert_eq!(la("[2001:db8::1]").unwrap(), "[2001:db8::1]:25");
+        assert_eq!(la("[2001:db8::1:25").unwrap_err().code, Code::BadAddress);
         assert_eq!(la("192.0.2.1:0").unwrap_err().code, Code::BadPort);
         assert_eq!(la("192.0.2.1:25,x").unwrap_err().code, Code::BadAddress);
         assert_eq!(

@@ -1,0 +1,103 @@
+//! `include`: relative to the including file, errors at the include line, cycles refused.
+
+use std::path::Path;
+
+use dvip_config::{load, Code, LoadOptions, MemoryFiles};
+
+use crate::HOSTNAME;
+
+fn files(list: &[(&str, &str)]) -> MemoryFiles {
+    let mut files = MemoryFiles::new();
+    for (path, text) in list {
+        files.insert(*path, *text);
+    }
+    files
+}
+
+#[test]
+fn an_include_is_relative_to_the_file_that_includes_it() {
+    let files = files(&[
+        ("/etc/dvip/main.conf", "include \"conf.d/cluster.conf\"\nBinding \"a\" { Enable_Duravip = true Bind_Address = 198.51.100.10 }\n"),
+        ("/etc/dvip/conf.d/cluster.conf", "cluster {\n  include \"../hints/lan\"\n}\n"),
+        ("/etc/dvip/hints/lan", "198.51.100.0/24 [ interface = \"eth0\" ]\n"),
+    ]);
+    let checked = load(
+        Path::new("/etc/dvip/main.conf"),
+        &LoadOptions::new(HOSTNAME),
+        &files,
+    );
+    assert!(checked.is_valid(), "{:?}", checked.diagnostics);
+    assert_eq!(checked.config.addresses[0].managed.plumb.interface, "eth0");
+    assert_eq!(checked.sources.len(), 3);
+}
+
+#[test]
+fn an_error_inside_an_include_points_into_the_included_file() {
+    let files = files(&[
+        ("/c/main.conf", "cluster {\n  include \"hints\"\n}\n"),
+        (
+            "/c/hints",
+            "\n198.51.100.0/24 [ interface = \"eth0\" cidrmask = 40 ]\n",
+        ),
+    ]);
+    let checked = load(
+        Path::new("/c/main.conf"),
+        &LoadOptions::new(HOSTNAME),
+        &files,
+    );
+    let d = &checked.diagnostics[0];
+    assert_eq!(d.code, Code::BadCidrmask);
+    let at = checked.sources.location(d.span.expect("located"));
+    assert_eq!(
+        (at.path.to_str(), at.line, at.column),
+        (Some("/c/hints"), 2, 49)
+    );
+}
+
+#[test]
+fn a_cycle_through_two_files_is_refused_at_the_closing_include() {
+    let files = files(&[
+        ("/c/a.conf", "include \"b.conf\"\n"),
+        ("/c/b.conf", "\n\ninclude \"a.conf\"\n"),
+    ]);
+    let checked = load(Path::new("/c/a.conf"), &LoadOptions::new(HOSTNAME), &files);
+    assert_eq!(checked.diagnostics.len(), 1, "{:?}", checked.diagnostics);
+    let d = &checked.diagnostics[0];
+    assert_eq!(d.code, Code::IncludeCycle);
+    assert!(
+        d.message
+            .contains("/c/a.conf includes /c/b.conf includes /c/a.conf"),
+        "{}",
+        d.message
+    );
+    let at = checked.sources.location(d.span.expect("located"));
+    assert_eq!((at.path.to_str(), at.line), (Some("/c/b.conf"), 3));
+}
+
+#[test]
+fn the_same_file_may_be_included_twice_without_a_cycle() {
+    let files = files(&[
+        (
+            "/c/a.conf",
+            "Security { include \"common\" }\nOther { include \"common\" }\n",
+        ),
+        ("/c/common", "user = ecuser\n"),
+    ]);
+    let checked = load(Path::new("/c/a.conf"), &LoadOptions::new(HOSTNAME), &files);
+    assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+}
+
+#[test]
+fn a_missing_top_level_file_is_one_error_naming_it() {
+    let checked = load(
+        Path::new("/nowhere.conf"),
+        &LoadOptions::new(HOSTNAME),
+        &MemoryFiles::new(),
+    );
+    assert!(!checked.is_valid());
+    let rendered = checked.diagnostics[0].render(&checked.sources);
+    assert!(
+        rendered.starts_with("/nowhere.conf: error: cannot read `/nowhere.conf`"),
+        "{rendered}"
+    );
+}
