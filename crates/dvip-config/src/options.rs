@@ -19,15 +19,64 @@ pub(crate) enum Unknown {
     WarnIfClose,
 }
 
+/// What a set of options belongs to, for messages: "the cluster stanza", "Binding `a`".
+///
+/// Formatted only when a message needs it: a large config has tens of thousands of stanzas
+/// and almost none of them draw a diagnostic.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Owner<'t> {
+    what: &'static str,
+    name: Option<&'t str>,
+    quoted: bool,
+}
+
+impl<'t> Owner<'t> {
+    /// A fixed description: "the cluster stanza".
+    pub(crate) fn fixed(what: &'static str) -> Self {
+        Self {
+            what,
+            name: None,
+            quoted: false,
+        }
+    }
+
+    /// A stanza with a name, quoted in messages: "Binding `a`".
+    pub(crate) fn named(what: &'static str, name: &'t str) -> Self {
+        Self {
+            what,
+            name: Some(name),
+            quoted: true,
+        }
+    }
+
+    /// A stanza with an address or network: "listener 192.0.2.1:25".
+    pub(crate) fn at(what: &'static str, place: &'t str) -> Self {
+        Self {
+            what,
+            name: Some(place),
+            quoted: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Owner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.name, self.quoted) {
+            (None, _) => f.write_str(self.what),
+            (Some(name), true) => write!(f, "{} `{name}`", self.what),
+            (Some(name), false) => write!(f, "{} {name}", self.what),
+        }
+    }
+}
+
 pub(crate) struct Options<'t> {
-    /// What the options belong to, for messages ("cluster", "Binding `a`").
-    owner: String,
+    owner: Owner<'t>,
     options: Vec<&'t OptionItem>,
     taken: Vec<bool>,
 }
 
 impl<'t> Options<'t> {
-    pub(crate) fn new(owner: impl Into<String>, items: &'t [Item]) -> Self {
+    pub(crate) fn new(owner: Owner<'t>, items: &'t [Item]) -> Self {
         Self::from_options(
             owner,
             items.iter().filter_map(|i| match i {
@@ -38,13 +87,13 @@ impl<'t> Options<'t> {
     }
 
     pub(crate) fn from_options(
-        owner: impl Into<String>,
+        owner: Owner<'t>,
         options: impl IntoIterator<Item = &'t OptionItem>,
     ) -> Self {
         let options: Vec<_> = options.into_iter().collect();
         let taken = vec![false; options.len()];
         Self {
-            owner: owner.into(),
+            owner,
             options,
             taken,
         }
@@ -155,7 +204,7 @@ impl<'t> Options<'t> {
             if *taken {
                 continue;
             }
-            unknown(&option.key, &self.owner, known, policy, diagnostics);
+            unknown(&option.key, self.owner, known, policy, diagnostics);
         }
     }
 }
@@ -163,7 +212,7 @@ impl<'t> Options<'t> {
 /// Warns about a name dvip does not know in `owner`, suggesting the closest known one.
 pub(crate) fn unknown(
     key: &Word,
-    owner: &str,
+    owner: Owner<'_>,
     known: &[&str],
     policy: Unknown,
     diagnostics: &mut Diagnostics,

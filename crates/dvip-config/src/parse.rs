@@ -140,10 +140,16 @@ impl Parser<'_, '_> {
         self.tokens.get(self.pos).map(|t| t.kind)
     }
 
+    /// Takes the current token. Its text moves out; nothing looks back at a consumed token.
     fn bump(&mut self) -> Token {
-        let token = self.tokens[self.pos].clone();
+        let token = &mut self.tokens[self.pos];
+        let taken = Token {
+            kind: token.kind,
+            span: token.span,
+            text: std::mem::take(&mut token.text),
+        };
         self.pos += 1;
-        token
+        taken
     }
 
     fn diagnostics(&mut self) -> &mut Diagnostics {

@@ -5,7 +5,9 @@
 //! address, one preference per address, a topology hint for every address, never the
 //! management address, and the address limit. It must not read the syntax tree.
 
-use std::collections::{BTreeMap, BTreeSet};
+// Hash containers here only answer membership questions; nothing iterates them into a
+// decision or an output, so their order cannot show.
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use dvip_core::{ManagedAddress, DURAVIP_ADDRESS_COUNT_MAX};
@@ -24,10 +26,11 @@ pub(crate) fn build(
     diagnostics: &mut Diagnostics,
 ) -> Vec<DuravipAddress> {
     duplicate_services(services, diagnostics);
-    let mut by_address: BTreeMap<IpAddr, Vec<&Service<'_>>> = BTreeMap::new();
+    // Group services by address, in address order (the order of the output).
+    let mut placed: Vec<(IpAddr, &Service<'_>)> = Vec::with_capacity(services.len());
     for service in services {
         if let Some(address) = service.address {
-            by_address.entry(address).or_default().push(service);
+            placed.push((address, service));
         } else if service.marks_duravip() && !service.is_binding() {
             diagnostics
                 .error(
@@ -41,28 +44,41 @@ pub(crate) fn build(
                 .with_hint("give the listener the one address that should move between nodes");
         }
     }
-    by_address.retain(|_, on| on.iter().any(|s| s.marks_duravip()));
+    placed.sort_by_key(|&(address, service)| (address, service.at));
+    let mut by_address: Vec<(IpAddr, Vec<&Service<'_>>)> = Vec::new();
+    for (address, service) in placed {
+        match by_address.last_mut() {
+            Some((last, on)) if *last == address => on.push(service),
+            _ => by_address.push((address, vec![service])),
+        }
+    }
+    by_address.retain(|(_, on)| on.iter().any(|s| s.marks_duravip()));
+    let managed: HashSet<IpAddr> = by_address.iter().map(|&(a, _)| a).collect();
 
     // Bindings on managed addresses are the DuraVIP bindings a listener may follow.
-    let bindings: BTreeMap<&str, IpAddr> = services
-        .iter()
-        .filter_map(|s| match (&s.kind, s.address) {
-            (Kind::Binding { name }, Some(a)) if by_address.contains_key(&a) => {
-                Some((name.as_str(), a))
+    let mut bindings = DuravipBindings {
+        by_name: HashMap::with_capacity(managed.len()),
+        addresses: HashSet::with_capacity(managed.len()),
+    };
+    for service in services {
+        if let (Kind::Binding { name }, Some(a)) = (&service.kind, service.address) {
+            if managed.contains(&a) {
+                bindings.by_name.insert(name, a);
+                bindings.addresses.insert(a);
             }
-            _ => None,
-        })
-        .collect();
+        }
+    }
 
     let mut addresses = Vec::with_capacity(by_address.len());
-    for (&address, on) in &by_address {
+    for (address, on) in &by_address {
+        let address = *address;
         if let Some(a) = one_address(address, on, &bindings, topology, nodeaddr, diagnostics) {
             addresses.push((first_span(on), a));
         }
     }
     if by_address.len() > DURAVIP_ADDRESS_COUNT_MAX {
         // Point at the first address past the limit in file order, where the operator reads.
-        let mut spans: Vec<Span> = by_address.values().map(|on| first_span(on)).collect();
+        let mut spans: Vec<Span> = by_address.iter().map(|(_, on)| first_span(on)).collect();
         spans.sort();
         diagnostics
             .error(
@@ -78,6 +94,12 @@ pub(crate) fn build(
     addresses.into_iter().map(|(_, a)| a).collect()
 }
 
+/// The bindings on DuraVIP addresses: what a listener may follow.
+struct DuravipBindings<'s> {
+    by_name: HashMap<&'s str, IpAddr>,
+    addresses: HashSet<IpAddr>,
+}
+
 fn first_span(on: &[&Service<'_>]) -> Span {
     on.iter()
         .map(|s| s.at)
@@ -86,11 +108,11 @@ fn first_span(on: &[&Service<'_>]) -> Span {
 }
 
 fn duplicate_services(services: &[Service<'_>], diagnostics: &mut Diagnostics) {
-    let mut seen: BTreeMap<(Option<IpAddr>, &Kind), Span> = BTreeMap::new();
-    let mut names: BTreeMap<&str, Span> = BTreeMap::new();
+    let mut seen: HashSet<(Option<IpAddr>, &Kind)> = HashSet::with_capacity(services.len());
+    let mut names: HashSet<&str> = HashSet::with_capacity(services.len());
     for service in services {
         if let Kind::Binding { name } = &service.kind {
-            if names.insert(name, service.at).is_some() {
+            if !names.insert(name) {
                 diagnostics
                     .error(
                         Code::Duplicate,
@@ -103,10 +125,7 @@ fn duplicate_services(services: &[Service<'_>], diagnostics: &mut Diagnostics) {
             }
             continue;
         }
-        if seen
-            .insert((service.address, &service.kind), service.at)
-            .is_some()
-        {
+        if !seen.insert((service.address, &service.kind)) {
             diagnostics
                 .error(
                     Code::Duplicate,
@@ -121,7 +140,7 @@ fn duplicate_services(services: &[Service<'_>], diagnostics: &mut Diagnostics) {
 fn one_address(
     address: IpAddr,
     on: &[&Service<'_>],
-    bindings: &BTreeMap<&str, IpAddr>,
+    bindings: &DuravipBindings<'_>,
     topology: &[TopologyHint],
     nodeaddr: Option<IpAddr>,
     diagnostics: &mut Diagnostics,
@@ -238,7 +257,7 @@ fn one_address(
 fn follow_of(
     address: IpAddr,
     on: &[&Service<'_>],
-    bindings: &BTreeMap<&str, IpAddr>,
+    bindings: &DuravipBindings<'_>,
     diagnostics: &mut Diagnostics,
     ok: &mut bool,
 ) -> Option<dvip_core::Follow> {
@@ -248,12 +267,13 @@ fn follow_of(
     for service in &followers {
         let word = service.follow.expect("filtered on follow");
         let leader = match word.text.parse::<IpAddr>() {
-            Ok(a) if bindings.values().any(|&b| b == a) => Some(a),
+            Ok(a) if bindings.addresses.contains(&a) => Some(a),
             Ok(_) => None,
-            Err(_) => bindings.get(word.text.as_str()).copied(),
+            Err(_) => bindings.by_name.get(word.text.as_str()).copied(),
         };
         let Some(leader) = leader else {
-            let names: Vec<&str> = bindings.keys().copied().collect();
+            let mut names: Vec<&str> = bindings.by_name.keys().copied().collect();
+            names.sort_unstable();
             let d = diagnostics.error(
                 Code::FollowTargetMissing,
                 word.span,

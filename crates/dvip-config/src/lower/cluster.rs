@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use crate::diagnostic::{Code, Diagnostics};
 use crate::model::{ClusterLog, ClusterOptions, Replication, TopologyHint};
-use crate::options::{self, stanzas, unknown, Options, Unknown};
+use crate::options::{self, stanzas, unknown, Options, Owner, Unknown};
 use crate::source::Span;
 use crate::tree::{Block, Item, OptionItem, Stanza, Value, Word};
 use crate::values::{self, ListenAddress};
@@ -77,7 +77,7 @@ pub(crate) fn read(document: &[Item], diagnostics: &mut Diagnostics) -> ClusterS
 
 fn read_stanza(stanza: &Stanza, section: &mut ClusterSection, diagnostics: &mut Diagnostics) {
     let items = &stanza.body.items;
-    let mut options = Options::new("the cluster stanza", items);
+    let mut options = Options::new(Owner::fixed("the cluster stanza"), items);
     let o = &mut section.options;
     section.nodename = options
         .parsed(&["nodename"], diagnostics, |t| values::name(t, "node name"))
@@ -169,7 +169,7 @@ fn read_stanza(stanza: &Stanza, section: &mut ClusterSection, diagnostics: &mut 
         } else {
             unknown(
                 &inner.keyword,
-                "the cluster stanza",
+                Owner::fixed("the cluster stanza"),
                 CLUSTER_OPTIONS,
                 Unknown::Warn,
                 diagnostics,
@@ -200,7 +200,7 @@ fn block_value<'t>(option: &'t OptionItem, diagnostics: &mut Diagnostics) -> Opt
 
 fn read_logs(block: &Block, section: &mut ClusterSection, diagnostics: &mut Diagnostics) {
     section.logs_at = Some(block.open);
-    let mut options = Options::new("the cluster logs", &block.items);
+    let mut options = Options::new(Owner::fixed("the cluster logs"), &block.items);
     let mut names: Vec<&Word> = Vec::new();
     for item in &block.items {
         let Item::Option(option) = item else { continue };
@@ -308,8 +308,8 @@ fn read_topology(
     diagnostics: &mut Diagnostics,
 ) {
     let cidr = options::refused(diagnostics, cidr_word, values::network(&cidr_word.text));
-    let owner = format!("topology hint {}", cidr_word.text);
-    let mut options = Options::new(owner.clone(), &body.items);
+    let owner = Owner::at("topology hint", &cidr_word.text);
+    let mut options = Options::new(owner, &body.items);
     let ipv6 = cidr.is_some_and(|c| matches!(c, ipnet::IpNet::V6(_)));
     let interface = options
         .parsed(&["interface"], diagnostics, values::interface)
@@ -319,7 +319,7 @@ fn read_topology(
     for stanza in stanzas(&body.items) {
         unknown(
             &stanza.keyword,
-            &owner,
+            owner,
             TOPOLOGY_OPTIONS,
             Unknown::Warn,
             diagnostics,

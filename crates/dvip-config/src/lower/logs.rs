@@ -83,10 +83,14 @@ fn walk_value<'t>(
 }
 
 fn scheme(text: &str) -> Option<&'static str> {
-    let lower = text.get(..10).unwrap_or(text).to_ascii_lowercase();
-    if lower.starts_with("cluster://") {
+    // Called on every value of the file: compare in place rather than lower-casing a copy.
+    let has = |prefix: &str| {
+        text.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    if has("cluster://") {
         Some("cluster")
-    } else if lower.starts_with("jlog://") {
+    } else if has("jlog://") {
         Some("jlog")
     } else {
         None

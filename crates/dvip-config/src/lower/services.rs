@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use crate::diagnostic::{Code, Diagnostics};
 use crate::model::LISTENER_PORT_DEFAULT;
-use crate::options::{self, stanzas, Options, Unknown};
+use crate::options::{self, stanzas, Options, Owner, Unknown};
 use crate::source::Span;
 use crate::tree::{Entry, Item, OptionItem, Stanza, Value, Word};
 use crate::values;
@@ -31,7 +31,7 @@ const BINDING_OPTIONS: &[&str] = &[
     "binding_group",
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
     Listener { port: u16 },
     Binding { name: String },
@@ -112,7 +112,7 @@ pub(crate) fn collect<'t>(document: &'t [Item], diagnostics: &mut Diagnostics) -
                     } = entry
                     {
                         let options =
-                            Options::from_options(format!("listener {}", head.text), attrs);
+                            Options::from_options(Owner::at("listener", &head.text), attrs);
                         listener(head, options, Unknown::Warn, &mut services, diagnostics);
                     }
                 }
@@ -130,7 +130,7 @@ pub(crate) fn collect<'t>(document: &'t [Item], diagnostics: &mut Diagnostics) -
                         continue;
                     };
                     let mut options =
-                        Options::new(format!("Listen {}", address.text), &listen.body.items);
+                        Options::new(Owner::at("Listen", &address.text), &listen.body.items);
                     options.extend(&listen.attrs);
                     listener(
                         address,
@@ -197,7 +197,7 @@ fn binding<'t>(stanza: &'t Stanza, services: &mut Vec<Service<'t>>, diagnostics:
             .with_hint("write `Binding \"name\" { Bind_Address = 192.0.2.10 }`");
         return;
     };
-    let mut options = Options::new(format!("Binding `{}`", name.text), &stanza.body.items);
+    let mut options = Options::new(Owner::named("Binding", &name.text), &stanza.body.items);
     options.extend(&stanza.attrs);
     let d = duravip_options(&mut options, diagnostics);
     let address = options.parsed(&["bind_address"], diagnostics, values::address);
