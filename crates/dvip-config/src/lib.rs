@@ -99,15 +99,6 @@ impl Checked {
         report["notes"] = list(Severity::Note).into();
         report
     }
-
-    /// The configuration if it is valid, or every diagnostic if it is not.
-    pub fn into_result(self) -> Result<Config, Self> {
-        if self.is_valid() {
-            Ok(self.config)
-        } else {
-            Err(self)
-        }
-    }
 }
 
 /// Reads the configuration at `path` (and its includes) from `files`.

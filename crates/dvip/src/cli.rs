@@ -38,6 +38,10 @@ pub(crate) struct CheckArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
+    /// After each valid file's summary, print its DuraVIP addresses as a table.
+    #[arg(long, conflicts_with = "json")]
+    pub(crate) addresses: bool,
+
     /// Check as the node with this name, instead of the config's `nodename` or the host name.
     #[arg(long, value_name = "NAME")]
     pub(crate) nodename: Option<String>,

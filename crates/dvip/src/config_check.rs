@@ -5,7 +5,7 @@
 
 use std::io::Write as _;
 
-use dvip_config::{load, Checked, DiskFiles, LoadOptions, Severity};
+use dvip_config::{load, Checked, Config, DiskFiles, LoadOptions, Severity};
 use serde_json::{json, Value};
 
 use crate::cli::CheckArgs;
@@ -25,6 +25,9 @@ pub(crate) fn run(args: &CheckArgs) -> Outcome {
             reports.push(report);
         } else {
             print_text(&path.display().to_string(), &checked);
+            if args.addresses && checked.is_valid() {
+                print!("{}", address_table(&checked.config));
+            }
         }
     }
     if args.json {
@@ -89,4 +92,53 @@ fn print_text(name: &str, checked: &Checked) {
         plural(config.topology.len(), "topology hint"),
         plural(warnings, "warning"),
     );
+}
+
+/// One row per DuraVIP address: where it is plumbed, what runs on it, where it wants to be.
+fn address_table(config: &Config) -> String {
+    let join = |items: Vec<String>| if items.is_empty() { "-".to_owned() } else { items.join(",") };
+    let mut rows = vec![[
+        "ADDRESS".to_owned(),
+        "INTERFACE".to_owned(),
+        "BINDINGS".to_owned(),
+        "PORTS".to_owned(),
+        "PREFERENCE".to_owned(),
+        "FOLLOWS".to_owned(),
+        "NOTE".to_owned(),
+    ]];
+    for a in &config.addresses {
+        let m = &a.managed;
+        rows.push([
+            m.address.to_string(),
+            format!("{}/{}", m.plumb.interface, m.plumb.cidrmask),
+            join(m.bindings.iter().cloned().collect()),
+            join(m.listener_ports.iter().map(u16::to_string).collect()),
+            m.preference.clone().unwrap_or_else(|| "-".to_owned()),
+            m.follow.as_ref().map_or_else(
+                || "-".to_owned(),
+                // A target given by name also shows the address it resolves to.
+                |f| match f.target.parse::<std::net::IpAddr>() {
+                    Ok(_) => f.target.clone(),
+                    Err(_) => format!("{} ({})", f.target, f.address),
+                },
+            ),
+            if a.upgraded { "upgraded".to_owned() } else { String::new() },
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (cell, w) in row.iter().zip(widths) {
+            line.push_str(&format!("{cell:<w$}  "));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }

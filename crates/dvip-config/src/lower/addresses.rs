@@ -162,7 +162,9 @@ fn one_address(
             .with_hint("DuraVIP would unplumb it and move it away, cutting the node off: manage another address");
         ok = false;
     }
-    for service in on.iter().filter(|s| !s.marks_duravip()) {
+    // A binding on a follower's address is an error (reported with the follow), not an upgrade.
+    let follows = on.iter().any(|s| s.follow.is_some());
+    for service in on.iter().filter(|s| !s.marks_duravip() && !(follows && s.is_binding())) {
         diagnostics
             .note(
                 Code::Upgraded,

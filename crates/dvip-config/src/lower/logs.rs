@@ -47,7 +47,7 @@ fn walk_items<'t>(items: &'t [Item], skip: Option<Span>, out: &mut Vec<(&'t Word
         match item {
             Item::Option(option) => walk_value(&option.key, &option.value, skip, out),
             Item::Stanza(stanza) if Some(stanza.body.open) != skip => {
-                walk_items(&stanza.body.items, skip, out)
+                walk_items(&stanza.body.items, skip, out);
             }
             Item::Stanza(_) => {}
         }

@@ -197,3 +197,22 @@ fn json_for_several_files_is_an_array_and_carries_errors() {
     assert_eq!(error["line"], 8);
     assert!(error["hint"].as_str().expect("hint").contains("Topology"));
 }
+
+#[test]
+fn the_address_table_shows_where_each_address_goes_and_why() {
+    let out = dvip(&["config", "check", "--addresses", "examples/mta-2x.conf"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[1].starts_with("ADDRESS "), "{stdout}");
+    assert_eq!(lines.len(), 2 + 8, "summary, header and one row per address:\n{stdout}");
+    let row = |address: &str| -> Vec<&str> {
+        let line = lines.iter().find(|l| l.starts_with(&format!("{address} "))).expect("a row");
+        line.split_whitespace().collect()
+    };
+    assert_eq!(row("198.51.100.20"), ["198.51.100.20", "eth0/32", "-", "25,587", "-", "-"]);
+    assert_eq!(row("198.51.100.30"), ["198.51.100.30", "eth0/32", "-", "25", "-", "acme-1", "(203.0.113.10)"]);
+    assert_eq!(row("198.51.100.31"), ["198.51.100.31", "eth0/32", "-", "25", "-", "203.0.113.11"]);
+    assert_eq!(row("203.0.113.12"), ["203.0.113.12", "eth2/32", "globex-1", "2525", "-", "-", "upgraded"]);
+    assert_eq!(row("2001:db8:25::10"), ["2001:db8:25::10", "eth1/128", "globex-v6", "-", "-", "-"]);
+}
