@@ -37,6 +37,11 @@ pub use source::{DiskFiles, FileId, Files, Location, MemoryFiles, SourceFile, So
 pub use tree::{Block, Entry, Item, List, OptionItem, Stanza, Value, Word};
 pub use values::ListenAddress;
 
+/// Checks a node name given outside a file (e.g. `--nodename`) by the rules `nodename` follows.
+pub fn check_node_name(text: &str) -> Result<String, String> {
+    values::name(text, "node name").map_err(|r| format!("{}: {}", r.message, r.hint))
+}
+
 /// What the environment contributes to a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadOptions {

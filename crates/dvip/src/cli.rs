@@ -43,7 +43,7 @@ pub(crate) struct CheckArgs {
     pub(crate) addresses: bool,
 
     /// Check as the node with this name, instead of the config's `nodename` or the host name.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = dvip_config::check_node_name)]
     pub(crate) nodename: Option<String>,
 
     /// The configuration files to check (each is checked on its own, with its includes).

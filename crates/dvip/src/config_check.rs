@@ -96,7 +96,13 @@ fn print_text(name: &str, checked: &Checked) {
 
 /// One row per DuraVIP address: where it is plumbed, what runs on it, where it wants to be.
 fn address_table(config: &Config) -> String {
-    let join = |items: Vec<String>| if items.is_empty() { "-".to_owned() } else { items.join(",") };
+    let join = |items: Vec<String>| {
+        if items.is_empty() {
+            "-".to_owned()
+        } else {
+            items.join(",")
+        }
+    };
     let mut rows = vec![[
         "ADDRESS".to_owned(),
         "INTERFACE".to_owned(),
@@ -122,7 +128,11 @@ fn address_table(config: &Config) -> String {
                     Err(_) => format!("{} ({})", f.target, f.address),
                 },
             ),
-            if a.upgraded { "upgraded".to_owned() } else { String::new() },
+            if a.upgraded {
+                "upgraded".to_owned()
+            } else {
+                String::new()
+            },
         ]);
     }
     let mut widths = [0usize; 7];

@@ -164,7 +164,10 @@ fn one_address(
     }
     // A binding on a follower's address is an error (reported with the follow), not an upgrade.
     let follows = on.iter().any(|s| s.follow.is_some());
-    for service in on.iter().filter(|s| !s.marks_duravip() && !(follows && s.is_binding())) {
+    for service in on
+        .iter()
+        .filter(|s| !(s.marks_duravip() || (follows && s.is_binding())))
+    {
         diagnostics
             .note(
                 Code::Upgraded,

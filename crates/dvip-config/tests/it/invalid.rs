@@ -151,7 +151,13 @@ fn the_fragment_parser_reads_the_expect_lines() {
 #[test]
 fn every_code_is_documented() {
     let docs = std::fs::read_to_string("../../docs/config.md").expect("docs/config.md exists");
-    let missing: Vec<&str> =
-        Code::ALL.iter().map(|c| c.as_str()).filter(|c| !docs.contains(&format!("| `{c}` |"))).collect();
-    assert!(missing.is_empty(), "docs/config.md lacks rows for {missing:?}");
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|c| !docs.contains(&format!("| `{c}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/config.md lacks rows for {missing:?}"
+    );
 }

@@ -4,8 +4,8 @@ mod golden;
 mod includes;
 mod invalid;
 mod limits;
+mod model;
 mod props;
-mod render;
 
 use std::path::Path;
 

@@ -107,6 +107,19 @@ fn usage_errors_exit_2() {
         "unknown flag"
     );
     assert_eq!(dvip(&["config"]).status.code(), Some(2), "no subcommand");
+    let spaced = dvip(&[
+        "config",
+        "check",
+        "--nodename",
+        "node 1",
+        "examples/mta-2x.conf",
+    ]);
+    assert_eq!(spaced.status.code(), Some(2), "a node name with a space");
+    assert!(
+        text(&spaced.stderr).contains("no spaces"),
+        "{}",
+        text(&spaced.stderr)
+    );
 }
 
 #[test]
@@ -205,14 +218,52 @@ fn the_address_table_shows_where_each_address_goes_and_why() {
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[1].starts_with("ADDRESS "), "{stdout}");
-    assert_eq!(lines.len(), 2 + 8, "summary, header and one row per address:\n{stdout}");
+    assert_eq!(
+        lines.len(),
+        2 + 8,
+        "summary, header and one row per address:\n{stdout}"
+    );
     let row = |address: &str| -> Vec<&str> {
-        let line = lines.iter().find(|l| l.starts_with(&format!("{address} "))).expect("a row");
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{address} ")))
+            .expect("a row");
         line.split_whitespace().collect()
     };
-    assert_eq!(row("198.51.100.20"), ["198.51.100.20", "eth0/32", "-", "25,587", "-", "-"]);
-    assert_eq!(row("198.51.100.30"), ["198.51.100.30", "eth0/32", "-", "25", "-", "acme-1", "(203.0.113.10)"]);
-    assert_eq!(row("198.51.100.31"), ["198.51.100.31", "eth0/32", "-", "25", "-", "203.0.113.11"]);
-    assert_eq!(row("203.0.113.12"), ["203.0.113.12", "eth2/32", "globex-1", "2525", "-", "-", "upgraded"]);
-    assert_eq!(row("2001:db8:25::10"), ["2001:db8:25::10", "eth1/128", "globex-v6", "-", "-", "-"]);
+    assert_eq!(
+        row("198.51.100.20"),
+        ["198.51.100.20", "eth0/32", "-", "25,587", "-", "-"]
+    );
+    assert_eq!(
+        row("198.51.100.30"),
+        [
+            "198.51.100.30",
+            "eth0/32",
+            "-",
+            "25",
+            "-",
+            "acme-1",
+            "(203.0.113.10)"
+        ]
+    );
+    assert_eq!(
+        row("198.51.100.31"),
+        ["198.51.100.31", "eth0/32", "-", "25", "-", "203.0.113.11"]
+    );
+    assert_eq!(
+        row("203.0.113.12"),
+        [
+            "203.0.113.12",
+            "eth2/32",
+            "globex-1",
+            "2525",
+            "-",
+            "-",
+            "upgraded"
+        ]
+    );
+    assert_eq!(
+        row("2001:db8:25::10"),
+        ["2001:db8:25::10", "eth1/128", "globex-v6", "-", "-", "-"]
+    );
 }

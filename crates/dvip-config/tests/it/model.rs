@@ -1,4 +1,4 @@
-//! How a diagnostic reads: `FILE:LINE:COL: error: ...`, the line, a caret, a hint.
+//! What a configuration means: defaults, dialects, case, ports, and how a diagnostic reads.
 
 use std::path::Path;
 
@@ -96,4 +96,34 @@ fn bindings_inside_a_binding_group_are_found() {
             .map(String::as_str),
         Some("a-1")
     );
+}
+
+#[test]
+fn one_address_carries_several_binding_names_and_listener_ports() {
+    let text = "cluster { Topology \"198.51.100.0/24\" { interface = eth0 } }\n\
+                Binding \"a\" { Enable_Duravip = true Bind_Address = 198.51.100.9 }\n\
+                Binding \"b\" { Bind_Address = 198.51.100.9 }\n\
+                ESMTP_Listener = ( 198.51.100.9:25 198.51.100.9:587 <duravip=on> )\n";
+    let checked = load_str(Path::new("shared.conf"), text, &LoadOptions::new(HOSTNAME));
+    assert!(checked.is_valid(), "{:?}", checked.diagnostics);
+    assert_eq!(checked.config.addresses.len(), 1);
+    let a = &checked.config.addresses[0];
+    assert_eq!(
+        a.managed
+            .bindings
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert_eq!(
+        a.managed.listener_ports.iter().copied().collect::<Vec<_>>(),
+        [25, 587]
+    );
+    assert!(
+        a.upgraded,
+        "binding b and listener :25 were made DuraVIP by the others"
+    );
+    let upgraded: Vec<_> = checked.of(dvip_config::Severity::Note).collect();
+    assert_eq!(upgraded.len(), 2, "one note per upgraded service");
 }
