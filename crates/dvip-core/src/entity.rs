@@ -59,3 +59,41 @@ impl ManagedAddress {
         self.follow.as_ref().map_or(self.address, |f| f.address)
     }
 }
+
+/// A node's name in the cluster.
+pub type NodeName = String;
+
+/// What one node announces about one address: the part of its configuration the election
+/// compares across nodes. Plumbing hints stay local; they never cross the wire.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Entity {
+    /// The address.
+    pub address: IpAddr,
+    /// Binding names on it.
+    pub bindings: BTreeSet<String>,
+    /// Listener ports on it.
+    pub listener_ports: BTreeSet<u16>,
+    /// The preferred owner this node's configuration names.
+    pub preference: Option<NodeName>,
+    /// The leader address this address follows, if any.
+    pub follow: Option<IpAddr>,
+}
+
+impl From<&ManagedAddress> for Entity {
+    fn from(m: &ManagedAddress) -> Self {
+        Self {
+            address: m.address,
+            bindings: m.bindings.clone(),
+            listener_ports: m.listener_ports.clone(),
+            preference: m.preference.clone(),
+            follow: m.follow.as_ref().map(|f| f.address),
+        }
+    }
+}
+
+impl Entity {
+    /// Whether two nodes describe the same services on the address.
+    pub fn same_services(&self, other: &Self) -> bool {
+        self.bindings == other.bindings && self.listener_ports == other.listener_ports
+    }
+}

@@ -5,12 +5,14 @@
 //! same inputs and get the same decisions back. `clippy.toml` beside this crate forbids the
 //! clock and the unordered collections so the compiler keeps that promise.
 //!
-//! What lives here now is the vocabulary every other crate speaks: a [`ManagedAddress`] is one
-//! DuraVIP address as one node's configuration describes it, the unit the election assigns an
-//! owner to. The election and the node state machine build on it.
+//! - [`entity`]: what a node's configuration says about each DuraVIP address.
+//! - [`election`]: the pure function from what the members of a view announced to a
+//!   [`Plan`] of owners and marks.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod election;
 pub mod entity;
 
-pub use entity::{Follow, ManagedAddress, PlumbHint, DURAVIP_ADDRESS_COUNT_MAX};
+pub use election::{elect, Decision, Marks, Member, Plan, Reason};
+pub use entity::{Entity, Follow, ManagedAddress, NodeName, PlumbHint, DURAVIP_ADDRESS_COUNT_MAX};

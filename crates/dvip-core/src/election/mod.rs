@@ -1,0 +1,426 @@
+//! The election: who owns each DuraVIP address, as a pure function of what the members of a
+//! view announced.
+//!
+//! Owns the owner rules, the marks and the balance. It must not keep state between calls,
+//! read a clock or know how inputs arrived: every member of a view calls [`elect`] with the
+//! same inputs (the bus delivers the same messages in the same order to all of them) and so
+//! computes the same [`Plan`] without a leader or a vote.
+//!
+//! The rules, in order, for each unit (a binding address with the listener addresses that
+//! follow it, or a lone address):
+//!
+//! 1. A BROKEN address (one binding name on different addresses across members) has no
+//!    owner.
+//! 2. A `move` pin names the owner, if that node is a candidate.
+//! 3. The preferred node owns it, if it is a candidate and no two members name different
+//!    preferred nodes (CONFLICT). In a view that has not matured yet, the preference only
+//!    decides an address nobody holds: a returning node waits for the view to settle.
+//! 4. A candidate that holds it keeps it. Of several holders (after a merge), the first by
+//!    name keeps it.
+//! 5. Otherwise the least-loaded candidate gets it, first by name on ties.
+//! 6. In a matured view, units move from a node to another candidate while that lowers the
+//!    most loaded node's count by one without raising another above it: loads end within one
+//!    of every other candidate of each movable unit.
+
+mod balance;
+mod marks;
+mod nodeset;
+mod table;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::entity::{Entity, NodeName};
+pub use marks::Marks;
+use nodeset::NodeSet;
+
+/// What one member of the view announced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Member {
+    /// Its DuraVIP addresses as its configuration describes them.
+    pub entities: BTreeMap<IpAddr, Entity>,
+    /// The addresses it holds (plumbed, or granted and being plumbed).
+    pub holdings: BTreeSet<IpAddr>,
+    /// Draining for maintenance: a candidate for nothing.
+    pub standby: bool,
+}
+
+/// Why an address has the owner it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// BROKEN: nobody may manage it.
+    Broken,
+    /// No member of the view can hold it.
+    NoCandidate,
+    /// An operator moved it there.
+    Pinned,
+    /// Its preferred node.
+    Preferred,
+    /// Its holder keeps it.
+    Held,
+    /// Nobody held it; the least-loaded candidate got it.
+    Assigned,
+    /// Moved to even out the loads.
+    Balanced,
+    /// It goes where the binding address it follows goes.
+    Follows,
+}
+
+impl Reason {
+    /// The reason in the words `dvip plan` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Broken => "broken",
+            Self::NoCandidate => "no candidate",
+            Self::Pinned => "moved",
+            Self::Preferred => "preferred",
+            Self::Held => "held",
+            Self::Assigned => "assigned",
+            Self::Balanced => "balanced",
+            Self::Follows => "follows",
+        }
+    }
+}
+
+/// The election's answer for one address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// The node that should hold it, if any.
+    pub owner: Option<NodeName>,
+    /// Why.
+    pub reason: Reason,
+    /// Problems with how the members describe it.
+    pub marks: Marks,
+    /// Members that could hold it (configured for it and not on standby), by name.
+    pub candidates: Vec<NodeName>,
+    /// Binding names any member puts on it.
+    pub bindings: BTreeSet<String>,
+    /// Listener ports any member puts on it.
+    pub listener_ports: BTreeSet<u16>,
+    /// The binding address it follows, when it moves with one.
+    pub follows: Option<IpAddr>,
+}
+
+/// Owners for every address any member configures or holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// One decision per address, in address order.
+    pub addresses: BTreeMap<IpAddr, Decision>,
+}
+
+impl Plan {
+    /// The owner of `address`, if any.
+    pub fn owner(&self, address: &IpAddr) -> Option<&str> {
+        self.addresses.get(address).and_then(|d| d.owner.as_deref())
+    }
+
+    /// The addresses `node` should hold.
+    pub fn owned_by<'p>(&'p self, node: &'p str) -> impl Iterator<Item = IpAddr> + 'p {
+        self.addresses
+            .iter()
+            .filter(move |(_, d)| d.owner.as_deref() == Some(node))
+            .map(|(a, _)| *a)
+    }
+}
+
+/// One address while the election works on it.
+struct Slot<'m> {
+    address: IpAddr,
+    /// (member index, what it announced), in member order.
+    ads: Vec<(usize, &'m Entity)>,
+    holders: Vec<usize>,
+    candidates: NodeSet,
+    marks: Marks,
+    /// The preferred member, if the preference holds (no conflict, a candidate).
+    preferred: Option<usize>,
+    /// The leader slot this one follows, once attached.
+    leader: Option<usize>,
+}
+
+/// A group that moves as one: a leader slot and the slots attached to it.
+pub(crate) struct Unit {
+    leader: usize,
+    followers: Vec<usize>,
+    candidates: NodeSet,
+    owner: Option<usize>,
+    reason: Reason,
+}
+
+impl Unit {
+    /// Whether balancing may move it.
+    pub(crate) fn movable(&self) -> bool {
+        matches!(
+            self.reason,
+            Reason::Held | Reason::Assigned | Reason::Balanced
+        )
+    }
+}
+
+/// Computes the plan. `mature` says the view has stood for `view_mature_time`; `pins` are
+/// operator moves still in force.
+pub fn elect(
+    members: &BTreeMap<NodeName, Member>,
+    mature: bool,
+    pins: &BTreeMap<IpAddr, NodeName>,
+) -> Plan {
+    let names: Vec<&NodeName> = members.keys().collect();
+    let index = |name: &str| names.binary_search_by(|n| n.as_str().cmp(name)).ok();
+    let mut slots = gather(members, names.len());
+    let broken = marks::broken_addresses(&slots);
+    for slot in &mut slots {
+        slot.marks = marks::marks_of(slot, &broken);
+        slot.preferred = if slot.marks.conflict {
+            None
+        } else {
+            slot.ads
+                .iter()
+                .find_map(|(_, e)| e.preference.as_deref())
+                .and_then(index)
+                .filter(|&p| slot.candidates.contains(p))
+        };
+    }
+    let mut units = form_units(&mut slots);
+    let mut loads = vec![0usize; names.len()];
+    decide(&mut units, &slots, mature, pins, &index, &mut loads);
+    if mature {
+        balance::balance(&mut units, &mut loads);
+    }
+    let mut plan = Plan::default();
+    for unit in &units {
+        for (position, &s) in std::iter::once(&unit.leader)
+            .chain(&unit.followers)
+            .enumerate()
+        {
+            let slot = &slots[s];
+            let reason = if position == 0 {
+                unit.reason
+            } else {
+                Reason::Follows
+            };
+            plan.addresses.insert(
+                slot.address,
+                decision(slot, unit.owner, reason, &slots, &names),
+            );
+        }
+    }
+    plan
+}
+
+fn decision(
+    slot: &Slot<'_>,
+    owner: Option<usize>,
+    reason: Reason,
+    slots: &[Slot<'_>],
+    names: &[&NodeName],
+) -> Decision {
+    let mut bindings = BTreeSet::new();
+    let mut listener_ports = BTreeSet::new();
+    for (_, e) in &slot.ads {
+        bindings.extend(e.bindings.iter().cloned());
+        listener_ports.extend(e.listener_ports.iter().copied());
+    }
+    Decision {
+        owner: owner.map(|i| names[i].clone()),
+        reason,
+        marks: slot.marks,
+        candidates: slot.candidates.iter().map(|i| names[i].clone()).collect(),
+        bindings,
+        listener_ports,
+        follows: slot.leader.map(|l| slots[l].address),
+    }
+}
+
+/// Every address any member configures or holds, with who says what about it. Members'
+/// entities are already sorted, so this is a merge, not a lookup per entity.
+fn gather(members: &BTreeMap<NodeName, Member>, count: usize) -> Vec<Slot<'_>> {
+    let mut cursors: Vec<_> = members
+        .values()
+        .map(|m| m.entities.values().peekable())
+        .collect();
+    let mut slots: Vec<Slot<'_>> = Vec::new();
+    loop {
+        let Some(address) = cursors
+            .iter_mut()
+            .filter_map(|c| c.peek().map(|e| e.address))
+            .min()
+        else {
+            break;
+        };
+        let mut slot = Slot {
+            address,
+            ads: Vec::new(),
+            holders: Vec::new(),
+            candidates: NodeSet::with_capacity(count),
+            marks: Marks::default(),
+            preferred: None,
+            leader: None,
+        };
+        for (i, (cursor, member)) in cursors.iter_mut().zip(members.values()).enumerate() {
+            if let Some(entity) = cursor.next_if(|e| e.address == address) {
+                slot.ads.push((i, entity));
+                if !member.standby {
+                    slot.candidates.insert(i);
+                }
+            }
+        }
+        slots.push(slot);
+    }
+    // Holdings: mostly of configured addresses; an address held but configured by nobody
+    // (after a reload removed it) gets a slot with no candidates, so its holder lets it go.
+    let mut orphans: BTreeSet<IpAddr> = BTreeSet::new();
+    for (i, member) in members.values().enumerate() {
+        for address in &member.holdings {
+            match slots.binary_search_by(|s| s.address.cmp(address)) {
+                Ok(s) => slots[s].holders.push(i),
+                Err(_) => {
+                    orphans.insert(*address);
+                }
+            }
+        }
+    }
+    if !orphans.is_empty() {
+        for address in orphans {
+            let holders = members
+                .values()
+                .enumerate()
+                .filter(|(_, m)| m.holdings.contains(&address))
+                .map(|(i, _)| i)
+                .collect();
+            slots.push(Slot {
+                address,
+                ads: Vec::new(),
+                holders,
+                candidates: NodeSet::with_capacity(count),
+                marks: Marks::default(),
+                preferred: None,
+                leader: None,
+            });
+        }
+        slots.sort_by_key(|s| s.address);
+    }
+    slots
+}
+
+/// Groups followers with their leader. A follower joins its leader's unit when every member
+/// agrees on what it follows, the leader is a healthy lone address, and the follower can go
+/// wherever the leader can (a follower configured on fewer nodes must not pull its binding
+/// away from its preferred node); otherwise it is elected on its own.
+fn form_units(slots: &mut [Slot<'_>]) -> Vec<Unit> {
+    let mut unit_of: Vec<Option<usize>> = vec![None; slots.len()];
+    let mut units: Vec<Unit> = Vec::new();
+    let follow_target = |slot: &Slot<'_>| -> Option<IpAddr> {
+        if slot.marks.unsafe_follow {
+            return None;
+        }
+        slot.ads.first().and_then(|(_, e)| e.follow)
+    };
+    // Leaders first, so followers can find their unit.
+    for s in 0..slots.len() {
+        if follow_target(&slots[s]).is_none() {
+            unit_of[s] = Some(units.len());
+            units.push(Unit {
+                leader: s,
+                followers: Vec::new(),
+                candidates: slots[s].candidates.clone(),
+                owner: None,
+                reason: Reason::NoCandidate,
+            });
+        }
+    }
+    for s in 0..slots.len() {
+        let Some(target) = follow_target(&slots[s]) else {
+            continue;
+        };
+        let attached = slots
+            .binary_search_by(|l| l.address.cmp(&target))
+            .ok()
+            .filter(|&l| !slots[l].marks.broken)
+            .and_then(|l| unit_of[l].map(|u| (l, u)))
+            .filter(|&(_, u)| {
+                let leader = &units[u].candidates;
+                !leader.is_empty() && leader.is_subset(&slots[s].candidates)
+            });
+        match attached {
+            Some((l, u)) => {
+                units[u].followers.push(s);
+                slots[s].leader = Some(l);
+                unit_of[s] = Some(u);
+            }
+            None => {
+                unit_of[s] = Some(units.len());
+                units.push(Unit {
+                    leader: s,
+                    followers: Vec::new(),
+                    candidates: slots[s].candidates.clone(),
+                    owner: None,
+                    reason: Reason::NoCandidate,
+                });
+            }
+        }
+    }
+    units.sort_by_key(|u| slots[u.leader].address);
+    units
+}
+
+/// Rules 1 to 5: fixed owners first, then the least-loaded candidate for the rest.
+fn decide(
+    units: &mut [Unit],
+    slots: &[Slot<'_>],
+    mature: bool,
+    pins: &BTreeMap<IpAddr, NodeName>,
+    index: &impl Fn(&str) -> Option<usize>,
+    loads: &mut [usize],
+) {
+    let mut open = Vec::new();
+    for (u, unit) in units.iter_mut().enumerate() {
+        let leader = &slots[unit.leader];
+        let holders: Vec<usize> = leader
+            .holders
+            .iter()
+            .copied()
+            .filter(|&h| unit.candidates.contains(h))
+            .collect();
+        let preferred = leader.preferred.filter(|&p| unit.candidates.contains(p));
+        let pinned = pins
+            .get(&leader.address)
+            .and_then(|n| index(n))
+            .filter(|&p| unit.candidates.contains(p));
+        let fixed = if leader.marks.broken {
+            Some((None, Reason::Broken))
+        } else if unit.candidates.is_empty() {
+            Some((None, Reason::NoCandidate))
+        } else if let Some(p) = pinned {
+            Some((Some(p), Reason::Pinned))
+        } else if let Some(p) =
+            preferred.filter(|p| mature || holders.is_empty() || holders.contains(p))
+        {
+            Some((Some(p), Reason::Preferred))
+        } else {
+            holders.first().map(|&h| (Some(h), Reason::Held))
+        };
+        match fixed {
+            Some((owner, reason)) => {
+                unit.owner = owner;
+                unit.reason = reason;
+                if let Some(o) = owner {
+                    loads[o] += 1;
+                }
+            }
+            None => open.push(u),
+        }
+    }
+    for u in open {
+        let unit = &mut units[u];
+        let owner = unit
+            .candidates
+            .iter()
+            .min_by_key(|&c| (loads[c], c))
+            .expect("a unit with no candidate was fixed above");
+        unit.owner = Some(owner);
+        unit.reason = Reason::Assigned;
+        loads[owner] += 1;
+    }
+}

@@ -1,0 +1,68 @@
+//! The plan as a table an operator reads: one line per address.
+//!
+//! Owns the text layout shared by `dvip plan` and the election's golden tests. It must not
+//! decide anything.
+
+use std::fmt::Write as _;
+
+use super::Plan;
+
+impl Plan {
+    /// `ADDRESS OWNER REASON MARKS CANDIDATES SERVICES`, columns aligned; the owner is starred
+    /// among the candidates.
+    pub fn table(&self) -> String {
+        let dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
+        let mut rows = vec![[
+            "ADDRESS",
+            "OWNER",
+            "REASON",
+            "MARKS",
+            "CANDIDATES",
+            "SERVICES",
+        ]
+        .map(str::to_owned)];
+        for (address, d) in &self.addresses {
+            let candidates: Vec<String> = d
+                .candidates
+                .iter()
+                .map(|c| {
+                    if Some(c) == d.owner.as_ref() {
+                        format!("*{c}")
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect();
+            let mut services: Vec<String> = d.bindings.iter().cloned().collect();
+            services.extend(d.listener_ports.iter().map(|p| format!(":{p}")));
+            let reason = match d.follows {
+                Some(leader) => format!("follows {leader}"),
+                None => d.reason.as_str().to_owned(),
+            };
+            rows.push([
+                address.to_string(),
+                d.owner.clone().unwrap_or_else(|| "-".to_owned()),
+                reason,
+                dash(d.marks.names().join(",")),
+                dash(candidates.join(",")),
+                dash(services.join(",")),
+            ]);
+        }
+        let mut widths = [0usize; 6];
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for row in &rows {
+            let mut line = String::new();
+            for (cell, w) in row.iter().zip(widths) {
+                let _ = write!(line, "{cell:<w$}  ");
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
