@@ -241,14 +241,11 @@ fn gather(members: &BTreeMap<NodeName, Member>, count: usize) -> Vec<Slot<'_>> {
         .map(|m| m.entities.values().peekable())
         .collect();
     let mut slots: Vec<Slot<'_>> = Vec::new();
-    loop {
-        let Some(address) = cursors
-            .iter_mut()
-            .filter_map(|c| c.peek().map(|e| e.address))
-            .min()
-        else {
-            break;
-        };
+    while let Some(address) = cursors
+        .iter_mut()
+        .filter_map(|c| c.peek().map(|e| e.address))
+        .min()
+    {
         let mut slot = Slot {
             address,
             ads: Vec::new(),
