@@ -8,11 +8,30 @@
 //! - [`entity`]: what a node's configuration says about each DuraVIP address.
 //! - [`election`]: the pure function from what the members of a view announced to a
 //!   [`Plan`] of owners and marks.
+//! - [`wire`]: the messages members multicast, versioned and bounds-checked.
+//! - [`node`]: one member's state machine: the view, the replicated holdings, the handover.
+//!
+//! # Driving a [`Node`]
+//!
+//! Like quinn-proto's `Connection`, a node is driven from outside and never blocks:
+//!
+//! 1. At each wake-up call [`Node::handle_timeout`] with the current time first, then any of
+//!    [`Node::handle_view`] (the bus installed a view), [`Node::handle_message`] (the bus
+//!    delivered a message, in agreed order, the node's own included),
+//!    [`Node::handle_command`] (the operator asked for something) and
+//!    [`Node::handle_config`] (the configuration was reloaded).
+//! 2. After each input, drain [`Node::poll_action`] until `None` and carry the actions out
+//!    in order (they are already ordered: release before acquire, unplumb before telling
+//!    the cluster), and drain [`Node::poll_event`] for logs and the console.
+//! 3. Call [`Node::handle_timeout`] again no later than [`Node::poll_timeout`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod election;
 pub mod entity;
+pub mod node;
+pub mod wire;
 
 pub use election::{elect, Decision, Marks, Member, Plan, Reason};
 pub use entity::{Entity, Follow, ManagedAddress, NodeName, PlumbHint, DURAVIP_ADDRESS_COUNT_MAX};
+pub use node::{Action, Command, CommandError, DropReason, Event, Node, NodeOptions};

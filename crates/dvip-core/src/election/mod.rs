@@ -23,6 +23,7 @@
 //!    of every other candidate of each movable unit.
 
 mod balance;
+pub mod check;
 mod marks;
 mod nodeset;
 mod table;
@@ -187,6 +188,8 @@ pub fn elect(
     decide(&mut units, &slots, mature, pins, &index, &mut loads);
     if mature {
         balance::balance(&mut units, &mut loads);
+    } else {
+        keep_held_followers(&mut units, &mut slots);
     }
     let mut plan = Plan::default();
     for unit in &units {
@@ -360,6 +363,42 @@ fn form_units(slots: &mut [Slot<'_>]) -> Vec<Unit> {
     }
     units.sort_by_key(|u| slots[u.leader].address);
     units
+}
+
+/// Until the view matures, a follower that a live candidate holds stays there even if its
+/// group now goes elsewhere (a departure can change which followers can join their binding's
+/// group): a node leaving moves only its own addresses. It rejoins its group once the view
+/// matures.
+fn keep_held_followers(units: &mut Vec<Unit>, slots: &mut [Slot<'_>]) {
+    let mut detached = Vec::new();
+    for unit in units.iter_mut() {
+        let owner = unit.owner;
+        unit.followers.retain(|&f| {
+            let slot = &slots[f];
+            let holder = slot
+                .holders
+                .iter()
+                .copied()
+                .find(|&h| slot.candidates.contains(h));
+            match holder {
+                Some(h) if Some(h) != owner => {
+                    detached.push((f, h));
+                    false
+                }
+                _ => true,
+            }
+        });
+    }
+    for (f, holder) in detached {
+        slots[f].leader = None;
+        units.push(Unit {
+            leader: f,
+            followers: Vec::new(),
+            candidates: slots[f].candidates.clone(),
+            owner: Some(holder),
+            reason: Reason::Held,
+        });
+    }
 }
 
 /// Rules 1 to 5: fixed owners first, then the least-loaded candidate for the rest.

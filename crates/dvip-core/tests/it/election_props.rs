@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use dvip_core::{elect, Entity, Member, Plan, Reason};
+use dvip_core::{elect, Entity, Member, Plan};
 use proptest::prelude::*;
 
 use crate::Members;
@@ -117,43 +117,8 @@ fn members(c: &Cluster) -> Members {
     members
 }
 
-/// Loads and unit candidates as the balance rule sees them: a leader and its followers.
 fn check_balance(plan: &Plan) -> Result<(), String> {
-    let mut loads: BTreeMap<&str, usize> = BTreeMap::new();
-    for d in plan.addresses.values().filter(|d| d.follows.is_none()) {
-        if let Some(o) = &d.owner {
-            *loads.entry(o).or_default() += 1;
-        }
-    }
-    for (address, d) in &plan.addresses {
-        let (Some(owner), true) = (
-            &d.owner,
-            matches!(d.reason, Reason::Held | Reason::Assigned | Reason::Balanced),
-        ) else {
-            continue;
-        };
-        let mut candidates: BTreeSet<&String> = d.candidates.iter().collect();
-        for f in plan
-            .addresses
-            .values()
-            .filter(|f| f.follows == Some(*address))
-        {
-            let theirs: BTreeSet<&String> = f.candidates.iter().collect();
-            candidates = candidates.intersection(&theirs).copied().collect();
-        }
-        for c in candidates {
-            let (lo, lc) = (
-                loads[owner.as_str()],
-                loads.get(c.as_str()).copied().unwrap_or(0),
-            );
-            if lo > lc + 1 {
-                return Err(format!(
-                    "{address} stays on {owner} (load {lo}) though {c} has load {lc}"
-                ));
-            }
-        }
-    }
-    Ok(())
+    dvip_core::election::check::balance_violation(plan).map_or(Ok(()), Err)
 }
 
 proptest! {

@@ -1,0 +1,769 @@
+//! The node: one member's state machine around the election.
+//!
+//! Owns what a member knows (the view, what every member announced and holds), when it
+//! plans, and the handover protocol. It must not touch sockets, interfaces or clocks: inputs
+//! come through `handle_*`, outputs leave through [`Node::poll_action`] and
+//! [`Node::poll_event`].
+//!
+//! # The protocol
+//!
+//! After every view change each member multicasts a [`State`](crate::wire::State): its
+//! entities and what it holds. Once the States of every member of the view are in, every
+//! member runs the same election on the same inputs, at the same point of the agreed message
+//! order, and reconciles:
+//!
+//! - An address with no holder is *granted* to its owner: every member records the owner as
+//!   holder at once, and the owner plumbs it. No message is needed, since everyone computed
+//!   the same grant at the same point.
+//! - An address held by a node that is not its owner is *released*: that node stops its
+//!   services, unplumbs it, then multicasts `Released`. Everyone drops it from that node's
+//!   holdings only when `Released` is delivered, and only then is it granted to the new
+//!   owner. A planned move is therefore release-then-acquire, and one view never has two
+//!   holders of an address it planned.
+//! - A member that leaves the view takes its holdings with it: survivors re-plan at once.
+//!
+//! Planned moves (preference, rebalance) wait until the view is mature: `view_mature_time`
+//! after the view was installed, a member multicasts `Mature`, and its delivery (the same
+//! point for everyone) switches the view to mature.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::election::{elect, Marks, Member, Plan};
+use crate::entity::{Entity, ManagedAddress, NodeName, PlumbHint};
+use crate::wire::{self, DecodeError, Message, State};
+
+/// Tunables of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeOptions {
+    /// How long a view stands before planned moves (rebalance, preference) go.
+    pub view_mature_time: Duration,
+    /// A gap between two `handle_timeout` calls longer than this means the node was paused
+    /// long enough to have been excluded; it drops its addresses before doing anything else.
+    /// Set it above the bus's failure-detection time.
+    pub pause_threshold: Duration,
+    /// Known bugs to plant, for checking the simulator's checker.
+    #[cfg(feature = "planted-bugs")]
+    pub planted: PlantedBugs,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self {
+            view_mature_time: Duration::from_secs(1),
+            pause_threshold: Duration::from_secs(2),
+            #[cfg(feature = "planted-bugs")]
+            planted: PlantedBugs::default(),
+        }
+    }
+}
+
+/// Bugs the simulator's tests plant to prove its checker catches them.
+#[cfg(feature = "planted-bugs")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlantedBugs {
+    /// Take an address while its old owner still holds it.
+    pub acquire_before_release: bool,
+    /// Elect followers on their own, as if nothing followed anything.
+    pub forget_follow: bool,
+}
+
+/// Something the caller must do, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Multicast these bytes on the cluster group.
+    Send(Vec<u8>),
+    /// Add the address to the interface.
+    Plumb {
+        /// The address.
+        address: IpAddr,
+        /// Where and with which prefix length.
+        hint: PlumbHint,
+    },
+    /// Remove the address (it may not be there: removing an absent address is not an error).
+    Unplumb {
+        /// The address.
+        address: IpAddr,
+        /// Where it would be, when known.
+        hint: Option<PlumbHint>,
+    },
+    /// Tell the link the address moved here (gratuitous ARP, unsolicited NA).
+    Announce {
+        /// The address.
+        address: IpAddr,
+    },
+    /// Start answering the listener ports on the address.
+    StartService {
+        /// The address.
+        address: IpAddr,
+        /// The ports.
+        ports: Vec<u16>,
+    },
+    /// Stop answering the listener ports on the address.
+    StopService {
+        /// The address.
+        address: IpAddr,
+        /// The ports.
+        ports: Vec<u16>,
+    },
+    /// The marks of an address changed: show them to the operator.
+    Mark {
+        /// The address.
+        address: IpAddr,
+        /// Its marks now.
+        marks: Marks,
+    },
+}
+
+/// Something that happened, for logs, metrics and the console's event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new view was installed.
+    View {
+        /// Its id.
+        view_id: u64,
+        /// Its members.
+        members: Vec<NodeName>,
+    },
+    /// Every member's State is in; the first plan of the view (or of a new round) was made.
+    Planned {
+        /// The view.
+        view_id: u64,
+    },
+    /// The view matured.
+    Matured {
+        /// The view.
+        view_id: u64,
+    },
+    /// This node took an address.
+    Acquired {
+        /// The address.
+        address: IpAddr,
+    },
+    /// This node let an address go.
+    Released {
+        /// The address.
+        address: IpAddr,
+    },
+    /// A message was ignored; nothing changed.
+    Dropped {
+        /// Who sent it.
+        from: NodeName,
+        /// Why.
+        why: DropReason,
+    },
+    /// The clock jumped: the node was paused and dropped its addresses.
+    Paused {
+        /// How long the gap was.
+        gap: Duration,
+    },
+}
+
+/// Why a message was ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// It does not decode.
+    Decode(DecodeError),
+    /// It belongs to another view or announcement round.
+    Stale,
+    /// Its sender is not a member of the view.
+    NotMember,
+    /// There is no view yet.
+    NoView,
+}
+
+/// A console command this node's operator gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Every member announces again and the cluster re-plans.
+    AnnounceView,
+    /// Move an address to a node for the rest of this view.
+    Move {
+        /// The address.
+        address: IpAddr,
+        /// The node.
+        to: NodeName,
+    },
+    /// Drain this node: it becomes a candidate for nothing.
+    Standby,
+    /// Undo `Standby`.
+    Online,
+}
+
+/// Why a command was refused. Nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The node is in no view, so nobody would hear it.
+    NoView,
+    /// The address is not managed by any member of the view.
+    UnknownAddress(IpAddr),
+    /// The node is not a candidate for the address.
+    NotCandidate {
+        /// The address.
+        address: IpAddr,
+        /// The node asked for.
+        node: NodeName,
+    },
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoView => f.write_str("this node is in no view yet"),
+            Self::UnknownAddress(a) => write!(f, "no member of the view manages {a}"),
+            Self::NotCandidate { address, node } => {
+                write!(f, "{node} is not a candidate for {address}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// The current view as this node knows it.
+#[derive(Debug, Clone)]
+struct ViewState {
+    id: u64,
+    round: u32,
+    /// Every member, with what it announced (empty until its State arrives).
+    table: BTreeMap<NodeName, Member>,
+    /// Members whose State of the current round arrived.
+    announced: BTreeSet<NodeName>,
+    /// Members whose holdings are known (from their first State of the view).
+    holdings_known: BTreeSet<NodeName>,
+    mature: bool,
+    mature_sent: bool,
+    installed_at: Duration,
+    pins: BTreeMap<IpAddr, NodeName>,
+}
+
+impl ViewState {
+    fn ready(&self) -> bool {
+        self.announced.len() == self.table.len()
+    }
+}
+
+/// One member of the cluster. See the module documentation for the protocol.
+#[derive(Debug, Clone)]
+pub struct Node {
+    me: NodeName,
+    options: NodeOptions,
+    entities: BTreeMap<IpAddr, Entity>,
+    hints: BTreeMap<IpAddr, PlumbHint>,
+    standby: bool,
+    now: Duration,
+    clock_started: bool,
+    view: Option<ViewState>,
+    /// Addresses this node has told its caller to plumb and not yet to unplumb.
+    plumbed: BTreeSet<IpAddr>,
+    /// Unplumbed, `Released` sent, not yet delivered.
+    releasing: BTreeSet<IpAddr>,
+    plan: Plan,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+}
+
+impl Node {
+    /// A node called `me` with its configured addresses. Its first actions unplumb every one of
+    /// them, so an address a crashed predecessor left behind does not answer next to its new
+    /// owner.
+    pub fn new(
+        me: impl Into<NodeName>,
+        options: NodeOptions,
+        addresses: &[ManagedAddress],
+    ) -> Self {
+        let mut node = Self {
+            me: me.into(),
+            options,
+            entities: BTreeMap::new(),
+            hints: BTreeMap::new(),
+            standby: false,
+            now: Duration::ZERO,
+            clock_started: false,
+            view: None,
+            plumbed: BTreeSet::new(),
+            releasing: BTreeSet::new(),
+            plan: Plan::default(),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        node.set_config(addresses);
+        for (address, hint) in &node.hints {
+            node.actions.push_back(Action::Unplumb {
+                address: *address,
+                hint: Some(hint.clone()),
+            });
+        }
+        node
+    }
+
+    // ---- getters ----
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.me
+    }
+
+    /// The last plan made in the current view (empty before the first).
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The current view id, if any.
+    pub fn view_id(&self) -> Option<u64> {
+        self.view.as_ref().map(|v| v.id)
+    }
+
+    /// The members of the current view.
+    pub fn members(&self) -> Vec<NodeName> {
+        self.view
+            .as_ref()
+            .map(|v| v.table.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the current view has matured.
+    pub fn is_mature(&self) -> bool {
+        self.view.as_ref().is_some_and(|v| v.mature)
+    }
+
+    /// Whether every member's State of the current round is in.
+    pub fn is_ready(&self) -> bool {
+        self.view.as_ref().is_some_and(ViewState::ready)
+    }
+
+    /// What this node has plumbed (told its caller to plumb and not to unplumb).
+    pub fn plumbed(&self) -> &BTreeSet<IpAddr> {
+        &self.plumbed
+    }
+
+    /// What every member holds, as the replicated table says.
+    pub fn holdings(&self) -> BTreeMap<NodeName, BTreeSet<IpAddr>> {
+        self.view
+            .as_ref()
+            .map(|v| {
+                v.table
+                    .iter()
+                    .map(|(n, m)| (n.clone(), m.holdings.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether this node is on standby.
+    pub fn is_standby(&self) -> bool {
+        self.standby
+    }
+
+    // ---- outputs ----
+
+    /// The next thing to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next thing that happened.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next at the latest, if a timer is armed.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        let view = self.view.as_ref()?;
+        (!view.mature && !view.mature_sent)
+            .then(|| view.installed_at + self.options.view_mature_time)
+    }
+
+    // ---- inputs ----
+
+    /// Time passes. Call it before the other inputs of each wake-up, and whenever
+    /// [`Node::poll_timeout`] is due. `now` is time since any fixed origin.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        if self.clock_started && now.saturating_sub(self.now) > self.options.pause_threshold {
+            let gap = now - self.now;
+            self.events.push_back(Event::Paused { gap });
+            // Others may have taken our addresses while we were gone: let go first.
+            let held: Vec<IpAddr> = self.plumbed.iter().copied().collect();
+            self.release(&held);
+        }
+        self.now = self.now.max(now);
+        self.clock_started = true;
+        let view_id = match &mut self.view {
+            Some(v)
+                if !v.mature
+                    && !v.mature_sent
+                    && self.now >= v.installed_at + self.options.view_mature_time =>
+            {
+                v.mature_sent = true;
+                v.id
+            }
+            _ => return,
+        };
+        self.send(&Message::Mature { view_id });
+    }
+
+    /// The bus installed a new view. Views with an id not above the current one are ignored.
+    pub fn handle_view(&mut self, view_id: u64, members: &BTreeSet<NodeName>) {
+        if !members.contains(&self.me) || self.view.as_ref().is_some_and(|v| v.id >= view_id) {
+            return;
+        }
+        // A Released still in flight belongs to the old view; what is unplumbed stays so.
+        self.releasing.clear();
+        self.view = Some(ViewState {
+            id: view_id,
+            round: 0,
+            table: members
+                .iter()
+                .map(|m| (m.clone(), Member::default()))
+                .collect(),
+            announced: BTreeSet::new(),
+            holdings_known: BTreeSet::new(),
+            mature: false,
+            mature_sent: false,
+            installed_at: self.now,
+            pins: BTreeMap::new(),
+        });
+        self.events.push_back(Event::View {
+            view_id,
+            members: members.iter().cloned().collect(),
+        });
+        self.announce();
+    }
+
+    /// A message from `from` was delivered (including this node's own).
+    pub fn handle_message(&mut self, from: &str, bytes: &[u8]) {
+        let drop = |node: &mut Self, why| {
+            node.events.push_back(Event::Dropped {
+                from: from.to_owned(),
+                why,
+            });
+        };
+        let message = match wire::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => return drop(self, DropReason::Decode(e)),
+        };
+        let Some(view) = self.view.as_mut() else {
+            return drop(self, DropReason::NoView);
+        };
+        if message.view_id() != view.id {
+            return drop(self, DropReason::Stale);
+        }
+        let Some(member) = view.table.get_mut(from) else {
+            return drop(self, DropReason::NotMember);
+        };
+        match message {
+            Message::State(state) => {
+                if state.round != view.round {
+                    return drop(self, DropReason::Stale);
+                }
+                member.entities = state.entities.into_iter().map(|e| (e.address, e)).collect();
+                member.standby = state.standby;
+                // Holdings count only from the first State of the view: later ones (config
+                // reloads, `announce view`) were sent before grants the table already has.
+                if view.holdings_known.insert(from.to_owned()) {
+                    member.holdings = state.holdings.into_iter().collect();
+                }
+                let first_plan = view.announced.insert(from.to_owned()) && view.ready();
+                if first_plan {
+                    let view_id = view.id;
+                    self.events.push_back(Event::Planned { view_id });
+                }
+            }
+            Message::Released { addresses, .. } => {
+                for a in &addresses {
+                    member.holdings.remove(a);
+                }
+                if from == self.me {
+                    for a in &addresses {
+                        self.releasing.remove(a);
+                    }
+                }
+            }
+            Message::Mature { .. } => {
+                if !view.mature {
+                    view.mature = true;
+                    let view_id = view.id;
+                    self.events.push_back(Event::Matured { view_id });
+                }
+            }
+            Message::AnnounceView { .. } => {
+                view.round += 1;
+                view.announced.clear();
+                self.announce();
+                return;
+            }
+            Message::Move { address, to, .. } => {
+                view.pins.insert(address, to);
+            }
+            Message::Standby { on, .. } => member.standby = on,
+        }
+        self.reconcile();
+    }
+
+    /// An operator's command. Its effect arrives through the bus, so every member applies it
+    /// at the same point.
+    pub fn handle_command(&mut self, command: Command) -> Result<(), CommandError> {
+        let view_id = self
+            .view
+            .as_ref()
+            .map(|v| v.id)
+            .ok_or(CommandError::NoView)?;
+        let message = match command {
+            Command::AnnounceView => Message::AnnounceView { view_id },
+            Command::Move { address, to } => {
+                let decision = self
+                    .plan
+                    .addresses
+                    .get(&address)
+                    .ok_or(CommandError::UnknownAddress(address))?;
+                if !decision.candidates.contains(&to) {
+                    return Err(CommandError::NotCandidate { address, node: to });
+                }
+                Message::Move {
+                    view_id,
+                    address,
+                    to,
+                }
+            }
+            Command::Standby | Command::Online => {
+                self.standby = command == Command::Standby;
+                Message::Standby {
+                    view_id,
+                    on: self.standby,
+                }
+            }
+        };
+        self.send(&message);
+        Ok(())
+    }
+
+    /// The configuration was reloaded: announce the new entities.
+    pub fn handle_config(&mut self, addresses: &[ManagedAddress]) {
+        let before: Vec<(IpAddr, Vec<u16>)> = self
+            .plumbed
+            .iter()
+            .map(|&a| (a, self.ports_of(a)))
+            .collect();
+        self.set_config(addresses);
+        // Listeners on held addresses follow the new configuration at once; the addresses
+        // themselves move (or not) when the cluster has seen the new State.
+        for (address, old) in before {
+            let new = self.ports_of(address);
+            if old != new {
+                if !old.is_empty() {
+                    self.actions.push_back(Action::StopService {
+                        address,
+                        ports: old,
+                    });
+                }
+                if !new.is_empty() {
+                    self.actions.push_back(Action::StartService {
+                        address,
+                        ports: new,
+                    });
+                }
+            }
+        }
+        if self.view.is_some() {
+            self.announce();
+        }
+    }
+
+    /// The daemon is stopping: hand every address over. Survivors take them when `Released`
+    /// is delivered; the caller should leave the group after that (or after a short wait).
+    pub fn handle_shutdown(&mut self) {
+        let held: Vec<IpAddr> = self.plumbed.iter().copied().collect();
+        self.standby = true;
+        if let Some(view_id) = self.view_id() {
+            self.send(&Message::Standby { view_id, on: true });
+        }
+        self.release(&held);
+    }
+
+    /// The bus is gone (corosync died): this node can no longer know the view, so it lets
+    /// every address go at once, without telling anyone (nobody could hear).
+    pub fn handle_bus_lost(&mut self) {
+        for address in std::mem::take(&mut self.plumbed) {
+            self.stop(address);
+        }
+        self.releasing.clear();
+        self.view = None;
+        self.plan = Plan::default();
+    }
+
+    // ---- internals ----
+
+    fn set_config(&mut self, addresses: &[ManagedAddress]) {
+        self.entities = addresses
+            .iter()
+            .map(|m| (m.address, Entity::from(m)))
+            .collect();
+        self.hints = addresses
+            .iter()
+            .map(|m| (m.address, m.plumb.clone()))
+            .collect();
+    }
+
+    fn send(&mut self, message: &Message) {
+        self.actions.push_back(Action::Send(wire::encode(message)));
+    }
+
+    /// Multicasts this node's State for the current round.
+    fn announce(&mut self) {
+        let Some(view) = &self.view else { return };
+        let state = State {
+            view_id: view.id,
+            round: view.round,
+            config_digest: wire::config_digest(self.entities.values()),
+            entities: self.entities.values().cloned().collect(),
+            holdings: self.plumbed.iter().copied().collect(),
+            standby: self.standby,
+        };
+        self.send(&Message::State(state));
+    }
+
+    /// Stops services and unplumbs, without telling the cluster.
+    fn stop(&mut self, address: IpAddr) {
+        let ports = self.ports_of(address);
+        if !ports.is_empty() {
+            self.actions
+                .push_back(Action::StopService { address, ports });
+        }
+        self.actions.push_back(Action::Unplumb {
+            address,
+            hint: self.hints.get(&address).cloned(),
+        });
+        self.events.push_back(Event::Released { address });
+    }
+
+    /// Lets addresses go and tells the cluster, so their new owners may take them.
+    fn release(&mut self, addresses: &[IpAddr]) {
+        if addresses.is_empty() {
+            return;
+        }
+        for &address in addresses {
+            self.plumbed.remove(&address);
+            self.stop(address);
+            self.releasing.insert(address);
+        }
+        if let Some(view_id) = self.view_id() {
+            self.send(&Message::Released {
+                view_id,
+                addresses: addresses.to_vec(),
+            });
+        }
+    }
+
+    fn acquire(&mut self, address: IpAddr) {
+        let Some(hint) = self.hints.get(&address).cloned() else {
+            // The plan only gives a node addresses its own State announced, which come from
+            // its configuration, which has a hint for each.
+            debug_assert!(false, "granted {address} without a plumbing hint");
+            return;
+        };
+        self.plumbed.insert(address);
+        self.actions.push_back(Action::Plumb { address, hint });
+        self.actions.push_back(Action::Announce { address });
+        let ports = self.ports_of(address);
+        if !ports.is_empty() {
+            self.actions
+                .push_back(Action::StartService { address, ports });
+        }
+        self.events.push_back(Event::Acquired { address });
+    }
+
+    fn ports_of(&self, address: IpAddr) -> Vec<u16> {
+        self.entities
+            .get(&address)
+            .map(|e| e.listener_ports.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Plans, grants free addresses to their owners and releases what this node should not
+    /// hold. Every member runs this at the same points of the message order.
+    fn reconcile(&mut self) {
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        if !view.ready() {
+            return;
+        }
+        #[cfg(feature = "planted-bugs")]
+        let forgetful;
+        #[cfg(feature = "planted-bugs")]
+        let table = if self.options.planted.forget_follow {
+            forgetful = forget_follow(&view.table);
+            &forgetful
+        } else {
+            &view.table
+        };
+        #[cfg(not(feature = "planted-bugs"))]
+        let table = &view.table;
+        let plan = elect(table, view.mature, &view.pins);
+        #[cfg(feature = "planted-bugs")]
+        let steal = self.options.planted.acquire_before_release;
+        #[cfg(not(feature = "planted-bugs"))]
+        let steal = false;
+        let mut to_release = Vec::new();
+        let mut to_acquire = Vec::new();
+        for (address, decision) in &plan.addresses {
+            let holders: Vec<&NodeName> = view
+                .table
+                .iter()
+                .filter(|(_, m)| m.holdings.contains(address))
+                .map(|(n, _)| n)
+                .collect();
+            let mine = holders.iter().any(|h| **h == self.me);
+            if mine
+                && decision.owner.as_deref() != Some(self.me.as_str())
+                && !self.releasing.contains(address)
+            {
+                to_release.push(*address);
+            }
+            let stolen = steal && !holders.iter().any(|h| Some(*h) == decision.owner.as_ref());
+            if let (Some(owner), true) = (&decision.owner, holders.is_empty() || stolen) {
+                if let Some(member) = view.table.get_mut(owner) {
+                    member.holdings.insert(*address);
+                }
+                if *owner == self.me && !self.plumbed.contains(address) {
+                    to_acquire.push(*address);
+                }
+            }
+        }
+        let changed_marks: Vec<(IpAddr, Marks)> = plan
+            .addresses
+            .iter()
+            .filter(|(a, d)| {
+                self.plan
+                    .addresses
+                    .get(a)
+                    .map_or(d.marks != Marks::default(), |old| old.marks != d.marks)
+            })
+            .map(|(a, d)| (*a, d.marks))
+            .collect();
+        self.plan = plan;
+        // Order: let go before taking, so the link never sees this node grow first.
+        self.release(&to_release);
+        for address in to_acquire {
+            self.acquire(address);
+        }
+        for (address, marks) in changed_marks {
+            self.actions.push_back(Action::Mark { address, marks });
+        }
+    }
+}
+
+#[cfg(feature = "planted-bugs")]
+fn forget_follow(table: &BTreeMap<NodeName, Member>) -> BTreeMap<NodeName, Member> {
+    let mut table = table.clone();
+    for member in table.values_mut() {
+        for entity in member.entities.values_mut() {
+            entity.follow = None;
+        }
+    }
+    table
+}

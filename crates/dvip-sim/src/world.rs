@@ -1,0 +1,575 @@
+//! The simulated world: hosts, their kernels, a virtual clock and an extended-virtual-synchrony
+//! bus.
+//!
+//! Owns everything the real daemon's edges would do, done in memory: carrying out a node's
+//! actions (plumbing into a per-host address set, multicasting on the bus), and the bus's
+//! guarantees: within a view every member is delivered the same messages in the same order,
+//! its own included; before a new view is installed, every message of the old view is
+//! delivered to the old members that are still there; view ids only grow. It must not judge
+//! whether the cluster behaved; `check` does.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use dvip_core::{Action, ManagedAddress, Node, NodeOptions};
+
+/// How long the bus takes to notice a host or its corosync is gone, or a link is cut.
+pub(crate) const FAILURE_DETECTION: Duration = Duration::from_millis(250);
+/// How long the bus takes to notice a daemon left or joined the group.
+pub(crate) const GROUP_CHANGE: Duration = Duration::from_millis(10);
+/// How long a multicast takes to be delivered.
+pub(crate) const DELIVERY: Duration = Duration::from_millis(1);
+/// How often each daemon's timer ticks.
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+
+/// What happens at a point of virtual time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Happening {
+    /// Deliver the next message of a view.
+    Deliver { view_id: u64 },
+    /// The bus recomputes its views.
+    Membership,
+    /// A daemon's timer; `generation` tells a stale chain (from a killed daemon) apart.
+    Tick { host: usize, generation: u64 },
+    /// A paused host wakes.
+    Wake { host: usize },
+}
+
+/// One machine.
+#[derive(Debug)]
+pub(crate) struct Host {
+    pub(crate) name: String,
+    pub(crate) config: Vec<ManagedAddress>,
+    /// The daemon, when running.
+    pub(crate) node: Option<Node>,
+    pub(crate) powered: bool,
+    pub(crate) corosync: bool,
+    pub(crate) paused: bool,
+    /// Addresses on the host's interfaces.
+    pub(crate) kernel: BTreeSet<IpAddr>,
+    /// Addresses whose listener services run.
+    pub(crate) services: BTreeSet<IpAddr>,
+    /// The bus view the daemon is in.
+    pub(crate) view: Option<u64>,
+    /// Bumped whenever the daemon (re)starts its timer chain.
+    tick_generation: u64,
+}
+
+impl Host {
+    /// Whether the host takes part in the bus's ring.
+    fn on_ring(&self) -> bool {
+        self.powered && self.corosync && !self.paused
+    }
+}
+
+/// A breach of an invariant, with when it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Virtual time.
+    pub at: Duration,
+    /// What went wrong.
+    pub what: String,
+}
+
+pub(crate) struct World {
+    pub(crate) now: Duration,
+    pub(crate) hosts: Vec<Host>,
+    /// `links[i][j]`: i and j can reach each other.
+    pub(crate) links: Vec<Vec<bool>>,
+    queue: BinaryHeap<Reverse<(Duration, u64, Happening)>>,
+    sequence: u64,
+    next_view_id: u64,
+    /// Current views: id → member hosts.
+    pub(crate) views: BTreeMap<u64, BTreeSet<usize>>,
+    pending: BTreeMap<u64, VecDeque<(usize, Vec<u8>)>>,
+    pub(crate) options: NodeOptions,
+    pub(crate) violations: Vec<Violation>,
+    /// FNV-1a over everything that happened, to prove a seed replays identically.
+    pub(crate) trace: u64,
+    pub(crate) stats: Stats,
+    /// Print what happens, for replaying a failing seed.
+    pub(crate) verbose: bool,
+    /// For a view formed only by departures from one earlier view: that view's owners when
+    /// it ended, so the checker can tell whether anything but the departed nodes' addresses
+    /// moved.
+    pub(crate) origins: BTreeMap<u64, BTreeMap<IpAddr, Option<String>>>,
+}
+
+/// Counts of what a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Views installed.
+    pub views: u64,
+    /// Messages delivered (one per receiver).
+    pub deliveries: u64,
+    /// Plumb actions carried out.
+    pub plumbs: u64,
+    /// Faults injected.
+    pub faults: u64,
+    /// Settled states checked.
+    pub settles: u64,
+}
+
+impl World {
+    pub(crate) fn new(configs: Vec<Vec<ManagedAddress>>, options: NodeOptions) -> Self {
+        let n = configs.len();
+        let hosts = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| Host {
+                name: crate::scenario::host_name(i),
+                config,
+                node: None,
+                powered: false,
+                corosync: false,
+                paused: false,
+                kernel: BTreeSet::new(),
+                services: BTreeSet::new(),
+                view: None,
+                tick_generation: 0,
+            })
+            .collect();
+        Self {
+            now: Duration::ZERO,
+            hosts,
+            links: vec![vec![true; n]; n],
+            queue: BinaryHeap::new(),
+            sequence: 0,
+            next_view_id: 1,
+            views: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            options,
+            violations: Vec::new(),
+            trace: 0xcbf2_9ce4_8422_2325,
+            stats: Stats::default(),
+            verbose: false,
+            origins: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn record(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.trace ^= u64::from(b);
+            self.trace = self.trace.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    pub(crate) fn record_event(&mut self, text: &str) {
+        if self.verbose {
+            eprintln!("{:>10.3} {text}", self.now.as_secs_f64());
+        }
+        let stamp = self.now.as_micros().to_le_bytes();
+        self.record(&stamp);
+        self.record(text.as_bytes());
+    }
+
+    pub(crate) fn violation(&mut self, what: String) {
+        self.violations.push(Violation { at: self.now, what });
+    }
+
+    pub(crate) fn schedule(&mut self, after: Duration, happening: Happening) {
+        self.sequence += 1;
+        self.queue
+            .push(Reverse((self.now + after, self.sequence, happening)));
+    }
+
+    /// Whether anything but timers is still in flight on the bus.
+    pub(crate) fn bus_quiet(&self) -> bool {
+        self.pending.values().all(VecDeque::is_empty)
+            && !self
+                .queue
+                .iter()
+                .any(|Reverse((_, _, h))| *h == Happening::Membership)
+    }
+
+    /// Runs until `until`, processing everything due.
+    pub(crate) fn run_until(&mut self, until: Duration, mut on_quiet: impl FnMut(&mut Self)) {
+        while let Some(Reverse((at, _, _))) = self.queue.peek() {
+            if *at > until {
+                break;
+            }
+            let Some(Reverse((at, _, happening))) = self.queue.pop() else {
+                break;
+            };
+            self.now = at;
+            self.happen(happening);
+            if self.bus_quiet() {
+                on_quiet(self);
+            }
+            if !self.violations.is_empty() {
+                return;
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    fn happen(&mut self, happening: Happening) {
+        match happening {
+            Happening::Deliver { view_id } => self.deliver_one(view_id),
+            Happening::Membership => self.membership(),
+            Happening::Tick { host, generation } => {
+                let h = &self.hosts[host];
+                if h.node.is_some() && h.powered && !h.paused && h.tick_generation == generation {
+                    self.tick(host);
+                    self.schedule(TICK, Happening::Tick { host, generation });
+                }
+            }
+            Happening::Wake { host } => {
+                self.hosts[host].paused = false;
+                self.record_event(&format!("wake {host}"));
+                if self.hosts[host].node.is_some() {
+                    // The daemon's first input after a pause is the clock.
+                    self.start_ticking(host);
+                }
+                self.schedule(GROUP_CHANGE, Happening::Membership);
+            }
+        }
+    }
+
+    fn start_ticking(&mut self, host: usize) {
+        self.hosts[host].tick_generation += 1;
+        let generation = self.hosts[host].tick_generation;
+        self.tick(host);
+        self.schedule(TICK, Happening::Tick { host, generation });
+    }
+
+    fn tick(&mut self, host: usize) {
+        let now = self.now;
+        if let Some(node) = self.hosts[host].node.as_mut() {
+            node.handle_timeout(now);
+        }
+        self.drain(host);
+    }
+
+    // ---- daemon lifecycle ----
+
+    pub(crate) fn start_daemon(&mut self, host: usize) {
+        let h = &mut self.hosts[host];
+        if !h.powered || h.node.is_some() {
+            return;
+        }
+        // The daemon's edge removes every address it marked as its own before the core
+        // starts (a crashed predecessor's, even ones the new configuration dropped); the
+        // core then unplumbs its configured addresses again, which finds nothing.
+        h.kernel.clear();
+        let node = Node::new(h.name.clone(), self.options.clone(), &h.config);
+        h.node = Some(node);
+        self.record_event(&format!("start {host}"));
+        self.start_ticking(host);
+        self.schedule(GROUP_CHANGE, Happening::Membership);
+    }
+
+    pub(crate) fn kill_daemon(&mut self, host: usize) {
+        let h = &mut self.hosts[host];
+        if h.node.take().is_some() {
+            // kill -9: the kernel keeps the addresses; services die with the process.
+            h.services.clear();
+            h.view = None;
+            self.record_event(&format!("kill {host}"));
+            self.schedule(GROUP_CHANGE, Happening::Membership);
+        }
+    }
+
+    pub(crate) fn power_off(&mut self, host: usize) {
+        let h = &mut self.hosts[host];
+        h.node = None;
+        h.powered = false;
+        h.kernel.clear();
+        h.services.clear();
+        h.view = None;
+        h.paused = false;
+        self.record_event(&format!("power off {host}"));
+        self.schedule(FAILURE_DETECTION, Happening::Membership);
+    }
+
+    pub(crate) fn power_on(&mut self, host: usize) {
+        if self.hosts[host].powered {
+            return;
+        }
+        let h = &mut self.hosts[host];
+        h.powered = true;
+        h.corosync = true;
+        self.record_event(&format!("power on {host}"));
+        self.start_daemon(host);
+    }
+
+    pub(crate) fn kill_corosync(&mut self, host: usize) {
+        let h = &mut self.hosts[host];
+        if !h.corosync {
+            return;
+        }
+        h.corosync = false;
+        h.view = None;
+        if let Some(node) = h.node.as_mut() {
+            node.handle_bus_lost();
+        }
+        self.record_event(&format!("corosync down {host}"));
+        self.drain(host);
+        self.schedule(FAILURE_DETECTION, Happening::Membership);
+    }
+
+    pub(crate) fn start_corosync(&mut self, host: usize) {
+        let h = &mut self.hosts[host];
+        if h.corosync || !h.powered {
+            return;
+        }
+        h.corosync = true;
+        self.record_event(&format!("corosync up {host}"));
+        self.schedule(GROUP_CHANGE, Happening::Membership);
+    }
+
+    pub(crate) fn pause(&mut self, host: usize, length: Duration) {
+        let h = &mut self.hosts[host];
+        if !h.powered || h.paused {
+            return;
+        }
+        h.paused = true;
+        self.record_event(&format!("pause {host}"));
+        self.schedule(length, Happening::Wake { host });
+        self.schedule(FAILURE_DETECTION, Happening::Membership);
+    }
+
+    pub(crate) fn set_link(&mut self, a: usize, b: usize, up: bool) {
+        if a == b || self.links[a][b] == up {
+            return;
+        }
+        self.links[a][b] = up;
+        self.links[b][a] = up;
+        self.record_event(&format!("link {a} {b} {up}"));
+        self.schedule(FAILURE_DETECTION, Happening::Membership);
+    }
+
+    /// A reload or a command on `host` changes its view's plan for reasons of its own: the
+    /// view no longer counts as formed by departures alone.
+    pub(crate) fn touch(&mut self, host: usize) {
+        if let Some(view_id) = self.hosts[host].view {
+            self.origins.remove(&view_id);
+        }
+    }
+
+    /// Runs `f` on a host's daemon (if running and awake), then carries out its actions.
+    pub(crate) fn with_node(&mut self, host: usize, f: impl FnOnce(&mut Node)) {
+        let h = &mut self.hosts[host];
+        if h.paused || !h.powered {
+            return;
+        }
+        if let Some(node) = h.node.as_mut() {
+            f(node);
+        }
+        self.drain(host);
+    }
+
+    // ---- the bus ----
+
+    /// Components of the ring: hosts that are up and can all reach each other. With links
+    /// that do not form cliques (a host bridging two groups), hosts join the first component
+    /// they fully reach, in host order, as a membership protocol would settle on some split.
+    fn components(&self) -> Vec<BTreeSet<usize>> {
+        let mut components: Vec<BTreeSet<usize>> = Vec::new();
+        for h in (0..self.hosts.len()).filter(|&h| self.hosts[h].on_ring()) {
+            match components
+                .iter_mut()
+                .find(|c| c.iter().all(|&o| self.links[h][o]))
+            {
+                Some(c) => {
+                    c.insert(h);
+                }
+                None => components.push([h].into()),
+            }
+        }
+        components
+    }
+
+    fn membership(&mut self) {
+        let groups: Vec<BTreeSet<usize>> = self
+            .components()
+            .into_iter()
+            .map(|c| {
+                c.into_iter()
+                    .filter(|&h| self.hosts[h].node.is_some())
+                    .collect::<BTreeSet<_>>()
+            })
+            .filter(|g| !g.is_empty())
+            .collect();
+        // Views that no longer match a group end; their messages are flushed first.
+        let ending: Vec<u64> = self
+            .views
+            .iter()
+            .filter(|(_, members)| !groups.contains(members))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ending {
+            self.flush(*id);
+        }
+        // Each ending view's holders (its messages all delivered) and the view each daemon
+        // was in.
+        let mut ended: BTreeMap<u64, BTreeMap<IpAddr, Option<String>>> = BTreeMap::new();
+        for id in &ending {
+            let owners = self.views[id].iter().find_map(|&h| {
+                let host = &self.hosts[h];
+                let node = host
+                    .node
+                    .as_ref()
+                    .filter(|n| !host.paused && host.view == Some(*id) && n.is_ready())?;
+                // Who holds what, not who was planned: a plan can wait on a release that a
+                // node cut off from the bus never sends.
+                let mut owners = BTreeMap::new();
+                for (holder, addresses) in node.holdings() {
+                    for a in addresses {
+                        owners.insert(a, Some(holder.clone()));
+                    }
+                }
+                Some(owners)
+            });
+            if let Some(owners) = owners {
+                ended.insert(*id, owners);
+            }
+        }
+        let was_in: Vec<Option<u64>> = self.hosts.iter().map(|h| h.view).collect();
+        let ended_members: BTreeMap<u64, BTreeSet<usize>> = ending
+            .iter()
+            .map(|id| (*id, self.views[id].clone()))
+            .collect();
+        for id in ending {
+            self.views.remove(&id);
+            self.pending.remove(&id);
+            for host in &mut self.hosts {
+                if host.view == Some(id) {
+                    host.view = None;
+                }
+            }
+        }
+        for group in groups {
+            if self.views.values().any(|m| *m == group) {
+                continue;
+            }
+            let id = self.next_view_id;
+            self.next_view_id += 1;
+            self.stats.views += 1;
+            self.views.insert(id, group.clone());
+            let previous: BTreeSet<Option<u64>> = group.iter().map(|&h| was_in[h]).collect();
+            if let [Some(old)] = previous.into_iter().collect::<Vec<_>>()[..] {
+                let shrunk = ended_members
+                    .get(&old)
+                    .is_some_and(|m| group.is_subset(m) && *m != group);
+                if let (true, Some(owners)) = (shrunk, ended.get(&old)) {
+                    self.origins.insert(id, owners.clone());
+                }
+            }
+            let names: BTreeSet<String> =
+                group.iter().map(|&h| self.hosts[h].name.clone()).collect();
+            self.record_event(&format!("view {id} {names:?}"));
+            for &h in &group {
+                self.hosts[h].view = Some(id);
+            }
+            for &h in &group {
+                self.with_node(h, |node| node.handle_view(id, &names));
+            }
+        }
+    }
+
+    /// Delivers every pending message of a view that is ending, to its members still there.
+    fn flush(&mut self, view_id: u64) {
+        // Each delivery may send more; the cap only guards against a runaway bug.
+        for _ in 0..100_000 {
+            if self.pending.get(&view_id).is_none_or(VecDeque::is_empty) {
+                return;
+            }
+            self.deliver_one(view_id);
+        }
+        self.violation(format!("view {view_id} never stops sending"));
+    }
+
+    fn deliver_one(&mut self, view_id: u64) {
+        let Some((sender, bytes)) = self.pending.get_mut(&view_id).and_then(VecDeque::pop_front)
+        else {
+            return;
+        };
+        let Some(members) = self.views.get(&view_id).cloned() else {
+            return;
+        };
+        let from = self.hosts[sender].name.clone();
+        self.record(&bytes);
+        for h in members {
+            let host = &self.hosts[h];
+            if host.view != Some(view_id) || host.paused || host.node.is_none() {
+                continue;
+            }
+            self.stats.deliveries += 1;
+            self.with_node(h, |node| node.handle_message(&from, &bytes));
+        }
+    }
+
+    fn multicast(&mut self, sender: usize, bytes: Vec<u8>) {
+        let Some(view_id) = self.hosts[sender].view else {
+            return;
+        };
+        if !self.views.contains_key(&view_id) {
+            return;
+        }
+        self.pending
+            .entry(view_id)
+            .or_default()
+            .push_back((sender, bytes));
+        self.schedule(DELIVERY, Happening::Deliver { view_id });
+    }
+
+    /// Carries out a host's pending actions, checking the one safety rule that must hold at
+    /// every instant: nobody plumbs an address another member of its view has plumbed.
+    fn drain(&mut self, host: usize) {
+        while let Some(action) = self.hosts[host].node.as_mut().and_then(Node::poll_action) {
+            while self.hosts[host]
+                .node
+                .as_mut()
+                .and_then(Node::poll_event)
+                .is_some()
+            {}
+            match action {
+                Action::Send(bytes) => self.multicast(host, bytes),
+                Action::Plumb { address, .. } => {
+                    self.stats.plumbs += 1;
+                    self.record_event(&format!("plumb {host} {address}"));
+                    if let Some(view_id) = self.hosts[host].view {
+                        let members = self.views.get(&view_id).cloned().unwrap_or_default();
+                        if let Some(&other) = members
+                            .iter()
+                            .find(|&&o| o != host && self.hosts[o].kernel.contains(&address))
+                        {
+                            let (me, them) = (
+                                self.hosts[host].name.clone(),
+                                self.hosts[other].name.clone(),
+                            );
+                            self.violation(format!("{me} plumbed {address} while {them}, in the same view {view_id}, still had it"));
+                        }
+                    }
+                    self.hosts[host].kernel.insert(address);
+                }
+                Action::Unplumb { address, .. } => {
+                    self.record_event(&format!("unplumb {host} {address}"));
+                    self.hosts[host].kernel.remove(&address);
+                }
+                Action::StartService { address, .. } => {
+                    if !self.hosts[host].kernel.contains(&address) {
+                        let me = self.hosts[host].name.clone();
+                        self.violation(format!(
+                            "{me} started a listener on {address}, which it has not plumbed"
+                        ));
+                    }
+                    self.hosts[host].services.insert(address);
+                }
+                Action::StopService { address, .. } => {
+                    self.hosts[host].services.remove(&address);
+                }
+                Action::Announce { .. } | Action::Mark { .. } => {}
+            }
+        }
+        while self.hosts[host]
+            .node
+            .as_mut()
+            .and_then(Node::poll_event)
+            .is_some()
+        {}
+    }
+}
