@@ -337,7 +337,8 @@ fn form_units(slots: &mut [Slot<'_>]) -> Vec<Unit> {
         let attached = slots
             .binary_search_by(|l| l.address.cmp(&target))
             .ok()
-            .filter(|&l| !slots[l].marks.broken)
+            // Only a lone address leads: a chain (following a follower) is not followed.
+            .filter(|&l| !slots[l].marks.broken && follow_target(&slots[l]).is_none())
             .and_then(|l| unit_of[l].map(|u| (l, u)))
             .filter(|&(_, u)| {
                 let leader = &units[u].candidates;
