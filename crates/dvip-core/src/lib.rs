@@ -32,6 +32,6 @@ pub mod entity;
 pub mod node;
 pub mod wire;
 
-pub use election::{elect, Decision, Marks, Member, Plan, Reason};
+pub use election::{elect, settle, Decision, Marks, Member, Plan, Reason};
 pub use entity::{Entity, Follow, ManagedAddress, NodeName, PlumbHint, DURAVIP_ADDRESS_COUNT_MAX};
 pub use node::{Action, Command, CommandError, DropReason, Event, Node, NodeOptions};

@@ -5,6 +5,7 @@
 
 mod cli;
 mod config_check;
+mod plan;
 
 use std::process::ExitCode;
 
@@ -17,6 +18,8 @@ enum Outcome {
     Ok,
     /// The input is invalid or a check failed: exit 1.
     Failed,
+    /// The command line is wrong in a way only visible after parsing it: exit 2.
+    Usage,
 }
 
 fn main() -> ExitCode {
@@ -25,9 +28,11 @@ fn main() -> ExitCode {
         cli::Command::Config {
             command: cli::ConfigCommand::Check(args),
         } => config_check::run(&args),
+        cli::Command::Plan(args) => plan::run(&args),
     };
     match outcome {
         Outcome::Ok => ExitCode::SUCCESS,
         Outcome::Failed => ExitCode::from(1),
+        Outcome::Usage => ExitCode::from(2),
     }
 }

@@ -26,6 +26,7 @@ mod balance;
 pub mod check;
 mod marks;
 mod nodeset;
+mod settle;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +37,7 @@ use serde::Serialize;
 use crate::entity::{Entity, NodeName};
 pub use marks::Marks;
 use nodeset::NodeSet;
+pub use settle::{settle, Move};
 
 /// What one member of the view announced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

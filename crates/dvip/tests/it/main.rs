@@ -1,6 +1,7 @@
 //! Integration tests of the `dvip` command line, run as a user would run it.
 
 mod config_check;
+mod plan;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,121 @@
+//! `dvip plan`: the cluster's settled ownership for a set of node configurations, offline.
+//!
+//! Owns resolving the arguments against the files and printing the plan. The election itself
+//! is the core's, the same code the daemons run.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+
+use dvip_config::{load, DiskFiles, LoadOptions, Severity};
+use dvip_core::{settle, Entity, Member, NodeName};
+use serde_json::json;
+
+use crate::cli::PlanArgs;
+use crate::Outcome;
+
+pub(crate) fn run(args: &PlanArgs) -> Outcome {
+    let mut members: BTreeMap<NodeName, Member> = BTreeMap::new();
+    let mut valid = true;
+    for (name, file) in &args.nodes {
+        if members.contains_key(name) {
+            eprintln!("dvip plan: node `{name}` is given twice");
+            return Outcome::Usage;
+        }
+        let mut options = LoadOptions::new(name.clone());
+        options.nodename = Some(name.clone());
+        let checked = load(file, &options, &DiskFiles);
+        for d in checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity != Severity::Note)
+        {
+            eprintln!("{}", d.render(&checked.sources));
+        }
+        valid &= checked.is_valid();
+        let entities = checked
+            .config
+            .managed_addresses()
+            .map(|m| (m.address, Entity::from(m)))
+            .collect();
+        members.insert(
+            name.clone(),
+            Member {
+                entities,
+                ..Member::default()
+            },
+        );
+    }
+    if !valid {
+        eprintln!("dvip plan: a configuration is invalid; fix it first (see above)");
+        return Outcome::Failed;
+    }
+    for (name, addresses) in &args.holds {
+        let Some(member) = members.get_mut(name) else {
+            eprintln!("dvip plan: --holds names `{name}`, which no --node gives");
+            return Outcome::Usage;
+        };
+        for address in addresses {
+            if !member.entities.contains_key(address) {
+                eprintln!("dvip plan: note: {name} holds {address}, which its configuration does not manage; it will let it go");
+            }
+            member.holdings.insert(*address);
+        }
+    }
+    let (plan, moves) = settle(&members);
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let addresses: Vec<_> = plan
+            .addresses
+            .iter()
+            .map(|(address, d)| {
+                json!({
+                    "address": address,
+                    "owner": d.owner,
+                    "reason": d.reason,
+                    "marks": d.marks,
+                    "candidates": d.candidates,
+                    "bindings": d.bindings,
+                    "listener_ports": d.listener_ports,
+                    "follows": d.follows,
+                })
+            })
+            .collect();
+        let loads: BTreeMap<&str, usize> = members
+            .keys()
+            .map(|n| (n.as_str(), plan.owned_by(n).count()))
+            .collect();
+        let report = json!({ "addresses": addresses, "loads": loads, "moves": moves });
+        let _ = serde_json::to_writer_pretty(&mut stdout, &report);
+        let _ = writeln!(stdout);
+    } else {
+        let _ = write!(stdout, "{}", plan.table());
+        let loads: Vec<String> = members
+            .keys()
+            .map(|n| format!("{n} {}", plan.owned_by(n).count()))
+            .collect();
+        let _ = writeln!(stdout, "\naddresses per node: {}", loads.join(", "));
+        if !moves.is_empty() {
+            let _ = writeln!(stdout, "\nmoves on the way there:");
+        }
+        for m in &moves {
+            let from = if m.from.is_empty() {
+                "-".to_owned()
+            } else {
+                m.from.join("+")
+            };
+            let to = m.to.as_deref().unwrap_or("-");
+            let when = if m.after_maturity {
+                "once the view matures"
+            } else {
+                "at once"
+            };
+            let _ = writeln!(
+                stdout,
+                "  {:<15} {from} -> {to}  ({}, {when})",
+                m.address,
+                m.reason.as_str()
+            );
+        }
+    }
+    Outcome::Ok
+}
