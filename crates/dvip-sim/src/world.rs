@@ -55,6 +55,9 @@ pub(crate) struct Host {
     pub(crate) view: Option<u64>,
     /// Bumped whenever the daemon (re)starts its timer chain.
     tick_generation: u64,
+    /// Messages delivered while the host was paused, kept (as its corosync would) until it
+    /// wakes: (view, sender, bytes).
+    inbox: VecDeque<(u64, String, Vec<u8>)>,
 }
 
 impl Host {
@@ -129,6 +132,7 @@ impl World {
                 services: BTreeSet::new(),
                 view: None,
                 tick_generation: 0,
+                inbox: VecDeque::new(),
             })
             .collect();
         Self {
@@ -220,8 +224,15 @@ impl World {
                 self.hosts[host].paused = false;
                 self.record_event(&format!("wake {host}"));
                 if self.hosts[host].node.is_some() {
-                    // The daemon's first input after a pause is the clock.
+                    // The daemon's first input after a pause is the clock, then what its
+                    // corosync kept for it, if its view is still current.
                     self.start_ticking(host);
+                    for (view_id, from, bytes) in std::mem::take(&mut self.hosts[host].inbox) {
+                        if self.hosts[host].view == Some(view_id) {
+                            self.stats.deliveries += 1;
+                            self.with_node(host, |node| node.handle_message(&from, &bytes));
+                        }
+                    }
                 }
                 self.schedule(GROUP_CHANGE, Happening::Membership);
             }
@@ -267,6 +278,7 @@ impl World {
             // kill -9: the kernel keeps the addresses; services die with the process.
             h.services.clear();
             h.view = None;
+            h.inbox.clear();
             self.record_event(&format!("kill {host}"));
             self.schedule(GROUP_CHANGE, Happening::Membership);
         }
@@ -280,6 +292,7 @@ impl World {
         h.services.clear();
         h.view = None;
         h.paused = false;
+        h.inbox.clear();
         self.record_event(&format!("power off {host}"));
         self.schedule(FAILURE_DETECTION, Happening::Membership);
     }
@@ -493,8 +506,12 @@ impl World {
         let from = self.hosts[sender].name.clone();
         self.record(&bytes);
         for h in members {
-            let host = &self.hosts[h];
-            if host.view != Some(view_id) || host.paused || host.node.is_none() {
+            let host = &mut self.hosts[h];
+            if host.view != Some(view_id) || host.node.is_none() {
+                continue;
+            }
+            if host.paused {
+                host.inbox.push_back((view_id, from.clone(), bytes.clone()));
                 continue;
             }
             self.stats.deliveries += 1;
