@@ -32,6 +32,8 @@ pub mod entity;
 pub mod node;
 pub mod wire;
 
-pub use election::{elect, settle, Decision, Marks, Member, Plan, Reason};
+pub use election::{
+    elect, settle, share_equal_configurations, Decision, Entities, Marks, Member, Plan, Reason,
+};
 pub use entity::{Entity, Follow, ManagedAddress, NodeName, PlumbHint, DURAVIP_ADDRESS_COUNT_MAX};
 pub use node::{Action, Command, CommandError, DropReason, Event, Node, NodeOptions};

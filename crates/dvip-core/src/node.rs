@@ -28,9 +28,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::election::{elect, Marks, Member, Plan};
+use crate::election::{elect, Entities, Marks, Member, Plan};
 use crate::entity::{Entity, ManagedAddress, NodeName, PlumbHint};
 use crate::wire::{self, DecodeError, Message, State};
 
@@ -252,7 +253,8 @@ impl ViewState {
 pub struct Node {
     me: NodeName,
     options: NodeOptions,
-    entities: BTreeMap<IpAddr, Entity>,
+    /// This node's own entities; members announcing the same share these copies.
+    entities: Arc<Entities>,
     hints: BTreeMap<IpAddr, PlumbHint>,
     standby: bool,
     now: Duration,
@@ -279,7 +281,7 @@ impl Node {
         let mut node = Self {
             me: me.into(),
             options,
-            entities: BTreeMap::new(),
+            entities: Arc::default(),
             hints: BTreeMap::new(),
             standby: false,
             now: Duration::ZERO,
@@ -452,15 +454,22 @@ impl Node {
         if message.view_id() != view.id {
             return drop(self, DropReason::Stale);
         }
-        let Some(member) = view.table.get_mut(from) else {
+        if !view.table.contains_key(from) {
             return drop(self, DropReason::NotMember);
+        }
+        if let Message::State(state) = &message {
+            if state.round != view.round {
+                return drop(self, DropReason::Stale);
+            }
+        }
+        let shared = match &message {
+            Message::State(state) => Some(share(&self.entities, &view.table, &state.entities)),
+            _ => None,
         };
+        let member = view.table.get_mut(from).expect("checked a member above");
         match message {
             Message::State(state) => {
-                if state.round != view.round {
-                    return drop(self, DropReason::Stale);
-                }
-                member.entities = state.entities.into_iter().map(|e| (e.address, e)).collect();
+                member.entities = shared.expect("made for a State above");
                 member.standby = state.standby;
                 // Holdings count only from the first State of the view: later ones (config
                 // reloads, `announce view`) were sent before grants the table already has.
@@ -520,7 +529,7 @@ impl Node {
                     .addresses
                     .get(&address)
                     .ok_or(CommandError::UnknownAddress(address))?;
-                if !decision.candidates.contains(&to) {
+                if !decision.is_candidate(&to) {
                     return Err(CommandError::NotCandidate { address, node: to });
                 }
                 Message::Move {
@@ -598,10 +607,12 @@ impl Node {
     // ---- internals ----
 
     fn set_config(&mut self, addresses: &[ManagedAddress]) {
-        self.entities = addresses
-            .iter()
-            .map(|m| (m.address, Entity::from(m)))
-            .collect();
+        self.entities = Arc::new(
+            addresses
+                .iter()
+                .map(|m| (m.address, Arc::new(Entity::from(m))))
+                .collect(),
+        );
         self.hints = addresses
             .iter()
             .map(|m| (m.address, m.plumb.clone()))
@@ -618,8 +629,8 @@ impl Node {
         let state = State {
             view_id: view.id,
             round: view.round,
-            config_digest: wire::config_digest(self.entities.values()),
-            entities: self.entities.values().cloned().collect(),
+            config_digest: wire::config_digest(self.entities.values().map(|e| &**e)),
+            entities: self.entities.values().map(|e| Entity::clone(e)).collect(),
             holdings: self.plumbed.iter().copied().collect(),
             standby: self.standby,
         };
@@ -724,12 +735,15 @@ impl Node {
             {
                 to_release.push(*address);
             }
-            let stolen = steal && !holders.iter().any(|h| Some(*h) == decision.owner.as_ref());
+            let stolen = steal
+                && !holders
+                    .iter()
+                    .any(|h| Some(h.as_str()) == decision.owner.as_deref());
             if let (Some(owner), true) = (&decision.owner, holders.is_empty() || stolen) {
-                if let Some(member) = view.table.get_mut(owner) {
+                if let Some(member) = view.table.get_mut(&**owner) {
                     member.holdings.insert(*address);
                 }
-                if *owner == self.me && !self.plumbed.contains(address) {
+                if **owner == *self.me && !self.plumbed.contains(address) {
                     to_acquire.push(*address);
                 }
             }
@@ -757,12 +771,35 @@ impl Node {
     }
 }
 
+/// A member's announced entities, sharing this node's copies (or another member's) wherever
+/// they describe the same thing, down to the whole map when the configurations match.
+fn share(
+    own: &Arc<Entities>,
+    table: &BTreeMap<NodeName, Member>,
+    announced: &[Entity],
+) -> Arc<Entities> {
+    let map: Entities = announced
+        .iter()
+        .map(|e| match own.get(&e.address) {
+            Some(mine) if **mine == *e => (e.address, Arc::clone(mine)),
+            _ => (e.address, Arc::new(e.clone())),
+        })
+        .collect();
+    if map == **own {
+        return Arc::clone(own);
+    }
+    match table.values().find(|m| *m.entities == map) {
+        Some(other) => Arc::clone(&other.entities),
+        None => Arc::new(map),
+    }
+}
+
 #[cfg(feature = "planted-bugs")]
 fn forget_follow(table: &BTreeMap<NodeName, Member>) -> BTreeMap<NodeName, Member> {
     let mut table = table.clone();
     for member in table.values_mut() {
-        for entity in member.entities.values_mut() {
-            entity.follow = None;
+        for entity in Arc::make_mut(&mut member.entities).values_mut() {
+            Arc::make_mut(entity).follow = None;
         }
     }
     table

@@ -150,7 +150,7 @@ fn check_view(
             .filter(|&&h| world.hosts[h].kernel.contains(address))
             .map(|&h| name(h))
             .collect();
-        let want: Vec<String> = decision.owner.iter().cloned().collect();
+        let want: Vec<String> = decision.owner.iter().map(|o| o.to_string()).collect();
         if holders != want {
             problems.push(format!(
                 "{address} is plumbed on {holders:?} but planned for {want:?}"
@@ -184,7 +184,7 @@ fn check_view(
             if let Some(p) = expected.preferred(address) {
                 if !memory.moved_in.contains(&view_id)
                     && decision.follows.is_none()
-                    && decision.owner.as_ref() != Some(&p)
+                    && decision.owner.as_deref() != Some(p.as_str())
                 {
                     problems.push(format!(
                         "{address} is on {:?}, not its preferred {p}",

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use dvip_config::{load, DiskFiles, LoadOptions, Severity};
-use dvip_core::{settle, Entity, Member, NodeName};
+use dvip_core::{settle, share_equal_configurations, Entity, Member, NodeName};
 use serde_json::json;
 
 use crate::cli::PlanArgs;
@@ -32,18 +32,8 @@ pub(crate) fn run(args: &PlanArgs) -> Outcome {
             eprintln!("{}", d.render(&checked.sources));
         }
         valid &= checked.is_valid();
-        let entities = checked
-            .config
-            .managed_addresses()
-            .map(|m| (m.address, Entity::from(m)))
-            .collect();
-        members.insert(
-            name.clone(),
-            Member {
-                entities,
-                ..Member::default()
-            },
-        );
+        let entities = checked.config.managed_addresses().map(Entity::from);
+        members.insert(name.clone(), Member::new(entities));
     }
     if !valid {
         eprintln!("dvip plan: a configuration is invalid; fix it first (see above)");
@@ -61,6 +51,7 @@ pub(crate) fn run(args: &PlanArgs) -> Outcome {
             member.holdings.insert(*address);
         }
     }
+    share_equal_configurations(&mut members);
     let (plan, moves) = settle(&members);
     let mut stdout = std::io::stdout().lock();
     if args.json {
@@ -74,8 +65,8 @@ pub(crate) fn run(args: &PlanArgs) -> Outcome {
                     "reason": d.reason,
                     "marks": d.marks,
                     "candidates": d.candidates,
-                    "bindings": d.bindings,
-                    "listener_ports": d.listener_ports,
+                    "bindings": d.bindings(),
+                    "listener_ports": d.listener_ports(),
                     "follows": d.follows,
                 })
             })

@@ -18,26 +18,26 @@ pub fn balance_violation(plan: &Plan) -> Option<String> {
         }
     }
     for (address, d) in &plan.addresses {
-        let (Some(owner), true) = (
-            &d.owner,
-            matches!(d.reason, Reason::Held | Reason::Assigned | Reason::Balanced),
-        ) else {
+        let movable = matches!(d.reason, Reason::Held | Reason::Assigned | Reason::Balanced);
+        let (Some(owner), true) = (d.owner.as_deref(), movable) else {
             continue;
         };
-        let mut candidates: BTreeSet<&String> = d.candidates.iter().collect();
+        let mut candidates: BTreeSet<&str> = d.candidates.iter().map(|c| &**c).collect();
         for follower in plan
             .addresses
             .values()
             .filter(|f| f.follows == Some(*address))
         {
-            let theirs: BTreeSet<&String> = follower.candidates.iter().collect();
+            let theirs: BTreeSet<&str> = follower.candidates.iter().map(|c| &**c).collect();
             candidates = candidates.intersection(&theirs).copied().collect();
         }
-        let mine = loads[owner.as_str()];
+        let mine = loads[owner];
         for candidate in candidates {
-            let theirs = loads.get(candidate.as_str()).copied().unwrap_or(0);
+            let theirs = loads.get(candidate).copied().unwrap_or(0);
             if mine > theirs + 1 {
-                return Some(format!("{address} stays on {owner} (load {mine}) though {candidate} (load {theirs}) could take it"));
+                return Some(format!(
+                    "{address} stays on {owner} (load {mine}) though {candidate} (load {theirs}) could take it"
+                ));
             }
         }
     }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
@@ -65,13 +66,14 @@ impl Serialize for Marks {
 pub(super) fn broken_addresses(slots: &[Slot<'_>]) -> BTreeSet<IpAddr> {
     let mut addresses_of: BTreeMap<&str, BTreeSet<IpAddr>> = BTreeMap::new();
     for slot in slots {
-        let mut seen: Option<&BTreeSet<String>> = None;
+        let mut seen: Option<&Arc<_>> = None;
         for (_, entity) in &slot.ads {
-            // Members almost always agree; record each distinct set of names once.
-            if seen == Some(&entity.bindings) {
+            // Members almost always agree (and then share one description): record each
+            // distinct set of names once.
+            if seen.is_some_and(|s| Arc::ptr_eq(s, entity) || s.bindings == entity.bindings) {
                 continue;
             }
-            seen = Some(&entity.bindings);
+            seen = Some(entity);
             for name in &entity.bindings {
                 addresses_of.entry(name).or_default().insert(slot.address);
             }
@@ -94,6 +96,9 @@ pub(super) fn marks_of(slot: &Slot<'_>, broken: &BTreeSet<IpAddr>) -> Marks {
     };
     let mut preference = first.preference.as_deref();
     for (_, entity) in &slot.ads[1..] {
+        if Arc::ptr_eq(entity, first) {
+            continue;
+        }
         marks.unsafe_services |= !entity.same_services(first);
         marks.unsafe_follow |= entity.follow != first.follow;
         match (preference, entity.preference.as_deref()) {

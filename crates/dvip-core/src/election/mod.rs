@@ -31,6 +31,7 @@ mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -39,15 +40,48 @@ pub use marks::Marks;
 use nodeset::NodeSet;
 pub use settle::{settle, Move};
 
+/// A member's entities by address.
+pub type Entities = BTreeMap<IpAddr, Arc<Entity>>;
+
 /// What one member of the view announced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Member {
-    /// Its DuraVIP addresses as its configuration describes them.
-    pub entities: BTreeMap<IpAddr, Entity>,
+    /// Its DuraVIP addresses as its configuration describes them. Shared: members that
+    /// describe an address the same way hold one copy of its description, and members that
+    /// announced the very same configuration hold one copy of the whole map (the election
+    /// then does their work once).
+    pub entities: Arc<Entities>,
     /// The addresses it holds (plumbed, or granted and being plumbed).
     pub holdings: BTreeSet<IpAddr>,
     /// Draining for maintenance: a candidate for nothing.
     pub standby: bool,
+}
+
+impl Member {
+    /// A member announcing `entities`, holding nothing.
+    pub fn new(entities: impl IntoIterator<Item = Entity>) -> Self {
+        Self {
+            entities: Arc::new(
+                entities
+                    .into_iter()
+                    .map(|e| (e.address, Arc::new(e)))
+                    .collect(),
+            ),
+            ..Self::default()
+        }
+    }
+}
+
+/// Makes members whose configurations are equal share one map, as a node does when States
+/// arrive, so the election does their work once. For callers that build members themselves.
+pub fn share_equal_configurations(members: &mut BTreeMap<NodeName, Member>) {
+    let mut seen: Vec<Arc<Entities>> = Vec::new();
+    for member in members.values_mut() {
+        match seen.iter().find(|s| **s == member.entities) {
+            Some(same) => member.entities = Arc::clone(same),
+            None => seen.push(Arc::clone(&member.entities)),
+        }
+    }
 }
 
 /// Why an address has the owner it has.
@@ -89,26 +123,46 @@ impl Reason {
 }
 
 /// The election's answer for one address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Names and descriptions are shared (`Arc`) between decisions: a plan has one entry per
+/// address, and with identical configurations every one of them names the same candidates
+/// and most share their description with the members' own copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// The node that should hold it, if any.
-    pub owner: Option<NodeName>,
+    pub owner: Option<Arc<str>>,
     /// Why.
     pub reason: Reason,
     /// Problems with how the members describe it.
     pub marks: Marks,
     /// Members that could hold it (configured for it and not on standby), by name.
-    pub candidates: Vec<NodeName>,
-    /// Binding names any member puts on it.
-    pub bindings: BTreeSet<String>,
-    /// Listener ports any member puts on it.
-    pub listener_ports: BTreeSet<u16>,
+    pub candidates: Arc<[Arc<str>]>,
+    /// The services on it: the members' description when they agree, else the union of the
+    /// binding names and listener ports any of them puts there.
+    pub services: Arc<Entity>,
     /// The binding address it follows, when it moves with one.
     pub follows: Option<IpAddr>,
 }
 
+impl Decision {
+    /// Binding names any member puts on the address.
+    pub fn bindings(&self) -> &BTreeSet<String> {
+        &self.services.bindings
+    }
+
+    /// Listener ports any member puts on the address.
+    pub fn listener_ports(&self) -> &BTreeSet<u16> {
+        &self.services.listener_ports
+    }
+
+    /// Whether `node` could hold the address.
+    pub fn is_candidate(&self, node: &str) -> bool {
+        self.candidates.iter().any(|c| &**c == node)
+    }
+}
+
 /// Owners for every address any member configures or holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     /// One decision per address, in address order.
     pub addresses: BTreeMap<IpAddr, Decision>,
@@ -132,8 +186,9 @@ impl Plan {
 /// One address while the election works on it.
 struct Slot<'m> {
     address: IpAddr,
-    /// (member index, what it announced), in member order.
-    ads: Vec<(usize, &'m Entity)>,
+    /// (first member of the class, what the class announced), one per class of members
+    /// announcing the same configuration.
+    ads: Vec<(usize, &'m Arc<Entity>)>,
     holders: Vec<usize>,
     candidates: NodeSet,
     marks: Marks,
@@ -169,8 +224,8 @@ pub fn elect(
     mature: bool,
     pins: &BTreeMap<IpAddr, NodeName>,
 ) -> Plan {
-    let names: Vec<&NodeName> = members.keys().collect();
-    let index = |name: &str| names.binary_search_by(|n| n.as_str().cmp(name)).ok();
+    let names: Vec<Arc<str>> = members.keys().map(|n| Arc::from(n.as_str())).collect();
+    let index = |name: &str| names.binary_search_by(|n| (**n).cmp(name)).ok();
     let mut slots = gather(members, names.len());
     let broken = marks::broken_addresses(&slots);
     for slot in &mut slots {
@@ -194,6 +249,7 @@ pub fn elect(
         keep_held_followers(&mut units, &mut slots);
     }
     let mut plan = Plan::default();
+    let mut lists = CandidateLists::default();
     for unit in &units {
         for (position, &s) in std::iter::once(&unit.leader)
             .chain(&unit.followers)
@@ -205,47 +261,96 @@ pub fn elect(
             } else {
                 Reason::Follows
             };
-            plan.addresses.insert(
-                slot.address,
-                decision(slot, unit.owner, reason, &slots, &names),
-            );
+            let decision = Decision {
+                owner: unit.owner.map(|i| Arc::clone(&names[i])),
+                reason,
+                marks: slot.marks,
+                candidates: lists.get(&slot.candidates, &names),
+                services: services(slot),
+                follows: slot.leader.map(|l| slots[l].address),
+            };
+            plan.addresses.insert(slot.address, decision);
         }
     }
     plan
 }
 
-fn decision(
-    slot: &Slot<'_>,
-    owner: Option<usize>,
-    reason: Reason,
-    slots: &[Slot<'_>],
-    names: &[&NodeName],
-) -> Decision {
-    let mut bindings = BTreeSet::new();
-    let mut listener_ports = BTreeSet::new();
-    for (_, e) in &slot.ads {
-        bindings.extend(e.bindings.iter().cloned());
-        listener_ports.extend(e.listener_ports.iter().copied());
-    }
-    Decision {
-        owner: owner.map(|i| names[i].clone()),
-        reason,
-        marks: slot.marks,
-        candidates: slot.candidates.iter().map(|i| names[i].clone()).collect(),
-        bindings,
-        listener_ports,
-        follows: slot.leader.map(|l| slots[l].address),
+/// Candidate lists built once per distinct set: with identical configurations, one list
+/// serves every address.
+#[derive(Default)]
+struct CandidateLists {
+    built: BTreeMap<NodeSet, Arc<[Arc<str>]>>,
+}
+
+impl CandidateLists {
+    fn get(&mut self, set: &NodeSet, names: &[Arc<str>]) -> Arc<[Arc<str>]> {
+        if let Some(list) = self.built.get(set) {
+            return Arc::clone(list);
+        }
+        let list: Arc<[Arc<str>]> = set.iter().map(|i| Arc::clone(&names[i])).collect();
+        self.built.insert(set.clone(), Arc::clone(&list));
+        list
     }
 }
 
-/// Every address any member configures or holds, with who says what about it. Members'
-/// entities are already sorted, so this is a merge, not a lookup per entity.
+/// The members' description of the address when they agree; else the union of services.
+fn services(slot: &Slot<'_>) -> Arc<Entity> {
+    match slot.ads.split_first() {
+        Some(((_, first), rest))
+            if rest
+                .iter()
+                .all(|(_, e)| Arc::ptr_eq(e, first) || e.same_services(first)) =>
+        {
+            Arc::clone(first)
+        }
+        _ => {
+            let mut union = Entity {
+                address: slot.address,
+                bindings: BTreeSet::new(),
+                listener_ports: BTreeSet::new(),
+                preference: None,
+                follow: None,
+            };
+            for (_, e) in &slot.ads {
+                union.bindings.extend(e.bindings.iter().cloned());
+                union
+                    .listener_ports
+                    .extend(e.listener_ports.iter().copied());
+            }
+            Arc::new(union)
+        }
+    }
+}
+
+/// Every address any member configures or holds, with who says what about it.
+///
+/// Members whose nodes share one entity map (they announced the very same configuration)
+/// form a class and are merged once: with identical configurations the work is one pass over
+/// the addresses, however many members there are. Classes' maps are sorted, so the pass is a
+/// merge, not a lookup per entity.
 fn gather(members: &BTreeMap<NodeName, Member>, count: usize) -> Vec<Slot<'_>> {
-    let mut cursors: Vec<_> = members
-        .values()
-        .map(|m| m.entities.values().peekable())
+    let mut classes: Vec<(&Arc<Entities>, NodeSet, usize)> = Vec::new();
+    for (i, member) in members.values().enumerate() {
+        let class = match classes
+            .iter_mut()
+            .position(|(e, ..)| Arc::ptr_eq(e, &member.entities))
+        {
+            Some(c) => c,
+            None => {
+                classes.push((&member.entities, NodeSet::with_capacity(count), i));
+                classes.len() - 1
+            }
+        };
+        if !member.standby {
+            classes[class].1.insert(i);
+        }
+    }
+    let mut cursors: Vec<_> = classes
+        .iter()
+        .map(|(e, ..)| e.values().peekable())
         .collect();
-    let mut slots: Vec<Slot<'_>> = Vec::new();
+    let capacity = classes.iter().map(|(e, ..)| e.len()).max().unwrap_or(0);
+    let mut slots: Vec<Slot<'_>> = Vec::with_capacity(capacity);
     while let Some(address) = cursors
         .iter_mut()
         .filter_map(|c| c.peek().map(|e| e.address))
@@ -253,19 +358,17 @@ fn gather(members: &BTreeMap<NodeName, Member>, count: usize) -> Vec<Slot<'_>> {
     {
         let mut slot = Slot {
             address,
-            ads: Vec::new(),
+            ads: Vec::with_capacity(classes.len()),
             holders: Vec::new(),
             candidates: NodeSet::with_capacity(count),
             marks: Marks::default(),
             preferred: None,
             leader: None,
         };
-        for (i, (cursor, member)) in cursors.iter_mut().zip(members.values()).enumerate() {
+        for (cursor, (_, candidates, first)) in cursors.iter_mut().zip(&classes) {
             if let Some(entity) = cursor.next_if(|e| e.address == address) {
-                slot.ads.push((i, entity));
-                if !member.standby {
-                    slot.candidates.insert(i);
-                }
+                slot.ads.push((*first, entity));
+                slot.candidates.union_with(candidates);
             }
         }
         slots.push(slot);

@@ -5,7 +5,7 @@
 //! times per run, where a bitset is far cheaper than a sorted list of names.
 
 /// Members of one election, by their index in name order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub(crate) struct NodeSet {
     words: Vec<u64>,
 }
@@ -29,6 +29,12 @@ impl NodeSet {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.words.iter().all(|&w| w == 0)
+    }
+
+    pub(crate) fn union_with(&mut self, other: &Self) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a |= b;
+        }
     }
 
     pub(crate) fn is_subset(&self, other: &Self) -> bool {

@@ -63,11 +63,16 @@ fn carry_out(
             .filter(|(_, m)| m.holdings.contains(address))
             .map(|(n, _)| n.clone())
             .collect();
-        if from.as_slice() != decision.owner.as_slice() {
+        let stays = match (from.as_slice(), decision.owner.as_deref()) {
+            ([only], Some(owner)) => only == owner,
+            ([], None) => true,
+            _ => false,
+        };
+        if !stays {
             moves.push(Move {
                 address: *address,
                 from,
-                to: decision.owner.clone(),
+                to: decision.owner.as_deref().map(str::to_owned),
                 reason: decision.reason,
                 after_maturity: mature,
             });

@@ -29,19 +29,19 @@ impl Plan {
                     if Some(c) == d.owner.as_ref() {
                         format!("*{c}")
                     } else {
-                        c.clone()
+                        c.to_string()
                     }
                 })
                 .collect();
-            let mut services: Vec<String> = d.bindings.iter().cloned().collect();
-            services.extend(d.listener_ports.iter().map(|p| format!(":{p}")));
+            let mut services: Vec<String> = d.bindings().iter().cloned().collect();
+            services.extend(d.listener_ports().iter().map(|p| format!(":{p}")));
             let reason = match d.follows {
                 Some(leader) => format!("follows {leader}"),
                 None => d.reason.as_str().to_owned(),
             };
             rows.push([
                 address.to_string(),
-                d.owner.clone().unwrap_or_else(|| "-".to_owned()),
+                d.owner.as_deref().unwrap_or("-").to_owned(),
                 reason,
                 dash(d.marks.names().join(",")),
                 dash(candidates.join(",")),

@@ -98,11 +98,9 @@ fn members(c: &Cluster) -> Members {
                 preference,
                 follow: follows,
             };
-            members
-                .get_mut(&name(n))
-                .expect("made above")
-                .entities
-                .insert(address(a), entity);
+            let member = members.get_mut(&name(n)).expect("made above");
+            std::sync::Arc::make_mut(&mut member.entities)
+                .insert(address(a), std::sync::Arc::new(entity));
         }
         for (n, &held) in c.held[a].iter().enumerate() {
             if held {
@@ -169,11 +167,35 @@ proptest! {
         for (address, d) in &plan.addresses {
             let a = usize::from(match address { IpAddr::V4(v4) => v4.octets()[3], IpAddr::V6(_) => unreachable!() }) - 1;
             let Some(p) = c.preference[a].map(name) else { continue };
-            if d.marks.broken || d.marks.conflict || d.follows.is_some() || !d.candidates.contains(&p) {
+            if d.marks.broken || d.marks.conflict || d.follows.is_some() || !d.is_candidate(&p) {
                 continue;
             }
             prop_assert_eq!(d.owner.as_deref(), Some(p.as_str()), "{} not with its preferred node", address);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Members that share one configuration map are merged once; the plan must not change.
+    #[test]
+    fn sharing_equal_configurations_changes_nothing(c in cluster(), mature in any::<bool>(), uniform in any::<bool>()) {
+        let mut c = c;
+        if uniform {
+            // Everyone configures everything the same way: one shared map.
+            c.configured.iter_mut().for_each(|row| row.iter_mut().for_each(|x| *x = true));
+            c.conflicting.iter_mut().for_each(|x| *x = false);
+        }
+        let separate = members(&c);
+        let mut shared = separate.clone();
+        dvip_core::share_equal_configurations(&mut shared);
+        if uniform && c.nodes > 1 {
+            let mut maps = shared.values().map(|m| &m.entities);
+            let first = maps.next().expect("a member");
+            prop_assert!(maps.all(|m| std::sync::Arc::ptr_eq(m, first)), "equal configurations were not shared");
+        }
+        prop_assert_eq!(elect(&separate, mature, &BTreeMap::new()), elect(&shared, mature, &BTreeMap::new()));
     }
 }
 

@@ -21,14 +21,7 @@ pub(crate) fn member_from_config(name: &str, text: &str) -> Member {
         "config of {name} is invalid:\n{}",
         errors.join("\n")
     );
-    Member {
-        entities: checked
-            .config
-            .managed_addresses()
-            .map(|m| (m.address, Entity::from(m)))
-            .collect(),
-        ..Member::default()
-    }
+    Member::new(checked.config.managed_addresses().map(Entity::from))
 }
 
 pub(crate) type Members = BTreeMap<NodeName, Member>;
