@@ -6,7 +6,7 @@
 //! (members put different services on the address, or make it follow different bindings: it
 //! is still elected). It must not pick owners.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -64,26 +64,35 @@ impl Serialize for Marks {
 
 /// Addresses that carry a binding name some member puts on another address.
 pub(super) fn broken_addresses(slots: &[Slot<'_>]) -> BTreeSet<IpAddr> {
-    let mut addresses_of: BTreeMap<&str, BTreeSet<IpAddr>> = BTreeMap::new();
+    // Sorting (name, address) pairs finds names on several addresses without building a map
+    // per name: this runs on every plan, over every binding.
+    let mut pairs: Vec<(&str, IpAddr)> = Vec::with_capacity(slots.len());
     for slot in slots {
         let mut seen: Option<&Arc<_>> = None;
         for (_, entity) in &slot.ads {
-            // Members almost always agree (and then share one description): record each
+            // Members almost always agree (and then share one description): take each
             // distinct set of names once.
             if seen.is_some_and(|s| Arc::ptr_eq(s, entity) || s.bindings == entity.bindings) {
                 continue;
             }
             seen = Some(entity);
-            for name in &entity.bindings {
-                addresses_of.entry(name).or_default().insert(slot.address);
-            }
+            pairs.extend(
+                entity
+                    .bindings
+                    .iter()
+                    .map(|name| (name.as_str(), slot.address)),
+            );
         }
     }
-    addresses_of
-        .into_values()
-        .filter(|a| a.len() > 1)
-        .flatten()
-        .collect()
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut broken = BTreeSet::new();
+    for group in pairs.chunk_by(|a, b| a.0 == b.0) {
+        if group.len() > 1 {
+            broken.extend(group.iter().map(|(_, address)| *address));
+        }
+    }
+    broken
 }
 
 pub(super) fn marks_of(slot: &Slot<'_>, broken: &BTreeSet<IpAddr>) -> Marks {

@@ -248,7 +248,7 @@ pub fn elect(
     } else {
         keep_held_followers(&mut units, &mut slots);
     }
-    let mut plan = Plan::default();
+    let mut decisions = Vec::with_capacity(slots.len());
     let mut lists = CandidateLists::default();
     for unit in &units {
         for (position, &s) in std::iter::once(&unit.leader)
@@ -269,26 +269,40 @@ pub fn elect(
                 services: services(slot),
                 follows: slot.leader.map(|l| slots[l].address),
             };
-            plan.addresses.insert(slot.address, decision);
+            decisions.push((slot.address, decision));
         }
     }
-    plan
+    decisions.sort_unstable_by_key(|(address, _)| *address);
+    Plan {
+        addresses: decisions.into_iter().collect(),
+    }
 }
 
 /// Candidate lists built once per distinct set: with identical configurations, one list
-/// serves every address.
+/// serves every address. Consecutive addresses almost always share a set, so the last one is
+/// checked before the map.
 #[derive(Default)]
 struct CandidateLists {
     built: BTreeMap<NodeSet, Arc<[Arc<str>]>>,
+    last: Option<(NodeSet, Arc<[Arc<str>]>)>,
 }
 
 impl CandidateLists {
     fn get(&mut self, set: &NodeSet, names: &[Arc<str>]) -> Arc<[Arc<str>]> {
-        if let Some(list) = self.built.get(set) {
-            return Arc::clone(list);
+        if let Some((last, list)) = &self.last {
+            if last == set {
+                return Arc::clone(list);
+            }
         }
-        let list: Arc<[Arc<str>]> = set.iter().map(|i| Arc::clone(&names[i])).collect();
-        self.built.insert(set.clone(), Arc::clone(&list));
+        let list = match self.built.get(set) {
+            Some(list) => Arc::clone(list),
+            None => {
+                let list: Arc<[Arc<str>]> = set.iter().map(|i| Arc::clone(&names[i])).collect();
+                self.built.insert(set.clone(), Arc::clone(&list));
+                list
+            }
+        };
+        self.last = Some((set.clone(), Arc::clone(&list)));
         list
     }
 }

@@ -2,6 +2,7 @@
 
 mod election_golden;
 mod election_props;
+mod node;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,0 +1,351 @@
+//! The node state machine driven by a tiny in-test bus: every multicast is delivered to every
+//! member in one agreed order, as corosync would. Scenarios read as the protocol's promises.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use dvip_core::{Action, Command, DropReason, Event, ManagedAddress, Node, NodeOptions, PlumbHint};
+
+fn addresses(count: u8, preference: Option<&str>) -> Vec<ManagedAddress> {
+    (1..=count)
+        .map(|i| ManagedAddress {
+            address: format!("198.51.100.{i}").parse().expect("an address"),
+            bindings: [format!("b{i}")].into(),
+            listener_ports: if i == 1 { [25].into() } else { BTreeSet::new() },
+            preference: if i == 1 {
+                preference.map(str::to_owned)
+            } else {
+                None
+            },
+            follow: None,
+            plumb: PlumbHint {
+                interface: "eth0".into(),
+                cidrmask: 32,
+            },
+        })
+        .collect()
+}
+
+/// Nodes, what each has plumbed (as its caller would), and the bus.
+struct Cluster {
+    nodes: Vec<Node>,
+    plumbed: Vec<BTreeSet<IpAddr>>,
+    queue: VecDeque<(usize, Vec<u8>)>,
+    view_id: u64,
+    now: Duration,
+    /// Every Plumb and Unplumb, in the order carried out: (node, address, plumbed?).
+    log: Vec<(usize, IpAddr, bool)>,
+}
+
+impl Cluster {
+    fn new(configs: &[Vec<ManagedAddress>]) -> Self {
+        let nodes: Vec<Node> = configs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Node::new(format!("n{}", i + 1), NodeOptions::default(), c))
+            .collect();
+        let n = nodes.len();
+        let mut cluster = Self {
+            nodes,
+            plumbed: vec![BTreeSet::new(); n],
+            queue: VecDeque::new(),
+            view_id: 0,
+            now: Duration::ZERO,
+            log: Vec::new(),
+        };
+        for i in 0..n {
+            cluster.drain(i);
+        }
+        cluster
+    }
+
+    fn drain(&mut self, i: usize) {
+        while let Some(action) = self.nodes[i].poll_action() {
+            match action {
+                Action::Send(bytes) => self.queue.push_back((i, bytes)),
+                Action::Plumb { address, .. } => {
+                    // Release-then-acquire: nobody else may have it when a node plumbs it.
+                    for (j, other) in self.plumbed.iter().enumerate() {
+                        assert!(
+                            j == i || !other.contains(&address),
+                            "n{} plumbed {address} while n{} had it",
+                            i + 1,
+                            j + 1
+                        );
+                    }
+                    self.plumbed[i].insert(address);
+                    self.log.push((i, address, true));
+                }
+                Action::Unplumb { address, .. } => {
+                    self.plumbed[i].remove(&address);
+                    self.log.push((i, address, false));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn view(&mut self, members: &[usize]) {
+        self.view_id += 1;
+        let names: BTreeSet<String> = members
+            .iter()
+            .map(|&i| self.nodes[i].name().to_owned())
+            .collect();
+        // Messages of the old view reach the old members first; this bus simply delivers all.
+        self.settle(members);
+        for &i in members {
+            self.nodes[i].handle_view(self.view_id, &names);
+            self.drain(i);
+        }
+        self.settle(members);
+    }
+
+    /// Delivers everything queued to `members`, in order.
+    fn settle(&mut self, members: &[usize]) {
+        while let Some((from, bytes)) = self.queue.pop_front() {
+            let name = self.nodes[from].name().to_owned();
+            for &i in members {
+                self.nodes[i].handle_message(&name, &bytes);
+                self.drain(i);
+            }
+        }
+    }
+
+    fn advance(&mut self, by: Duration, members: &[usize]) {
+        self.now += by;
+        for &i in members {
+            self.nodes[i].handle_timeout(self.now);
+            self.drain(i);
+        }
+        self.settle(members);
+    }
+
+    fn owners(&self, address: &str) -> Vec<usize> {
+        let address: IpAddr = address.parse().expect("an address");
+        (0..self.nodes.len())
+            .filter(|&i| self.plumbed[i].contains(&address))
+            .collect()
+    }
+}
+
+#[test]
+fn a_new_node_first_unplumbs_every_configured_address() {
+    let mut node = Node::new("n1", NodeOptions::default(), &addresses(3, None));
+    let unplumbed: Vec<IpAddr> = std::iter::from_fn(|| node.poll_action())
+        .filter_map(|a| match a {
+            Action::Unplumb { address, .. } => Some(address),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        unplumbed.len(),
+        3,
+        "a crashed predecessor's addresses must not keep answering"
+    );
+}
+
+#[test]
+fn three_nodes_share_the_addresses_and_a_dead_nodes_addresses_move_at_once() {
+    let mut c = Cluster::new(&vec![addresses(6, None); 3]);
+    c.view(&[0, 1, 2]);
+    for a in 1..=6 {
+        assert_eq!(
+            c.owners(&format!("198.51.100.{a}")).len(),
+            1,
+            "one owner each"
+        );
+    }
+    assert!(
+        c.plumbed.iter().all(|p| p.len() == 2),
+        "balanced: {:?}",
+        c.plumbed
+    );
+    let lost = c.plumbed[2].clone();
+    let kept = [c.plumbed[0].clone(), c.plumbed[1].clone()];
+    c.plumbed[2].clear(); // host death: its addresses vanish with it
+    let since = c.log.len();
+    c.view(&[0, 1]);
+    for address in &lost {
+        assert_eq!(
+            c.owners(&address.to_string()).len(),
+            1,
+            "{address} taken over in the new view"
+        );
+    }
+    // Survivors kept their own addresses: a departure moves only the departed node's.
+    assert!(
+        c.log[since..].iter().all(|(_, _, plumbed)| *plumbed),
+        "a survivor unplumbed: {:?}",
+        &c.log[since..]
+    );
+    assert!(kept[0].is_subset(&c.plumbed[0]) && kept[1].is_subset(&c.plumbed[1]));
+}
+
+#[test]
+fn a_returning_preferred_node_gets_its_address_only_after_the_view_matures() {
+    let mut c = Cluster::new(&vec![addresses(2, Some("n2")); 2]);
+    c.view(&[0]);
+    assert_eq!(
+        c.owners("198.51.100.1"),
+        [0],
+        "n2 absent: n1 holds everything"
+    );
+    c.view(&[0, 1]);
+    assert_eq!(
+        c.owners("198.51.100.1"),
+        [0],
+        "n2 just returned: nothing moves yet"
+    );
+    c.advance(Duration::from_millis(1100), &[0, 1]);
+    assert_eq!(
+        c.owners("198.51.100.1"),
+        [1],
+        "matured: the preferred node has it"
+    );
+    // The move released before it acquired (the harness asserts that on every plumb).
+    let moves: Vec<&(usize, IpAddr, bool)> = c
+        .log
+        .iter()
+        .filter(|(_, a, _)| a.to_string() == "198.51.100.1")
+        .collect();
+    assert_eq!(moves.last().map(|m| (m.0, m.2)), Some((1, true)));
+}
+
+#[test]
+fn standby_drains_a_node_and_online_brings_it_back() {
+    let mut c = Cluster::new(&vec![addresses(4, None); 2]);
+    c.view(&[0, 1]);
+    c.advance(Duration::from_millis(1100), &[0, 1]);
+    c.nodes[1]
+        .handle_command(Command::Standby)
+        .expect("in a view");
+    c.drain(1);
+    c.settle(&[0, 1]);
+    assert!(
+        c.plumbed[1].is_empty() && c.plumbed[0].len() == 4,
+        "{:?}",
+        c.plumbed
+    );
+    c.nodes[1]
+        .handle_command(Command::Online)
+        .expect("in a view");
+    c.drain(1);
+    c.settle(&[0, 1]);
+    assert_eq!((c.plumbed[0].len(), c.plumbed[1].len()), (2, 2));
+}
+
+#[test]
+fn a_move_command_moves_one_address_and_refuses_a_non_candidate() {
+    let mut c = Cluster::new(&[addresses(2, None), addresses(2, None), addresses(1, None)]);
+    c.view(&[0, 1, 2]);
+    let address: IpAddr = "198.51.100.2".parse().expect("an address");
+    let err = c.nodes[0].handle_command(Command::Move {
+        address,
+        to: "n3".into(),
+    });
+    assert!(err.is_err(), "n3 does not configure 198.51.100.2");
+    let to = if c.owners("198.51.100.2") == [0] {
+        1
+    } else {
+        0
+    };
+    c.nodes[0]
+        .handle_command(Command::Move {
+            address,
+            to: format!("n{}", to + 1),
+        })
+        .expect("a candidate");
+    c.drain(0);
+    c.settle(&[0, 1, 2]);
+    assert_eq!(c.owners("198.51.100.2"), [to]);
+}
+
+#[test]
+fn shutdown_hands_every_address_over() {
+    let mut c = Cluster::new(&vec![addresses(4, None); 2]);
+    c.view(&[0, 1]);
+    c.nodes[0].handle_shutdown();
+    c.drain(0);
+    c.settle(&[0, 1]);
+    assert!(c.plumbed[0].is_empty());
+    assert_eq!(
+        c.plumbed[1].len(),
+        4,
+        "the survivor took everything before n1 left the group"
+    );
+}
+
+#[test]
+fn losing_the_bus_lets_every_address_go_at_once() {
+    let mut c = Cluster::new(&vec![addresses(4, None); 2]);
+    c.view(&[0, 1]);
+    assert!(!c.plumbed[0].is_empty());
+    c.nodes[0].handle_bus_lost();
+    c.drain(0);
+    assert!(
+        c.plumbed[0].is_empty(),
+        "a node that cannot know the view holds nothing"
+    );
+    assert_eq!(c.nodes[0].view_id(), None);
+}
+
+#[test]
+fn garbage_and_stale_messages_change_nothing_and_say_why() {
+    let mut c = Cluster::new(&vec![addresses(2, None); 2]);
+    c.view(&[0, 1]);
+    let before = (c.nodes[0].plan().clone(), c.plumbed.clone());
+    while c.nodes[0].poll_event().is_some() {}
+    c.nodes[0].handle_message("n2", b"DV\x01\x00garbage");
+    c.nodes[0].handle_message("n2", b"not even dvip");
+    c.nodes[0].handle_message("stranger", &[]);
+    c.drain(0);
+    let events: Vec<Event> = std::iter::from_fn(|| c.nodes[0].poll_event()).collect();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(
+        events.iter().all(|e| matches!(
+            e,
+            Event::Dropped {
+                why: DropReason::Decode(_),
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert_eq!((c.nodes[0].plan().clone(), c.plumbed.clone()), before);
+}
+
+#[test]
+fn a_long_pause_drops_addresses_before_anything_else() {
+    let mut c = Cluster::new(&vec![addresses(2, None); 2]);
+    c.view(&[0, 1]);
+    c.advance(Duration::from_millis(100), &[0, 1]);
+    let held = c.plumbed[0].len();
+    assert!(held > 0);
+    // n1 was frozen for 5 s: the others may have taken its addresses meanwhile.
+    c.now += Duration::from_secs(5);
+    c.nodes[0].handle_timeout(c.now);
+    c.drain(0);
+    assert!(
+        c.plumbed[0].is_empty(),
+        "a zombie lets go before it announces anything"
+    );
+    assert!(
+        std::iter::from_fn(|| c.nodes[0].poll_event()).any(|e| matches!(e, Event::Paused { .. }))
+    );
+}
+
+#[test]
+fn a_reload_that_drops_an_address_releases_it() {
+    let mut c = Cluster::new(&vec![addresses(2, None); 2]);
+    c.view(&[0, 1]);
+    let holder = c.owners("198.51.100.2")[0];
+    c.nodes[holder].handle_config(&addresses(1, None));
+    c.drain(holder);
+    c.settle(&[0, 1]);
+    assert_eq!(
+        c.owners("198.51.100.2"),
+        [1 - holder],
+        "the other node, which still manages it, took it"
+    );
+}
