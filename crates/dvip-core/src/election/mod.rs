@@ -561,7 +561,14 @@ fn decide(
             Some((owner, reason)) => {
                 unit.owner = owner;
                 unit.reason = reason;
-                if let Some(o) = owner {
+                // A held unit whose preferred node waits for the view to mature will be that
+                // node's load soon: count it there, so orphans placed now are not moved again
+                // for balance once the preference takes it home.
+                let counted = match (reason, preferred) {
+                    (Reason::Held, Some(p)) => Some(p),
+                    _ => owner,
+                };
+                if let Some(o) = counted {
                     loads[o] += 1;
                 }
             }

@@ -94,6 +94,21 @@ fn holdings_stay_until_a_rule_moves_them_and_the_moves_are_listed() {
     assert_eq!(home["from"], serde_json::json!(["node1"]));
     assert_eq!(home["reason"], "preferred");
     assert_eq!(home["after_maturity"], true);
+    // Orphans placed at once already account for where the preference will take 203.0.113.11,
+    // so the matured plan moves only it and its follower, nothing for balance.
+    let later: Vec<&Value> = moves
+        .iter()
+        .filter(|m| m["after_maturity"] == true)
+        .collect();
+    let later_addresses: Vec<&str> = later
+        .iter()
+        .map(|m| m["address"].as_str().expect("address"))
+        .collect();
+    assert_eq!(
+        later_addresses,
+        ["198.51.100.31", "203.0.113.11"],
+        "{later:?}"
+    );
 }
 
 #[test]
