@@ -25,6 +25,12 @@ pub(super) fn balance(units: &mut [Unit], loads: &mut [usize]) {
         else {
             return;
         };
+        // Nothing can move if no node at all is two below the most loaded one: with equal
+        // configurations and a fresh assignment, this ends the loop at once.
+        let lowest = loads.iter().copied().min().unwrap_or(0);
+        if loads[from] < lowest + 2 {
+            return;
+        }
         let mut moved = None;
         for position in (0..owned[from].len()).rev() {
             let u = owned[from][position];
