@@ -28,6 +28,58 @@ pub(crate) enum Command {
     /// matured and every planned move is done). Exit status: 0 when every configuration is
     /// valid, 1 when one is not, 2 on a usage error.
     Plan(PlanArgs),
+    /// Inspect and clean up the addresses dvip put on this machine's interfaces.
+    ///
+    /// dvip marks every address it adds (address protocol 0xd5) and gives it a finite
+    /// lifetime, so these commands never touch an address dvip did not add.
+    Plumb {
+        #[command(subcommand)]
+        command: PlumbCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PlumbCommand {
+    /// List the addresses dvip added on this machine, with the seconds each has left.
+    List {
+        /// Print JSON: `[{"address", "prefix_len", "interface_index", "valid_secs"}]`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every address dvip added on this machine (after a crash, or when a host leaves
+    /// the cluster for good). Run it only where dvipd is stopped.
+    Clean,
+    /// Add one address by hand, marked as dvip's, with a lifetime (for tests and drills).
+    Add {
+        /// ADDRESS/PREFIX, such as 198.51.100.7/32.
+        #[arg(value_name = "ADDRESS/PREFIX", value_parser = address_prefix)]
+        address: (std::net::IpAddr, u8),
+        /// The interface to put it on.
+        #[arg(long, value_name = "NAME")]
+        interface: String,
+        /// Seconds until the kernel drops it by itself.
+        #[arg(long, value_name = "SECONDS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+        lifetime: u32,
+    },
+    /// Remove one address dvip added (an address dvip did not add is left alone).
+    Remove {
+        /// The address.
+        address: std::net::IpAddr,
+    },
+}
+
+fn address_prefix(text: &str) -> Result<(std::net::IpAddr, u8), String> {
+    let (address, prefix) = text
+        .split_once('/')
+        .ok_or("write ADDRESS/PREFIX, such as 198.51.100.7/32")?;
+    let address: std::net::IpAddr = address
+        .parse()
+        .map_err(|_| format!("`{address}` is not an IP address"))?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    match prefix.parse::<u8>() {
+        Ok(p) if (1..=max).contains(&p) => Ok((address, p)),
+        _ => Err(format!("`{prefix}` is not a prefix length from 1 to {max}")),
+    }
 }
 
 #[derive(Debug, Args)]

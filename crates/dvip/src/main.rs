@@ -6,6 +6,7 @@
 mod cli;
 mod config_check;
 mod plan;
+mod plumb;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
             command: cli::ConfigCommand::Check(args),
         } => config_check::run(&args),
         cli::Command::Plan(args) => plan::run(&args),
+        cli::Command::Plumb { command } => plumb::run(command),
     };
     match outcome {
         Outcome::Ok => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 
 mod config_check;
 mod plan;
+mod plumb;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

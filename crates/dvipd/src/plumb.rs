@@ -1,0 +1,236 @@
+//! Plumbing: putting DuraVIP addresses on interfaces and taking them off, over netlink.
+//!
+//! Owns every change dvip makes to the kernel's address lists. It must not decide which
+//! addresses to hold (the core does) and never touches an address it did not add: every
+//! address dvip adds carries the address protocol [`DVIP_ADDRESS_PROTOCOL`] (`IFA_PROTO`,
+//! Linux 6.1 and later), and removal and listing only consider addresses that carry it.
+//!
+//! Addresses are added with a finite lifetime (`valid_lft` and `preferred_lft`) that a running
+//! daemon refreshes by adding them again. If the daemon dies without cleaning up (kill -9, a
+//! crash), the kernel drops its addresses by itself when the lifetime runs out, so they do not
+//! keep answering next to their new owner.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressMessage, AddressProtocol, CacheInfo,
+};
+use rtnetlink::Handle;
+
+/// The `IFA_PROTO` value that marks an address as dvip's.
+pub const DVIP_ADDRESS_PROTOCOL: u8 = 0xd5;
+
+/// How long a plumbed address lives unless refreshed. Short, so a dead daemon's addresses go
+/// quickly; long enough that a daemon refreshing every lifetime/3 never lets one lapse.
+pub const ADDRESS_LIFETIME_DEFAULT: Duration = Duration::from_secs(6);
+
+/// A plumbing failure. Nothing was changed unless the variant says so.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlumbError {
+    /// The netlink socket could not be opened (the environment failed).
+    #[error("cannot open a netlink socket: {0}")]
+    Socket(#[source] std::io::Error),
+    /// The interface a topology hint names does not exist on this machine (the configuration
+    /// or the machine is wrong).
+    #[error("interface `{0}` does not exist on this machine")]
+    NoSuchInterface(String),
+    /// The kernel refused the request.
+    #[error("the kernel refused to {what} {address}: {source}")]
+    Kernel {
+        /// What was asked.
+        what: &'static str,
+        /// The address.
+        address: IpAddr,
+        /// The kernel's answer.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// Listing addresses failed.
+    #[error("cannot list addresses: {0}")]
+    List(#[source] rtnetlink::Error),
+}
+
+/// An address dvip added, as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlumbedAddress {
+    /// The address.
+    pub address: IpAddr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// The interface index.
+    pub interface_index: u32,
+    /// Seconds left before the kernel drops it, if it has a lifetime.
+    pub valid_secs: Option<u32>,
+}
+
+/// A netlink connection for plumbing, with a cache of interface indexes.
+pub struct Plumber {
+    handle: Handle,
+    interfaces: BTreeMap<String, u32>,
+    lifetime: Duration,
+}
+
+impl Plumber {
+    /// Opens a netlink connection on the current tokio runtime, in the calling thread's
+    /// network namespace.
+    pub fn connect(lifetime: Duration) -> Result<Self, PlumbError> {
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(PlumbError::Socket)?;
+        tokio::spawn(connection);
+        Ok(Self {
+            handle,
+            interfaces: BTreeMap::new(),
+            lifetime,
+        })
+    }
+
+    async fn interface_index(&mut self, name: &str) -> Result<u32, PlumbError> {
+        if let Some(&index) = self.interfaces.get(name) {
+            return Ok(index);
+        }
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        let index = match links.try_next().await {
+            Ok(Some(link)) => link.header.index,
+            Ok(None) | Err(_) => return Err(PlumbError::NoSuchInterface(name.to_owned())),
+        };
+        self.interfaces.insert(name.to_owned(), index);
+        Ok(index)
+    }
+
+    /// Adds (or refreshes) `address/prefix_len` on `interface`, marked as dvip's, with the
+    /// plumber's lifetime.
+    pub async fn plumb(
+        &mut self,
+        address: IpAddr,
+        prefix_len: u8,
+        interface: &str,
+    ) -> Result<(), PlumbError> {
+        let index = self.interface_index(interface).await?;
+        let seconds = u32::try_from(self.lifetime.as_secs())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let mut request = self.handle.address().add(index, address, prefix_len);
+        let attributes = &mut request.message_mut().attributes;
+        attributes.push(AddressAttribute::Protocol(AddressProtocol::Other(
+            DVIP_ADDRESS_PROTOCOL,
+        )));
+        let mut lifetime = CacheInfo::default();
+        lifetime.ifa_preferred = seconds;
+        lifetime.ifa_valid = seconds;
+        attributes.push(AddressAttribute::CacheInfo(lifetime));
+        if address.is_ipv6() {
+            // The address is moving here from another node: duplicate detection would hold it
+            // tentative (unusable) for a second while the old owner is already gone.
+            attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        request
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| PlumbError::Kernel {
+                what: "add",
+                address,
+                source,
+            })
+    }
+
+    /// Every address on this machine that dvip added.
+    pub async fn ours(&mut self) -> Result<Vec<PlumbedAddress>, PlumbError> {
+        Ok(self
+            .our_messages()
+            .await?
+            .into_iter()
+            .map(|(plumbed, _)| plumbed)
+            .collect())
+    }
+
+    async fn our_messages(&mut self) -> Result<Vec<(PlumbedAddress, AddressMessage)>, PlumbError> {
+        let mut out = Vec::new();
+        let mut dump = self.handle.address().get().execute();
+        while let Some(message) = dump.try_next().await.map_err(PlumbError::List)? {
+            let ours = message
+                .attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Protocol(AddressProtocol::Other(p)) if *p == DVIP_ADDRESS_PROTOCOL));
+            if !ours {
+                continue;
+            }
+            // For IPv4, IFA_LOCAL is the interface's own address (IFA_ADDRESS may be a peer).
+            let local = message.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Local(ip) => Some(*ip),
+                _ => None,
+            });
+            let address = local.or_else(|| {
+                message.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })
+            });
+            let Some(address) = address else { continue };
+            let valid_secs = message.attributes.iter().find_map(|a| match a {
+                AddressAttribute::CacheInfo(c) if c.ifa_valid != u32::MAX => Some(c.ifa_valid),
+                _ => None,
+            });
+            let plumbed = PlumbedAddress {
+                address,
+                prefix_len: message.header.prefix_len,
+                interface_index: message.header.index,
+                valid_secs,
+            };
+            out.push((plumbed, message));
+        }
+        Ok(out)
+    }
+
+    /// Removes `address` if dvip added it, wherever it is. Absent is not an error.
+    pub async fn unplumb(&mut self, address: IpAddr) -> Result<bool, PlumbError> {
+        let mut removed = false;
+        for (plumbed, message) in self.our_messages().await? {
+            if plumbed.address == address {
+                self.delete(message, address).await?;
+                removed = true;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes every address dvip added on this machine (at start, after a crash). Returns
+    /// what was removed.
+    pub async fn remove_all_ours(&mut self) -> Result<Vec<PlumbedAddress>, PlumbError> {
+        let mut removed = Vec::new();
+        for (plumbed, message) in self.our_messages().await? {
+            self.delete(message, plumbed.address).await?;
+            removed.push(plumbed);
+        }
+        Ok(removed)
+    }
+
+    async fn delete(&mut self, message: AddressMessage, address: IpAddr) -> Result<(), PlumbError> {
+        match self.handle.address().del(message).execute().await {
+            Ok(()) => Ok(()),
+            // Gone meanwhile (its lifetime ran out, or someone removed it): what we wanted.
+            Err(rtnetlink::Error::NetlinkError(e))
+                if e.code
+                    .is_some_and(|c| c.get() == -EADDRNOTAVAIL || c.get() == -ENOENT) =>
+            {
+                Ok(())
+            }
+            Err(source) => Err(PlumbError::Kernel {
+                what: "remove",
+                address,
+                source,
+            }),
+        }
+    }
+}
+
+const ENOENT: i32 = 2;
+const EADDRNOTAVAIL: i32 = 99;
