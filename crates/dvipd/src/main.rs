@@ -1,15 +1,18 @@
 //! `dvipd`, the daemon: one per node.
 //!
-//! This build reads and validates its configuration the way the running daemon will (the
-//! same loader, the same located errors) and can check it with `--check`, like `nginx -t`.
-//! Running a node needs the corosync bus, netlink plumbing and the console, which are not
-//! built yet; without `--check` dvipd says so and exits 1 instead of pretending to run.
+//! Owns the command line and exit codes. `--check` validates the configuration like
+//! `nginx -t`. `--bus standalone` runs a cluster of one: this node owns every address its
+//! configuration manages, plumbs them with a lifetime it refreshes, and removes them on
+//! SIGTERM. The corosync bus, for real clusters, is the next piece of work; asking for it says
+//! so and exits 1.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use dvip_config::{load, DiskFiles, LoadOptions, Severity};
+use dvipd::daemon::{run_standalone, Settings};
 
 /// The dvip daemon: keeps this node's share of the cluster's virtual IP addresses alive.
 #[derive(Debug, Parser)]
@@ -20,44 +23,86 @@ struct Args {
     config: PathBuf,
 
     /// This node's name, overriding the configuration's `nodename` and the host name.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = dvip_config::check_node_name)]
     nodename: Option<String>,
 
     /// Check the configuration, print what is wrong, and exit: 0 valid, 1 invalid.
     #[arg(long)]
     check: bool,
+
+    /// The group bus: `corosync` for a cluster, `standalone` for a single machine.
+    #[arg(long, value_enum, default_value_t = Bus::Corosync)]
+    bus: Bus,
+
+    /// Seconds a plumbed address lives unless the daemon refreshes it: how long a killed
+    /// daemon's addresses can outlive it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    address_lifetime: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Bus {
+    Corosync,
+    Standalone,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut options = LoadOptions::new(gethostname::gethostname().to_string_lossy());
-    options.nodename = args.nodename;
-    let checked = load(&args.config, &options, &DiskFiles);
-    for diagnostic in &checked.diagnostics {
-        eprintln!("{}", diagnostic.render(&checked.sources));
-    }
-    if !checked.is_valid() {
-        let errors = checked.of(Severity::Error).count();
-        eprintln!(
-            "dvipd: {}: {errors} error(s); not starting",
-            args.config.display()
-        );
-        return ExitCode::from(1);
-    }
-    let config = &checked.config;
+    options.nodename = args.nodename.clone();
     if args.check {
+        let checked = load(&args.config, &options, &DiskFiles);
+        for diagnostic in &checked.diagnostics {
+            eprintln!("{}", diagnostic.render(&checked.sources));
+        }
+        if !checked.is_valid() {
+            let errors = checked.of(Severity::Error).count();
+            eprintln!("dvipd: {}: {errors} error(s)", args.config.display());
+            return ExitCode::from(1);
+        }
         println!(
             "dvipd: {}: valid for node {} with {} DuraVIP addresses",
             args.config.display(),
-            config.nodename,
-            config.addresses.len()
+            checked.config.nodename,
+            checked.config.addresses.len()
         );
         return ExitCode::SUCCESS;
     }
-    eprintln!(
-        "dvipd: this build can only check its configuration (--check); \
-         running node {} needs the corosync bus, which is not built yet",
-        config.nodename
-    );
-    ExitCode::from(1)
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    if args.bus == Bus::Corosync {
+        eprintln!(
+            "dvipd: the corosync bus is not built yet; `--bus standalone` runs this node as a \
+             cluster of one"
+        );
+        return ExitCode::from(1);
+    }
+    let settings = Settings {
+        config: args.config,
+        load: options,
+        address_lifetime: Duration::from_secs(args.address_lifetime),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dvipd: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run_standalone(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dvipd: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -202,6 +202,28 @@ impl Plumber {
         Ok(removed)
     }
 
+    /// Removes an address this process plumbed itself, without listing first: the caller
+    /// knows where it put it. Absent is not an error.
+    pub async fn unplumb_known(
+        &mut self,
+        address: IpAddr,
+        prefix_len: u8,
+        interface: &str,
+    ) -> Result<(), PlumbError> {
+        let index = self.interface_index(interface).await?;
+        let message = match address {
+            IpAddr::V4(v4) => rtnetlink::AddressMessageBuilder::<std::net::Ipv4Addr>::new()
+                .index(index)
+                .address(v4, prefix_len)
+                .build(),
+            IpAddr::V6(v6) => rtnetlink::AddressMessageBuilder::<std::net::Ipv6Addr>::new()
+                .index(index)
+                .address(v6, prefix_len)
+                .build(),
+        };
+        self.delete(message, address).await
+    }
+
     /// Removes every address dvip added on this machine (at start, after a crash). Returns
     /// what was removed.
     pub async fn remove_all_ours(&mut self) -> Result<Vec<PlumbedAddress>, PlumbError> {

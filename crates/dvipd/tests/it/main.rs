@@ -1,0 +1,227 @@
+//! dvipd on the standalone bus, against a real kernel in a network namespace each test makes
+//! and removes (root required, as in CI).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dvip_netns::Netns;
+
+const THREE: &str = r#"
+cluster { nodename = solo  Topology "198.51.100.0/24" { interface = "dv0" } }
+Binding "a" { Enable_Duravip = true  Bind_Address = 198.51.100.11 }
+Binding "b" { Enable_Duravip = true  Bind_Address = 198.51.100.12 }
+ESMTP_Listener { Listen "198.51.100.13:25" { Enable_Duravip = true } }
+"#;
+
+const TWO: &str = r#"
+cluster { nodename = solo  Topology "198.51.100.0/24" { interface = "dv0" } }
+Binding "a" { Enable_Duravip = true  Bind_Address = 198.51.100.11 }
+Binding "b" { Enable_Duravip = true  Bind_Address = 198.51.100.12 }
+"#;
+
+/// A running dvipd, killed on drop if still alive; its log goes to a file.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(ns: &Netns, config: &std::path::Path) -> Self {
+        let log = config.with_extension(format!("log{}", Instant::now().elapsed().as_nanos()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = ns
+            .command(env!("CARGO_BIN_EXE_dvipd"))
+            .args([
+                "--config",
+                config.to_str().expect("utf-8 path"),
+                "--bus",
+                "standalone",
+                "--address-lifetime",
+                "2",
+            ])
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("dvipd starts");
+        Self { child, log }
+    }
+
+    fn signal(&self, name: &str) {
+        // `ip netns exec` execs dvipd, so the child's pid is dvipd's.
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name}");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dvipd did not exit within {within:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn config(ns: &Netns, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.conf", ns.name()));
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Waits until `dv0` carries exactly `want`.
+fn wait_for(ns: &Netns, want: &[&str], within: Duration, daemon: &Daemon) {
+    let deadline = Instant::now() + within;
+    loop {
+        let have = ns.address_list();
+        if have == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "wanted {want:?}, have {have:?} after {within:?}:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_standalone_node_plumbs_its_addresses_and_sigterm_removes_them() {
+    let ns = Netns::new("dvipd-t");
+    let conf = config(&ns, THREE);
+    let mut daemon = Daemon::start(&ns, &conf);
+    wait_for(
+        &ns,
+        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
+        Duration::from_secs(5),
+        &daemon,
+    );
+    assert!(
+        ns.addresses()
+            .iter()
+            .all(|(_, lifetime)| lifetime.is_some_and(|s| s <= 2)),
+        "plumbed with a lifetime"
+    );
+    // Held addresses are refreshed: still there after several lifetimes.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        ns.address_list().len(),
+        3,
+        "refreshed, not expired:\n{}",
+        daemon.log()
+    );
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(
+        ns.address_list().is_empty(),
+        "SIGTERM handed every address back"
+    );
+    let _ = std::fs::remove_file(conf);
+}
+
+#[test]
+fn a_killed_daemon_s_addresses_expire_and_a_restart_cleans_up_at_once() {
+    let ns = Netns::new("dvipd-t");
+    let conf = config(&ns, THREE);
+    let mut first = Daemon::start(&ns, &conf);
+    wait_for(
+        &ns,
+        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
+        Duration::from_secs(5),
+        &first,
+    );
+    first.child.kill().expect("kill -9");
+    let _ = first.wait_exit(Duration::from_secs(5));
+    assert_eq!(
+        ns.address_list().len(),
+        3,
+        "kill -9 leaves the addresses (for now)"
+    );
+    // Restarted with a configuration that no longer has 198.51.100.13: the leftover goes at
+    // start, the others are plumbed again.
+    std::fs::write(&conf, TWO).expect("write config");
+    let mut second = Daemon::start(&ns, &conf);
+    wait_for(
+        &ns,
+        &["198.51.100.11", "198.51.100.12"],
+        Duration::from_secs(5),
+        &second,
+    );
+    assert!(
+        second
+            .log()
+            .contains("removed addresses a previous dvipd left behind"),
+        "{}",
+        second.log()
+    );
+    second.child.kill().expect("kill -9");
+    let _ = second.wait_exit(Duration::from_secs(5));
+    // Nobody refreshes them now: they expire by themselves (lifetime 2 s).
+    wait_for(&ns, &[], Duration::from_secs(6), &second);
+    let _ = std::fs::remove_file(conf);
+}
+
+#[test]
+fn sighup_reloads_and_a_bad_configuration_keeps_the_old_one() {
+    let ns = Netns::new("dvipd-t");
+    let conf = config(&ns, THREE);
+    let mut daemon = Daemon::start(&ns, &conf);
+    wait_for(
+        &ns,
+        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
+        Duration::from_secs(5),
+        &daemon,
+    );
+    std::fs::write(&conf, "Binding \"a\" { Enable_Duravip = maybe }\n").expect("write config");
+    daemon.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !daemon.log().contains("keeping the old one") {
+        assert!(
+            Instant::now() < deadline,
+            "no word of the bad configuration:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        daemon.log().contains("`maybe` is not a yes/no value"),
+        "the error is in the log with its location"
+    );
+    assert_eq!(
+        ns.address_list().len(),
+        3,
+        "the old configuration still runs"
+    );
+    std::fs::write(&conf, TWO).expect("write config");
+    daemon.signal("HUP");
+    wait_for(
+        &ns,
+        &["198.51.100.11", "198.51.100.12"],
+        Duration::from_secs(5),
+        &daemon,
+    );
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), Some(0));
+    let _ = std::fs::remove_file(conf);
+}
