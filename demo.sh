@@ -38,10 +38,11 @@ echo
 echo "== 3. dvipd on one machine (a network namespace with addresses from 198.51.100.0/24)"
 ns="dvip-demo-$$"
 conf=$(mktemp --suffix=.conf)
+socket="${conf%.conf}.sock"
 cleanup() {
   [ -n "${pid:-}" ] && kill -9 "$pid" 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
-  rm -f "$conf"
+  rm -f "$conf" "$socket"
 }
 trap cleanup EXIT
 ip netns add "$ns"
@@ -54,12 +55,15 @@ Binding "acme-1" { Enable_Duravip = true  Bind_Address = 198.51.100.11 }
 Binding "acme-2" { Enable_Duravip = true  Bind_Address = 198.51.100.12 }
 ESMTP_Listener { Listen "198.51.100.13:25" { Enable_Duravip = true } }
 CONF
-ip netns exec "$ns" "$dvipd" --config "$conf" --bus standalone --address-lifetime 3 2>/dev/null &
+ip netns exec "$ns" "$dvipd" --config "$conf" --bus standalone --address-lifetime 3 --socket "$socket" 2>/dev/null &
 pid=$!
 for _ in $(seq 50); do
   [[ "$(ip -n "$ns" -4 addr show dev dv0)" == *198.51.100.13* ]] && break
   sleep 0.1
 done
+echo "dvip show (the console, over dvipd's socket):"
+"$dvip" show --socket "$socket"
+echo
 echo "dvipd (pid $pid) plumbed, each with a 3 s lifetime it keeps refreshing:"
 ip -n "$ns" -4 addr show dev dv0 | grep -E 'inet|valid_lft'
 echo

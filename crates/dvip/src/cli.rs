@@ -36,6 +36,49 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: PlumbCommand,
     },
+    /// Show the running node's view of the cluster: every address, its owner and why.
+    Show {
+        /// Print the daemon's JSON report instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Have every node announce its state again and re-plan (after reloading configurations).
+    AnnounceView {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Drain this node for maintenance: its addresses move to the others.
+    Standby {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Undo `standby`: this node takes its share again.
+    Online {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Move an address to a node for the rest of the current view: `dvip move ADDRESS to NODE`.
+    Move {
+        /// The address.
+        address: std::net::IpAddr,
+        /// The word `to`.
+        #[arg(value_parser = ["to"], hide_possible_values = true)]
+        to: String,
+        /// The node that should own it.
+        node: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+/// Where the daemon's console socket is.
+#[derive(Debug, Args)]
+pub(crate) struct SocketArg {
+    /// The console socket of the local dvipd.
+    #[arg(long, value_name = "PATH", default_value = dvipd::console::SOCKET_DEFAULT)]
+    pub(crate) socket: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

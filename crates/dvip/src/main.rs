@@ -5,6 +5,7 @@
 
 mod cli;
 mod config_check;
+mod console;
 mod plan;
 mod plumb;
 
@@ -31,6 +32,26 @@ fn main() -> ExitCode {
         } => config_check::run(&args),
         cli::Command::Plan(args) => plan::run(&args),
         cli::Command::Plumb { command } => plumb::run(command),
+        cli::Command::Show { json, socket } => console::show(&socket.socket, json),
+        cli::Command::AnnounceView { socket } => console::command(
+            &socket.socket,
+            &serde_json::json!({"command": "announce-view"}),
+        ),
+        cli::Command::Standby { socket } => {
+            console::command(&socket.socket, &serde_json::json!({"command": "standby"}))
+        }
+        cli::Command::Online { socket } => {
+            console::command(&socket.socket, &serde_json::json!({"command": "online"}))
+        }
+        cli::Command::Move {
+            address,
+            node,
+            socket,
+            ..
+        } => console::command(
+            &socket.socket,
+            &serde_json::json!({"command": "move", "address": address, "to": node}),
+        ),
     };
     match outcome {
         Outcome::Ok => ExitCode::SUCCESS,

@@ -20,6 +20,7 @@ use dvip_core::{Action, Event, ManagedAddress, Node, NodeOptions, PlumbHint};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
+use crate::console::{self, Request};
 use crate::plumb::{PlumbError, Plumber};
 
 /// What the daemon needs to start.
@@ -31,6 +32,8 @@ pub struct Settings {
     pub load: LoadOptions,
     /// How long a plumbed address lives unless refreshed.
     pub address_lifetime: Duration,
+    /// The console socket.
+    pub socket: PathBuf,
 }
 
 /// Why the daemon stopped early. Addresses it plumbed are released where it could.
@@ -46,6 +49,15 @@ pub enum DaemonError {
     /// A signal handler could not be installed.
     #[error("cannot listen for signals: {0}")]
     Signals(#[source] std::io::Error),
+    /// The console socket could not be made; nothing was plumbed.
+    #[error("cannot listen on the console socket {path}: {source}")]
+    Console {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Reads and validates the configuration, logging every diagnostic.
@@ -180,6 +192,11 @@ pub async fn run_standalone(settings: Settings) -> Result<(), DaemonError> {
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let (requests_tx, mut requests) = tokio::sync::mpsc::channel::<console::Pending>(64);
+    console::listen(&settings.socket, requests_tx).map_err(|source| DaemonError::Console {
+        path: settings.socket.clone(),
+        source,
+    })?;
 
     let node = Node::new(name.clone(), NodeOptions::default(), &addresses);
     let mut daemon = Daemon {
@@ -222,6 +239,20 @@ pub async fn run_standalone(settings: Settings) -> Result<(), DaemonError> {
                     None => error!("the new configuration is invalid; keeping the old one"),
                 }
             }
+            Some((request, reply)) = requests.recv() => {
+                let answer = match request {
+                    Request::Show => console::status(&daemon.node),
+                    Request::Command(command) => {
+                        info!(?command, "console command");
+                        match daemon.node.handle_command(command) {
+                            Ok(()) => serde_json::json!({"ok": true}),
+                            Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
+                        }
+                    }
+                };
+                daemon.drive().await;
+                let _ = reply.send(answer);
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -229,5 +260,6 @@ pub async fn run_standalone(settings: Settings) -> Result<(), DaemonError> {
     info!("stopping: handing every address over");
     daemon.node.handle_shutdown();
     daemon.drive().await;
+    let _ = std::fs::remove_file(&settings.socket);
     Ok(())
 }

@@ -38,6 +38,10 @@ struct Args {
     /// daemon's addresses can outlive it.
     #[arg(long, value_name = "SECONDS", default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=3600))]
     address_lifetime: u64,
+
+    /// The console socket `dvip` talks to (made mode 0600: root only).
+    #[arg(long, value_name = "PATH", default_value = dvipd::console::SOCKET_DEFAULT)]
+    socket: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         config: args.config,
         load: options,
         address_lifetime: Duration::from_secs(args.address_lifetime),
+        socket: args.socket,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -28,7 +28,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(ns: &Netns, config: &std::path::Path) -> Self {
-        let log = config.with_extension(format!("log{}", Instant::now().elapsed().as_nanos()));
+        let log = config.with_extension("log");
         let file = std::fs::File::create(&log).expect("log file");
         let child = ns
             .command(env!("CARGO_BIN_EXE_dvipd"))
@@ -39,6 +39,8 @@ impl Daemon {
                 "standalone",
                 "--address-lifetime",
                 "2",
+                "--socket",
+                config.with_extension("sock").to_str().expect("utf-8 path"),
             ])
             .stdout(Stdio::null())
             .stderr(file)
@@ -83,10 +85,28 @@ impl Drop for Daemon {
     }
 }
 
-fn config(ns: &Netns, text: &str) -> PathBuf {
+/// A configuration file, removed (with the socket and log beside it) on drop.
+struct Conf(PathBuf);
+
+impl std::ops::Deref for Conf {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Conf {
+    fn drop(&mut self) {
+        for extension in ["conf", "sock", "log"] {
+            let _ = std::fs::remove_file(self.0.with_extension(extension));
+        }
+    }
+}
+
+fn config(ns: &Netns, text: &str) -> Conf {
     let path = std::env::temp_dir().join(format!("{}.conf", ns.name()));
     std::fs::write(&path, text).expect("write config");
-    path
+    Conf(path)
 }
 
 /// Waits until `dv0` carries exactly `want`.
@@ -137,7 +157,6 @@ fn a_standalone_node_plumbs_its_addresses_and_sigterm_removes_them() {
         ns.address_list().is_empty(),
         "SIGTERM handed every address back"
     );
-    let _ = std::fs::remove_file(conf);
 }
 
 #[test]
@@ -160,7 +179,7 @@ fn a_killed_daemon_s_addresses_expire_and_a_restart_cleans_up_at_once() {
     );
     // Restarted with a configuration that no longer has 198.51.100.13: the leftover goes at
     // start, the others are plumbed again.
-    std::fs::write(&conf, TWO).expect("write config");
+    std::fs::write(&*conf, TWO).expect("write config");
     let mut second = Daemon::start(&ns, &conf);
     wait_for(
         &ns,
@@ -179,7 +198,6 @@ fn a_killed_daemon_s_addresses_expire_and_a_restart_cleans_up_at_once() {
     let _ = second.wait_exit(Duration::from_secs(5));
     // Nobody refreshes them now: they expire by themselves (lifetime 2 s).
     wait_for(&ns, &[], Duration::from_secs(6), &second);
-    let _ = std::fs::remove_file(conf);
 }
 
 #[test]
@@ -193,7 +211,7 @@ fn sighup_reloads_and_a_bad_configuration_keeps_the_old_one() {
         Duration::from_secs(5),
         &daemon,
     );
-    std::fs::write(&conf, "Binding \"a\" { Enable_Duravip = maybe }\n").expect("write config");
+    std::fs::write(&*conf, "Binding \"a\" { Enable_Duravip = maybe }\n").expect("write config");
     daemon.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !daemon.log().contains("keeping the old one") {
@@ -213,7 +231,7 @@ fn sighup_reloads_and_a_bad_configuration_keeps_the_old_one() {
         3,
         "the old configuration still runs"
     );
-    std::fs::write(&conf, TWO).expect("write config");
+    std::fs::write(&*conf, TWO).expect("write config");
     daemon.signal("HUP");
     wait_for(
         &ns,
@@ -223,5 +241,97 @@ fn sighup_reloads_and_a_bad_configuration_keeps_the_old_one() {
     );
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(Duration::from_secs(5)), Some(0));
-    let _ = std::fs::remove_file(conf);
+}
+
+fn call(socket: &std::path::Path, request: &serde_json::Value) -> serde_json::Value {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime
+        .block_on(dvipd::console::call(socket, &request))
+        .expect("dvipd answers on its socket")
+}
+
+#[test]
+fn the_console_shows_the_plan_and_standby_drains_the_node() {
+    let ns = Netns::new("dvipd-t");
+    let conf = config(&ns, THREE);
+    let socket = conf.with_extension("sock");
+    let mut daemon = Daemon::start(&ns, &conf);
+    wait_for(
+        &ns,
+        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
+        Duration::from_secs(5),
+        &daemon,
+    );
+
+    assert!(
+        socket.exists(),
+        "no console socket at {}:\n{}",
+        socket.display(),
+        daemon.log()
+    );
+    let show = call(&socket, &serde_json::json!({"command": "show"}));
+    assert_eq!(show["ok"], true);
+    assert_eq!(show["node"], "solo");
+    assert_eq!(show["view"]["members"], serde_json::json!(["solo"]));
+    let addresses = show["addresses"].as_array().expect("addresses");
+    assert_eq!(addresses.len(), 3);
+    assert!(
+        addresses
+            .iter()
+            .all(|a| a["owner"] == "solo" && a["plumbed_here"] == true),
+        "{show}"
+    );
+    assert!(show["table"].as_str().expect("table").contains("*solo"));
+    let mode = std::fs::metadata(&socket)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    assert_eq!(mode.ok(), Some(0o600), "the console is root's alone");
+
+    assert_eq!(
+        call(&socket, &serde_json::json!({"command": "standby"}))["ok"],
+        true
+    );
+    wait_for(&ns, &[], Duration::from_secs(5), &daemon);
+    let drained = call(&socket, &serde_json::json!({"command": "show"}));
+    assert_eq!(drained["standby"], true);
+    assert!(drained["addresses"]
+        .as_array()
+        .expect("addresses")
+        .iter()
+        .all(|a| a["owner"].is_null()));
+
+    assert_eq!(
+        call(&socket, &serde_json::json!({"command": "online"}))["ok"],
+        true
+    );
+    wait_for(
+        &ns,
+        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
+        Duration::from_secs(5),
+        &daemon,
+    );
+
+    let refused = call(
+        &socket,
+        &serde_json::json!({"command": "move", "address": "198.51.100.11", "to": "elsewhere"}),
+    );
+    assert_eq!(refused["ok"], false);
+    assert!(
+        refused["error"]
+            .as_str()
+            .expect("error")
+            .contains("not a candidate"),
+        "{refused}"
+    );
+    let garbled = call(&socket, &serde_json::json!({"command": "dance"}));
+    assert!(garbled["error"]
+        .as_str()
+        .expect("error")
+        .contains("unknown command"));
+
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(!socket.exists(), "the socket goes with the daemon");
 }

@@ -1,0 +1,174 @@
+//! The console: requests from `dvip` over a unix socket, one JSON line each way.
+//!
+//! Owns the request and reply formats and the socket plumbing on both ends (the daemon's
+//! listener, the client's call). It must not act on a request: the daemon's loop, which owns
+//! the core, does that, so a console request is just one more input in the agreed order.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use dvip_core::{Command, Node};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// Where dvipd listens unless told otherwise.
+pub const SOCKET_DEFAULT: &str = "/run/dvip/dvipd.sock";
+/// The longest request line accepted.
+const REQUEST_LEN_MAX: usize = 64 * 1024;
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What an operator asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Report the view, the plan and this node's holdings.
+    Show,
+    /// A command for the core.
+    Command(Command),
+}
+
+/// A request and where its reply goes.
+pub type Pending = (Request, oneshot::Sender<Value>);
+
+/// Parses one request line: `{"command": "show" | "announce-view" | "standby" | "online" |
+/// "move", "address": ..., "to": ...}`.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    let value: Value =
+        serde_json::from_str(line).map_err(|e| format!("not a JSON request: {e}"))?;
+    let command = value["command"]
+        .as_str()
+        .ok_or("the request has no \"command\"")?;
+    Ok(match command {
+        "show" => Request::Show,
+        "announce-view" => Request::Command(Command::AnnounceView),
+        "standby" => Request::Command(Command::Standby),
+        "online" => Request::Command(Command::Online),
+        "move" => {
+            let address: IpAddr = value["address"]
+                .as_str()
+                .and_then(|a| a.parse().ok())
+                .ok_or("move needs an \"address\"")?;
+            let to = value["to"]
+                .as_str()
+                .ok_or("move needs a \"to\" node")?
+                .to_owned();
+            Request::Command(Command::Move { address, to })
+        }
+        other => return Err(format!("unknown command `{other}`")),
+    })
+}
+
+/// The reply to `show`: the view, and one entry per address with its owner, why, its marks,
+/// its candidates and whether this node holds it; plus the same as a table.
+pub fn status(node: &Node) -> Value {
+    let plan = node.plan();
+    let addresses: Vec<Value> = plan
+        .addresses
+        .iter()
+        .map(|(address, d)| {
+            json!({
+                "address": address,
+                "owner": d.owner,
+                "reason": d.reason,
+                "marks": d.marks,
+                "candidates": d.candidates,
+                "bindings": d.bindings(),
+                "listener_ports": d.listener_ports(),
+                "follows": d.follows,
+                "plumbed_here": node.plumbed().contains(address),
+            })
+        })
+        .collect();
+    json!({
+        "ok": true,
+        "node": node.name(),
+        "standby": node.is_standby(),
+        "view": {
+            "id": node.view_id(),
+            "members": node.members(),
+            "ready": node.is_ready(),
+            "mature": node.is_mature(),
+        },
+        "addresses": addresses,
+        "table": plan.table(),
+    })
+}
+
+/// Binds the socket (root only: mode 0600) and forwards each request to `requests`.
+pub fn listen(path: &Path, requests: mpsc::Sender<Pending>) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // A socket file left by a dead daemon would make bind fail.
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream, requests.clone()));
+        }
+    });
+    Ok(())
+}
+
+async fn serve(stream: UnixStream, requests: mpsc::Sender<Pending>) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take(REQUEST_LEN_MAX as u64));
+    let reply = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(Ok(n)) if n > 0 => match parse_request(line.trim()) {
+            Ok(request) => {
+                let (tx, rx) = oneshot::channel();
+                if requests.send((request, tx)).await.is_err() {
+                    json!({"ok": false, "error": "dvipd is stopping"})
+                } else {
+                    rx.await
+                        .unwrap_or_else(|_| json!({"ok": false, "error": "dvipd is stopping"}))
+                }
+            }
+            Err(e) => json!({"ok": false, "error": e}),
+        },
+        _ => json!({"ok": false, "error": "no request line within 5 s"}),
+    };
+    let mut bytes = reply.to_string().into_bytes();
+    bytes.push(b'\n');
+    let _ = write.write_all(&bytes).await;
+}
+
+/// Sends one request to the daemon at `path` and returns its reply.
+pub async fn call(path: &Path, request: &Value) -> std::io::Result<Value> {
+    let stream = UnixStream::connect(path).await?;
+    let (read, mut write) = stream.into_split();
+    let mut bytes = request.to_string().into_bytes();
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    let mut line = String::new();
+    BufReader::new(read).read_line(&mut line).await?;
+    serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_mistakes_say_what_is_wrong() {
+        assert_eq!(parse_request(r#"{"command":"show"}"#), Ok(Request::Show));
+        assert_eq!(
+            parse_request(r#"{"command":"standby"}"#),
+            Ok(Request::Command(Command::Standby))
+        );
+        let moved = parse_request(r#"{"command":"move","address":"198.51.100.1","to":"n2"}"#);
+        assert!(matches!(moved, Ok(Request::Command(Command::Move { .. }))));
+        assert!(parse_request(r#"{"command":"move","to":"n2"}"#)
+            .unwrap_err()
+            .contains("address"));
+        assert!(parse_request(r#"{"command":"dance"}"#)
+            .unwrap_err()
+            .contains("unknown command"));
+        assert!(parse_request("show").unwrap_err().contains("JSON"));
+    }
+}
