@@ -249,7 +249,7 @@ fn call(socket: &std::path::Path, request: &serde_json::Value) -> serde_json::Va
         .build()
         .expect("runtime");
     runtime
-        .block_on(dvipd::console::call(socket, &request))
+        .block_on(dvipd::console::call(socket, request))
         .expect("dvipd answers on its socket")
 }
 
