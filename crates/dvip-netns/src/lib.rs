@@ -20,9 +20,20 @@ pub fn ip(args: &[&str]) -> Output {
         .expect("iproute2's ip runs")
 }
 
-/// A network namespace holding a veth pair `dv0`/`dv1`, both up; deleted on drop.
+fn ip_ok(args: &[&str]) {
+    let out = ip(args);
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {} (needs root)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace holding a veth pair `dv0`/`dv1`, both up; deleted on drop. With
+/// [`Netns::with_client`], `dv1` sits in a second namespace instead: a client on the link.
 pub struct Netns {
     name: String,
+    client: Option<String>,
 }
 
 impl Netns {
@@ -34,20 +45,46 @@ impl Netns {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let made = ip(&["netns", "add", &name]);
+        ip_ok(&["netns", "add", &name]);
+        let netns = Self { name, client: None };
+        netns.ip(&["link", "add", "dv0", "type", "veth", "peer", "name", "dv1"]);
+        netns.ip(&["link", "set", "dv0", "up"]);
+        netns.ip(&["link", "set", "dv1", "up"]);
+        netns
+    }
+
+    /// Like [`Netns::new`], with `dv1` moved into a client namespace that has 198.51.100.200/24
+    /// and accepts gratuitous ARP into its neighbour table, so a test can see announcements.
+    pub fn with_client(prefix: &str) -> Self {
+        let mut netns = Self::new(prefix);
+        let client = format!("{}-c", netns.name);
+        ip_ok(&["netns", "add", &client]);
+        netns.client = Some(client.clone());
+        netns.ip(&["link", "set", "dv1", "netns", &client]);
+        ip_ok(&["-n", &client, "link", "set", "dv1", "up"]);
+        ip_ok(&[
+            "-n",
+            &client,
+            "addr",
+            "add",
+            "198.51.100.200/24",
+            "dev",
+            "dv1",
+        ]);
+        let sysctl = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &client,
+                "sysctl",
+                "-qw",
+                "net.ipv4.conf.dv1.arp_accept=1",
+            ])
+            .status();
         assert!(
-            made.status.success(),
-            "ip netns add: {} (needs root)",
-            String::from_utf8_lossy(&made.stderr)
+            sysctl.is_ok_and(|s| s.success()),
+            "sysctl arp_accept in {client}"
         );
-        let netns = Self { name };
-        for args in [
-            &["link", "add", "dv0", "type", "veth", "peer", "name", "dv1"][..],
-            &["link", "set", "dv0", "up"],
-            &["link", "set", "dv1", "up"],
-        ] {
-            netns.ip(args);
-        }
         netns
     }
 
@@ -60,12 +97,7 @@ impl Netns {
     pub fn ip(&self, args: &[&str]) {
         let mut all = vec!["-n", self.name.as_str()];
         all.extend_from_slice(args);
-        let out = ip(&all);
-        assert!(
-            out.status.success(),
-            "ip {all:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ip_ok(&all);
     }
 
     /// A command that runs `program` inside the namespace.
@@ -103,10 +135,42 @@ impl Netns {
         list.sort();
         list
     }
+
+    /// The MAC address of `dv0`.
+    pub fn mac(&self) -> String {
+        let out = ip(&["-n", &self.name, "-j", "link", "show", "dev", "dv0"]);
+        let links: Value = serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
+        links[0]["address"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The client's neighbour table: (address, MAC) pairs it has learned.
+    pub fn client_neighbours(&self) -> Vec<(String, String)> {
+        let Some(client) = &self.client else {
+            return Vec::new();
+        };
+        let out = ip(&["-n", client, "-j", "neigh", "show", "dev", "dv1"]);
+        let entries: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        entries
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|e| {
+                        Some((
+                            e["dst"].as_str()?.to_owned(),
+                            e["lladdr"].as_str()?.to_owned(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = ip(&["netns", "del", &self.name]);
+        if let Some(client) = &self.client {
+            let _ = ip(&["netns", "del", client]);
+        }
     }
 }

@@ -20,6 +20,7 @@ use dvip_core::{Action, Event, ManagedAddress, Node, NodeOptions, PlumbHint};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
+use crate::announce::Announcer;
 use crate::console::{self, Request};
 use crate::plumb::{PlumbError, Plumber};
 
@@ -86,7 +87,14 @@ struct Daemon {
     /// The standalone bus: this node's multicasts, delivered back to it in order.
     bus: VecDeque<Vec<u8>>,
     started: Instant,
+    announcer: Announcer,
+    /// Announcements still to repeat: (when, address, how many more).
+    repeats: VecDeque<(Instant, IpAddr, u32)>,
 }
+
+/// How many gratuitous ARPs announce one acquisition, and how far apart.
+const ANNOUNCE_COUNT: u32 = 3;
+const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Daemon {
     fn now(&self) -> Duration {
@@ -139,7 +147,12 @@ impl Daemon {
                 }
             }
             Action::Announce { address } => {
-                info!(%address, "announce (gratuitous ARP is not built yet)");
+                self.announce(address);
+                self.repeats.push_back((
+                    Instant::now() + ANNOUNCE_INTERVAL,
+                    address,
+                    ANNOUNCE_COUNT - 1,
+                ));
             }
             Action::StartService { address, ports } => {
                 info!(%address, ?ports, "listeners may answer here");
@@ -149,6 +162,38 @@ impl Daemon {
             }
             Action::Mark { address, marks } => {
                 warn!(%address, marks = ?marks.names(), "marks changed");
+            }
+        }
+    }
+
+    /// One gratuitous ARP for a held IPv4 address.
+    fn announce(&mut self, address: IpAddr) {
+        let Some(hint) = self.plumbed.get(&address) else {
+            return;
+        };
+        match address {
+            IpAddr::V4(v4) => {
+                if let Err(e) = self.announcer.announce(&hint.interface, v4) {
+                    warn!(%address, "cannot announce: {e}");
+                }
+            }
+            IpAddr::V6(_) => {
+                info!(%address, "unsolicited neighbour advertisement is not built yet")
+            }
+        }
+    }
+
+    /// Sends the repeats that are due.
+    fn announce_due(&mut self) {
+        let now = Instant::now();
+        while self.repeats.front().is_some_and(|(due, ..)| *due <= now) {
+            let Some((_, address, left)) = self.repeats.pop_front() else {
+                break;
+            };
+            self.announce(address);
+            if left > 1 {
+                self.repeats
+                    .push_back((now + ANNOUNCE_INTERVAL, address, left - 1));
             }
         }
     }
@@ -206,6 +251,8 @@ pub async fn run_standalone(settings: Settings) -> Result<(), DaemonError> {
         plumbed: BTreeMap::new(),
         bus: VecDeque::new(),
         started: Instant::now(),
+        announcer: Announcer::default(),
+        repeats: VecDeque::new(),
     };
     daemon.node.handle_timeout(daemon.now());
     daemon.drive().await;
@@ -223,6 +270,7 @@ pub async fn run_standalone(settings: Settings) -> Result<(), DaemonError> {
                 let now = daemon.now();
                 daemon.node.handle_timeout(now);
                 daemon.drive().await;
+                daemon.announce_due();
                 if last_refresh.elapsed() >= refresh_every {
                     daemon.refresh().await;
                     last_refresh = Instant::now();

@@ -2,10 +2,12 @@
 //!
 //! Each edge module translates between the sans-IO core and one outside thing and decides
 //! nothing: [`plumb`] speaks netlink to put addresses on interfaces and take them off;
-//! [`console`] carries operators' requests over a unix socket; [`daemon`] owns the core and
+//! [`announce`] sends gratuitous ARP after a plumb; [`console`] carries operators' requests
+//! over a unix socket; [`daemon`] owns the core and
 //! feeds it. The console (`dvip`) uses the same modules for its
 //! maintenance commands.
 
+pub mod announce;
 pub mod console;
 pub mod daemon;
 pub mod plumb;

@@ -335,3 +335,28 @@ fn the_console_shows_the_plan_and_standby_drains_the_node() {
     assert_eq!(daemon.wait_exit(Duration::from_secs(5)), Some(0));
     assert!(!socket.exists(), "the socket goes with the daemon");
 }
+
+#[test]
+fn every_acquisition_is_announced_to_the_link() {
+    let ns = Netns::with_client("dvipd-t");
+    let conf = config(&ns, THREE);
+    let daemon = Daemon::start(&ns, &conf);
+    let mac = ns.mac();
+    let want = ["198.51.100.11", "198.51.100.12", "198.51.100.13"];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let learned = ns.client_neighbours();
+        if want
+            .iter()
+            .all(|a| learned.iter().any(|(ip, lladdr)| ip == a && *lladdr == mac))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the client learned {learned:?}, wanted {want:?} at {mac}:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
