@@ -178,7 +178,7 @@ impl Daemon {
                 }
             }
             IpAddr::V6(_) => {
-                info!(%address, "unsolicited neighbour advertisement is not built yet")
+                info!(%address, "unsolicited neighbour advertisement is not built yet");
             }
         }
     }
