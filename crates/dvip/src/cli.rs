@@ -59,6 +59,11 @@ pub(crate) enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// The spec's spellings of the console commands (`cluster duravip show`, ...).
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Move an address to a node for the rest of the current view: `dvip move ADDRESS to NODE`.
     Move {
         /// The address.
@@ -68,6 +73,36 @@ pub(crate) enum Command {
         to: String,
         /// The node that should own it.
         node: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+/// The spec's spellings: `dvip cluster duravip show`, `dvip cluster duravip announce view`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// DuraVIP commands.
+    Duravip {
+        #[command(subcommand)]
+        command: DuravipCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DuravipCommand {
+    /// Same as `dvip show`.
+    Show {
+        /// Print the daemon's JSON report instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// `announce view`: same as `dvip announce-view`.
+    Announce {
+        /// The word `view`.
+        #[arg(value_parser = ["view"], hide_possible_values = true)]
+        what: String,
         #[command(flatten)]
         socket: SocketArg,
     },

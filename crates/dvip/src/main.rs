@@ -43,6 +43,15 @@ fn main() -> ExitCode {
         cli::Command::Online { socket } => {
             console::command(&socket.socket, &serde_json::json!({"command": "online"}))
         }
+        cli::Command::Cluster {
+            command: cli::ClusterCommand::Duravip { command },
+        } => match command {
+            cli::DuravipCommand::Show { json, socket } => console::show(&socket.socket, json),
+            cli::DuravipCommand::Announce { socket, .. } => console::command(
+                &socket.socket,
+                &serde_json::json!({"command": "announce-view"}),
+            ),
+        },
         cli::Command::Move {
             address,
             node,

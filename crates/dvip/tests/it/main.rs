@@ -1,6 +1,7 @@
 //! Integration tests of the `dvip` command line, run as a user would run it.
 
 mod config_check;
+mod console;
 mod plan;
 mod plumb;
 
