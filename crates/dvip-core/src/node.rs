@@ -408,9 +408,11 @@ impl Node {
         self.send(&Message::Mature { view_id });
     }
 
-    /// The bus installed a new view. Views with an id not above the current one are ignored.
+    /// The bus installed a new view. `view_id` names the view the same way on every member
+    /// (consecutive views have different ids; the bus delivers views in order, so an id need
+    /// not grow). A view with the current id is a repeat and is ignored.
     pub fn handle_view(&mut self, view_id: u64, members: &BTreeSet<NodeName>) {
-        if !members.contains(&self.me) || self.view.as_ref().is_some_and(|v| v.id >= view_id) {
+        if !members.contains(&self.me) || self.view.as_ref().is_some_and(|v| v.id == view_id) {
             return;
         }
         // A Released still in flight belongs to the old view; what is unplumbed stays so.

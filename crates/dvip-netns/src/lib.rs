@@ -174,3 +174,215 @@ impl Drop for Netns {
         }
     }
 }
+
+/// A LAN of node namespaces on a bridge (itself in a namespace of its own), each node with
+/// `eth0` at 198.51.100.N/24 and a corosync (knet, the lab's fast timing) in its own mount
+/// namespace. Everything it started is killed, by pid, and every namespace removed on drop.
+pub struct Lab {
+    prefix: String,
+    nodes: usize,
+    dir: std::path::PathBuf,
+    corosync: Vec<Option<std::process::Child>>,
+}
+
+impl Lab {
+    /// Builds the LAN and starts corosync on every node.
+    pub fn new(prefix: &str, nodes: usize) -> Self {
+        let prefix = format!(
+            "{prefix}{}-{}-",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(format!("{prefix}lab"));
+        std::fs::create_dir_all(&dir).expect("lab directory");
+        let mut lab = Self {
+            prefix,
+            nodes,
+            dir,
+            corosync: Vec::new(),
+        };
+        let switch = lab.switch();
+        ip_ok(&["netns", "add", &switch]);
+        ip_ok(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
+        ip_ok(&["-n", &switch, "link", "set", "br0", "up"]);
+        for i in 1..=nodes {
+            let ns = lab.node(i);
+            let port = format!("p{i}");
+            ip_ok(&["netns", "add", &ns]);
+            ip_ok(&[
+                "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ]);
+            ip_ok(&["-n", &switch, "link", "set", &port, "master", "br0", "up"]);
+            ip_ok(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("198.51.100.{i}/24"),
+                "dev",
+                "eth0",
+            ]);
+            ip_ok(&["-n", &ns, "link", "set", "eth0", "up"]);
+            ip_ok(&["-n", &ns, "link", "set", "lo", "up"]);
+        }
+        for i in 1..=nodes {
+            let conf = lab.dir.join(format!("corosync-{i}.conf"));
+            std::fs::write(&conf, lab.corosync_conf()).expect("corosync.conf");
+            lab.corosync.push(Some(lab.start_corosync(i, &conf)));
+        }
+        // Ready when every corosync answers its tools: dvipd needs it to join.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        for i in 1..=nodes {
+            loop {
+                let ready = Command::new("ip")
+                    .args(["netns", "exec", &lab.node(i), "corosync-cfgtool", "-s"])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if ready {
+                    break;
+                }
+                let log = std::fs::read_to_string(lab.dir.join(format!("corosync-{i}.log")))
+                    .unwrap_or_default();
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "corosync on node {i} never came up:\n{log}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        // And when they have formed one ring, so a test starts from a whole cluster.
+        loop {
+            let members = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &lab.node(1),
+                    "corosync-cmapctl",
+                    "runtime.members",
+                ])
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .matches("status (str) = joined")
+                        .count()
+                })
+                .unwrap_or(0);
+            if members == nodes {
+                break;
+            }
+            let log = std::fs::read_to_string(lab.dir.join("corosync-1.log")).unwrap_or_default();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "corosync never formed one ring of {nodes}:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        lab
+    }
+
+    fn switch(&self) -> String {
+        format!("{}sw", self.prefix)
+    }
+
+    /// The namespace of node `i` (from 1).
+    pub fn node(&self, i: usize) -> String {
+        format!("{}n{i}", self.prefix)
+    }
+
+    /// A scratch directory removed with the lab.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    fn corosync_conf(&self) -> String {
+        let mut nodes = String::new();
+        for i in 1..=self.nodes {
+            nodes.push_str(&format!("  node {{\n    nodeid: {i}\n    name: node{i}\n    ring0_addr: 198.51.100.{i}\n  }}\n"));
+        }
+        let two = if self.nodes == 2 {
+            "  two_node: 1\n"
+        } else {
+            ""
+        };
+        format!(
+            "totem {{\n  version: 2\n  cluster_name: dviplab\n  transport: knet\n  crypto_cipher: none\n  crypto_hash: none\n  token: 100\n  consensus: 150\n  token_coefficient: 0\n  token_retransmits_before_loss_const: 3\n  interface {{\n    linknumber: 0\n    knet_ping_interval: 200\n    knet_ping_timeout: 600\n  }}\n}}\nnodelist {{\n{nodes}}}\nquorum {{\n  provider: corosync_votequorum\n{two}}}\nlogging {{\n  to_stderr: yes\n  to_syslog: no\n}}\n"
+        )
+    }
+
+    fn start_corosync(&self, i: usize, conf: &std::path::Path) -> std::process::Child {
+        // corosync keeps its pid file and state under /run and /var/lib/corosync: a private
+        // tmpfs for each, in a mount namespace of its own.
+        let script = format!(
+            "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib/corosync && exec corosync -f -c {}",
+            conf.display()
+        );
+        let log = std::fs::File::create(self.dir.join(format!("corosync-{i}.log"))).expect("log");
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.node(i),
+                "unshare",
+                "-m",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("corosync starts")
+    }
+
+    /// A command that runs `program` on node `i`.
+    pub fn command(&self, i: usize, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.node(i), program]);
+        command
+    }
+
+    /// The DuraVIP-range addresses (198.51.100.10 and up) on node `i`'s `eth0`, sorted.
+    pub fn addresses(&self, i: usize) -> Vec<String> {
+        let out = ip(&["-n", &self.node(i), "-j", "addr", "show", "dev", "eth0"]);
+        let links: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let mut list: Vec<String> = links[0]["addr_info"]
+            .as_array()
+            .map(|infos| {
+                infos
+                    .iter()
+                    .filter(|a| a["prefixlen"] == 32)
+                    .filter_map(|a| a["local"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        list.sort();
+        list
+    }
+
+    /// Cuts node `i` off the LAN (its switch port goes down), as if its host died.
+    pub fn cut(&self, i: usize) {
+        ip_ok(&[
+            "-n",
+            &self.switch(),
+            "link",
+            "set",
+            &format!("p{i}"),
+            "down",
+        ]);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for child in self.corosync.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for i in 1..=self.nodes {
+            let _ = ip(&["netns", "del", &self.node(i)]);
+        }
+        let _ = ip(&["netns", "del", &self.switch()]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

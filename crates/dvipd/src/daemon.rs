@@ -6,9 +6,11 @@
 //! Planned addresses are refreshed well within their lifetime. It must not decide anything:
 //! every decision is the core's.
 //!
-//! The bus today is the standalone one: a view of this node alone whose multicasts come back
-//! to it in order, which is what a cluster of one needs. The corosync bus plugs in at the
-//! same two points (views in, messages in and out).
+//! Two buses: corosync's CPG for a cluster (views and messages in agreed order, node ids
+//! turned into node names through corosync's node list), and a standalone one for a single
+//! machine (a view of this node alone whose multicasts come back to it in order). When
+//! corosync goes away, the node lets every address go (it can no longer know the view) and
+//! joins again every second until corosync is back.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
@@ -22,6 +24,7 @@ use tracing::{error, info, warn};
 
 use crate::announce::Announcer;
 use crate::console::{self, Request};
+use crate::corosync::{self, BusEvent, CorosyncBus, Member};
 use crate::plumb::{PlumbError, Plumber};
 
 /// What the daemon needs to start.
@@ -35,6 +38,30 @@ pub struct Settings {
     pub address_lifetime: Duration,
     /// The console socket.
     pub socket: PathBuf,
+    /// Which bus to run on.
+    pub bus: BusKind,
+}
+
+/// Which group bus a daemon runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusKind {
+    /// corosync's CPG: a cluster.
+    Corosync,
+    /// A cluster of one.
+    Standalone,
+}
+
+/// The bus as the loop sees it.
+enum Bus {
+    /// This node's multicasts, delivered back to it in order.
+    Standalone(VecDeque<Vec<u8>>),
+    /// Joined (or `None` while corosync is away), with the cluster group's name and node names
+    /// by node id.
+    Corosync {
+        bus: Option<CorosyncBus>,
+        group: String,
+        names: BTreeMap<u32, String>,
+    },
 }
 
 /// Why the daemon stopped early. Addresses it plumbed are released where it could.
@@ -44,6 +71,20 @@ pub enum DaemonError {
     /// The configuration is invalid at start; nothing was plumbed.
     #[error("the configuration is invalid")]
     Config,
+    /// This node's name is not the name corosync's node list gives this node; nothing was
+    /// plumbed.
+    #[error(
+        "this node is `{ours}` in dvip's configuration but `{theirs}` in corosync's node list"
+    )]
+    NameMismatch {
+        /// dvip's node name.
+        ours: String,
+        /// corosync's.
+        theirs: String,
+    },
+    /// corosync could not be joined at start; nothing was plumbed.
+    #[error(transparent)]
+    Bus(#[from] corosync::BusError),
     /// Plumbing failed in a way the daemon cannot carry on from.
     #[error(transparent)]
     Plumb(#[from] PlumbError),
@@ -62,7 +103,7 @@ pub enum DaemonError {
 }
 
 /// Reads and validates the configuration, logging every diagnostic.
-fn read_config(settings: &Settings) -> Option<(String, Vec<ManagedAddress>)> {
+fn read_config(settings: &Settings) -> Option<(String, Vec<ManagedAddress>, String)> {
     let checked = load(&settings.config, &settings.load, &DiskFiles);
     for d in &checked.diagnostics {
         let text = d.render(&checked.sources);
@@ -74,7 +115,11 @@ fn read_config(settings: &Settings) -> Option<(String, Vec<ManagedAddress>)> {
     }
     checked.is_valid().then(|| {
         let addresses = checked.config.managed_addresses().cloned().collect();
-        (checked.config.nodename, addresses)
+        (
+            checked.config.nodename,
+            addresses,
+            checked.config.cluster.cluster_group,
+        )
     })
 }
 
@@ -84,8 +129,7 @@ struct Daemon {
     plumber: Plumber,
     /// What this process plumbed and has not removed, with where it put it.
     plumbed: BTreeMap<IpAddr, PlumbHint>,
-    /// The standalone bus: this node's multicasts, delivered back to it in order.
-    bus: VecDeque<Vec<u8>>,
+    bus: Bus,
     started: Instant,
     announcer: Announcer,
     /// Announcements still to repeat: (when, address, how many more).
@@ -110,7 +154,10 @@ impl Daemon {
             while let Some(event) = self.node.poll_event() {
                 log_event(&event);
             }
-            let Some(bytes) = self.bus.pop_front() else {
+            let Bus::Standalone(queue) = &mut self.bus else {
+                break;
+            };
+            let Some(bytes) = queue.pop_front() else {
                 break;
             };
             self.node.handle_message(&self.name, &bytes);
@@ -119,7 +166,17 @@ impl Daemon {
 
     async fn carry_out(&mut self, action: Action) {
         match action {
-            Action::Send(bytes) => self.bus.push_back(bytes),
+            Action::Send(bytes) => match &mut self.bus {
+                Bus::Standalone(queue) => queue.push_back(bytes),
+                Bus::Corosync { bus: Some(bus), .. } => {
+                    if let Err(e) = bus.send(&bytes) {
+                        // The dispatch thread reports the loss; until then the cluster may
+                        // miss this message, which a view change makes good.
+                        warn!("cannot multicast: {e}");
+                    }
+                }
+                Bus::Corosync { bus: None, .. } => {}
+            },
             Action::Plumb { address, hint } => match self
                 .plumber
                 .plumb(address, hint.cidrmask, &hint.interface)
@@ -163,6 +220,67 @@ impl Daemon {
             Action::Mark { address, marks } => {
                 warn!(%address, marks = ?marks.names(), "marks changed");
             }
+        }
+    }
+
+    /// Translates a bus event into the core's input.
+    async fn bus_event(&mut self, event: BusEvent) {
+        match event {
+            BusEvent::View { members } => {
+                let names = self.member_names(&members);
+                let view_id = view_id(&members);
+                info!(view_id, ?names, "view");
+                self.node.handle_view(view_id, &names);
+            }
+            BusEvent::Message { from, bytes } => {
+                let name = self.member_name(from);
+                self.node.handle_message(&name, &bytes);
+            }
+            BusEvent::Lost(why) => {
+                error!("lost corosync ({why}): releasing every address until it is back");
+                self.node.handle_bus_lost();
+                if let Bus::Corosync { bus, .. } = &mut self.bus {
+                    *bus = None;
+                }
+            }
+        }
+        self.drive().await;
+    }
+
+    fn member_name(&mut self, member: Member) -> String {
+        let Bus::Corosync { names, .. } = &mut self.bus else {
+            return self.name.clone();
+        };
+        if !names.contains_key(&member.nodeid) {
+            // A node added to corosync's node list since we read it.
+            if let Ok(fresh) = corosync::node_names() {
+                *names = fresh;
+            }
+        }
+        names
+            .get(&member.nodeid)
+            .cloned()
+            .unwrap_or_else(|| format!("nodeid-{}", member.nodeid))
+    }
+
+    fn member_names(&mut self, members: &[Member]) -> BTreeSet<String> {
+        members.iter().map(|&m| self.member_name(m)).collect()
+    }
+
+    /// Joins corosync again after it went away.
+    fn rejoin(&mut self) {
+        let Bus::Corosync { bus, group, .. } = &mut self.bus else {
+            return;
+        };
+        if bus.is_some() {
+            return;
+        }
+        match CorosyncBus::join(group) {
+            Ok(joined) => {
+                info!("corosync is back: joined the group again");
+                *bus = Some(joined);
+            }
+            Err(e) => warn!("corosync still away: {e}"),
         }
     }
 
@@ -214,6 +332,31 @@ impl Daemon {
     }
 }
 
+/// A view's id, the same on every member: the members (node id and process id) hashed.
+/// Consecutive views always differ in membership, so their ids differ.
+fn view_id(members: &[Member]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for m in members {
+        for b in m
+            .nodeid
+            .to_le_bytes()
+            .into_iter()
+            .chain(m.pid.to_le_bytes())
+        {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+async fn next_bus_event(bus: &mut Bus) -> Option<BusEvent> {
+    match bus {
+        Bus::Corosync { bus: Some(bus), .. } => bus.next().await,
+        _ => std::future::pending().await,
+    }
+}
+
 fn log_event(event: &Event) {
     match event {
         Event::Dropped { from, why } => warn!(%from, ?why, "message dropped"),
@@ -222,10 +365,30 @@ fn log_event(event: &Event) {
     }
 }
 
-/// Runs a node on the standalone bus until SIGTERM or SIGINT, then hands every address back
-/// (removes it) and returns.
-pub async fn run_standalone(settings: Settings) -> Result<(), DaemonError> {
-    let (name, addresses) = read_config(&settings).ok_or(DaemonError::Config)?;
+/// Runs a node until SIGTERM or SIGINT, then hands every address over and returns.
+pub async fn run(settings: Settings) -> Result<(), DaemonError> {
+    let (name, addresses, group) = read_config(&settings).ok_or(DaemonError::Config)?;
+    let bus = match settings.bus {
+        BusKind::Standalone => Bus::Standalone(VecDeque::new()),
+        BusKind::Corosync => {
+            let joined = CorosyncBus::join(&group)?;
+            let names = corosync::node_names()?;
+            match names.get(&joined.me.nodeid) {
+                Some(theirs) if *theirs != name => {
+                    return Err(DaemonError::NameMismatch {
+                        ours: name,
+                        theirs: theirs.clone(),
+                    })
+                }
+                _ => {}
+            }
+            Bus::Corosync {
+                bus: Some(joined),
+                group,
+                names,
+            }
+        }
+    };
     let mut plumber = Plumber::connect(settings.address_lifetime)?;
     let leftovers = plumber.remove_all_ours().await?;
     if !leftovers.is_empty() {
@@ -249,20 +412,23 @@ pub async fn run_standalone(settings: Settings) -> Result<(), DaemonError> {
         name: name.clone(),
         plumber,
         plumbed: BTreeMap::new(),
-        bus: VecDeque::new(),
+        bus,
         started: Instant::now(),
         announcer: Announcer::default(),
         repeats: VecDeque::new(),
     };
     daemon.node.handle_timeout(daemon.now());
     daemon.drive().await;
-    daemon.node.handle_view(1, &BTreeSet::from([name.clone()]));
-    daemon.drive().await;
-    info!(node = %name, addresses = addresses.len(), "running on the standalone bus");
+    if matches!(daemon.bus, Bus::Standalone(_)) {
+        daemon.node.handle_view(1, &BTreeSet::from([name.clone()]));
+        daemon.drive().await;
+    }
+    info!(node = %name, addresses = addresses.len(), bus = ?settings.bus, "running");
 
     let tick = Duration::from_millis(250);
     let refresh_every = settings.address_lifetime / 3;
     let mut last_refresh = Instant::now();
+    let mut last_rejoin = Instant::now();
     let mut ticker = tokio::time::interval(tick);
     loop {
         tokio::select! {
@@ -271,6 +437,10 @@ pub async fn run_standalone(settings: Settings) -> Result<(), DaemonError> {
                 daemon.node.handle_timeout(now);
                 daemon.drive().await;
                 daemon.announce_due();
+                if last_rejoin.elapsed() >= Duration::from_secs(1) {
+                    daemon.rejoin();
+                    last_rejoin = Instant::now();
+                }
                 if last_refresh.elapsed() >= refresh_every {
                     daemon.refresh().await;
                     last_refresh = Instant::now();
@@ -279,7 +449,7 @@ pub async fn run_standalone(settings: Settings) -> Result<(), DaemonError> {
             _ = hangup.recv() => {
                 info!("SIGHUP: reading the configuration again");
                 match read_config(&settings) {
-                    Some((_, addresses)) => {
+                    Some((_, addresses, _)) => {
                         daemon.node.handle_config(&addresses);
                         daemon.drive().await;
                         info!(addresses = addresses.len(), "configuration reloaded");
@@ -287,6 +457,7 @@ pub async fn run_standalone(settings: Settings) -> Result<(), DaemonError> {
                     None => error!("the new configuration is invalid; keeping the old one"),
                 }
             }
+            Some(event) = next_bus_event(&mut daemon.bus) => daemon.bus_event(event).await,
             Some((request, reply)) = requests.recv() => {
                 let answer = match request {
                     Request::Show => console::status(&daemon.node),

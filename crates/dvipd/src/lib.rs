@@ -9,5 +9,6 @@
 
 pub mod announce;
 pub mod console;
+pub mod corosync;
 pub mod daemon;
 pub mod plumb;

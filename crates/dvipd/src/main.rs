@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use dvip_config::{load, DiskFiles, LoadOptions, Severity};
-use dvipd::daemon::{run_standalone, Settings};
+use dvipd::daemon::{run, BusKind, Settings};
 
 /// The dvip daemon: keeps this node's share of the cluster's virtual IP addresses alive.
 #[derive(Debug, Parser)]
@@ -80,18 +80,15 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    if args.bus == Bus::Corosync {
-        eprintln!(
-            "dvipd: the corosync bus is not built yet; `--bus standalone` runs this node as a \
-             cluster of one"
-        );
-        return ExitCode::from(1);
-    }
     let settings = Settings {
         config: args.config,
         load: options,
         address_lifetime: Duration::from_secs(args.address_lifetime),
         socket: args.socket,
+        bus: match args.bus {
+            Bus::Corosync => BusKind::Corosync,
+            Bus::Standalone => BusKind::Standalone,
+        },
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -103,7 +100,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run_standalone(settings)) {
+    match runtime.block_on(run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dvipd: {e}");

@@ -1,5 +1,7 @@
-//! dvipd on the standalone bus, against a real kernel in a network namespace each test makes
-//! and removes (root required, as in CI).
+//! dvipd against a real kernel in network namespaces each test makes and removes (root
+//! required, as in CI): on the standalone bus here, on corosync in `cluster`.
+
+mod cluster;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

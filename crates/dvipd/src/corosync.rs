@@ -1,0 +1,203 @@
+//! The corosync bus: the cluster group over corosync's CPG (extended virtual synchrony).
+//!
+//! Owns the CPG connection, its dispatch thread and the translation of CPG's views and
+//! deliveries into [`BusEvent`]s; and the names of nodes, read from corosync's node list, so
+//! the core sees node names, not numbers. It must not interpret messages.
+//!
+//! Known traps of the rust-corosync crate, handled here: the context given to `initialize` is
+//! not usable (it is set with `context_set` afterwards); its callbacks are plain functions, so
+//! they find their channel through that context in a table; and there is no reconnect: when
+//! corosync goes away, dispatch fails, [`BusEvent::Lost`] is sent and the caller must join
+//! again.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use rust_corosync::cpg::{self, Address, Guarantee, Handle, Model1Data, Model1Flags, ModelData};
+use rust_corosync::{cmap, CsError, DispatchFlags, NodeId};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// A member of the group: one process on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Member {
+    /// Corosync's node id.
+    pub nodeid: u32,
+    /// The process id of the member's dvipd.
+    pub pid: u32,
+}
+
+/// What the bus reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusEvent {
+    /// The group's membership changed: every member sees the same views in the same order.
+    View {
+        /// The members, sorted.
+        members: Vec<Member>,
+    },
+    /// A message, in agreed order (the sender's own included).
+    Message {
+        /// Who sent it.
+        from: Member,
+        /// What it says.
+        bytes: Vec<u8>,
+    },
+    /// The connection to corosync is gone; join again.
+    Lost(String),
+}
+
+/// Why the bus could not be joined or written. Nothing was sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// Corosync is not running here, or refused the request.
+    #[error("corosync: {what}: {source}")]
+    Corosync {
+        /// What was attempted.
+        what: &'static str,
+        /// Corosync's answer.
+        #[source]
+        source: CsError,
+    },
+}
+
+fn corosync(what: &'static str) -> impl FnOnce(CsError) -> BusError {
+    move |source| BusError::Corosync { what, source }
+}
+
+/// Where each connection's callbacks send their events, by connection context.
+static SINKS: Mutex<BTreeMap<u64, UnboundedSender<BusEvent>>> = Mutex::new(BTreeMap::new());
+static NEXT_CONTEXT: AtomicU64 = AtomicU64::new(1);
+
+fn sink(handle: &Handle) -> Option<UnboundedSender<BusEvent>> {
+    let context = cpg::context_get(handle).ok()?;
+    SINKS.lock().ok()?.get(&context).cloned()
+}
+
+// The signatures of both callbacks are rust-corosync's; they take their arguments by value.
+#[allow(clippy::needless_pass_by_value)]
+fn on_deliver(handle: &Handle, _group: String, nodeid: NodeId, pid: u32, msg: &[u8], _len: usize) {
+    if let Some(sink) = sink(handle) {
+        let from = Member {
+            nodeid: u32::from(nodeid),
+            pid,
+        };
+        let _ = sink.send(BusEvent::Message {
+            from,
+            bytes: msg.to_vec(),
+        });
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)]
+fn on_confchg(
+    handle: &Handle,
+    _group: &str,
+    members: Vec<Address>,
+    _left: Vec<Address>,
+    _joined: Vec<Address>,
+) {
+    if let Some(sink) = sink(handle) {
+        let mut members: Vec<Member> = members
+            .iter()
+            .map(|a| Member {
+                nodeid: u32::from(a.nodeid),
+                pid: a.pid,
+            })
+            .collect();
+        members.sort();
+        let _ = sink.send(BusEvent::View { members });
+    }
+}
+
+/// A joined CPG group.
+pub struct CorosyncBus {
+    handle: Handle,
+    context: u64,
+    /// This process as a member.
+    pub me: Member,
+    events: UnboundedReceiver<BusEvent>,
+}
+
+impl CorosyncBus {
+    /// Connects to the local corosync and joins `group`; a thread dispatches its callbacks.
+    pub fn join(group: &str) -> Result<Self, BusError> {
+        let model = ModelData::ModelV1(Model1Data {
+            flags: Model1Flags::None,
+            deliver_fn: Some(on_deliver),
+            confchg_fn: Some(on_confchg),
+            totem_confchg_fn: None,
+        });
+        let handle = cpg::initialize(&model, 0).map_err(corosync("connect to CPG"))?;
+        let context = NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed);
+        let (tx, events) = unbounded_channel();
+        if let Ok(mut sinks) = SINKS.lock() {
+            sinks.insert(context, tx.clone());
+        }
+        cpg::context_set(&handle, context).map_err(corosync("set the connection context"))?;
+        let nodeid = cpg::local_get(&handle).map_err(corosync("ask for the local node id"))?;
+        cpg::join(&handle, group).map_err(corosync("join the group"))?;
+        let dispatcher = handle.clone();
+        std::thread::Builder::new()
+            .name("corosync-dispatch".into())
+            .spawn(move || {
+                // Blocking dispatch returns only when the connection ends.
+                let why = match cpg::dispatch(&dispatcher, DispatchFlags::Blocking) {
+                    Ok(()) => "the connection ended".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                let _ = tx.send(BusEvent::Lost(why));
+            })
+            .map_err(|_| BusError::Corosync {
+                what: "start the dispatch thread",
+                source: CsError::CsErrLibrary,
+            })?;
+        Ok(Self {
+            handle,
+            context,
+            me: Member {
+                nodeid: u32::from(nodeid),
+                pid: std::process::id(),
+            },
+            events,
+        })
+    }
+
+    /// Multicasts `bytes` to the group in agreed order.
+    pub fn send(&self, bytes: &[u8]) -> Result<(), BusError> {
+        cpg::mcast_joined(&self.handle, Guarantee::TypeAgreed, bytes).map_err(corosync("multicast"))
+    }
+
+    /// The next event; `None` only if the dispatch thread is gone without a word.
+    pub async fn next(&mut self) -> Option<BusEvent> {
+        self.events.recv().await
+    }
+}
+
+impl Drop for CorosyncBus {
+    fn drop(&mut self) {
+        if let Ok(mut sinks) = SINKS.lock() {
+            sinks.remove(&self.context);
+        }
+    }
+}
+
+/// Node names by node id, from corosync's node list (`nodelist.node.N.nodeid` and `.name`).
+pub fn node_names() -> Result<BTreeMap<u32, String>, BusError> {
+    let handle =
+        cmap::initialize(cmap::Map::Icmap).map_err(corosync("open the configuration map"))?;
+    let mut names = BTreeMap::new();
+    for n in 0.. {
+        let Ok(cmap::Data::UInt32(nodeid)) =
+            cmap::get(&handle, &format!("nodelist.node.{n}.nodeid"))
+        else {
+            break;
+        };
+        if let Ok(cmap::Data::String(name)) = cmap::get(&handle, &format!("nodelist.node.{n}.name"))
+        {
+            names.insert(nodeid, name);
+        }
+    }
+    let _ = cmap::finalize(&handle);
+    Ok(names)
+}

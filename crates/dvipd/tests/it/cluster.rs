@@ -1,0 +1,166 @@
+//! dvipd on corosync: real clusters of namespaces on a bridge, each node with its own
+//! corosync (root required, as in CI). The failover times asserted are generous bounds for a
+//! loaded CI machine; measured ones belong in BENCHMARKS.md.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use dvip_netns::Lab;
+
+const ALL: [&str; 4] = [
+    "198.51.100.11",
+    "198.51.100.12",
+    "198.51.100.13",
+    "198.51.100.14",
+];
+
+fn config(node: usize) -> String {
+    format!(
+        "cluster {{ nodename = node{node}  Topology \"198.51.100.0/24\" {{ interface = \"eth0\" }} }}\n\
+         Binding \"a\" {{ Enable_Duravip = true  Bind_Address = 198.51.100.11 }}\n\
+         Binding \"b\" {{ Enable_Duravip = true  Bind_Address = 198.51.100.12 }}\n\
+         Binding \"c\" {{ Enable_Duravip = true  Bind_Address = 198.51.100.13 }}\n\
+         Binding \"d\" {{ Enable_Duravip = true  Bind_Address = 198.51.100.14 }}\n"
+    )
+}
+
+/// dvipd on node `i` of the lab, killed on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(lab: &Lab, i: usize) -> Daemon {
+    let conf = lab.dir().join(format!("dvip-{i}.conf"));
+    std::fs::write(&conf, config(i)).expect("config");
+    let log = std::fs::File::create(lab.dir().join(format!("dvipd-{i}.log"))).expect("log");
+    let child = lab
+        .command(i, env!("CARGO_BIN_EXE_dvipd"))
+        .args(["--config", conf.to_str().expect("utf-8")])
+        .args([
+            "--socket",
+            lab.dir()
+                .join(format!("dvipd-{i}.sock"))
+                .to_str()
+                .expect("utf-8"),
+        ])
+        .args(["--address-lifetime", "2"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("dvipd starts");
+    Daemon(child)
+}
+
+fn logs(lab: &Lab) -> String {
+    (1..=2)
+        .map(|i| {
+            let d = std::fs::read_to_string(lab.dir().join(format!("dvipd-{i}.log")))
+                .unwrap_or_default();
+            format!("--- dvipd on node{i}:\n{d}")
+        })
+        .collect()
+}
+
+/// Waits until `done` holds for the nodes' addresses; returns how long it took.
+fn wait(
+    lab: &Lab,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&[Vec<String>]) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let held: Vec<Vec<String>> = (1..=2).map(|i| lab.addresses(i)).collect();
+        if done(&held) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what}: not within {within:?}; holding {held:?}\n{}",
+            logs(lab)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn balanced(held: &[Vec<String>]) -> bool {
+    let mut all: Vec<&String> = held.iter().flatten().collect();
+    all.sort();
+    all.iter().map(|s| s.as_str()).eq(ALL) && held.iter().all(|h| h.len() == 2)
+}
+
+#[test]
+fn two_nodes_share_the_addresses_and_a_killed_daemon_s_move_at_once() {
+    let lab = Lab::new("dvl", 2);
+    let _one = start(&lab, 1);
+    let mut two = start(&lab, 2);
+    wait(
+        &lab,
+        Duration::from_secs(15),
+        "both nodes up and balanced",
+        balanced,
+    );
+
+    two.0.kill().expect("kill -9");
+    let took = wait(&lab, Duration::from_secs(2), "node1 takes over", |h| {
+        h[0].iter().map(|s| s.as_str()).eq(ALL)
+    });
+    eprintln!("failover after kill -9 of dvipd: {took:?}");
+    // node2's copies are nobody's now: they expire by themselves (lifetime 2 s).
+    wait(
+        &lab,
+        Duration::from_secs(5),
+        "node2's addresses expire",
+        |h| h[1].is_empty(),
+    );
+}
+
+#[test]
+fn a_node_cut_off_the_lan_has_its_addresses_taken_over_within_a_second() {
+    let lab = Lab::new("dvl", 2);
+    let _one = start(&lab, 1);
+    let _two = start(&lab, 2);
+    wait(
+        &lab,
+        Duration::from_secs(15),
+        "both nodes up and balanced",
+        balanced,
+    );
+    lab.cut(2);
+    let took = wait(&lab, Duration::from_secs(2), "node1 takes over", |h| {
+        h[0].iter().map(|s| s.as_str()).eq(ALL)
+    });
+    eprintln!("failover after node2 was cut off: {took:?}");
+}
+
+#[test]
+fn a_returning_node_takes_its_share_back() {
+    let lab = Lab::new("dvl", 2);
+    let _one = start(&lab, 1);
+    let mut two = start(&lab, 2);
+    wait(
+        &lab,
+        Duration::from_secs(15),
+        "both nodes up and balanced",
+        balanced,
+    );
+    two.0.kill().expect("kill -9");
+    wait(
+        &lab,
+        Duration::from_secs(5),
+        "node1 alone holds everything",
+        |h| h[0].iter().map(|s| s.as_str()).eq(ALL) && h[1].is_empty(),
+    );
+    let _back = start(&lab, 2);
+    wait(
+        &lab,
+        Duration::from_secs(10),
+        "rebalanced after node2's return",
+        balanced,
+    );
+}
