@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The main job, as far as dvip goes today:
-#  1. what dvip makes of the example configurations of both dialects;
-#  2. the election a three-node cluster runs, and what happens when one node dies
-#     (offline, with `dvip plan`: the same election code the daemons run);
-#  3. a real dvipd on a single machine (standalone bus) inside a network namespace: it plumbs
-#     its addresses with a lifetime, and after `kill -9` they expire by themselves.
-# (The corosync cluster demo with measured failover replaces part 3 once the bus exists.)
+# The main job:
+#  1. what dvip makes of an example configuration;
+#  2. a three-node cluster (network namespaces, corosync and dvipd in each) holding twelve
+#     addresses: who owns what, the node holding the most dies, the time until the survivors
+#     hold everything, its return and the rebalance (scripts/cluster-demo.sh);
+#  3. a killed dvipd's addresses expiring by themselves (the kernel keeps addresses after
+#     kill -9; dvip plumbs them with a short lifetime that only a live daemon refreshes).
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/setup.sh
@@ -17,25 +17,13 @@ dvipd=target/release/dvipd
 
 echo "== 1. dvip config check --addresses examples/mta-3x.conf"
 "$dvip" config check --addresses examples/mta-3x.conf 2>/dev/null
-"$dvip" config check examples/mta-2x.conf 2>/dev/null
 echo
 
-echo "== 2. three nodes running examples/mta-3x.conf settle on:"
-nodes=(--node node1=examples/mta-3x.conf --node node2=examples/mta-3x.conf --node node3=examples/mta-3x.conf)
-plan=$("$dvip" plan "${nodes[@]}")
-echo "$plan"
-echo
-victim=node3
-holds=()
-for n in node1 node2; do
-  list=$(echo "$plan" | awk -v n="$n" '$2 == n { printf "%s%s", sep, $1; sep = "," }')
-  [ -n "$list" ] && holds+=(--holds "$n=$list")
-done
-echo "== 2b. $victim dies; node1 and node2 keep what they hold and take over at once:"
-"$dvip" plan --node node1=examples/mta-3x.conf --node node2=examples/mta-3x.conf "${holds[@]}"
+echo "== 2. a cluster of three"
+scripts/cluster-demo.sh target/release
 echo
 
-echo "== 3. dvipd on one machine (a network namespace with addresses from 198.51.100.0/24)"
+echo "== 3. a killed dvipd's addresses (one machine, standalone bus, in a namespace)"
 ns="dvip-demo-$$"
 conf=$(mktemp --suffix=.conf)
 socket="${conf%.conf}.sock"
