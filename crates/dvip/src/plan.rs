@@ -58,18 +58,7 @@ pub(crate) fn run(args: &PlanArgs) -> Outcome {
         let addresses: Vec<_> = plan
             .addresses
             .iter()
-            .map(|(address, d)| {
-                json!({
-                    "address": address,
-                    "owner": d.owner,
-                    "reason": d.reason,
-                    "marks": d.marks,
-                    "candidates": d.candidates,
-                    "bindings": d.bindings(),
-                    "listener_ports": d.listener_ports(),
-                    "follows": d.follows,
-                })
-            })
+            .map(|(address, d)| dvipd::console::decision_json(address, d))
             .collect();
         let loads: BTreeMap<&str, usize> = members
             .keys()

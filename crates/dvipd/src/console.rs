@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use dvip_core::{Command, Node};
+use dvip_core::{Command, Decision, Node};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -61,6 +61,21 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
     })
 }
 
+/// One address of a plan as JSON: `address`, `owner`, `reason`, `marks`, `candidates`,
+/// `bindings`, `listener_ports`, `follows`. `dvip plan --json` prints the same.
+pub fn decision_json(address: &IpAddr, d: &Decision) -> Value {
+    json!({
+        "address": address,
+        "owner": d.owner,
+        "reason": d.reason,
+        "marks": d.marks,
+        "candidates": d.candidates,
+        "bindings": d.bindings(),
+        "listener_ports": d.listener_ports(),
+        "follows": d.follows,
+    })
+}
+
 /// The reply to `show`: the view, and one entry per address with its owner, why, its marks,
 /// its candidates and whether this node holds it; plus the same as a table.
 pub fn status(node: &Node) -> Value {
@@ -69,17 +84,9 @@ pub fn status(node: &Node) -> Value {
         .addresses
         .iter()
         .map(|(address, d)| {
-            json!({
-                "address": address,
-                "owner": d.owner,
-                "reason": d.reason,
-                "marks": d.marks,
-                "candidates": d.candidates,
-                "bindings": d.bindings(),
-                "listener_ports": d.listener_ports(),
-                "follows": d.follows,
-                "plumbed_here": node.plumbed().contains(address),
-            })
+            let mut entry = decision_json(address, d);
+            entry["plumbed_here"] = Value::Bool(node.plumbed().contains(address));
+            entry
         })
         .collect();
     json!({

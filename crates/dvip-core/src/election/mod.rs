@@ -27,7 +27,7 @@ pub mod check;
 mod marks;
 mod nodeset;
 mod settle;
-mod table;
+pub mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -208,6 +208,17 @@ pub(crate) struct Unit {
 }
 
 impl Unit {
+    /// A unit of one slot, not yet decided.
+    fn alone(slot_index: usize, slot: &Slot<'_>) -> Self {
+        Self {
+            leader: slot_index,
+            followers: Vec::new(),
+            candidates: slot.candidates.clone(),
+            owner: None,
+            reason: Reason::NoCandidate,
+        }
+    }
+
     /// Whether balancing may move it.
     pub(crate) fn movable(&self) -> bool {
         matches!(
@@ -440,13 +451,7 @@ fn form_units(slots: &mut [Slot<'_>]) -> Vec<Unit> {
     for s in 0..slots.len() {
         if follow_target(&slots[s]).is_none() {
             unit_of[s] = Some(units.len());
-            units.push(Unit {
-                leader: s,
-                followers: Vec::new(),
-                candidates: slots[s].candidates.clone(),
-                owner: None,
-                reason: Reason::NoCandidate,
-            });
+            units.push(Unit::alone(s, &slots[s]));
         }
     }
     for s in 0..slots.len() {
@@ -471,13 +476,7 @@ fn form_units(slots: &mut [Slot<'_>]) -> Vec<Unit> {
             }
             None => {
                 unit_of[s] = Some(units.len());
-                units.push(Unit {
-                    leader: s,
-                    followers: Vec::new(),
-                    candidates: slots[s].candidates.clone(),
-                    owner: None,
-                    reason: Reason::NoCandidate,
-                });
+                units.push(Unit::alone(s, &slots[s]));
             }
         }
     }
@@ -512,11 +511,9 @@ fn keep_held_followers(units: &mut Vec<Unit>, slots: &mut [Slot<'_>]) {
     for (f, holder) in detached {
         slots[f].leader = None;
         units.push(Unit {
-            leader: f,
-            followers: Vec::new(),
-            candidates: slots[f].candidates.clone(),
             owner: Some(holder),
             reason: Reason::Held,
+            ..Unit::alone(f, &slots[f])
         });
     }
 }

@@ -1,7 +1,7 @@
 //! The plan as a table an operator reads: one line per address.
 //!
-//! Owns the text layout shared by `dvip plan` and the election's golden tests. It must not
-//! decide anything.
+//! Owns the text layout shared by `dvip plan`, `dvip show`, `dvip config check --addresses`
+//! and the election's golden tests. It must not decide anything.
 
 use std::fmt::Write as _;
 
@@ -48,21 +48,31 @@ impl Plan {
                 dash(services.join(",")),
             ]);
         }
-        let mut widths = [0usize; 6];
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        for row in &rows {
-            let mut line = String::new();
-            for (cell, w) in row.iter().zip(widths) {
-                let _ = write!(line, "{cell:<w$}  ");
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
-        out
+        columns(&rows)
     }
+}
+
+/// Lays rows out in columns two spaces apart, each as wide as its widest cell (counted in
+/// characters), trailing spaces trimmed.
+pub fn columns<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        for (i, cell) in row.as_ref().iter().enumerate() {
+            let width = cell.chars().count();
+            match widths.get_mut(i) {
+                Some(w) => *w = (*w).max(width),
+                None => widths.push(width),
+            }
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (cell, w) in row.as_ref().iter().zip(&widths) {
+            let _ = write!(line, "{cell:<w$}  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
