@@ -4,12 +4,25 @@ use serde_json::Value;
 
 use crate::{dvip, text};
 
-fn temp_config(name: &str, body: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("dvip-plan-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
+/// A configuration file, removed when the test is done with it (even when it fails).
+struct TempConfig(std::path::PathBuf);
+
+impl TempConfig {
+    fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn temp_config(name: &str, body: &str) -> TempConfig {
+    let path = std::env::temp_dir().join(format!("dvip-plan-test-{}-{name}", std::process::id()));
     std::fs::write(&path, body).expect("write temp config");
-    path.display().to_string()
+    TempConfig(path)
 }
 
 fn plan_json(args: &[&str]) -> Value {
@@ -115,7 +128,12 @@ fn holdings_stay_until_a_rule_moves_them_and_the_moves_are_listed() {
 fn two_nodes_naming_different_preferred_owners_show_a_conflict() {
     let a = temp_config("a.conf", "cluster { Topology \"198.51.100.0/24\" { interface = eth0 } }\nBinding \"x\" { Enable_Duravip = true Bind_Address = 198.51.100.7 Duravip_Preference = n1 }\n");
     let b = temp_config("b.conf", "cluster { Topology \"198.51.100.0/24\" { interface = eth0 } }\nBinding \"x\" { Enable_Duravip = true Bind_Address = 198.51.100.7 Duravip_Preference = n2 }\n");
-    let plan = plan_json(&["--node", &format!("n1={a}"), "--node", &format!("n2={b}")]);
+    let plan = plan_json(&[
+        "--node",
+        &format!("n1={}", a.path()),
+        "--node",
+        &format!("n2={}", b.path()),
+    ]);
     let address = &plan["addresses"][0];
     assert_eq!(address["marks"], serde_json::json!(["CONFLICT"]));
     assert!(address["owner"].is_string(), "still elected");
@@ -153,7 +171,7 @@ fn an_invalid_configuration_exits_1_with_located_errors() {
     let out = dvip(&[
         "plan",
         "--node",
-        &format!("n1={bad}"),
+        &format!("n1={}", bad.path()),
         "--node",
         "n2=examples/mta-3x.conf",
     ]);
