@@ -82,6 +82,18 @@ pub enum DaemonError {
         /// corosync's.
         theirs: String,
     },
+    /// A DuraVIP address is already on this machine and dvip did not put it there (a
+    /// management or interface address, or one added by hand): dvip would move it away and
+    /// could cut the node off. Nothing was plumbed.
+    #[error(
+        "{} already on this machine and not put there by dvip (a management or interface \
+         address?); remove it from the DuraVIP configuration",
+        addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    ForeignAddress {
+        /// The addresses.
+        addresses: Vec<IpAddr>,
+    },
     /// corosync could not be joined at start; nothing was plumbed.
     #[error(transparent)]
     Bus(#[from] corosync::BusError),
@@ -391,6 +403,15 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     };
     let mut plumber = Plumber::connect(settings.address_lifetime)?;
     let leftovers = plumber.remove_all_ours().await?;
+    let foreign = plumber.foreign().await?;
+    let clashes: Vec<IpAddr> = addresses
+        .iter()
+        .map(|m: &ManagedAddress| m.address)
+        .filter(|a| foreign.contains(a))
+        .collect();
+    if !clashes.is_empty() {
+        return Err(DaemonError::ForeignAddress { addresses: clashes });
+    }
     if !leftovers.is_empty() {
         info!(
             count = leftovers.len(),

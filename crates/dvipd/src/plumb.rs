@@ -152,15 +152,34 @@ impl Plumber {
             .collect())
     }
 
+    /// Every address on this machine that dvip did not add: interface and management
+    /// addresses, and anything an operator added by hand.
+    pub async fn foreign(&mut self) -> Result<Vec<IpAddr>, PlumbError> {
+        Ok(self
+            .messages(false)
+            .await?
+            .into_iter()
+            .map(|(plumbed, _)| plumbed.address)
+            .collect())
+    }
+
     async fn our_messages(&mut self) -> Result<Vec<(PlumbedAddress, AddressMessage)>, PlumbError> {
+        self.messages(true).await
+    }
+
+    /// The machine's addresses that carry dvip's mark (`ours`) or do not.
+    async fn messages(
+        &mut self,
+        ours: bool,
+    ) -> Result<Vec<(PlumbedAddress, AddressMessage)>, PlumbError> {
         let mut out = Vec::new();
         let mut dump = self.handle.address().get().execute();
         while let Some(message) = dump.try_next().await.map_err(PlumbError::List)? {
-            let ours = message
+            let marked = message
                 .attributes
                 .iter()
                 .any(|a| matches!(a, AddressAttribute::Protocol(AddressProtocol::Other(p)) if *p == DVIP_ADDRESS_PROTOCOL));
-            if !ours {
+            if marked != ours {
                 continue;
             }
             // For IPv4, IFA_LOCAL is the interface's own address (IFA_ADDRESS may be a peer).

@@ -362,3 +362,46 @@ fn every_acquisition_is_announced_to_the_link() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn an_address_already_on_the_machine_is_refused_and_nothing_is_plumbed() {
+    let ns = Netns::new("dvipd-t");
+    // 198.51.100.12 is this node's own (management) address, not dvip's to move.
+    ns.ip(&["addr", "add", "198.51.100.12/24", "dev", "dv0"]);
+    let conf = config(&ns, THREE);
+    let mut daemon = Daemon::start(&ns, &conf);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), Some(1));
+    assert!(
+        daemon
+            .log()
+            .contains("198.51.100.12 already on this machine"),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        ns.address_list(),
+        ["198.51.100.12"],
+        "nothing plumbed, the node's address untouched"
+    );
+}
+
+#[test]
+fn an_address_removed_by_hand_is_put_back() {
+    let ns = Netns::new("dvipd-t");
+    let conf = config(&ns, THREE);
+    let daemon = Daemon::start(&ns, &conf);
+    wait_for(
+        &ns,
+        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
+        Duration::from_secs(5),
+        &daemon,
+    );
+    ns.ip(&["addr", "del", "198.51.100.12/32", "dev", "dv0"]);
+    // The next refresh (a third of the 2 s lifetime) adds it again.
+    wait_for(
+        &ns,
+        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
+        Duration::from_secs(3),
+        &daemon,
+    );
+}
