@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use dvip_config::{load, DiskFiles, LoadOptions, Severity};
 use dvip_core::{Action, Event, ManagedAddress, Node, NodeOptions, PlumbHint};
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::announce::Announcer;
 use crate::console::{self, Request};
@@ -146,7 +146,17 @@ struct Daemon {
     announcer: Announcer,
     /// Announcements still to repeat: (when, address, how many more).
     repeats: VecDeque<(Instant, IpAddr, u32)>,
+    /// When the core was last told the time.
+    clock_fed: Instant,
+    /// The last address refreshed, where the next refresh continues.
+    refreshed_up_to: Option<IpAddr>,
 }
+
+/// How many addresses are plumbed (or refreshed) between two looks at the clock.
+const PLUMB_CHUNK: usize = 256;
+
+/// How often the core hears the time while the daemon is busy carrying out actions.
+const CLOCK_FEED_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How many gratuitous ARPs announce one acquisition, and how far apart.
 const ANNOUNCE_COUNT: u32 = 3;
@@ -160,8 +170,12 @@ impl Daemon {
     /// Carries out every pending action, then delivers what the node multicast, until quiet.
     async fn drive(&mut self) {
         loop {
-            while let Some(action) = self.node.poll_action() {
-                self.carry_out(action).await;
+            loop {
+                let actions: Vec<Action> = std::iter::from_fn(|| self.node.poll_action()).collect();
+                if actions.is_empty() {
+                    break;
+                }
+                self.carry_out_all(actions).await;
             }
             while let Some(event) = self.node.poll_event() {
                 log_event(&event);
@@ -173,6 +187,66 @@ impl Daemon {
                 break;
             };
             self.node.handle_message(&self.name, &bytes);
+        }
+    }
+
+    /// Carries out actions in order, except that a run of acquisitions (plumbs with their
+    /// announcements and listener starts, up to the next release or multicast) is plumbed
+    /// with many netlink requests in flight at once.
+    async fn carry_out_all(&mut self, actions: Vec<Action>) {
+        let mut actions = actions.into_iter().peekable();
+        while let Some(action) = actions.next() {
+            let Action::Plumb { address, hint } = action else {
+                self.carry_out(action).await;
+                self.feed_clock();
+                continue;
+            };
+            let mut plumbs = vec![(address, hint)];
+            let mut rest = Vec::new();
+            while let Some(next) = actions.next_if(|a| {
+                !matches!(
+                    a,
+                    Action::Unplumb { .. } | Action::StopService { .. } | Action::Send(_)
+                )
+            }) {
+                match next {
+                    Action::Plumb { address, hint } => plumbs.push((address, hint)),
+                    other => rest.push(other),
+                }
+            }
+            // In chunks, telling the core the time between them: with thousands of addresses
+            // on one interface every add costs the kernel a walk of the list.
+            for chunk in plumbs.chunks(PLUMB_CHUNK) {
+                let items: Vec<(IpAddr, u8, String)> = chunk
+                    .iter()
+                    .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
+                    .collect();
+                let results = self.plumber.plumb_many(&items).await;
+                for ((address, hint), result) in chunk.iter().zip(results) {
+                    match result {
+                        Ok(()) => {
+                            debug!(%address, interface = %hint.interface, "plumbed");
+                            self.plumbed.insert(*address, hint.clone());
+                        }
+                        // The core believes it holds the address; the next refresh tries again.
+                        Err(e) => error!(%address, "cannot plumb: {e}"),
+                    }
+                }
+                self.feed_clock();
+            }
+            info!(count = plumbs.len(), "plumbed");
+            for other in rest {
+                self.carry_out(other).await;
+            }
+        }
+    }
+
+    /// A long batch (thousands of plumbs) is work, not a pause: keep the core's clock current
+    /// so it does not mistake the batch for having been frozen.
+    fn feed_clock(&mut self) {
+        if self.clock_fed.elapsed() >= CLOCK_FEED_INTERVAL {
+            self.node.handle_timeout(self.now());
+            self.clock_fed = Instant::now();
         }
     }
 
@@ -328,18 +402,32 @@ impl Daemon {
         }
     }
 
-    /// Adds every held address again, which restarts its lifetime.
-    async fn refresh(&mut self) {
-        let held: Vec<(IpAddr, PlumbHint)> =
-            self.plumbed.iter().map(|(a, h)| (*a, h.clone())).collect();
-        for (address, hint) in held {
-            if let Err(e) = self
-                .plumber
-                .plumb(address, hint.cidrmask, &hint.interface)
-                .await
-            {
-                error!(%address, "cannot refresh: {e}");
+    /// Adds the next `count` held addresses again (after the last one refreshed, wrapping
+    /// around), which restarts their lifetime. Called every tick with a share sized so every
+    /// address is refreshed once per third of its lifetime, so refreshing thousands of
+    /// addresses never stalls the loop.
+    async fn refresh_some(&mut self, count: usize) {
+        let after = self.refreshed_up_to;
+        let mut items: Vec<(IpAddr, u8, String)> = self
+            .plumbed
+            .iter()
+            .filter(|(a, _)| after.is_none_or(|last| **a > last))
+            .take(count)
+            .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
+            .collect();
+        if items.len() < count {
+            let wrapped = self.plumbed.iter().take(count - items.len());
+            items.extend(wrapped.map(|(a, h)| (*a, h.cidrmask, h.interface.clone())));
+        }
+        self.refreshed_up_to = items.last().map(|(a, ..)| *a);
+        for chunk in items.chunks(PLUMB_CHUNK) {
+            let results = self.plumber.plumb_many(chunk).await;
+            for ((address, ..), result) in chunk.iter().zip(results) {
+                if let Err(e) = result {
+                    error!(%address, "cannot refresh: {e}");
+                }
             }
+            self.feed_clock();
         }
     }
 }
@@ -437,6 +525,8 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         started: Instant::now(),
         announcer: Announcer::default(),
         repeats: VecDeque::new(),
+        clock_fed: Instant::now(),
+        refreshed_up_to: None,
     };
     daemon.node.handle_timeout(daemon.now());
     daemon.drive().await;
@@ -448,7 +538,6 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
 
     let tick = Duration::from_millis(250);
     let refresh_every = settings.address_lifetime / 3;
-    let mut last_refresh = Instant::now();
     let mut last_rejoin = Instant::now();
     let mut ticker = tokio::time::interval(tick);
     loop {
@@ -462,9 +551,12 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                     daemon.rejoin();
                     last_rejoin = Instant::now();
                 }
-                if last_refresh.elapsed() >= refresh_every {
-                    daemon.refresh().await;
-                    last_refresh = Instant::now();
+                // Each tick refreshes its share, so that every held address is added again
+                // once per third of its lifetime.
+                let ticks_per_round = (refresh_every.as_millis() / tick.as_millis()).max(1) as usize;
+                let share = daemon.plumbed.len().div_ceil(ticks_per_round);
+                if share > 0 {
+                    daemon.refresh_some(share).await;
                 }
             }
             _ = hangup.recv() => {

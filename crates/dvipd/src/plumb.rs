@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressMessage, AddressProtocol, CacheInfo,
 };
@@ -26,6 +26,9 @@ pub const DVIP_ADDRESS_PROTOCOL: u8 = 0xd5;
 /// How long a plumbed address lives unless refreshed. Short, so a dead daemon's addresses go
 /// quickly; long enough that a daemon refreshing every lifetime/3 never lets one lapse.
 pub const ADDRESS_LIFETIME_DEFAULT: Duration = Duration::from_secs(6);
+
+/// How many netlink requests [`Plumber::plumb_many`] keeps in flight.
+pub const PLUMB_IN_FLIGHT: usize = 64;
 
 /// A plumbing failure. Nothing was changed unless the variant says so.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +117,25 @@ impl Plumber {
         interface: &str,
     ) -> Result<(), PlumbError> {
         let index = self.interface_index(interface).await?;
+        let (_, request) = self.add_request(index, address, prefix_len);
+        request
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| PlumbError::Kernel {
+                what: "add",
+                address,
+                source,
+            })
+    }
+
+    /// The request that adds `address` marked as dvip's, with the plumber's lifetime.
+    fn add_request(
+        &self,
+        index: u32,
+        address: IpAddr,
+        prefix_len: u8,
+    ) -> (IpAddr, rtnetlink::AddressAddRequest) {
         let seconds = u32::try_from(self.lifetime.as_secs())
             .unwrap_or(u32::MAX)
             .max(1);
@@ -131,15 +153,53 @@ impl Plumber {
             // tentative (unusable) for a second while the old owner is already gone.
             attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
-        request
-            .replace()
-            .execute()
-            .await
-            .map_err(|source| PlumbError::Kernel {
-                what: "add",
-                address,
-                source,
+        (address, request)
+    }
+
+    /// Adds (or refreshes) many addresses, with up to [`PLUMB_IN_FLIGHT`] requests in flight at
+    /// once instead of one round trip each. Results come back in the order given.
+    pub async fn plumb_many(
+        &mut self,
+        items: &[(IpAddr, u8, String)],
+    ) -> Vec<Result<(), PlumbError>> {
+        let mut requests = Vec::with_capacity(items.len());
+        let mut results: Vec<Option<Result<(), PlumbError>>> = Vec::with_capacity(items.len());
+        for (address, prefix_len, interface) in items {
+            match self.interface_index(interface).await {
+                Ok(index) => {
+                    requests.push((
+                        results.len(),
+                        self.add_request(index, *address, *prefix_len),
+                    ));
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let done: Vec<(usize, Result<(), PlumbError>)> = futures_util::stream::iter(requests)
+            .map(|(slot, (address, request))| async move {
+                let outcome =
+                    request
+                        .replace()
+                        .execute()
+                        .await
+                        .map_err(|source| PlumbError::Kernel {
+                            what: "add",
+                            address,
+                            source,
+                        });
+                (slot, outcome)
             })
+            .buffered(PLUMB_IN_FLIGHT)
+            .collect()
+            .await;
+        for (slot, outcome) in done {
+            results[slot] = Some(outcome);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every slot is filled above"))
+            .collect()
     }
 
     /// Every address on this machine that dvip added.
