@@ -54,7 +54,8 @@ impl Netns {
     }
 
     /// Like [`Netns::new`], with `dv1` moved into a client namespace that has 198.51.100.200/24
-    /// and accepts gratuitous ARP into its neighbour table, so a test can see announcements.
+    /// and 2001:db8::200/64 and accepts gratuitous ARP into its neighbour table, so a test can
+    /// see announcements.
     pub fn with_client(prefix: &str) -> Self {
         let mut netns = Self::new(prefix);
         let client = format!("{}-c", netns.name);
@@ -70,6 +71,16 @@ impl Netns {
             "198.51.100.200/24",
             "dev",
             "dv1",
+        ]);
+        ip_ok(&[
+            "-n",
+            &client,
+            "addr",
+            "add",
+            "2001:db8::200/64",
+            "dev",
+            "dv1",
+            "nodad",
         ]);
         let sysctl = Command::new("ip")
             .args([
@@ -134,6 +145,18 @@ impl Netns {
         let mut list: Vec<String> = self.addresses().into_iter().map(|(a, _)| a).collect();
         list.sort();
         list
+    }
+
+    /// Puts `address` in the client's neighbour table at `mac`, as if it had talked to the
+    /// address's previous owner.
+    pub fn client_remembers(&self, address: &str, mac: &str) {
+        let client = self
+            .client
+            .as_deref()
+            .expect("a client namespace (Netns::with_client)");
+        ip_ok(&[
+            "-n", client, "neigh", "replace", address, "lladdr", mac, "dev", "dv1", "nud", "stale",
+        ]);
     }
 
     /// The MAC address of `dv0`.

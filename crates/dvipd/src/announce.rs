@@ -1,4 +1,5 @@
-//! Announcing: telling the link an address now lives here, with gratuitous ARP.
+//! Announcing: telling the link an address now lives here, with gratuitous ARP (IPv4) or an
+//! unsolicited neighbour advertisement (IPv6).
 //!
 //! Owns the frames and the raw sockets that send them. It must not decide when to announce
 //! (the core says so after every plumb) and sends nothing but ARP announcements for
@@ -10,7 +11,7 @@
 //! be lost.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use pnet_datalink::{Channel, DataLinkSender, MacAddr};
 
@@ -51,6 +52,53 @@ pub fn gratuitous_arp(mac: [u8; 6], address: Ipv4Addr) -> [u8; 42] {
     frame
 }
 
+/// The 86-byte frame announcing `address` at `mac` to all nodes of the link: an unsolicited
+/// neighbour advertisement (override set, not solicited) carrying the target link-layer
+/// address, from the address itself to ff02::1, hop limit 255 as neighbour discovery requires.
+pub fn unsolicited_na(mac: [u8; 6], address: Ipv6Addr) -> [u8; 86] {
+    const ALL_NODES: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let mut frame = [0u8; 86];
+    frame[0..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+    frame[6..12].copy_from_slice(&mac);
+    frame[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    let ip = &mut frame[14..54];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&32u16.to_be_bytes()); // payload: the 32-byte advertisement
+    ip[6] = 58; // ICMPv6
+    ip[7] = 255;
+    ip[8..24].copy_from_slice(&address.octets());
+    ip[24..40].copy_from_slice(&ALL_NODES);
+    let icmp = &mut frame[54..86];
+    icmp[0] = 136; // neighbour advertisement
+    icmp[4] = 0x20; // override
+    icmp[8..24].copy_from_slice(&address.octets());
+    icmp[24] = 2; // target link-layer address option
+    icmp[25] = 1; // in units of 8 bytes
+    icmp[26..32].copy_from_slice(&mac);
+    let checksum = icmpv6_checksum(&address.octets(), &ALL_NODES, &frame[54..86]);
+    frame[56..58].copy_from_slice(&checksum.to_be_bytes());
+    frame
+}
+
+/// The ICMPv6 checksum: the one's complement sum over the IPv6 pseudo-header and the message.
+fn icmpv6_checksum(source: &[u8; 16], destination: &[u8; 16], message: &[u8]) -> u16 {
+    let length = u32::try_from(message.len()).unwrap_or(u32::MAX);
+    let mut pseudo = Vec::with_capacity(40 + message.len());
+    pseudo.extend_from_slice(source);
+    pseudo.extend_from_slice(destination);
+    pseudo.extend_from_slice(&length.to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    pseudo.extend_from_slice(message);
+    let mut sum: u32 = pseudo
+        .chunks(2)
+        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
 /// Raw senders per interface, opened on first use.
 #[derive(Default)]
 pub struct Announcer {
@@ -58,8 +106,9 @@ pub struct Announcer {
 }
 
 impl Announcer {
-    /// Broadcasts one gratuitous ARP for `address` on `interface`.
-    pub fn announce(&mut self, interface: &str, address: Ipv4Addr) -> Result<(), AnnounceError> {
+    /// Broadcasts one gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) for
+    /// `address` on `interface`.
+    pub fn announce(&mut self, interface: &str, address: IpAddr) -> Result<(), AnnounceError> {
         if !self.senders.contains_key(interface) {
             let link = pnet_datalink::interfaces()
                 .into_iter()
@@ -82,8 +131,11 @@ impl Announcer {
                 .insert(interface.to_owned(), ([a, b, c, d, e, f], sender));
         }
         let (mac, sender) = self.senders.get_mut(interface).expect("inserted above");
-        let frame = gratuitous_arp(*mac, address);
-        match sender.send_to(&frame, None) {
+        let sent = match address {
+            IpAddr::V4(v4) => sender.send_to(&gratuitous_arp(*mac, v4), None),
+            IpAddr::V6(v6) => sender.send_to(&unsolicited_na(*mac, v6), None),
+        };
+        match sent {
             Some(Ok(())) => Ok(()),
             Some(Err(source)) => {
                 // The interface may have gone away: reopen next time.
@@ -104,6 +156,26 @@ impl Announcer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unsolicited_advertisement_checksums_to_zero_with_its_pseudo_header() {
+        let address: Ipv6Addr = "2001:db8::7".parse().expect("an address");
+        let frame = unsolicited_na([2, 0, 0, 0, 0, 7], address);
+        assert_eq!(&frame[0..6], &[0x33, 0x33, 0, 0, 0, 1], "to all nodes");
+        assert_eq!(frame[14 + 7], 255, "hop limit 255, or receivers drop it");
+        assert_eq!(frame[54], 136);
+        assert_eq!(
+            frame[58] & 0xe0,
+            0x20,
+            "override, not solicited, not a router"
+        );
+        let all_nodes: [u8; 16] = "ff02::1".parse::<Ipv6Addr>().expect("an address").octets();
+        // Summing a message with its checksum in place gives zero (all ones, complemented).
+        assert_eq!(
+            icmpv6_checksum(&address.octets(), &all_nodes, &frame[54..86]),
+            0
+        );
+    }
 
     #[test]
     fn a_gratuitous_arp_is_a_broadcast_request_from_the_address_to_itself() {

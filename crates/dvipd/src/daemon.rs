@@ -370,20 +370,14 @@ impl Daemon {
         }
     }
 
-    /// One gratuitous ARP for a held IPv4 address.
+    /// One announcement (gratuitous ARP or unsolicited neighbour advertisement) for a held
+    /// address.
     fn announce(&mut self, address: IpAddr) {
         let Some(hint) = self.plumbed.get(&address) else {
             return;
         };
-        match address {
-            IpAddr::V4(v4) => {
-                if let Err(e) = self.announcer.announce(&hint.interface, v4) {
-                    warn!(%address, "cannot announce: {e}");
-                }
-            }
-            IpAddr::V6(_) => {
-                info!(%address, "unsolicited neighbour advertisement is not built yet");
-            }
+        if let Err(e) = self.announcer.announce(&hint.interface, address) {
+            warn!(%address, "cannot announce: {e}");
         }
     }
 

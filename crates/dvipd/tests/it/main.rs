@@ -405,3 +405,37 @@ fn an_address_removed_by_hand_is_put_back() {
         &daemon,
     );
 }
+
+#[test]
+fn a_client_that_knew_the_old_owner_learns_the_new_one_for_ipv4_and_ipv6() {
+    let ns = Netns::with_client("dvipd-t");
+    let old = "02:00:00:00:00:99";
+    ns.client_remembers("198.51.100.11", old);
+    ns.client_remembers("2001:db8::11", old);
+    let conf = config(
+        &ns,
+        r#"
+cluster { nodename = solo
+  Topology "198.51.100.0/24" { interface = "dv0" }
+  Topology "2001:db8::/64" { interface = "dv0" } }
+Binding "v4" { Enable_Duravip = true  Bind_Address = 198.51.100.11 }
+Binding "v6" { Enable_Duravip = true  Bind_Address = 2001:db8::11 }
+"#,
+    );
+    let daemon = Daemon::start(&ns, &conf);
+    let mac = ns.mac();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let learned = ns.client_neighbours();
+        let points_here = |a: &str| learned.iter().any(|(ip, lladdr)| ip == a && *lladdr == mac);
+        if points_here("198.51.100.11") && points_here("2001:db8::11") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the client still has {learned:?}, wanted both at {mac}:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
