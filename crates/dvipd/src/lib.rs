@@ -2,9 +2,9 @@
 //!
 //! Each edge module translates between the sans-IO core and one outside thing and decides
 //! nothing: [`plumb`] speaks netlink to put addresses on interfaces and take them off;
-//! [`announce`] sends gratuitous ARP after a plumb; [`console`] carries operators' requests
-//! over a unix socket; [`daemon`] owns the core and
-//! feeds it. The console (`dvip`) uses the same modules for its
+//! [`announce`] tells the link (gratuitous ARP, unsolicited neighbour advertisements);
+//! [`corosync`] is the group bus; [`console`] carries operators' requests over a unix socket.
+//! [`daemon`] owns the core and feeds it. The console (`dvip`) uses the same modules for its
 //! maintenance commands.
 
 pub mod announce;

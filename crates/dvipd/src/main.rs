@@ -1,10 +1,9 @@
 //! `dvipd`, the daemon: one per node.
 //!
-//! Owns the command line and exit codes. `--check` validates the configuration like
-//! `nginx -t`. `--bus standalone` runs a cluster of one: this node owns every address its
-//! configuration manages, plumbs them with a lifetime it refreshes, and removes them on
-//! SIGTERM. The corosync bus, for real clusters, is the next piece of work; asking for it says
-//! so and exits 1.
+//! Owns the command line and exit codes (0 after a clean stop, 1 when the configuration or
+//! the environment stops it, 2 on a usage error). `--check` validates the configuration like
+//! `nginx -t`. The daemon itself is `dvipd::daemon`: on corosync by default, or a cluster of
+//! one with `--bus standalone`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
