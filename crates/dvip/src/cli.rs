@@ -44,6 +44,12 @@ pub(crate) enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Stream what the local dvipd does (views, acquisitions, releases, marks, drops), one JSON
+    /// line per event, until it stops or you do.
+    Events {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
     /// Have every node announce its state again and re-plan (after reloading configurations).
     AnnounceView {
         #[command(flatten)]

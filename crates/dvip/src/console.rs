@@ -94,3 +94,33 @@ pub(crate) fn command(socket: &Path, request: &Value) -> Outcome {
         }
     }
 }
+
+pub(crate) fn events(socket: &Path) -> Outcome {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dvip: cannot start: {e}");
+            return Outcome::Failed;
+        }
+    };
+    let mut first = true;
+    let followed = runtime.block_on(dvipd::console::follow(socket, |line| {
+        // The first line only says the daemon accepted the request.
+        if !std::mem::take(&mut first) {
+            println!("{line}");
+        }
+    }));
+    match followed {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            eprintln!(
+                "dvip: cannot follow dvipd at {}: {e} (is dvipd running? see --socket)",
+                socket.display()
+            );
+            Outcome::Failed
+        }
+    }
+}

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         cli::Command::Plan(args) => plan::run(&args),
         cli::Command::Plumb { command } => plumb::run(command),
         cli::Command::Show { json, socket } => console::show(&socket.socket, json),
+        cli::Command::Events { socket } => console::events(&socket.socket),
         cli::Command::AnnounceView { socket } => console::command(
             &socket.socket,
             &serde_json::json!({"command": "announce-view"}),

@@ -26,6 +26,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Request {
     /// Report the view, the plan and this node's holdings.
     Show,
+    /// Stream what happens, one JSON line per event, until the client goes away.
+    Events,
     /// A command for the core.
     Command(Command),
 }
@@ -43,6 +45,7 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         .ok_or("the request has no \"command\"")?;
     Ok(match command {
         "show" => Request::Show,
+        "events" => Request::Events,
         "announce-view" => Request::Command(Command::AnnounceView),
         "standby" => Request::Command(Command::Standby),
         "online" => Request::Command(Command::Online),
@@ -104,8 +107,16 @@ pub fn status(node: &Node) -> Value {
     })
 }
 
-/// Binds the socket (root only: mode 0600) and forwards each request to `requests`.
-pub fn listen(path: &Path, requests: mpsc::Sender<Pending>) -> std::io::Result<()> {
+/// Events as the console streams them: one JSON object per line.
+pub type EventStream = tokio::sync::broadcast::Sender<String>;
+
+/// Binds the socket (root only: mode 0600), forwards each request to `requests` and streams
+/// `events` to clients that ask for them.
+pub fn listen(
+    path: &Path,
+    requests: mpsc::Sender<Pending>,
+    events: EventStream,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -115,18 +126,19 @@ pub fn listen(path: &Path, requests: mpsc::Sender<Pending>) -> std::io::Result<(
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(stream, requests.clone()));
+            tokio::spawn(serve(stream, requests.clone(), events.clone()));
         }
     });
     Ok(())
 }
 
-async fn serve(stream: UnixStream, requests: mpsc::Sender<Pending>) {
+async fn serve(stream: UnixStream, requests: mpsc::Sender<Pending>, events: EventStream) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(REQUEST_LEN_MAX as u64));
     let reply = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
         Ok(Ok(n)) if n > 0 => match parse_request(line.trim()) {
+            Ok(Request::Events) => return stream_events(write, events.subscribe()).await,
             Ok(request) => {
                 let (tx, rx) = oneshot::channel();
                 if requests.send((request, tx)).await.is_err() {
@@ -145,6 +157,34 @@ async fn serve(stream: UnixStream, requests: mpsc::Sender<Pending>) {
     let _ = write.write_all(&bytes).await;
 }
 
+/// Writes `{"ok": true}`, then every event as it happens, until the client goes away. A client
+/// too slow to keep up is told how many events it missed.
+async fn stream_events(
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    mut events: tokio::sync::broadcast::Receiver<String>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    if write.write_all(b"{\"ok\":true}\n").await.is_err() {
+        return;
+    }
+    loop {
+        let line = match events.recv().await {
+            Ok(line) => line,
+            Err(RecvError::Lagged(missed)) => {
+                json!({"event": "missed", "count": missed}).to_string()
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if write
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 /// Sends one request to the daemon at `path` and returns its reply.
 pub async fn call(path: &Path, request: &Value) -> std::io::Result<Value> {
     let stream = UnixStream::connect(path).await?;
@@ -157,6 +197,19 @@ pub async fn call(path: &Path, request: &Value) -> std::io::Result<Value> {
     serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// Asks the daemon at `path` for its event stream and hands every line to `on_line` until the
+/// daemon goes away. The first line is the daemon's `{"ok": true}`.
+pub async fn follow(path: &Path, mut on_line: impl FnMut(&str)) -> std::io::Result<()> {
+    let stream = UnixStream::connect(path).await?;
+    let (read, mut write) = stream.into_split();
+    write.write_all(b"{\"command\":\"events\"}\n").await?;
+    let mut lines = BufReader::new(read).lines();
+    while let Some(line) = lines.next_line().await? {
+        on_line(&line);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +217,10 @@ mod tests {
     #[test]
     fn requests_parse_and_mistakes_say_what_is_wrong() {
         assert_eq!(parse_request(r#"{"command":"show"}"#), Ok(Request::Show));
+        assert_eq!(
+            parse_request(r#"{"command":"events"}"#),
+            Ok(Request::Events)
+        );
         assert_eq!(
             parse_request(r#"{"command":"standby"}"#),
             Ok(Request::Command(Command::Standby))

@@ -150,6 +150,8 @@ struct Daemon {
     clock_fed: Instant,
     /// The last address refreshed, where the next refresh continues.
     refreshed_up_to: Option<IpAddr>,
+    /// Events for console clients that asked for them.
+    events: console::EventStream,
 }
 
 /// How many addresses are plumbed (or refreshed) between two looks at the clock.
@@ -179,6 +181,11 @@ impl Daemon {
             }
             while let Some(event) = self.node.poll_event() {
                 log_event(&event);
+                if self.events.receiver_count() > 0 {
+                    if let Some(line) = event_json(&event) {
+                        let _ = self.events.send(line);
+                    }
+                }
             }
             let Bus::Standalone(queue) = &mut self.bus else {
                 break;
@@ -459,6 +466,33 @@ fn log_event(event: &Event) {
     }
 }
 
+/// An event as the console streams it: `{"event": ..., "at_ms": ..., ...}` with `at_ms` the
+/// wall-clock time in milliseconds since the Unix epoch (for lining events up across nodes).
+fn event_json(event: &Event) -> Option<String> {
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let value = match event {
+        Event::View { view_id, members } => {
+            serde_json::json!({"event": "view", "view_id": view_id, "members": members})
+        }
+        Event::Planned { view_id } => serde_json::json!({"event": "planned", "view_id": view_id}),
+        Event::Matured { view_id } => serde_json::json!({"event": "matured", "view_id": view_id}),
+        Event::Acquired { address } => serde_json::json!({"event": "acquire", "address": address}),
+        Event::Released { address } => serde_json::json!({"event": "release", "address": address}),
+        Event::Dropped { from, why } => {
+            serde_json::json!({"event": "dropped", "from": from, "why": format!("{why:?}")})
+        }
+        Event::Paused { gap } => {
+            serde_json::json!({"event": "paused", "gap_ms": u64::try_from(gap.as_millis()).unwrap_or(u64::MAX)})
+        }
+        _ => return None,
+    };
+    let mut value = value;
+    value["at_ms"] = at_ms.into();
+    Some(value.to_string())
+}
+
 /// Runs a node until SIGTERM or SIGINT, then hands every address over and returns.
 pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     let (name, addresses, group) = read_config(&settings).ok_or(DaemonError::Config)?;
@@ -504,9 +538,12 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let (requests_tx, mut requests) = tokio::sync::mpsc::channel::<console::Pending>(64);
-    console::listen(&settings.socket, requests_tx).map_err(|source| DaemonError::Console {
-        path: settings.socket.clone(),
-        source,
+    let events: console::EventStream = tokio::sync::broadcast::channel(4096).0;
+    console::listen(&settings.socket, requests_tx, events.clone()).map_err(|source| {
+        DaemonError::Console {
+            path: settings.socket.clone(),
+            source,
+        }
     })?;
 
     let node = Node::new(name.clone(), NodeOptions::default(), &addresses);
@@ -521,6 +558,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         repeats: VecDeque::new(),
         clock_fed: Instant::now(),
         refreshed_up_to: None,
+        events,
     };
     daemon.node.handle_timeout(daemon.now());
     daemon.drive().await;
@@ -568,6 +606,8 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             Some((request, reply)) = requests.recv() => {
                 let answer = match request {
                     Request::Show => console::status(&daemon.node),
+                    // The console streams events itself; it never forwards this request.
+                    Request::Events => serde_json::json!({"ok": false, "error": "events are streamed by the console"}),
                     Request::Command(command) => {
                         info!(?command, "console command");
                         match daemon.node.handle_command(command) {

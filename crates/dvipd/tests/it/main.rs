@@ -439,3 +439,50 @@ Binding "v6" { Enable_Duravip = true  Bind_Address = 2001:db8::11 }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn the_event_stream_reports_acquisitions_and_releases_as_they_happen() {
+    use std::io::{BufRead, BufReader, Write};
+    let ns = Netns::new("dvipd-t");
+    let conf = config(&ns, THREE);
+    let socket = conf.with_extension("sock");
+    let daemon = Daemon::start(&ns, &conf);
+    wait_for(
+        &ns,
+        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
+        Duration::from_secs(5),
+        &daemon,
+    );
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("the console answers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream
+        .write_all(b"{\"command\":\"events\"}\n")
+        .expect("request");
+    let mut lines = BufReader::new(stream.try_clone().expect("clone")).lines();
+    let first: serde_json::Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("JSON");
+    assert_eq!(first["ok"], true);
+    assert_eq!(
+        call(&socket, &serde_json::json!({"command": "standby"}))["ok"],
+        true
+    );
+    let mut released = std::collections::BTreeSet::new();
+    while released.len() < 3 {
+        let line = lines
+            .next()
+            .expect("the stream goes on")
+            .expect("an event within 5 s");
+        let event: serde_json::Value =
+            serde_json::from_str(&line).expect("one JSON object per line");
+        assert!(event["at_ms"].as_u64().is_some_and(|t| t > 0), "{line}");
+        if event["event"] == "release" {
+            released.insert(event["address"].as_str().expect("address").to_owned());
+        }
+    }
+    assert_eq!(
+        released.into_iter().collect::<Vec<_>>(),
+        ["198.51.100.11", "198.51.100.12", "198.51.100.13"]
+    );
+}
