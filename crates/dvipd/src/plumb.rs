@@ -116,17 +116,10 @@ impl Plumber {
         prefix_len: u8,
         interface: &str,
     ) -> Result<(), PlumbError> {
-        let index = self.interface_index(interface).await?;
-        let (_, request) = self.add_request(index, address, prefix_len);
-        request
-            .replace()
-            .execute()
-            .await
-            .map_err(|source| PlumbError::Kernel {
-                what: "add",
-                address,
-                source,
-            })
+        let mut results = self
+            .plumb_many(&[(address, prefix_len, interface.to_owned())])
+            .await;
+        results.pop().expect("plumb_many answers once per address")
     }
 
     /// The request that adds `address` marked as dvip's, with the plumber's lifetime.
