@@ -111,21 +111,49 @@ fn config(ns: &Netns, text: &str) -> Conf {
     Conf(path)
 }
 
-/// Waits until `dv0` carries exactly `want`.
-fn wait_for(ns: &Netns, want: &[&str], within: Duration, daemon: &Daemon) {
+/// Polls `check` every 20 ms until it passes; fails with its last complaint and the log.
+fn eventually(within: Duration, daemon: &Daemon, mut check: impl FnMut() -> Result<(), String>) {
     let deadline = Instant::now() + within;
     loop {
-        let have = ns.address_list();
-        if have == want {
-            return;
+        match check() {
+            Ok(()) => return,
+            Err(why) => assert!(
+                Instant::now() < deadline,
+                "{why} after {within:?}:\n{}",
+                daemon.log()
+            ),
         }
-        assert!(
-            Instant::now() < deadline,
-            "wanted {want:?}, have {have:?} after {within:?}:\n{}",
-            daemon.log()
-        );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits until `dv0` carries exactly `want`.
+fn wait_for(ns: &Netns, want: &[&str], within: Duration, daemon: &Daemon) {
+    eventually(within, daemon, || {
+        let have = ns.address_list();
+        if have == want {
+            Ok(())
+        } else {
+            Err(format!("wanted {want:?}, have {have:?}"))
+        }
+    });
+}
+
+/// Waits until the client's neighbour table points every one of `addresses` at `mac`.
+fn wait_client_learns(ns: &Netns, addresses: &[&str], mac: &str, daemon: &Daemon) {
+    eventually(Duration::from_secs(5), daemon, || {
+        let learned = ns.client_neighbours();
+        let all = addresses
+            .iter()
+            .all(|a| learned.iter().any(|(ip, lladdr)| ip == a && lladdr == mac));
+        if all {
+            Ok(())
+        } else {
+            Err(format!(
+                "the client has {learned:?}, wanted {addresses:?} at {mac}"
+            ))
+        }
+    });
 }
 
 #[test]
@@ -215,15 +243,13 @@ fn sighup_reloads_and_a_bad_configuration_keeps_the_old_one() {
     );
     std::fs::write(&*conf, "Binding \"a\" { Enable_Duravip = maybe }\n").expect("write config");
     daemon.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !daemon.log().contains("keeping the old one") {
-        assert!(
-            Instant::now() < deadline,
-            "no word of the bad configuration:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(Duration::from_secs(5), &daemon, || {
+        if daemon.log().contains("keeping the old one") {
+            Ok(())
+        } else {
+            Err("no word of the bad configuration".to_owned())
+        }
+    });
     assert!(
         daemon.log().contains("`maybe` is not a yes/no value"),
         "the error is in the log with its location"
@@ -344,23 +370,12 @@ fn every_acquisition_is_announced_to_the_link() {
     let conf = config(&ns, THREE);
     let daemon = Daemon::start(&ns, &conf);
     let mac = ns.mac();
-    let want = ["198.51.100.11", "198.51.100.12", "198.51.100.13"];
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let learned = ns.client_neighbours();
-        if want
-            .iter()
-            .all(|a| learned.iter().any(|(ip, lladdr)| ip == a && *lladdr == mac))
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the client learned {learned:?}, wanted {want:?} at {mac}:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_client_learns(
+        &ns,
+        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
+        &mac,
+        &daemon,
+    );
 }
 
 #[test]
@@ -424,20 +439,7 @@ Binding "v6" { Enable_Duravip = true  Bind_Address = 2001:db8::11 }
     );
     let daemon = Daemon::start(&ns, &conf);
     let mac = ns.mac();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let learned = ns.client_neighbours();
-        let points_here = |a: &str| learned.iter().any(|(ip, lladdr)| ip == a && *lladdr == mac);
-        if points_here("198.51.100.11") && points_here("2001:db8::11") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the client still has {learned:?}, wanted both at {mac}:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_client_learns(&ns, &["198.51.100.11", "2001:db8::11"], &mac, &daemon);
 }
 
 #[test]
