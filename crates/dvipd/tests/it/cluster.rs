@@ -88,6 +88,21 @@ fn wait(
     }
 }
 
+/// Whether one node holds every address.
+fn holds_all(node: &[String]) -> bool {
+    node.iter().map(String::as_str).eq(ALL)
+}
+
+/// Waits for both nodes to be up with two addresses each.
+fn wait_balanced(lab: &Lab) {
+    wait(
+        lab,
+        Duration::from_secs(15),
+        "both nodes up and balanced",
+        balanced,
+    );
+}
+
 fn balanced(held: &[Vec<String>]) -> bool {
     let mut all: Vec<&String> = held.iter().flatten().collect();
     all.sort();
@@ -99,16 +114,11 @@ fn two_nodes_share_the_addresses_and_a_killed_daemon_s_move_at_once() {
     let lab = Lab::new("dvl", 2);
     let _one = start(&lab, 1);
     let mut two = start(&lab, 2);
-    wait(
-        &lab,
-        Duration::from_secs(15),
-        "both nodes up and balanced",
-        balanced,
-    );
+    wait_balanced(&lab);
 
     two.0.kill().expect("kill -9");
     let took = wait(&lab, Duration::from_secs(2), "node1 takes over", |h| {
-        h[0].iter().map(|s| s.as_str()).eq(ALL)
+        holds_all(&h[0])
     });
     eprintln!("failover after kill -9 of dvipd: {took:?}");
     // node2's copies are nobody's now: they expire by themselves (lifetime 2 s).
@@ -125,15 +135,10 @@ fn a_node_cut_off_the_lan_has_its_addresses_taken_over_within_a_second() {
     let lab = Lab::new("dvl", 2);
     let _one = start(&lab, 1);
     let _two = start(&lab, 2);
-    wait(
-        &lab,
-        Duration::from_secs(15),
-        "both nodes up and balanced",
-        balanced,
-    );
+    wait_balanced(&lab);
     lab.cut(2);
     let took = wait(&lab, Duration::from_secs(2), "node1 takes over", |h| {
-        h[0].iter().map(|s| s.as_str()).eq(ALL)
+        holds_all(&h[0])
     });
     eprintln!("failover after node2 was cut off: {took:?}");
 }
@@ -143,18 +148,13 @@ fn a_returning_node_takes_its_share_back() {
     let lab = Lab::new("dvl", 2);
     let _one = start(&lab, 1);
     let mut two = start(&lab, 2);
-    wait(
-        &lab,
-        Duration::from_secs(15),
-        "both nodes up and balanced",
-        balanced,
-    );
+    wait_balanced(&lab);
     two.0.kill().expect("kill -9");
     wait(
         &lab,
         Duration::from_secs(5),
         "node1 alone holds everything",
-        |h| h[0].iter().map(|s| s.as_str()).eq(ALL) && h[1].is_empty(),
+        |h| holds_all(&h[0]) && h[1].is_empty(),
     );
     let _back = start(&lab, 2);
     wait(

@@ -16,6 +16,9 @@ Binding "b" { Enable_Duravip = true  Bind_Address = 198.51.100.12 }
 ESMTP_Listener { Listen "198.51.100.13:25" { Enable_Duravip = true } }
 "#;
 
+/// The addresses `THREE` puts on `dv0`.
+const THREE_ADDRESSES: [&str; 3] = ["198.51.100.11", "198.51.100.12", "198.51.100.13"];
+
 const TWO: &str = r#"
 cluster { nodename = solo  Topology "198.51.100.0/24" { interface = "dv0" } }
 Binding "a" { Enable_Duravip = true  Bind_Address = 198.51.100.11 }
@@ -161,12 +164,7 @@ fn a_standalone_node_plumbs_its_addresses_and_sigterm_removes_them() {
     let ns = Netns::new("dvipd-t");
     let conf = config(&ns, THREE);
     let mut daemon = Daemon::start(&ns, &conf);
-    wait_for(
-        &ns,
-        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
-        Duration::from_secs(5),
-        &daemon,
-    );
+    wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
     assert!(
         ns.addresses()
             .iter()
@@ -194,12 +192,7 @@ fn a_killed_daemon_s_addresses_expire_and_a_restart_cleans_up_at_once() {
     let ns = Netns::new("dvipd-t");
     let conf = config(&ns, THREE);
     let mut first = Daemon::start(&ns, &conf);
-    wait_for(
-        &ns,
-        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
-        Duration::from_secs(5),
-        &first,
-    );
+    wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &first);
     first.child.kill().expect("kill -9");
     let _ = first.wait_exit(Duration::from_secs(5));
     assert_eq!(
@@ -235,12 +228,7 @@ fn sighup_reloads_and_a_bad_configuration_keeps_the_old_one() {
     let ns = Netns::new("dvipd-t");
     let conf = config(&ns, THREE);
     let mut daemon = Daemon::start(&ns, &conf);
-    wait_for(
-        &ns,
-        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
-        Duration::from_secs(5),
-        &daemon,
-    );
+    wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
     std::fs::write(&*conf, "Binding \"a\" { Enable_Duravip = maybe }\n").expect("write config");
     daemon.signal("HUP");
     eventually(Duration::from_secs(5), &daemon, || {
@@ -287,12 +275,7 @@ fn the_console_shows_the_plan_and_standby_drains_the_node() {
     let conf = config(&ns, THREE);
     let socket = conf.with_extension("sock");
     let mut daemon = Daemon::start(&ns, &conf);
-    wait_for(
-        &ns,
-        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
-        Duration::from_secs(5),
-        &daemon,
-    );
+    wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
 
     assert!(
         socket.exists(),
@@ -334,12 +317,7 @@ fn the_console_shows_the_plan_and_standby_drains_the_node() {
         call(&socket, &serde_json::json!({"command": "online"}))["ok"],
         true
     );
-    wait_for(
-        &ns,
-        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
-        Duration::from_secs(5),
-        &daemon,
-    );
+    wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
 
     let refused = call(
         &socket,
@@ -405,12 +383,7 @@ fn an_address_removed_by_hand_is_put_back() {
     let ns = Netns::new("dvipd-t");
     let conf = config(&ns, THREE);
     let daemon = Daemon::start(&ns, &conf);
-    wait_for(
-        &ns,
-        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
-        Duration::from_secs(5),
-        &daemon,
-    );
+    wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
     ns.ip(&["addr", "del", "198.51.100.12/32", "dev", "dv0"]);
     // The next refresh (a third of the 2 s lifetime) adds it again.
     wait_for(
@@ -449,12 +422,7 @@ fn the_event_stream_reports_acquisitions_and_releases_as_they_happen() {
     let conf = config(&ns, THREE);
     let socket = conf.with_extension("sock");
     let daemon = Daemon::start(&ns, &conf);
-    wait_for(
-        &ns,
-        &["198.51.100.11", "198.51.100.12", "198.51.100.13"],
-        Duration::from_secs(5),
-        &daemon,
-    );
+    wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
     let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("the console answers");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
