@@ -117,6 +117,11 @@ codes! {
     Upgraded = "upgraded",
     /// A clustered log destination that no entry of the cluster `logs` serves.
     LogNotServed = "log-not-served",
+    /// A listener `Forward` dvipd cannot serve: not a DuraVIP address, a wildcard, a backend
+    /// that is the listener itself, or a PROXY protocol switch without a forward.
+    BadForward = "bad-forward",
+    /// A `duravip_hook` that is not an absolute path to a program.
+    BadHook = "bad-hook",
 }
 
 /// One problem found in a configuration.

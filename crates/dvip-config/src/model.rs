@@ -4,7 +4,7 @@
 //! text; `lower` builds it from the syntax tree.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use dvip_core::{Follow, ManagedAddress, PlumbHint};
 use ipnet::IpNet;
@@ -44,6 +44,8 @@ pub struct Config {
     pub cluster: ClusterOptions,
     /// Every DuraVIP address, sorted by address.
     pub addresses: Vec<DuravipAddress>,
+    /// Listeners whose connections dvipd relays while this node owns their address, sorted.
+    pub forwards: Vec<ListenerForward>,
     /// Topology hints, in file order.
     pub topology: Vec<TopologyHint>,
     /// Logs served to subscribers over the cluster listener.
@@ -96,6 +98,8 @@ pub struct ClusterOptions {
     pub unconditional_rebind: bool,
     /// How long a view must stand before rebalancing, in milliseconds.
     pub view_mature_time_ms: u64,
+    /// A program run after this node acquires an address and after it releases one.
+    pub duravip_hook: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -112,6 +116,7 @@ impl Default for ClusterOptions {
             use_iflist_cache: true,
             unconditional_rebind: true,
             view_mature_time_ms: VIEW_MATURE_TIME_MS_DEFAULT,
+            duravip_hook: None,
         }
     }
 }
@@ -144,6 +149,20 @@ impl Serialize for DuravipAddress {
         st.serialize_field("cidrmask", &m.plumb.cidrmask)?;
         st.end()
     }
+}
+
+/// A listener dvipd serves itself: while this node owns `address`, connections to
+/// `address:port` are relayed to `backend`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListenerForward {
+    /// The DuraVIP address.
+    pub address: IpAddr,
+    /// The listener's port.
+    pub port: u16,
+    /// Where connections are relayed.
+    pub backend: SocketAddr,
+    /// Whether each relayed connection starts with a PROXY protocol v2 header naming the client.
+    pub proxy_protocol: bool,
 }
 
 /// Where addresses of one network are plumbed.

@@ -241,6 +241,44 @@ pub(crate) fn listen_address(text: &str, default_port: u16) -> Result<ListenAddr
     })
 }
 
+/// The program run on acquire and release: an absolute path, so it does not depend on the
+/// daemon's working directory or `PATH`.
+pub(crate) fn hook(text: &str) -> Result<String, Refusal> {
+    if text.starts_with('/') && !text.contains('\0') {
+        Ok(text.to_owned())
+    } else {
+        Err(refuse(
+            Code::BadHook,
+            format!("`{text}` is not an absolute path"),
+            "write the program's full path, such as `/usr/local/libexec/dvip-hook`",
+        ))
+    }
+}
+
+/// `ADDRESS:PORT` of a backend dvipd relays connections to: a concrete address (no wildcard)
+/// and an explicit port.
+pub(crate) fn backend(text: &str) -> Result<std::net::SocketAddr, Refusal> {
+    let hint = "write where the local service listens, such as `127.0.0.1:2525` or `[::1]:2525`";
+    let has_port = text.starts_with('[') && text.contains("]:")
+        || (!text.starts_with('[') && text.matches(':').count() == 1);
+    if !has_port {
+        return Err(refuse(
+            Code::BadForward,
+            format!("`{text}` is not ADDRESS:PORT with a port"),
+            hint,
+        ));
+    }
+    let listen = listen_address(text, 0).map_err(|r| refuse(Code::BadForward, r.message, hint))?;
+    match listen.address {
+        Some(address) => Ok(std::net::SocketAddr::new(address, listen.port)),
+        None => Err(refuse(
+            Code::BadForward,
+            format!("`{text}` is a wildcard; a backend is one address"),
+            hint,
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +301,26 @@ mod tests {
             Code::BadAddress
         );
         assert_eq!(la(":25").unwrap_err().code, Code::BadAddress);
+    }
+
+    #[test]
+    fn backends_need_an_address_and_a_port() {
+        assert_eq!(
+            backend("127.0.0.1:2525").unwrap().to_string(),
+            "127.0.0.1:2525"
+        );
+        assert_eq!(backend("[::1]:2525").unwrap().to_string(), "[::1]:2525");
+        for bad in [
+            "127.0.0.1",
+            "*:2525",
+            "0.0.0.0:25",
+            "::1",
+            "[::1]",
+            "localhost:25",
+            "127.0.0.1:0",
+        ] {
+            assert_eq!(backend(bad).unwrap_err().code, Code::BadForward, "{bad}");
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ const CLUSTER_OPTIONS: &[&str] = &[
     "use_iflist_cache",
     "unconditional_rebind",
     "view_mature_time",
+    "duravip_hook",
     "logs",
     "replicate",
     "topology",
@@ -114,6 +115,9 @@ fn read_stanza(stanza: &Stanza, section: &mut ClusterSection, diagnostics: &mut 
     }
     if let Some(d) = options.duration(&["view_mature_time"], diagnostics) {
         o.view_mature_time_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    }
+    if let Some((hook, _)) = options.parsed(&["duravip_hook"], diagnostics, values::hook) {
+        o.duravip_hook = Some(hook);
     }
     // `logs` and `replicate` may be written as options (`logs = [ ]`) or stanzas (`logs [ ]`).
     if let Some(option) = options.take(&["logs"], diagnostics) {

@@ -1,10 +1,12 @@
 //! Lowering: from the syntax tree to the effective [`Config`](crate::Config).
 //!
-//! Owns the order of the passes (cluster stanza, services, addresses, log destinations) and
+//! Owns the order of the passes (cluster stanza, services, addresses, forwards, log
+//! destinations) and
 //! the node name. Each pass lives in its own file and reports into one diagnostics list.
 
 mod addresses;
 mod cluster;
+mod forwards;
 mod logs;
 mod services;
 
@@ -21,6 +23,7 @@ pub(crate) fn lower(
     let section = cluster::read(&document, diagnostics);
     let services = services::collect(&document, diagnostics);
     let addresses = addresses::build(&services, &section.topology, section.nodeaddr, diagnostics);
+    let forwards = forwards::collect(&services, &addresses, diagnostics);
     let log_destinations = logs::collect(&document, &section.logs, section.logs_at, diagnostics);
     drop(services);
     let (nodename, nodename_source) = match (&load.nodename, section.nodename) {
@@ -34,6 +37,7 @@ pub(crate) fn lower(
         nodeaddr: section.nodeaddr,
         cluster: section.options,
         addresses,
+        forwards,
         topology: section.topology,
         logs: section.logs,
         log_destinations,

@@ -5,7 +5,7 @@
 //! `Binding_Group`), with their DuraVIP options, and the rules that concern one service alone.
 //! It must not decide what an address is; `addresses` does that from the whole list.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::diagnostic::{Code, Diagnostics};
 use crate::model::LISTENER_PORT_DEFAULT;
@@ -17,11 +17,17 @@ use crate::values;
 const ENABLE: &[&str] = &["enable_duravip", "duravip"];
 const PREFERENCE: &[&str] = &["duravip_preference"];
 const FOLLOW: &[&str] = &["duravip_follow"];
+const FORWARD: &[&str] = &["duravip_forward", "forward"];
+const PROXY_PROTOCOL: &[&str] = &["duravip_proxy_protocol", "proxy_protocol"];
 const LISTENER_OPTIONS: &[&str] = &[
     "enable_duravip",
     "duravip",
     "duravip_preference",
     "duravip_follow",
+    "duravip_forward",
+    "forward",
+    "duravip_proxy_protocol",
+    "proxy_protocol",
 ];
 const BINDING_OPTIONS: &[&str] = &[
     "enable_duravip",
@@ -47,6 +53,10 @@ pub(crate) struct Service<'t> {
     pub(crate) enabled: bool,
     pub(crate) preference: Option<&'t Word>,
     pub(crate) follow: Option<&'t Word>,
+    /// Where dvipd relays the listener's connections while this node owns its address.
+    pub(crate) forward: Option<(SocketAddr, &'t Word)>,
+    /// Whether relayed connections start with a PROXY protocol v2 header.
+    pub(crate) proxy_protocol: Option<(bool, &'t Word)>,
     /// Where the service is defined (its address or name).
     pub(crate) at: Span,
 }
@@ -163,6 +173,8 @@ fn listener<'t>(
     diagnostics: &mut Diagnostics,
 ) {
     let d = duravip_options(&mut options, diagnostics);
+    let forward = options.parsed(FORWARD, diagnostics, values::backend);
+    let proxy_protocol = options.parsed(PROXY_PROTOCOL, diagnostics, values::boolean);
     options.finish(LISTENER_OPTIONS, policy, diagnostics);
     let Some(listen) = options::refused(
         diagnostics,
@@ -182,6 +194,8 @@ fn listener<'t>(
         enabled: d.enabled,
         preference: d.preference,
         follow: d.follow,
+        forward,
+        proxy_protocol,
         at: address.span,
     });
 }
@@ -235,6 +249,8 @@ fn binding<'t>(stanza: &'t Stanza, services: &mut Vec<Service<'t>>, diagnostics:
         preference: d.preference,
         // A binding never follows; the error above says so and the address ignores it.
         follow: None,
+        forward: None,
+        proxy_protocol: None,
         at: name.span,
     });
 }
