@@ -12,6 +12,22 @@ use serde_json::Value;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// Runs `f` on a new thread moved into the network namespace `name` (a name `ip netns` knows).
+pub fn in_namespace<R: Send>(name: &str, f: impl FnOnce() -> R + Send) -> R {
+    let path = format!("/var/run/netns/{name}");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+                f()
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// Runs `ip` with `args`.
 pub fn ip(args: &[&str]) -> Output {
     Command::new("ip")
@@ -102,6 +118,22 @@ impl Netns {
     /// The namespace's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Runs `f` on a thread that lives in this namespace: sockets it makes belong to the
+    /// namespace and stay there after `f` returns them.
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        in_namespace(&self.name, f)
+    }
+
+    /// Like [`Netns::run`], in the client namespace of [`Netns::with_client`].
+    pub fn run_in_client<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        in_namespace(self.client.as_deref().expect("made with_client"), f)
+    }
+
+    /// Brings the namespace's loopback up, for services bound to 127.0.0.1.
+    pub fn loopback_up(&self) {
+        self.ip(&["link", "set", "lo", "up"]);
     }
 
     /// Runs `ip -n NAME args`, panicking if it fails.

@@ -110,6 +110,14 @@ pub fn status(node: &Node) -> Value {
 /// Events as the console streams them: one JSON object per line.
 pub type EventStream = tokio::sync::broadcast::Sender<String>;
 
+/// Wall-clock milliseconds since the Unix epoch: the `at_ms` of every event, for lining events
+/// up across nodes.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Binds the socket (root only: mode 0600), forwards each request to `requests` and streams
 /// `events` to clients that ask for them.
 pub fn listen(

@@ -13,7 +13,7 @@
 //! joins again every second until corosync is back.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,8 @@ use tracing::{debug, error, info, warn};
 use crate::announce::Announcer;
 use crate::console::{self, Request};
 use crate::corosync::{self, BusEvent, CorosyncBus, Member};
+use crate::forward::{Forwards, Route};
+use crate::hook::{HookEvent, HookRun, Hooks};
 use crate::plumb::{PlumbError, Plumber};
 
 /// What the daemon needs to start.
@@ -114,8 +116,26 @@ pub enum DaemonError {
     },
 }
 
+/// What the daemon takes from a valid configuration.
+struct Loaded {
+    name: String,
+    addresses: Vec<ManagedAddress>,
+    group: String,
+    forwards: BTreeMap<(IpAddr, u16), Route>,
+    hook: Option<String>,
+}
+
+impl Loaded {
+    fn managed(&self, address: IpAddr) -> Option<&ManagedAddress> {
+        self.addresses
+            .binary_search_by_key(&address, |m| m.address)
+            .ok()
+            .map(|i| &self.addresses[i])
+    }
+}
+
 /// Reads and validates the configuration, logging every diagnostic.
-fn read_config(settings: &Settings) -> Option<(String, Vec<ManagedAddress>, String)> {
+fn read_config(settings: &Settings) -> Option<Loaded> {
     let checked = load(&settings.config, &settings.load, &DiskFiles);
     for d in &checked.diagnostics {
         let text = d.render(&checked.sources);
@@ -126,18 +146,34 @@ fn read_config(settings: &Settings) -> Option<(String, Vec<ManagedAddress>, Stri
         }
     }
     checked.is_valid().then(|| {
-        let addresses = checked.config.managed_addresses().cloned().collect();
-        (
-            checked.config.nodename,
-            addresses,
-            checked.config.cluster.cluster_group,
-        )
+        let config = checked.config;
+        Loaded {
+            addresses: config.managed_addresses().cloned().collect(),
+            forwards: config
+                .forwards
+                .iter()
+                .map(|f| {
+                    let route = Route {
+                        backend: f.backend,
+                        proxy_protocol: f.proxy_protocol,
+                    };
+                    ((f.address, f.port), route)
+                })
+                .collect(),
+            hook: config.cluster.duravip_hook,
+            group: config.cluster.cluster_group,
+            name: config.nodename,
+        }
     })
 }
 
 struct Daemon {
     node: Node,
     name: String,
+    /// The configuration running now.
+    config: Loaded,
+    forwards: Forwards,
+    hooks: Hooks,
     plumber: Plumber,
     /// What this process plumbed and has not removed, with where it put it.
     plumbed: BTreeMap<IpAddr, PlumbHint>,
@@ -181,10 +217,9 @@ impl Daemon {
             }
             while let Some(event) = self.node.poll_event() {
                 log_event(&event);
-                if self.events.receiver_count() > 0 {
-                    if let Some(line) = event_json(&event) {
-                        let _ = self.events.send(line);
-                    }
+                self.run_hook(&event);
+                if let Some(line) = event_json(&event) {
+                    self.emit(line);
                 }
             }
             let Bus::Standalone(queue) = &mut self.bus else {
@@ -236,7 +271,7 @@ impl Daemon {
                             self.plumbed.insert(*address, hint.clone());
                         }
                         // The core believes it holds the address; the next refresh tries again.
-                        Err(e) => error!(%address, "cannot plumb: {e}"),
+                        Err(e) => self.error(Some(*address), "cannot plumb", &e),
                     }
                 }
                 self.feed_clock();
@@ -245,6 +280,80 @@ impl Daemon {
             for other in rest {
                 self.carry_out(other).await;
             }
+        }
+    }
+
+    /// Sends an event to console clients that follow the stream.
+    fn emit(&self, mut line: serde_json::Value) {
+        if self.events.receiver_count() > 0 {
+            line["at_ms"] = console::now_ms().into();
+            let _ = self.events.send(line.to_string());
+        }
+    }
+
+    /// Reports an error to the log and the event stream.
+    fn error(&self, address: Option<IpAddr>, what: &str, e: &dyn std::fmt::Display) {
+        match address {
+            Some(address) => error!(%address, "{what}: {e}"),
+            None => error!("{what}: {e}"),
+        }
+        self.emit(serde_json::json!({"event": "error", "address": address, "error": format!("{what}: {e}")}));
+    }
+
+    /// Queues the operator's hook after an acquisition or a release.
+    fn run_hook(&self, event: &Event) {
+        let (hook_event, address) = match *event {
+            Event::Acquired { address } => (HookEvent::Acquire, address),
+            Event::Released { address } => (HookEvent::Release, address),
+            _ => return,
+        };
+        let Some(program) = &self.config.hook else {
+            return;
+        };
+        let managed = self.config.managed(address);
+        self.hooks.run(HookRun {
+            program: program.clone(),
+            event: hook_event,
+            address,
+            bindings: managed
+                .map(|m| m.bindings.iter().cloned().collect())
+                .unwrap_or_default(),
+            ports: managed
+                .map(|m| m.listener_ports.iter().copied().collect())
+                .unwrap_or_default(),
+            node: self.name.clone(),
+        });
+    }
+
+    /// Starts the forward-mode listeners configured on `address` for `ports`.
+    fn start_forwards<'p>(&mut self, address: IpAddr, ports: impl IntoIterator<Item = &'p u16>) {
+        for &port in ports {
+            let Some(&route) = self.config.forwards.get(&(address, port)) else {
+                continue;
+            };
+            if let Err(e) = self.forwards.start(address, port, route) {
+                self.error(Some(address), &format!("cannot listen on port {port}"), &e);
+            }
+        }
+    }
+
+    /// After a reload: stops forwards that are no longer configured (or changed) and starts
+    /// the configured ones on addresses this node holds.
+    fn reconcile_forwards(&mut self) {
+        let running: Vec<(SocketAddr, Route)> = self.forwards.running().collect();
+        for (at, route) in running {
+            if self.config.forwards.get(&(at.ip(), at.port())) != Some(&route) {
+                self.forwards.stop(at.ip(), at.port());
+            }
+        }
+        let held: Vec<IpAddr> = self.node.plumbed().iter().copied().collect();
+        for address in held {
+            let ports = self
+                .config
+                .managed(address)
+                .map(|m| m.listener_ports.clone())
+                .unwrap_or_default();
+            self.start_forwards(address, &ports);
         }
     }
 
@@ -280,7 +389,7 @@ impl Daemon {
                     self.plumbed.insert(address, hint);
                 }
                 // The core believes it holds the address; the next refresh tries again.
-                Err(e) => error!(%address, "cannot plumb: {e}"),
+                Err(e) => self.error(Some(address), "cannot plumb", &e),
             },
             Action::Unplumb { address, .. } => {
                 let Some(hint) = self.plumbed.remove(&address) else {
@@ -293,11 +402,16 @@ impl Daemon {
                 {
                     Ok(()) => info!(%address, "unplumbed"),
                     // Left in place, it expires with its lifetime.
-                    Err(e) => error!(%address, "cannot unplumb (it will expire by itself): {e}"),
+                    Err(e) => self.error(
+                        Some(address),
+                        "cannot unplumb (it will expire by itself)",
+                        &e,
+                    ),
                 }
             }
             Action::Announce { address } => {
                 self.announce(address);
+                self.emit(serde_json::json!({"event": "announce", "address": address}));
                 self.repeats.push_back((
                     Instant::now() + ANNOUNCE_INTERVAL,
                     address,
@@ -305,13 +419,18 @@ impl Daemon {
                 ));
             }
             Action::StartService { address, ports } => {
-                info!(%address, ?ports, "listeners may answer here");
+                debug!(%address, ?ports, "listeners may answer here");
+                self.start_forwards(address, &ports);
             }
             Action::StopService { address, ports } => {
-                info!(%address, ?ports, "listeners must stop here");
+                debug!(%address, ?ports, "listeners must stop here");
+                for port in ports {
+                    self.forwards.stop(address, port);
+                }
             }
             Action::Mark { address, marks } => {
                 warn!(%address, marks = ?marks.names(), "marks changed");
+                self.emit(serde_json::json!({"event": "mark", "address": address, "marks": marks.names()}));
             }
         }
     }
@@ -466,12 +585,9 @@ fn log_event(event: &Event) {
     }
 }
 
-/// An event as the console streams it: `{"event": ..., "at_ms": ..., ...}` with `at_ms` the
-/// wall-clock time in milliseconds since the Unix epoch (for lining events up across nodes).
-fn event_json(event: &Event) -> Option<String> {
-    let at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+/// A core event as the console streams it: `{"event": ..., ...}`; [`Daemon::emit`] adds
+/// `at_ms`.
+fn event_json(event: &Event) -> Option<serde_json::Value> {
     let value = match event {
         Event::View { view_id, members } => {
             serde_json::json!({"event": "view", "view_id": view_id, "members": members})
@@ -488,14 +604,14 @@ fn event_json(event: &Event) -> Option<String> {
         }
         _ => return None,
     };
-    let mut value = value;
-    value["at_ms"] = at_ms.into();
-    Some(value.to_string())
+    Some(value)
 }
 
 /// Runs a node until SIGTERM or SIGINT, then hands every address over and returns.
 pub async fn run(settings: Settings) -> Result<(), DaemonError> {
-    let (name, addresses, group) = read_config(&settings).ok_or(DaemonError::Config)?;
+    let config = read_config(&settings).ok_or(DaemonError::Config)?;
+    let name = config.name.clone();
+    let group = config.group.clone();
     let bus = match settings.bus {
         BusKind::Standalone => Bus::Standalone(VecDeque::new()),
         BusKind::Corosync => {
@@ -520,7 +636,8 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     let mut plumber = Plumber::connect(settings.address_lifetime)?;
     let leftovers = plumber.remove_all_ours().await?;
     let foreign = plumber.foreign().await?;
-    let clashes: Vec<IpAddr> = addresses
+    let clashes: Vec<IpAddr> = config
+        .addresses
         .iter()
         .map(|m: &ManagedAddress| m.address)
         .filter(|a| foreign.contains(a))
@@ -546,10 +663,14 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         }
     })?;
 
-    let node = Node::new(name.clone(), NodeOptions::default(), &addresses);
+    let node = Node::new(name.clone(), NodeOptions::default(), &config.addresses);
+    let address_count = config.addresses.len();
     let mut daemon = Daemon {
         node,
         name: name.clone(),
+        config,
+        forwards: Forwards::default(),
+        hooks: Hooks::start(events.clone()),
         plumber,
         plumbed: BTreeMap::new(),
         bus,
@@ -566,7 +687,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         daemon.node.handle_view(1, &BTreeSet::from([name.clone()]));
         daemon.drive().await;
     }
-    info!(node = %name, addresses = addresses.len(), bus = ?settings.bus, "running");
+    info!(node = %name, addresses = address_count, bus = ?settings.bus, "running");
 
     let tick = Duration::from_millis(250);
     let refresh_every = settings.address_lifetime / 3;
@@ -594,12 +715,19 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             _ = hangup.recv() => {
                 info!("SIGHUP: reading the configuration again");
                 match read_config(&settings) {
-                    Some((_, addresses, _)) => {
-                        daemon.node.handle_config(&addresses);
+                    Some(config) => {
+                        daemon.node.handle_config(&config.addresses);
+                        let count = config.addresses.len();
+                        daemon.config = config;
                         daemon.drive().await;
-                        info!(addresses = addresses.len(), "configuration reloaded");
+                        daemon.reconcile_forwards();
+                        info!(addresses = count, "configuration reloaded");
+                        daemon.emit(serde_json::json!({"event": "reload", "ok": true, "addresses": count}));
                     }
-                    None => error!("the new configuration is invalid; keeping the old one"),
+                    None => {
+                        error!("the new configuration is invalid; keeping the old one");
+                        daemon.emit(serde_json::json!({"event": "reload", "ok": false, "error": "the new configuration is invalid; the old one stays (see the log)"}));
+                    }
                 }
             }
             Some(event) = next_bus_event(&mut daemon.bus) => daemon.bus_event(event).await,

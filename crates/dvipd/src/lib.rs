@@ -11,4 +11,7 @@ pub mod announce;
 pub mod console;
 pub mod corosync;
 pub mod daemon;
+pub mod forward;
+pub mod hook;
 pub mod plumb;
+pub mod proxy_header;

@@ -2,6 +2,7 @@
 //! required, as in CI): on the standalone bus here, on corosync in `cluster`.
 
 mod cluster;
+mod listeners;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,143 @@
+//! Hooks: the operator's program, run after this node acquires an address and after it lets
+//! one go.
+//!
+//! Owns running the program: one at a time, in the order the node acquired and released
+//! (so a release and a later acquire of one address are never seen reversed), each with a
+//! deadline, outside the daemon's loop (a slow hook never delays a failover). It must not
+//! decide when a hook runs; the daemon asks after the core's acquisitions and releases.
+//!
+//! The program gets the event and the address as arguments and, in its environment,
+//! `DVIP_EVENT` (`acquire` or `release`), `DVIP_ADDRESS`, `DVIP_BINDINGS` and `DVIP_PORTS`
+//! (space-separated, possibly empty) and `DVIP_NODE`.
+
+use std::net::IpAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::console::{now_ms, EventStream};
+
+/// How long a hook may run before it is killed.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Acquired or released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookEvent {
+    /// The node took the address.
+    Acquire,
+    /// The node let the address go.
+    Release,
+}
+
+impl HookEvent {
+    /// The word the program sees.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Acquire => "acquire",
+            Self::Release => "release",
+        }
+    }
+}
+
+/// One run of the hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookRun {
+    /// The program.
+    pub program: String,
+    /// Why it runs.
+    pub event: HookEvent,
+    /// The address.
+    pub address: IpAddr,
+    /// Binding names on the address.
+    pub bindings: Vec<String>,
+    /// Listener ports on the address.
+    pub ports: Vec<u16>,
+    /// This node's name.
+    pub node: String,
+}
+
+/// The queue of hook runs and the task that works through it.
+#[derive(Debug, Clone)]
+pub struct Hooks {
+    queue: mpsc::UnboundedSender<HookRun>,
+}
+
+impl Hooks {
+    /// Starts the worker on the current runtime; each run's outcome becomes a `hook` event on
+    /// `events`.
+    pub fn start(events: EventStream) -> Self {
+        let (queue, mut runs) = mpsc::unbounded_channel::<HookRun>();
+        tokio::spawn(async move {
+            while let Some(run) = runs.recv().await {
+                let started = Instant::now();
+                let outcome = execute(&run).await;
+                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let mut line = json!({
+                    "event": "hook",
+                    "hook": run.event.as_str(),
+                    "address": run.address,
+                    "ms": ms,
+                    "at_ms": now_ms(),
+                });
+                match outcome {
+                    Ok(Some(0)) => {
+                        info!(address = %run.address, hook = run.event.as_str(), ms, "hook done");
+                    }
+                    Ok(code) => {
+                        warn!(address = %run.address, hook = run.event.as_str(), ?code, "hook failed");
+                        line["error"] = json!(format!("exit status {code:?}"));
+                    }
+                    Err(e) => {
+                        warn!(address = %run.address, hook = run.event.as_str(), "hook could not run: {e}");
+                        line["error"] = json!(e.to_string());
+                    }
+                }
+                line["ok"] = json!(line.get("error").is_none());
+                let _ = events.send(line.to_string());
+            }
+        });
+        Self { queue }
+    }
+
+    /// Queues a run.
+    pub fn run(&self, run: HookRun) {
+        let _ = self.queue.send(run);
+    }
+}
+
+fn join<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs the program to its end (or kills it at the deadline); its exit code, `None` when a
+/// signal ended it.
+async fn execute(run: &HookRun) -> std::io::Result<Option<i32>> {
+    let mut child = tokio::process::Command::new(&run.program)
+        .arg(run.event.as_str())
+        .arg(run.address.to_string())
+        .env("DVIP_EVENT", run.event.as_str())
+        .env("DVIP_ADDRESS", run.address.to_string())
+        .env("DVIP_BINDINGS", join(&run.bindings))
+        .env("DVIP_PORTS", join(&run.ports))
+        .env("DVIP_NODE", &run.node)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    match tokio::time::timeout(HOOK_TIMEOUT, child.wait()).await {
+        Ok(status) => Ok(status?.code()),
+        Err(_) => {
+            let _ = child.kill().await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("killed after {} s", HOOK_TIMEOUT.as_secs()),
+            ))
+        }
+    }
+}
