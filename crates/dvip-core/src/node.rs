@@ -328,6 +328,13 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// How long the current view has stood, by the clock the node was last given.
+    pub fn view_age(&self) -> Option<Duration> {
+        self.view
+            .as_ref()
+            .map(|v| self.now.saturating_sub(v.installed_at))
+    }
+
     /// Whether the current view has matured.
     pub fn is_mature(&self) -> bool {
         self.view.as_ref().is_some_and(|v| v.mature)
@@ -491,6 +498,13 @@ impl Node {
                 if from == self.me {
                     for a in &addresses {
                         self.releasing.remove(a);
+                    }
+                } else {
+                    // Another node let go of an address this node holds too: the two sides
+                    // of a healed partition. Hosts on the link may still send to the one that
+                    // let go, so tell them again who has it.
+                    for &address in addresses.iter().filter(|a| self.plumbed.contains(a)) {
+                        self.actions.push_back(Action::Announce { address });
                     }
                 }
             }

@@ -193,9 +193,17 @@ impl Netns {
 
     /// The MAC address of `dv0`.
     pub fn mac(&self) -> String {
-        let out = ip(&["-n", &self.name, "-j", "link", "show", "dev", "dv0"]);
-        let links: Value = serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
-        links[0]["address"].as_str().unwrap_or_default().to_owned()
+        link_mac(&self.name, "dv0")
+    }
+
+    /// The MAC address of the client's `dv1`.
+    pub fn client_mac(&self) -> String {
+        link_mac(
+            self.client
+                .as_deref()
+                .expect("a client namespace (Netns::with_client)"),
+            "dv1",
+        )
     }
 
     /// The client's neighbour table: (address, MAC) pairs it has learned.
@@ -219,6 +227,12 @@ impl Netns {
             })
             .unwrap_or_default()
     }
+}
+
+fn link_mac(namespace: &str, link: &str) -> String {
+    let out = ip(&["-n", namespace, "-j", "link", "show", "dev", link]);
+    let links: Value = serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
+    links[0]["address"].as_str().unwrap_or_default().to_owned()
 }
 
 impl Drop for Netns {

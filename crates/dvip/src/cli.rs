@@ -44,6 +44,28 @@ pub(crate) enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Show the current view: its members, whether it settled, how long it and the
+    /// configuration have stood.
+    Membership {
+        /// Print the daemon's JSON report.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Show the local dvipd itself: version, configuration, bus, what it holds and serves.
+    Info {
+        /// Print the daemon's JSON report.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Announcements (gratuitous ARP, neighbour advertisements) of the local dvipd.
+    Arp {
+        #[command(subcommand)]
+        command: ArpCommand,
+    },
     /// Stream what the local dvipd does (views, acquisitions, releases, marks, drops), one JSON
     /// line per event, until it stops or you do.
     Events {
@@ -109,6 +131,18 @@ pub(crate) enum DuravipCommand {
         /// The word `view`.
         #[arg(value_parser = ["view"], hide_possible_values = true)]
         what: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ArpCommand {
+    /// Every held address with its interface and how often it was announced.
+    Show {
+        /// Print the daemon's JSON report.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         socket: SocketArg,
     },

@@ -1,4 +1,5 @@
-//! `dvip show`, `announce-view`, `standby`, `online`, `move`: talking to the local dvipd.
+//! `dvip show`, `membership`, `info`, `arp show`, `announce-view`, `standby`, `online`,
+//! `move`: talking to the local dvipd.
 //!
 //! Owns how replies are shown. The request format and the socket are dvipd's console module.
 
@@ -31,8 +32,9 @@ fn failed(reply: &Value) -> Option<&str> {
     })
 }
 
-pub(crate) fn show(socket: &Path, json: bool) -> Outcome {
-    let reply = match call(socket, &serde_json::json!({"command": "show"})) {
+/// Asks the daemon `command`; prints the reply as JSON when `json`, else hands it to `text`.
+fn report(socket: &Path, command: &str, json: bool, text: impl FnOnce(&Value)) -> Outcome {
+    let reply = match call(socket, &serde_json::json!({ "command": command })) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("dvip: {e}");
@@ -48,8 +50,40 @@ pub(crate) fn show(socket: &Path, json: bool) -> Outcome {
             "{}",
             serde_json::to_string_pretty(&reply).unwrap_or_default()
         );
-        return Outcome::Ok;
+    } else {
+        text(&reply);
     }
+    Outcome::Ok
+}
+
+/// `12.3 s`, `4 min 05 s`, `2 h 07 min`: how long something has stood.
+fn age(ms: &Value) -> String {
+    let Some(ms) = ms.as_u64() else {
+        return "-".to_owned();
+    };
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{:.1} s", ms as f64 / 1000.0),
+        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+pub(crate) fn show(socket: &Path, json: bool) -> Outcome {
+    report(socket, "show", json, show_text)
+}
+
+fn show_text(reply: &Value) {
+    membership_text(reply);
+    print!("{}", reply["table"].as_str().unwrap_or_default());
+}
+
+pub(crate) fn membership(socket: &Path, json: bool) -> Outcome {
+    // The view is part of `show`; this report keeps only it.
+    report(socket, "show", json, membership_text)
+}
+
+fn membership_text(reply: &Value) {
     let view = &reply["view"];
     let members: Vec<&str> = view["members"]
         .as_array()
@@ -72,8 +106,86 @@ pub(crate) fn show(socket: &Path, json: bool) -> Outcome {
         members.len(),
         members.join(", "),
     );
-    print!("{}", reply["table"].as_str().unwrap_or_default());
-    Outcome::Ok
+    println!(
+        "view stable for {}, configuration ({} addresses) stable for {}",
+        age(&view["stable_ms"]),
+        reply["config"]["addresses"],
+        age(&reply["config"]["stable_ms"]),
+    );
+}
+
+pub(crate) fn info(socket: &Path, json: bool) -> Outcome {
+    report(socket, "info", json, |r| {
+        let bus = &r["bus"];
+        println!(
+            "dvipd {} on node {} (pid {}), up {}",
+            r["version"].as_str().unwrap_or("?"),
+            r["node"].as_str().unwrap_or("?"),
+            r["pid"],
+            age(&r["uptime_ms"])
+        );
+        println!(
+            "configuration {} ({} addresses), stable for {}",
+            r["config_file"].as_str().unwrap_or("?"),
+            r["config"]["addresses"],
+            age(&r["config"]["stable_ms"])
+        );
+        match bus["kind"].as_str() {
+            Some("corosync") => println!(
+                "bus: corosync, group {}, {}",
+                bus["group"].as_str().unwrap_or("?"),
+                if bus["joined"] == true {
+                    "joined"
+                } else {
+                    "NOT JOINED (corosync is away: every address released)"
+                }
+            ),
+            _ => println!("bus: standalone (a cluster of one)"),
+        }
+        println!(
+            "holding {} addresses, lifetime {} s, announcing to {}",
+            r["held"],
+            r["address_lifetime_s"],
+            if r["arp_all_hosts"] == true {
+                "the whole link"
+            } else {
+                "known neighbours only"
+            }
+        );
+        if let Some(hook) = r["hook"].as_str() {
+            println!("hook: {hook}");
+        }
+        for forward in r["forwarding"].as_array().into_iter().flatten() {
+            println!("forwarding {}", forward.as_str().unwrap_or("?"));
+        }
+    })
+}
+
+pub(crate) fn arp_show(socket: &Path, json: bool) -> Outcome {
+    report(socket, "arp-show", json, |r| {
+        println!(
+            "node {}: announcing to {}",
+            r["node"].as_str().unwrap_or("?"),
+            if r["mode"] == "all-hosts" {
+                "the whole link"
+            } else {
+                "known neighbours only"
+            }
+        );
+        println!(
+            "{:<40} {:<12} {:>13} {:>6}",
+            "ADDRESS", "INTERFACE", "ANNOUNCEMENTS", "FRAMES"
+        );
+        for a in r["addresses"].as_array().into_iter().flatten() {
+            println!(
+                "{:<40} {:<12} {:>13} {:>6}",
+                a["address"].as_str().unwrap_or("?"),
+                a["interface"].as_str().unwrap_or("?"),
+                a["announcements"],
+                a["frames_last"],
+            );
+        }
+    })
 }
 
 pub(crate) fn command(socket: &Path, request: &Value) -> Outcome {

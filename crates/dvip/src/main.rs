@@ -34,6 +34,11 @@ fn main() -> ExitCode {
         cli::Command::Plumb { command } => plumb::run(command),
         cli::Command::Show { json, socket } => console::show(&socket.socket, json),
         cli::Command::Events { socket } => console::events(&socket.socket),
+        cli::Command::Membership { json, socket } => console::membership(&socket.socket, json),
+        cli::Command::Info { json, socket } => console::info(&socket.socket, json),
+        cli::Command::Arp {
+            command: cli::ArpCommand::Show { json, socket },
+        } => console::arp_show(&socket.socket, json),
         cli::Command::AnnounceView { socket } => console::command(
             &socket.socket,
             &serde_json::json!({"command": "announce-view"}),

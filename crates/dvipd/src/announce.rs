@@ -8,12 +8,15 @@
 //! An announcement is an ARP request from the address to itself, broadcast: every host on the
 //! link that has the address in its ARP cache updates it to this node's MAC, so traffic moves
 //! at once instead of after the cache expires. It is sent several times, since one frame can
-//! be lost.
+//! be lost. With `arp_all_hosts = false` the same frame goes to each neighbour the kernel
+//! knows on the link, addressed to its MAC, instead of to everyone.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use pnet_datalink::{Channel, DataLinkSender, MacAddr};
+
+use crate::plumb::Neighbour;
 
 /// Why an announcement was not sent. Nothing else changed.
 #[derive(Debug, thiserror::Error)]
@@ -33,11 +36,20 @@ pub enum AnnounceError {
     },
 }
 
-/// The 42-byte broadcast frame announcing `address` at `mac`: Ethernet header, then an ARP
-/// request whose sender and target are both the address.
-pub fn gratuitous_arp(mac: [u8; 6], address: Ipv4Addr) -> [u8; 42] {
+/// Who hears an announcement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience<'n> {
+    /// Every host on the link (broadcast, or all-nodes multicast for IPv6).
+    Everyone,
+    /// Only these neighbours, each in a frame addressed to its MAC.
+    Neighbours(&'n [Neighbour]),
+}
+
+/// The 42-byte frame announcing `address` at `mac`: Ethernet header to `to` (broadcast when
+/// `None`), then an ARP request whose sender and target are both the address.
+pub fn gratuitous_arp(mac: [u8; 6], address: Ipv4Addr, to: Option<[u8; 6]>) -> [u8; 42] {
     let mut frame = [0u8; 42];
-    frame[0..6].copy_from_slice(&[0xff; 6]); // to everyone
+    frame[0..6].copy_from_slice(&to.unwrap_or([0xff; 6]));
     frame[6..12].copy_from_slice(&mac);
     frame[12..14].copy_from_slice(&0x0806u16.to_be_bytes()); // ARP
     frame[14..16].copy_from_slice(&1u16.to_be_bytes()); // Ethernet
@@ -52,13 +64,15 @@ pub fn gratuitous_arp(mac: [u8; 6], address: Ipv4Addr) -> [u8; 42] {
     frame
 }
 
-/// The 86-byte frame announcing `address` at `mac` to all nodes of the link: an unsolicited
-/// neighbour advertisement (override set, not solicited) carrying the target link-layer
-/// address, from the address itself to ff02::1, hop limit 255 as neighbour discovery requires.
-pub fn unsolicited_na(mac: [u8; 6], address: Ipv6Addr) -> [u8; 86] {
+/// The 86-byte frame announcing `address` at `mac`: an unsolicited neighbour advertisement
+/// (override set, not solicited) carrying the target link-layer address, from the address
+/// itself to ff02::1 (all nodes), hop limit 255 as neighbour discovery requires. With `to`,
+/// the frame is addressed to that one MAC (the IPv6 destination stays all-nodes, which every
+/// host accepts).
+pub fn unsolicited_na(mac: [u8; 6], address: Ipv6Addr, to: Option<[u8; 6]>) -> [u8; 86] {
     const ALL_NODES: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     let mut frame = [0u8; 86];
-    frame[0..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+    frame[0..6].copy_from_slice(&to.unwrap_or([0x33, 0x33, 0, 0, 0, 1]));
     frame[6..12].copy_from_slice(&mac);
     frame[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
     let ip = &mut frame[14..54];
@@ -106,9 +120,15 @@ pub struct Announcer {
 }
 
 impl Announcer {
-    /// Broadcasts one gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) for
-    /// `address` on `interface`.
-    pub fn announce(&mut self, interface: &str, address: IpAddr) -> Result<(), AnnounceError> {
+    /// Sends one gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) for
+    /// `address` on `interface` to `audience` (neighbours of the other family are skipped).
+    /// Returns how many frames went out.
+    pub fn announce(
+        &mut self,
+        interface: &str,
+        address: IpAddr,
+        audience: Audience<'_>,
+    ) -> Result<usize, AnnounceError> {
         if !self.senders.contains_key(interface) {
             let link = pnet_datalink::interfaces()
                 .into_iter()
@@ -131,12 +151,26 @@ impl Announcer {
                 .insert(interface.to_owned(), ([a, b, c, d, e, f], sender));
         }
         let (mac, sender) = self.senders.get_mut(interface).expect("inserted above");
-        let sent = match address {
-            IpAddr::V4(v4) => sender.send_to(&gratuitous_arp(*mac, v4), None),
-            IpAddr::V6(v6) => sender.send_to(&unsolicited_na(*mac, v6), None),
+        let targets: Vec<Option<[u8; 6]>> = match audience {
+            Audience::Everyone => vec![None],
+            Audience::Neighbours(neighbours) => neighbours
+                .iter()
+                .filter(|n| n.address.is_ipv4() == address.is_ipv4())
+                .map(|n| Some(n.mac))
+                .collect(),
         };
+        let mut sent = Some(Ok(()));
+        for to in &targets {
+            sent = match address {
+                IpAddr::V4(v4) => sender.send_to(&gratuitous_arp(*mac, v4, *to), None),
+                IpAddr::V6(v6) => sender.send_to(&unsolicited_na(*mac, v6, *to), None),
+            };
+            if !matches!(sent, Some(Ok(()))) {
+                break;
+            }
+        }
         match sent {
-            Some(Ok(())) => Ok(()),
+            Some(Ok(())) => Ok(targets.len()),
             Some(Err(source)) => {
                 // The interface may have gone away: reopen next time.
                 self.senders.remove(interface);
@@ -158,9 +192,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_unicast_announcement_differs_from_the_broadcast_only_in_its_destination() {
+        let neighbour = [2, 0, 0, 0, 0, 9];
+        let v4 = Ipv4Addr::new(198, 51, 100, 7);
+        let (all, one) = (
+            gratuitous_arp([2, 0, 0, 0, 0, 7], v4, None),
+            gratuitous_arp([2, 0, 0, 0, 0, 7], v4, Some(neighbour)),
+        );
+        assert_eq!(&one[0..6], &neighbour);
+        assert_eq!(&all[6..], &one[6..]);
+        let v6: Ipv6Addr = "2001:db8::7".parse().expect("an address");
+        let (all, one) = (
+            unsolicited_na([2, 0, 0, 0, 0, 7], v6, None),
+            unsolicited_na([2, 0, 0, 0, 0, 7], v6, Some(neighbour)),
+        );
+        assert_eq!(&one[0..6], &neighbour);
+        assert_eq!(&all[6..], &one[6..], "same packet, checksum included");
+    }
+
+    #[test]
     fn an_unsolicited_advertisement_checksums_to_zero_with_its_pseudo_header() {
         let address: Ipv6Addr = "2001:db8::7".parse().expect("an address");
-        let frame = unsolicited_na([2, 0, 0, 0, 0, 7], address);
+        let frame = unsolicited_na([2, 0, 0, 0, 0, 7], address, None);
         assert_eq!(&frame[0..6], &[0x33, 0x33, 0, 0, 0, 1], "to all nodes");
         assert_eq!(frame[14 + 7], 255, "hop limit 255, or receivers drop it");
         assert_eq!(frame[54], 136);
@@ -179,7 +232,7 @@ mod tests {
 
     #[test]
     fn a_gratuitous_arp_is_a_broadcast_request_from_the_address_to_itself() {
-        let frame = gratuitous_arp([2, 0, 0, 0, 0, 7], Ipv4Addr::new(198, 51, 100, 7));
+        let frame = gratuitous_arp([2, 0, 0, 0, 0, 7], Ipv4Addr::new(198, 51, 100, 7), None);
         assert_eq!(&frame[0..6], &[0xff; 6]);
         assert_eq!(&frame[6..12], &[2, 0, 0, 0, 0, 7]);
         assert_eq!(&frame[12..14], &[0x08, 0x06]);

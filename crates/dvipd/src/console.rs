@@ -28,6 +28,10 @@ pub enum Request {
     Show,
     /// Stream what happens, one JSON line per event, until the client goes away.
     Events,
+    /// Report how each held address was announced.
+    Arp,
+    /// Report the daemon itself: version, configuration, bus, uptime.
+    Info,
     /// A command for the core.
     Command(Command),
 }
@@ -35,8 +39,8 @@ pub enum Request {
 /// A request and where its reply goes.
 pub type Pending = (Request, oneshot::Sender<Value>);
 
-/// Parses one request line: `{"command": "show" | "announce-view" | "standby" | "online" |
-/// "move", "address": ..., "to": ...}`.
+/// Parses one request line: `{"command": "show" | "events" | "arp-show" | "info" | "announce-view" |
+/// "standby" | "online" | "move", "address": ..., "to": ...}`.
 pub fn parse_request(line: &str) -> Result<Request, String> {
     let value: Value =
         serde_json::from_str(line).map_err(|e| format!("not a JSON request: {e}"))?;
@@ -46,6 +50,8 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
     Ok(match command {
         "show" => Request::Show,
         "events" => Request::Events,
+        "arp-show" => Request::Arp,
+        "info" => Request::Info,
         "announce-view" => Request::Command(Command::AnnounceView),
         "standby" => Request::Command(Command::Standby),
         "online" => Request::Command(Command::Online),
@@ -101,6 +107,7 @@ pub fn status(node: &Node) -> Value {
             "members": node.members(),
             "ready": node.is_ready(),
             "mature": node.is_mature(),
+            "stable_ms": node.view_age().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         },
         "addresses": addresses,
         "table": plan.table(),

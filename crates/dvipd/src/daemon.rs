@@ -22,12 +22,12 @@ use dvip_core::{Action, Event, ManagedAddress, Node, NodeOptions, PlumbHint};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
-use crate::announce::Announcer;
+use crate::announce::{Announcer, Audience};
 use crate::console::{self, Request};
 use crate::corosync::{self, BusEvent, CorosyncBus, Member};
 use crate::forward::{Forwards, Route};
 use crate::hook::{HookEvent, HookRun, Hooks};
-use crate::plumb::{PlumbError, Plumber};
+use crate::plumb::{Neighbour, PlumbError, Plumber};
 
 /// What the daemon needs to start.
 #[derive(Debug, Clone)]
@@ -123,6 +123,7 @@ struct Loaded {
     group: String,
     forwards: BTreeMap<(IpAddr, u16), Route>,
     hook: Option<String>,
+    arp_all_hosts: bool,
 }
 
 impl Loaded {
@@ -161,6 +162,7 @@ fn read_config(settings: &Settings) -> Option<Loaded> {
                 })
                 .collect(),
             hook: config.cluster.duravip_hook,
+            arp_all_hosts: config.cluster.arp_all_hosts,
             group: config.cluster.cluster_group,
             name: config.nodename,
         }
@@ -170,8 +172,9 @@ fn read_config(settings: &Settings) -> Option<Loaded> {
 struct Daemon {
     node: Node,
     name: String,
-    /// The configuration running now.
+    /// The configuration running now, and when it was loaded.
     config: Loaded,
+    config_loaded: Instant,
     forwards: Forwards,
     hooks: Hooks,
     plumber: Plumber,
@@ -182,6 +185,11 @@ struct Daemon {
     announcer: Announcer,
     /// Announcements still to repeat: (when, address, how many more).
     repeats: VecDeque<(Instant, IpAddr, u32)>,
+    /// What was announced for each held address, for `dvip arp show`.
+    announced: BTreeMap<IpAddr, Announced>,
+    /// The kernel's neighbours per interface, read at most once per
+    /// [`NEIGHBOURS_MAX_AGE`], for unicast announcements.
+    neighbours: BTreeMap<String, (Instant, Vec<Neighbour>)>,
     /// When the core was last told the time.
     clock_fed: Instant,
     /// The last address refreshed, where the next refresh continues.
@@ -195,6 +203,20 @@ const PLUMB_CHUNK: usize = 256;
 
 /// How often the core hears the time while the daemon is busy carrying out actions.
 const CLOCK_FEED_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How old a neighbour list may be before a unicast announcement reads it again.
+const NEIGHBOURS_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The announcements made for one held address.
+#[derive(Debug, Clone, Copy, Default)]
+struct Announced {
+    /// Announcements sent (each to the whole link or to every known neighbour).
+    rounds: u32,
+    /// Frames sent in the last one.
+    frames: usize,
+    /// When the last one went out (wall clock, ms since the epoch).
+    last_ms: u64,
+}
 
 /// How many gratuitous ARPs announce one acquisition, and how far apart.
 const ANNOUNCE_COUNT: u32 = 3;
@@ -400,7 +422,10 @@ impl Daemon {
                     .unplumb_known(address, hint.cidrmask, &hint.interface)
                     .await
                 {
-                    Ok(()) => info!(%address, "unplumbed"),
+                    Ok(()) => {
+                        info!(%address, "unplumbed");
+                        self.announced.remove(&address);
+                    }
                     // Left in place, it expires with its lifetime.
                     Err(e) => self.error(
                         Some(address),
@@ -410,7 +435,8 @@ impl Daemon {
                 }
             }
             Action::Announce { address } => {
-                self.announce(address);
+                self.announced.remove(&address);
+                self.announce(address).await;
                 self.emit(serde_json::json!({"event": "announce", "address": address}));
                 self.repeats.push_back((
                     Instant::now() + ANNOUNCE_INTERVAL,
@@ -497,24 +523,122 @@ impl Daemon {
     }
 
     /// One announcement (gratuitous ARP or unsolicited neighbour advertisement) for a held
-    /// address.
-    fn announce(&mut self, address: IpAddr) {
-        let Some(hint) = self.plumbed.get(&address) else {
+    /// address, to the whole link or, with `arp_all_hosts = false`, to the known neighbours.
+    async fn announce(&mut self, address: IpAddr) {
+        let Some(interface) = self.plumbed.get(&address).map(|h| h.interface.clone()) else {
             return;
         };
-        if let Err(e) = self.announcer.announce(&hint.interface, address) {
-            warn!(%address, "cannot announce: {e}");
+        let sent = if self.config.arp_all_hosts {
+            self.announcer
+                .announce(&interface, address, Audience::Everyone)
+        } else {
+            let neighbours = self.neighbours_of(&interface).await;
+            self.announcer
+                .announce(&interface, address, Audience::Neighbours(&neighbours))
+        };
+        match sent {
+            Ok(frames) => {
+                let record = self.announced.entry(address).or_default();
+                record.rounds += 1;
+                record.frames = frames;
+                record.last_ms = console::now_ms();
+            }
+            Err(e) => warn!(%address, "cannot announce: {e}"),
         }
     }
 
+    /// The kernel's neighbours on `interface`, from a list at most [`NEIGHBOURS_MAX_AGE`] old.
+    async fn neighbours_of(&mut self, interface: &str) -> Vec<Neighbour> {
+        if let Some((read, list)) = self.neighbours.get(interface) {
+            if read.elapsed() < NEIGHBOURS_MAX_AGE {
+                return list.clone();
+            }
+        }
+        match self.plumber.neighbours(interface).await {
+            Ok(list) => {
+                self.neighbours
+                    .insert(interface.to_owned(), (Instant::now(), list.clone()));
+                list
+            }
+            Err(e) => {
+                warn!(interface, "cannot read the neighbour table: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The configuration part of `show`: where it came from and how long it has stood.
+    fn config_report(&self) -> serde_json::Value {
+        serde_json::json!({
+            "addresses": self.config.addresses.len(),
+            "stable_ms": u64::try_from(self.config_loaded.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// The reply to `info`.
+    fn info(&self, settings: &Settings) -> serde_json::Value {
+        let forwards: Vec<String> = self
+            .forwards
+            .running()
+            .map(|(at, route)| format!("{at} -> {}", route.backend))
+            .collect();
+        serde_json::json!({
+            "ok": true,
+            "node": self.name,
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "uptime_ms": u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "config_file": settings.config,
+            "config": self.config_report(),
+            "bus": match &self.bus {
+                Bus::Standalone(_) => serde_json::json!({"kind": "standalone"}),
+                Bus::Corosync { bus, group, .. } => serde_json::json!({
+                    "kind": "corosync",
+                    "group": group,
+                    "joined": bus.is_some(),
+                }),
+            },
+            "address_lifetime_s": settings.address_lifetime.as_secs(),
+            "arp_all_hosts": self.config.arp_all_hosts,
+            "hook": self.config.hook,
+            "held": self.plumbed.len(),
+            "forwarding": forwards,
+            "socket": settings.socket,
+        })
+    }
+
+    /// The reply to `arp show`: every held address with where and how it was announced.
+    fn arp_report(&self) -> serde_json::Value {
+        let addresses: Vec<serde_json::Value> = self
+            .plumbed
+            .iter()
+            .map(|(address, hint)| {
+                let a = self.announced.get(address).copied().unwrap_or_default();
+                serde_json::json!({
+                    "address": address,
+                    "interface": hint.interface,
+                    "announcements": a.rounds,
+                    "frames_last": a.frames,
+                    "last_at_ms": (a.rounds > 0).then_some(a.last_ms),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "ok": true,
+            "node": self.name,
+            "mode": if self.config.arp_all_hosts { "all-hosts" } else { "neighbours" },
+            "addresses": addresses,
+        })
+    }
+
     /// Sends the repeats that are due.
-    fn announce_due(&mut self) {
+    async fn announce_due(&mut self) {
         let now = Instant::now();
         while self.repeats.front().is_some_and(|(due, ..)| *due <= now) {
             let Some((_, address, left)) = self.repeats.pop_front() else {
                 break;
             };
-            self.announce(address);
+            self.announce(address).await;
             if left > 1 {
                 self.repeats
                     .push_back((now + ANNOUNCE_INTERVAL, address, left - 1));
@@ -669,6 +793,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         node,
         name: name.clone(),
         config,
+        config_loaded: Instant::now(),
         forwards: Forwards::default(),
         hooks: Hooks::start(events.clone()),
         plumber,
@@ -677,6 +802,8 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         started: Instant::now(),
         announcer: Announcer::default(),
         repeats: VecDeque::new(),
+        announced: BTreeMap::new(),
+        neighbours: BTreeMap::new(),
         clock_fed: Instant::now(),
         refreshed_up_to: None,
         events,
@@ -699,7 +826,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 let now = daemon.now();
                 daemon.node.handle_timeout(now);
                 daemon.drive().await;
-                daemon.announce_due();
+                daemon.announce_due().await;
                 if last_rejoin.elapsed() >= Duration::from_secs(1) {
                     daemon.rejoin();
                     last_rejoin = Instant::now();
@@ -719,6 +846,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                         daemon.node.handle_config(&config.addresses);
                         let count = config.addresses.len();
                         daemon.config = config;
+                        daemon.config_loaded = Instant::now();
                         daemon.drive().await;
                         daemon.reconcile_forwards();
                         info!(addresses = count, "configuration reloaded");
@@ -733,7 +861,13 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             Some(event) = next_bus_event(&mut daemon.bus) => daemon.bus_event(event).await,
             Some((request, reply)) = requests.recv() => {
                 let answer = match request {
-                    Request::Show => console::status(&daemon.node),
+                    Request::Show => {
+                        let mut status = console::status(&daemon.node);
+                        status["config"] = daemon.config_report();
+                        status
+                    }
+                    Request::Info => daemon.info(&settings),
+                    Request::Arp => daemon.arp_report(),
                     // The console streams events itself; it never forwards this request.
                     Request::Events => serde_json::json!({"ok": false, "error": "events are streamed by the console"}),
                     Request::Command(command) => {

@@ -18,6 +18,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressMessage, AddressProtocol, CacheInfo,
 };
+use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
 use rtnetlink::Handle;
 
 /// The `IFA_PROTO` value that marks an address as dvip's.
@@ -68,6 +69,15 @@ pub struct PlumbedAddress {
     pub interface_index: u32,
     /// Seconds left before the kernel drops it, if it has a lifetime.
     pub valid_secs: Option<u32>,
+}
+
+/// A host the kernel knows on a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Neighbour {
+    /// Its address.
+    pub address: IpAddr,
+    /// Its link-layer (MAC) address.
+    pub mac: [u8; 6],
 }
 
 /// A netlink connection for plumbing, with a cache of interface indexes.
@@ -214,6 +224,49 @@ impl Plumber {
             .into_iter()
             .map(|(plumbed, _)| plumbed.address)
             .collect())
+    }
+
+    /// The neighbours the kernel knows on `interface` (reachable, stale, being probed, or
+    /// permanent), with their link-layer addresses: who a unicast announcement goes to.
+    pub async fn neighbours(&mut self, interface: &str) -> Result<Vec<Neighbour>, PlumbError> {
+        let index = self.interface_index(interface).await?;
+        let mut out = Vec::new();
+        let mut dump = self.handle.neighbours().get().execute();
+        while let Some(message) = dump.try_next().await.map_err(PlumbError::List)? {
+            if message.header.ifindex != index
+                || !matches!(
+                    message.header.state,
+                    NeighbourState::Reachable
+                        | NeighbourState::Stale
+                        | NeighbourState::Delay
+                        | NeighbourState::Probe
+                        | NeighbourState::Permanent
+                )
+            {
+                continue;
+            }
+            let mut address = None;
+            let mut mac = None;
+            for attribute in &message.attributes {
+                match attribute {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                        address = Some(IpAddr::V4(*a));
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                        address = Some(IpAddr::V6(*a));
+                    }
+                    NeighbourAttribute::LinkLayerAddress(bytes) => {
+                        mac = <[u8; 6]>::try_from(bytes.as_slice()).ok();
+                    }
+                    _ => {}
+                }
+            }
+            if let (Some(address), Some(mac)) = (address, mac) {
+                out.push(Neighbour { address, mac });
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
     }
 
     async fn our_messages(&mut self) -> Result<Vec<(PlumbedAddress, AddressMessage)>, PlumbError> {

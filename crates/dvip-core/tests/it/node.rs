@@ -36,6 +36,10 @@ struct Cluster {
     now: Duration,
     /// Every Plumb and Unplumb, in the order carried out: (node, address, plumbed?).
     log: Vec<(usize, IpAddr, bool)>,
+    /// Every Announce: (node, address).
+    announced: Vec<(usize, IpAddr)>,
+    /// While the cluster is split, both sides may hold an address.
+    split: bool,
 }
 
 impl Cluster {
@@ -53,6 +57,8 @@ impl Cluster {
             view_id: 0,
             now: Duration::ZERO,
             log: Vec::new(),
+            announced: Vec::new(),
+            split: false,
         };
         for i in 0..n {
             cluster.drain(i);
@@ -68,7 +74,7 @@ impl Cluster {
                     // Release-then-acquire: nobody else may have it when a node plumbs it.
                     for (j, other) in self.plumbed.iter().enumerate() {
                         assert!(
-                            j == i || !other.contains(&address),
+                            self.split || j == i || !other.contains(&address),
                             "n{} plumbed {address} while n{} had it",
                             i + 1,
                             j + 1
@@ -81,6 +87,7 @@ impl Cluster {
                     self.plumbed[i].remove(&address);
                     self.log.push((i, address, false));
                 }
+                Action::Announce { address } => self.announced.push((i, address)),
                 _ => {}
             }
         }
@@ -348,4 +355,28 @@ fn a_reload_that_drops_an_address_releases_it() {
         [1 - holder],
         "the other node, which still manages it, took it"
     );
+}
+
+#[test]
+fn after_a_partition_heals_the_keeper_announces_each_address_the_other_side_let_go() {
+    let mut c = Cluster::new(&vec![addresses(2, None); 2]);
+    c.view(&[0, 1]);
+    c.split = true;
+    c.view(&[0]);
+    c.view(&[1]);
+    assert_eq!(c.plumbed[0], c.plumbed[1], "each side holds everything");
+    assert_eq!(c.plumbed[0].len(), 2);
+    let since = c.announced.len();
+    c.view(&[0, 1]);
+    for a in ["198.51.100.1", "198.51.100.2"] {
+        let owners = c.owners(a);
+        assert_eq!(owners.len(), 1, "{a}: one owner after the heal");
+        let address: IpAddr = a.parse().expect("an address");
+        assert!(
+            c.announced[since..].contains(&(owners[0], address)),
+            "{a} kept by n{} but not announced again: {:?}",
+            owners[0] + 1,
+            &c.announced[since..]
+        );
+    }
 }

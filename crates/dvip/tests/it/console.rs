@@ -43,7 +43,8 @@ fn rand_suffix() -> u128 {
 fn status() -> Value {
     json!({
         "ok": true, "node": "n1", "standby": false,
-        "view": {"id": 7, "members": ["n1", "n2"], "ready": true, "mature": true},
+        "view": {"id": 7, "members": ["n1", "n2"], "ready": true, "mature": true, "stable_ms": 12_345},
+        "config": {"addresses": 1, "stable_ms": 125_000},
         "addresses": [],
         "table": "ADDRESS       OWNER\n198.51.100.1  n1\n",
     })
@@ -64,7 +65,85 @@ fn show_and_its_spec_spelling_print_the_view_and_the_table() {
             "{stdout}"
         );
         assert!(stdout.contains("198.51.100.1  n1"), "{stdout}");
+        assert!(
+            stdout.contains(
+                "view stable for 12.3 s, configuration (1 addresses) stable for 2 min 05 s"
+            ),
+            "{stdout}"
+        );
         let _ = std::fs::remove_file(socket);
+    }
+}
+
+#[test]
+fn membership_info_and_arp_show_print_their_reports_and_json_on_request() {
+    let info = json!({
+        "ok": true, "node": "n1", "version": "0.1.0", "pid": 42, "uptime_ms": 3_600_000,
+        "config_file": "/etc/dvip.conf", "config": {"addresses": 3, "stable_ms": 1000},
+        "bus": {"kind": "corosync", "group": "ec_cluster", "joined": false},
+        "address_lifetime_s": 6, "arp_all_hosts": false, "hook": "/usr/local/bin/hook",
+        "held": 2, "forwarding": ["198.51.100.1:25 -> 127.0.0.1:2525"],
+    });
+    let arp = json!({
+        "ok": true, "node": "n1", "mode": "neighbours",
+        "addresses": [{"address": "198.51.100.1", "interface": "eth0", "announcements": 3,
+                       "frames_last": 2, "last_at_ms": 1}],
+    });
+    let cases: [(&[&str], &str, Value, &[&str]); 3] = [
+        (
+            &["membership"],
+            "show",
+            status(),
+            &["view 7 of 2 (n1, n2): settled", "view stable for 12.3 s"],
+        ),
+        (
+            &["info"],
+            "info",
+            info,
+            &[
+                "dvipd 0.1.0 on node n1 (pid 42), up 1 h 00 min",
+                "NOT JOINED",
+                "known neighbours only",
+                "forwarding 198.51.100.1:25 -> 127.0.0.1:2525",
+            ],
+        ),
+        (
+            &["arp", "show"],
+            "arp-show",
+            arp,
+            &["known neighbours only", "198.51.100.1"],
+        ),
+    ];
+    for (args, command, reply, expected) in cases {
+        for json in [false, true] {
+            let (socket, server) = stand_in(reply.clone());
+            let mut all = args.to_vec();
+            all.extend(["--socket", socket.to_str().expect("utf-8")]);
+            if json {
+                all.push("--json");
+            }
+            let out = dvip(&all);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{args:?}: {}",
+                text(&out.stderr)
+            );
+            assert_eq!(server.join().expect("server")["command"], command);
+            let stdout = text(&out.stdout);
+            if json {
+                let printed: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
+                assert_eq!(printed, reply, "{args:?}");
+            } else {
+                for line in expected {
+                    assert!(
+                        stdout.contains(line),
+                        "{args:?}: {line:?} missing in\n{stdout}"
+                    );
+                }
+            }
+            let _ = std::fs::remove_file(socket);
+        }
     }
 }
 

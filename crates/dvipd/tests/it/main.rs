@@ -3,6 +3,7 @@
 
 mod cluster;
 mod listeners;
+mod neighbours;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
