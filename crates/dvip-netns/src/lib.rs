@@ -429,6 +429,26 @@ impl Lab {
         list
     }
 
+    /// Kills node `i`'s corosync (SIGKILL, by pid) and waits for it to be gone.
+    pub fn kill_corosync(&mut self, i: usize) {
+        if let Some(mut child) = self.corosync[i - 1].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `i`'s corosync again (after [`Lab::kill_corosync`]).
+    pub fn start_corosync_again(&mut self, i: usize) {
+        self.kill_corosync(i);
+        let conf = self.dir.join(format!("corosync-{i}.conf"));
+        self.corosync[i - 1] = Some(self.start_corosync(i, &conf));
+    }
+
+    /// Puts node `i` back on the LAN after [`Lab::cut`].
+    pub fn uncut(&self, i: usize) {
+        ip_ok(&["-n", &self.switch(), "link", "set", &format!("p{i}"), "up"]);
+    }
+
     /// Cuts node `i` off the LAN (its switch port goes down), as if its host died.
     pub fn cut(&self, i: usize) {
         ip_ok(&[

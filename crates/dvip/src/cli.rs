@@ -61,6 +61,18 @@ pub(crate) enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Run a console command on every node (over the control group) and show each reply:
+    /// `show`, `membership`, `info`, `arp show`, `cluster duravip announce view`.
+    Broadcast {
+        /// The command's words, e.g. `cluster duravip announce view`.
+        #[arg(required = true, num_args = 1.., value_name = "COMMAND")]
+        words: Vec<String>,
+        /// Print the gathered JSON replies, by node.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
     /// Announcements (gratuitous ARP, neighbour advertisements) of the local dvipd.
     Arp {
         #[command(subcommand)]

@@ -115,7 +115,11 @@ fn membership_text(reply: &Value) {
 }
 
 pub(crate) fn info(socket: &Path, json: bool) -> Outcome {
-    report(socket, "info", json, |r| {
+    report(socket, "info", json, info_text)
+}
+
+fn info_text(r: &Value) {
+    {
         let bus = &r["bus"];
         println!(
             "dvipd {} on node {} (pid {}), up {}",
@@ -158,11 +162,15 @@ pub(crate) fn info(socket: &Path, json: bool) -> Outcome {
         for forward in r["forwarding"].as_array().into_iter().flatten() {
             println!("forwarding {}", forward.as_str().unwrap_or("?"));
         }
-    })
+    }
 }
 
 pub(crate) fn arp_show(socket: &Path, json: bool) -> Outcome {
-    report(socket, "arp-show", json, |r| {
+    report(socket, "arp-show", json, arp_text)
+}
+
+fn arp_text(r: &Value) {
+    {
         println!(
             "node {}: announcing to {}",
             r["node"].as_str().unwrap_or("?"),
@@ -185,7 +193,62 @@ pub(crate) fn arp_show(socket: &Path, json: bool) -> Outcome {
                 a["frames_last"],
             );
         }
+    }
+}
+
+/// The console request a broadcast's words name, and how each node's reply is shown.
+fn broadcast_request(words: &[String]) -> Option<(&'static str, fn(&Value))> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    Some(match words.as_slice() {
+        ["show"] | ["cluster", "duravip", "show"] => ("show", show_text),
+        ["membership"] => ("show", membership_text),
+        ["info"] => ("info", info_text),
+        ["arp", "show"] => ("arp-show", arp_text),
+        ["announce-view"] | ["announce", "view"] | ["cluster", "duravip", "announce", "view"] => {
+            ("announce-view", |_| println!("ok"))
+        }
+        _ => return None,
     })
+}
+
+pub(crate) fn broadcast(socket: &Path, words: &[String], json: bool) -> Outcome {
+    let Some((command, text)) = broadcast_request(words) else {
+        eprintln!(
+            "dvip: `{}` cannot be broadcast; try `show`, `membership`, `info`, `arp show` or \
+             `cluster duravip announce view`",
+            words.join(" ")
+        );
+        return Outcome::Usage;
+    };
+    let request = serde_json::json!({"command": "broadcast", "request": {"command": command}});
+    let reply = match call(socket, &request) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dvip: {e}");
+            return Outcome::Failed;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reply).unwrap_or_default()
+        );
+    } else {
+        for (node, answer) in reply["replies"].as_object().into_iter().flatten() {
+            println!("== {node}");
+            match failed(answer) {
+                Some(e) => println!("error: {e}"),
+                None => text(answer),
+            }
+        }
+    }
+    match failed(&reply) {
+        None => Outcome::Ok,
+        Some(e) => {
+            eprintln!("dvip: {e}");
+            Outcome::Failed
+        }
+    }
 }
 
 pub(crate) fn command(socket: &Path, request: &Value) -> Outcome {

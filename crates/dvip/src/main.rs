@@ -36,6 +36,11 @@ fn main() -> ExitCode {
         cli::Command::Events { socket } => console::events(&socket.socket),
         cli::Command::Membership { json, socket } => console::membership(&socket.socket, json),
         cli::Command::Info { json, socket } => console::info(&socket.socket, json),
+        cli::Command::Broadcast {
+            words,
+            json,
+            socket,
+        } => console::broadcast(&socket.socket, &words, json),
         cli::Command::Arp {
             command: cli::ArpCommand::Show { json, socket },
         } => console::arp_show(&socket.socket, json),

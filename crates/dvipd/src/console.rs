@@ -32,6 +32,8 @@ pub enum Request {
     Arp,
     /// Report the daemon itself: version, configuration, bus, uptime.
     Info,
+    /// Run the inner request on every node and gather the replies.
+    Broadcast(Value),
     /// A command for the core.
     Command(Command),
 }
@@ -39,8 +41,8 @@ pub enum Request {
 /// A request and where its reply goes.
 pub type Pending = (Request, oneshot::Sender<Value>);
 
-/// Parses one request line: `{"command": "show" | "events" | "arp-show" | "info" | "announce-view" |
-/// "standby" | "online" | "move", "address": ..., "to": ...}`.
+/// Parses one request line: `{"command": "show" | "events" | "arp-show" | "info" | "broadcast" | "announce-view" |
+/// "standby" | "online" | "move", "address": ..., "to": ..., "request": {...}}`.
 pub fn parse_request(line: &str) -> Result<Request, String> {
     let value: Value =
         serde_json::from_str(line).map_err(|e| format!("not a JSON request: {e}"))?;
@@ -52,6 +54,7 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         "events" => Request::Events,
         "arp-show" => Request::Arp,
         "info" => Request::Info,
+        "broadcast" => Request::Broadcast(crate::broadcast::inner_request(&value)?),
         "announce-view" => Request::Command(Command::AnnounceView),
         "standby" => Request::Command(Command::Standby),
         "online" => Request::Command(Command::Online),

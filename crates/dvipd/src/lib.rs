@@ -8,6 +8,7 @@
 //! maintenance commands.
 
 pub mod announce;
+pub mod broadcast;
 pub mod console;
 pub mod corosync;
 pub mod daemon;

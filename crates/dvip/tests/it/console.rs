@@ -206,3 +206,38 @@ fn a_refusal_or_no_daemon_exits_1_and_says_why() {
         "the word is `to`"
     );
 }
+
+#[test]
+fn broadcast_sends_the_inner_request_and_shows_each_node_s_reply() {
+    let mut second = status();
+    second["node"] = json!("n2");
+    let reply = json!({"ok": false, "replies": {"n1": status(), "n2": second},
+                       "missing": ["n3"], "error": "no reply within 3 s from n3"});
+    let (socket, server) = stand_in(reply);
+    let out = dvip(&[
+        "broadcast",
+        "cluster",
+        "duravip",
+        "show",
+        "--socket",
+        socket.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        server.join().expect("server"),
+        json!({"command": "broadcast", "request": {"command": "show"}})
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a silent node fails the command"
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("== n1\nnode n1, view 7"), "{stdout}");
+    assert!(stdout.contains("== n2\nnode n2, view 7"), "{stdout}");
+    assert!(text(&out.stderr).contains("no reply within 3 s from n3"));
+    let _ = std::fs::remove_file(socket);
+
+    let refused = dvip(&["broadcast", "standby", "--socket", "/nonexistent"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("cannot be broadcast"));
+}

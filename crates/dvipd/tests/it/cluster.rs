@@ -164,3 +164,59 @@ fn a_returning_node_takes_its_share_back() {
         balanced,
     );
 }
+
+fn socket(lab: &Lab, i: usize) -> std::path::PathBuf {
+    lab.dir().join(format!("dvipd-{i}.sock"))
+}
+
+#[test]
+fn a_broadcast_runs_on_every_node_and_gathers_their_replies() {
+    let lab = Lab::new("dvl", 2);
+    let _one = start(&lab, 1);
+    let _two = start(&lab, 2);
+    wait_balanced(&lab);
+    let reply = crate::call(
+        &socket(&lab, 1),
+        &serde_json::json!({"command": "broadcast", "request": {"command": "show"}}),
+    );
+    assert_eq!(reply["ok"], true, "{reply}\n{}", logs(&lab));
+    assert_eq!(reply["missing"], serde_json::json!([]));
+    for node in ["node1", "node2"] {
+        let answer = &reply["replies"][node];
+        assert_eq!(answer["node"], node, "{reply}");
+        assert_eq!(
+            answer["view"]["members"],
+            serde_json::json!(["node1", "node2"])
+        );
+    }
+    let announced = crate::call(
+        &socket(&lab, 2),
+        &serde_json::json!({"command": "broadcast", "request": {"command": "announce-view"}}),
+    );
+    assert_eq!(announced["ok"], true, "{announced}");
+    assert_eq!(announced["replies"]["node1"]["ok"], true, "{announced}");
+    wait_balanced(&lab);
+}
+
+#[test]
+fn a_node_whose_corosync_dies_lets_go_and_takes_its_share_back_when_it_returns() {
+    let mut lab = Lab::new("dvl", 2);
+    let _one = start(&lab, 1);
+    let _two = start(&lab, 2);
+    wait_balanced(&lab);
+    lab.kill_corosync(2);
+    let took = wait(
+        &lab,
+        Duration::from_secs(3),
+        "node2 lets go and node1 takes over",
+        |h| holds_all(&h[0]) && h[1].is_empty(),
+    );
+    eprintln!("failover after corosync died on node2: {took:?}");
+    lab.start_corosync_again(2);
+    wait(
+        &lab,
+        Duration::from_secs(15),
+        "node2 rejoins and takes its share back",
+        balanced,
+    );
+}

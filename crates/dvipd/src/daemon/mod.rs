@@ -12,21 +12,32 @@
 //! corosync goes away, the node lets every address go (it can no longer know the view) and
 //! joins again every second until corosync is back.
 
+mod announcing;
+mod config;
+mod control;
+mod reports;
+mod services;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dvip_config::{load, DiskFiles, LoadOptions, Severity};
-use dvip_core::{Action, Event, ManagedAddress, Node, NodeOptions, PlumbHint};
+use dvip_config::LoadOptions;
+use dvip_core::{Action, ManagedAddress, Node, NodeOptions, PlumbHint};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
-use crate::announce::{Announcer, Audience};
+use self::announcing::{Announced, ANNOUNCE_COUNT, ANNOUNCE_INTERVAL};
+use self::config::{read_config, Loaded};
+use self::control::next_control_event;
+use self::reports::{event_json, log_event};
+use crate::announce::Announcer;
+use crate::broadcast::Broadcasts;
 use crate::console::{self, Request};
 use crate::corosync::{self, BusEvent, CorosyncBus, Member};
-use crate::forward::{Forwards, Route};
-use crate::hook::{HookEvent, HookRun, Hooks};
+use crate::forward::Forwards;
+use crate::hook::Hooks;
 use crate::plumb::{Neighbour, PlumbError, Plumber};
 
 /// What the daemon needs to start.
@@ -116,59 +127,6 @@ pub enum DaemonError {
     },
 }
 
-/// What the daemon takes from a valid configuration.
-struct Loaded {
-    name: String,
-    addresses: Vec<ManagedAddress>,
-    group: String,
-    forwards: BTreeMap<(IpAddr, u16), Route>,
-    hook: Option<String>,
-    arp_all_hosts: bool,
-}
-
-impl Loaded {
-    fn managed(&self, address: IpAddr) -> Option<&ManagedAddress> {
-        self.addresses
-            .binary_search_by_key(&address, |m| m.address)
-            .ok()
-            .map(|i| &self.addresses[i])
-    }
-}
-
-/// Reads and validates the configuration, logging every diagnostic.
-fn read_config(settings: &Settings) -> Option<Loaded> {
-    let checked = load(&settings.config, &settings.load, &DiskFiles);
-    for d in &checked.diagnostics {
-        let text = d.render(&checked.sources);
-        match d.severity {
-            Severity::Error => error!("{}", text.trim_end()),
-            Severity::Warning => warn!("{}", text.trim_end()),
-            Severity::Note => info!("{}", text.trim_end()),
-        }
-    }
-    checked.is_valid().then(|| {
-        let config = checked.config;
-        Loaded {
-            addresses: config.managed_addresses().cloned().collect(),
-            forwards: config
-                .forwards
-                .iter()
-                .map(|f| {
-                    let route = Route {
-                        backend: f.backend,
-                        proxy_protocol: f.proxy_protocol,
-                    };
-                    ((f.address, f.port), route)
-                })
-                .collect(),
-            hook: config.cluster.duravip_hook,
-            arp_all_hosts: config.cluster.arp_all_hosts,
-            group: config.cluster.cluster_group,
-            name: config.nodename,
-        }
-    })
-}
-
 struct Daemon {
     node: Node,
     name: String,
@@ -177,6 +135,12 @@ struct Daemon {
     config_loaded: Instant,
     forwards: Forwards,
     hooks: Hooks,
+    /// The control group (corosync only; `None` while away).
+    control: Option<CorosyncBus>,
+    /// The nodes in the control group's current view.
+    control_members: BTreeSet<String>,
+    /// Broadcasts this node started and has not answered.
+    broadcasts: Broadcasts,
     plumber: Plumber,
     /// What this process plumbed and has not removed, with where it put it.
     plumbed: BTreeMap<IpAddr, PlumbHint>,
@@ -203,24 +167,6 @@ const PLUMB_CHUNK: usize = 256;
 
 /// How often the core hears the time while the daemon is busy carrying out actions.
 const CLOCK_FEED_INTERVAL: Duration = Duration::from_millis(100);
-
-/// How old a neighbour list may be before a unicast announcement reads it again.
-const NEIGHBOURS_MAX_AGE: Duration = Duration::from_secs(1);
-
-/// The announcements made for one held address.
-#[derive(Debug, Clone, Copy, Default)]
-struct Announced {
-    /// Announcements sent (each to the whole link or to every known neighbour).
-    rounds: u32,
-    /// Frames sent in the last one.
-    frames: usize,
-    /// When the last one went out (wall clock, ms since the epoch).
-    last_ms: u64,
-}
-
-/// How many gratuitous ARPs announce one acquisition, and how far apart.
-const ANNOUNCE_COUNT: u32 = 3;
-const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Daemon {
     fn now(&self) -> Duration {
@@ -302,80 +248,6 @@ impl Daemon {
             for other in rest {
                 self.carry_out(other).await;
             }
-        }
-    }
-
-    /// Sends an event to console clients that follow the stream.
-    fn emit(&self, mut line: serde_json::Value) {
-        if self.events.receiver_count() > 0 {
-            line["at_ms"] = console::now_ms().into();
-            let _ = self.events.send(line.to_string());
-        }
-    }
-
-    /// Reports an error to the log and the event stream.
-    fn error(&self, address: Option<IpAddr>, what: &str, e: &dyn std::fmt::Display) {
-        match address {
-            Some(address) => error!(%address, "{what}: {e}"),
-            None => error!("{what}: {e}"),
-        }
-        self.emit(serde_json::json!({"event": "error", "address": address, "error": format!("{what}: {e}")}));
-    }
-
-    /// Queues the operator's hook after an acquisition or a release.
-    fn run_hook(&self, event: &Event) {
-        let (hook_event, address) = match *event {
-            Event::Acquired { address } => (HookEvent::Acquire, address),
-            Event::Released { address } => (HookEvent::Release, address),
-            _ => return,
-        };
-        let Some(program) = &self.config.hook else {
-            return;
-        };
-        let managed = self.config.managed(address);
-        self.hooks.run(HookRun {
-            program: program.clone(),
-            event: hook_event,
-            address,
-            bindings: managed
-                .map(|m| m.bindings.iter().cloned().collect())
-                .unwrap_or_default(),
-            ports: managed
-                .map(|m| m.listener_ports.iter().copied().collect())
-                .unwrap_or_default(),
-            node: self.name.clone(),
-        });
-    }
-
-    /// Starts the forward-mode listeners configured on `address` for `ports`.
-    fn start_forwards<'p>(&mut self, address: IpAddr, ports: impl IntoIterator<Item = &'p u16>) {
-        for &port in ports {
-            let Some(&route) = self.config.forwards.get(&(address, port)) else {
-                continue;
-            };
-            if let Err(e) = self.forwards.start(address, port, route) {
-                self.error(Some(address), &format!("cannot listen on port {port}"), &e);
-            }
-        }
-    }
-
-    /// After a reload: stops forwards that are no longer configured (or changed) and starts
-    /// the configured ones on addresses this node holds.
-    fn reconcile_forwards(&mut self) {
-        let running: Vec<(SocketAddr, Route)> = self.forwards.running().collect();
-        for (at, route) in running {
-            if self.config.forwards.get(&(at.ip(), at.port())) != Some(&route) {
-                self.forwards.stop(at.ip(), at.port());
-            }
-        }
-        let held: Vec<IpAddr> = self.node.plumbed().iter().copied().collect();
-        for address in held {
-            let ports = self
-                .config
-                .managed(address)
-                .map(|m| m.listener_ports.clone())
-                .unwrap_or_default();
-            self.start_forwards(address, &ports);
         }
     }
 
@@ -522,130 +394,6 @@ impl Daemon {
         }
     }
 
-    /// One announcement (gratuitous ARP or unsolicited neighbour advertisement) for a held
-    /// address, to the whole link or, with `arp_all_hosts = false`, to the known neighbours.
-    async fn announce(&mut self, address: IpAddr) {
-        let Some(interface) = self.plumbed.get(&address).map(|h| h.interface.clone()) else {
-            return;
-        };
-        let sent = if self.config.arp_all_hosts {
-            self.announcer
-                .announce(&interface, address, Audience::Everyone)
-        } else {
-            let neighbours = self.neighbours_of(&interface).await;
-            self.announcer
-                .announce(&interface, address, Audience::Neighbours(&neighbours))
-        };
-        match sent {
-            Ok(frames) => {
-                let record = self.announced.entry(address).or_default();
-                record.rounds += 1;
-                record.frames = frames;
-                record.last_ms = console::now_ms();
-            }
-            Err(e) => warn!(%address, "cannot announce: {e}"),
-        }
-    }
-
-    /// The kernel's neighbours on `interface`, from a list at most [`NEIGHBOURS_MAX_AGE`] old.
-    async fn neighbours_of(&mut self, interface: &str) -> Vec<Neighbour> {
-        if let Some((read, list)) = self.neighbours.get(interface) {
-            if read.elapsed() < NEIGHBOURS_MAX_AGE {
-                return list.clone();
-            }
-        }
-        match self.plumber.neighbours(interface).await {
-            Ok(list) => {
-                self.neighbours
-                    .insert(interface.to_owned(), (Instant::now(), list.clone()));
-                list
-            }
-            Err(e) => {
-                warn!(interface, "cannot read the neighbour table: {e}");
-                Vec::new()
-            }
-        }
-    }
-
-    /// The configuration part of `show`: where it came from and how long it has stood.
-    fn config_report(&self) -> serde_json::Value {
-        serde_json::json!({
-            "addresses": self.config.addresses.len(),
-            "stable_ms": u64::try_from(self.config_loaded.elapsed().as_millis()).unwrap_or(u64::MAX),
-        })
-    }
-
-    /// The reply to `info`.
-    fn info(&self, settings: &Settings) -> serde_json::Value {
-        let forwards: Vec<String> = self
-            .forwards
-            .running()
-            .map(|(at, route)| format!("{at} -> {}", route.backend))
-            .collect();
-        serde_json::json!({
-            "ok": true,
-            "node": self.name,
-            "version": env!("CARGO_PKG_VERSION"),
-            "pid": std::process::id(),
-            "uptime_ms": u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "config_file": settings.config,
-            "config": self.config_report(),
-            "bus": match &self.bus {
-                Bus::Standalone(_) => serde_json::json!({"kind": "standalone"}),
-                Bus::Corosync { bus, group, .. } => serde_json::json!({
-                    "kind": "corosync",
-                    "group": group,
-                    "joined": bus.is_some(),
-                }),
-            },
-            "address_lifetime_s": settings.address_lifetime.as_secs(),
-            "arp_all_hosts": self.config.arp_all_hosts,
-            "hook": self.config.hook,
-            "held": self.plumbed.len(),
-            "forwarding": forwards,
-            "socket": settings.socket,
-        })
-    }
-
-    /// The reply to `arp show`: every held address with where and how it was announced.
-    fn arp_report(&self) -> serde_json::Value {
-        let addresses: Vec<serde_json::Value> = self
-            .plumbed
-            .iter()
-            .map(|(address, hint)| {
-                let a = self.announced.get(address).copied().unwrap_or_default();
-                serde_json::json!({
-                    "address": address,
-                    "interface": hint.interface,
-                    "announcements": a.rounds,
-                    "frames_last": a.frames,
-                    "last_at_ms": (a.rounds > 0).then_some(a.last_ms),
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "ok": true,
-            "node": self.name,
-            "mode": if self.config.arp_all_hosts { "all-hosts" } else { "neighbours" },
-            "addresses": addresses,
-        })
-    }
-
-    /// Sends the repeats that are due.
-    async fn announce_due(&mut self) {
-        let now = Instant::now();
-        while self.repeats.front().is_some_and(|(due, ..)| *due <= now) {
-            let Some((_, address, left)) = self.repeats.pop_front() else {
-                break;
-            };
-            self.announce(address).await;
-            if left > 1 {
-                self.repeats
-                    .push_back((now + ANNOUNCE_INTERVAL, address, left - 1));
-            }
-        }
-    }
-
     /// Adds the next `count` held addresses again (after the last one refreshed, wrapping
     /// around), which restarts their lifetime. Called every tick with a share sized so every
     /// address is refreshed once per third of its lifetime, so refreshing thousands of
@@ -699,36 +447,6 @@ async fn next_bus_event(bus: &mut Bus) -> Option<BusEvent> {
         Bus::Corosync { bus: Some(bus), .. } => bus.next().await,
         _ => std::future::pending().await,
     }
-}
-
-fn log_event(event: &Event) {
-    match event {
-        Event::Dropped { from, why } => warn!(%from, ?why, "message dropped"),
-        Event::Paused { gap } => warn!(?gap, "the clock jumped: addresses released"),
-        other => info!(?other, "event"),
-    }
-}
-
-/// A core event as the console streams it: `{"event": ..., ...}`; [`Daemon::emit`] adds
-/// `at_ms`.
-fn event_json(event: &Event) -> Option<serde_json::Value> {
-    let value = match event {
-        Event::View { view_id, members } => {
-            serde_json::json!({"event": "view", "view_id": view_id, "members": members})
-        }
-        Event::Planned { view_id } => serde_json::json!({"event": "planned", "view_id": view_id}),
-        Event::Matured { view_id } => serde_json::json!({"event": "matured", "view_id": view_id}),
-        Event::Acquired { address } => serde_json::json!({"event": "acquire", "address": address}),
-        Event::Released { address } => serde_json::json!({"event": "release", "address": address}),
-        Event::Dropped { from, why } => {
-            serde_json::json!({"event": "dropped", "from": from, "why": format!("{why:?}")})
-        }
-        Event::Paused { gap } => {
-            serde_json::json!({"event": "paused", "gap_ms": u64::try_from(gap.as_millis()).unwrap_or(u64::MAX)})
-        }
-        _ => return None,
-    };
-    Some(value)
 }
 
 /// Runs a node until SIGTERM or SIGINT, then hands every address over and returns.
@@ -795,6 +513,9 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         config,
         config_loaded: Instant::now(),
         forwards: Forwards::default(),
+        control: None,
+        control_members: BTreeSet::new(),
+        broadcasts: Broadcasts::default(),
         hooks: Hooks::start(events.clone()),
         plumber,
         plumbed: BTreeMap::new(),
@@ -808,6 +529,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         refreshed_up_to: None,
         events,
     };
+    daemon.rejoin_control();
     daemon.node.handle_timeout(daemon.now());
     daemon.drive().await;
     if matches!(daemon.bus, Bus::Standalone(_)) {
@@ -827,8 +549,10 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 daemon.node.handle_timeout(now);
                 daemon.drive().await;
                 daemon.announce_due().await;
+                daemon.broadcasts.expire(Instant::now());
                 if last_rejoin.elapsed() >= Duration::from_secs(1) {
                     daemon.rejoin();
+                    daemon.rejoin_control();
                     last_rejoin = Instant::now();
                 }
                 // Each tick refreshes its share, so that every held address is added again
@@ -859,28 +583,17 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 }
             }
             Some(event) = next_bus_event(&mut daemon.bus) => daemon.bus_event(event).await,
-            Some((request, reply)) = requests.recv() => {
-                let answer = match request {
-                    Request::Show => {
-                        let mut status = console::status(&daemon.node);
-                        status["config"] = daemon.config_report();
-                        status
-                    }
-                    Request::Info => daemon.info(&settings),
-                    Request::Arp => daemon.arp_report(),
-                    // The console streams events itself; it never forwards this request.
-                    Request::Events => serde_json::json!({"ok": false, "error": "events are streamed by the console"}),
-                    Request::Command(command) => {
-                        info!(?command, "console command");
-                        match daemon.node.handle_command(command) {
-                            Ok(()) => serde_json::json!({"ok": true}),
-                            Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
-                        }
-                    }
-                };
-                daemon.drive().await;
-                let _ = reply.send(answer);
+            Some(event) = next_control_event(&mut daemon.control) => {
+                daemon.control_event(event, &settings).await;
             }
+            Some((request, reply)) = requests.recv() => match request {
+                Request::Broadcast(inner) => daemon.broadcast(inner, reply, &settings).await,
+                request => {
+                    let answer = daemon.answer(request, &settings);
+                    daemon.drive().await;
+                    let _ = reply.send(answer);
+                }
+            },
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }

@@ -1,0 +1,119 @@
+//! Announcing held addresses: when, to whom, and what was sent.
+//!
+//! Owns the repeats after a plumb, the choice between the whole link and the known neighbours
+//! (`arp_all_hosts`), and the record `dvip arp show` reports. It must not build frames (that
+//! is [`crate::announce`]) nor decide which addresses are held.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+use super::Daemon;
+use crate::announce::Audience;
+use crate::console;
+use crate::plumb::Neighbour;
+
+/// How old a neighbour list may be before a unicast announcement reads it again.
+const NEIGHBOURS_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// How many gratuitous ARPs announce one acquisition, and how far apart.
+pub(super) const ANNOUNCE_COUNT: u32 = 3;
+pub(super) const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The announcements made for one held address.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Announced {
+    /// Announcements sent (each to the whole link or to every known neighbour).
+    pub(super) rounds: u32,
+    /// Frames sent in the last one.
+    pub(super) frames: usize,
+    /// When the last one went out (wall clock, ms since the epoch).
+    pub(super) last_ms: u64,
+}
+
+impl Daemon {
+    /// One announcement (gratuitous ARP or unsolicited neighbour advertisement) for a held
+    /// address, to the whole link or, with `arp_all_hosts = false`, to the known neighbours.
+    pub(super) async fn announce(&mut self, address: IpAddr) {
+        let Some(interface) = self.plumbed.get(&address).map(|h| h.interface.clone()) else {
+            return;
+        };
+        let sent = if self.config.arp_all_hosts {
+            self.announcer
+                .announce(&interface, address, Audience::Everyone)
+        } else {
+            let neighbours = self.neighbours_of(&interface).await;
+            self.announcer
+                .announce(&interface, address, Audience::Neighbours(&neighbours))
+        };
+        match sent {
+            Ok(frames) => {
+                let record = self.announced.entry(address).or_default();
+                record.rounds += 1;
+                record.frames = frames;
+                record.last_ms = console::now_ms();
+            }
+            Err(e) => warn!(%address, "cannot announce: {e}"),
+        }
+    }
+
+    /// The kernel's neighbours on `interface`, from a list at most [`NEIGHBOURS_MAX_AGE`] old.
+    pub(super) async fn neighbours_of(&mut self, interface: &str) -> Vec<Neighbour> {
+        if let Some((read, list)) = self.neighbours.get(interface) {
+            if read.elapsed() < NEIGHBOURS_MAX_AGE {
+                return list.clone();
+            }
+        }
+        match self.plumber.neighbours(interface).await {
+            Ok(list) => {
+                self.neighbours
+                    .insert(interface.to_owned(), (Instant::now(), list.clone()));
+                list
+            }
+            Err(e) => {
+                warn!(interface, "cannot read the neighbour table: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Sends the repeats that are due.
+    pub(super) async fn announce_due(&mut self) {
+        let now = Instant::now();
+        while self.repeats.front().is_some_and(|(due, ..)| *due <= now) {
+            let Some((_, address, left)) = self.repeats.pop_front() else {
+                break;
+            };
+            self.announce(address).await;
+            if left > 1 {
+                self.repeats
+                    .push_back((now + ANNOUNCE_INTERVAL, address, left - 1));
+            }
+        }
+    }
+
+    /// The reply to `arp show`: every held address with where and how it was announced.
+    pub(super) fn arp_report(&self) -> serde_json::Value {
+        let addresses: Vec<serde_json::Value> = self
+            .plumbed
+            .iter()
+            .map(|(address, hint)| {
+                let a = self.announced.get(address).copied().unwrap_or_default();
+                serde_json::json!({
+                    "address": address,
+                    "interface": hint.interface,
+                    "announcements": a.rounds,
+                    "frames_last": a.frames,
+                    "last_at_ms": (a.rounds > 0).then_some(a.last_ms),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "ok": true,
+            "node": self.name,
+            "mode": if self.config.arp_all_hosts { "all-hosts" } else { "neighbours" },
+            "addresses": addresses,
+        })
+    }
+}

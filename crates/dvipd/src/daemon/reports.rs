@@ -1,0 +1,126 @@
+//! What the daemon tells operators: console replies, the event stream, errors.
+//!
+//! Owns the shape of `show`, `info` and the other reports and of every event line. It must
+//! not change state: a command that acts goes to the core.
+
+use std::net::IpAddr;
+
+use dvip_core::Event;
+use serde_json::{json, Value};
+use tracing::{error, info, warn};
+
+use super::{Bus, Daemon, Settings};
+use crate::console::{self, Request};
+
+impl Daemon {
+    /// Sends an event to console clients that follow the stream.
+    pub(super) fn emit(&self, mut line: Value) {
+        if self.events.receiver_count() > 0 {
+            line["at_ms"] = console::now_ms().into();
+            let _ = self.events.send(line.to_string());
+        }
+    }
+
+    /// Reports an error to the log and the event stream.
+    pub(super) fn error(&self, address: Option<IpAddr>, what: &str, e: &dyn std::fmt::Display) {
+        match address {
+            Some(address) => error!(%address, "{what}: {e}"),
+            None => error!("{what}: {e}"),
+        }
+        self.emit(json!({"event": "error", "address": address, "error": format!("{what}: {e}")}));
+    }
+
+    /// The configuration part of `show`: where it came from and how long it has stood.
+    pub(super) fn config_report(&self) -> Value {
+        json!({
+            "addresses": self.config.addresses.len(),
+            "stable_ms": u64::try_from(self.config_loaded.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// The reply to `info`.
+    pub(super) fn info(&self, settings: &Settings) -> Value {
+        let forwards: Vec<String> = self
+            .forwards
+            .running()
+            .map(|(at, route)| format!("{at} -> {}", route.backend))
+            .collect();
+        json!({
+            "ok": true,
+            "node": self.name,
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "uptime_ms": u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "config_file": settings.config,
+            "config": self.config_report(),
+            "bus": match &self.bus {
+                Bus::Standalone(_) => json!({"kind": "standalone"}),
+                Bus::Corosync { bus, group, .. } => json!({
+                    "kind": "corosync",
+                    "group": group,
+                    "joined": bus.is_some(),
+                }),
+            },
+            "address_lifetime_s": settings.address_lifetime.as_secs(),
+            "arp_all_hosts": self.config.arp_all_hosts,
+            "hook": self.config.hook,
+            "held": self.plumbed.len(),
+            "forwarding": forwards,
+            "socket": settings.socket,
+        })
+    }
+
+    /// The reply to a console request that is not a broadcast.
+    pub(super) fn answer(&mut self, request: Request, settings: &Settings) -> Value {
+        match request {
+            Request::Show => {
+                let mut status = console::status(&self.node);
+                status["config"] = self.config_report();
+                status
+            }
+            Request::Info => self.info(settings),
+            Request::Arp => self.arp_report(),
+            // The console streams events itself, and a broadcast is the loop's to run.
+            Request::Events | Request::Broadcast(_) => {
+                json!({"ok": false, "error": "not a request this node answers by itself"})
+            }
+            Request::Command(command) => {
+                info!(?command, "console command");
+                match self.node.handle_command(command) {
+                    Ok(()) => json!({"ok": true}),
+                    Err(e) => json!({"ok": false, "error": e.to_string()}),
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn log_event(event: &Event) {
+    match event {
+        Event::Dropped { from, why } => warn!(%from, ?why, "message dropped"),
+        Event::Paused { gap } => warn!(?gap, "the clock jumped: addresses released"),
+        other => info!(?other, "event"),
+    }
+}
+
+/// A core event as the console streams it: `{"event": ..., ...}`; [`Daemon::emit`] adds
+/// `at_ms`.
+pub(super) fn event_json(event: &Event) -> Option<Value> {
+    let value = match event {
+        Event::View { view_id, members } => {
+            json!({"event": "view", "view_id": view_id, "members": members})
+        }
+        Event::Planned { view_id } => json!({"event": "planned", "view_id": view_id}),
+        Event::Matured { view_id } => json!({"event": "matured", "view_id": view_id}),
+        Event::Acquired { address } => json!({"event": "acquire", "address": address}),
+        Event::Released { address } => json!({"event": "release", "address": address}),
+        Event::Dropped { from, why } => {
+            json!({"event": "dropped", "from": from, "why": format!("{why:?}")})
+        }
+        Event::Paused { gap } => {
+            json!({"event": "paused", "gap_ms": u64::try_from(gap.as_millis()).unwrap_or(u64::MAX)})
+        }
+        _ => return None,
+    };
+    Some(value)
+}
