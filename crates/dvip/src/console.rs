@@ -196,8 +196,11 @@ fn arp_text(r: &Value) {
     }
 }
 
+/// How one node's reply to a report is shown.
+type Render = fn(&Value);
+
 /// The console request a broadcast's words name, and how each node's reply is shown.
-fn broadcast_request(words: &[String]) -> Option<(&'static str, fn(&Value))> {
+fn broadcast_request(words: &[String]) -> Option<(&'static str, Render)> {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     Some(match words.as_slice() {
         ["show"] | ["cluster", "duravip", "show"] => ("show", show_text),
