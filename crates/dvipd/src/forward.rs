@@ -9,10 +9,10 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use socket2::{Domain, Socket, Type};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -35,13 +35,13 @@ pub struct Route {
     pub proxy_protocol: bool,
 }
 
-/// Counters of the relays, for metrics and `dvip show`.
-#[derive(Debug, Default)]
+/// Counters of the relays (the daemon's metrics).
+#[derive(Debug, Clone, Default)]
 pub struct Counters {
     /// Connections accepted on a forward-mode listener.
-    pub accepted: AtomicU64,
+    pub accepted: Counter,
     /// Connections given up because the backend did not accept them.
-    pub backend_failures: AtomicU64,
+    pub backend_failures: Counter,
 }
 
 struct Running {
@@ -57,9 +57,12 @@ pub struct Forwards {
 }
 
 impl Forwards {
-    /// The relays' counters.
-    pub fn counters(&self) -> &Arc<Counters> {
-        &self.counters
+    /// No listeners yet; relays count into `counters`.
+    pub fn new(counters: Counters) -> Self {
+        Self {
+            running: BTreeMap::new(),
+            counters: Arc::new(counters),
+        }
     }
 
     /// The listeners running now, with their routes.
@@ -143,7 +146,7 @@ async fn accept_loop(
             _ = stopped.changed() => return,
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
-                    counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    counters.accepted.inc();
                     tokio::spawn(relay(client, peer, route, Arc::clone(&counters)));
                 }
                 Err(e) => {
@@ -166,11 +169,11 @@ async fn relay(mut client: TcpStream, peer: SocketAddr, route: Route, counters: 
     let mut backend = match connected {
         Ok(Ok(backend)) => backend,
         Ok(Err(e)) => {
-            counters.backend_failures.fetch_add(1, Ordering::Relaxed);
+            counters.backend_failures.inc();
             return warn!(%peer, %local, backend = %route.backend, "backend refused: {e}");
         }
         Err(_) => {
-            counters.backend_failures.fetch_add(1, Ordering::Relaxed);
+            counters.backend_failures.inc();
             return warn!(%peer, %local, backend = %route.backend, "backend did not answer");
         }
     };

@@ -12,6 +12,7 @@
 
 use std::net::IpAddr;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::console::{now_ms, EventStream};
+use crate::metrics::Metrics;
 
 /// How long a hook may run before it is killed.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,7 +70,7 @@ pub struct Hooks {
 impl Hooks {
     /// Starts the worker on the current runtime; each run's outcome becomes a `hook` event on
     /// `events`.
-    pub fn start(events: EventStream) -> Self {
+    pub fn start(events: EventStream, metrics: Arc<Metrics>) -> Self {
         let (queue, mut runs) = mpsc::unbounded_channel::<HookRun>();
         tokio::spawn(async move {
             while let Some(run) = runs.recv().await {
@@ -87,10 +89,12 @@ impl Hooks {
                         info!(address = %run.address, hook = run.event.as_str(), ms, "hook done");
                     }
                     Ok(code) => {
+                        metrics.error("hook");
                         warn!(address = %run.address, hook = run.event.as_str(), ?code, "hook failed");
                         line["error"] = json!(format!("exit status {code:?}"));
                     }
                     Err(e) => {
+                        metrics.error("hook");
                         warn!(address = %run.address, hook = run.event.as_str(), "hook could not run: {e}");
                         line["error"] = json!(e.to_string());
                     }

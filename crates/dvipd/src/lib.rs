@@ -14,5 +14,6 @@ pub mod corosync;
 pub mod daemon;
 pub mod forward;
 pub mod hook;
+pub mod metrics;
 pub mod plumb;
 pub mod proxy_header;

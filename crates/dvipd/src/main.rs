@@ -38,6 +38,10 @@ struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=3600))]
     address_lifetime: u64,
 
+    /// Serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9469).
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    metrics: Option<std::net::SocketAddr>,
+
     /// The console socket `dvip` talks to (made mode 0600: root only).
     #[arg(long, value_name = "PATH", default_value = dvipd::console::SOCKET_DEFAULT)]
     socket: PathBuf,
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         load: options,
         address_lifetime: Duration::from_secs(args.address_lifetime),
         socket: args.socket,
+        metrics: args.metrics,
         bus: match args.bus {
             Bus::Corosync => BusKind::Corosync,
             Bus::Standalone => BusKind::Standalone,

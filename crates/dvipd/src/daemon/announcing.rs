@@ -54,7 +54,10 @@ impl Daemon {
                 record.frames = frames;
                 record.last_ms = console::now_ms();
             }
-            Err(e) => warn!(%address, "cannot announce: {e}"),
+            Err(e) => {
+                self.metrics.error("announce");
+                warn!(%address, "cannot announce: {e}");
+            }
         }
     }
 

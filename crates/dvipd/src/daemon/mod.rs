@@ -17,10 +17,12 @@ mod config;
 mod control;
 mod reports;
 mod services;
+mod systemd;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dvip_config::LoadOptions;
@@ -36,8 +38,9 @@ use crate::announce::Announcer;
 use crate::broadcast::Broadcasts;
 use crate::console::{self, Request};
 use crate::corosync::{self, BusEvent, CorosyncBus, Member};
-use crate::forward::Forwards;
+use crate::forward::{Counters, Forwards};
 use crate::hook::Hooks;
+use crate::metrics::Metrics;
 use crate::plumb::{Neighbour, PlumbError, Plumber};
 
 /// What the daemon needs to start.
@@ -53,6 +56,8 @@ pub struct Settings {
     pub socket: PathBuf,
     /// Which bus to run on.
     pub bus: BusKind,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Which group bus a daemon runs on.
@@ -116,6 +121,15 @@ pub enum DaemonError {
     /// A signal handler could not be installed.
     #[error("cannot listen for signals: {0}")]
     Signals(#[source] std::io::Error),
+    /// The metrics address could not be bound; nothing was plumbed.
+    #[error("cannot serve metrics on {at}: {source}")]
+    Metrics {
+        /// The address.
+        at: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The console socket could not be made; nothing was plumbed.
     #[error("cannot listen on the console socket {path}: {source}")]
     Console {
@@ -141,6 +155,13 @@ struct Daemon {
     control_members: BTreeSet<String>,
     /// Broadcasts this node started and has not answered.
     broadcasts: Broadcasts,
+    metrics: Arc<Metrics>,
+    /// The members of the last view, and whether the current one lost any (its acquisitions
+    /// count as failovers).
+    view_members: BTreeSet<String>,
+    lost_member: bool,
+    /// The status line systemd last heard.
+    status_sent: String,
     plumber: Plumber,
     /// What this process plumbed and has not removed, with where it put it.
     plumbed: BTreeMap<IpAddr, PlumbHint>,
@@ -185,6 +206,7 @@ impl Daemon {
             }
             while let Some(event) = self.node.poll_event() {
                 log_event(&event);
+                self.count(&event);
                 self.run_hook(&event);
                 if let Some(line) = event_json(&event) {
                     self.emit(line);
@@ -196,8 +218,15 @@ impl Daemon {
             let Some(bytes) = queue.pop_front() else {
                 break;
             };
+            let started = Instant::now();
             self.node.handle_message(&self.name, &bytes);
+            self.metrics
+                .election_seconds
+                .observe(started.elapsed().as_secs_f64());
         }
+        self.metrics
+            .held
+            .set(i64::try_from(self.node.plumbed().len()).unwrap_or(i64::MAX));
     }
 
     /// Carries out actions in order, except that a run of acquisitions (plumbs with their
@@ -226,6 +255,7 @@ impl Daemon {
             }
             // In chunks, telling the core the time between them: with thousands of addresses
             // on one interface every add costs the kernel a walk of the list.
+            let started = Instant::now();
             for chunk in plumbs.chunks(PLUMB_CHUNK) {
                 let items: Vec<(IpAddr, u8, String)> = chunk
                     .iter()
@@ -239,11 +269,14 @@ impl Daemon {
                             self.plumbed.insert(*address, hint.clone());
                         }
                         // The core believes it holds the address; the next refresh tries again.
-                        Err(e) => self.error(Some(*address), "cannot plumb", &e),
+                        Err(e) => self.error("plumb", Some(*address), "cannot plumb", &e),
                     }
                 }
                 self.feed_clock();
             }
+            self.metrics
+                .plumb_seconds
+                .observe(started.elapsed().as_secs_f64());
             info!(count = plumbs.len(), "plumbed");
             for other in rest {
                 self.carry_out(other).await;
@@ -283,7 +316,7 @@ impl Daemon {
                     self.plumbed.insert(address, hint);
                 }
                 // The core believes it holds the address; the next refresh tries again.
-                Err(e) => self.error(Some(address), "cannot plumb", &e),
+                Err(e) => self.error("plumb", Some(address), "cannot plumb", &e),
             },
             Action::Unplumb { address, .. } => {
                 let Some(hint) = self.plumbed.remove(&address) else {
@@ -300,6 +333,7 @@ impl Daemon {
                     }
                     // Left in place, it expires with its lifetime.
                     Err(e) => self.error(
+                        "unplumb",
                         Some(address),
                         "cannot unplumb (it will expire by itself)",
                         &e,
@@ -335,19 +369,28 @@ impl Daemon {
 
     /// Translates a bus event into the core's input.
     async fn bus_event(&mut self, event: BusEvent) {
+        let started = Instant::now();
         match event {
             BusEvent::View { members } => {
                 let names = self.member_names(&members);
                 let view_id = view_id(&members);
                 info!(view_id, ?names, "view");
                 self.node.handle_view(view_id, &names);
+                self.metrics
+                    .election_seconds
+                    .observe(started.elapsed().as_secs_f64());
             }
             BusEvent::Message { from, bytes } => {
                 let name = self.member_name(from);
                 self.node.handle_message(&name, &bytes);
+                self.metrics
+                    .election_seconds
+                    .observe(started.elapsed().as_secs_f64());
             }
             BusEvent::Lost(why) => {
                 error!("lost corosync ({why}): releasing every address until it is back");
+                self.metrics.error("bus");
+                self.metrics.bus_joined.set(0);
                 self.node.handle_bus_lost();
                 if let Bus::Corosync { bus, .. } = &mut self.bus {
                     *bus = None;
@@ -389,6 +432,7 @@ impl Daemon {
             Ok(joined) => {
                 info!("corosync is back: joined the group again");
                 *bus = Some(joined);
+                self.metrics.bus_joined.set(1);
             }
             Err(e) => warn!("corosync still away: {e}"),
         }
@@ -505,6 +549,16 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         }
     })?;
 
+    let metrics = Arc::new(Metrics::default());
+    if let Some(at) = settings.metrics {
+        crate::metrics::serve(at, Arc::clone(&metrics))
+            .await
+            .map_err(|source| DaemonError::Metrics { at, source })?;
+    }
+    metrics
+        .configured
+        .set(i64::try_from(config.addresses.len()).unwrap_or(i64::MAX));
+    metrics.bus_joined.set(1);
     let node = Node::new(name.clone(), NodeOptions::default(), &config.addresses);
     let address_count = config.addresses.len();
     let mut daemon = Daemon {
@@ -512,11 +566,18 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         name: name.clone(),
         config,
         config_loaded: Instant::now(),
-        forwards: Forwards::default(),
+        forwards: Forwards::new(Counters {
+            accepted: metrics.forwarded.clone(),
+            backend_failures: metrics.backend_failures.clone(),
+        }),
         control: None,
         control_members: BTreeSet::new(),
         broadcasts: Broadcasts::default(),
-        hooks: Hooks::start(events.clone()),
+        hooks: Hooks::start(events.clone(), Arc::clone(&metrics)),
+        metrics,
+        view_members: BTreeSet::new(),
+        lost_member: false,
+        status_sent: String::new(),
         plumber,
         plumbed: BTreeMap::new(),
         bus,
@@ -537,6 +598,10 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         daemon.drive().await;
     }
     info!(node = %name, addresses = address_count, bus = ?settings.bus, "running");
+    daemon.status_sent = daemon.status_line();
+    systemd::ready(&daemon.status_sent);
+    let watchdog = systemd::watchdog_interval();
+    let mut last_watchdog = Instant::now();
 
     let tick = Duration::from_millis(250);
     let refresh_every = settings.address_lifetime / 3;
@@ -562,13 +627,26 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 if share > 0 {
                     daemon.refresh_some(share).await;
                 }
+                // Only a loop that gets round to its ticks pets the watchdog: a stuck daemon
+                // is killed and restarted by systemd, and corosync sees it leave.
+                if watchdog.is_some_and(|every| last_watchdog.elapsed() >= every) {
+                    systemd::watchdog();
+                    last_watchdog = Instant::now();
+                }
+                let status = daemon.status_line();
+                if status != daemon.status_sent {
+                    systemd::status(&status);
+                    daemon.status_sent = status;
+                }
             }
             _ = hangup.recv() => {
                 info!("SIGHUP: reading the configuration again");
+                systemd::reloading();
                 match read_config(&settings) {
                     Some(config) => {
                         daemon.node.handle_config(&config.addresses);
                         let count = config.addresses.len();
+                        daemon.metrics.configured.set(i64::try_from(count).unwrap_or(i64::MAX));
                         daemon.config = config;
                         daemon.config_loaded = Instant::now();
                         daemon.drive().await;
@@ -581,6 +659,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                         daemon.emit(serde_json::json!({"event": "reload", "ok": false, "error": "the new configuration is invalid; the old one stays (see the log)"}));
                     }
                 }
+                systemd::ready(&daemon.status_line());
             }
             Some(event) = next_bus_event(&mut daemon.bus) => daemon.bus_event(event).await,
             Some(event) = next_control_event(&mut daemon.control) => {
@@ -599,6 +678,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         }
     }
     info!("stopping: handing every address over");
+    systemd::stopping();
     daemon.node.handle_shutdown();
     daemon.drive().await;
     let _ = std::fs::remove_file(&settings.socket);

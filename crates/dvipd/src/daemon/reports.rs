@@ -3,6 +3,7 @@
 //! Owns the shape of `show`, `info` and the other reports and of every event line. It must
 //! not change state: a command that acts goes to the core.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use dvip_core::Event;
@@ -22,7 +23,14 @@ impl Daemon {
     }
 
     /// Reports an error to the log and the event stream.
-    pub(super) fn error(&self, address: Option<IpAddr>, what: &str, e: &dyn std::fmt::Display) {
+    pub(super) fn error(
+        &self,
+        kind: &'static str,
+        address: Option<IpAddr>,
+        what: &str,
+        e: &dyn std::fmt::Display,
+    ) {
+        self.metrics.error(kind);
         match address {
             Some(address) => error!(%address, "{what}: {e}"),
             None => error!("{what}: {e}"),
@@ -68,6 +76,50 @@ impl Daemon {
             "forwarding": forwards,
             "socket": settings.socket,
         })
+    }
+
+    /// One line for `systemctl status`: what the node holds and the view it is in.
+    pub(super) fn status_line(&self) -> String {
+        let joined = match &self.bus {
+            Bus::Corosync { bus: None, .. } => " (corosync away: nothing held)",
+            _ => "",
+        };
+        format!(
+            "holding {} of {} addresses, view of {}{}{joined}",
+            self.node.plumbed().len(),
+            self.config.addresses.len(),
+            self.node.members().len(),
+            if self.node.is_standby() {
+                ", standby"
+            } else {
+                ""
+            },
+        )
+    }
+
+    /// Counts an event of the core in the metrics.
+    pub(super) fn count(&mut self, event: &Event) {
+        let m = &self.metrics;
+        match event {
+            Event::View { members, .. } => {
+                let now: BTreeSet<String> = members.iter().cloned().collect();
+                self.lost_member = !self.view_members.is_subset(&now);
+                self.view_members = now;
+                m.view_changes.inc();
+                m.members
+                    .set(i64::try_from(members.len()).unwrap_or(i64::MAX));
+            }
+            Event::Acquired { .. } => {
+                m.acquisitions.inc();
+                if self.lost_member {
+                    m.failovers.inc();
+                }
+            }
+            Event::Released { .. } => {
+                m.releases.inc();
+            }
+            _ => {}
+        }
     }
 
     /// The reply to a console request that is not a broadcast.

@@ -49,7 +49,12 @@ impl Daemon {
                 continue;
             };
             if let Err(e) = self.forwards.start(address, port, route) {
-                self.error(Some(address), &format!("cannot listen on port {port}"), &e);
+                self.error(
+                    "forward",
+                    Some(address),
+                    &format!("cannot listen on port {port}"),
+                    &e,
+                );
             }
         }
     }

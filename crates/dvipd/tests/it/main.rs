@@ -4,6 +4,7 @@
 mod cluster;
 mod listeners;
 mod neighbours;
+mod operations;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -35,6 +36,16 @@ struct Daemon {
 
 impl Daemon {
     fn start(ns: &Netns, config: &std::path::Path) -> Self {
+        Self::start_with(ns, config, &[], &[])
+    }
+
+    /// Like [`Daemon::start`], with more flags and environment variables.
+    fn start_with(
+        ns: &Netns,
+        config: &std::path::Path,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = config.with_extension("log");
         let file = std::fs::File::create(&log).expect("log file");
         let child = ns
@@ -49,6 +60,8 @@ impl Daemon {
                 "--socket",
                 config.with_extension("sock").to_str().expect("utf-8 path"),
             ])
+            .args(flags)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -104,7 +117,7 @@ impl std::ops::Deref for Conf {
 
 impl Drop for Conf {
     fn drop(&mut self) {
-        for extension in ["conf", "sock", "log"] {
+        for extension in ["conf", "sock", "log", "notify"] {
             let _ = std::fs::remove_file(self.0.with_extension(extension));
         }
     }

@@ -1,0 +1,224 @@
+//! Metrics: what the daemon counts and measures, in Prometheus' text format over HTTP.
+//!
+//! Owns the metric names, their help texts and the tiny HTTP endpoint that serves them
+//! (`GET /metrics` on the address `--metrics` names). It must not decide anything; the daemon
+//! updates the metrics as it carries out the core's actions.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tracing::warn;
+
+/// What failed, for `dvip_errors_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorKind {
+    /// `plumb`, `unplumb`, `announce`, `forward`, `hook` or `bus`.
+    pub kind: &'static str,
+}
+
+/// Every metric dvipd exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Addresses this node holds.
+    pub held: Gauge,
+    /// DuraVIP addresses in this node's configuration.
+    pub configured: Gauge,
+    /// Members of the current view.
+    pub members: Gauge,
+    /// 1 while joined to corosync (or on the standalone bus), 0 while corosync is away.
+    pub bus_joined: Gauge,
+    /// Views installed.
+    pub view_changes: Counter,
+    /// Addresses acquired.
+    pub acquisitions: Counter,
+    /// Addresses released.
+    pub releases: Counter,
+    /// Addresses acquired in a view that a member left: takeovers after a failure.
+    pub failovers: Counter,
+    /// Time the core took to digest one input (the election included).
+    pub election_seconds: Histogram,
+    /// Time one run of plumbing took (many addresses at once after a failure).
+    pub plumb_seconds: Histogram,
+    /// Failures by kind.
+    pub errors: Family<ErrorKind, Counter>,
+    /// Connections accepted by forward-mode listeners.
+    pub forwarded: Counter,
+    /// Forwarded connections whose backend did not accept them.
+    pub backend_failures: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("dvip");
+        let held = Gauge::default();
+        let configured = Gauge::default();
+        let members = Gauge::default();
+        let bus_joined = Gauge::default();
+        let view_changes = Counter::default();
+        let acquisitions = Counter::default();
+        let releases = Counter::default();
+        let failovers = Counter::default();
+        // 100 µs to ~3 s: an election over a few addresses up to a mass takeover.
+        let election_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let plumb_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
+        let errors = Family::<ErrorKind, Counter>::default();
+        let forwarded = Counter::default();
+        let backend_failures = Counter::default();
+        registry.register("addresses_held", "Addresses this node holds", held.clone());
+        registry.register(
+            "addresses_configured",
+            "DuraVIP addresses in this node's configuration",
+            configured.clone(),
+        );
+        registry.register(
+            "view_members",
+            "Members of the current view",
+            members.clone(),
+        );
+        registry.register(
+            "bus_joined",
+            "1 while the node is on its group bus, 0 while corosync is away",
+            bus_joined.clone(),
+        );
+        registry.register("view_changes", "Views installed", view_changes.clone());
+        registry.register("acquisitions", "Addresses acquired", acquisitions.clone());
+        registry.register("releases", "Addresses released", releases.clone());
+        registry.register(
+            "failovers",
+            "Addresses acquired in a view that a member left",
+            failovers.clone(),
+        );
+        registry.register(
+            "election_seconds",
+            "Time the core took to digest one bus input, election included",
+            election_seconds.clone(),
+        );
+        registry.register(
+            "plumb_seconds",
+            "Time one run of plumbing took",
+            plumb_seconds.clone(),
+        );
+        registry.register("errors", "Failures by kind", errors.clone());
+        registry.register(
+            "forwarded_connections",
+            "Connections accepted by forward-mode listeners",
+            forwarded.clone(),
+        );
+        registry.register(
+            "forward_backend_failures",
+            "Forwarded connections whose backend did not accept them",
+            backend_failures.clone(),
+        );
+        Self {
+            registry,
+            held,
+            configured,
+            members,
+            bus_joined,
+            view_changes,
+            acquisitions,
+            releases,
+            failovers,
+            election_seconds,
+            plumb_seconds,
+            errors,
+            forwarded,
+            backend_failures,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one failure of `kind`.
+    pub fn error(&self, kind: &'static str) {
+        self.errors.get_or_create(&ErrorKind { kind }).inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+/// How long a scraper may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Binds `at` and serves `GET /metrics` there until the daemon stops.
+pub async fn serve(at: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let listener = TcpListener::bind(at).await?;
+    tokio::spawn(async move {
+        while let Ok((mut stream, peer)) = listener.accept().await {
+            let metrics = Arc::clone(&metrics);
+            tokio::spawn(async move {
+                let mut head = vec![0u8; 4096];
+                let mut len = 0;
+                let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
+                    while !head[..len].windows(4).any(|w| w == b"\r\n\r\n") && len < head.len() {
+                        match stream.read(&mut head[len..]).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => len += n,
+                        }
+                    }
+                })
+                .await;
+                if read.is_err() {
+                    return;
+                }
+                let request = String::from_utf8_lossy(&head[..len]);
+                let response = if request.starts_with("GET /metrics ") {
+                    let body = metrics.encode();
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    let body = "dvipd serves GET /metrics only\n";
+                    format!(
+                        "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                if let Err(e) = stream.write_all(response.as_bytes()).await {
+                    warn!(%peer, "cannot answer a metrics request: {e}");
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_every_metric_with_the_dvip_prefix() {
+        let m = Metrics::default();
+        m.held.set(3);
+        m.error("plumb");
+        m.election_seconds.observe(0.002);
+        let text = m.encode();
+        for line in [
+            "dvip_addresses_held 3",
+            "dvip_errors_total{kind=\"plumb\"} 1",
+            "dvip_election_seconds_count 1",
+            "# TYPE dvip_failovers counter",
+            "dvip_view_changes_total 0",
+        ] {
+            assert!(text.contains(line), "{line:?} missing in\n{text}");
+        }
+    }
+}
