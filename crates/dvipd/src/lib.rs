@@ -17,3 +17,4 @@ pub mod hook;
 pub mod metrics;
 pub mod plumb;
 pub mod proxy_header;
+pub mod watch;

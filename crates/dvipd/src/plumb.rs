@@ -100,6 +100,12 @@ impl Plumber {
         })
     }
 
+    /// Forgets the cached index of `name` (the interface went away; one made again under the
+    /// same name has a new index).
+    pub fn forget_interface(&mut self, name: &str) {
+        self.interfaces.remove(name);
+    }
+
     async fn interface_index(&mut self, name: &str) -> Result<u32, PlumbError> {
         if let Some(&index) = self.interfaces.get(name) {
             return Ok(index);

@@ -18,6 +18,7 @@ mod control;
 mod reports;
 mod services;
 mod systemd;
+mod watching;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -118,6 +119,9 @@ pub enum DaemonError {
     /// Plumbing failed in a way the daemon cannot carry on from.
     #[error(transparent)]
     Plumb(#[from] PlumbError),
+    /// Kernel notifications (links, addresses) could not be subscribed to.
+    #[error("cannot watch the kernel's links and addresses: {0}")]
+    Watch(#[source] std::io::Error),
     /// A signal handler could not be installed.
     #[error("cannot listen for signals: {0}")]
     Signals(#[source] std::io::Error),
@@ -162,6 +166,9 @@ struct Daemon {
     lost_member: bool,
     /// The status line systemd last heard.
     status_sent: String,
+    /// Whether each interface can carry traffic: the addresses of one that cannot are left out
+    /// of what this node offers the cluster.
+    links: BTreeMap<String, bool>,
     plumber: Plumber,
     /// What this process plumbed and has not removed, with where it put it.
     plumbed: BTreeMap<IpAddr, PlumbHint>,
@@ -559,7 +566,16 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         .configured
         .set(i64::try_from(config.addresses.len()).unwrap_or(i64::MAX));
     metrics.bus_joined.set(1);
-    let node = Node::new(name.clone(), NodeOptions::default(), &config.addresses);
+    let links = crate::watch::links().await.unwrap_or_else(|e| {
+        warn!("cannot read the interfaces' state (treating all as up): {e}");
+        BTreeMap::new()
+    });
+    let mut kernel = crate::watch::watch().map_err(DaemonError::Watch)?;
+    let node = Node::new(
+        name.clone(),
+        NodeOptions::default(),
+        &watching::offered(&config.addresses, &links),
+    );
     let address_count = config.addresses.len();
     let mut daemon = Daemon {
         node,
@@ -578,6 +594,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         view_members: BTreeSet::new(),
         lost_member: false,
         status_sent: String::new(),
+        links,
         plumber,
         plumbed: BTreeMap::new(),
         bus,
@@ -644,7 +661,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 systemd::reloading();
                 match read_config(&settings) {
                     Some(config) => {
-                        daemon.node.handle_config(&config.addresses);
+                        daemon.node.handle_config(&watching::offered(&config.addresses, &daemon.links));
                         let count = config.addresses.len();
                         daemon.metrics.configured.set(i64::try_from(count).unwrap_or(i64::MAX));
                         daemon.config = config;
@@ -662,6 +679,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 systemd::ready(&daemon.status_line());
             }
             Some(event) = next_bus_event(&mut daemon.bus) => daemon.bus_event(event).await,
+            Some(event) = kernel.recv() => daemon.kernel_event(event).await,
             Some(event) = next_control_event(&mut daemon.control) => {
                 daemon.control_event(event, &settings).await;
             }

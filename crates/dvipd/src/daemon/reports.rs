@@ -73,6 +73,12 @@ impl Daemon {
             "arp_all_hosts": self.config.arp_all_hosts,
             "hook": self.config.hook,
             "held": self.plumbed.len(),
+            "interfaces_down": self
+                .links
+                .iter()
+                .filter(|(name, usable)| !**usable && self.config.addresses.iter().any(|a| &a.plumb.interface == *name))
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>(),
             "forwarding": forwards,
             "socket": settings.socket,
         })

@@ -220,3 +220,26 @@ fn a_node_whose_corosync_dies_lets_go_and_takes_its_share_back_when_it_returns()
         balanced,
     );
 }
+
+#[test]
+fn a_node_whose_interface_goes_down_lets_go_and_a_survivor_takes_over() {
+    let lab = Lab::new("dvl", 2);
+    let _one = start(&lab, 1);
+    let _two = start(&lab, 2);
+    wait_balanced(&lab);
+    dvip_netns::ip(&["-n", &lab.node(2), "link", "set", "eth0", "down"]);
+    let took = wait(
+        &lab,
+        Duration::from_secs(3),
+        "node2 lets go and node1 takes over",
+        |h| holds_all(&h[0]) && h[1].is_empty(),
+    );
+    eprintln!("failover after node2's interface went down: {took:?}");
+    dvip_netns::ip(&["-n", &lab.node(2), "link", "set", "eth0", "up"]);
+    wait(
+        &lab,
+        Duration::from_secs(15),
+        "node2's interface is back and it takes its share again",
+        balanced,
+    );
+}
