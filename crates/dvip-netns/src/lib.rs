@@ -1,5 +1,5 @@
-//! Network namespaces for tests (and, later, the lab): each made with a veth pair, used,
-//! and removed on drop, even when a test fails.
+//! Network namespaces for tests and the lab: each made, used, and removed on drop (or by
+//! `dvip lab down`), even when a test fails.
 //!
 //! Owns the `ip` invocations that build and tear down a namespace. Shelling out to iproute2 is
 //! fine here: this crate sets up test hosts, it is not the daemon (which speaks netlink).
@@ -9,6 +9,12 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
+
+mod probe;
+mod topology;
+
+pub use probe::{mac_text, Answer, Prober};
+pub use topology::{try_ip, LabError, Topology, CLIENT_ADDRESS};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -229,7 +235,7 @@ impl Netns {
     }
 }
 
-fn link_mac(namespace: &str, link: &str) -> String {
+pub(crate) fn link_mac(namespace: &str, link: &str) -> String {
     let out = ip(&["-n", namespace, "-j", "link", "show", "dev", link]);
     let links: Value = serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
     links[0]["address"].as_str().unwrap_or_default().to_owned()
@@ -244,18 +250,18 @@ impl Drop for Netns {
     }
 }
 
-/// A LAN of node namespaces on a bridge (itself in a namespace of its own), each node with
-/// `eth0` at 198.51.100.N/24 and a corosync (knet, the lab's fast timing) in its own mount
-/// namespace. Everything it started is killed, by pid, and every namespace removed on drop.
+/// A cluster on one machine for tests: a [`Topology`] with a client, corosync running on every
+/// node and formed into one ring. Everything is killed (by pid) and removed on drop, even
+/// when a test fails.
 pub struct Lab {
-    prefix: String,
-    nodes: usize,
+    topology: Topology,
     dir: std::path::PathBuf,
     corosync: Vec<Option<std::process::Child>>,
 }
 
 impl Lab {
-    /// Builds the LAN and starts corosync on every node.
+    /// Builds a lab of `nodes` nodes whose namespaces start with `prefix` and a unique suffix;
+    /// panics with the reason (and corosync's log) if it cannot.
     pub fn new(prefix: &str, nodes: usize) -> Self {
         let prefix = format!(
             "{prefix}{}-{}-",
@@ -265,98 +271,41 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("{prefix}lab"));
         std::fs::create_dir_all(&dir).expect("lab directory");
         let mut lab = Self {
-            prefix,
-            nodes,
+            topology: Topology { prefix, nodes },
             dir,
             corosync: Vec::new(),
         };
-        let switch = lab.switch();
-        ip_ok(&["netns", "add", &switch]);
-        ip_ok(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
-        ip_ok(&["-n", &switch, "link", "set", "br0", "up"]);
-        for i in 1..=nodes {
-            let ns = lab.node(i);
-            let port = format!("p{i}");
-            ip_ok(&["netns", "add", &ns]);
-            ip_ok(&[
-                "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ]);
-            ip_ok(&["-n", &switch, "link", "set", &port, "master", "br0", "up"]);
-            ip_ok(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("198.51.100.{i}/24"),
-                "dev",
-                "eth0",
-            ]);
-            ip_ok(&["-n", &ns, "link", "set", "eth0", "up"]);
-            ip_ok(&["-n", &ns, "link", "set", "lo", "up"]);
-        }
+        lab.topology
+            .build(true)
+            .expect("the lab's namespaces (needs root)");
         for i in 1..=nodes {
             let conf = lab.dir.join(format!("corosync-{i}.conf"));
-            std::fs::write(&conf, lab.corosync_conf()).expect("corosync.conf");
-            lab.corosync.push(Some(lab.start_corosync(i, &conf)));
+            std::fs::write(&conf, lab.topology.corosync_conf()).expect("corosync.conf");
+            lab.corosync.push(Some(lab.start_corosync(i)));
         }
-        // Ready when every corosync answers its tools: dvipd needs it to join.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         for i in 1..=nodes {
-            loop {
-                let ready = Command::new("ip")
-                    .args(["netns", "exec", &lab.node(i), "corosync-cfgtool", "-s"])
-                    .output()
-                    .is_ok_and(|o| o.status.success());
-                if ready {
-                    break;
-                }
+            while lab.topology.ring_size(i) != nodes {
                 let log = std::fs::read_to_string(lab.dir.join(format!("corosync-{i}.log")))
                     .unwrap_or_default();
                 assert!(
                     std::time::Instant::now() < deadline,
-                    "corosync on node {i} never came up:\n{log}"
+                    "corosync on node {i} never saw a ring of {nodes}:\n{log}"
                 );
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
         }
-        // And when they have formed one ring, so a test starts from a whole cluster.
-        loop {
-            let members = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &lab.node(1),
-                    "corosync-cmapctl",
-                    "runtime.members",
-                ])
-                .output()
-                .map(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .matches("status (str) = joined")
-                        .count()
-                })
-                .unwrap_or(0);
-            if members == nodes {
-                break;
-            }
-            let log = std::fs::read_to_string(lab.dir.join("corosync-1.log")).unwrap_or_default();
-            assert!(
-                std::time::Instant::now() < deadline,
-                "corosync never formed one ring of {nodes}:\n{log}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
         lab
     }
 
-    fn switch(&self) -> String {
-        format!("{}sw", self.prefix)
+    /// The lab's network.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
     }
 
     /// The namespace of node `i` (from 1).
     pub fn node(&self, i: usize) -> String {
-        format!("{}n{i}", self.prefix)
+        self.topology.node(i)
     }
 
     /// A scratch directory removed with the lab.
@@ -364,40 +313,11 @@ impl Lab {
         &self.dir
     }
 
-    fn corosync_conf(&self) -> String {
-        let mut nodes = String::new();
-        for i in 1..=self.nodes {
-            nodes.push_str(&format!("  node {{\n    nodeid: {i}\n    name: node{i}\n    ring0_addr: 198.51.100.{i}\n  }}\n"));
-        }
-        let two = if self.nodes == 2 {
-            "  two_node: 1\n"
-        } else {
-            ""
-        };
-        format!(
-            "totem {{\n  version: 2\n  cluster_name: dviplab\n  transport: knet\n  crypto_cipher: none\n  crypto_hash: none\n  token: 100\n  consensus: 150\n  token_coefficient: 0\n  token_retransmits_before_loss_const: 3\n  interface {{\n    linknumber: 0\n    knet_ping_interval: 200\n    knet_ping_timeout: 600\n  }}\n}}\nnodelist {{\n{nodes}}}\nquorum {{\n  provider: corosync_votequorum\n{two}}}\nlogging {{\n  to_stderr: yes\n  to_syslog: no\n}}\n"
-        )
-    }
-
-    fn start_corosync(&self, i: usize, conf: &std::path::Path) -> std::process::Child {
-        // corosync keeps its pid file and state under /run and /var/lib/corosync: a private
-        // tmpfs for each, in a mount namespace of its own.
-        let script = format!(
-            "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib/corosync && exec corosync -f -c {}",
-            conf.display()
-        );
+    fn start_corosync(&self, i: usize) -> std::process::Child {
+        let conf = self.dir.join(format!("corosync-{i}.conf"));
         let log = std::fs::File::create(self.dir.join(format!("corosync-{i}.log"))).expect("log");
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.node(i),
-                "unshare",
-                "-m",
-                "sh",
-                "-c",
-                &script,
-            ])
+        self.topology
+            .corosync_command(i, &conf)
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
@@ -411,22 +331,9 @@ impl Lab {
         command
     }
 
-    /// The DuraVIP-range addresses (198.51.100.10 and up) on node `i`'s `eth0`, sorted.
+    /// The DuraVIP addresses (the /32s) on node `i`'s `eth0`, sorted.
     pub fn addresses(&self, i: usize) -> Vec<String> {
-        let out = ip(&["-n", &self.node(i), "-j", "addr", "show", "dev", "eth0"]);
-        let links: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        let mut list: Vec<String> = links[0]["addr_info"]
-            .as_array()
-            .map(|infos| {
-                infos
-                    .iter()
-                    .filter(|a| a["prefixlen"] == 32)
-                    .filter_map(|a| a["local"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        list.sort();
-        list
+        self.topology.held(i)
     }
 
     /// Kills node `i`'s corosync (SIGKILL, by pid) and waits for it to be gone.
@@ -440,25 +347,17 @@ impl Lab {
     /// Starts node `i`'s corosync again (after [`Lab::kill_corosync`]).
     pub fn start_corosync_again(&mut self, i: usize) {
         self.kill_corosync(i);
-        let conf = self.dir.join(format!("corosync-{i}.conf"));
-        self.corosync[i - 1] = Some(self.start_corosync(i, &conf));
-    }
-
-    /// Puts node `i` back on the LAN after [`Lab::cut`].
-    pub fn uncut(&self, i: usize) {
-        ip_ok(&["-n", &self.switch(), "link", "set", &format!("p{i}"), "up"]);
+        self.corosync[i - 1] = Some(self.start_corosync(i));
     }
 
     /// Cuts node `i` off the LAN (its switch port goes down), as if its host died.
     pub fn cut(&self, i: usize) {
-        ip_ok(&[
-            "-n",
-            &self.switch(),
-            "link",
-            "set",
-            &format!("p{i}"),
-            "down",
-        ]);
+        self.topology.set_port(i, false).expect("port down");
+    }
+
+    /// Puts node `i` back on the LAN after [`Lab::cut`].
+    pub fn uncut(&self, i: usize) {
+        self.topology.set_port(i, true).expect("port up");
     }
 }
 
@@ -468,10 +367,7 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for i in 1..=self.nodes {
-            let _ = ip(&["netns", "del", &self.node(i)]);
-        }
-        let _ = ip(&["netns", "del", &self.switch()]);
+        self.topology.destroy();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -73,6 +73,15 @@ pub(crate) enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// A cluster on this machine: network namespaces on a bridge, corosync and dvipd in each
+    /// node, and a client on the same LAN (root only).
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+        /// The lab's name: several labs may run side by side.
+        #[arg(long, global = true, default_value = "lab", value_parser = lab_name)]
+        name: String,
+    },
     /// Announcements (gratuitous ARP, neighbour advertisements) of the local dvipd.
     Arp {
         #[command(subcommand)]
@@ -158,6 +167,82 @@ pub(crate) enum ArpCommand {
         #[command(flatten)]
         socket: SocketArg,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LabCommand {
+    /// Build the lab and start every node; returns once the addresses are spread over them.
+    Up {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+        nodes: u16,
+        /// How many DuraVIP addresses (bindings on 198.18.0.10 and up).
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=10_240))]
+        addresses: u32,
+        /// Seconds a plumbed address lives unless its dvipd refreshes it.
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=3600))]
+        address_lifetime: u64,
+        /// The dvipd to run (default: the one next to this dvip).
+        #[arg(long, value_name = "PATH")]
+        dvipd: Option<PathBuf>,
+    },
+    /// Every node: its link, corosync, dvipd, the addresses it holds, its console socket.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a node fail: by default its host dies (link cut, then corosync and dvipd killed).
+    Kill {
+        /// The node (`node2` or `2`), or `busiest`: the one holding the most addresses.
+        node: String,
+        /// How it fails.
+        #[command(flatten)]
+        how: FaultArg,
+        /// Measure from the client how long until a survivor answers ARP for each of the
+        /// node's addresses.
+        #[arg(long)]
+        measure: bool,
+        /// Print the measurement as JSON.
+        #[arg(long, requires = "measure")]
+        json: bool,
+    },
+    /// Bring a node back (or every node that is down): link up, corosync and dvipd started if
+    /// they are not running; waits until the addresses are spread again.
+    Start {
+        /// The node (`node2` or `2`); every node that is down when left out.
+        node: Option<String>,
+    },
+    /// Stop every process of the lab and remove everything it made (also after a crash).
+    Down,
+}
+
+/// How a lab node fails.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub(crate) struct FaultArg {
+    /// kill -9 its dvipd only (corosync sees the process leave at once).
+    #[arg(long)]
+    pub(crate) daemon: bool,
+    /// kill -9 its corosync only.
+    #[arg(long)]
+    pub(crate) corosync: bool,
+    /// Cut its link only (processes keep running, cut off).
+    #[arg(long)]
+    pub(crate) link: bool,
+    /// Stop its dvipd cleanly (SIGTERM: it hands its addresses over).
+    #[arg(long)]
+    pub(crate) stop: bool,
+}
+
+fn lab_name(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 12
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    ok.then(|| text.to_owned())
+        .ok_or_else(|| "a lab name is 1-12 lowercase letters and digits".to_owned())
 }
 
 /// Where the daemon's console socket is.

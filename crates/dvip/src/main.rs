@@ -6,6 +6,7 @@
 mod cli;
 mod config_check;
 mod console;
+mod lab;
 mod plan;
 mod plumb;
 
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
             json,
             socket,
         } => console::broadcast(&socket.socket, &words, json),
+        cli::Command::Lab { command, name } => lab::run(&name, command),
         cli::Command::Arp {
             command: cli::ArpCommand::Show { json, socket },
         } => console::arp_show(&socket.socket, json),

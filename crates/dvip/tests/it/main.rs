@@ -2,6 +2,7 @@
 
 mod config_check;
 mod console;
+mod lab;
 mod plan;
 mod plumb;
 

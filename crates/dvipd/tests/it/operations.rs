@@ -106,7 +106,9 @@ fn the_shipped_unit_file_passes_systemd_s_own_check() {
     let path = dir.join("dvipd.service");
     std::fs::write(
         &path,
-        unit.replace("/usr/sbin/dvipd", env!("CARGO_BIN_EXE_dvipd")),
+        // dvip itself is another crate's binary: any executable stands in for it here.
+        unit.replace("/usr/sbin/dvipd", env!("CARGO_BIN_EXE_dvipd"))
+            .replace("/usr/sbin/dvip ", "/bin/true "),
     )
     .expect("unit written");
     let out = std::process::Command::new("systemd-analyze")

@@ -1,0 +1,262 @@
+//! A lab's network: a bridge in a switch namespace, one namespace per node with `eth0` on the
+//! bridge, an optional client namespace on the same bridge, and corosync's configuration for
+//! the nodes.
+//!
+//! Owns the names, addresses and `ip` commands of a lab, for the tests' [`crate::Lab`] and for
+//! `dvip lab`. Every step returns an error instead of panicking, so a command can say what
+//! failed; [`Topology::destroy`] removes whatever exists of it, whatever state it is in.
+//!
+//! Addresses: node `i` is 198.51.100.`i`/24 (corosync's ring), the client 198.51.100.200/24
+//! and 2001:db8::200/64, with 198.18.0.0/15 on-link so it asks for DuraVIP addresses there
+//! directly.
+
+use std::process::Command;
+
+/// What went wrong building or changing a lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabError(pub String);
+
+impl std::fmt::Display for LabError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LabError {}
+
+/// Runs `ip args`; an error carries `ip`'s complaint.
+pub fn try_ip(args: &[&str]) -> Result<(), LabError> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| LabError(format!("cannot run ip: {e} (iproute2 installed?)")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(LabError(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// The client's address on the lab's LAN.
+pub const CLIENT_ADDRESS: &str = "198.51.100.200";
+
+/// A lab's namespaces, by a common prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// Every namespace of the lab starts with it.
+    pub prefix: String,
+    /// How many nodes.
+    pub nodes: usize,
+}
+
+impl Topology {
+    /// The switch namespace, holding `br0` and one port `pI` per node.
+    pub fn switch(&self) -> String {
+        format!("{}sw", self.prefix)
+    }
+
+    /// The namespace of node `i` (from 1).
+    pub fn node(&self, i: usize) -> String {
+        format!("{}n{i}", self.prefix)
+    }
+
+    /// The client namespace.
+    pub fn client(&self) -> String {
+        format!("{}c", self.prefix)
+    }
+
+    /// Makes the switch, the nodes and (with `client`) the client, all links up.
+    pub fn build(&self, client: bool) -> Result<(), LabError> {
+        let switch = self.switch();
+        try_ip(&["netns", "add", &switch])?;
+        try_ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"])?;
+        try_ip(&["-n", &switch, "link", "set", "br0", "up"])?;
+        for i in 1..=self.nodes {
+            self.attach(&self.node(i), &format!("p{i}"))?;
+            let ns = self.node(i);
+            try_ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("198.51.100.{i}/24"),
+                "dev",
+                "eth0",
+            ])?;
+        }
+        if client {
+            let ns = self.client();
+            self.attach(&ns, "pc")?;
+            try_ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{CLIENT_ADDRESS}/24"),
+                "dev",
+                "eth0",
+            ])?;
+            try_ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                "2001:db8::200/64",
+                "dev",
+                "eth0",
+                "nodad",
+            ])?;
+            try_ip(&["-n", &ns, "route", "add", "198.18.0.0/15", "dev", "eth0"])?;
+        }
+        Ok(())
+    }
+
+    /// Makes namespace `ns` with `eth0` plugged into the bridge at `port`.
+    fn attach(&self, ns: &str, port: &str) -> Result<(), LabError> {
+        let switch = self.switch();
+        try_ip(&["netns", "add", ns])?;
+        try_ip(&[
+            "-n", &switch, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns,
+        ])?;
+        try_ip(&["-n", &switch, "link", "set", port, "master", "br0", "up"])?;
+        try_ip(&["-n", ns, "link", "set", "eth0", "up"])?;
+        try_ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        Ok(())
+    }
+
+    /// Removes every namespace of the lab that exists (and with them their links).
+    pub fn destroy(&self) {
+        for i in 1..=self.nodes {
+            let _ = try_ip(&["netns", "del", &self.node(i)]);
+        }
+        let _ = try_ip(&["netns", "del", &self.client()]);
+        let _ = try_ip(&["netns", "del", &self.switch()]);
+    }
+
+    /// Takes node `i`'s switch port down (`up == false`) or up again: the node is cut off the
+    /// LAN as if its host died, or put back.
+    pub fn set_port(&self, i: usize, up: bool) -> Result<(), LabError> {
+        try_ip(&[
+            "-n",
+            &self.switch(),
+            "link",
+            "set",
+            &format!("p{i}"),
+            if up { "up" } else { "down" },
+        ])
+    }
+
+    /// Whether node `i`'s switch port is up.
+    pub fn port_up(&self, i: usize) -> bool {
+        Command::new("ip")
+            .args(["-n", &self.switch(), "-o", "link", "show", &format!("p{i}")])
+            .output()
+            .is_ok_and(|o| {
+                let text = String::from_utf8_lossy(&o.stdout);
+                // `N: pI@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> ...`: the flags say it.
+                let flags = text
+                    .split_once('<')
+                    .and_then(|(_, rest)| rest.split_once('>'))
+                    .map_or("", |(flags, _)| flags);
+                flags.split(',').any(|f| f == "UP")
+            })
+    }
+
+    /// corosync's configuration for every node: knet with the timing DESIGN.md explains
+    /// (token 100 ms, consensus 150 ms, knet pings every 200 ms with a 600 ms timeout), which
+    /// forms a new membership about 250 ms after a node dies.
+    pub fn corosync_conf(&self) -> String {
+        let mut nodes = String::new();
+        for i in 1..=self.nodes {
+            nodes.push_str(&format!(
+                "  node {{\n    nodeid: {i}\n    name: node{i}\n    ring0_addr: 198.51.100.{i}\n  }}\n"
+            ));
+        }
+        let two = if self.nodes == 2 {
+            "  two_node: 1\n"
+        } else {
+            ""
+        };
+        format!(
+            "totem {{\n  version: 2\n  cluster_name: dviplab\n  transport: knet\n  crypto_cipher: none\n  crypto_hash: none\n  token: 100\n  consensus: 150\n  token_coefficient: 0\n  token_retransmits_before_loss_const: 3\n  interface {{\n    linknumber: 0\n    knet_ping_interval: 200\n    knet_ping_timeout: 600\n  }}\n}}\nnodelist {{\n{nodes}}}\nquorum {{\n  provider: corosync_votequorum\n{two}}}\nlogging {{\n  to_stderr: yes\n  to_syslog: no\n}}\n"
+        )
+    }
+
+    /// The command that runs corosync on node `i` with `conf`, in the foreground. corosync
+    /// keeps its pid file and state under /run and /var/lib/corosync: each gets a private
+    /// tmpfs in a mount namespace of its own. The process it starts is corosync itself (every
+    /// step execs the next), so its pid is corosync's.
+    pub fn corosync_command(&self, i: usize, conf: &std::path::Path) -> Command {
+        let script = format!(
+            "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib/corosync && exec corosync -f -c {}",
+            conf.display()
+        );
+        let mut command = Command::new("ip");
+        command.args([
+            "netns",
+            "exec",
+            &self.node(i),
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        command
+    }
+
+    /// How many nodes corosync on node `i` sees joined (0 if it does not answer).
+    pub fn ring_size(&self, i: usize) -> usize {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.node(i),
+                "corosync-cmapctl",
+                "runtime.members",
+            ])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .matches("status (str) = joined")
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// The /32 addresses on node `i`'s `eth0` (DuraVIP addresses: the node's own is a /24),
+    /// sorted.
+    pub fn held(&self, i: usize) -> Vec<String> {
+        let out = Command::new("ip")
+            .args(["-n", &self.node(i), "-j", "addr", "show", "dev", "eth0"])
+            .output();
+        let Ok(out) = out else {
+            return Vec::new();
+        };
+        let links: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        let mut list: Vec<String> = links[0]["addr_info"]
+            .as_array()
+            .map(|infos| {
+                infos
+                    .iter()
+                    .filter(|a| a["prefixlen"] == 32 || a["prefixlen"] == 128)
+                    .filter(|a| a["scope"] != "link")
+                    .filter_map(|a| a["local"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        list.sort();
+        list
+    }
+
+    /// The MAC address of node `i`'s `eth0` (or of the client's, for `i == 0`).
+    pub fn mac(&self, i: usize) -> String {
+        let ns = if i == 0 { self.client() } else { self.node(i) };
+        crate::link_mac(&ns, "eth0")
+    }
+}

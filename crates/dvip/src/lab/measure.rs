@@ -1,0 +1,207 @@
+//! Measuring a failover the way a client sees it: ARP from the lab's client namespace, before
+//! and after a fault, until a survivor answers for every address the failed node held.
+//!
+//! Owns the measurement and its report. It must not choose the fault; the caller injects it.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use dvip_netns::{mac_text, Answer, LabError, Prober};
+use serde_json::{json, Value};
+
+use super::state::LabState;
+
+/// How long a fault may take to be repaired before the measurement gives up.
+const REPAIR_DEADLINE: Duration = Duration::from_secs(15);
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// The `q` quantile (0..=1) of sorted `values`.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Probes node `i`'s addresses, injects the fault, and reports when a survivor first
+/// answered for each.
+pub(super) fn fault(
+    state: &LabState,
+    i: usize,
+    what: &str,
+    inject: impl FnOnce() -> Result<(), LabError>,
+) -> Result<Value, LabError> {
+    let topology = state.topology();
+    let targets: Vec<Ipv4Addr> = topology
+        .held(i)
+        .iter()
+        .filter_map(|a| a.parse::<IpAddr>().ok())
+        .filter_map(|a| match a {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    if targets.is_empty() {
+        return Err(LabError(format!("node{i} holds no address to measure")));
+    }
+    let names: BTreeMap<String, String> = (1..=state.nodes)
+        .map(|n| (topology.mac(n), format!("node{n}")))
+        .collect();
+    let victim = topology.mac(i);
+    // One round of requests for every address; rounds close enough to time a move to a few
+    // milliseconds, far enough apart that thousands of addresses do not flood the bridge.
+    let interval = Duration::from_micros((targets.len() as u64 * 5).max(2_000));
+    let client: Ipv4Addr = dvip_netns::CLIENT_ADDRESS
+        .parse()
+        .map_err(|_| LabError("client address".into()))?;
+    let prober = Prober::start(
+        &topology.client(),
+        "eth0",
+        client,
+        targets.clone(),
+        interval,
+    )?;
+
+    // Before the fault: the node answers for all of them (or the probe is wrong).
+    let baseline = Instant::now();
+    loop {
+        let answered: std::collections::BTreeSet<Ipv4Addr> = prober
+            .answers()
+            .iter()
+            .filter(|a| mac_text(a.mac) == victim)
+            .map(|a| a.address)
+            .collect();
+        if answered.len() == targets.len() {
+            break;
+        }
+        if baseline.elapsed() > Duration::from_secs(5) {
+            return Err(LabError(format!(
+                "node{i} answered ARP for only {} of its {} addresses before the fault",
+                answered.len(),
+                targets.len()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let t0 = Instant::now();
+    inject()?;
+    let mut first: BTreeMap<Ipv4Addr, Answer> = BTreeMap::new();
+    loop {
+        for a in prober.answers() {
+            if a.at >= t0 && mac_text(a.mac) != victim {
+                first.entry(a.address).or_insert(a);
+            }
+        }
+        if first.len() == targets.len() || t0.elapsed() > REPAIR_DEADLINE {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Then until the failed node has been silent a while: after a kill -9 of dvipd alone its
+    // kernel keeps answering until the addresses' lifetime runs out.
+    let give_up = Instant::now() + Duration::from_secs(state.address_lifetime + 3);
+    loop {
+        let last_victim = prober
+            .answers()
+            .iter()
+            .filter(|a| mac_text(a.mac) == victim)
+            .map(|a| a.at)
+            .max();
+        let quiet = last_victim.is_none_or(|at| at.elapsed() > Duration::from_millis(300));
+        if quiet || Instant::now() > give_up {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let answers = prober.stop()?;
+
+    let mut times: Vec<f64> = first.values().map(|a| ms(a.at - t0)).collect();
+    times.sort_by(f64::total_cmp);
+    let mut owners: BTreeMap<String, usize> = BTreeMap::new();
+    for a in first.values() {
+        let name = names
+            .get(&mac_text(a.mac))
+            .cloned()
+            .unwrap_or_else(|| mac_text(a.mac));
+        *owners.entry(name).or_default() += 1;
+    }
+    // The failed node answering after a survivor did for the same address: two owners.
+    let doubled: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| mac_text(a.mac) == victim && a.at >= t0)
+        .filter(|a| first.get(&a.address).is_some_and(|f| a.round >= f.round))
+        .collect();
+    let last_double = doubled
+        .iter()
+        .map(|a| ms(a.at - t0))
+        .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+    let unanswered: Vec<Ipv4Addr> = targets
+        .iter()
+        .filter(|t| !first.contains_key(t))
+        .copied()
+        .collect();
+    let per_address: Vec<Value> = first
+        .iter()
+        .map(|(address, a)| {
+            json!({
+                "address": address,
+                "ms": ms(a.at - t0),
+                "owner": names.get(&mac_text(a.mac)),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "node": format!("node{i}"),
+        "fault": what,
+        "addresses": targets.len(),
+        "probe_interval_ms": ms(interval),
+        "worst_ms": times.last(),
+        "median_ms": quantile(&times, 0.5),
+        "p99_ms": quantile(&times, 0.99),
+        "new_owners": owners,
+        "unanswered": unanswered,
+        "double_answers": doubled.len(),
+        "failed_node_answered_until_ms": last_double,
+        "per_address": per_address,
+    }))
+}
+
+/// The report as text.
+pub(super) fn print(report: &Value) {
+    println!(
+        "{} held {} addresses; fault: {}",
+        report["node"].as_str().unwrap_or("?"),
+        report["addresses"],
+        report["fault"].as_str().unwrap_or("?")
+    );
+    let unanswered = report["unanswered"].as_array().map_or(0, Vec::len);
+    if unanswered > 0 {
+        println!(
+            "NOT REPAIRED: {unanswered} addresses had no answer from a survivor within {} s",
+            REPAIR_DEADLINE.as_secs()
+        );
+    }
+    println!(
+        "a survivor answered ARP for every address (seen from the client, probing every {} ms): worst {} ms, median {} ms",
+        report["probe_interval_ms"], report["worst_ms"], report["median_ms"]
+    );
+    let owners: Vec<String> = report["new_owners"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(node, n)| format!("{node} {n}"))
+        .collect();
+    println!("new owners: {}", owners.join(", "));
+    if report["double_answers"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "the failed node still answered next to the new owner {} times, until {} ms after the fault",
+            report["double_answers"], report["failed_node_answered_until_ms"]
+        );
+    }
+}

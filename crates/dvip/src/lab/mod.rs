@@ -1,0 +1,520 @@
+//! `dvip lab`: a cluster on this machine, made of network namespaces.
+//!
+//! Owns the lab's life: `up` builds the network (see [`dvip_netns::Topology`]), starts
+//! corosync and dvipd on every node and waits until the addresses are spread; `status`,
+//! `kill`, `start` and `down` act on what the state file ([`state`]) records. It must not
+//! touch anything outside the lab's namespaces and processes.
+
+mod measure;
+mod state;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dvip_netns::LabError;
+use serde_json::{json, Value};
+
+use self::state::{LabState, Process};
+use crate::cli::{FaultArg, LabCommand};
+use crate::Outcome;
+
+/// The first lab address; the others follow it.
+const FIRST_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+
+/// The lab's DuraVIP addresses.
+pub(crate) fn addresses(count: u32) -> impl Iterator<Item = Ipv4Addr> {
+    (0..count).map(|k| Ipv4Addr::from(u32::from(FIRST_ADDRESS) + k))
+}
+
+pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
+    let result = match command {
+        LabCommand::Up {
+            nodes,
+            addresses,
+            address_lifetime,
+            dvipd,
+        } => up(name, usize::from(nodes), addresses, address_lifetime, dvipd),
+        LabCommand::Status { json } => LabState::load(name).map(|s| status(&s, json)),
+        LabCommand::Kill {
+            node,
+            how,
+            measure,
+            json,
+        } => kill(name, &node, &how, measure, json),
+        LabCommand::Start { node } => start(name, node.as_deref()),
+        LabCommand::Down => {
+            down(name);
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            eprintln!("dvip lab: {e}");
+            Outcome::Failed
+        }
+    }
+}
+
+fn err(text: impl Into<String>) -> LabError {
+    LabError(text.into())
+}
+
+/// `node2` or `2`, checked against the lab's size; `busiest` is the running node holding the
+/// most addresses (the first of them on a tie).
+fn node_index(state: &LabState, node: &str) -> Result<usize, LabError> {
+    if node == "busiest" {
+        let topology = state.topology();
+        return (1..=state.nodes)
+            .filter(|&i| state.alive("dvipd", i) && topology.port_up(i))
+            .map(|i| (topology.held(i).len(), std::cmp::Reverse(i)))
+            .max()
+            .map(|(_, std::cmp::Reverse(i))| i)
+            .ok_or_else(|| err(format!("no node of lab `{}` is running", state.name)));
+    }
+    let number = node.strip_prefix("node").unwrap_or(node);
+    match number.parse::<usize>() {
+        Ok(i) if (1..=state.nodes).contains(&i) => Ok(i),
+        _ => Err(err(format!(
+            "no node `{node}` in lab `{}`: it has node1 to node{}",
+            state.name, state.nodes
+        ))),
+    }
+}
+
+fn up(
+    name: &str,
+    nodes: usize,
+    count: u32,
+    address_lifetime: u64,
+    dvipd: Option<PathBuf>,
+) -> Result<(), LabError> {
+    if LabState::dir_of(name).join("state.json").exists() {
+        return Err(err(format!(
+            "lab `{name}` is already up (`dvip lab status`); `dvip lab down` removes it"
+        )));
+    }
+    let dvipd = match dvipd {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|me| me.parent().map(|dir| dir.join("dvipd")))
+            .filter(|p| p.exists())
+            .ok_or_else(|| err("no dvipd next to this dvip; give one with --dvipd PATH"))?,
+    };
+    let mut state = LabState {
+        name: name.to_owned(),
+        nodes,
+        addresses: count,
+        address_lifetime,
+        dvipd,
+        processes: Default::default(),
+    };
+    // Recorded before anything is made, so `down` can clean up whatever a failure leaves.
+    state.save()?;
+    let built = build(&mut state);
+    if let Err(e) = built {
+        let logs = last_lines(&state);
+        down(name);
+        return Err(err(format!("{e}\n{logs}")));
+    }
+    Ok(())
+}
+
+fn build(state: &mut LabState) -> Result<(), LabError> {
+    let topology = state.topology();
+    let started = Instant::now();
+    eprintln!(
+        "lab {}: {} nodes on a bridge, a client, {} addresses",
+        state.name, state.nodes, state.addresses
+    );
+    topology.build(true)?;
+    let conf = topology.corosync_conf();
+    for i in 1..=state.nodes {
+        std::fs::write(state.dir().join(format!("corosync-{i}.conf")), &conf)
+            .map_err(|e| err(format!("corosync.conf: {e}")))?;
+        write_dvip_conf(state, i)?;
+        start_corosync(state, i)?;
+    }
+    wait_for(
+        "corosync to form one ring",
+        Duration::from_secs(20),
+        state,
+        |s| (1..=s.nodes).all(|i| topology.ring_size(i) == s.nodes),
+    )?;
+    for i in 1..=state.nodes {
+        start_dvipd(state, i)?;
+    }
+    wait_spread(state)?;
+    eprintln!(
+        "lab {}: up in {:.1} s",
+        state.name,
+        started.elapsed().as_secs_f64()
+    );
+    status(state, false);
+    Ok(())
+}
+
+fn write_dvip_conf(state: &LabState, i: usize) -> Result<(), LabError> {
+    let mut text = format!(
+        "# dvip lab `{}`, node{i}\ncluster {{ nodename = node{i}  Topology \"198.18.0.0/15\" {{ interface = \"eth0\" }} }}\n",
+        state.name
+    );
+    for (k, address) in addresses(state.addresses).enumerate() {
+        text.push_str(&format!(
+            "Binding \"sender-{}\" {{ Enable_Duravip = true  Bind_Address = {address} }}\n",
+            k + 1
+        ));
+    }
+    std::fs::write(state.dir().join(format!("dvip-{i}.conf")), text)
+        .map_err(|e| err(format!("dvip config: {e}")))
+}
+
+/// Starts `command` in a process group of its own (a Ctrl-C at the terminal does not reach
+/// it), logging to `log`, and records it as `key`.
+fn spawn(state: &mut LabState, key: String, mut command: Command) -> Result<(), LabError> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::File::create(state.dir().join(format!("{key}.log")))
+        .map_err(|e| err(format!("{key}.log: {e}")))?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| err(format!("cannot start {key}: {e}")))?;
+    let process = Process::of(child.id()).ok_or_else(|| err(format!("{key} died at once")))?;
+    state.processes.insert(key, process);
+    state.save()
+}
+
+fn start_corosync(state: &mut LabState, i: usize) -> Result<(), LabError> {
+    let conf = state.dir().join(format!("corosync-{i}.conf"));
+    let command = state.topology().corosync_command(i, &conf);
+    spawn(state, format!("corosync-{i}"), command)
+}
+
+fn start_dvipd(state: &mut LabState, i: usize) -> Result<(), LabError> {
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", &state.topology().node(i)])
+        .arg(&state.dvipd)
+        .arg("--config")
+        .arg(state.dir().join(format!("dvip-{i}.conf")))
+        .arg("--socket")
+        .arg(state.socket(i))
+        .args(["--address-lifetime", &state.address_lifetime.to_string()]);
+    spawn(state, format!("dvipd-{i}"), command)
+}
+
+/// Polls `done` every 50 ms; past `within`, fails naming `what` with the end of the logs.
+fn wait_for(
+    what: &str,
+    within: Duration,
+    state: &LabState,
+    mut done: impl FnMut(&LabState) -> bool,
+) -> Result<Duration, LabError> {
+    let start = Instant::now();
+    let mut said = Instant::now();
+    while !done(state) {
+        if start.elapsed() > within {
+            return Err(err(format!(
+                "timed out after {} s waiting for {what}",
+                within.as_secs(),
+            )));
+        }
+        if said.elapsed() > Duration::from_secs(5) {
+            eprintln!("lab {}: still waiting for {what}...", state.name);
+            said = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(start.elapsed())
+}
+
+/// The addresses each node holds, from the kernel.
+fn held(state: &LabState) -> Vec<Vec<String>> {
+    let topology = state.topology();
+    (1..=state.nodes).map(|i| topology.held(i)).collect()
+}
+
+/// Every address held once, by nodes whose dvipd runs, loads within one.
+fn spread(state: &LabState) -> bool {
+    let up: Vec<usize> = (1..=state.nodes)
+        .filter(|&i| state.alive("dvipd", i) && state.topology().port_up(i))
+        .collect();
+    if up.is_empty() {
+        return false;
+    }
+    let held = held(state);
+    let mut all: Vec<&String> = held.iter().flatten().collect();
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    let loads: Vec<usize> = up.iter().map(|&i| held[i - 1].len()).collect();
+    let (min, max) = (
+        loads.iter().min().copied().unwrap_or(0),
+        loads.iter().max().copied().unwrap_or(0),
+    );
+    all.len() == total && total == state.addresses as usize && max - min <= 1
+}
+
+/// Every running dvipd reports a mature view of every running node.
+fn settled(state: &LabState) -> bool {
+    let running: Vec<usize> = (1..=state.nodes)
+        .filter(|&i| state.alive("dvipd", i) && state.topology().port_up(i))
+        .collect();
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return false;
+    };
+    running.iter().all(|&i| {
+        let asked = runtime.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(1),
+                dvipd::console::call(&state.socket(i), &json!({"command": "show"})),
+            )
+            .await
+        });
+        matches!(asked, Ok(Ok(reply))
+            if reply["view"]["mature"] == true
+                && reply["view"]["members"].as_array().map(Vec::len) == Some(running.len()))
+    })
+}
+
+/// Waits until the addresses are spread and every view has settled.
+fn wait_spread(state: &LabState) -> Result<Duration, LabError> {
+    let within = Duration::from_secs(30) + Duration::from_millis(u64::from(state.addresses));
+    wait_for(
+        "the addresses to spread over the nodes",
+        within,
+        state,
+        |s| spread(s) && settled(s),
+    )
+}
+
+fn status(state: &LabState, json: bool) {
+    let topology = state.topology();
+    let nodes: Vec<Value> = (1..=state.nodes)
+        .map(|i| {
+            json!({
+                "node": format!("node{i}"),
+                "namespace": topology.node(i),
+                "link": topology.port_up(i),
+                "corosync": state.alive("corosync", i),
+                "dvipd": state.alive("dvipd", i),
+                "held": topology.held(i).len(),
+                "mac": topology.mac(i),
+                "socket": state.socket(i),
+            })
+        })
+        .collect();
+    if json {
+        let report = json!({
+            "name": state.name,
+            "addresses": state.addresses,
+            "first_address": FIRST_ADDRESS,
+            "client": {"namespace": topology.client(), "address": dvip_netns::CLIENT_ADDRESS},
+            "dir": state.dir(),
+            "nodes": nodes,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+        return;
+    }
+    let yes = |v: &Value| if v == true { "up" } else { "DOWN" };
+    println!(
+        "lab {}: {} addresses from {FIRST_ADDRESS}; client {} in {}",
+        state.name,
+        state.addresses,
+        dvip_netns::CLIENT_ADDRESS,
+        topology.client()
+    );
+    println!(
+        "{:<7} {:<5} {:<9} {:<6} {:>5}  SOCKET",
+        "NODE", "LINK", "COROSYNC", "DVIPD", "HELD"
+    );
+    for n in &nodes {
+        println!(
+            "{:<7} {:<5} {:<9} {:<6} {:>5}  {}",
+            n["node"].as_str().unwrap_or("?"),
+            yes(&n["link"]),
+            yes(&n["corosync"]),
+            yes(&n["dvipd"]),
+            n["held"].as_u64().unwrap_or(0),
+            n["socket"].as_str().unwrap_or("?"),
+        );
+    }
+}
+
+/// How a node fails, in words and as what is done.
+fn describe(how: &FaultArg) -> &'static str {
+    match (how.daemon, how.corosync, how.link, how.stop) {
+        (true, ..) => "dvipd killed (kill -9)",
+        (_, true, ..) => "corosync killed (kill -9)",
+        (_, _, true, _) => "link cut",
+        (.., true) => "dvipd stopped (SIGTERM)",
+        _ => "host death (link cut, then corosync and dvipd killed)",
+    }
+}
+
+fn inject(state: &LabState, i: usize, how: &FaultArg) -> Result<(), LabError> {
+    let topology = state.topology();
+    let kill = |what: &str| {
+        if let Some(p) = state.process(what, i) {
+            p.kill();
+        }
+    };
+    if how.daemon {
+        kill("dvipd");
+    } else if how.corosync {
+        kill("corosync");
+    } else if how.link {
+        topology.set_port(i, false)?;
+    } else if how.stop {
+        if let Some(p) = state.process("dvipd", i) {
+            p.signal(nix::sys::signal::Signal::SIGTERM);
+        }
+    } else {
+        topology.set_port(i, false)?;
+        kill("corosync");
+        kill("dvipd");
+    }
+    Ok(())
+}
+
+fn kill(name: &str, node: &str, how: &FaultArg, measure: bool, json: bool) -> Result<(), LabError> {
+    let state = LabState::load(name)?;
+    let i = node_index(&state, node)?;
+    if !measure {
+        inject(&state, i, how)?;
+        eprintln!("lab {name}: node{i}: {}", describe(how));
+        return Ok(());
+    }
+    let report = measure::fault(&state, i, describe(how), || inject(&state, i, how))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        measure::print(&report);
+    }
+    Ok(())
+}
+
+fn start(name: &str, node: Option<&str>) -> Result<(), LabError> {
+    let mut state = LabState::load(name)?;
+    let topology = state.topology();
+    let nodes: Vec<usize> = match node {
+        Some(node) => vec![node_index(&state, node)?],
+        None => (1..=state.nodes)
+            .filter(|&i| {
+                !(topology.port_up(i) && state.alive("corosync", i) && state.alive("dvipd", i))
+            })
+            .collect(),
+    };
+    for &i in &nodes {
+        start_node(&mut state, i)?;
+    }
+    let took = wait_spread(&state)?;
+    let names: Vec<String> = nodes.iter().map(|i| format!("node{i}")).collect();
+    eprintln!(
+        "lab {name}: {} back; addresses spread again after {:.1} s",
+        if names.is_empty() {
+            "every node was already".to_owned()
+        } else {
+            names.join(", ")
+        },
+        took.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn start_node(state: &mut LabState, i: usize) -> Result<(), LabError> {
+    let topology = state.topology();
+    if !topology.port_up(i) {
+        topology.set_port(i, true)?;
+    }
+    if !state.alive("corosync", i) {
+        start_corosync(state, i)?;
+        wait_for(
+            &format!("node{i}'s corosync to join the ring"),
+            Duration::from_secs(20),
+            state,
+            |s| {
+                s.topology().ring_size(i)
+                    == (1..=s.nodes)
+                        .filter(|&n| s.alive("corosync", n) && s.topology().port_up(n))
+                        .count()
+            },
+        )?;
+    }
+    if !state.alive("dvipd", i) {
+        start_dvipd(state, i)?;
+    }
+    Ok(())
+}
+
+/// The last lines of every log of the lab, for an error that tears it down.
+fn last_lines(state: &LabState) -> String {
+    let mut out = String::new();
+    for key in state.processes.keys() {
+        let text =
+            std::fs::read_to_string(state.dir().join(format!("{key}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out.push_str(&format!("--- {key}.log (last lines):\n"));
+        for line in &lines[lines.len().saturating_sub(8)..] {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Kills the lab's processes (by recorded pid and start time) and removes its namespaces and
+/// state, whatever is left of them.
+fn down(name: &str) {
+    let state = LabState::load(name).ok();
+    if let Some(state) = &state {
+        for process in state.processes.values() {
+            process.kill();
+        }
+    }
+    // Namespaces by the lab's prefix, also when the state file is gone or incomplete.
+    let prefix = LabState::prefix_of(name);
+    let listed = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut removed = 0;
+    for ns in listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|ns| ns.starts_with(&prefix))
+    {
+        // Anything still running in one of the lab's namespaces was started by the lab.
+        let pids = Command::new("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for pid in pids.lines().filter_map(|p| p.trim().parse::<u32>().ok()) {
+            if let Some(process) = Process::of(pid) {
+                process.kill();
+            }
+        }
+        if dvip_netns::try_ip(&["netns", "del", ns]).is_ok() {
+            removed += 1;
+        }
+    }
+    let _ = std::fs::remove_dir_all(LabState::dir_of(name));
+    eprintln!("lab {name}: down ({removed} namespaces removed)");
+}

@@ -1,0 +1,160 @@
+//! What a lab is made of, on disk: its name, its size, and the processes it started, so any
+//! later `dvip lab` command (or a `down` after a crash) finds them.
+//!
+//! Owns the state file (`/var/lib/dvip-lab/NAME/state.json`; not under /run, which each
+//! node's corosync sees replaced by a private tmpfs) and the identity of processes: a
+//! process is the lab's only while its pid has the start time recorded when it was started,
+//! so a recycled pid is never signalled. It must not build or change the network.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use dvip_netns::{LabError, Topology};
+use serde::{Deserialize, Serialize};
+
+/// Where labs keep their state.
+pub(crate) const LABS_DIR: &str = "/var/lib/dvip-lab";
+
+/// A process the lab started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Process {
+    pub(crate) pid: u32,
+    /// Clock ticks after boot when it started (`/proc/PID/stat`, field 22).
+    pub(crate) started: u64,
+}
+
+impl Process {
+    /// Records a process just started.
+    pub(crate) fn of(pid: u32) -> Option<Self> {
+        start_time(pid).map(|started| Self { pid, started })
+    }
+
+    /// Whether the process is still the one recorded and not a zombie.
+    pub(crate) fn alive(self) -> bool {
+        start_time(self.pid) == Some(self.started) && !zombie(self.pid)
+    }
+
+    /// Sends `signal` if it is still the recorded process.
+    pub(crate) fn signal(self, signal: nix::sys::signal::Signal) {
+        if self.alive() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid).unwrap_or(i32::MAX));
+            let _ = nix::sys::signal::kill(pid, signal);
+        }
+    }
+
+    /// SIGKILL, then wait (up to 2 s) until it is gone.
+    pub(crate) fn kill(self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while self.alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+fn stat(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
+}
+
+/// Field 22 of `/proc/PID/stat` (fields counted after the parenthesised command name).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = stat(pid)?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn zombie(pid: u32) -> bool {
+    stat(pid)
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// A lab as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LabState {
+    pub(crate) name: String,
+    pub(crate) nodes: usize,
+    pub(crate) addresses: u32,
+    pub(crate) address_lifetime: u64,
+    pub(crate) dvipd: PathBuf,
+    /// `corosync-I` and `dvipd-I` for node I.
+    pub(crate) processes: BTreeMap<String, Process>,
+}
+
+impl LabState {
+    pub(crate) fn dir_of(name: &str) -> PathBuf {
+        Path::new(LABS_DIR).join(name)
+    }
+
+    pub(crate) fn dir(&self) -> PathBuf {
+        Self::dir_of(&self.name)
+    }
+
+    /// The namespaces' common prefix.
+    pub(crate) fn prefix_of(name: &str) -> String {
+        format!("dvlab-{name}-")
+    }
+
+    pub(crate) fn topology(&self) -> Topology {
+        Topology {
+            prefix: Self::prefix_of(&self.name),
+            nodes: self.nodes,
+        }
+    }
+
+    /// Node `i`'s console socket.
+    pub(crate) fn socket(&self, i: usize) -> PathBuf {
+        self.dir().join(format!("node{i}.sock"))
+    }
+
+    pub(crate) fn load(name: &str) -> Result<Self, LabError> {
+        let path = Self::dir_of(name).join("state.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            LabError(format!(
+                "no lab `{name}` ({}: {e}); start one with `dvip lab up`",
+                path.display()
+            ))
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| LabError(format!("{}: not a lab state: {e}", path.display())))
+    }
+
+    /// Writes the state (atomically: a crash leaves the old or the new file, never half).
+    pub(crate) fn save(&self) -> Result<(), LabError> {
+        let dir = self.dir();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| LabError(format!("{}: {e} (run as root)", dir.display())))?;
+        let tmp = dir.join("state.json.tmp");
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, dir.join("state.json")))
+            .map_err(|e| LabError(format!("{}: {e}", dir.display())))
+    }
+
+    pub(crate) fn process(&self, what: &str, i: usize) -> Option<Process> {
+        self.processes.get(&format!("{what}-{i}")).copied()
+    }
+
+    pub(crate) fn alive(&self, what: &str, i: usize) -> bool {
+        self.process(what, i).is_some_and(Process::alive)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_known_by_its_pid_and_start_time() {
+        let me = Process::of(std::process::id()).expect("this process has a stat");
+        assert!(me.alive());
+        let recycled = Process {
+            started: me.started + 1,
+            ..me
+        };
+        assert!(!recycled.alive(), "same pid, other start time: not ours");
+    }
+}

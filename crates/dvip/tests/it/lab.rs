@@ -1,0 +1,147 @@
+//! `dvip lab` end to end: up, status, a measured failover, start, down, and a down that
+//! finds what a lab left behind without its state file.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::{dvip, text};
+
+/// Takes the lab down even if the test fails half-way.
+struct Lab(String);
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = dvip(&["lab", "down", "--name", &self.0]);
+    }
+}
+
+fn dvipd() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_dvip")).with_file_name("dvipd");
+    assert!(
+        path.exists(),
+        "no dvipd at {} (cargo test --workspace builds it; or cargo build -p dvipd)",
+        path.display()
+    );
+    path
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = dvip(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "dvip {args:?}:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn namespaces(prefix: &str) -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip runs");
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_lab_comes_up_fails_over_as_the_client_sees_it_comes_back_and_goes_away() {
+    let name = format!("t{}", std::process::id() % 100_000_000);
+    let lab = Lab(name.clone());
+    let dvipd = dvipd();
+    ok(&[
+        "lab",
+        "up",
+        "--name",
+        &name,
+        "--nodes",
+        "2",
+        "--addresses",
+        "4",
+        "--dvipd",
+        dvipd.to_str().expect("utf-8"),
+    ]);
+    let refused = dvip(&["lab", "up", "--name", &name]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("already up"));
+
+    let status: Value = serde_json::from_str(&ok(&["lab", "status", "--name", &name, "--json"]))
+        .expect("status --json is JSON");
+    let nodes = status["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 2);
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["dvipd"] == true && n["corosync"] == true && n["held"] == 2),
+        "{status}"
+    );
+
+    let report: Value = serde_json::from_str(&ok(&[
+        "lab",
+        "kill",
+        "busiest",
+        "--name",
+        &name,
+        "--measure",
+        "--json",
+    ]))
+    .expect("kill --measure --json is JSON");
+    assert_eq!(report["addresses"], 2, "{report}");
+    assert_eq!(report["unanswered"], serde_json::json!([]), "{report}");
+    let worst = report["worst_ms"].as_f64().expect("worst_ms");
+    assert!(worst > 0.0 && worst < 3_000.0, "{report}");
+    let owners: u64 = report["new_owners"]
+        .as_object()
+        .expect("new_owners")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(owners, 2, "{report}");
+    assert_eq!(
+        report["double_answers"], 0,
+        "a dead host answers nothing: {report}"
+    );
+
+    ok(&["lab", "start", "--name", &name]);
+    let status: Value =
+        serde_json::from_str(&ok(&["lab", "status", "--name", &name, "--json"])).expect("JSON");
+    assert!(
+        status["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .all(|n| n["link"] == true && n["dvipd"] == true && n["held"] == 2),
+        "{status}"
+    );
+
+    // A lab whose state file is lost is still found and removed, processes included.
+    let dir = PathBuf::from("/var/lib/dvip-lab").join(&name);
+    std::fs::remove_file(dir.join("state.json")).expect("state file");
+    ok(&["lab", "down", "--name", &name]);
+    assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
+    assert!(!dir.exists());
+    drop(lab);
+}
+
+#[test]
+fn lab_commands_name_what_is_wrong() {
+    let none = dvip(&["lab", "status", "--name", "nosuchlab"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        text(&none.stderr).contains("no lab `nosuchlab`"),
+        "{}",
+        text(&none.stderr)
+    );
+    let bad = dvip(&["lab", "status", "--name", "Bad_Name"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("lowercase letters and digits"));
+    let many = dvip(&["lab", "up", "--addresses", "10241"]);
+    assert_eq!(many.status.code(), Some(2));
+}
