@@ -25,7 +25,18 @@ fn config(node: usize) -> String {
 }
 
 /// dvipd on node `i` of the lab, killed on drop.
-struct Daemon(Child);
+pub(crate) struct Daemon(pub(crate) Child);
+
+impl Daemon {
+    /// Sends `signal` (e.g. `TERM`) to dvipd: `ip netns exec` execs it, so the child's pid is
+    /// dvipd's.
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.0.id().to_string()])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal}");
+    }
+}
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -35,8 +46,13 @@ impl Drop for Daemon {
 }
 
 fn start(lab: &Lab, i: usize) -> Daemon {
+    start_with(lab, i, &config(i))
+}
+
+/// dvipd on node `i` with the configuration `text`.
+pub(crate) fn start_with(lab: &Lab, i: usize, text: &str) -> Daemon {
     let conf = lab.dir().join(format!("dvip-{i}.conf"));
-    std::fs::write(&conf, config(i)).expect("config");
+    std::fs::write(&conf, text).expect("config");
     let log = std::fs::File::create(lab.dir().join(format!("dvipd-{i}.log"))).expect("log");
     let child = lab
         .command(i, env!("CARGO_BIN_EXE_dvipd"))
@@ -56,8 +72,8 @@ fn start(lab: &Lab, i: usize) -> Daemon {
     Daemon(child)
 }
 
-fn logs(lab: &Lab) -> String {
-    (1..=2)
+pub(crate) fn logs(lab: &Lab) -> String {
+    (1..=lab.topology().nodes)
         .map(|i| {
             let d = std::fs::read_to_string(lab.dir().join(format!("dvipd-{i}.log")))
                 .unwrap_or_default();
@@ -67,7 +83,7 @@ fn logs(lab: &Lab) -> String {
 }
 
 /// Waits until `done` holds for the nodes' addresses; returns how long it took.
-fn wait(
+pub(crate) fn wait(
     lab: &Lab,
     within: Duration,
     what: &str,
@@ -75,7 +91,9 @@ fn wait(
 ) -> Duration {
     let start = Instant::now();
     loop {
-        let held: Vec<Vec<String>> = (1..=2).map(|i| lab.addresses(i)).collect();
+        let held: Vec<Vec<String>> = (1..=lab.topology().nodes)
+            .map(|i| lab.addresses(i))
+            .collect();
         if done(&held) {
             return start.elapsed();
         }
@@ -165,7 +183,7 @@ fn a_returning_node_takes_its_share_back() {
     );
 }
 
-fn socket(lab: &Lab, i: usize) -> std::path::PathBuf {
+pub(crate) fn socket(lab: &Lab, i: usize) -> std::path::PathBuf {
     lab.dir().join(format!("dvipd-{i}.sock"))
 }
 

@@ -2,6 +2,8 @@
 //! required, as in CI): on the standalone bus here, on corosync in `cluster`.
 
 mod cluster;
+mod cluster_clients;
+mod cluster_rules;
 mod listeners;
 mod neighbours;
 mod operations;
