@@ -4,8 +4,9 @@
 #  2. a three-node cluster (network namespaces, corosync and dvipd in each) holding twelve
 #     addresses: who owns what, the node holding the most dies, the time until the survivors
 #     hold everything, its return and the rebalance (scripts/cluster-demo.sh);
-#  3. a killed dvipd's addresses expiring by themselves (the kernel keeps addresses after
-#     kill -9; dvip plumbs them with a short lifetime that only a live daemon refreshes).
+#  3. a killed dvipd's addresses going with it (the kernel keeps addresses after kill -9;
+#     dvipd's guardian process removes them at once, and a short lifetime that only a live
+#     daemon refreshes is the backstop).
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/setup.sh
@@ -55,13 +56,14 @@ echo
 echo "dvipd (pid $pid) plumbed, each with a 3 s lifetime it keeps refreshing:"
 ip -n "$ns" -4 addr show dev dv0 | grep -E 'inet|valid_lft'
 echo
-echo "kill -9 $pid: the kernel keeps the addresses, but nobody refreshes them any more..."
+echo "kill -9 $pid: the kernel would keep the addresses, but dvipd's guardian is watching..."
 kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=
 start=$(date +%s.%N)
 # (Read the list first: with pipefail, `ip | grep -q` fails when grep stops reading early.)
 while [[ "$(ip -n "$ns" -4 addr show dev dv0)" == *198.51.100.* ]]; do sleep 0.1; done
 end=$(date +%s.%N)
-gone=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }')
-echo "...and all of them were gone $gone s after the kill, by themselves."
+gone=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", (e - s) * 1000 }')
+echo "...and all of them were gone $gone ms after the kill (without the guardian, their 3 s"
+echo "lifetime would have run out: nobody refreshes them any more)."
 echo
 echo "demo: done"

@@ -14,6 +14,9 @@ use pnet_datalink::{Channel, MacAddr};
 
 use crate::LabError;
 
+/// How many requests go out between two reads of the replies.
+const SLICE: usize = 64;
+
 /// One ARP reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answer {
@@ -63,7 +66,8 @@ fn reply(frame: &[u8]) -> Option<(Ipv4Addr, [u8; 6])> {
 
 impl Prober {
     /// Starts asking, from `interface` in namespace `ns` as `source`, for every one of
-    /// `targets` once per `interval`.
+    /// `targets` once per round; a round lasts at least `interval` (longer when there are so
+    /// many targets that sending them in slices takes longer).
     pub fn start(
         ns: &str,
         interface: &str,
@@ -100,20 +104,29 @@ impl Prober {
                 let frames: Vec<[u8; 42]> =
                     targets.iter().map(|t| request(mac, source, *t)).collect();
                 let _ = ready_tx.send(Ok(()));
+                // Requests go out in slices between reads, so neither the bridge's queues nor
+                // this socket's receive buffer overflow with thousands of addresses.
                 let mut round = 0u64;
+                let mut sent = frames.len();
                 let mut next = Instant::now();
                 while !stopped.load(Ordering::Relaxed) {
-                    if Instant::now() >= next {
+                    if sent == frames.len() && Instant::now() >= next {
                         round += 1;
-                        for frame in &frames {
-                            if let Some(Err(e)) = tx.send_to(frame, None) {
-                                return Err(LabError(format!("sending a request: {e}")));
-                            }
-                        }
-                        next += interval;
+                        sent = 0;
+                        next = Instant::now() + interval;
                     }
-                    // Read everything waiting before the next round.
+                    let slice = (sent + SLICE).min(frames.len());
+                    for frame in &frames[sent..slice] {
+                        if let Some(Err(e)) = tx.send_to(frame, None) {
+                            return Err(LabError(format!("sending a request: {e}")));
+                        }
+                    }
+                    sent = slice;
+                    // Read what is waiting (each read waits at most a millisecond), enough to
+                    // keep up with the replies to a slice and then some.
+                    let mut read = 0;
                     while let Ok(frame) = rx.next() {
+                        read += 1;
                         if let Some((address, mac)) = reply(frame) {
                             let answer = Answer {
                                 address,
@@ -125,7 +138,7 @@ impl Prober {
                                 all.push(answer);
                             }
                         }
-                        if Instant::now() >= next {
+                        if read >= 4 * SLICE {
                             break;
                         }
                     }

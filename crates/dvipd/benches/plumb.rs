@@ -79,14 +79,19 @@ fn main() {
     try_ip(&["netns", "add", &ns]).expect("a namespace (root needed)");
     let cleanup = scopeguard(ns.clone());
     // A veth pair (the dummy module is not everywhere), both ends up.
-    try_ip(&["-n", &ns, "link", "add", "bench0", "type", "veth", "peer", "name", "bench1"])
-        .expect("veth");
+    try_ip(&[
+        "-n", &ns, "link", "add", "bench0", "type", "veth", "peer", "name", "bench1",
+    ])
+    .expect("veth");
     try_ip(&["-n", &ns, "link", "set", "bench0", "up"]).expect("up");
     try_ip(&["-n", &ns, "link", "set", "bench1", "up"]).expect("up");
     let dir = std::env::temp_dir().join(&ns);
     std::fs::create_dir_all(&dir).expect("dir");
     println!("plumbing N /32 addresses on one interface, median of {RUNS} runs");
-    println!("{:>7} {:>12} {:>12} {:>8}", "N", "ip -batch", "dvipd", "ratio");
+    println!(
+        "{:>7} {:>12} {:>12} {:>8}",
+        "N", "ip -batch", "dvipd", "ratio"
+    );
     for n in SIZES {
         let mut batch = Vec::new();
         let mut ours = Vec::new();

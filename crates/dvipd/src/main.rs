@@ -18,8 +18,8 @@ use dvipd::daemon::{run, BusKind, Settings};
 #[command(name = "dvipd", version, about)]
 struct Args {
     /// The node's configuration file (2.x or 3.x dialect).
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "guard")]
+    config: Option<PathBuf>,
 
     /// This node's name, overriding the configuration's `nodename` and the host name.
     #[arg(long, value_name = "NAME", value_parser = dvip_config::check_node_name)]
@@ -29,14 +29,19 @@ struct Args {
     #[arg(long)]
     check: bool,
 
+    /// Run as the guardian dvipd starts for itself (not for operators).
+    #[arg(long, hide = true, conflicts_with = "check")]
+    guard: bool,
+
     /// The group bus: `corosync` for a cluster, `standalone` for a single machine.
     #[arg(long, value_enum, default_value_t = Bus::Corosync)]
     bus: Bus,
 
-    /// Seconds a plumbed address lives unless the daemon refreshes it: how long a killed
-    /// daemon's addresses can outlive it.
-    #[arg(long, value_name = "SECONDS", default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=3600))]
-    address_lifetime: u64,
+    /// Seconds a plumbed address lives unless the daemon refreshes it: how long a daemon's
+    /// addresses can outlive it if its guardian dies with it. Default: 6, longer for large
+    /// address sets (see docs/plumbing.md).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(2..=86400))]
+    address_lifetime: Option<u64>,
 
     /// Serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9469).
     #[arg(long, value_name = "ADDRESS:PORT")]
@@ -47,6 +52,21 @@ struct Args {
     socket: PathBuf,
 }
 
+/// `dvipd --guard`: see `dvipd::guardian`.
+fn guard() -> ExitCode {
+    match dvipd::guardian::guard() {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(removed) => {
+            eprintln!("dvipd guardian: dvipd is gone; removed the {removed} addresses it left");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dvipd guardian: cannot remove dvipd's addresses: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Bus {
     Corosync,
@@ -55,21 +75,24 @@ enum Bus {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let Some(config) = args.config.clone() else {
+        return guard();
+    };
     let mut options = LoadOptions::new(gethostname::gethostname().to_string_lossy());
     options.nodename = args.nodename.clone();
     if args.check {
-        let checked = load(&args.config, &options, &DiskFiles);
+        let checked = load(&config, &options, &DiskFiles);
         for diagnostic in &checked.diagnostics {
             eprintln!("{}", diagnostic.render(&checked.sources));
         }
         if !checked.is_valid() {
             let errors = checked.of(Severity::Error).count();
-            eprintln!("dvipd: {}: {errors} error(s)", args.config.display());
+            eprintln!("dvipd: {}: {errors} error(s)", config.display());
             return ExitCode::from(1);
         }
         println!(
             "dvipd: {}: valid for node {} with {} DuraVIP addresses",
-            args.config.display(),
+            config.display(),
             checked.config.nodename,
             checked.config.addresses.len()
         );
@@ -84,9 +107,9 @@ fn main() -> ExitCode {
         )
         .init();
     let settings = Settings {
-        config: args.config,
+        config,
         load: options,
-        address_lifetime: Duration::from_secs(args.address_lifetime),
+        address_lifetime: args.address_lifetime.map(Duration::from_secs),
         socket: args.socket,
         metrics: args.metrics,
         bus: match args.bus {

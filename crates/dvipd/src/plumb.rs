@@ -100,6 +100,11 @@ impl Plumber {
         })
     }
 
+    /// How long the addresses it adds live unless added again.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
     /// Forgets the cached index of `name` (the interface went away; one made again under the
     /// same name has a new index).
     pub fn forget_interface(&mut self, name: &str) {

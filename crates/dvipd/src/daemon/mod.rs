@@ -40,6 +40,7 @@ use crate::broadcast::Broadcasts;
 use crate::console::{self, Request};
 use crate::corosync::{self, BusEvent, CorosyncBus, Member};
 use crate::forward::{Counters, Forwards};
+use crate::guardian::Guardian;
 use crate::hook::Hooks;
 use crate::metrics::Metrics;
 use crate::plumb::{Neighbour, PlumbError, Plumber};
@@ -51,8 +52,9 @@ pub struct Settings {
     pub config: PathBuf,
     /// How the configuration is read (host name, node name override).
     pub load: LoadOptions,
-    /// How long a plumbed address lives unless refreshed.
-    pub address_lifetime: Duration,
+    /// How long a plumbed address lives unless refreshed; `None`: [`address_lifetime_for`]
+    /// the configuration's address count.
+    pub address_lifetime: Option<Duration>,
     /// The console socket.
     pub socket: PathBuf,
     /// Which bus to run on.
@@ -166,6 +168,8 @@ struct Daemon {
     lost_member: bool,
     /// The status line systemd last heard.
     status_sent: String,
+    /// Removes this node's addresses if the process dies.
+    guardian: Option<Guardian>,
     /// Whether each interface can carry traffic: the addresses of one that cannot are left out
     /// of what this node offers the cluster.
     links: BTreeMap<String, bool>,
@@ -475,6 +479,24 @@ impl Daemon {
     }
 }
 
+/// The shortest lifetime dvipd gives its addresses: how long a dead daemon's addresses can
+/// outlive it if its guardian died with it.
+pub const ADDRESS_LIFETIME_MIN: Duration = Duration::from_secs(6);
+
+/// How many addresses a node refreshes per second at most when it chooses the lifetime
+/// itself. Every refresh is an add that walks the interface's address list in the kernel, so
+/// refreshing 10,240 addresses every 2 s would keep a core busy; 50 a second costs a few
+/// percent of one at that size.
+const REFRESHES_PER_SECOND: u64 = 50;
+
+/// The lifetime for `count` addresses: [`ADDRESS_LIFETIME_MIN`], or longer so that refreshing
+/// each address once per third of its lifetime stays within [`REFRESHES_PER_SECOND`]
+/// (6 s up to 100 addresses, 61 s at 1,024, 615 s at 10,240).
+pub fn address_lifetime_for(count: usize) -> Duration {
+    let seconds = (3 * count as u64).div_ceil(REFRESHES_PER_SECOND);
+    ADDRESS_LIFETIME_MIN.max(Duration::from_secs(seconds))
+}
+
 /// A view's id, the same on every member: the members (node id and process id) hashed.
 /// Consecutive views always differ in membership, so their ids differ.
 fn view_id(members: &[Member]) -> u64 {
@@ -526,7 +548,10 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             }
         }
     };
-    let mut plumber = Plumber::connect(settings.address_lifetime)?;
+    let lifetime = settings
+        .address_lifetime
+        .unwrap_or_else(|| address_lifetime_for(config.addresses.len()));
+    let mut plumber = Plumber::connect(lifetime)?;
     let leftovers = plumber.remove_all_ours().await?;
     let foreign = plumber.foreign().await?;
     let clashes: Vec<IpAddr> = config
@@ -544,6 +569,19 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             "removed addresses a previous dvipd left behind"
         );
     }
+    // Before anything is plumbed: from here on, however this process ends, its addresses go
+    // with it.
+    let guardian = match std::env::current_exe().and_then(|me| Guardian::start(&me)) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            warn!(
+                "cannot start the guardian (after a crash, addresses stay until their {} s \
+                 lifetime runs out): {e}",
+                lifetime.as_secs()
+            );
+            None
+        }
+    };
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
@@ -595,6 +633,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         lost_member: false,
         status_sent: String::new(),
         links,
+        guardian,
         plumber,
         plumbed: BTreeMap::new(),
         bus,
@@ -621,7 +660,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     let mut last_watchdog = Instant::now();
 
     let tick = Duration::from_millis(250);
-    let refresh_every = settings.address_lifetime / 3;
+    let refresh_every = lifetime / 3;
     let mut last_rejoin = Instant::now();
     let mut ticker = tokio::time::interval(tick);
     loop {
@@ -700,5 +739,28 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     daemon.node.handle_shutdown();
     daemon.drive().await;
     let _ = std::fs::remove_file(&settings.socket);
+    if let Some(guardian) = daemon.guardian.take() {
+        guardian.finish(Duration::from_secs(2));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lifetime_grows_with_the_address_count_so_refreshing_stays_cheap() {
+        assert_eq!(address_lifetime_for(0), ADDRESS_LIFETIME_MIN);
+        assert_eq!(address_lifetime_for(100), ADDRESS_LIFETIME_MIN);
+        assert_eq!(address_lifetime_for(1_024), Duration::from_secs(62));
+        assert_eq!(address_lifetime_for(10_240), Duration::from_secs(615));
+        for count in [1, 500, 4_096, 10_240] {
+            let per_second = count as f64 / (address_lifetime_for(count).as_secs_f64() / 3.0);
+            assert!(
+                per_second <= REFRESHES_PER_SECOND as f64 + 1e-9,
+                "{count}: {per_second}"
+            );
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 mod cluster;
 mod cluster_clients;
+mod cluster_large;
 mod cluster_rules;
 mod listeners;
 mod neighbours;
@@ -208,17 +209,46 @@ fn a_standalone_node_plumbs_its_addresses_and_sigterm_removes_them() {
 }
 
 #[test]
-fn a_killed_daemon_s_addresses_expire_and_a_restart_cleans_up_at_once() {
+fn a_killed_daemon_s_guardian_removes_its_addresses_at_once() {
+    let ns = Netns::new("dvipd-t");
+    let conf = config(&ns, THREE);
+    // A lifetime of a minute: only the guardian can make them go within the 2 s allowed.
+    let mut daemon = Daemon::start_with(&ns, &conf, &["--address-lifetime", "60"], &[]);
+    wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
+    daemon.child.kill().expect("kill -9");
+    let _ = daemon.wait_exit(Duration::from_secs(5));
+    wait_for(&ns, &[], Duration::from_secs(2), &daemon);
+}
+
+/// Kills dvipd's guardian (by the pid `info` reports), so that a kill -9 of dvipd leaves its
+/// addresses behind.
+fn kill_guardian(conf: &std::path::Path, daemon: &Daemon) {
+    let socket = conf.with_extension("sock");
+    eventually(Duration::from_secs(5), daemon, || {
+        socket
+            .exists()
+            .then_some(())
+            .ok_or_else(|| "no console socket yet".to_owned())
+    });
+    let info = call(&socket, &serde_json::json!({"command": "info"}));
+    let pid = info["guardian_pid"].as_u64().expect("a guardian pid");
+    let status = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -9 the guardian");
+}
+
+#[test]
+fn without_its_guardian_a_dead_daemon_s_addresses_expire_and_a_restart_cleans_up_at_once() {
     let ns = Netns::new("dvipd-t");
     let conf = config(&ns, THREE);
     let mut first = Daemon::start(&ns, &conf);
     wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &first);
+    kill_guardian(&conf, &first);
     first.child.kill().expect("kill -9");
     let _ = first.wait_exit(Duration::from_secs(5));
     assert_eq!(
         ns.address_list().len(),
         3,
-        "kill -9 leaves the addresses (for now)"
+        "kill -9 of dvipd and its guardian leaves the addresses (for now)"
     );
     // Restarted with a configuration that no longer has 198.51.100.13: the leftover goes at
     // start, the others are plumbed again.
@@ -237,6 +267,7 @@ fn a_killed_daemon_s_addresses_expire_and_a_restart_cleans_up_at_once() {
         "{}",
         second.log()
     );
+    kill_guardian(&conf, &second);
     second.child.kill().expect("kill -9");
     let _ = second.wait_exit(Duration::from_secs(5));
     // Nobody refreshes them now: they expire by themselves (lifetime 2 s).
