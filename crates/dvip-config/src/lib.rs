@@ -30,9 +30,9 @@ use std::path::Path;
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use model::{
     ClusterLog, ClusterOptions, Config, DuravipAddress, ListenerForward, LogDestination,
-    NodenameSource, Replication, TopologyHint, CLUSTER_GROUP_DEFAULT,
-    CLUSTER_LISTENER_PORT_DEFAULT, CONTROL_GROUP_DEFAULT, LISTENER_PORT_DEFAULT,
-    MBUS_DAEMON_DEFAULT, VIEW_MATURE_TIME_MS_DEFAULT,
+    NodenameSource, Replication, TopologyHint, ANNOUNCE_COUNT_DEFAULT,
+    ANNOUNCE_INTERVAL_MS_DEFAULT, CLUSTER_GROUP_DEFAULT, CLUSTER_LISTENER_PORT_DEFAULT,
+    CONTROL_GROUP_DEFAULT, LISTENER_PORT_DEFAULT, MBUS_DAEMON_DEFAULT, VIEW_MATURE_TIME_MS_DEFAULT,
 };
 pub use source::{DiskFiles, FileId, Files, Location, MemoryFiles, SourceFile, SourceMap, Span};
 pub use tree::{Block, Entry, Item, List, OptionItem, Stanza, Value, Word};

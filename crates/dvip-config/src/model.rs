@@ -25,6 +25,12 @@ pub const CLUSTER_LISTENER_PORT_DEFAULT: u16 = 4802;
 pub const MBUS_DAEMON_DEFAULT: &str = "4803";
 /// The port a listener gets when its address names none.
 pub const LISTENER_PORT_DEFAULT: u16 = 25;
+/// Default `announce_count`: one announcement can be lost; three rarely all are.
+pub const ANNOUNCE_COUNT_DEFAULT: u32 = 3;
+/// Default `announce_interval` in milliseconds: far enough apart that a brief burst of loss
+/// does not take them all, close enough that the last one comes within a second.
+pub const ANNOUNCE_INTERVAL_MS_DEFAULT: u64 = 250;
+
 /// Default `view_mature_time` in milliseconds: how long a view must stand before a node that
 /// joined takes its share of addresses back. Short, because a sending IP should come home
 /// quickly; long enough that a node flapping in and out of the view does not drag addresses
@@ -100,6 +106,10 @@ pub struct ClusterOptions {
     pub view_mature_time_ms: u64,
     /// A program run after this node acquires an address and after it releases one.
     pub duravip_hook: Option<String>,
+    /// How many times each acquisition is announced (gratuitous ARP / neighbour advertisement).
+    pub announce_count: u32,
+    /// How far apart the announcements are, in milliseconds.
+    pub announce_interval_ms: u64,
 }
 
 impl Default for ClusterOptions {
@@ -117,6 +127,8 @@ impl Default for ClusterOptions {
             unconditional_rebind: true,
             view_mature_time_ms: VIEW_MATURE_TIME_MS_DEFAULT,
             duravip_hook: None,
+            announce_count: ANNOUNCE_COUNT_DEFAULT,
+            announce_interval_ms: ANNOUNCE_INTERVAL_MS_DEFAULT,
         }
     }
 }

@@ -40,6 +40,30 @@ pub(crate) fn boolean(text: &str) -> Result<bool, Refusal> {
     }
 }
 
+/// A whole number within `range`, of `what` (for the message).
+pub(crate) fn count(
+    text: &str,
+    range: std::ops::RangeInclusive<u32>,
+    what: &str,
+) -> Result<u32, Refusal> {
+    match text.parse::<u32>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(refuse(
+            Code::WrongType,
+            format!(
+                "`{text}` is not a number of {what} from {} to {}",
+                range.start(),
+                range.end()
+            ),
+            format!(
+                "write a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
 pub(crate) fn port(text: &str) -> Result<u16, Refusal> {
     match text.parse::<u32>() {
         Ok(n @ 1..=65535) => Ok(n as u16),

@@ -18,6 +18,8 @@ use rust_corosync::cpg::{self, Address, Guarantee, Handle, Model1Data, Model1Fla
 use rust_corosync::{cmap, CsError, DispatchFlags, NodeId};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use crate::fragment::{self, Reassembler, FRAGMENT_MAX};
+
 /// A member of the group: one process on one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Member {
@@ -117,6 +119,9 @@ pub struct CorosyncBus {
     /// This process as a member.
     pub me: Member,
     events: UnboundedReceiver<BusEvent>,
+    /// Large messages go out in fragments, numbered; incoming fragments are put back together.
+    sent: u32,
+    reassembler: Reassembler<Member>,
 }
 
 impl CorosyncBus {
@@ -160,17 +165,39 @@ impl CorosyncBus {
                 pid: std::process::id(),
             },
             events,
+            sent: 0,
+            reassembler: Reassembler::default(),
         })
     }
 
-    /// Multicasts `bytes` to the group in agreed order.
-    pub fn send(&self, bytes: &[u8]) -> Result<(), BusError> {
-        cpg::mcast_joined(&self.handle, Guarantee::TypeAgreed, bytes).map_err(corosync("multicast"))
+    /// Multicasts `bytes` to the group in agreed order, in fragments of at most
+    /// [`FRAGMENT_MAX`] bytes when larger.
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), BusError> {
+        self.sent = self.sent.wrapping_add(1);
+        for piece in fragment::split(self.sent, bytes, FRAGMENT_MAX) {
+            cpg::mcast_joined(&self.handle, Guarantee::TypeAgreed, &piece)
+                .map_err(corosync("multicast"))?;
+        }
+        Ok(())
     }
 
-    /// The next event; `None` only if the dispatch thread is gone without a word.
+    /// The next event, with fragmented messages whole again; `None` only if the dispatch
+    /// thread is gone without a word.
     pub async fn next(&mut self) -> Option<BusEvent> {
-        self.events.recv().await
+        loop {
+            match self.events.recv().await? {
+                BusEvent::Message { from, bytes } => {
+                    if let Some(bytes) = self.reassembler.push(&from, bytes) {
+                        return Some(BusEvent::Message { from, bytes });
+                    }
+                }
+                BusEvent::View { members } => {
+                    self.reassembler.keep_only(|m| members.contains(m));
+                    return Some(BusEvent::View { members });
+                }
+                lost @ BusEvent::Lost(_) => return Some(lost),
+            }
+        }
     }
 }
 

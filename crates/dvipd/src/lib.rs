@@ -13,6 +13,7 @@ pub mod console;
 pub mod corosync;
 pub mod daemon;
 pub mod forward;
+pub mod fragment;
 pub mod guardian;
 pub mod hook;
 pub mod metrics;

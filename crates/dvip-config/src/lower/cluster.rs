@@ -25,6 +25,8 @@ const CLUSTER_OPTIONS: &[&str] = &[
     "unconditional_rebind",
     "view_mature_time",
     "duravip_hook",
+    "announce_count",
+    "announce_interval",
     "logs",
     "replicate",
     "topology",
@@ -118,6 +120,14 @@ fn read_stanza(stanza: &Stanza, section: &mut ClusterSection, diagnostics: &mut 
     }
     if let Some((hook, _)) = options.parsed(&["duravip_hook"], diagnostics, values::hook) {
         o.duravip_hook = Some(hook);
+    }
+    if let Some((count, _)) = options.parsed(&["announce_count"], diagnostics, |t| {
+        values::count(t, 1..=20, "announcements")
+    }) {
+        o.announce_count = count;
+    }
+    if let Some(d) = options.duration(&["announce_interval"], diagnostics) {
+        o.announce_interval_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     }
     // `logs` and `replicate` may be written as options (`logs = [ ]`) or stanzas (`logs [ ]`).
     if let Some(option) = options.take(&["logs"], diagnostics) {

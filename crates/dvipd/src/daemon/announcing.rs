@@ -14,12 +14,10 @@ use crate::announce::Audience;
 use crate::console;
 use crate::plumb::Neighbour;
 
-/// How old a neighbour list may be before a unicast announcement reads it again.
-const NEIGHBOURS_MAX_AGE: Duration = Duration::from_secs(1);
-
-/// How many gratuitous ARPs announce one acquisition, and how far apart.
-pub(super) const ANNOUNCE_COUNT: u32 = 3;
-pub(super) const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(250);
+/// How old a neighbour list may be before a unicast announcement reads it again: short, so a
+/// neighbour the node just learned is told, long enough that thousands of acquisitions in one
+/// takeover share one read of the table.
+const NEIGHBOURS_MAX_AGE: Duration = Duration::from_millis(100);
 
 /// The announcements made for one held address.
 #[derive(Debug, Clone, Copy, Default)]
@@ -91,7 +89,7 @@ impl Daemon {
             self.announce(address).await;
             if left > 1 {
                 self.repeats
-                    .push_back((now + ANNOUNCE_INTERVAL, address, left - 1));
+                    .push_back((now + self.config.announce_interval, address, left - 1));
             }
         }
     }

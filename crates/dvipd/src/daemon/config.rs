@@ -22,6 +22,9 @@ pub(super) struct Loaded {
     pub(super) forwards: BTreeMap<(IpAddr, u16), Route>,
     pub(super) hook: Option<String>,
     pub(super) arp_all_hosts: bool,
+    /// How many announcements per acquisition, and how far apart.
+    pub(super) announce_count: u32,
+    pub(super) announce_interval: std::time::Duration,
 }
 
 impl Loaded {
@@ -61,6 +64,10 @@ pub(super) fn read_config(settings: &Settings) -> Option<Loaded> {
                 .collect(),
             hook: config.cluster.duravip_hook,
             arp_all_hosts: config.cluster.arp_all_hosts,
+            announce_count: config.cluster.announce_count,
+            announce_interval: std::time::Duration::from_millis(
+                config.cluster.announce_interval_ms,
+            ),
             group: config.cluster.cluster_group,
             control_group: config.cluster.control_group,
             name: config.nodename,

@@ -35,7 +35,7 @@ impl Daemon {
             }));
             return;
         }
-        let Some(control) = &self.control else {
+        let Some(control) = &mut self.control else {
             let _ = reply.send(json!({
                 "ok": false,
                 "error": format!("not joined to the control group `{}` (is corosync running?)", self.config.control_group),
@@ -77,7 +77,7 @@ impl Daemon {
                         node: self.name.clone(),
                         reply,
                     };
-                    if let Some(control) = &self.control {
+                    if let Some(control) = &mut self.control {
                         if let Err(e) = control.send(&message.encode()) {
                             warn!("cannot send a broadcast reply: {e}");
                         }

@@ -31,7 +31,7 @@ use dvip_core::{Action, ManagedAddress, Node, NodeOptions, PlumbHint};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
-use self::announcing::{Announced, ANNOUNCE_COUNT, ANNOUNCE_INTERVAL};
+use self::announcing::Announced;
 use self::config::{read_config, Loaded};
 use self::control::next_control_event;
 use self::reports::{event_json, log_event};
@@ -183,8 +183,8 @@ struct Daemon {
     repeats: VecDeque<(Instant, IpAddr, u32)>,
     /// What was announced for each held address, for `dvip arp show`.
     announced: BTreeMap<IpAddr, Announced>,
-    /// The kernel's neighbours per interface, read at most once per
-    /// [`NEIGHBOURS_MAX_AGE`], for unicast announcements.
+    /// The kernel's neighbours per interface, for unicast announcements, with when each list
+    /// was read.
     neighbours: BTreeMap<String, (Instant, Vec<Neighbour>)>,
     /// When the core was last told the time.
     clock_fed: Instant,
@@ -355,11 +355,13 @@ impl Daemon {
                 self.announced.remove(&address);
                 self.announce(address).await;
                 self.emit(serde_json::json!({"event": "announce", "address": address}));
-                self.repeats.push_back((
-                    Instant::now() + ANNOUNCE_INTERVAL,
-                    address,
-                    ANNOUNCE_COUNT - 1,
-                ));
+                if self.config.announce_count > 1 {
+                    self.repeats.push_back((
+                        Instant::now() + self.config.announce_interval,
+                        address,
+                        self.config.announce_count - 1,
+                    ));
+                }
             }
             Action::StartService { address, ports } => {
                 debug!(%address, ?ports, "listeners may answer here");

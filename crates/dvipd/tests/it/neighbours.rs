@@ -47,16 +47,16 @@ fn without_arp_all_hosts_only_known_neighbours_are_told() {
     let conf = config(
         &ns,
         r#"
-cluster { nodename = solo  arp_all_hosts = false  Topology "198.51.100.0/24" { interface = "dv0" } }
+cluster { nodename = solo  arp_all_hosts = false  announce_count = 2  announce_interval = 100ms  Topology "198.51.100.0/24" { interface = "dv0" } }
 Binding "a" { Enable_Duravip = true  Bind_Address = 198.51.100.11 }
 "#,
     );
     let socket = conf.with_extension("sock");
     let daemon = Daemon::start(&ns, &conf);
 
-    // The node knows no neighbour yet: three announcements, no frame, and the client still
-    // points at the old owner once they are all done.
-    let silent = announced(&socket, "198.51.100.11", 3, &daemon);
+    // The node knows no neighbour yet: both announcements (announce_count = 2), no frame, and
+    // the client still points at the old owner once they are done.
+    let silent = announced(&socket, "198.51.100.11", 2, &daemon);
     assert_eq!(silent["frames_last"], 0, "{silent}");
     assert!(
         ns.client_neighbours()
@@ -84,7 +84,7 @@ Binding "a" { Enable_Duravip = true  Bind_Address = 198.51.100.11 }
         );
     }
     wait_client_learns(&ns, &["198.51.100.11"], &ns.mac(), &daemon);
-    let told = announced(&socket, "198.51.100.11", 3, &daemon);
+    let told = announced(&socket, "198.51.100.11", 2, &daemon);
     assert_eq!(told["frames_last"], 1, "{told}");
     assert_eq!(told["interface"], "dv0");
 
