@@ -113,7 +113,7 @@ pub fn status(node: &Node) -> Value {
             "stable_ms": node.view_age().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         },
         "addresses": addresses,
-        "table": plan.table(),
+        "table": plan.table_here(node.plumbed()),
     })
 }
 

@@ -11,8 +11,18 @@ impl Plan {
     /// `ADDRESS OWNER REASON MARKS CANDIDATES SERVICES`, columns aligned; the owner is starred
     /// among the candidates.
     pub fn table(&self) -> String {
+        self.rows(None)
+    }
+
+    /// The same with a `HERE` column after the owner: `yes` for the addresses in `here` (the
+    /// ones plumbed on the node asking), as `dvip show` prints it.
+    pub fn table_here(&self, here: &std::collections::BTreeSet<std::net::IpAddr>) -> String {
+        self.rows(Some(here))
+    }
+
+    fn rows(&self, here: Option<&std::collections::BTreeSet<std::net::IpAddr>>) -> String {
         let dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
-        let mut rows = vec![[
+        let mut header: Vec<String> = [
             "ADDRESS",
             "OWNER",
             "REASON",
@@ -20,7 +30,12 @@ impl Plan {
             "CANDIDATES",
             "SERVICES",
         ]
-        .map(str::to_owned)];
+        .map(str::to_owned)
+        .to_vec();
+        if here.is_some() {
+            header.insert(2, "HERE".to_owned());
+        }
+        let mut rows = vec![header];
         for (address, d) in &self.addresses {
             let candidates: Vec<String> = d
                 .candidates
@@ -39,14 +54,19 @@ impl Plan {
                 Some(leader) => format!("follows {leader}"),
                 None => d.reason.as_str().to_owned(),
             };
-            rows.push([
+            let mut row = vec![
                 address.to_string(),
                 d.owner.as_deref().unwrap_or("-").to_owned(),
                 reason,
                 dash(d.marks.names().join(",")),
                 dash(candidates.join(",")),
                 dash(services.join(",")),
-            ]);
+            ];
+            if let Some(here) = here {
+                let flag = if here.contains(address) { "yes" } else { "-" };
+                row.insert(2, flag.to_owned());
+            }
+            rows.push(row);
         }
         columns(&rows)
     }

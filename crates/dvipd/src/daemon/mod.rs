@@ -10,7 +10,7 @@
 //! turned into node names through corosync's node list), and a standalone one for a single
 //! machine (a view of this node alone whose multicasts come back to it in order). When
 //! corosync goes away, the node lets every address go (it can no longer know the view) and
-//! joins again every second until corosync is back.
+//! joins again (after a second, then backing off) until corosync is back.
 
 mod announcing;
 mod config;
@@ -193,6 +193,11 @@ struct Daemon {
     /// Events for console clients that asked for them.
     events: console::EventStream,
 }
+
+/// How soon dvipd tries to join corosync again after losing it, and the longest it waits
+/// between tries while corosync stays away.
+const REJOIN_FIRST: Duration = Duration::from_secs(1);
+const REJOIN_BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 /// How many addresses are plumbed (or refreshed) between two looks at the clock.
 const PLUMB_CHUNK: usize = 256;
@@ -433,21 +438,25 @@ impl Daemon {
         members.iter().map(|&m| self.member_name(m)).collect()
     }
 
-    /// Joins corosync again after it went away.
-    fn rejoin(&mut self) {
+    /// Joins corosync again after it went away; `false` while it is still away.
+    fn rejoin(&mut self) -> bool {
         let Bus::Corosync { bus, group, .. } = &mut self.bus else {
-            return;
+            return true;
         };
         if bus.is_some() {
-            return;
+            return true;
         }
         match CorosyncBus::join(group) {
             Ok(joined) => {
                 info!("corosync is back: joined the group again");
                 *bus = Some(joined);
                 self.metrics.bus_joined.set(1);
+                true
             }
-            Err(e) => warn!("corosync still away: {e}"),
+            Err(e) => {
+                warn!("corosync still away: {e}");
+                false
+            }
         }
     }
 
@@ -664,6 +673,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     let tick = Duration::from_millis(250);
     let refresh_every = lifetime / 3;
     let mut last_rejoin = Instant::now();
+    let mut rejoin_after = REJOIN_FIRST;
     let mut ticker = tokio::time::interval(tick);
     loop {
         tokio::select! {
@@ -673,8 +683,14 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 daemon.drive().await;
                 daemon.announce_due().await;
                 daemon.broadcasts.expire(Instant::now());
-                if last_rejoin.elapsed() >= Duration::from_secs(1) {
-                    daemon.rejoin();
+                if last_rejoin.elapsed() >= rejoin_after {
+                    // Every second at first, then backing off to REJOIN_BACKOFF_MAX while
+                    // corosync stays away; back to every second once joined.
+                    rejoin_after = if daemon.rejoin() {
+                        REJOIN_FIRST
+                    } else {
+                        (rejoin_after * 2).min(REJOIN_BACKOFF_MAX)
+                    };
                     daemon.rejoin_control();
                     last_rejoin = Instant::now();
                 }

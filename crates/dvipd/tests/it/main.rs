@@ -346,7 +346,16 @@ fn the_console_shows_the_plan_and_standby_drains_the_node() {
             .all(|a| a["owner"] == "solo" && a["plumbed_here"] == true),
         "{show}"
     );
-    assert!(show["table"].as_str().expect("table").contains("*solo"));
+    let table = show["table"].as_str().expect("table");
+    assert!(table.contains("*solo"), "{table}");
+    assert!(
+        table.lines().next().is_some_and(|h| h.contains(" HERE ")),
+        "{table}"
+    );
+    assert!(
+        table.lines().skip(1).all(|l| l.contains(" yes ")),
+        "every address is held here: {table}"
+    );
     let mode = std::fs::metadata(&socket)
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
     assert_eq!(mode.ok(), Some(0o600), "the console is root's alone");
