@@ -179,12 +179,17 @@ pub(crate) enum LabCommand {
         /// How many DuraVIP addresses (bindings on 198.18.0.10 and up).
         #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=10_240))]
         addresses: u32,
-        /// Seconds a plumbed address lives unless its dvipd refreshes it.
-        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=3600))]
-        address_lifetime: u64,
+        /// Seconds a plumbed address lives unless its dvipd refreshes it (default: dvipd's
+        /// choice for the address count).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(2..=86400))]
+        address_lifetime: Option<u64>,
         /// The dvipd to run (default: the one next to this dvip).
         #[arg(long, value_name = "PATH")]
         dvipd: Option<PathBuf>,
+        /// Run keepalived (the benchmark's baseline) instead of corosync and dvipd, advertising
+        /// every ADVERT_MS milliseconds.
+        #[arg(long, value_name = "ADVERT_MS", value_parser = clap::value_parser!(u32).range(10..=40_950))]
+        keepalived: Option<u32>,
     },
     /// Every node: its link, corosync, dvipd, the addresses it holds, its console socket.
     Status {
@@ -212,6 +217,37 @@ pub(crate) enum LabCommand {
     Start {
         /// The node (`node2` or `2`); every node that is down when left out.
         node: Option<String>,
+    },
+    /// Measure failovers many times from the client, per address count and fault, with the
+    /// time split into phases; builds and removes its own lab.
+    Bench {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(2..=16))]
+        nodes: u16,
+        /// Address counts to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1024")]
+        sizes: Vec<u32>,
+        /// Faults to inject, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_enum,
+            default_value = "host,daemon,corosync,stop"
+        )]
+        faults: Vec<crate::lab::Fault>,
+        /// Runs of each fault per address count.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        runs: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The dvipd to run (default: the one next to this dvip).
+        #[arg(long, value_name = "PATH")]
+        dvipd: Option<PathBuf>,
+        /// Also measure keepalived (the baseline) with these VRRP advertisement intervals in
+        /// milliseconds, comma-separated (e.g. 100,20); needs keepalived installed.
+        #[arg(long, value_delimiter = ',', value_name = "ADVERT_MS", value_parser = clap::value_parser!(u32).range(10..=40_950))]
+        keepalived: Vec<u32>,
     },
     /// Stop every process of the lab and remove everything it made (also after a crash).
     Down,

@@ -10,7 +10,7 @@
 //! corosync goes away, dispatch fails, [`BusEvent::Lost`] is sent and the caller must join
 //! again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -122,6 +122,9 @@ pub struct CorosyncBus {
     /// Large messages go out in fragments, numbered; incoming fragments are put back together.
     sent: u32,
     reassembler: Reassembler<Member>,
+    /// Pieces not yet accepted by corosync, in order: it refuses multicasts for a moment
+    /// while it forms a new membership (`TRY_AGAIN`), and nothing may be lost or reordered.
+    outbox: VecDeque<Vec<u8>>,
 }
 
 impl CorosyncBus {
@@ -167,18 +170,42 @@ impl CorosyncBus {
             events,
             sent: 0,
             reassembler: Reassembler::default(),
+            outbox: VecDeque::new(),
         })
     }
 
     /// Multicasts `bytes` to the group in agreed order, in fragments of at most
-    /// [`FRAGMENT_MAX`] bytes when larger.
-    pub fn send(&mut self, bytes: &[u8]) -> Result<(), BusError> {
+    /// [`FRAGMENT_MAX`] bytes when larger. `Ok(false)` when corosync asked to try again
+    /// later: what it did not take waits, in order, for [`CorosyncBus::flush`].
+    pub fn send(&mut self, bytes: &[u8]) -> Result<bool, BusError> {
         self.sent = self.sent.wrapping_add(1);
-        for piece in fragment::split(self.sent, bytes, FRAGMENT_MAX) {
-            cpg::mcast_joined(&self.handle, Guarantee::TypeAgreed, &piece)
-                .map_err(corosync("multicast"))?;
+        self.outbox
+            .extend(fragment::split(self.sent, bytes, FRAGMENT_MAX));
+        self.flush()
+    }
+
+    /// Sends what waits; `Ok(true)` once nothing does.
+    pub fn flush(&mut self) -> Result<bool, BusError> {
+        while let Some(piece) = self.outbox.front() {
+            match cpg::mcast_joined(&self.handle, Guarantee::TypeAgreed, piece) {
+                Ok(()) => {
+                    self.outbox.pop_front();
+                }
+                Err(CsError::CsErrTryAgain) => return Ok(false),
+                Err(source) => {
+                    return Err(BusError::Corosync {
+                        what: "multicast",
+                        source,
+                    })
+                }
+            }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Whether pieces wait for corosync to take them.
+    pub fn waiting(&self) -> bool {
+        !self.outbox.is_empty()
     }
 
     /// The next event, with fragmented messages whole again; `None` only if the dispatch

@@ -90,6 +90,9 @@ pub(super) fn fault(
     }
 
     let t0 = Instant::now();
+    let fault_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     inject()?;
     let mut first: BTreeMap<Ipv4Addr, Answer> = BTreeMap::new();
     loop {
@@ -105,7 +108,7 @@ pub(super) fn fault(
     }
     // Then until the failed node has been silent a while: after a kill -9 of dvipd alone its
     // kernel keeps answering until the addresses' lifetime runs out.
-    let give_up = Instant::now() + Duration::from_secs(state.address_lifetime + 3);
+    let give_up = Instant::now() + Duration::from_secs(state.address_lifetime.unwrap_or(6) + 3);
     loop {
         let last_victim = prober
             .answers()
@@ -159,6 +162,7 @@ pub(super) fn fault(
     Ok(json!({
         "node": format!("node{i}"),
         "fault": what,
+        "fault_at_ms": fault_at_ms,
         "addresses": targets.len(),
         "probe_interval_ms": ms(interval),
         "worst_ms": times.last(),

@@ -5,6 +5,8 @@
 //! `kill`, `start` and `down` act on what the state file ([`state`]) records. It must not
 //! touch anything outside the lab's namespaces and processes.
 
+mod bench;
+mod keepalived;
 mod measure;
 mod state;
 
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use dvip_netns::LabError;
 use serde_json::{json, Value};
 
-use self::state::{LabState, Process};
+use self::state::{LabState, Process, System};
 use crate::cli::{FaultArg, LabCommand};
 use crate::Outcome;
 
@@ -35,7 +37,15 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
             addresses,
             address_lifetime,
             dvipd,
-        } => up(name, usize::from(nodes), addresses, address_lifetime, dvipd),
+            keepalived,
+        } => up(
+            name,
+            usize::from(nodes),
+            addresses,
+            address_lifetime,
+            dvipd,
+            keepalived.map_or(System::Dvip, |advert_ms| System::Keepalived { advert_ms }),
+        ),
         LabCommand::Status { json } => LabState::load(name).map(|s| status(&s, json)),
         LabCommand::Kill {
             node,
@@ -44,6 +54,26 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
             json,
         } => kill(name, &node, &how, measure, json),
         LabCommand::Start { node } => start(name, node.as_deref()),
+        LabCommand::Bench {
+            nodes,
+            sizes,
+            faults,
+            runs,
+            json,
+            dvipd,
+            keepalived,
+        } => bench::run(
+            &bench::BenchPlan {
+                name: name.to_owned(),
+                nodes: usize::from(nodes),
+                sizes,
+                faults,
+                runs,
+                dvipd,
+                keepalived,
+            },
+            json,
+        ),
         LabCommand::Down => {
             down(name);
             Ok(())
@@ -68,7 +98,7 @@ fn node_index(state: &LabState, node: &str) -> Result<usize, LabError> {
     if node == "busiest" {
         let topology = state.topology();
         return (1..=state.nodes)
-            .filter(|&i| state.alive("dvipd", i) && topology.port_up(i))
+            .filter(|&i| state.alive(state.daemon(), i) && topology.port_up(i))
             .map(|i| (topology.held(i).len(), std::cmp::Reverse(i)))
             .max()
             .map(|(_, std::cmp::Reverse(i))| i)
@@ -88,9 +118,15 @@ fn up(
     name: &str,
     nodes: usize,
     count: u32,
-    address_lifetime: u64,
+    address_lifetime: Option<u64>,
     dvipd: Option<PathBuf>,
+    system: System,
 ) -> Result<(), LabError> {
+    if matches!(system, System::Keepalived { .. }) && !keepalived::installed() {
+        return Err(err(
+            "keepalived is not installed (apt-get install keepalived, or scripts/setup.sh)",
+        ));
+    }
     if LabState::dir_of(name).join("state.json").exists() {
         return Err(err(format!(
             "lab `{name}` is already up (`dvip lab status`); `dvip lab down` removes it"
@@ -111,6 +147,7 @@ fn up(
         address_lifetime,
         dvipd,
         processes: Default::default(),
+        system,
     };
     // Recorded before anything is made, so `down` can clean up whatever a failure leaves.
     state.save()?;
@@ -131,6 +168,18 @@ fn build(state: &mut LabState) -> Result<(), LabError> {
         state.name, state.nodes, state.addresses
     );
     topology.build(true)?;
+    if let System::Keepalived { advert_ms } = state.system {
+        for i in 1..=state.nodes {
+            keepalived::start(state, i, advert_ms)?;
+        }
+        wait_spread(state)?;
+        eprintln!(
+            "lab {}: keepalived up in {:.1} s",
+            state.name,
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let conf = topology.corosync_conf();
     for i in 1..=state.nodes {
         std::fs::write(state.dir().join(format!("corosync-{i}.conf")), &conf)
@@ -205,7 +254,12 @@ fn start_dvipd(state: &mut LabState, i: usize) -> Result<(), LabError> {
         .arg(state.dir().join(format!("dvip-{i}.conf")))
         .arg("--socket")
         .arg(state.socket(i))
-        .args(["--address-lifetime", &state.address_lifetime.to_string()]);
+        .args(
+            state
+                .address_lifetime
+                .iter()
+                .flat_map(|s| ["--address-lifetime".to_owned(), s.to_string()]),
+        );
     spawn(state, format!("dvipd-{i}"), command)
 }
 
@@ -243,7 +297,7 @@ fn held(state: &LabState) -> Vec<Vec<String>> {
 /// Every address held once, by nodes whose dvipd runs, loads within one.
 fn spread(state: &LabState) -> bool {
     let up: Vec<usize> = (1..=state.nodes)
-        .filter(|&i| state.alive("dvipd", i) && state.topology().port_up(i))
+        .filter(|&i| state.alive(state.daemon(), i) && state.topology().port_up(i))
         .collect();
     if up.is_empty() {
         return false;
@@ -263,6 +317,9 @@ fn spread(state: &LabState) -> bool {
 
 /// Every running dvipd reports a mature view of every running node.
 fn settled(state: &LabState) -> bool {
+    if state.system != System::Dvip {
+        return true;
+    }
     let running: Vec<usize> = (1..=state.nodes)
         .filter(|&i| state.alive("dvipd", i) && state.topology().port_up(i))
         .collect();
@@ -306,7 +363,8 @@ fn status(state: &LabState, json: bool) {
                 "namespace": topology.node(i),
                 "link": topology.port_up(i),
                 "corosync": state.alive("corosync", i),
-                "dvipd": state.alive("dvipd", i),
+                "dvipd": state.alive(state.daemon(), i),
+                "system": state.daemon(),
                 "held": topology.held(i).len(),
                 "mac": topology.mac(i),
                 "socket": state.socket(i),
@@ -353,38 +411,102 @@ fn status(state: &LabState, json: bool) {
     }
 }
 
-/// How a node fails, in words and as what is done.
-fn describe(how: &FaultArg) -> &'static str {
-    match (how.daemon, how.corosync, how.link, how.stop) {
-        (true, ..) => "dvipd killed (kill -9)",
-        (_, true, ..) => "corosync killed (kill -9)",
-        (_, _, true, _) => "link cut",
-        (.., true) => "dvipd stopped (SIGTERM)",
-        _ => "host death (link cut, then corosync and dvipd killed)",
+/// How a lab node fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Fault {
+    /// The host dies: link cut, then corosync and dvipd killed (-9).
+    Host,
+    /// The link is cut; the processes run on.
+    Link,
+    /// dvipd is killed (-9).
+    Daemon,
+    /// corosync is killed (-9).
+    Corosync,
+    /// dvipd is stopped cleanly (SIGTERM).
+    Stop,
+}
+
+impl Fault {
+    pub(crate) fn of(how: &FaultArg) -> Self {
+        match (how.daemon, how.corosync, how.link, how.stop) {
+            (true, ..) => Self::Daemon,
+            (_, true, ..) => Self::Corosync,
+            (_, _, true, _) => Self::Link,
+            (.., true) => Self::Stop,
+            _ => Self::Host,
+        }
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::Daemon => "daemon killed (kill -9)",
+            Self::Corosync => "corosync killed (kill -9)",
+            Self::Link => "link cut",
+            Self::Stop => "daemon stopped (SIGTERM)",
+            Self::Host => "host death (link cut, then every process killed)",
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Daemon => "daemon",
+            Self::Corosync => "corosync",
+            Self::Link => "link",
+            Self::Stop => "stop",
+            Self::Host => "host",
+        }
     }
 }
 
-fn inject(state: &LabState, i: usize, how: &FaultArg) -> Result<(), LabError> {
+pub(crate) fn inject(state: &LabState, i: usize, fault: Fault) -> Result<(), LabError> {
     let topology = state.topology();
     let kill = |what: &str| {
         if let Some(p) = state.process(what, i) {
             p.kill();
         }
     };
-    if how.daemon {
-        kill("dvipd");
-    } else if how.corosync {
-        kill("corosync");
-    } else if how.link {
-        topology.set_port(i, false)?;
-    } else if how.stop {
-        if let Some(p) = state.process("dvipd", i) {
-            p.signal(nix::sys::signal::Signal::SIGTERM);
+    if state.system != System::Dvip {
+        // All at once: killed one by one, keepalived's children would see their parent go
+        // and shut down cleanly, which is not the crash this fault is.
+        let kill_all = || {
+            let all = keepalived::processes(state, i);
+            for process in &all {
+                process.signal(nix::sys::signal::Signal::SIGKILL);
+            }
+            for process in all {
+                process.kill();
+            }
+        };
+        match fault {
+            Fault::Daemon => kill_all(),
+            Fault::Stop => {
+                if let Some(p) = state.process("keepalived", i) {
+                    p.signal(nix::sys::signal::Signal::SIGTERM);
+                }
+            }
+            Fault::Link => topology.set_port(i, false)?,
+            Fault::Host => {
+                topology.set_port(i, false)?;
+                kill_all();
+            }
+            Fault::Corosync => return Err(err("a keepalived lab runs no corosync")),
         }
-    } else {
-        topology.set_port(i, false)?;
-        kill("corosync");
-        kill("dvipd");
+        return Ok(());
+    }
+    match fault {
+        Fault::Daemon => kill("dvipd"),
+        Fault::Corosync => kill("corosync"),
+        Fault::Link => topology.set_port(i, false)?,
+        Fault::Stop => {
+            if let Some(p) = state.process("dvipd", i) {
+                p.signal(nix::sys::signal::Signal::SIGTERM);
+            }
+        }
+        Fault::Host => {
+            topology.set_port(i, false)?;
+            kill("corosync");
+            kill("dvipd");
+        }
     }
     Ok(())
 }
@@ -392,12 +514,13 @@ fn inject(state: &LabState, i: usize, how: &FaultArg) -> Result<(), LabError> {
 fn kill(name: &str, node: &str, how: &FaultArg, measure: bool, json: bool) -> Result<(), LabError> {
     let state = LabState::load(name)?;
     let i = node_index(&state, node)?;
+    let fault = Fault::of(how);
     if !measure {
-        inject(&state, i, how)?;
-        eprintln!("lab {name}: node{i}: {}", describe(how));
+        inject(&state, i, fault)?;
+        eprintln!("lab {name}: node{i}: {}", fault.describe());
         return Ok(());
     }
-    let report = measure::fault(&state, i, describe(how), || inject(&state, i, how))?;
+    let report = measure::fault(&state, i, fault.describe(), || inject(&state, i, fault))?;
     if json {
         println!(
             "{}",
@@ -416,7 +539,8 @@ fn start(name: &str, node: Option<&str>) -> Result<(), LabError> {
         Some(node) => vec![node_index(&state, node)?],
         None => (1..=state.nodes)
             .filter(|&i| {
-                !(topology.port_up(i) && state.alive("corosync", i) && state.alive("dvipd", i))
+                let corosync = state.system != System::Dvip || state.alive("corosync", i);
+                !(topology.port_up(i) && corosync && state.alive(state.daemon(), i))
             })
             .collect(),
     };
@@ -439,6 +563,18 @@ fn start(name: &str, node: Option<&str>) -> Result<(), LabError> {
 
 fn start_node(state: &mut LabState, i: usize) -> Result<(), LabError> {
     let topology = state.topology();
+    if let System::Keepalived { advert_ms } = state.system {
+        if !topology.port_up(i) {
+            topology.set_port(i, true)?;
+        }
+        if !state.alive("keepalived", i) {
+            keepalived::processes(state, i)
+                .into_iter()
+                .for_each(Process::kill);
+            keepalived::start(state, i, advert_ms)?;
+        }
+        return Ok(());
+    }
     if !topology.port_up(i) {
         topology.set_port(i, true)?;
     }

@@ -72,16 +72,31 @@ fn zombie(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// What runs on a lab's nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum System {
+    /// corosync and dvipd.
+    #[default]
+    Dvip,
+    /// keepalived alone, advertising every `advert_ms` milliseconds (the benchmark's baseline).
+    Keepalived { advert_ms: u32 },
+}
+
 /// A lab as recorded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct LabState {
     pub(crate) name: String,
     pub(crate) nodes: usize,
     pub(crate) addresses: u32,
-    pub(crate) address_lifetime: u64,
+    /// `None`: dvipd's own choice.
+    pub(crate) address_lifetime: Option<u64>,
     pub(crate) dvipd: PathBuf,
-    /// `corosync-I` and `dvipd-I` for node I.
+    /// `corosync-I` and `dvipd-I` (or `keepalived-I`) for node I.
     pub(crate) processes: BTreeMap<String, Process>,
+    /// What runs on the nodes.
+    #[serde(default)]
+    pub(crate) system: System,
 }
 
 impl LabState {
@@ -140,6 +155,14 @@ impl LabState {
 
     pub(crate) fn alive(&self, what: &str, i: usize) -> bool {
         self.process(what, i).is_some_and(Process::alive)
+    }
+
+    /// The process that holds a node's addresses: `dvipd` or `keepalived`.
+    pub(crate) fn daemon(&self) -> &'static str {
+        match self.system {
+            System::Dvip => "dvipd",
+            System::Keepalived { .. } => "keepalived",
+        }
     }
 }
 

@@ -145,3 +145,45 @@ fn lab_commands_name_what_is_wrong() {
     let many = dvip(&["lab", "up", "--addresses", "10241"]);
     assert_eq!(many.status.code(), Some(2));
 }
+
+#[test]
+fn a_bench_reports_client_seen_times_and_phases_and_cleans_up() {
+    let name = format!("b{}", std::process::id() % 100_000_000);
+    let _lab = Lab(name.clone());
+    let dvipd = dvipd();
+    let out = ok(&[
+        "lab",
+        "bench",
+        "--name",
+        &name,
+        "--nodes",
+        "2",
+        "--sizes",
+        "4",
+        "--runs",
+        "2",
+        "--faults",
+        "daemon,stop",
+        "--json",
+        "--dvipd",
+        dvipd.to_str().expect("utf-8"),
+    ]);
+    let report: Value = serde_json::from_str(&out).expect("bench --json is JSON");
+    let results = report["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{report}");
+    for r in results {
+        assert_eq!(r["runs"], 2, "{r}");
+        assert_eq!(r["moved_per_run"], 2, "{r}");
+        assert_eq!(r["unanswered"], 0, "{r}");
+        assert_eq!(r["double_answers"], 0, "{r}");
+        let worst = r["worst_median_ms"].as_f64().expect("worst");
+        let plumbed = r["plumbed_median_ms"].as_f64().expect("a plumbed phase");
+        assert!(worst > 0.0 && worst < 3_000.0 && plumbed < 3_000.0, "{r}");
+        if r["fault"] == "daemon" {
+            // A crash is seen as a new view first; a clean stop hands over before it leaves.
+            let view = r["view_median_ms"].as_f64().expect("a view phase");
+            assert!(view <= plumbed, "{r}");
+        }
+    }
+    assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
+}

@@ -194,6 +194,9 @@ struct Daemon {
     events: console::EventStream,
 }
 
+/// How soon a multicast corosync refused for the moment (`TRY_AGAIN`) is tried again.
+const BUS_RETRY: Duration = Duration::from_millis(5);
+
 /// How soon dvipd tries to join corosync again after losing it, and the longest it waits
 /// between tries while corosync stays away.
 const REJOIN_FIRST: Duration = Duration::from_secs(1);
@@ -313,13 +316,14 @@ impl Daemon {
         match action {
             Action::Send(bytes) => match &mut self.bus {
                 Bus::Standalone(queue) => queue.push_back(bytes),
-                Bus::Corosync { bus: Some(bus), .. } => {
-                    if let Err(e) = bus.send(&bytes) {
-                        // The dispatch thread reports the loss; until then the cluster may
-                        // miss this message, which a view change makes good.
-                        warn!("cannot multicast: {e}");
-                    }
-                }
+                Bus::Corosync { bus: Some(bus), .. } => match bus.send(&bytes) {
+                    Ok(true) => {}
+                    // corosync is forming a membership: the loop sends the rest shortly.
+                    Ok(false) => debug!("corosync is busy: the multicast waits"),
+                    // The dispatch thread reports the loss; until then the cluster may miss
+                    // this message, which a view change makes good.
+                    Err(e) => warn!("cannot multicast: {e}"),
+                },
                 Bus::Corosync { bus: None, .. } => {}
             },
             Action::Plumb { address, hint } => match self
@@ -436,6 +440,26 @@ impl Daemon {
 
     fn member_names(&mut self, members: &[Member]) -> BTreeSet<String> {
         members.iter().map(|&m| self.member_name(m)).collect()
+    }
+
+    /// Whether multicasts wait for corosync to take them.
+    fn bus_waiting(&self) -> bool {
+        let main = matches!(&self.bus, Bus::Corosync { bus: Some(b), .. } if b.waiting());
+        main || self.control.as_ref().is_some_and(CorosyncBus::waiting)
+    }
+
+    /// Sends what waits, in order.
+    fn flush_bus(&mut self) {
+        if let Bus::Corosync { bus: Some(bus), .. } = &mut self.bus {
+            if let Err(e) = bus.flush() {
+                warn!("cannot multicast: {e}");
+            }
+        }
+        if let Some(control) = &mut self.control {
+            if let Err(e) = control.flush() {
+                warn!("cannot multicast on the control group: {e}");
+            }
+        }
     }
 
     /// Joins corosync again after it went away; `false` while it is still away.
@@ -737,6 +761,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             }
             Some(event) = next_bus_event(&mut daemon.bus) => daemon.bus_event(event).await,
             Some(event) = kernel.recv() => daemon.kernel_event(event).await,
+            () = tokio::time::sleep(BUS_RETRY), if daemon.bus_waiting() => daemon.flush_bus(),
             Some(event) = next_control_event(&mut daemon.control) => {
                 daemon.control_event(event, &settings).await;
             }

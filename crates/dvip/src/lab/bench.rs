@@ -1,0 +1,373 @@
+//! `dvip lab bench`: failovers measured many times, the way a client sees them, with the time
+//! split into the phases the daemons report.
+//!
+//! Owns the runs and the report: for each address count, a lab of that size; for each fault,
+//! `runs` times: fail the busiest node, measure from the client (ARP) until a survivor answers
+//! for each of its addresses, read the survivors' event streams to see when they saw the new
+//! view, planned, plumbed and announced, then bring the node back. It must not inject faults
+//! or probe by itself; [`super::inject`] and [`super::measure`] do.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dvip_netns::LabError;
+use serde_json::{json, Value};
+
+use super::state::{LabState, System};
+use super::{down, inject, last_lines, measure, node_index, start_node, up, wait_spread, Fault};
+
+/// What to measure.
+pub(crate) struct BenchPlan {
+    pub(crate) name: String,
+    pub(crate) nodes: usize,
+    pub(crate) sizes: Vec<u32>,
+    pub(crate) faults: Vec<Fault>,
+    pub(crate) runs: u32,
+    pub(crate) dvipd: Option<PathBuf>,
+    /// keepalived's advertisement intervals to measure as the baseline, in ms.
+    pub(crate) keepalived: Vec<u32>,
+}
+
+/// Follows one node's event stream on a thread of its own until told to stop.
+struct Follower {
+    lines: Arc<Mutex<Vec<Value>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Follower {
+    fn start(socket: PathBuf) -> Self {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let follow = dvipd::console::follow(&socket, |line| {
+                    if let Ok(value) = serde_json::from_str::<Value>(line) {
+                        if value.get("ok").is_some() {
+                            let _ = ready_tx.send(());
+                        } else if let Ok(mut all) = sink.lock() {
+                            all.push(value);
+                        }
+                    }
+                });
+                tokio::select! {
+                    _ = follow => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        // The stream is open once the daemon said so (or the follower gave up).
+        let _ = ready_rx.recv_timeout(Duration::from_secs(2));
+        Self {
+            lines,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> Vec<Value> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// The phases of one failover, in ms after the fault, from the survivors' events: the first
+/// new view, the first plan in it, the last of the failed node's addresses plumbed and the
+/// last first announcement of one.
+fn phases(events: &[Value], fault_at_ms: u64, moved: &[String]) -> BTreeMap<&'static str, f64> {
+    let after = |e: &Value| e["at_ms"].as_u64().filter(|&t| t >= fault_at_ms);
+    let rel = |t: u64| (t - fault_at_ms) as f64;
+    let mut out = BTreeMap::new();
+    let first = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind)
+            .filter_map(after)
+            .min()
+    };
+    let last_of_moved = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind)
+            .filter(|e| {
+                e["address"]
+                    .as_str()
+                    .is_some_and(|a| moved.iter().any(|m| m == a))
+            })
+            .filter_map(after)
+            .max()
+    };
+    if let Some(t) = first("view") {
+        out.insert("view_ms", rel(t));
+    }
+    if let Some(t) = first("planned") {
+        out.insert("planned_ms", rel(t));
+    }
+    if let Some(t) = last_of_moved("acquire") {
+        out.insert("plumbed_ms", rel(t));
+    }
+    if let Some(t) = last_of_moved("announce") {
+        out.insert("announced_ms", rel(t));
+    }
+    out
+}
+
+fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * (sorted.len() - 1) as f64).round() as usize;
+    Some(sorted[rank.min(sorted.len() - 1)])
+}
+
+/// One run: fail the busiest node, measure, bring it back.
+fn one_run(state: &mut LabState, fault: Fault) -> Result<Value, LabError> {
+    let i = node_index(state, "busiest")?;
+    let moved = state.topology().held(i);
+    let followers: Vec<Follower> = (1..=state.nodes)
+        .filter(|&n| n != i && state.system == System::Dvip && state.alive("dvipd", n))
+        .map(|n| Follower::start(state.socket(n)))
+        .collect();
+    let measured = measure::fault(state, i, fault.describe(), || inject(state, i, fault));
+    let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
+    let mut report = measured?;
+    let fault_at = report["fault_at_ms"].as_u64().unwrap_or(0);
+    for (phase, ms) in phases(&events, fault_at, &moved) {
+        report[phase] = json!(ms);
+    }
+    if let Some(per) = report.as_object_mut() {
+        per.remove("per_address");
+    }
+    start_node(state, i)?;
+    wait_spread(state)?;
+    Ok(report)
+}
+
+/// Runs the whole plan, printing progress to stderr; the summary table (or JSON) to stdout.
+pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
+    let mut rows = Vec::new();
+    let systems = std::iter::once(System::Dvip).chain(
+        plan.keepalived
+            .iter()
+            .map(|&advert_ms| System::Keepalived { advert_ms }),
+    );
+    for system in systems {
+        measure_system(plan, system, &mut rows)?;
+    }
+    let ratios = ratios(&rows);
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"nodes": plan.nodes, "results": rows, "ratios": ratios})
+            )
+            .unwrap_or_default()
+        );
+    } else {
+        print_table(&rows);
+        if !ratios.is_empty() {
+            print_ratios(&ratios);
+        }
+    }
+    Ok(())
+}
+
+/// What a system is called in the report.
+fn label(system: System) -> String {
+    match system {
+        System::Dvip => "dvip".to_owned(),
+        System::Keepalived { advert_ms } => format!("keepalived {advert_ms}ms"),
+    }
+}
+
+fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Result<(), LabError> {
+    // keepalived runs no corosync: that fault has no counterpart.
+    let faults: Vec<Fault> = plan
+        .faults
+        .iter()
+        .copied()
+        .filter(|f| system == System::Dvip || *f != Fault::Corosync)
+        .collect();
+    for &size in &plan.sizes {
+        up(
+            &plan.name,
+            plan.nodes,
+            size,
+            None,
+            plan.dvipd.clone(),
+            system,
+        )?;
+        let result = (|| -> Result<(), LabError> {
+            let mut state = LabState::load(&plan.name)?;
+            for &fault in &faults {
+                let mut runs = Vec::new();
+                for run in 1..=plan.runs {
+                    let report = one_run(&mut state, fault)?;
+                    eprintln!(
+                        "bench: {}, {size} addresses, {}, run {run}/{}: worst {} ms",
+                        label(system),
+                        fault.name(),
+                        plan.runs,
+                        report["worst_ms"]
+                    );
+                    runs.push(report);
+                }
+                let mut row = summary(size, fault, &runs);
+                row["system"] = json!(label(system));
+                rows.push(row);
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let logs = LabState::load(&plan.name)
+                .map(|s| last_lines(&s))
+                .unwrap_or_default();
+            down(&plan.name);
+            return Err(LabError(format!("{e}\n{logs}")));
+        }
+        down(&plan.name);
+    }
+    Ok(())
+}
+
+/// dvip's worst-address p99 against each keepalived row of the same size and fault.
+fn ratios(rows: &[Value]) -> Vec<Value> {
+    let dvip = |size: &Value, fault: &Value| {
+        rows.iter()
+            .find(|r| r["system"] == "dvip" && &r["addresses"] == size && &r["fault"] == fault)
+    };
+    rows.iter()
+        .filter(|r| r["system"] != "dvip")
+        .filter_map(|k| {
+            let d = dvip(&k["addresses"], &k["fault"])?;
+            let (dp, kp) = (d["worst_p99_ms"].as_f64()?, k["worst_p99_ms"].as_f64()?);
+            Some(json!({
+                "addresses": k["addresses"],
+                "fault": k["fault"],
+                "baseline": k["system"],
+                "dvip_p99_ms": dp,
+                "baseline_p99_ms": kp,
+                "ratio": if kp > 0.0 { dp / kp } else { f64::NAN },
+                "dvip_doubles": d["double_answers"],
+                "baseline_doubles": k["double_answers"],
+            }))
+        })
+        .collect()
+}
+
+fn print_ratios(ratios: &[Value]) {
+    let mut table = vec![[
+        "ADDRESSES",
+        "FAULT",
+        "BASELINE",
+        "DVIP P99",
+        "BASELINE P99",
+        "DVIP/BASELINE",
+        "DVIP DOUBLES",
+        "BASELINE DOUBLES",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    for r in ratios {
+        table.push(vec![
+            r["addresses"].to_string(),
+            r["fault"].as_str().unwrap_or("?").to_owned(),
+            r["baseline"].as_str().unwrap_or("?").to_owned(),
+            format!("{:.1}", r["dvip_p99_ms"].as_f64().unwrap_or(f64::NAN)),
+            format!("{:.1}", r["baseline_p99_ms"].as_f64().unwrap_or(f64::NAN)),
+            format!("{:.2}", r["ratio"].as_f64().unwrap_or(f64::NAN)),
+            r["dvip_doubles"].to_string(),
+            r["baseline_doubles"].to_string(),
+        ]);
+    }
+    println!();
+    print!("{}", dvip_core::election::table::columns(&table));
+}
+
+fn summary(size: u32, fault: Fault, runs: &[Value]) -> Value {
+    let series = |key: &str| -> Vec<f64> { runs.iter().filter_map(|r| r[key].as_f64()).collect() };
+    let worst = series("worst_ms");
+    let view = series("view_ms");
+    let dvip_share: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| Some(r["worst_ms"].as_f64()? - r["view_ms"].as_f64()?))
+        .collect();
+    json!({
+        "addresses": size,
+        "moved_per_run": runs.first().map(|r| r["addresses"].clone()),
+        "fault": fault.name(),
+        "runs": runs.len(),
+        "worst_median_ms": quantile(&worst, 0.5),
+        "worst_p99_ms": quantile(&worst, 0.99),
+        "view_median_ms": quantile(&view, 0.5),
+        "planned_median_ms": quantile(&series("planned_ms"), 0.5),
+        "plumbed_median_ms": quantile(&series("plumbed_ms"), 0.5),
+        "announced_median_ms": quantile(&series("announced_ms"), 0.5),
+        "dvip_share_median_ms": quantile(&dvip_share, 0.5),
+        "dvip_share_p99_ms": quantile(&dvip_share, 0.99),
+        "double_answers": runs.iter().filter_map(|r| r["double_answers"].as_u64()).sum::<u64>(),
+        "unanswered": runs.iter().map(|r| r["unanswered"].as_array().map_or(0, Vec::len)).sum::<usize>(),
+    })
+}
+
+fn print_table(rows: &[Value]) {
+    let cell = |v: &Value| match v.as_f64() {
+        Some(f) => format!("{f:.1}"),
+        None => "-".to_owned(),
+    };
+    let mut table = vec![[
+        "SYSTEM",
+        "ADDRESSES",
+        "MOVED",
+        "FAULT",
+        "RUNS",
+        "WORST MEDIAN",
+        "WORST P99",
+        "VIEW",
+        "PLANNED",
+        "PLUMBED",
+        "ANNOUNCED",
+        "DVIP SHARE P99",
+        "DOUBLES",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    for r in rows {
+        table.push(vec![
+            r["system"].as_str().unwrap_or("?").to_owned(),
+            r["addresses"].to_string(),
+            r["moved_per_run"].to_string(),
+            r["fault"].as_str().unwrap_or("?").to_owned(),
+            r["runs"].to_string(),
+            cell(&r["worst_median_ms"]),
+            cell(&r["worst_p99_ms"]),
+            cell(&r["view_median_ms"]),
+            cell(&r["planned_median_ms"]),
+            cell(&r["plumbed_median_ms"]),
+            cell(&r["announced_median_ms"]),
+            cell(&r["dvip_share_p99_ms"]),
+            r["double_answers"].to_string(),
+        ]);
+    }
+    println!(
+        "times in ms after the fault; phases are medians over the runs, from the survivors' events"
+    );
+    print!("{}", dvip_core::election::table::columns(&table));
+}

@@ -1,0 +1,111 @@
+//! keepalived on the lab, as the baseline the failover benchmark compares dvip with.
+//!
+//! Owns keepalived's configuration and how its processes are started and failed. The same
+//! network, addresses and client probe as dvip's lab; instead of corosync and dvipd, every node
+//! runs keepalived with one VRRP instance per node's share of the addresses (VRRPv3, the
+//! share's node at the highest priority, so each instance has a natural master), addresses
+//! past the 255 a VRRP packet can carry in `virtual_ipaddress_excluded`. keepalived neither
+//! balances addresses nor agrees on membership: each instance elects its master on its own.
+
+use std::process::Command;
+
+use dvip_netns::LabError;
+
+use super::state::{LabState, Process};
+use super::{addresses, err, spawn};
+
+/// The most addresses one VRRP advertisement carries; the rest of a share is excluded from it.
+const IN_ADVERT_MAX: usize = 255;
+
+/// Node `i`'s keepalived.conf: every share as an instance, node `i`'s own at priority 150.
+pub(super) fn config(state: &LabState, i: usize, advert_ms: u32) -> String {
+    let all: Vec<_> = addresses(state.addresses).collect();
+    let mut text = format!(
+        "# dvip lab `{}`, node{i}: the keepalived baseline\nglobal_defs {{\n  router_id node{i}\n  vrrp_version 3\n  script_user root\n  enable_script_security\n}}\n",
+        state.name
+    );
+    for share in 1..=state.nodes {
+        // Share k holds every nodes-th address from the k-th: the same split dvip's balance
+        // gives a fresh cluster.
+        let members: Vec<String> = all
+            .iter()
+            .skip(share - 1)
+            .step_by(state.nodes)
+            .map(|a| format!("    {a}/32 dev eth0\n"))
+            .collect();
+        let (carried, excluded) = members.split_at(members.len().min(IN_ADVERT_MAX));
+        // Distinct priorities: the share's own node first, then the others in order.
+        let priority = if share == i { 150 } else { 100 - i };
+        text.push_str(&format!(
+            "vrrp_instance share{share} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {share}\n  priority {priority}\n  advert_int {:.2}\n  virtual_ipaddress {{\n{}  }}\n",
+            f64::from(advert_ms) / 1000.0,
+            carried.concat()
+        ));
+        if !excluded.is_empty() {
+            text.push_str(&format!(
+                "  virtual_ipaddress_excluded {{\n{}  }}\n",
+                excluded.concat()
+            ));
+        }
+        text.push_str("}\n");
+    }
+    text
+}
+
+/// Starts keepalived on node `i` in the foreground, with private pid files (a tmpfs on /run in
+/// a mount namespace of its own), after removing any address a killed keepalived left (as a
+/// rebooted host would have none).
+pub(super) fn start(state: &mut LabState, i: usize, advert_ms: u32) -> Result<(), LabError> {
+    let topology = state.topology();
+    for address in topology.held(i) {
+        let _ = dvip_netns::try_ip(&[
+            "-n",
+            &topology.node(i),
+            "addr",
+            "del",
+            &format!("{address}/32"),
+            "dev",
+            "eth0",
+        ]);
+    }
+    let conf = state.dir().join(format!("keepalived-{i}.conf"));
+    std::fs::write(&conf, config(state, i, advert_ms))
+        .map_err(|e| err(format!("keepalived.conf: {e}")))?;
+    let script = format!(
+        "mount -t tmpfs tmpfs /run && exec keepalived -n -l -D -f {} -p /run/keepalived.pid -r /run/vrrp.pid",
+        conf.display()
+    );
+    let mut command = Command::new("ip");
+    command.args([
+        "netns",
+        "exec",
+        &topology.node(i),
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    spawn(state, format!("keepalived-{i}"), command)
+}
+
+/// Every process in node `i`'s namespace (keepalived and the VRRP child it forks).
+pub(super) fn processes(state: &LabState, i: usize) -> Vec<Process> {
+    Command::new("ip")
+        .args(["netns", "pids", &state.topology().node(i)])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|p| p.trim().parse::<u32>().ok())
+        .filter_map(Process::of)
+        .collect()
+}
+
+/// Whether keepalived is installed.
+pub(super) fn installed() -> bool {
+    Command::new("keepalived")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success() || !o.stderr.is_empty())
+}
