@@ -168,8 +168,13 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
             .iter()
             .map(|&advert_ms| System::Keepalived { advert_ms }),
     );
+    // A failure part-way still reports what was measured before it.
+    let mut failed = None;
     for system in systems {
-        measure_system(plan, system, &mut rows)?;
+        if let Err(e) = measure_system(plan, system, &mut rows) {
+            failed = Some(e);
+            break;
+        }
     }
     let ratios = ratios(&rows);
     if json_out {
@@ -186,7 +191,7 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
             print_ratios(&ratios);
         }
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// What a system is called in the report.

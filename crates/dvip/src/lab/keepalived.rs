@@ -33,6 +33,10 @@ pub(super) fn config(state: &LabState, i: usize, advert_ms: u32) -> String {
             .step_by(state.nodes)
             .map(|a| format!("    {a}/32 dev eth0\n"))
             .collect();
+        if members.is_empty() {
+            // Fewer addresses than nodes: this node's share is empty and needs no instance.
+            continue;
+        }
         let (carried, excluded) = members.split_at(members.len().min(IN_ADVERT_MAX));
         // Distinct priorities: the share's own node first, then the others in order.
         let priority = if share == i { 150 } else { 100 - i };
@@ -50,6 +54,24 @@ pub(super) fn config(state: &LabState, i: usize, advert_ms: u32) -> String {
         text.push_str("}\n");
     }
     text
+}
+
+/// Node `i`'s share: every nodes-th address from the i-th.
+pub(super) fn share(state: &LabState, i: usize) -> Vec<String> {
+    let mut share: Vec<String> = addresses(state.addresses)
+        .skip(i - 1)
+        .step_by(state.nodes)
+        .map(|a| a.to_string())
+        .collect();
+    share.sort();
+    share
+}
+
+/// Every node holds its own share: each instance's master is the node it belongs to (a fresh
+/// start, or the preempting return of a node that was down).
+pub(super) fn settled(state: &LabState) -> bool {
+    let topology = state.topology();
+    (1..=state.nodes).all(|i| topology.held(i) == share(state, i))
 }
 
 /// Starts keepalived on node `i` in the foreground, with private pid files (a tmpfs on /run in

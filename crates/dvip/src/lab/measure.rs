@@ -108,7 +108,13 @@ pub(super) fn fault(
     }
     // Then until the failed node has been silent a while: after a kill -9 of dvipd alone its
     // kernel keeps answering until the addresses' lifetime runs out.
-    let give_up = Instant::now() + Duration::from_secs(state.address_lifetime.unwrap_or(6) + 3);
+    // dvipd's addresses go with their lifetime at the latest; a killed keepalived's stay until
+    // someone removes them, so two seconds show it as well as any longer wait would.
+    let linger = match state.system {
+        super::state::System::Dvip => state.address_lifetime.unwrap_or(6) + 3,
+        super::state::System::Keepalived { .. } => 2,
+    };
+    let give_up = Instant::now() + Duration::from_secs(linger);
     loop {
         let last_victim = prober
             .answers()

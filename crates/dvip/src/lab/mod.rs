@@ -318,7 +318,7 @@ fn spread(state: &LabState) -> bool {
 /// Every running dvipd reports a mature view of every running node.
 fn settled(state: &LabState) -> bool {
     if state.system != System::Dvip {
-        return true;
+        return keepalived::settled(state);
     }
     let running: Vec<usize> = (1..=state.nodes)
         .filter(|&i| state.alive("dvipd", i) && state.topology().port_up(i))
