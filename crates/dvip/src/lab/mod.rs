@@ -458,6 +458,19 @@ impl Fault {
     }
 }
 
+/// SIGTERM, then wait (up to 10 s) until the process is gone: a daemon still shutting down
+/// when the node is started again would not be started again.
+fn stop(process: Option<Process>) {
+    let Some(process) = process else {
+        return;
+    };
+    process.signal(nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub(crate) fn inject(state: &LabState, i: usize, fault: Fault) -> Result<(), LabError> {
     let topology = state.topology();
     let kill = |what: &str| {
@@ -479,11 +492,7 @@ pub(crate) fn inject(state: &LabState, i: usize, fault: Fault) -> Result<(), Lab
         };
         match fault {
             Fault::Daemon => kill_all(),
-            Fault::Stop => {
-                if let Some(p) = state.process("keepalived", i) {
-                    p.signal(nix::sys::signal::Signal::SIGTERM);
-                }
-            }
+            Fault::Stop => stop(state.process("keepalived", i)),
             Fault::Link => topology.set_port(i, false)?,
             Fault::Host => {
                 topology.set_port(i, false)?;
@@ -497,11 +506,7 @@ pub(crate) fn inject(state: &LabState, i: usize, fault: Fault) -> Result<(), Lab
         Fault::Daemon => kill("dvipd"),
         Fault::Corosync => kill("corosync"),
         Fault::Link => topology.set_port(i, false)?,
-        Fault::Stop => {
-            if let Some(p) = state.process("dvipd", i) {
-                p.signal(nix::sys::signal::Signal::SIGTERM);
-            }
-        }
+        Fault::Stop => stop(state.process("dvipd", i)),
         Fault::Host => {
             topology.set_port(i, false)?;
             kill("corosync");
