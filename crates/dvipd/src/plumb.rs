@@ -362,31 +362,47 @@ impl Plumber {
 
     /// Removes every address dvip added on this machine (at start, after a crash). Returns
     /// what was removed.
+    ///
+    /// Requests are pipelined like [`Plumber::plumb_many`]'s, in the kernel's list order (the
+    /// front of the list is the cheapest to remove): the guardian runs this while another node
+    /// already answers for these addresses.
     pub async fn remove_all_ours(&mut self) -> Result<Vec<PlumbedAddress>, PlumbError> {
-        let mut removed = Vec::new();
-        for (plumbed, message) in self.our_messages().await? {
-            self.delete(message, plumbed.address).await?;
-            removed.push(plumbed);
-        }
-        Ok(removed)
+        let ours = self.our_messages().await?;
+        let handle = self.handle.clone();
+        let results: Vec<Result<(), PlumbError>> = futures_util::stream::iter(ours.iter())
+            .map(|(plumbed, message)| delete(handle.clone(), message.clone(), plumbed.address))
+            .buffered(PLUMB_IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(ours.into_iter().map(|(plumbed, _)| plumbed).collect())
     }
 
     async fn delete(&mut self, message: AddressMessage, address: IpAddr) -> Result<(), PlumbError> {
-        match self.handle.address().del(message).execute().await {
-            Ok(()) => Ok(()),
-            // Gone meanwhile (its lifetime ran out, or someone removed it): what we wanted.
-            Err(rtnetlink::Error::NetlinkError(e))
-                if e.code
-                    .is_some_and(|c| c.get() == -EADDRNOTAVAIL || c.get() == -ENOENT) =>
-            {
-                Ok(())
-            }
-            Err(source) => Err(PlumbError::Kernel {
-                what: "remove",
-                address,
-                source,
-            }),
+        delete(self.handle.clone(), message, address).await
+    }
+}
+
+/// Removes the address `message` describes.
+async fn delete(
+    handle: Handle,
+    message: AddressMessage,
+    address: IpAddr,
+) -> Result<(), PlumbError> {
+    match handle.address().del(message).execute().await {
+        Ok(()) => Ok(()),
+        // Gone meanwhile (its lifetime ran out, or someone removed it): what we wanted.
+        Err(rtnetlink::Error::NetlinkError(e))
+            if e.code
+                .is_some_and(|c| c.get() == -EADDRNOTAVAIL || c.get() == -ENOENT) =>
+        {
+            Ok(())
         }
+        Err(source) => Err(PlumbError::Kernel {
+            what: "remove",
+            address,
+            source,
+        }),
     }
 }
 

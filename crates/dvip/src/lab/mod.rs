@@ -45,7 +45,9 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
             address_lifetime,
             dvipd,
             keepalived.map_or(System::Dvip, |advert_ms| System::Keepalived { advert_ms }),
-        ),
+        )
+        .and_then(|()| LabState::load(name))
+        .map(|state| status(&state, false)),
         LabCommand::Status { json } => LabState::load(name).map(|s| status(&s, json)),
         LabCommand::Kill {
             node,
@@ -202,7 +204,6 @@ fn build(state: &mut LabState) -> Result<(), LabError> {
         state.name,
         started.elapsed().as_secs_f64()
     );
-    status(state, false);
     Ok(())
 }
 
