@@ -164,7 +164,16 @@ impl Prober {
 
     /// Every answer so far, in arrival order.
     pub fn answers(&self) -> Vec<Answer> {
-        self.answers.lock().map(|a| a.clone()).unwrap_or_default()
+        self.answers_since(0)
+    }
+
+    /// The answers after the first `seen`, in arrival order: a caller polling keeps the count
+    /// it has read instead of copying every answer again.
+    pub fn answers_since(&self, seen: usize) -> Vec<Answer> {
+        self.answers
+            .lock()
+            .map(|a| a.get(seen..).map(<[Answer]>::to_vec).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// Stops probing and returns every answer.

@@ -24,6 +24,27 @@ fn call(socket: &Path, request: &Value) -> Result<Value, String> {
         })
 }
 
+/// The daemon's reply to `request`, or `None` after saying why there is none.
+fn ask(socket: &Path, request: &Value) -> Option<Value> {
+    call(socket, request)
+        .map_err(|e| eprintln!("dvip: {e}"))
+        .ok()
+}
+
+/// The reply's error, said on stderr; `None` when the daemon did what was asked.
+fn refused(reply: &Value) -> Option<&str> {
+    let error = failed(reply)?;
+    eprintln!("dvip: {error}");
+    Some(error)
+}
+
+fn print_json(reply: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(reply).unwrap_or_default()
+    );
+}
+
 fn failed(reply: &Value) -> Option<&str> {
     (reply["ok"] != true).then(|| {
         reply["error"]
@@ -34,22 +55,14 @@ fn failed(reply: &Value) -> Option<&str> {
 
 /// Asks the daemon `command`; prints the reply as JSON when `json`, else hands it to `text`.
 fn report(socket: &Path, command: &str, json: bool, text: impl FnOnce(&Value)) -> Outcome {
-    let reply = match call(socket, &serde_json::json!({ "command": command })) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("dvip: {e}");
-            return Outcome::Failed;
-        }
+    let Some(reply) = ask(socket, &serde_json::json!({ "command": command })) else {
+        return Outcome::Failed;
     };
-    if let Some(e) = failed(&reply) {
-        eprintln!("dvip: {e}");
+    if refused(&reply).is_some() {
         return Outcome::Failed;
     }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&reply).unwrap_or_default()
-        );
+        print_json(&reply);
     } else {
         text(&reply);
     }
@@ -224,18 +237,12 @@ pub(crate) fn broadcast(socket: &Path, words: &[String], json: bool) -> Outcome 
         return Outcome::Usage;
     };
     let request = serde_json::json!({"command": "broadcast", "request": {"command": command}});
-    let reply = match call(socket, &request) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("dvip: {e}");
-            return Outcome::Failed;
-        }
+    let Some(reply) = ask(socket, &request) else {
+        return Outcome::Failed;
     };
+    // Each node's reply is shown even when some failed or stayed silent.
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&reply).unwrap_or_default()
-        );
+        print_json(&reply);
     } else {
         for (node, answer) in reply["replies"].as_object().into_iter().flatten() {
             println!("== {node}");
@@ -245,31 +252,19 @@ pub(crate) fn broadcast(socket: &Path, words: &[String], json: bool) -> Outcome 
             }
         }
     }
-    match failed(&reply) {
+    match refused(&reply) {
         None => Outcome::Ok,
-        Some(e) => {
-            eprintln!("dvip: {e}");
-            Outcome::Failed
-        }
+        Some(_) => Outcome::Failed,
     }
 }
 
 pub(crate) fn command(socket: &Path, request: &Value) -> Outcome {
-    match call(socket, request) {
-        Ok(reply) => match failed(&reply) {
-            Some(e) => {
-                eprintln!("dvip: {e}");
-                Outcome::Failed
-            }
-            None => {
-                println!("ok");
-                Outcome::Ok
-            }
-        },
-        Err(e) => {
-            eprintln!("dvip: {e}");
-            Outcome::Failed
+    match ask(socket, request).as_ref().map(refused) {
+        Some(None) => {
+            println!("ok");
+            Outcome::Ok
         }
+        _ => Outcome::Failed,
     }
 }
 

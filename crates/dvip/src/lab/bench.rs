@@ -15,6 +15,7 @@ use std::time::Duration;
 use dvip_netns::LabError;
 use serde_json::{json, Value};
 
+use super::measure::quantile;
 use super::state::{LabState, System};
 use super::{down, inject, last_lines, measure, node_index, start_node, up, wait_spread, Fault};
 
@@ -125,16 +126,6 @@ fn phases(events: &[Value], fault_at_ms: u64, moved: &[String]) -> BTreeMap<&'st
         out.insert("announced_ms", rel(t));
     }
     out
-}
-
-fn quantile(values: &[f64], q: f64) -> Option<f64> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (q * (sorted.len() - 1) as f64).round() as usize;
-    Some(sorted[rank.min(sorted.len() - 1)])
 }
 
 /// One run: fail the busiest node, measure, bring it back.

@@ -19,18 +19,13 @@ const IN_ADVERT_MAX: usize = 255;
 
 /// Node `i`'s keepalived.conf: every share as an instance, node `i`'s own at priority 150.
 pub(super) fn config(state: &LabState, i: usize, advert_ms: u32) -> String {
-    let all: Vec<_> = addresses(state.addresses).collect();
     let mut text = format!(
         "# dvip lab `{}`, node{i}: the keepalived baseline\nglobal_defs {{\n  router_id node{i}\n  vrrp_version 3\n  script_user root\n  enable_script_security\n}}\n",
         state.name
     );
     for share in 1..=state.nodes {
-        // Share k holds every nodes-th address from the k-th: the same split dvip's balance
-        // gives a fresh cluster.
-        let members: Vec<String> = all
+        let members: Vec<String> = self::share(state, share)
             .iter()
-            .skip(share - 1)
-            .step_by(state.nodes)
             .map(|a| format!("    {a}/32 dev eth0\n"))
             .collect();
         if members.is_empty() {
@@ -56,7 +51,8 @@ pub(super) fn config(state: &LabState, i: usize, advert_ms: u32) -> String {
     text
 }
 
-/// Node `i`'s share: every nodes-th address from the i-th.
+/// Node `i`'s share, sorted: every nodes-th address from the i-th, the same split dvip's
+/// balance gives a fresh cluster.
 pub(super) fn share(state: &LabState, i: usize) -> Vec<String> {
     let mut share: Vec<String> = addresses(state.addresses)
         .skip(i - 1)
@@ -113,15 +109,7 @@ pub(super) fn start(state: &mut LabState, i: usize, advert_ms: u32) -> Result<()
 
 /// Every process in node `i`'s namespace (keepalived and the VRRP child it forks).
 pub(super) fn processes(state: &LabState, i: usize) -> Vec<Process> {
-    Command::new("ip")
-        .args(["netns", "pids", &state.topology().node(i)])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|p| p.trim().parse::<u32>().ok())
-        .filter_map(Process::of)
-        .collect()
+    super::state::processes_in(&state.topology().node(i))
 }
 
 /// Whether keepalived is installed.

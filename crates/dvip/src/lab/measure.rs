@@ -19,13 +19,13 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
-/// The `q` quantile (0..=1) of sorted `values`.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (q * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
+/// The `q` quantile (0..=1) of `values` (nearest rank), `None` when there are none.
+pub(super) fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let last = sorted.len().checked_sub(1)?;
+    let rank = (q * last as f64).round() as usize;
+    Some(sorted[rank.min(last)])
 }
 
 /// Probes node `i`'s addresses, injects the fault, and reports when a survivor first
@@ -67,15 +67,23 @@ pub(super) fn fault(
         interval,
     )?;
 
-    // Before the fault: the node answers for all of them (or the probe is wrong).
+    // Before the fault: the node answers for all of them (or the probe is wrong). Every loop
+    // below reads only the answers that arrived since it last looked.
+    let mut seen = 0;
+    let mut fresh = || {
+        let new = prober.answers_since(seen);
+        seen += new.len();
+        new
+    };
     let baseline = Instant::now();
+    let mut answered = std::collections::BTreeSet::new();
+    // The failed node's last answer, before the fault or after it.
+    let mut last_victim: Option<Instant> = None;
     loop {
-        let answered: std::collections::BTreeSet<Ipv4Addr> = prober
-            .answers()
-            .iter()
-            .filter(|a| mac_text(a.mac) == victim)
-            .map(|a| a.address)
-            .collect();
+        for a in fresh().iter().filter(|a| mac_text(a.mac) == victim) {
+            answered.insert(a.address);
+            last_victim = Some(a.at);
+        }
         if answered.len() == targets.len() {
             break;
         }
@@ -95,33 +103,32 @@ pub(super) fn fault(
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     inject()?;
     let mut first: BTreeMap<Ipv4Addr, Answer> = BTreeMap::new();
-    loop {
-        for a in prober.answers() {
-            if a.at >= t0 && mac_text(a.mac) != victim {
+    let mut read = |first: &mut BTreeMap<Ipv4Addr, Answer>, last_victim: &mut Option<Instant>| {
+        for a in fresh() {
+            if mac_text(a.mac) == victim {
+                *last_victim = Some(a.at);
+            } else if a.at >= t0 {
                 first.entry(a.address).or_insert(a);
             }
         }
+    };
+    loop {
+        read(&mut first, &mut last_victim);
         if first.len() == targets.len() || t0.elapsed() > REPAIR_DEADLINE {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    // Then until the failed node has been silent a while: after a kill -9 of dvipd alone its
-    // kernel keeps answering until the addresses' lifetime runs out.
-    // dvipd's addresses go with their lifetime at the latest; a killed keepalived's stay until
-    // someone removes them, so two seconds show it as well as any longer wait would.
+    // Then until the failed node has been silent a while. A killed dvipd's addresses go at
+    // once (its guardian) or with their lifetime at the latest; a killed keepalived's stay
+    // until someone removes them, so two seconds show it as well as any longer wait would.
     let linger = match state.system {
         super::state::System::Dvip => state.address_lifetime.unwrap_or(6) + 3,
         super::state::System::Keepalived { .. } => 2,
     };
     let give_up = Instant::now() + Duration::from_secs(linger);
     loop {
-        let last_victim = prober
-            .answers()
-            .iter()
-            .filter(|a| mac_text(a.mac) == victim)
-            .map(|a| a.at)
-            .max();
+        read(&mut first, &mut last_victim);
         let quiet = last_victim.is_none_or(|at| at.elapsed() > Duration::from_millis(300));
         if quiet || Instant::now() > give_up {
             break;
@@ -172,8 +179,8 @@ pub(super) fn fault(
         "addresses": targets.len(),
         "probe_interval_ms": ms(interval),
         "worst_ms": times.last(),
-        "median_ms": quantile(&times, 0.5),
-        "p99_ms": quantile(&times, 0.99),
+        "median_ms": quantile(&times, 0.5).unwrap_or(0.0),
+        "p99_ms": quantile(&times, 0.99).unwrap_or(0.0),
         "new_owners": owners,
         "unanswered": unanswered,
         "double_answers": doubled.len(),

@@ -99,8 +99,8 @@ fn err(text: impl Into<String>) -> LabError {
 fn node_index(state: &LabState, node: &str) -> Result<usize, LabError> {
     if node == "busiest" {
         let topology = state.topology();
-        return (1..=state.nodes)
-            .filter(|&i| state.alive(state.daemon(), i) && topology.port_up(i))
+        return running(state)
+            .into_iter()
             .map(|i| (topology.held(i).len(), std::cmp::Reverse(i)))
             .max()
             .map(|(_, std::cmp::Reverse(i))| i)
@@ -296,10 +296,16 @@ fn held(state: &LabState) -> Vec<Vec<String>> {
 }
 
 /// Every address held once, by nodes whose dvipd runs, loads within one.
+/// The nodes whose daemon runs and whose link is up.
+fn running(state: &LabState) -> Vec<usize> {
+    let topology = state.topology();
+    (1..=state.nodes)
+        .filter(|&i| state.alive(state.daemon(), i) && topology.port_up(i))
+        .collect()
+}
+
 fn spread(state: &LabState) -> bool {
-    let up: Vec<usize> = (1..=state.nodes)
-        .filter(|&i| state.alive(state.daemon(), i) && state.topology().port_up(i))
-        .collect();
+    let up = running(state);
     if up.is_empty() {
         return false;
     }
@@ -321,9 +327,7 @@ fn settled(state: &LabState) -> bool {
     if state.system != System::Dvip {
         return keepalived::settled(state);
     }
-    let running: Vec<usize> = (1..=state.nodes)
-        .filter(|&i| state.alive("dvipd", i) && state.topology().port_up(i))
-        .collect();
+    let running = running(state);
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -643,15 +647,8 @@ fn down(name: &str) {
         .filter(|ns| ns.starts_with(&prefix))
     {
         // Anything still running in one of the lab's namespaces was started by the lab.
-        let pids = Command::new("ip")
-            .args(["netns", "pids", ns])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        for pid in pids.lines().filter_map(|p| p.trim().parse::<u32>().ok()) {
-            if let Some(process) = Process::of(pid) {
-                process.kill();
-            }
+        for process in state::processes_in(ns) {
+            process.kill();
         }
         if dvip_netns::try_ip(&["netns", "del", ns]).is_ok() {
             removed += 1;

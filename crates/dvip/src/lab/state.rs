@@ -52,6 +52,19 @@ impl Process {
     }
 }
 
+/// Every process running in network namespace `ns` (`ip netns pids`).
+pub(crate) fn processes_in(ns: &str) -> Vec<Process> {
+    std::process::Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|p| p.trim().parse::<u32>().ok())
+        .filter_map(Process::of)
+        .collect()
+}
+
 fn stat(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
 }

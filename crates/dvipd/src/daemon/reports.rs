@@ -77,7 +77,7 @@ impl Daemon {
             "interfaces_down": self
                 .links
                 .iter()
-                .filter(|(name, usable)| !**usable && self.config.addresses.iter().any(|a| &a.plumb.interface == *name))
+                .filter(|(name, usable)| !**usable && self.uses(name))
                 .map(|(name, _)| name)
                 .collect::<Vec<_>>(),
             "forwarding": forwards,

@@ -63,24 +63,20 @@ impl Daemon {
                     return;
                 }
                 warn!(%address, "a held address was removed from outside dvip: putting it back");
-                let result = self
+                match self
                     .plumber
-                    .plumb_many(&[(address, hint.cidrmask, hint.interface.clone())])
+                    .plumb(address, hint.cidrmask, &hint.interface)
                     .await
-                    .pop();
-                match result {
-                    Some(Ok(())) => {
-                        self.emit(json!({"event": "restored", "address": address}));
-                    }
-                    Some(Err(e)) => self.error("plumb", Some(address), "cannot put back", &e),
-                    None => {}
+                {
+                    Ok(()) => self.emit(json!({"event": "restored", "address": address})),
+                    Err(e) => self.error("plumb", Some(address), "cannot put back", &e),
                 }
             }
         }
     }
 
     /// Whether any configured address lives on `interface`.
-    fn uses(&self, interface: &str) -> bool {
+    pub(super) fn uses(&self, interface: &str) -> bool {
         self.config
             .addresses
             .iter()
