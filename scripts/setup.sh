@@ -5,7 +5,7 @@
 set -euo pipefail
 
 DVIP_APT_PACKAGES=(
-  build-essential pkg-config iproute2 procps util-linux systemd keepalived
+  build-essential pkg-config iproute2 procps util-linux systemd keepalived nftables
   corosync libcorosync-common-dev libcpg-dev libcfg-dev libcmap-dev libquorum-dev libvotequorum-dev
 )
 

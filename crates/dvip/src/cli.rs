@@ -249,6 +249,32 @@ pub(crate) enum LabCommand {
         #[arg(long, value_delimiter = ',', value_name = "ADVERT_MS", value_parser = clap::value_parser!(u32).range(10..=40_950))]
         keepalived: Vec<u32>,
     },
+    /// Break a lab cluster over and over (seeded faults: host deaths, killed daemons,
+    /// partitions, loss, reloads, standby, moves) and check after every round that it settled
+    /// with every address on exactly one node per side; builds and removes its own lab.
+    Chaos {
+        /// The seed that chooses the faults (default: the time); a failing run prints it.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Seconds of faults before the last round repairs everything.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+        duration: u64,
+        /// How many nodes.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(2..=16))]
+        nodes: u16,
+        /// How many DuraVIP addresses.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        addresses: u32,
+        /// The dvipd to run (default: the one next to this dvip).
+        #[arg(long, value_name = "PATH")]
+        dvipd: Option<PathBuf>,
+        /// On a violation, leave the lab up as it failed, for a look.
+        #[arg(long)]
+        keep: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop every process of the lab and remove everything it made (also after a crash).
     Down,
 }

@@ -9,12 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use dvip_netns::LabError;
 use serde_json::{json, Value};
 
+use super::follow::Follower;
 use super::measure::quantile;
 use super::state::{LabState, System};
 use super::{down, inject, last_lines, measure, node_index, start_node, up, wait_spread, Fault};
@@ -29,62 +28,6 @@ pub(crate) struct BenchPlan {
     pub(crate) dvipd: Option<PathBuf>,
     /// keepalived's advertisement intervals to measure as the baseline, in ms.
     pub(crate) keepalived: Vec<u32>,
-}
-
-/// Follows one node's event stream on a thread of its own until told to stop.
-struct Follower {
-    lines: Arc<Mutex<Vec<Value>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Follower {
-    fn start(socket: PathBuf) -> Self {
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                let follow = dvipd::console::follow(&socket, |line| {
-                    if let Ok(value) = serde_json::from_str::<Value>(line) {
-                        if value.get("ok").is_some() {
-                            let _ = ready_tx.send(());
-                        } else if let Ok(mut all) = sink.lock() {
-                            all.push(value);
-                        }
-                    }
-                });
-                tokio::select! {
-                    _ = follow => {}
-                    _ = stopped => {}
-                }
-            });
-        });
-        // The stream is open once the daemon said so (or the follower gave up).
-        let _ = ready_rx.recv_timeout(Duration::from_secs(2));
-        Self {
-            lines,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> Vec<Value> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
-    }
 }
 
 /// The phases of one failover, in ms after the fault, from the survivors' events: the first

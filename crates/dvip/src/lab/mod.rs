@@ -6,6 +6,8 @@
 //! touch anything outside the lab's namespaces and processes.
 
 mod bench;
+mod chaos;
+mod follow;
 mod keepalived;
 mod measure;
 mod state;
@@ -73,6 +75,26 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
                 runs,
                 dvipd,
                 keepalived,
+            },
+            json,
+        ),
+        LabCommand::Chaos {
+            seed,
+            duration,
+            nodes,
+            addresses,
+            dvipd,
+            keep,
+            json,
+        } => chaos::run(
+            &chaos::ChaosPlan {
+                name: name.to_owned(),
+                seed,
+                duration: Duration::from_secs(duration),
+                nodes: usize::from(nodes),
+                addresses,
+                dvipd,
+                keep,
             },
             json,
         ),
@@ -186,7 +208,7 @@ fn build(state: &mut LabState) -> Result<(), LabError> {
     for i in 1..=state.nodes {
         std::fs::write(state.dir().join(format!("corosync-{i}.conf")), &conf)
             .map_err(|e| err(format!("corosync.conf: {e}")))?;
-        write_dvip_conf(state, i)?;
+        write_dvip_conf(state, i, 0..0)?;
         start_corosync(state, i)?;
     }
     wait_for(
@@ -207,12 +229,19 @@ fn build(state: &mut LabState) -> Result<(), LabError> {
     Ok(())
 }
 
-fn write_dvip_conf(state: &LabState, i: usize) -> Result<(), LabError> {
+fn write_dvip_conf(
+    state: &LabState,
+    i: usize,
+    without: std::ops::Range<usize>,
+) -> Result<(), LabError> {
     let mut text = format!(
         "# dvip lab `{}`, node{i}\ncluster {{ nodename = node{i}  Topology \"198.18.0.0/15\" {{ interface = \"eth0\" }} }}\n",
         state.name
     );
-    for (k, address) in addresses(state.addresses).enumerate() {
+    for (k, address) in addresses(state.addresses)
+        .enumerate()
+        .filter(|(k, _)| !without.contains(k))
+    {
         text.push_str(&format!(
             "Binding \"sender-{}\" {{ Enable_Duravip = true  Bind_Address = {address} }}\n",
             k + 1

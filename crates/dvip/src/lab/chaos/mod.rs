@@ -1,0 +1,420 @@
+//! `dvip lab chaos`: a seeded nemesis breaks a lab cluster over and over, and after every
+//! round a checker verifies that the cluster settled into a state a user can trust.
+//!
+//! Owns the run: building its lab, the rounds (faults, settling, looking, checking), the
+//! report and the exit status. It must not decide what a fault is ([`nemesis`]) or what is
+//! right ([`check`]).
+
+mod check;
+mod nemesis;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use dvip_netns::{mac_text, LabError, Prober};
+use serde_json::{json, Value};
+
+use self::check::{Causes, NodeSeen, Record, Seen};
+use self::nemesis::{Dice, Health, Op, World};
+use super::follow::Follower;
+use super::measure::quantile;
+use super::state::{LabState, System};
+use super::{addresses, down, err, up};
+
+/// How long the lab may take to settle after a round before that is a violation.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long a settled look must stay the same before it is checked.
+const STEADY: Duration = Duration::from_millis(600);
+
+/// What to run.
+pub(crate) struct ChaosPlan {
+    pub(crate) name: String,
+    pub(crate) seed: Option<u64>,
+    pub(crate) duration: Duration,
+    pub(crate) nodes: usize,
+    pub(crate) addresses: u32,
+    pub(crate) dvipd: Option<std::path::PathBuf>,
+    pub(crate) keep: bool,
+}
+
+/// Counts for the report.
+struct Tally {
+    started: Instant,
+    rounds: u64,
+    faults: BTreeMap<&'static str, u64>,
+    refused: u64,
+    settles: Vec<f64>,
+    events: BTreeMap<String, u64>,
+    violations: Vec<Value>,
+}
+
+/// Runs the plan; the report goes to stdout (JSON with `json`), progress to stderr. Fails
+/// (non-zero exit) on any violation, naming the seed that replays the run.
+pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
+    let seed = plan.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs())
+    });
+    let replay = format!(
+        "dvip lab --name {} chaos --seed {seed} --duration {} --nodes {} --addresses {}",
+        plan.name,
+        plan.duration.as_secs(),
+        plan.nodes,
+        plan.addresses
+    );
+    eprintln!("chaos: seed {seed} (replay: {replay})");
+    up(
+        &plan.name,
+        plan.nodes,
+        plan.addresses,
+        None,
+        plan.dvipd.clone(),
+        System::Dvip,
+    )?;
+    let mut state = LabState::load(&plan.name)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| err(format!("tokio: {e}")))?;
+    let mut tally = Tally {
+        started: Instant::now(),
+        rounds: 0,
+        faults: BTreeMap::new(),
+        refused: 0,
+        settles: Vec::new(),
+        events: BTreeMap::new(),
+        violations: Vec::new(),
+    };
+    let result = nemesis::make_second_switch(&state)
+        .and_then(|()| rounds(plan, seed, &mut state, &runtime, &mut tally));
+    let elapsed = tally.started.elapsed();
+    let report = report(plan, seed, elapsed, &tally, &replay);
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print(&report);
+    }
+    let failed = result.is_err() || !tally.violations.is_empty();
+    if failed && plan.keep {
+        eprintln!(
+            "chaos: the lab is left as it failed: `dvip lab --name {} status`, logs in {}; `dvip lab --name {} down` removes it",
+            plan.name,
+            state.dir().display(),
+            plan.name
+        );
+    } else {
+        down(&plan.name);
+    }
+    result?;
+    if tally.violations.is_empty() {
+        Ok(())
+    } else {
+        Err(err(format!(
+            "{} violations; replay with: {replay}",
+            tally.violations.len()
+        )))
+    }
+}
+
+/// Rounds until the time is up or a violation is found, then a last round that repairs
+/// everything and checks the whole cluster.
+fn rounds(
+    plan: &ChaosPlan,
+    seed: u64,
+    state: &mut LabState,
+    runtime: &tokio::runtime::Runtime,
+    tally: &mut Tally,
+) -> Result<(), LabError> {
+    let mut dice = Dice::new(seed);
+    let mut world = World::new(
+        state.nodes,
+        addresses(state.addresses).map(|a| a.to_string()).collect(),
+    );
+    world.has_netem = nemesis::kernel_has_netem(state);
+    if !world.has_netem {
+        eprintln!("chaos: this kernel has no netem: links are degraded by loss alone, no delay");
+    }
+    let mut previous: Option<Record> = None;
+    let mut last = false;
+    loop {
+        tally.rounds += 1;
+        let health_before = health(state);
+        let followers: Vec<(String, Follower)> = (1..=state.nodes)
+            .filter(|&i| state.alive("dvipd", i))
+            .map(|i| (format!("node{i}"), Follower::start(state.socket(i))))
+            .collect();
+        let repairs = last.then(|| repair_all(state, &world));
+        let count = repairs.as_ref().map_or_else(|| 1 + dice.below(3), Vec::len);
+        let mut ops = Vec::new();
+        let mut causes = Causes::default();
+        for k in 0..count {
+            if k > 0 && repairs.is_none() {
+                std::thread::sleep(Duration::from_millis(dice.between(0, 600)));
+            }
+            // Chosen after the op before it was carried out, from the lab as it is now.
+            let op = match &repairs {
+                Some(repairs) => repairs[k].clone(),
+                None => nemesis::choose(&mut dice, &health(state), &world),
+            };
+            eprintln!(
+                "chaos {:>6.1} s  round {:>4}  {}",
+                tally.started.elapsed().as_secs_f64(),
+                tally.rounds,
+                op.describe(&world.addresses)
+            );
+            *tally.faults.entry(op.kind()).or_default() += 1;
+            causes.membership |= op.touches_membership();
+            if let Some(node) = op.changes() {
+                causes.changed.insert(format!("node{node}"));
+            }
+            if let Some(refusal) = nemesis::apply(&op, state, &mut world, runtime)? {
+                tally.refused += 1;
+                eprintln!("chaos            refused: {refusal}");
+            }
+            ops.push(op);
+        }
+        // A process that died or came back by itself (a daemon that did not survive its
+        // reload) changes membership too.
+        causes.membership |= health(state) != health_before;
+        let settled = settle(state, &world, runtime);
+        let mut events: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for (name, follower) in followers {
+            let following = follower.following;
+            let lines = follower.finish();
+            for line in &lines {
+                let kind = line["event"].as_str().unwrap_or("?").to_owned();
+                *tally.events.entry(kind).or_default() += 1;
+            }
+            // A node whose stream did not open is left out: what it did is not known.
+            if following {
+                events.insert(name, lines);
+            }
+        }
+        let violations = match settled {
+            Ok((mut seen, took)) => {
+                tally.settles.push(took.as_secs_f64());
+                seen.arp = Some(arp(state, &world)?);
+                let bad = check::check(&seen, previous.as_ref(), &causes, &events);
+                previous = Some(check::record(&seen));
+                bad
+            }
+            Err(why) => vec![format!(
+                "not settled within {} s: {why}",
+                SETTLE_DEADLINE.as_secs()
+            )],
+        };
+        if !violations.is_empty() {
+            for v in &violations {
+                eprintln!("chaos VIOLATION in round {}: {v}", tally.rounds);
+            }
+            tally.violations.push(json!({
+                "round": tally.rounds,
+                "after": ops.iter().map(|op| op.describe(&world.addresses)).collect::<Vec<_>>(),
+                "violations": violations,
+            }));
+            return Ok(());
+        }
+        if last {
+            return Ok(());
+        }
+        last = tally.started.elapsed() >= plan.duration;
+    }
+}
+
+fn health(state: &LabState) -> Vec<Health> {
+    (1..=state.nodes).map(|i| Health::of(state, i)).collect()
+}
+
+/// The ops of the last round: every node whole, on one switch, online, with its whole
+/// configuration.
+fn repair_all(state: &LabState, world: &World) -> Vec<Op> {
+    let mut ops = vec![Op::Heal];
+    for i in 1..=state.nodes {
+        if !Health::of(state, i).whole() {
+            ops.push(Op::Restart(i));
+        }
+        if !world.without[i - 1].is_empty() {
+            ops.push(Op::Reload {
+                node: i,
+                without: 0..0,
+            });
+        }
+        if world.standby[i - 1] {
+            ops.push(Op::Online(i));
+        }
+    }
+    ops
+}
+
+/// Looks at every node: its health, side, configuration, kernel addresses and `show`.
+fn look(state: &LabState, world: &World, runtime: &tokio::runtime::Runtime) -> Seen {
+    let topology = state.topology();
+    let nodes = (1..=state.nodes)
+        .map(|i| {
+            let health = Health::of(state, i);
+            let show = if health.daemon {
+                nemesis::ask(runtime, state, i, &json!({"command": "show"})).ok()
+            } else {
+                None
+            };
+            NodeSeen {
+                name: format!("node{i}"),
+                mac: topology.mac(i),
+                member: health.whole(),
+                side: world.side[i - 1],
+                configured: world.configured(i),
+                held: topology.held(i).into_iter().collect(),
+                show,
+            }
+        })
+        .collect();
+    Seen {
+        nodes,
+        addresses: world.addresses.clone(),
+        arp: None,
+    }
+}
+
+/// Waits until the lab has settled and stayed so for [`STEADY`]; returns that look and how
+/// long it took, or why it did not settle.
+fn settle(
+    state: &LabState,
+    world: &World,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(Seen, Duration), String> {
+    let start = Instant::now();
+    let mut steady: Option<(String, Instant)> = None;
+    loop {
+        let seen = look(state, world, runtime);
+        match check::unsettled(&seen) {
+            None => {
+                let print = check::fingerprint(&seen);
+                match &steady {
+                    Some((same, since)) if *same == print => {
+                        if since.elapsed() >= STEADY {
+                            return Ok((seen, start.elapsed()));
+                        }
+                    }
+                    _ => steady = Some((print, Instant::now())),
+                }
+            }
+            Some(why) => {
+                steady = None;
+                if start.elapsed() > SETTLE_DEADLINE {
+                    return Err(why);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+/// Which MACs answer the client's ARP requests for each address, over a few rounds.
+fn arp(state: &LabState, world: &World) -> Result<BTreeMap<String, BTreeSet<String>>, LabError> {
+    let targets: Vec<Ipv4Addr> = world
+        .addresses
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let client: Ipv4Addr = dvip_netns::CLIENT_ADDRESS
+        .parse()
+        .map_err(|_| err("client address"))?;
+    let prober = Prober::start(
+        &state.topology().client(),
+        "eth0",
+        client,
+        targets,
+        Duration::from_millis(20),
+    )?;
+    std::thread::sleep(Duration::from_millis(200));
+    let answers = prober.stop()?;
+    let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for a in answers {
+        seen.entry(IpAddr::V4(a.address).to_string())
+            .or_default()
+            .insert(mac_text(a.mac));
+    }
+    Ok(seen)
+}
+
+fn report(plan: &ChaosPlan, seed: u64, elapsed: Duration, tally: &Tally, replay: &str) -> Value {
+    let faults: u64 = tally.faults.values().sum();
+    json!({
+        "seed": seed,
+        "duration_s": plan.duration.as_secs(),
+        "ran_s": elapsed.as_secs(),
+        "nodes": plan.nodes,
+        "addresses": plan.addresses,
+        "rounds": tally.rounds,
+        "faults_injected": faults,
+        "faults": tally.faults,
+        "commands_refused": tally.refused,
+        "settles_checked": tally.settles.len(),
+        "settle_s": {
+            "median": quantile(&tally.settles, 0.5),
+            "p99": quantile(&tally.settles, 0.99),
+            "max": tally.settles.iter().copied().fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t)))),
+        },
+        "events": tally.events,
+        "violations": tally.violations,
+        "replay": replay,
+    })
+}
+
+fn print(report: &Value) {
+    let count = |v: &Value| v.as_u64().unwrap_or(0);
+    println!(
+        "chaos seed {}: {} s, {} nodes, {} addresses",
+        report["seed"], report["ran_s"], report["nodes"], report["addresses"]
+    );
+    println!(
+        "{} rounds, {} faults injected, {} settles checked, {} violations",
+        report["rounds"],
+        report["faults_injected"],
+        report["settles_checked"],
+        report["violations"].as_array().map_or(0, Vec::len)
+    );
+    let faults: Vec<String> = report["faults"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(kind, n)| format!("{kind} {}", count(n)))
+        .collect();
+    println!("faults: {}", faults.join(", "));
+    let s = &report["settle_s"];
+    let secs = |v: &Value| v.as_f64().map_or("-".to_owned(), |t| format!("{t:.1} s"));
+    println!(
+        "settled after each round in: median {}, p99 {}, worst {}",
+        secs(&s["median"]),
+        secs(&s["p99"]),
+        secs(&s["max"])
+    );
+    let events: Vec<String> = report["events"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(kind, n)| format!("{kind} {}", count(n)))
+        .collect();
+    println!("events seen: {}", events.join(", "));
+    for v in report["violations"].as_array().into_iter().flatten() {
+        println!("VIOLATION in round {} after:", v["round"]);
+        for op in v["after"].as_array().into_iter().flatten() {
+            println!("  {}", op.as_str().unwrap_or("?"));
+        }
+        for what in v["violations"].as_array().into_iter().flatten() {
+            println!("  - {}", what.as_str().unwrap_or("?"));
+        }
+    }
+    if report["violations"]
+        .as_array()
+        .is_some_and(|v| !v.is_empty())
+    {
+        println!("replay: {}", report["replay"].as_str().unwrap_or("?"));
+    }
+}

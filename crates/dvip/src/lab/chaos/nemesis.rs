@@ -1,0 +1,618 @@
+//! The chaos run's nemesis: chooses, from a seed, what goes wrong next, and does it to the lab.
+//!
+//! Owns the faults (their choice, their weights, how each is carried out) and the world they
+//! leave (which side of a partition each node is on, which addresses each configuration
+//! drops, who was put on standby). It must not judge the outcome; [`super::check`] does.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::time::Duration;
+
+use dvip_netns::{try_ip, LabError};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use serde_json::json;
+
+use super::super::state::LabState;
+use super::super::{inject, start_corosync, start_dvipd, write_dvip_conf, Fault};
+
+/// The seeded dice.
+pub(super) struct Dice(ChaCha8Rng);
+
+impl Dice {
+    pub(super) fn new(seed: u64) -> Self {
+        Self(ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    /// 0..n (n > 0).
+    pub(super) fn below(&mut self, n: usize) -> usize {
+        (self.0.next_u64() % n as u64) as usize
+    }
+
+    /// lo..=hi.
+    pub(super) fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.0.next_u64() % (hi - lo + 1)
+    }
+
+    pub(super) fn one_of<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+}
+
+/// One thing the nemesis does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Op {
+    /// Link cut, then corosync and dvipd killed (-9).
+    HostDeath(usize),
+    KillDaemon(usize),
+    KillCorosync(usize),
+    /// dvipd stopped cleanly (SIGTERM).
+    StopDaemon(usize),
+    LinkDown(usize),
+    /// Link up, corosync and dvipd started where they are not running.
+    Restart(usize),
+    /// Loss (and delay, where the kernel has netem) on a node's link both ways, for a while.
+    Degrade {
+        node: usize,
+        loss_pct: u64,
+        delay_ms: u64,
+        hold_ms: u64,
+    },
+    /// These nodes are moved to a switch of their own, away from the others and the client.
+    Partition(Vec<usize>),
+    Heal,
+    /// The node's configuration is rewritten without these addresses (by index; empty: the
+    /// whole set) and its dvipd told to reload (SIGHUP).
+    Reload {
+        node: usize,
+        without: Range<usize>,
+    },
+    AnnounceView(usize),
+    Standby(usize),
+    Online(usize),
+    /// `dvip move ADDRESS to NODE`, sent to node `via`.
+    Move {
+        address: usize,
+        to: usize,
+        via: usize,
+    },
+}
+
+impl Op {
+    /// The kind, as the report counts it.
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            Self::HostDeath(_) => "host death",
+            Self::KillDaemon(_) => "dvipd kill -9",
+            Self::KillCorosync(_) => "corosync kill -9",
+            Self::StopDaemon(_) => "dvipd stop",
+            Self::LinkDown(_) => "link down",
+            Self::Restart(_) => "restart",
+            Self::Degrade { .. } => "loss and delay",
+            Self::Partition(_) => "partition",
+            Self::Heal => "heal",
+            Self::Reload { .. } => "reload",
+            Self::AnnounceView(_) => "announce view",
+            Self::Standby(_) => "standby",
+            Self::Online(_) => "online",
+            Self::Move { .. } => "move",
+        }
+    }
+
+    /// The op in words, for the log.
+    pub(super) fn describe(&self, addresses: &[String]) -> String {
+        match self {
+            Self::Degrade {
+                node,
+                loss_pct,
+                delay_ms,
+                hold_ms,
+            } => format!(
+                "node{node}: {loss_pct}% loss and {delay_ms} ms delay both ways for {hold_ms} ms"
+            ),
+            Self::Partition(cut) => {
+                let names: Vec<String> = cut.iter().map(|i| format!("node{i}")).collect();
+                format!("partition: {} cut off from the rest", names.join(", "))
+            }
+            Self::Heal => "heal: every node back on one switch".to_owned(),
+            Self::Reload { node, without } if without.is_empty() => {
+                format!("node{node}: reload with every address")
+            }
+            Self::Reload { node, without } => format!(
+                "node{node}: reload without {} addresses from {}",
+                without.len(),
+                addresses.get(without.start).map_or("?", String::as_str)
+            ),
+            Self::Move { address, to, via } => format!(
+                "node{via}: move {} to node{to}",
+                addresses.get(*address).map_or("?", String::as_str)
+            ),
+            Self::HostDeath(i)
+            | Self::KillDaemon(i)
+            | Self::KillCorosync(i)
+            | Self::StopDaemon(i)
+            | Self::LinkDown(i)
+            | Self::Restart(i)
+            | Self::AnnounceView(i)
+            | Self::Standby(i)
+            | Self::Online(i) => format!("node{i}: {}", self.kind()),
+        }
+    }
+
+    /// Whether views may change because of it.
+    pub(super) fn touches_membership(&self) -> bool {
+        matches!(
+            self,
+            Self::HostDeath(_)
+                | Self::KillDaemon(_)
+                | Self::KillCorosync(_)
+                | Self::StopDaemon(_)
+                | Self::LinkDown(_)
+                | Self::Restart(_)
+                | Self::Degrade { .. }
+                | Self::Partition(_)
+                | Self::Heal
+        )
+    }
+
+    /// The nodes whose side may re-plan without a view change because of it.
+    pub(super) fn changes(&self) -> Option<usize> {
+        match self {
+            Self::Reload { node, .. } | Self::Standby(node) | Self::Online(node) => Some(*node),
+            Self::Move { to, .. } => Some(*to),
+            _ => None,
+        }
+    }
+}
+
+/// How each node is, as far as its processes and link go (index 0 is node1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Health {
+    pub(super) link: bool,
+    pub(super) corosync: bool,
+    pub(super) daemon: bool,
+}
+
+impl Health {
+    pub(super) fn whole(self) -> bool {
+        self.link && self.corosync && self.daemon
+    }
+
+    pub(super) fn of(state: &LabState, i: usize) -> Self {
+        Self {
+            link: state.topology().port_up(i),
+            corosync: state.alive("corosync", i),
+            daemon: state.alive("dvipd", i),
+        }
+    }
+}
+
+/// What the nemesis has made of the lab beyond its processes.
+#[derive(Debug, Clone)]
+pub(super) struct World {
+    pub(super) nodes: usize,
+    pub(super) addresses: Vec<String>,
+    /// Per node (index 0 is node1): 0 on the client's switch, 1 cut off.
+    pub(super) side: Vec<u8>,
+    /// Per node: the addresses its configuration leaves out.
+    pub(super) without: Vec<Range<usize>>,
+    /// Per node: asked to stand by (and not stopped since).
+    pub(super) standby: Vec<bool>,
+    /// Whether this kernel has netem (delay); without it, links are degraded by loss alone.
+    pub(super) has_netem: bool,
+}
+
+impl World {
+    pub(super) fn new(nodes: usize, addresses: Vec<String>) -> Self {
+        Self {
+            nodes,
+            addresses,
+            side: vec![0; nodes],
+            without: vec![0..0; nodes],
+            standby: vec![false; nodes],
+            has_netem: false,
+        }
+    }
+
+    /// The addresses node `i`'s configuration manages.
+    pub(super) fn configured(&self, i: usize) -> BTreeSet<String> {
+        let without = &self.without[i - 1];
+        self.addresses
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !without.contains(k))
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+
+    fn partitioned(&self) -> bool {
+        self.side.iter().any(|&s| s != 0)
+    }
+}
+
+/// The next op, from the dice, the nodes' health and the world. Broken nodes are repaired
+/// often enough that the cluster spends most of its time with most nodes in it; at least one
+/// node is kept whole by the faults that break one.
+pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
+    let n = health.len();
+    let node = |k: usize| k + 1;
+    let broken: Vec<usize> = (0..n).filter(|&k| !health[k].whole()).map(node).collect();
+    let whole: Vec<usize> = (0..n).filter(|&k| health[k].whole()).map(node).collect();
+    if !broken.is_empty() && dice.below(100) < 45 {
+        return Op::Restart(dice.one_of(&broken));
+    }
+    if world.partitioned() && dice.below(100) < 30 {
+        return Op::Heal;
+    }
+    loop {
+        let any = node(dice.below(n));
+        let op = match dice.below(20) {
+            0 | 1 => Op::HostDeath(any),
+            2 | 3 => Op::KillDaemon(any),
+            4 | 5 => Op::KillCorosync(any),
+            6 => Op::StopDaemon(any),
+            7 | 8 => Op::LinkDown(any),
+            9 => Op::Degrade {
+                node: any,
+                loss_pct: dice.between(1, 10),
+                delay_ms: if world.has_netem {
+                    dice.between(1, 40)
+                } else {
+                    0
+                },
+                hold_ms: dice.between(500, 3000),
+            },
+            10 if n >= 2 && !world.partitioned() => {
+                let cut: Vec<usize> = (1..=n).filter(|_| dice.below(2) == 0).collect();
+                if cut.is_empty() || cut.len() == n {
+                    continue;
+                }
+                Op::Partition(cut)
+            }
+            11 | 12 => {
+                let count = world.addresses.len();
+                let without = if dice.below(3) == 0 {
+                    0..0
+                } else {
+                    let start = dice.below(count);
+                    start..(start + 1 + dice.below(count / 3 + 1)).min(count)
+                };
+                Op::Reload { node: any, without }
+            }
+            13 => Op::AnnounceView(any),
+            14 if !world.standby[any - 1] => Op::Standby(any),
+            15 | 16 if world.standby.iter().any(|&s| s) => {
+                let on: Vec<usize> = (1..=n).filter(|&i| world.standby[i - 1]).collect();
+                Op::Online(dice.one_of(&on))
+            }
+            17 | 18 if !whole.is_empty() => Op::Move {
+                address: dice.below(world.addresses.len()),
+                to: any,
+                via: dice.one_of(&whole),
+            },
+            _ => continue,
+        };
+        // Breaking the last whole node leaves nothing to fail over to: not what is tested.
+        let breaks = matches!(
+            op,
+            Op::HostDeath(_)
+                | Op::KillDaemon(_)
+                | Op::KillCorosync(_)
+                | Op::StopDaemon(_)
+                | Op::LinkDown(_)
+        );
+        if breaks && (whole.len() <= 1 || !health[any - 1].whole()) {
+            continue;
+        }
+        return op;
+    }
+}
+
+/// Asks node `i`'s dvipd; `Err` with its words when it refuses or does not answer.
+pub(super) fn ask(
+    runtime: &tokio::runtime::Runtime,
+    state: &LabState,
+    i: usize,
+    request: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let socket = state.socket(i);
+    let asked = runtime.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(3),
+            dvipd::console::call(&socket, request),
+        )
+        .await
+    });
+    match asked {
+        Ok(Ok(reply)) if reply["ok"] == true => Ok(reply),
+        Ok(Ok(reply)) => Err(reply["error"].as_str().unwrap_or("refused").to_owned()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 3 s".to_owned()),
+    }
+}
+
+/// Loss on node `i`'s switch port both ways (`None`: none), by an nftables rule on the
+/// bridge (this works on kernels without netem), and delay by netem where there is one.
+fn degrade(state: &LabState, i: usize, rule: Option<(u64, u64)>) -> Result<(), LabError> {
+    let switch = state.topology().switch();
+    let port = format!("p{i}");
+    let table = format!("dvipchaos{i}");
+    // Re-created each time: one table per port, so removing one port's loss leaves the others.
+    let _ = nft(&switch, &format!("delete table bridge {table}"));
+    let _ = try_tc(&["-n", &switch, "qdisc", "del", "dev", &port, "root"]);
+    let Some((loss, delay)) = rule else {
+        return Ok(());
+    };
+    nft(
+        &switch,
+        &format!(
+            "add table bridge {table}\n\
+             add chain bridge {table} forward {{ type filter hook forward priority 0; policy accept; }}\n\
+             add rule bridge {table} forward iifname \"{port}\" numgen random mod 100 < {loss} drop\n\
+             add rule bridge {table} forward oifname \"{port}\" numgen random mod 100 < {loss} drop\n"
+        ),
+    )?;
+    if delay > 0 {
+        let delay = format!("{delay}ms");
+        try_tc(&[
+            "-n", &switch, "qdisc", "replace", "dev", &port, "root", "netem", "delay", &delay,
+        ])?;
+    }
+    Ok(())
+}
+
+/// Whether this kernel can delay packets (netem), tried on the switch's loopback.
+pub(super) fn kernel_has_netem(state: &LabState) -> bool {
+    let switch = state.topology().switch();
+    let _ = try_ip(&["-n", &switch, "link", "set", "lo", "up"]);
+    let added = try_tc(&[
+        "-n", &switch, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
+    ]);
+    let _ = try_tc(&["-n", &switch, "qdisc", "del", "dev", "lo", "root"]);
+    added.is_ok()
+}
+
+/// Runs an nftables script in namespace `ns`.
+fn nft(ns: &str, script: &str) -> Result<(), LabError> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| LabError(format!("nft: {e} (apt-get install nftables)")))?;
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(script.as_bytes())
+            .map_err(|e| LabError(format!("nft: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| LabError(format!("nft: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(LabError(format!(
+            "nft in {ns}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+fn try_tc(args: &[&str]) -> Result<(), LabError> {
+    let out = std::process::Command::new("tc")
+        .args(args)
+        .output()
+        .map_err(|e| LabError(format!("tc: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(LabError(format!(
+            "tc {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Puts node `i`'s switch port on switch `side` (`br0`, the client's, or `br1`).
+fn plug(state: &LabState, i: usize, side: u8) -> Result<(), LabError> {
+    try_ip(&[
+        "-n",
+        &state.topology().switch(),
+        "link",
+        "set",
+        &format!("p{i}"),
+        "master",
+        &format!("br{side}"),
+    ])
+}
+
+/// The second switch partitions put nodes on.
+pub(super) fn make_second_switch(state: &LabState) -> Result<(), LabError> {
+    let switch = state.topology().switch();
+    try_ip(&["-n", &switch, "link", "add", "br1", "type", "bridge"])?;
+    try_ip(&["-n", &switch, "link", "set", "br1", "up"])
+}
+
+/// Carries `op` out. What a refused console command said is returned, not an error: the
+/// nemesis may ask for what cannot be done (a move to a node on standby).
+pub(super) fn apply(
+    op: &Op,
+    state: &mut LabState,
+    world: &mut World,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Option<String>, LabError> {
+    let topology = state.topology();
+    let refused = |asked: Result<serde_json::Value, String>| asked.err();
+    Ok(match op {
+        Op::HostDeath(i) => {
+            world.standby[i - 1] = false;
+            inject(state, *i, Fault::Host)?;
+            None
+        }
+        Op::KillDaemon(i) => {
+            world.standby[i - 1] = false;
+            inject(state, *i, Fault::Daemon)?;
+            None
+        }
+        Op::StopDaemon(i) => {
+            world.standby[i - 1] = false;
+            inject(state, *i, Fault::Stop)?;
+            None
+        }
+        Op::KillCorosync(i) => {
+            inject(state, *i, Fault::Corosync)?;
+            None
+        }
+        Op::LinkDown(i) => {
+            inject(state, *i, Fault::Link)?;
+            None
+        }
+        Op::Restart(i) => {
+            let i = *i;
+            degrade(state, i, None)?;
+            if !topology.port_up(i) {
+                topology.set_port(i, true)?;
+            }
+            if !state.alive("corosync", i) {
+                start_corosync(state, i)?;
+                // dvipd started before corosync answers would back off for seconds.
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while topology.ring_size(i) == 0 && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            if !state.alive("dvipd", i) {
+                start_dvipd(state, i)?;
+            }
+            None
+        }
+        Op::Degrade {
+            node,
+            loss_pct,
+            delay_ms,
+            hold_ms,
+        } => {
+            degrade(state, *node, Some((*loss_pct, *delay_ms)))?;
+            std::thread::sleep(Duration::from_millis(*hold_ms));
+            degrade(state, *node, None)?;
+            None
+        }
+        Op::Partition(cut) => {
+            for &i in cut {
+                plug(state, i, 1)?;
+                world.side[i - 1] = 1;
+            }
+            None
+        }
+        Op::Heal => {
+            for i in 1..=world.nodes {
+                if world.side[i - 1] != 0 {
+                    plug(state, i, 0)?;
+                    world.side[i - 1] = 0;
+                }
+            }
+            None
+        }
+        Op::Reload { node, without } => {
+            world.without[node - 1] = without.clone();
+            write_dvip_conf(state, *node, without.clone())?;
+            if let Some(p) = state.process("dvipd", *node) {
+                p.signal(nix::sys::signal::Signal::SIGHUP);
+            }
+            None
+        }
+        Op::AnnounceView(i) => refused(ask(
+            runtime,
+            state,
+            *i,
+            &json!({"command": "announce-view"}),
+        )),
+        Op::Standby(i) => {
+            let asked = ask(runtime, state, *i, &json!({"command": "standby"}));
+            world.standby[i - 1] = asked.is_ok();
+            refused(asked)
+        }
+        Op::Online(i) => {
+            let asked = ask(runtime, state, *i, &json!({"command": "online"}));
+            world.standby[i - 1] = false;
+            refused(asked)
+        }
+        Op::Move { address, to, via } => refused(ask(
+            runtime,
+            state,
+            *via,
+            &json!({
+                "command": "move",
+                "address": world.addresses[*address],
+                "to": format!("node{to}"),
+            }),
+        )),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy(n: usize) -> Vec<Health> {
+        vec![
+            Health {
+                link: true,
+                corosync: true,
+                daemon: true,
+            };
+            n
+        ]
+    }
+
+    #[test]
+    fn the_same_seed_chooses_the_same_ops() {
+        let world = World::new(4, (0..16).map(|k| format!("198.18.0.{}", 10 + k)).collect());
+        let run = |seed| {
+            let mut dice = Dice::new(seed);
+            (0..200)
+                .map(|_| choose(&mut dice, &healthy(4), &world))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn the_last_whole_node_is_never_broken() {
+        let world = World::new(3, vec!["198.18.0.10".into()]);
+        let mut health = healthy(3);
+        health[0].daemon = false;
+        health[1].link = false;
+        let mut dice = Dice::new(1);
+        for _ in 0..2000 {
+            let op = choose(&mut dice, &health, &world);
+            let hits_node3 = matches!(
+                op,
+                Op::HostDeath(3)
+                    | Op::KillDaemon(3)
+                    | Op::KillCorosync(3)
+                    | Op::StopDaemon(3)
+                    | Op::LinkDown(3)
+            );
+            assert!(!hits_node3, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn a_partition_cuts_off_some_nodes_but_never_all_or_none() {
+        let world = World::new(4, vec!["198.18.0.10".into()]);
+        let mut dice = Dice::new(3);
+        let mut seen = 0;
+        for _ in 0..5000 {
+            if let Op::Partition(cut) = choose(&mut dice, &healthy(4), &world) {
+                assert!(!cut.is_empty() && cut.len() < 4, "{cut:?}");
+                seen += 1;
+            }
+        }
+        assert!(seen > 50, "partitions are chosen ({seen})");
+    }
+}
