@@ -275,6 +275,33 @@ pub(crate) enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Measure a lab with nothing failing: CPU of each node's processes, packets into the
+    /// bridge, view and ownership changes; builds and removes its own lab.
+    Steady {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+        nodes: u16,
+        /// How many DuraVIP addresses.
+        #[arg(long, default_value_t = 10_240, value_parser = clap::value_parser!(u32).range(1..=10_240))]
+        addresses: u32,
+        /// How long to watch, in seconds.
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        seconds: u64,
+        /// Threads spinning meanwhile, to keep the CPUs busy (2 keeps both cores of a
+        /// two-core machine busy).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+        busy: u16,
+        /// Run keepalived (advertising every ADVERT_MS milliseconds) instead of corosync and
+        /// dvipd.
+        #[arg(long, value_name = "ADVERT_MS", value_parser = clap::value_parser!(u32).range(10..=40_950))]
+        keepalived: Option<u32>,
+        /// The dvipd to run (default: the one next to this dvip).
+        #[arg(long, value_name = "PATH")]
+        dvipd: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop every process of the lab and remove everything it made (also after a crash).
     Down,
 }

@@ -11,6 +11,7 @@ mod follow;
 mod keepalived;
 mod measure;
 mod state;
+mod steady;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -95,6 +96,27 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
                 addresses,
                 dvipd,
                 keep,
+            },
+            json,
+        ),
+        LabCommand::Steady {
+            nodes,
+            addresses,
+            seconds,
+            busy,
+            keepalived,
+            dvipd,
+            json,
+        } => steady::run(
+            &steady::SteadyPlan {
+                name: name.to_owned(),
+                nodes: usize::from(nodes),
+                addresses,
+                duration: Duration::from_secs(seconds),
+                busy: usize::from(busy),
+                dvipd,
+                system: keepalived
+                    .map_or(System::Dvip, |advert_ms| System::Keepalived { advert_ms }),
             },
             json,
         ),
@@ -255,7 +277,11 @@ fn write_dvip_conf(
 /// it), logging to `log`, and records it as `key`.
 fn spawn(state: &mut LabState, key: String, mut command: Command) -> Result<(), LabError> {
     use std::os::unix::process::CommandExt;
-    let log = std::fs::File::create(state.dir().join(format!("{key}.log")))
+    // Appended to: a node started again keeps what it logged before.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state.dir().join(format!("{key}.log")))
         .map_err(|e| err(format!("{key}.log: {e}")))?;
     let child = command
         .stdin(Stdio::null())

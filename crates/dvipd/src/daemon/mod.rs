@@ -176,6 +176,10 @@ struct Daemon {
     plumber: Plumber,
     /// What this process plumbed and has not removed, with where it put it.
     plumbed: BTreeMap<IpAddr, PlumbHint>,
+    /// Removals this daemon made whose kernel notification has not come back yet: an
+    /// address released and taken again at once must not read its own removal as someone
+    /// else's.
+    own_removals: BTreeMap<IpAddr, u32>,
     bus: Bus,
     started: Instant,
     announcer: Announcer,
@@ -350,6 +354,7 @@ impl Daemon {
                     Ok(()) => {
                         info!(%address, "unplumbed");
                         self.announced.remove(&address);
+                        *self.own_removals.entry(address).or_default() += 1;
                     }
                     // Left in place, it expires with its lifetime.
                     Err(e) => self.error(
@@ -671,6 +676,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         guardian,
         plumber,
         plumbed: BTreeMap::new(),
+        own_removals: BTreeMap::new(),
         bus,
         started: Instant::now(),
         announcer: Announcer::default(),

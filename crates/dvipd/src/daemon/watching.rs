@@ -54,8 +54,17 @@ impl Daemon {
                 }
             }
             KernelEvent::AddressRemoved { address } => {
-                // Our own removals leave `plumbed` first; what is still there was taken away
-                // by someone else (or expired while the loop was stuck).
+                // Our own removals leave `plumbed` first and are counted until their
+                // notification comes back (the address may be held again by then); any
+                // other removal of a held address was someone else's (or an expiry while
+                // the loop was stuck).
+                if let Some(own) = self.own_removals.get_mut(&address) {
+                    *own -= 1;
+                    if *own == 0 {
+                        self.own_removals.remove(&address);
+                    }
+                    return;
+                }
                 let Some(hint) = self.plumbed.get(&address).cloned() else {
                     return;
                 };

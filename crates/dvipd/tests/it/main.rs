@@ -532,3 +532,43 @@ fn the_event_stream_reports_acquisitions_and_releases_as_they_happen() {
         ["198.51.100.11", "198.51.100.12", "198.51.100.13"]
     );
 }
+
+#[test]
+fn an_address_released_and_taken_again_at_once_is_not_mistaken_for_a_removal_by_hand() {
+    use std::io::{BufRead, BufReader, Write};
+    let ns = Netns::new("dvipd-t");
+    let conf = config(&ns, THREE);
+    let socket = conf.with_extension("sock");
+    let daemon = Daemon::start(&ns, &conf);
+    wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("the console answers");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    stream
+        .write_all(b"{\"command\":\"events\"}\n")
+        .expect("request");
+    let mut lines = BufReader::new(stream.try_clone().expect("clone")).lines();
+    assert!(lines.next().is_some(), "the stream opens");
+    // Several times over: each time the kernel reports the removals while, or after, the
+    // addresses are plumbed again.
+    for _ in 0..5 {
+        for command in ["standby", "online"] {
+            assert_eq!(
+                call(&socket, &serde_json::json!({"command": command}))["ok"],
+                true
+            );
+        }
+    }
+    wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    // Until the stream has been quiet for half a second.
+    while let Some(Ok(line)) = lines.next() {
+        let event: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        *kinds
+            .entry(event["event"].as_str().unwrap_or("?").to_owned())
+            .or_default() += 1;
+    }
+    assert!(kinds.get("release").copied().unwrap_or(0) >= 3, "{kinds:?}");
+    assert_eq!(kinds.get("restored"), None, "{kinds:?}\n{}", daemon.log());
+}

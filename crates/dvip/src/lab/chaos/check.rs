@@ -97,11 +97,7 @@ fn list(set: &BTreeSet<String>) -> String {
 /// members of its side in a mature view, all of a side agree on the view and the plan, every
 /// member holds what the plan gives it, and nodes outside any view hold nothing.
 pub(super) fn unsettled(seen: &Seen) -> Option<String> {
-    for node in seen
-        .nodes
-        .iter()
-        .filter(|n| !n.member && !n.held.is_empty())
-    {
+    if let Some(node) = seen.nodes.iter().find(|n| !n.member && !n.held.is_empty()) {
         return Some(format!(
             "{} is in no view but holds {}",
             node.name,
@@ -448,16 +444,14 @@ mod tests {
         seen.nodes[1].held = set(&["198.18.0.12"]);
         assert!(unsettled(&seen).is_some_and(|w| w.contains("its plan gives it")));
         let mut seen = healthy();
-        seen.nodes[0]
-            .show
-            .as_mut()
-            .map(|s| s["view"]["members"] = json!(["node1"]));
+        if let Some(s) = seen.nodes[0].show.as_mut() {
+            s["view"]["members"] = json!(["node1"]);
+        }
         assert!(unsettled(&seen).is_some_and(|w| w.contains("sees the view [node1]")));
         let mut seen = healthy();
-        seen.nodes[1]
-            .show
-            .as_mut()
-            .map(|s| s["view"]["id"] = json!(8));
+        if let Some(s) = seen.nodes[1].show.as_mut() {
+            s["view"]["id"] = json!(8);
+        }
         assert!(unsettled(&seen).is_some_and(|w| w.contains("view 8")));
     }
 

@@ -1,0 +1,265 @@
+//! `dvip lab steady`: what a cluster costs and whether it stays put while nothing fails.
+//!
+//! Owns the measurement of a quiet lab over a while: CPU of each node's processes (from
+//! `/proc`), packets and bytes the nodes send into the bridge, and every view change and
+//! ownership change (dvipd's events; keepalived's state changes from its log), optionally
+//! with both cores kept busy by spinning threads. It must not inject faults.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dvip_netns::LabError;
+use serde_json::{json, Value};
+
+use super::follow::Follower;
+use super::state::{processes_in, LabState, System};
+use super::{down, err, up};
+
+/// What to measure.
+pub(crate) struct SteadyPlan {
+    pub(crate) name: String,
+    pub(crate) nodes: usize,
+    pub(crate) addresses: u32,
+    pub(crate) duration: Duration,
+    /// Spinning threads that keep the CPUs busy meanwhile (0: none).
+    pub(crate) busy: usize,
+    pub(crate) dvipd: Option<std::path::PathBuf>,
+    pub(crate) system: System,
+}
+
+/// Clock ticks of CPU a process has used (user + system), from `/proc/PID/stat`.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, the 12th and 13th after the name.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Packets and bytes the lab's ports received from their namespaces (what nodes and the
+/// client sent into the bridge).
+fn bridge_counters(state: &LabState) -> (u64, u64) {
+    let out = std::process::Command::new("ip")
+        .args(["-n", &state.topology().switch(), "-j", "-s", "link", "show"])
+        .output();
+    let Ok(out) = out else {
+        return (0, 0);
+    };
+    let links: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["ifname"].as_str().is_some_and(|n| n.starts_with('p')))
+        .fold((0, 0), |(p, b), l| {
+            let rx = &l["stats64"]["rx"];
+            (
+                p + rx["packets"].as_u64().unwrap_or(0),
+                b + rx["bytes"].as_u64().unwrap_or(0),
+            )
+        })
+}
+
+/// The processes that make node `i` a cluster member, by role.
+fn roles(state: &LabState, i: usize) -> Vec<(&'static str, u32)> {
+    match state.system {
+        System::Dvip => ["dvipd", "corosync"]
+            .into_iter()
+            .filter_map(|what| state.process(what, i).map(|p| (what, p.pid)))
+            .collect(),
+        System::Keepalived { .. } => processes_in(&state.topology().node(i))
+            .into_iter()
+            .map(|p| ("keepalived", p.pid))
+            .collect(),
+    }
+}
+
+fn log_len(state: &LabState, i: usize) -> usize {
+    std::fs::read_to_string(state.dir().join(format!("keepalived-{i}.log"))).map_or(0, |t| t.len())
+}
+
+/// keepalived's state changes logged by node `i` after byte `from` of its log.
+fn keepalived_changes(state: &LabState, i: usize, from: usize) -> u64 {
+    let text = std::fs::read_to_string(state.dir().join(format!("keepalived-{i}.log")))
+        .unwrap_or_default();
+    text.get(from..)
+        .unwrap_or("")
+        .lines()
+        .filter(|l| l.contains("Entering MASTER STATE") || l.contains("Entering BACKUP STATE"))
+        .count() as u64
+}
+
+/// Builds the lab, measures, removes the lab; prints the report (JSON with `json_out`).
+pub(crate) fn run(plan: &SteadyPlan, json_out: bool) -> Result<(), LabError> {
+    up(
+        &plan.name,
+        plan.nodes,
+        plan.addresses,
+        None,
+        plan.dvipd.clone(),
+        plan.system,
+    )?;
+    let measured = LabState::load(&plan.name).and_then(|state| measure(&state, plan));
+    down(&plan.name);
+    let report = measured?;
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print(&report);
+    }
+    Ok(())
+}
+
+fn measure(state: &LabState, plan: &SteadyPlan) -> Result<Value, LabError> {
+    // `/proc` counts in USER_HZ, which Linux fixes at 100 whatever the kernel's own tick.
+    let hz = 100.0;
+    let nodes: Vec<usize> = (1..=state.nodes).collect();
+    let followers: Vec<Follower> = match state.system {
+        System::Dvip => nodes
+            .iter()
+            .map(|&i| Follower::start(state.socket(i)))
+            .collect(),
+        System::Keepalived { .. } => Vec::new(),
+    };
+    if followers.iter().any(|f| !f.following) {
+        return Err(err("a dvipd did not open its event stream"));
+    }
+    let logs: Vec<usize> = nodes.iter().map(|&i| log_len(state, i)).collect();
+    let processes: Vec<Vec<(&str, u32)>> = nodes.iter().map(|&i| roles(state, i)).collect();
+    let before: Vec<Vec<Option<u64>>> = processes
+        .iter()
+        .map(|ps| ps.iter().map(|(_, pid)| cpu_ticks(*pid)).collect())
+        .collect();
+    let held_before: Vec<Vec<String>> = nodes.iter().map(|&i| state.topology().held(i)).collect();
+    let (packets0, bytes0) = bridge_counters(state);
+    let started = Instant::now();
+
+    let spinning = Arc::new(AtomicBool::new(true));
+    let spinners: Vec<_> = (0..plan.busy)
+        .map(|_| {
+            let on = Arc::clone(&spinning);
+            std::thread::spawn(move || {
+                let mut x: u64 = 1;
+                while on.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(
+                        x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1),
+                    );
+                }
+            })
+        })
+        .collect();
+    let mut said = Instant::now();
+    while started.elapsed() < plan.duration {
+        std::thread::sleep(Duration::from_millis(200));
+        if said.elapsed() >= Duration::from_secs(60) {
+            eprintln!(
+                "steady: {} s of {} s",
+                started.elapsed().as_secs(),
+                plan.duration.as_secs()
+            );
+            said = Instant::now();
+        }
+    }
+    spinning.store(false, Ordering::Relaxed);
+    for s in spinners {
+        let _ = s.join();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (packets1, bytes1) = bridge_counters(state);
+    let held_after: Vec<Vec<String>> = nodes.iter().map(|&i| state.topology().held(i)).collect();
+
+    let mut per_node = Vec::new();
+    for (k, &i) in nodes.iter().enumerate() {
+        let mut cpu = serde_json::Map::new();
+        for ((role, pid), was) in processes[k].iter().zip(&before[k]) {
+            let used = match (was, cpu_ticks(*pid)) {
+                (Some(a), Some(b)) => Some(((b - a) as f64 / hz / seconds * 1000.0).round() / 10.0),
+                _ => None,
+            };
+            let slot = cpu.entry((*role).to_owned()).or_insert(json!(0.0));
+            *slot = json!(slot.as_f64().unwrap_or(0.0) + used.unwrap_or(0.0));
+        }
+        per_node.push(json!({
+            "node": format!("node{i}"),
+            "held": held_after[k].len(),
+            "cpu_percent": cpu,
+            "holdings_changed": held_before[k] != held_after[k],
+        }));
+    }
+    let (views, ownership) = match state.system {
+        System::Dvip => {
+            let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
+            let count = |kinds: &[&str]| {
+                events
+                    .iter()
+                    .filter(|e| kinds.iter().any(|k| e["event"] == *k))
+                    .count() as u64
+            };
+            (count(&["view"]), count(&["acquire", "release"]))
+        }
+        System::Keepalived { .. } => {
+            let changes: u64 = nodes
+                .iter()
+                .zip(&logs)
+                .map(|(&i, &from)| keepalived_changes(state, i, from))
+                .sum();
+            (changes, changes)
+        }
+    };
+    Ok(json!({
+        "system": match state.system {
+            System::Dvip => "dvip".to_owned(),
+            System::Keepalived { advert_ms } => format!("keepalived {advert_ms}ms"),
+        },
+        "nodes": state.nodes,
+        "addresses": state.addresses,
+        "seconds": seconds.round(),
+        "busy_threads": plan.busy,
+        "per_node": per_node,
+        "bridge_packets_per_s": ((packets1 - packets0) as f64 / seconds * 10.0).round() / 10.0,
+        "bridge_bytes_per_s": ((bytes1 - bytes0) as f64 / seconds).round(),
+        "view_changes": views,
+        "ownership_changes": ownership,
+    }))
+}
+
+fn print(report: &Value) {
+    println!(
+        "{} on {} nodes with {} addresses, {} s{}:",
+        report["system"].as_str().unwrap_or("?"),
+        report["nodes"],
+        report["addresses"],
+        report["seconds"],
+        match report["busy_threads"].as_u64() {
+            Some(0) | None => String::new(),
+            Some(n) => format!(", {n} threads spinning"),
+        }
+    );
+    println!("{:<7} {:>6}  CPU (% of a core)", "NODE", "HELD");
+    for n in report["per_node"].as_array().into_iter().flatten() {
+        let cpu: Vec<String> = n["cpu_percent"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(role, p)| format!("{role} {p}"))
+            .collect();
+        println!(
+            "{:<7} {:>6}  {}",
+            n["node"].as_str().unwrap_or("?"),
+            n["held"].as_u64().unwrap_or(0),
+            cpu.join(", ")
+        );
+    }
+    println!(
+        "into the bridge: {} packets/s, {} bytes/s",
+        report["bridge_packets_per_s"], report["bridge_bytes_per_s"]
+    );
+    println!(
+        "view changes: {}, ownership changes: {}",
+        report["view_changes"], report["ownership_changes"]
+    );
+}
