@@ -380,3 +380,53 @@ fn after_a_partition_heals_the_keeper_announces_each_address_the_other_side_let_
         );
     }
 }
+
+/// Installs a view on `members` without delivering anything: what each survivor does the
+/// moment the bus reports the view, before any State of it arrives.
+fn install_only(c: &mut Cluster, members: &[usize]) {
+    c.view_id += 1;
+    let names: BTreeSet<String> = members
+        .iter()
+        .map(|&i| c.nodes[i].name().to_owned())
+        .collect();
+    for &i in members {
+        c.nodes[i].handle_view(c.view_id, &names);
+        c.drain(i);
+    }
+}
+
+#[test]
+fn a_release_in_flight_when_a_node_departs_is_dark_only_until_the_states_arrive() {
+    let mut c = Cluster::new(&vec![addresses(6, None); 3]);
+    c.view(&[0, 1, 2]);
+    let n1_had = c.plumbed[0].clone();
+    c.nodes[0]
+        .handle_command(Command::Standby)
+        .expect("n1 is in a view");
+    c.drain(0);
+    // The Standby message reaches everyone; n1 unplumbs and multicasts Released, which the
+    // old view never delivers: n3 dies first.
+    let (from, bytes) = c.queue.pop_front().expect("the Standby message");
+    let name = c.nodes[from].name().to_owned();
+    for i in 0..3 {
+        c.nodes[i].handle_message(&name, &bytes);
+        c.drain(i);
+    }
+    assert!(c.plumbed[0].is_empty(), "n1 let its addresses go");
+    c.plumbed[2].clear();
+    install_only(&mut c, &[0, 1]);
+    for address in &n1_had {
+        assert!(
+            c.owners(&address.to_string()).is_empty(),
+            "{address}: the old table still says n1 holds it, so nobody may take it yet"
+        );
+    }
+    c.settle(&[0, 1]);
+    for a in 1..=6 {
+        assert_eq!(
+            c.owners(&format!("198.51.100.{a}")),
+            [1],
+            "n2, the only candidate left, holds everything once the States are in"
+        );
+    }
+}
