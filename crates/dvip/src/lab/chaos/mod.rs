@@ -204,10 +204,21 @@ fn rounds(
                 previous = Some(check::record(&seen));
                 bad
             }
-            Err(why) => vec![format!(
-                "not settled within {} s: {why}",
-                SETTLE_DEADLINE.as_secs()
-            )],
+            Err(why) => {
+                // What corosync itself sees tells a ring that cannot form from dvip not
+                // following one.
+                let rings: Vec<String> = (1..=state.nodes)
+                    .map(|i| match state.alive("corosync", i) {
+                        true => format!("node{i} {}", state.topology().ring_size(i)),
+                        false => format!("node{i} -"),
+                    })
+                    .collect();
+                vec![format!(
+                    "not settled within {} s: {why} (corosync ring sizes: {})",
+                    SETTLE_DEADLINE.as_secs(),
+                    rings.join(", ")
+                )]
+            }
         };
         if !violations.is_empty() {
             for v in &violations {
