@@ -155,10 +155,18 @@ impl Op {
         )
     }
 
-    /// The nodes whose side may re-plan without a view change because of it.
+    /// The node whose side may re-plan without a view change because of it: what it offers
+    /// changed (its configuration, standby, an interface losing or regaining its carrier, a
+    /// restart), or an address was pinned to it. A node alone on its side keeps its view
+    /// when its link goes down and up, yet lets everything go and takes it back.
     pub(super) fn changes(&self) -> Option<usize> {
         match self {
-            Self::Reload { node, .. } | Self::Standby(node) | Self::Online(node) => Some(*node),
+            Self::Reload { node, .. }
+            | Self::Standby(node)
+            | Self::Online(node)
+            | Self::LinkDown(node)
+            | Self::HostDeath(node)
+            | Self::Restart(node) => Some(*node),
             Self::Move { to, .. } => Some(*to),
             _ => None,
         }
@@ -566,6 +574,25 @@ mod tests {
             };
             n
         ]
+    }
+
+    #[test]
+    fn what_a_node_offers_changing_is_a_cause_and_announcing_the_view_is_not() {
+        // Found by the hour-long run: a node alone on its side, link down then up, released
+        // and took back everything in one view.
+        assert_eq!(Op::LinkDown(1).changes(), Some(1));
+        assert_eq!(Op::Restart(2).changes(), Some(2));
+        assert_eq!(
+            Op::Move {
+                address: 0,
+                to: 3,
+                via: 1
+            }
+            .changes(),
+            Some(3)
+        );
+        assert_eq!(Op::AnnounceView(1).changes(), None);
+        assert_eq!(Op::KillCorosync(1).changes(), None);
     }
 
     #[test]
