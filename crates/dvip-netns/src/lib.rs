@@ -14,7 +14,7 @@ mod probe;
 mod topology;
 
 pub use probe::{mac_text, Answer, Prober};
-pub use topology::{try_ip, LabError, Topology, CLIENT_ADDRESS};
+pub use topology::{try_ip, try_iproute2, LabError, Topology, CLIENT_ADDRESS};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 

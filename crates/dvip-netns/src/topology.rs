@@ -26,15 +26,20 @@ impl std::error::Error for LabError {}
 
 /// Runs `ip args`; an error carries `ip`'s complaint.
 pub fn try_ip(args: &[&str]) -> Result<(), LabError> {
-    let out = Command::new("ip")
+    try_iproute2("ip", args)
+}
+
+/// Runs one of iproute2's programs (`ip`, `tc`) with `args`; an error carries its complaint.
+pub fn try_iproute2(program: &str, args: &[&str]) -> Result<(), LabError> {
+    let out = Command::new(program)
         .args(args)
         .output()
-        .map_err(|e| LabError(format!("cannot run ip: {e} (iproute2 installed?)")))?;
+        .map_err(|e| LabError(format!("cannot run {program}: {e} (iproute2 installed?)")))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(LabError(format!(
-            "ip {}: {}",
+            "{program} {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         )))
@@ -191,10 +196,18 @@ impl Topology {
     /// tmpfs in a mount namespace of its own. The process it starts is corosync itself (every
     /// step execs the next), so its pid is corosync's.
     pub fn corosync_command(&self, i: usize, conf: &std::path::Path) -> Command {
-        let script = format!(
-            "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib/corosync && exec corosync -f -c {}",
-            conf.display()
-        );
+        self.command_with_own_mounts(
+            i,
+            &format!(
+                "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib/corosync && exec corosync -f -c {}",
+                conf.display()
+            ),
+        )
+    }
+
+    /// A command running shell `script` in node `i`'s namespace and in a mount namespace of
+    /// its own, so that what the script mounts (a private /run) is the node's alone.
+    pub fn command_with_own_mounts(&self, i: usize, script: &str) -> Command {
         let mut command = Command::new("ip");
         command.args([
             "netns",
@@ -204,7 +217,7 @@ impl Topology {
             "-m",
             "sh",
             "-c",
-            &script,
+            script,
         ]);
         command
     }

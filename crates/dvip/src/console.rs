@@ -38,7 +38,8 @@ fn refused(reply: &Value) -> Option<&str> {
     Some(error)
 }
 
-fn print_json(reply: &Value) {
+/// Prints a reply or report as indented JSON.
+pub(crate) fn print_json(reply: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(reply).unwrap_or_default()

@@ -112,12 +112,8 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
     }
     let ratios = ratios(&rows);
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"nodes": plan.nodes, "results": rows, "ratios": ratios})
-            )
-            .unwrap_or_default()
+        crate::console::print_json(
+            &json!({"nodes": plan.nodes, "results": rows, "ratios": ratios}),
         );
     } else {
         print_table(&rows);

@@ -93,17 +93,7 @@ pub(super) fn start(state: &mut LabState, i: usize, advert_ms: u32) -> Result<()
         "mount -t tmpfs tmpfs /run && exec keepalived -n -l -D -f {} -p /run/keepalived.pid -r /run/vrrp.pid",
         conf.display()
     );
-    let mut command = Command::new("ip");
-    command.args([
-        "netns",
-        "exec",
-        &topology.node(i),
-        "unshare",
-        "-m",
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let command = topology.command_with_own_mounts(i, &script);
     spawn(state, format!("keepalived-{i}"), command)
 }
 

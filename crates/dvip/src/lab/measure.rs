@@ -28,6 +28,24 @@ pub(super) fn quantile(values: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank.min(last)])
 }
 
+/// Starts asking, from the lab's client, who has each of `targets`, every `interval`.
+pub(super) fn client_prober(
+    state: &LabState,
+    targets: Vec<Ipv4Addr>,
+    interval: Duration,
+) -> Result<Prober, LabError> {
+    let client: Ipv4Addr = dvip_netns::CLIENT_ADDRESS
+        .parse()
+        .map_err(|_| LabError("client address".into()))?;
+    Prober::start(
+        &state.topology().client(),
+        "eth0",
+        client,
+        targets,
+        interval,
+    )
+}
+
 /// Probes node `i`'s addresses, injects the fault, and reports when a survivor first
 /// answered for each.
 pub(super) fn fault(
@@ -56,16 +74,7 @@ pub(super) fn fault(
     // One round of requests for every address; rounds close enough to time a move to a few
     // milliseconds, far enough apart that thousands of addresses do not flood the bridge.
     let interval = Duration::from_micros((targets.len() as u64 * 5).max(2_000));
-    let client: Ipv4Addr = dvip_netns::CLIENT_ADDRESS
-        .parse()
-        .map_err(|_| LabError("client address".into()))?;
-    let prober = Prober::start(
-        &topology.client(),
-        "eth0",
-        client,
-        targets.clone(),
-        interval,
-    )?;
+    let prober = client_prober(state, targets.clone(), interval)?;
 
     // Before the fault: the node answers for all of them (or the probe is wrong). Every loop
     // below reads only the answers that arrived since it last looked.

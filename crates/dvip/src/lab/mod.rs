@@ -390,17 +390,37 @@ fn settled(state: &LabState) -> bool {
         return false;
     };
     running.iter().all(|&i| {
-        let asked = runtime.block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(1),
-                dvipd::console::call(&state.socket(i), &json!({"command": "show"})),
-            )
-            .await
-        });
-        matches!(asked, Ok(Ok(reply))
+        let asked = ask(
+            &runtime,
+            state,
+            i,
+            &json!({"command": "show"}),
+            Duration::from_secs(1),
+        );
+        matches!(asked, Ok(reply)
             if reply["view"]["mature"] == true
                 && reply["view"]["members"].as_array().map(Vec::len) == Some(running.len()))
     })
+}
+
+/// Asks node `i`'s dvipd; `Err` with its words when it refuses or does not answer `within`.
+fn ask(
+    runtime: &tokio::runtime::Runtime,
+    state: &LabState,
+    i: usize,
+    request: &Value,
+    within: Duration,
+) -> Result<Value, String> {
+    let socket = state.socket(i);
+    let asked = runtime.block_on(async {
+        tokio::time::timeout(within, dvipd::console::call(&socket, request)).await
+    });
+    match asked {
+        Ok(Ok(reply)) if reply["ok"] == true => Ok(reply),
+        Ok(Ok(reply)) => Err(reply["error"].as_str().unwrap_or("refused").to_owned()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", within.as_secs())),
+    }
 }
 
 /// Waits until the addresses are spread and every view has settled.
@@ -440,10 +460,7 @@ fn status(state: &LabState, json: bool) {
             "dir": state.dir(),
             "nodes": nodes,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        crate::console::print_json(&report);
         return;
     }
     let yes = |v: &Value| if v == true { "up" } else { "DOWN" };
@@ -587,10 +604,7 @@ fn kill(name: &str, node: &str, how: &FaultArg, measure: bool, json: bool) -> Re
     }
     let report = measure::fault(&state, i, fault.describe(), || inject(&state, i, fault))?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        crate::console::print_json(&report);
     } else {
         measure::print(&report);
     }

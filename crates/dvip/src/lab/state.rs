@@ -65,24 +65,21 @@ pub(crate) fn processes_in(ns: &str) -> Vec<Process> {
         .collect()
 }
 
-fn stat(pid: u32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
+/// The fields of `/proc/PID/stat` after the parenthesised command name (which may hold
+/// spaces): the state is `[0]`, field N of proc(5) is `[N - 3]`.
+pub(crate) fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    Some(after.split_whitespace().map(str::to_owned).collect())
 }
 
-/// Field 22 of `/proc/PID/stat` (fields counted after the parenthesised command name).
+/// Field 22 of `/proc/PID/stat`.
 fn start_time(pid: u32) -> Option<u64> {
-    let stat = stat(pid)?;
-    let after = stat.rsplit_once(')')?.1;
-    after.split_whitespace().nth(19)?.parse().ok()
+    stat_fields(pid)?.get(19)?.parse().ok()
 }
 
 fn zombie(pid: u32) -> bool {
-    stat(pid)
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
+    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s == "Z"))
 }
 
 /// What runs on a lab's nodes.

@@ -13,7 +13,7 @@ use dvip_netns::LabError;
 use serde_json::{json, Value};
 
 use super::follow::Follower;
-use super::state::{processes_in, LabState, System};
+use super::state::{processes_in, stat_fields, LabState, System};
 use super::{down, err, up};
 
 /// What to measure.
@@ -28,12 +28,10 @@ pub(crate) struct SteadyPlan {
     pub(crate) system: System,
 }
 
-/// Clock ticks of CPU a process has used (user + system), from `/proc/PID/stat`.
+/// Clock ticks of CPU a process has used (user + system: fields 14 and 15 of
+/// `/proc/PID/stat`).
 fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15, the 12th and 13th after the name.
+    let fields = stat_fields(pid)?;
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
@@ -104,10 +102,7 @@ pub(crate) fn run(plan: &SteadyPlan, json_out: bool) -> Result<(), LabError> {
     down(&plan.name);
     let report = measured?;
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        crate::console::print_json(&report);
     } else {
         print(&report);
     }

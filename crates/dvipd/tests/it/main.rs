@@ -491,25 +491,33 @@ Binding "v6" { Enable_Duravip = true  Bind_Address = 2001:db8::11 }
     wait_client_learns(&ns, &["198.51.100.11", "2001:db8::11"], &mac, &daemon);
 }
 
+/// Opens the event stream of the daemon at `socket` and checks that it accepted; each later
+/// read waits at most `wait`.
+fn follow_events(
+    socket: &std::path::Path,
+    wait: Duration,
+) -> std::io::Lines<std::io::BufReader<std::os::unix::net::UnixStream>> {
+    use std::io::{BufRead, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("the console answers");
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    stream
+        .write_all(b"{\"command\":\"events\"}\n")
+        .expect("request");
+    let mut lines = std::io::BufReader::new(stream).lines();
+    let first: serde_json::Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("JSON");
+    assert_eq!(first["ok"], true);
+    lines
+}
+
 #[test]
 fn the_event_stream_reports_acquisitions_and_releases_as_they_happen() {
-    use std::io::{BufRead, BufReader, Write};
     let ns = Netns::new("dvipd-t");
     let conf = config(&ns, THREE);
     let socket = conf.with_extension("sock");
     let daemon = Daemon::start(&ns, &conf);
     wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
-    let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("the console answers");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    stream
-        .write_all(b"{\"command\":\"events\"}\n")
-        .expect("request");
-    let mut lines = BufReader::new(stream.try_clone().expect("clone")).lines();
-    let first: serde_json::Value =
-        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("JSON");
-    assert_eq!(first["ok"], true);
+    let mut lines = follow_events(&socket, Duration::from_secs(5));
     assert_eq!(
         call(&socket, &serde_json::json!({"command": "standby"}))["ok"],
         true
@@ -535,21 +543,12 @@ fn the_event_stream_reports_acquisitions_and_releases_as_they_happen() {
 
 #[test]
 fn an_address_released_and_taken_again_at_once_is_not_mistaken_for_a_removal_by_hand() {
-    use std::io::{BufRead, BufReader, Write};
     let ns = Netns::new("dvipd-t");
     let conf = config(&ns, THREE);
     let socket = conf.with_extension("sock");
     let daemon = Daemon::start(&ns, &conf);
     wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
-    let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("the console answers");
-    stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
-    stream
-        .write_all(b"{\"command\":\"events\"}\n")
-        .expect("request");
-    let mut lines = BufReader::new(stream.try_clone().expect("clone")).lines();
-    assert!(lines.next().is_some(), "the stream opens");
+    let mut lines = follow_events(&socket, Duration::from_millis(500));
     // Several times over: each time the kernel reports the removals while, or after, the
     // addresses are plumbed again.
     for _ in 0..5 {

@@ -12,13 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use dvip_netns::{mac_text, LabError, Prober};
+use dvip_netns::{mac_text, LabError};
 use serde_json::{json, Value};
 
 use self::check::{Causes, NodeSeen, Record, Seen};
 use self::nemesis::{Dice, Health, Op, World};
 use super::follow::Follower;
-use super::measure::quantile;
+use super::measure::{client_prober, quantile};
 use super::state::{LabState, System};
 use super::{addresses, down, err, up};
 
@@ -93,10 +93,7 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
     let elapsed = tally.started.elapsed();
     let report = report(plan, seed, elapsed, &tally, &replay);
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        crate::console::print_json(&report);
     } else {
         print(&report);
     }
@@ -140,6 +137,8 @@ fn rounds(
     if !world.has_netem {
         eprintln!("chaos: this kernel has no netem: links are degraded by loss alone, no delay");
     }
+    // The nodes' interfaces live as long as the lab: their MACs are read once.
+    let macs: Vec<String> = (1..=state.nodes).map(|i| state.topology().mac(i)).collect();
     let mut previous: Option<Record> = None;
     let mut last = false;
     loop {
@@ -182,7 +181,7 @@ fn rounds(
         // A process that died or came back by itself (a daemon that did not survive its
         // reload) changes membership too.
         causes.membership |= health(state) != health_before;
-        let settled = settle(state, &world, runtime);
+        let settled = settle(state, &world, &macs, runtime);
         let mut events: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for (name, follower) in followers {
             let following = follower.following;
@@ -264,7 +263,12 @@ fn repair_all(state: &LabState, world: &World) -> Vec<Op> {
 }
 
 /// Looks at every node: its health, side, configuration, kernel addresses and `show`.
-fn look(state: &LabState, world: &World, runtime: &tokio::runtime::Runtime) -> Seen {
+fn look(
+    state: &LabState,
+    world: &World,
+    macs: &[String],
+    runtime: &tokio::runtime::Runtime,
+) -> Seen {
     let topology = state.topology();
     let nodes = (1..=state.nodes)
         .map(|i| {
@@ -276,7 +280,7 @@ fn look(state: &LabState, world: &World, runtime: &tokio::runtime::Runtime) -> S
             };
             NodeSeen {
                 name: format!("node{i}"),
-                mac: topology.mac(i),
+                mac: macs[i - 1].clone(),
                 member: health.whole(),
                 side: world.side[i - 1],
                 configured: world.configured(i),
@@ -297,12 +301,13 @@ fn look(state: &LabState, world: &World, runtime: &tokio::runtime::Runtime) -> S
 fn settle(
     state: &LabState,
     world: &World,
+    macs: &[String],
     runtime: &tokio::runtime::Runtime,
 ) -> Result<(Seen, Duration), String> {
     let start = Instant::now();
     let mut steady: Option<(String, Instant)> = None;
     loop {
-        let seen = look(state, world, runtime);
+        let seen = look(state, world, macs, runtime);
         match check::unsettled(&seen) {
             None => {
                 let print = check::fingerprint(&seen);
@@ -333,16 +338,7 @@ fn arp(state: &LabState, world: &World) -> Result<BTreeMap<String, BTreeSet<Stri
         .iter()
         .filter_map(|a| a.parse().ok())
         .collect();
-    let client: Ipv4Addr = dvip_netns::CLIENT_ADDRESS
-        .parse()
-        .map_err(|_| err("client address"))?;
-    let prober = Prober::start(
-        &state.topology().client(),
-        "eth0",
-        client,
-        targets,
-        Duration::from_millis(20),
-    )?;
+    let prober = client_prober(state, targets, Duration::from_millis(20))?;
     std::thread::sleep(Duration::from_millis(200));
     let answers = prober.stop()?;
     let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -391,13 +387,16 @@ fn print(report: &Value) {
         report["settles_checked"],
         report["violations"].as_array().map_or(0, Vec::len)
     );
-    let faults: Vec<String> = report["faults"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(kind, n)| format!("{kind} {}", count(n)))
-        .collect();
-    println!("faults: {}", faults.join(", "));
+    // `{"host death": 3, ...}` as `host death 3, ...`.
+    let counts = |v: &Value| {
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(kind, n)| format!("{kind} {}", count(n)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("faults: {}", counts(&report["faults"]));
     let s = &report["settle_s"];
     let secs = |v: &Value| v.as_f64().map_or("-".to_owned(), |t| format!("{t:.1} s"));
     println!(
@@ -406,13 +405,7 @@ fn print(report: &Value) {
         secs(&s["p99"]),
         secs(&s["max"])
     );
-    let events: Vec<String> = report["events"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(kind, n)| format!("{kind} {}", count(n)))
-        .collect();
-    println!("events seen: {}", events.join(", "));
+    println!("events seen: {}", counts(&report["events"]));
     for v in report["violations"].as_array().into_iter().flatten() {
         println!("VIOLATION in round {} after:", v["round"]);
         for op in v["after"].as_array().into_iter().flatten() {

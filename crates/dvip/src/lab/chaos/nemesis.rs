@@ -316,27 +316,14 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
     }
 }
 
-/// Asks node `i`'s dvipd; `Err` with its words when it refuses or does not answer.
+/// Asks node `i`'s dvipd, allowing it 3 s.
 pub(super) fn ask(
     runtime: &tokio::runtime::Runtime,
     state: &LabState,
     i: usize,
     request: &serde_json::Value,
 ) -> Result<serde_json::Value, String> {
-    let socket = state.socket(i);
-    let asked = runtime.block_on(async {
-        tokio::time::timeout(
-            Duration::from_secs(3),
-            dvipd::console::call(&socket, request),
-        )
-        .await
-    });
-    match asked {
-        Ok(Ok(reply)) if reply["ok"] == true => Ok(reply),
-        Ok(Ok(reply)) => Err(reply["error"].as_str().unwrap_or("refused").to_owned()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no answer within 3 s".to_owned()),
-    }
+    super::super::ask(runtime, state, i, request, Duration::from_secs(3))
 }
 
 /// Loss on node `i`'s switch port both ways (`None`: none), by an nftables rule on the
@@ -409,19 +396,7 @@ fn nft(ns: &str, script: &str) -> Result<(), LabError> {
 }
 
 fn try_tc(args: &[&str]) -> Result<(), LabError> {
-    let out = std::process::Command::new("tc")
-        .args(args)
-        .output()
-        .map_err(|e| LabError(format!("tc: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(LabError(format!(
-            "tc {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    dvip_netns::try_iproute2("tc", args)
 }
 
 /// Puts node `i`'s switch port on switch `side` (`br0`, the client's, or `br1`).
