@@ -68,6 +68,9 @@ pub struct PlantedBugs {
     pub acquire_before_release: bool,
     /// Elect followers on their own, as if nothing followed anything.
     pub forget_follow: bool,
+    /// Plan a carried view the moment it is installed, without waiting for the members'
+    /// announcements (unsafe when CPG shows a returning member its own view before a merge).
+    pub plan_carried_at_once: bool,
 }
 
 /// Something the caller must do, in the order given.
@@ -174,6 +177,9 @@ pub enum DropReason {
     NotMember,
     /// There is no view yet.
     NoView,
+    /// A `Carried` announcement in a view this node did not carry: the members disagree on
+    /// what the view came from (the bus broke its promise); the sender's State is awaited.
+    NotCarried,
 }
 
 /// A console command this node's operator gave.
@@ -418,21 +424,50 @@ impl Node {
     /// The bus installed a new view. `view_id` names the view the same way on every member
     /// (consecutive views have different ids; the bus delivers views in order, so an id need
     /// not grow). A view with the current id is a repeat and is ignored.
+    ///
+    /// A view that only lost members of a view whose States were all in is *carried*: the
+    /// members keep the old table (the departed members' holdings dropped) and announce with a
+    /// small `Carried` instead of a State, so the survivors plan as soon as those arrive. This
+    /// relies on the bus's virtual synchrony as corosync's CPG gives it: a view is reported as
+    /// a pure departure only to members that came from the same view together, having
+    /// delivered the same messages in it; a member that did not (one excluded and returning)
+    /// is first shown a view of those that came with it, then the joins.
     pub fn handle_view(&mut self, view_id: u64, members: &BTreeSet<NodeName>) {
         if !members.contains(&self.me) || self.view.as_ref().is_some_and(|v| v.id == view_id) {
             return;
         }
-        // A Released still in flight belongs to the old view; what is unplumbed stays so.
-        self.releasing.clear();
+        let old = self.view.take().filter(|old| {
+            old.ready()
+                && members.len() < old.table.len()
+                && members.iter().all(|m| old.table.contains_key(m))
+        });
+        let carried = old.is_some();
+        let table = match old {
+            Some(old) => old
+                .table
+                .into_iter()
+                .filter(|(name, _)| members.contains(name))
+                .collect(),
+            None => {
+                // A Released still in flight belongs to the old view; what is unplumbed stays
+                // so, and this node's State says so.
+                self.releasing.clear();
+                members
+                    .iter()
+                    .map(|m| (m.clone(), Member::default()))
+                    .collect()
+            }
+        };
         self.view = Some(ViewState {
             id: view_id,
             round: 0,
-            table: members
-                .iter()
-                .map(|m| (m.clone(), Member::default()))
-                .collect(),
+            table,
             announced: BTreeSet::new(),
-            holdings_known: BTreeSet::new(),
+            holdings_known: if carried {
+                members.clone()
+            } else {
+                BTreeSet::new()
+            },
             mature: false,
             mature_sent: false,
             installed_at: self.now,
@@ -442,7 +477,18 @@ impl Node {
             view_id,
             members: members.iter().cloned().collect(),
         });
-        self.announce();
+        if carried {
+            self.announce_carried(view_id);
+            #[cfg(feature = "planted-bugs")]
+            if self.options.planted.plan_carried_at_once {
+                if let Some(view) = self.view.as_mut() {
+                    view.announced = members.clone();
+                }
+                self.reconcile();
+            }
+        } else {
+            self.announce();
+        }
     }
 
     /// A message from `from` was delivered (including this node's own).
@@ -525,6 +571,18 @@ impl Node {
                 view.pins.insert(address, to);
             }
             Message::Standby { on, .. } => member.standby = on,
+            Message::Carried { standby, .. } => {
+                // Only a member whose holdings this node carried can announce this way; from
+                // any other it would plan on a table nobody sent.
+                if !view.holdings_known.contains(from) {
+                    return drop(self, DropReason::NotCarried);
+                }
+                member.standby = standby;
+                if view.announced.insert(from.to_owned()) && view.ready() {
+                    let view_id = view.id;
+                    self.events.push_back(Event::Planned { view_id });
+                }
+            }
         }
         self.reconcile();
     }
@@ -651,6 +709,31 @@ impl Node {
             standby: self.standby,
         };
         self.send(&Message::State(state));
+    }
+
+    /// Announces in a carried view: first what this node let go that the old view never
+    /// delivered (the others still count it as held), then `Carried`, or a State when its
+    /// configuration changed since its last delivered one.
+    fn announce_carried(&mut self, view_id: u64) {
+        if !self.releasing.is_empty() {
+            let addresses = self.releasing.iter().copied().collect();
+            self.send(&Message::Released { view_id, addresses });
+        }
+        let current = self
+            .view
+            .as_ref()
+            .and_then(|v| v.table.get(&self.me))
+            .is_some_and(|m| {
+                Arc::ptr_eq(&m.entities, &self.entities) || *m.entities == *self.entities
+            });
+        if current {
+            self.send(&Message::Carried {
+                view_id,
+                standby: self.standby,
+            });
+        } else {
+            self.announce();
+        }
     }
 
     /// Stops services and unplumbs, without telling the cluster.

@@ -67,6 +67,15 @@ pub enum Message {
         /// Standby or not.
         on: bool,
     },
+    /// The view only lost members, and the sender carries the table of the view before it:
+    /// its announcement in place of a State, small enough to arrive at once. Sent after a
+    /// `Released` of anything it let go in the old view that the old view never delivered.
+    Carried {
+        /// The view it was sent in.
+        view_id: u64,
+        /// Whether it is on standby (a change may not have been delivered in the old view).
+        standby: bool,
+    },
 }
 
 impl Message {
@@ -78,7 +87,8 @@ impl Message {
             | Self::Mature { view_id }
             | Self::AnnounceView { view_id }
             | Self::Move { view_id, .. }
-            | Self::Standby { view_id, .. } => *view_id,
+            | Self::Standby { view_id, .. }
+            | Self::Carried { view_id, .. } => *view_id,
         }
     }
 }
@@ -225,7 +235,10 @@ fn check_bounds(message: &Message) -> Result<(), DecodeError> {
             DURAVIP_ADDRESS_COUNT_MAX,
         )?,
         Message::Move { to, .. } => at_most("bytes in a name", to.len(), NAME_LEN_MAX)?,
-        Message::Mature { .. } | Message::AnnounceView { .. } | Message::Standby { .. } => {}
+        Message::Mature { .. }
+        | Message::AnnounceView { .. }
+        | Message::Standby { .. }
+        | Message::Carried { .. } => {}
     }
     Ok(())
 }
@@ -274,6 +287,10 @@ mod tests {
                 addresses: vec!["2001:db8::1".parse().expect("an address")],
             },
             Message::Mature { view_id: 4 },
+            Message::Carried {
+                view_id: 6,
+                standby: true,
+            },
             Message::Move {
                 view_id: 5,
                 address: "198.51.100.9".parse().expect("an address"),

@@ -58,6 +58,9 @@ pub(crate) struct Host {
     /// Messages delivered while the host was paused, kept (as its corosync would) until it
     /// wakes: (view, sender, bytes).
     inbox: VecDeque<(u64, String, Vec<u8>)>,
+    /// The last view handed to the daemon and how many of its messages the daemon was given:
+    /// members that agree on both came from that view together.
+    delivered: Option<(u64, u64)>,
 }
 
 impl Host {
@@ -86,6 +89,8 @@ pub(crate) struct World {
     next_view_id: u64,
     /// Current views: id → member hosts.
     pub(crate) views: BTreeMap<u64, BTreeSet<usize>>,
+    /// Every view ever installed, transitional ones included: id → member hosts.
+    history: BTreeMap<u64, BTreeSet<usize>>,
     pending: BTreeMap<u64, VecDeque<(usize, Vec<u8>)>>,
     pub(crate) options: NodeOptions,
     pub(crate) violations: Vec<Violation>,
@@ -133,6 +138,7 @@ impl World {
                 view: None,
                 tick_generation: 0,
                 inbox: VecDeque::new(),
+                delivered: None,
             })
             .collect();
         Self {
@@ -143,6 +149,7 @@ impl World {
             sequence: 0,
             next_view_id: 1,
             views: BTreeMap::new(),
+            history: BTreeMap::new(),
             pending: BTreeMap::new(),
             options,
             violations: Vec::new(),
@@ -230,6 +237,7 @@ impl World {
                     for (view_id, from, bytes) in std::mem::take(&mut self.hosts[host].inbox) {
                         if self.hosts[host].view == Some(view_id) {
                             self.stats.deliveries += 1;
+                            self.count_delivery(host);
                             self.with_node(host, |node| node.handle_message(&from, &bytes));
                         }
                     }
@@ -265,6 +273,7 @@ impl World {
         // starts (a crashed predecessor's, even ones the new configuration dropped); the
         // core then unplumbs its configured addresses again, which finds nothing.
         h.kernel.clear();
+        h.delivered = None;
         let node = Node::new(h.name.clone(), self.options.clone(), &h.config);
         h.node = Some(node);
         self.record_event(&format!("start {host}"));
@@ -279,6 +288,7 @@ impl World {
             h.services.clear();
             h.view = None;
             h.inbox.clear();
+            h.delivered = None;
             self.record_event(&format!("kill {host}"));
             self.schedule(GROUP_CHANGE, Happening::Membership);
         }
@@ -293,6 +303,7 @@ impl World {
         h.view = None;
         h.paused = false;
         h.inbox.clear();
+        h.delivered = None;
         self.record_event(&format!("power off {host}"));
         self.schedule(FAILURE_DETECTION, Happening::Membership);
     }
@@ -315,6 +326,7 @@ impl World {
         }
         h.corosync = false;
         h.view = None;
+        h.delivered = None;
         if let Some(node) = h.node.as_mut() {
             node.handle_bus_lost();
         }
@@ -471,16 +483,61 @@ impl World {
                     self.origins.insert(id, owners.clone());
                 }
             }
-            let names: BTreeSet<String> =
-                group.iter().map(|&h| self.hosts[h].name.clone()).collect();
+            self.history.insert(id, group.clone());
+            let names = self.names(&group);
             self.record_event(&format!("view {id} {names:?}"));
             for &h in &group {
+                // What a daemon sends from here on, even in answer to a transitional view, is
+                // delivered in this one.
                 self.hosts[h].view = Some(id);
             }
+            for class in self.transitional_sets(&group) {
+                let transitional = self.next_view_id;
+                self.next_view_id += 1;
+                self.history.insert(transitional, class.clone());
+                let names = self.names(&class);
+                self.record_event(&format!("transitional view {transitional} {names:?}"));
+                for &h in &class {
+                    self.hosts[h].delivered = Some((transitional, 0));
+                    self.with_node(h, |node| node.handle_view(transitional, &names));
+                }
+            }
             for &h in &group {
+                self.hosts[h].delivered = Some((id, 0));
                 self.with_node(h, |node| node.handle_view(id, &names));
             }
         }
+    }
+
+    fn names(&self, hosts: &BTreeSet<usize>) -> BTreeSet<String> {
+        hosts.iter().map(|&h| self.hosts[h].name.clone()).collect()
+    }
+
+    fn count_delivery(&mut self, host: usize) {
+        if let Some((_, count)) = &mut self.hosts[host].delivered {
+            *count += 1;
+        }
+    }
+
+    /// The members of a new view that must first be shown a view of their own, as CPG does:
+    /// those that came together from one earlier view (same view, same messages delivered),
+    /// when some of that view are gone and the new view also has members from elsewhere. They
+    /// see the departures, then the joins; a view that only lost members, or only gained
+    /// some, is shown as it is.
+    fn transitional_sets(&self, group: &BTreeSet<usize>) -> Vec<BTreeSet<usize>> {
+        let mut classes: BTreeMap<(u64, u64), BTreeSet<usize>> = BTreeMap::new();
+        for &h in group {
+            if let Some(came_from) = self.hosts[h].delivered {
+                classes.entry(came_from).or_default().insert(h);
+            }
+        }
+        classes
+            .into_iter()
+            .filter(|((view, _), class)| {
+                class != group && self.history.get(view).is_some_and(|old| old != class)
+            })
+            .map(|(_, class)| class)
+            .collect()
     }
 
     /// Delivers every pending message of a view that is ending, to its members still there.
@@ -515,6 +572,7 @@ impl World {
                 continue;
             }
             self.stats.deliveries += 1;
+            self.count_delivery(h);
             self.with_node(h, |node| node.handle_message(&from, &bytes));
         }
     }

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use dvip_core::wire::Message;
 use dvip_core::{Action, Command, DropReason, Event, ManagedAddress, Node, NodeOptions, PlumbHint};
 
 fn addresses(count: u8, preference: Option<&str>) -> Vec<ManagedAddress> {
@@ -396,7 +397,7 @@ fn install_only(c: &mut Cluster, members: &[usize]) {
 }
 
 #[test]
-fn a_release_in_flight_when_a_node_departs_is_dark_only_until_the_states_arrive() {
+fn a_release_in_flight_when_a_node_departs_is_dark_only_until_the_survivors_announce() {
     let mut c = Cluster::new(&vec![addresses(6, None); 3]);
     c.view(&[0, 1, 2]);
     let n1_had = c.plumbed[0].clone();
@@ -426,7 +427,141 @@ fn a_release_in_flight_when_a_node_departs_is_dark_only_until_the_states_arrive(
         assert_eq!(
             c.owners(&format!("198.51.100.{a}")),
             [1],
-            "n2, the only candidate left, holds everything once the States are in"
+            "n2, the only candidate left, holds everything once n1 has said again what it let go"
         );
     }
+}
+
+/// The kinds of the messages queued on the bus, in order.
+fn queued_kinds(c: &Cluster) -> Vec<&'static str> {
+    c.queue
+        .iter()
+        .map(|(_, bytes)| match dvip_core::wire::decode(bytes) {
+            Ok(Message::State(_)) => "State",
+            Ok(Message::Carried { .. }) => "Carried",
+            Ok(Message::Released { .. }) => "Released",
+            Ok(_) => "other",
+            Err(_) => "garbage",
+        })
+        .collect()
+}
+
+#[test]
+fn a_view_that_only_lost_members_plans_on_small_announcements_from_the_old_table() {
+    let mut c = Cluster::new(&vec![addresses(6, None); 3]);
+    c.view(&[0, 1, 2]);
+    let lost = c.plumbed[2].clone();
+    c.plumbed[2].clear();
+    install_only(&mut c, &[0, 1]);
+    assert_eq!(
+        queued_kinds(&c),
+        ["Carried", "Carried"],
+        "no State: the survivors carry the old view's table"
+    );
+    let (first, bytes) = c.queue.pop_front().expect("n1's Carried");
+    let name = c.nodes[first].name().to_owned();
+    for i in [0, 1] {
+        c.nodes[i].handle_message(&name, &bytes);
+        c.drain(i);
+    }
+    assert!(
+        lost.iter().all(|a| c.owners(&a.to_string()).is_empty()),
+        "nobody plans before every survivor has announced"
+    );
+    c.settle(&[0, 1]);
+    for address in &lost {
+        assert_eq!(c.owners(&address.to_string()).len(), 1, "{address}");
+    }
+    let planned = (0..2).all(|i| {
+        std::iter::from_fn(|| c.nodes[i].poll_event()).any(|e| matches!(e, Event::Planned { .. }))
+    });
+    assert!(
+        planned,
+        "each survivor reports the plan of the carried view"
+    );
+}
+
+#[test]
+fn a_member_shown_alone_before_a_merge_does_not_plan_alone() {
+    let mut c = Cluster::new(&vec![addresses(6, None); 3]);
+    c.view(&[0, 1, 2]);
+    let n1_had = c.plumbed[0].clone();
+    // n1 freezes; the others go on without it and take its addresses, which its kernel still
+    // has while it is frozen.
+    c.split = true;
+    c.view(&[1, 2]);
+    assert!(n1_had.iter().all(|a| c.owners(&a.to_string()).len() == 2));
+    // n1 wakes. CPG shows it first the view of those that came with it from its old view
+    // (itself), then the merge; what it sends in between is delivered in the merge.
+    c.view_id += 1;
+    let alone = BTreeSet::from(["n1".to_owned()]);
+    let since = c.log.len();
+    c.nodes[0].handle_view(c.view_id, &alone);
+    c.drain(0);
+    assert_eq!(
+        queued_kinds(&c),
+        ["Carried"],
+        "a view of one that only lost members"
+    );
+    c.view_id += 1;
+    let all: BTreeSet<String> = ["n1", "n2", "n3"].map(str::to_owned).into();
+    for i in 0..3 {
+        c.nodes[i].handle_view(c.view_id, &all);
+        c.drain(i);
+    }
+    c.settle(&[0, 1, 2]);
+    let grabbed: Vec<_> = c.log[since..]
+        .iter()
+        .filter(|(node, address, plumbed)| *node == 0 && *plumbed && !n1_had.contains(address))
+        .collect();
+    assert!(grabbed.is_empty(), "n1 planned alone: {grabbed:?}");
+    c.split = false;
+    for a in 1..=6 {
+        assert_eq!(
+            c.owners(&format!("198.51.100.{a}")).len(),
+            1,
+            "one owner once merged"
+        );
+    }
+}
+
+#[test]
+fn a_carried_announcement_in_a_view_that_was_not_carried_is_dropped() {
+    let mut c = Cluster::new(&vec![addresses(2, None); 2]);
+    c.view(&[0, 1]);
+    let bytes = dvip_core::wire::encode(&Message::Carried {
+        view_id: c.view_id,
+        standby: false,
+    });
+    c.nodes[0].handle_message("n2", &bytes);
+    let dropped = std::iter::from_fn(|| c.nodes[0].poll_event()).any(|e| {
+        matches!(
+            e,
+            Event::Dropped {
+                why: DropReason::NotCarried,
+                ..
+            }
+        )
+    });
+    assert!(!dropped, "n2's table is known in this view: accepted");
+    let mut fresh = Cluster::new(&vec![addresses(2, None); 2]);
+    fresh.view_id = 5;
+    install_only(&mut fresh, &[0, 1]);
+    fresh.nodes[0].handle_message(
+        "n2",
+        &dvip_core::wire::encode(&Message::Carried {
+            view_id: 6,
+            standby: false,
+        }),
+    );
+    let dropped = std::iter::from_fn(|| fresh.nodes[0].poll_event()).any(|e| {
+        matches!(
+            e,
+            Event::Dropped {
+                why: DropReason::NotCarried,
+                ..
+            }
+        )
+    });
+    assert!(dropped, "a first view has no table to carry");
 }

@@ -113,3 +113,20 @@ fn the_checker_catches_a_forgotten_follow_group() {
     let (seed, what) = found.expect("no seed caught followers elected apart from their binding");
     assert!(what.contains("follower"), "seed {seed}: {what}");
 }
+
+#[test]
+fn the_checker_catches_a_carried_view_planned_before_its_announcements() {
+    let found = caught(
+        PlantedBugs {
+            plan_carried_at_once: true,
+            ..PlantedBugs::default()
+        },
+        300,
+    );
+    let (seed, what) = found
+        .expect("no seed caught a node planning alone in the view CPG shows it before a merge");
+    assert!(
+        what.contains("plumbed") && what.contains("still had it"),
+        "seed {seed}: {what}"
+    );
+}
