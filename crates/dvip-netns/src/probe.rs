@@ -6,9 +6,10 @@
 //! judge the answers; callers do (first answer from a survivor, two owners answering at once).
 
 use std::net::Ipv4Addr;
+use std::os::fd::{IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use pnet_datalink::{Channel, MacAddr};
 
@@ -17,6 +18,68 @@ use crate::LabError;
 /// How many requests go out between two reads of the replies.
 const SLICE: usize = 64;
 
+/// The client's raw socket: pnet sends on it; replies are read here, with the time the kernel
+/// received each.
+///
+/// A reply stamped when it is read would make a failover look as slow as the prober is busy:
+/// the socket also reads back every request it sent, and under load the replies wait behind
+/// them.
+struct Receiver {
+    fd: std::os::fd::RawFd,
+}
+
+impl Receiver {
+    /// A packet socket for every frame (pnet binds it to the interface), stamping receptions,
+    /// each read waiting at most a millisecond.
+    fn socket() -> Result<OwnedFd, nix::Error> {
+        use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockProtocol, SockType};
+        let fd = socket::socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::EthAll,
+        )?;
+        socket::setsockopt(&fd, sockopt::ReceiveTimestamp, &true)?;
+        socket::setsockopt(&fd, sockopt::RcvBuf, &(8 << 20))?;
+        socket::setsockopt(
+            &fd,
+            sockopt::ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(0, 1_000),
+        )?;
+        Ok(fd)
+    }
+
+    /// The next frame (waiting at most a millisecond) and when the kernel received it.
+    fn receive<'a>(&self, buffer: &'a mut [u8]) -> Option<(&'a [u8], Instant)> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        let mut control = nix::cmsg_space!(nix::sys::time::TimeVal);
+        let (read, stamp) = {
+            let mut iov = [std::io::IoSliceMut::new(buffer)];
+            let message =
+                recvmsg::<()>(self.fd, &mut iov, Some(&mut control), MsgFlags::empty()).ok()?;
+            let stamp = message.cmsgs().ok().and_then(|mut all| {
+                all.find_map(|c| match c {
+                    ControlMessageOwned::ScmTimestamp(t) => Some(t),
+                    _ => None,
+                })
+            });
+            (message.bytes, stamp)
+        };
+        let at = stamp.map_or_else(Instant::now, |t| {
+            let received = SystemTime::UNIX_EPOCH
+                + Duration::new(
+                    u64::try_from(t.tv_sec()).unwrap_or(0),
+                    u32::try_from(t.tv_usec()).unwrap_or(0) * 1_000,
+                );
+            let age = SystemTime::now()
+                .duration_since(received)
+                .unwrap_or_default();
+            Instant::now().checked_sub(age).unwrap_or_else(Instant::now)
+        });
+        Some((&buffer[..read], at))
+    }
+}
+
 /// One ARP reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answer {
@@ -24,7 +87,7 @@ pub struct Answer {
     pub address: Ipv4Addr,
     /// Who answered.
     pub mac: [u8; 6],
-    /// When the reply arrived.
+    /// When the kernel received the reply.
     pub at: Instant,
     /// The round of requests it answers (the latest round sent when it arrived).
     pub round: u64,
@@ -92,15 +155,21 @@ impl Prober {
                     .ok_or_else(|| LabError(format!("no {interface} in {ns}")))?;
                 let MacAddr(a, b, c, d, e, f) = link.mac.unwrap_or_default();
                 let mac = [a, b, c, d, e, f];
+                let fd = Receiver::socket()
+                    .map_err(|e| LabError(format!("raw socket on {interface}: {e}")))?
+                    .into_raw_fd();
                 let config = pnet_datalink::Config {
-                    read_timeout: Some(Duration::from_millis(1)),
+                    socket_fd: Some(fd),
+                    promiscuous: false,
                     ..pnet_datalink::Config::default()
                 };
-                let (mut tx, mut rx) = match pnet_datalink::channel(&link, config) {
+                // pnet owns the socket from here (and closes it); `_rx` keeps it open.
+                let (mut tx, _rx) = match pnet_datalink::channel(&link, config) {
                     Ok(Channel::Ethernet(tx, rx)) => (tx, rx),
                     Ok(_) => return Err(LabError("not an Ethernet channel".into())),
                     Err(e) => return Err(LabError(format!("raw socket on {interface}: {e}"))),
                 };
+                let receiver = Receiver { fd };
                 let frames: Vec<[u8; 42]> =
                     targets.iter().map(|t| request(mac, source, *t)).collect();
                 let _ = ready_tx.send(Ok(()));
@@ -125,13 +194,14 @@ impl Prober {
                     // Read what is waiting (each read waits at most a millisecond), enough to
                     // keep up with the replies to a slice and then some.
                     let mut read = 0;
-                    while let Ok(frame) = rx.next() {
+                    let mut buffer = [0u8; 128];
+                    while let Some((frame, at)) = receiver.receive(&mut buffer) {
                         read += 1;
                         if let Some((address, mac)) = reply(frame) {
                             let answer = Answer {
                                 address,
                                 mac,
-                                at: Instant::now(),
+                                at,
                                 round,
                             };
                             if let Ok(mut all) = sink.lock() {

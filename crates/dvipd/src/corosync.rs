@@ -191,7 +191,10 @@ impl CorosyncBus {
                 Ok(()) => {
                     self.outbox.pop_front();
                 }
-                Err(CsError::CsErrTryAgain) => return Ok(false),
+                Err(CsError::CsErrTryAgain) => {
+                    tracing::debug!(waiting = self.outbox.len(), "corosync: try again");
+                    return Ok(false);
+                }
                 Err(source) => {
                     return Err(BusError::Corosync {
                         what: "multicast",

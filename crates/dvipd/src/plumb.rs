@@ -176,44 +176,66 @@ impl Plumber {
         &mut self,
         items: &[(IpAddr, u8, String)],
     ) -> Vec<Result<(), PlumbError>> {
-        let mut requests = Vec::with_capacity(items.len());
-        let mut results: Vec<Option<Result<(), PlumbError>>> = Vec::with_capacity(items.len());
-        for (address, prefix_len, interface) in items {
-            match self.interface_index(interface).await {
-                Ok(index) => {
-                    requests.push((
-                        results.len(),
-                        self.add_request(index, *address, *prefix_len),
-                    ));
-                    results.push(None);
-                }
-                Err(e) => results.push(Some(Err(e))),
+        self.pipelined(items, |plumber, index, address, prefix_len| {
+            let (address, request) = plumber.add_request(index, address, prefix_len);
+            async move {
+                request
+                    .replace()
+                    .execute()
+                    .await
+                    .map_err(|source| PlumbError::Kernel {
+                        what: "add",
+                        address,
+                        source,
+                    })
             }
+        })
+        .await
+    }
+
+    /// Removes many addresses this process plumbed itself, pipelined like
+    /// [`Plumber::plumb_many`]. Absent is not an error. Results come back in the order given.
+    pub async fn unplumb_many(
+        &mut self,
+        items: &[(IpAddr, u8, String)],
+    ) -> Vec<Result<(), PlumbError>> {
+        self.pipelined(items, |plumber, index, address, prefix_len| {
+            delete(
+                plumber.handle.clone(),
+                removal(index, address, prefix_len),
+                address,
+            )
+        })
+        .await
+    }
+
+    /// One request per item, `request` making it from the interface's index, with up to
+    /// [`PLUMB_IN_FLIGHT`] in flight; an item whose interface is unknown fails alone.
+    async fn pipelined<F, Fut>(
+        &mut self,
+        items: &[(IpAddr, u8, String)],
+        request: F,
+    ) -> Vec<Result<(), PlumbError>>
+    where
+        F: Fn(&Self, u32, IpAddr, u8) -> Fut,
+        Fut: std::future::Future<Output = Result<(), PlumbError>>,
+    {
+        let mut indexes = Vec::with_capacity(items.len());
+        for (_, _, interface) in items {
+            indexes.push(self.interface_index(interface).await);
         }
-        let done: Vec<(usize, Result<(), PlumbError>)> = futures_util::stream::iter(requests)
-            .map(|(slot, (address, request))| async move {
-                let outcome =
-                    request
-                        .replace()
-                        .execute()
-                        .await
-                        .map_err(|source| PlumbError::Kernel {
-                            what: "add",
-                            address,
-                            source,
-                        });
-                (slot, outcome)
+        let requests: Vec<_> = items
+            .iter()
+            .zip(indexes)
+            .map(|(&(address, prefix_len, _), index)| {
+                let pending = index.map(|index| request(self, index, address, prefix_len));
+                async move { pending?.await }
             })
+            .collect();
+        futures_util::stream::iter(requests)
             .buffered(PLUMB_IN_FLIGHT)
             .collect()
-            .await;
-        for (slot, outcome) in done {
-            results[slot] = Some(outcome);
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every slot is filled above"))
-            .collect()
+            .await
     }
 
     /// Every address on this machine that dvip added.
@@ -338,28 +360,6 @@ impl Plumber {
         Ok(removed)
     }
 
-    /// Removes an address this process plumbed itself, without listing first: the caller
-    /// knows where it put it. Absent is not an error.
-    pub async fn unplumb_known(
-        &mut self,
-        address: IpAddr,
-        prefix_len: u8,
-        interface: &str,
-    ) -> Result<(), PlumbError> {
-        let index = self.interface_index(interface).await?;
-        let message = match address {
-            IpAddr::V4(v4) => rtnetlink::AddressMessageBuilder::<std::net::Ipv4Addr>::new()
-                .index(index)
-                .address(v4, prefix_len)
-                .build(),
-            IpAddr::V6(v6) => rtnetlink::AddressMessageBuilder::<std::net::Ipv6Addr>::new()
-                .index(index)
-                .address(v6, prefix_len)
-                .build(),
-        };
-        self.delete(message, address).await
-    }
-
     /// Removes every address dvip added on this machine (at start, after a crash). Returns
     /// what was removed.
     ///
@@ -380,6 +380,20 @@ impl Plumber {
 
     async fn delete(&mut self, message: AddressMessage, address: IpAddr) -> Result<(), PlumbError> {
         delete(self.handle.clone(), message, address).await
+    }
+}
+
+/// The request that removes `address/prefix_len` from the interface `index`.
+fn removal(index: u32, address: IpAddr, prefix_len: u8) -> AddressMessage {
+    match address {
+        IpAddr::V4(v4) => rtnetlink::AddressMessageBuilder::<std::net::Ipv4Addr>::new()
+            .index(index)
+            .address(v4, prefix_len)
+            .build(),
+        IpAddr::V6(v6) => rtnetlink::AddressMessageBuilder::<std::net::Ipv6Addr>::new()
+            .index(index)
+            .address(v6, prefix_len)
+            .build(),
     }
 }
 

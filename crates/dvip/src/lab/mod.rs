@@ -291,6 +291,12 @@ fn spawn(state: &mut LabState, key: String, mut command: Command) -> Result<(), 
         .spawn()
         .map_err(|e| err(format!("cannot start {key}: {e}")))?;
     let process = Process::of(child.id()).ok_or_else(|| err(format!("{key} died at once")))?;
+    // A long bench or chaos run kills and restarts nodes many times: reap each child when it
+    // ends so none stays a zombie. A lab left running outlives this thread; init reaps then.
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
     state.processes.insert(key, process);
     state.save()
 }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dvip_config::LoadOptions;
-use dvip_core::{Action, ManagedAddress, Node, NodeOptions, PlumbHint};
+use dvip_core::{Action, Event, ManagedAddress, Node, NodeOptions, PlumbHint};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
@@ -180,6 +180,9 @@ struct Daemon {
     /// address released and taken again at once must not read its own removal as someone
     /// else's.
     own_removals: BTreeMap<IpAddr, u32>,
+    /// When the kernel confirmed each address just plumbed (ms since the epoch), for the
+    /// stamp of its `acquire` event, which goes out only after the whole batch.
+    plumbed_at: BTreeMap<IpAddr, u64>,
     bus: Bus,
     started: Instant,
     announcer: Announcer,
@@ -220,6 +223,10 @@ impl Daemon {
     /// Carries out every pending action, then delivers what the node multicast, until quiet.
     async fn drive(&mut self) {
         loop {
+            // What the core decided on the input just handled (a view, a plan) is stamped with
+            // this moment, not with the end of the plumbing it asked for: the event stream's
+            // phases must show where the time went.
+            let decided_ms = console::now_ms();
             loop {
                 let actions: Vec<Action> = std::iter::from_fn(|| self.node.poll_action()).collect();
                 if actions.is_empty() {
@@ -232,7 +239,15 @@ impl Daemon {
                 self.count(&event);
                 self.run_hook(&event);
                 if let Some(line) = event_json(&event) {
-                    self.emit(line);
+                    let at_ms = match &event {
+                        Event::Acquired { address } => self.plumbed_at.remove(address),
+                        Event::View { .. }
+                        | Event::Planned { .. }
+                        | Event::Matured { .. }
+                        | Event::Dropped { .. } => Some(decided_ms),
+                        _ => None,
+                    };
+                    self.emit_at(line, at_ms.unwrap_or_else(console::now_ms));
                 }
             }
             let Bus::Standalone(queue) = &mut self.bus else {
@@ -247,6 +262,8 @@ impl Daemon {
                 .election_seconds
                 .observe(started.elapsed().as_secs_f64());
         }
+        // A plumb that was a refresh or a retry has no acquire event to stamp.
+        self.plumbed_at.clear();
         self.metrics
             .held
             .set(i64::try_from(self.node.plumbed().len()).unwrap_or(i64::MAX));
@@ -254,10 +271,25 @@ impl Daemon {
 
     /// Carries out actions in order, except that a run of acquisitions (plumbs with their
     /// announcements and listener starts, up to the next release or multicast) is plumbed
-    /// with many netlink requests in flight at once.
+    /// with many netlink requests in flight at once, and so is a run of releases.
     async fn carry_out_all(&mut self, actions: Vec<Action>) {
         let mut actions = actions.into_iter().peekable();
         while let Some(action) = actions.next() {
+            if let Action::Unplumb { address, .. } = action {
+                // Up to the next multicast (the Released that must follow the removals) or
+                // plumb. A service is stopped before its address goes, as the core ordered.
+                let mut unplumbs = vec![address];
+                while let Some(next) = actions
+                    .next_if(|a| matches!(a, Action::Unplumb { .. } | Action::StopService { .. }))
+                {
+                    match next {
+                        Action::Unplumb { address, .. } => unplumbs.push(address),
+                        other => self.carry_out(other).await,
+                    }
+                }
+                self.unplumb_all(&unplumbs).await;
+                continue;
+            }
             let Action::Plumb { address, hint } = action else {
                 self.carry_out(action).await;
                 self.feed_clock();
@@ -285,11 +317,13 @@ impl Daemon {
                     .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
                     .collect();
                 let results = self.plumber.plumb_many(&items).await;
+                let done_ms = console::now_ms();
                 for ((address, hint), result) in chunk.iter().zip(results) {
                     match result {
                         Ok(()) => {
                             debug!(%address, interface = %hint.interface, "plumbed");
                             self.plumbed.insert(*address, hint.clone());
+                            self.plumbed_at.insert(*address, done_ms);
                         }
                         // The core believes it holds the address; the next refresh tries again.
                         Err(e) => self.error("plumb", Some(*address), "cannot plumb", &e),
@@ -304,6 +338,41 @@ impl Daemon {
             for other in rest {
                 self.carry_out(other).await;
             }
+        }
+    }
+
+    /// Removes addresses this process plumbed, many requests in flight, in chunks with the
+    /// core's clock fed between them. One it never plumbed is left alone.
+    async fn unplumb_all(&mut self, addresses: &[IpAddr]) {
+        let items: Vec<(IpAddr, u8, String)> = addresses
+            .iter()
+            .filter_map(|a| {
+                let hint = self.plumbed.remove(a)?;
+                Some((*a, hint.cidrmask, hint.interface))
+            })
+            .collect();
+        for chunk in items.chunks(PLUMB_CHUNK) {
+            let results = self.plumber.unplumb_many(chunk).await;
+            for ((address, _, _), result) in chunk.iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        debug!(%address, "unplumbed");
+                        self.announced.remove(address);
+                        *self.own_removals.entry(*address).or_default() += 1;
+                    }
+                    // Left in place, it expires with its lifetime.
+                    Err(e) => self.error(
+                        "unplumb",
+                        Some(*address),
+                        "cannot unplumb (it will expire by itself)",
+                        &e,
+                    ),
+                }
+            }
+            self.feed_clock();
+        }
+        if !items.is_empty() {
+            info!(count = items.len(), "unplumbed");
         }
     }
 
@@ -338,33 +407,12 @@ impl Daemon {
                 Ok(()) => {
                     info!(%address, interface = %hint.interface, "plumbed");
                     self.plumbed.insert(address, hint);
+                    self.plumbed_at.insert(address, console::now_ms());
                 }
                 // The core believes it holds the address; the next refresh tries again.
                 Err(e) => self.error("plumb", Some(address), "cannot plumb", &e),
             },
-            Action::Unplumb { address, .. } => {
-                let Some(hint) = self.plumbed.remove(&address) else {
-                    return;
-                };
-                match self
-                    .plumber
-                    .unplumb_known(address, hint.cidrmask, &hint.interface)
-                    .await
-                {
-                    Ok(()) => {
-                        info!(%address, "unplumbed");
-                        self.announced.remove(&address);
-                        *self.own_removals.entry(address).or_default() += 1;
-                    }
-                    // Left in place, it expires with its lifetime.
-                    Err(e) => self.error(
-                        "unplumb",
-                        Some(address),
-                        "cannot unplumb (it will expire by itself)",
-                        &e,
-                    ),
-                }
-            }
+            Action::Unplumb { address, .. } => self.unplumb_all(&[address]).await,
             Action::Announce { address } => {
                 self.announced.remove(&address);
                 self.announce(address).await;
@@ -409,6 +457,7 @@ impl Daemon {
             }
             BusEvent::Message { from, bytes } => {
                 let name = self.member_name(from);
+                debug!(from = %name, bytes = bytes.len(), "delivered");
                 self.node.handle_message(&name, &bytes);
                 self.metrics
                     .election_seconds
@@ -677,6 +726,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         plumber,
         plumbed: BTreeMap::new(),
         own_removals: BTreeMap::new(),
+        plumbed_at: BTreeMap::new(),
         bus,
         started: Instant::now(),
         announcer: Announcer::default(),

@@ -15,9 +15,14 @@ use crate::console::{self, Request};
 
 impl Daemon {
     /// Sends an event to console clients that follow the stream.
-    pub(super) fn emit(&self, mut line: Value) {
+    pub(super) fn emit(&self, line: Value) {
+        self.emit_at(line, console::now_ms());
+    }
+
+    /// Sends an event that happened at `at_ms` (ms since the epoch).
+    pub(super) fn emit_at(&self, mut line: Value, at_ms: u64) {
         if self.events.receiver_count() > 0 {
-            line["at_ms"] = console::now_ms().into();
+            line["at_ms"] = at_ms.into();
             let _ = self.events.send(line.to_string());
         }
     }

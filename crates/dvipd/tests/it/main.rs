@@ -541,17 +541,16 @@ fn the_event_stream_reports_acquisitions_and_releases_as_they_happen() {
     );
 }
 
-#[test]
-fn an_address_released_and_taken_again_at_once_is_not_mistaken_for_a_removal_by_hand() {
+/// A daemon holding three addresses, put on standby and back `cycles` times while its event
+/// stream is followed; returns the events once the stream has been quiet for half a second.
+fn standby_and_back(cycles: usize) -> (Netns, Daemon, Vec<serde_json::Value>) {
     let ns = Netns::new("dvipd-t");
     let conf = config(&ns, THREE);
     let socket = conf.with_extension("sock");
     let daemon = Daemon::start(&ns, &conf);
     wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
-    let mut lines = follow_events(&socket, Duration::from_millis(500));
-    // Several times over: each time the kernel reports the removals while, or after, the
-    // addresses are plumbed again.
-    for _ in 0..5 {
+    let lines = follow_events(&socket, Duration::from_millis(500));
+    for _ in 0..cycles {
         for command in ["standby", "online"] {
             assert_eq!(
                 call(&socket, &serde_json::json!({"command": command}))["ok"],
@@ -560,14 +559,57 @@ fn an_address_released_and_taken_again_at_once_is_not_mistaken_for_a_removal_by_
         }
     }
     wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
+    let events = lines
+        .map_while(Result::ok)
+        .map(|line| serde_json::from_str(&line).expect("one JSON object per line"))
+        .collect();
+    (ns, daemon, events)
+}
+
+#[test]
+fn an_address_released_and_taken_again_at_once_is_not_mistaken_for_a_removal_by_hand() {
+    // Several times over: each time the kernel reports the removals while, or after, the
+    // addresses are plumbed again.
+    let (_ns, daemon, events) = standby_and_back(5);
     let mut kinds = std::collections::BTreeMap::<String, usize>::new();
-    // Until the stream has been quiet for half a second.
-    while let Some(Ok(line)) = lines.next() {
-        let event: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    for event in &events {
         *kinds
             .entry(event["event"].as_str().unwrap_or("?").to_owned())
             .or_default() += 1;
     }
     assert!(kinds.get("release").copied().unwrap_or(0) >= 3, "{kinds:?}");
     assert_eq!(kinds.get("restored"), None, "{kinds:?}\n{}", daemon.log());
+}
+
+#[test]
+fn an_acquisition_is_stamped_when_the_kernel_took_the_address_not_when_the_batch_ended() {
+    let (_ns, _daemon, events) = standby_and_back(1);
+    // The acquisitions of the batch are sent after its announcements; their stamps must still
+    // come first: the kernel had the address before anyone was told.
+    let mut acquired = std::collections::BTreeMap::<String, u64>::new();
+    let mut announced = std::collections::BTreeMap::<String, u64>::new();
+    for event in &events {
+        let (Some(address), Some(at)) = (event["address"].as_str(), event["at_ms"].as_u64()) else {
+            continue;
+        };
+        match event["event"].as_str() {
+            Some("acquire") => {
+                acquired.insert(address.to_owned(), at);
+            }
+            Some("announce") => {
+                announced.entry(address.to_owned()).or_insert(at);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(acquired.len(), 3, "{acquired:?}");
+    for (address, at) in &acquired {
+        let announce = announced
+            .get(address)
+            .expect("every acquisition is announced");
+        assert!(
+            at <= announce,
+            "{address}: acquired at {at}, announced at {announce}"
+        );
+    }
 }
