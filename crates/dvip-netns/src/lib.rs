@@ -10,13 +10,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
+mod connect;
 mod probe;
+mod recorder;
 mod topology;
 
+pub use connect::{Backends, Connected, TcpProber};
 pub use probe::{mac_text, Answer, Prober};
 pub use topology::{try_ip, try_iproute2, LabError, Topology, CLIENT_ADDRESS};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Moves the calling thread into the network namespace `ns` (a name `ip netns` knows).
+fn enter(ns: &str) -> Result<(), LabError> {
+    let file = std::fs::File::open(format!("/var/run/netns/{ns}"))
+        .map_err(|e| LabError(format!("namespace {ns}: {e}")))?;
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| LabError(format!("entering {ns}: {e}")))
+}
 
 /// Runs `f` on a new thread moved into the network namespace `name` (a name `ip netns` knows).
 pub fn in_namespace<R: Send>(name: &str, f: impl FnOnce() -> R + Send) -> R {

@@ -7,12 +7,11 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::{IntoRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use pnet_datalink::{Channel, MacAddr};
 
+use crate::recorder::{Recorder, Sink};
 use crate::LabError;
 
 /// How many requests go out between two reads of the replies.
@@ -95,9 +94,7 @@ pub struct Answer {
 
 /// A probing thread in a namespace; stopped on drop.
 pub struct Prober {
-    answers: Arc<Mutex<Vec<Answer>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<Result<(), LabError>>>,
+    recorder: Recorder<Answer>,
 }
 
 /// An ARP request for `target` from `source` (`mac`), broadcast.
@@ -127,6 +124,96 @@ fn reply(frame: &[u8]) -> Option<(Ipv4Addr, [u8; 6])> {
     Some((Ipv4Addr::from(ip), mac))
 }
 
+/// The prober's thread: its socket, the requests, where it is in a round.
+struct Probing {
+    tx: Box<dyn pnet_datalink::DataLinkSender>,
+    /// Kept so pnet keeps the socket open.
+    _rx: Box<dyn pnet_datalink::DataLinkReceiver>,
+    receiver: Receiver,
+    frames: Vec<[u8; 42]>,
+    interval: Duration,
+    round: u64,
+    sent: usize,
+    next: Instant,
+}
+
+impl Probing {
+    fn open(
+        interface: &str,
+        source: Ipv4Addr,
+        targets: &[Ipv4Addr],
+        interval: Duration,
+    ) -> Result<Self, LabError> {
+        let link = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == interface)
+            .ok_or_else(|| LabError(format!("no {interface} here")))?;
+        let MacAddr(a, b, c, d, e, f) = link.mac.unwrap_or_default();
+        let mac = [a, b, c, d, e, f];
+        let fd = Receiver::socket()
+            .map_err(|e| LabError(format!("raw socket on {interface}: {e}")))?
+            .into_raw_fd();
+        let config = pnet_datalink::Config {
+            socket_fd: Some(fd),
+            promiscuous: false,
+            ..pnet_datalink::Config::default()
+        };
+        // pnet owns the socket from here (and closes it); `_rx` keeps it open.
+        let (tx, rx) = match pnet_datalink::channel(&link, config) {
+            Ok(Channel::Ethernet(tx, rx)) => (tx, rx),
+            Ok(_) => return Err(LabError("not an Ethernet channel".into())),
+            Err(e) => return Err(LabError(format!("raw socket on {interface}: {e}"))),
+        };
+        let frames: Vec<[u8; 42]> = targets.iter().map(|t| request(mac, source, *t)).collect();
+        Ok(Self {
+            tx,
+            _rx: rx,
+            receiver: Receiver { fd },
+            sent: frames.len(),
+            frames,
+            interval,
+            round: 0,
+            next: Instant::now(),
+        })
+    }
+
+    /// Sends the next slice of requests, then reads what is waiting (each read waits at
+    /// most a millisecond), enough to keep up with the replies to a slice and then some.
+    /// Slices keep the bridge's queues and this socket's buffer from overflowing with
+    /// thousands of addresses.
+    fn step(&mut self, sink: &Sink<Answer>) -> Result<(), LabError> {
+        if self.sent == self.frames.len() && Instant::now() >= self.next {
+            self.round += 1;
+            self.sent = 0;
+            self.next = Instant::now() + self.interval;
+        }
+        let slice = (self.sent + SLICE).min(self.frames.len());
+        for frame in &self.frames[self.sent..slice] {
+            if let Some(Err(e)) = self.tx.send_to(frame, None) {
+                return Err(LabError(format!("sending a request: {e}")));
+            }
+        }
+        self.sent = slice;
+        let mut buffer = [0u8; 128];
+        let mut answers = Vec::new();
+        for _ in 0..4 * SLICE {
+            let Some((frame, at)) = self.receiver.receive(&mut buffer) else {
+                break;
+            };
+            if let Some((address, mac)) = reply(frame) {
+                answers.push(Answer {
+                    address,
+                    mac,
+                    at,
+                    round: self.round,
+                });
+            }
+        }
+        sink.record(answers);
+        Ok(())
+    }
+}
+
 impl Prober {
     /// Starts asking, from `interface` in namespace `ns` as `source`, for every one of
     /// `targets` once per round; a round lasts at least `interval` (longer when there are so
@@ -138,98 +225,17 @@ impl Prober {
         targets: Vec<Ipv4Addr>,
         interval: Duration,
     ) -> Result<Self, LabError> {
-        let answers = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (ns, interface) = (ns.to_owned(), interface.to_owned());
-        let (sink, stopped) = (Arc::clone(&answers), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            let run = || -> Result<(), LabError> {
-                let file = std::fs::File::open(format!("/var/run/netns/{ns}"))
-                    .map_err(|e| LabError(format!("namespace {ns}: {e}")))?;
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| LabError(format!("entering {ns}: {e}")))?;
-                let link = pnet_datalink::interfaces()
-                    .into_iter()
-                    .find(|i| i.name == interface)
-                    .ok_or_else(|| LabError(format!("no {interface} in {ns}")))?;
-                let MacAddr(a, b, c, d, e, f) = link.mac.unwrap_or_default();
-                let mac = [a, b, c, d, e, f];
-                let fd = Receiver::socket()
-                    .map_err(|e| LabError(format!("raw socket on {interface}: {e}")))?
-                    .into_raw_fd();
-                let config = pnet_datalink::Config {
-                    socket_fd: Some(fd),
-                    promiscuous: false,
-                    ..pnet_datalink::Config::default()
-                };
-                // pnet owns the socket from here (and closes it); `_rx` keeps it open.
-                let (mut tx, _rx) = match pnet_datalink::channel(&link, config) {
-                    Ok(Channel::Ethernet(tx, rx)) => (tx, rx),
-                    Ok(_) => return Err(LabError("not an Ethernet channel".into())),
-                    Err(e) => return Err(LabError(format!("raw socket on {interface}: {e}"))),
-                };
-                let receiver = Receiver { fd };
-                let frames: Vec<[u8; 42]> =
-                    targets.iter().map(|t| request(mac, source, *t)).collect();
-                let _ = ready_tx.send(Ok(()));
-                // Requests go out in slices between reads, so neither the bridge's queues nor
-                // this socket's receive buffer overflow with thousands of addresses.
-                let mut round = 0u64;
-                let mut sent = frames.len();
-                let mut next = Instant::now();
-                while !stopped.load(Ordering::Relaxed) {
-                    if sent == frames.len() && Instant::now() >= next {
-                        round += 1;
-                        sent = 0;
-                        next = Instant::now() + interval;
-                    }
-                    let slice = (sent + SLICE).min(frames.len());
-                    for frame in &frames[sent..slice] {
-                        if let Some(Err(e)) = tx.send_to(frame, None) {
-                            return Err(LabError(format!("sending a request: {e}")));
-                        }
-                    }
-                    sent = slice;
-                    // Read what is waiting (each read waits at most a millisecond), enough to
-                    // keep up with the replies to a slice and then some.
-                    let mut read = 0;
-                    let mut buffer = [0u8; 128];
-                    while let Some((frame, at)) = receiver.receive(&mut buffer) {
-                        read += 1;
-                        if let Some((address, mac)) = reply(frame) {
-                            let answer = Answer {
-                                address,
-                                mac,
-                                at,
-                                round,
-                            };
-                            if let Ok(mut all) = sink.lock() {
-                                all.push(answer);
-                            }
-                        }
-                        if read >= 4 * SLICE {
-                            break;
-                        }
-                    }
-                }
-                Ok(())
-            };
-            let result = run();
-            if let Err(e) = &result {
-                let _ = ready_tx.send(Err(e.clone()));
-            }
-            result
-        });
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Self {
-                answers,
-                stop,
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(LabError("the prober died while starting".into())),
-        }
+        let (interface, place) = (interface.to_owned(), ns.to_owned());
+        let recorder = Recorder::start(
+            ns,
+            "ARP prober",
+            move || {
+                Probing::open(&interface, source, &targets, interval)
+                    .map_err(|e| LabError(format!("{place}: {}", e.0)))
+            },
+            Probing::step,
+        )?;
+        Ok(Self { recorder })
     }
 
     /// Every answer so far, in arrival order.
@@ -237,33 +243,14 @@ impl Prober {
         self.answers_since(0)
     }
 
-    /// The answers after the first `seen`, in arrival order: a caller polling keeps the count
-    /// it has read instead of copying every answer again.
+    /// The answers after the first `seen`, in arrival order.
     pub fn answers_since(&self, seen: usize) -> Vec<Answer> {
-        self.answers
-            .lock()
-            .map(|a| a.get(seen..).map(<[Answer]>::to_vec).unwrap_or_default())
-            .unwrap_or_default()
+        self.recorder.since(seen)
     }
 
     /// Stops probing and returns every answer.
-    pub fn stop(mut self) -> Result<Vec<Answer>, LabError> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread
-                .join()
-                .map_err(|_| LabError("the prober panicked".into()))??;
-        }
-        Ok(self.answers())
-    }
-}
-
-impl Drop for Prober {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn stop(self) -> Result<Vec<Answer>, LabError> {
+        self.recorder.finish()
     }
 }
 

@@ -28,6 +28,8 @@ pub(crate) struct BenchPlan {
     pub(crate) dvipd: Option<PathBuf>,
     /// keepalived's advertisement intervals to measure as the baseline, in ms.
     pub(crate) keepalived: Vec<u32>,
+    /// How many of each lab's addresses are forwarded listeners, timed by TCP too.
+    pub(crate) listeners: u32,
 }
 
 /// The phases of one failover, in ms after the fault, from the survivors' events: the first
@@ -79,7 +81,8 @@ fn one_run(state: &mut LabState, fault: Fault) -> Result<Value, LabError> {
         .filter(|&n| n != i && state.system == System::Dvip && state.alive("dvipd", n))
         .map(|n| Follower::start(state.socket(n)))
         .collect();
-    let measured = measure::fault(state, i, fault.describe(), || inject(state, i, fault));
+    let tcp = state.listeners > 0;
+    let measured = measure::fault(state, i, fault.describe(), tcp, || inject(state, i, fault));
     let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
     let mut report = measured?;
     let fault_at = report["fault_at_ms"].as_u64().unwrap_or(0);
@@ -88,6 +91,9 @@ fn one_run(state: &mut LabState, fault: Fault) -> Result<Value, LabError> {
     }
     if let Some(per) = report.as_object_mut() {
         per.remove("per_address");
+    }
+    if let Some(per) = report["tcp"].as_object_mut() {
+        per.remove("per_listener");
     }
     start_node(state, i)?;
     wait_spread(state)?;
@@ -124,6 +130,27 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
     failed.map_or(Ok(()), Err)
 }
 
+/// A server on every node for the listeners to reach: behind dvipd's forward, or for
+/// keepalived on port 25 of every address, as an MTA listening on the wildcard would.
+fn backends(state: &LabState) -> Result<Option<dvip_netns::Backends>, LabError> {
+    if state.listeners == 0 {
+        return Ok(None);
+    }
+    let listen: std::net::SocketAddr = match state.system {
+        System::Dvip => super::FORWARD_TO
+            .parse()
+            .map_err(|_| super::err("FORWARD_TO"))?,
+        System::Keepalived { .. } => {
+            std::net::SocketAddr::from(([0, 0, 0, 0], super::LISTENER_PORT))
+        }
+    };
+    let topology = state.topology();
+    let nodes: Vec<(String, String)> = (1..=state.nodes)
+        .map(|i| (format!("node{i}"), topology.node(i)))
+        .collect();
+    dvip_netns::Backends::start(&nodes, listen).map(Some)
+}
+
 /// What a system is called in the report.
 fn label(system: System) -> String {
     match system {
@@ -148,9 +175,11 @@ fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Re
             None,
             plan.dvipd.clone(),
             system,
+            plan.listeners,
         )?;
         let result = (|| -> Result<(), LabError> {
             let mut state = LabState::load(&plan.name)?;
+            let _backends = backends(&state)?;
             for &fault in &faults {
                 let mut runs = Vec::new();
                 for run in 1..=plan.runs {
@@ -236,6 +265,13 @@ fn print_ratios(ratios: &[Value]) {
     print!("{}", dvip_core::election::table::columns(&table));
 }
 
+/// Each run's worst listener, where the failed node had any.
+fn series_tcp(runs: &[Value]) -> Vec<f64> {
+    runs.iter()
+        .filter_map(|r| r["tcp"]["worst_ms"].as_f64())
+        .collect()
+}
+
 fn summary(size: u32, fault: Fault, runs: &[Value]) -> Value {
     let series = |key: &str| -> Vec<f64> { runs.iter().filter_map(|r| r[key].as_f64()).collect() };
     let worst = series("worst_ms");
@@ -258,6 +294,10 @@ fn summary(size: u32, fault: Fault, runs: &[Value]) -> Value {
         "dvip_share_median_ms": quantile(&dvip_share, 0.5),
         "dvip_share_p99_ms": quantile(&dvip_share, 0.99),
         "double_answers": runs.iter().filter_map(|r| r["double_answers"].as_u64()).sum::<u64>(),
+        "tcp_worst_median_ms": quantile(&series_tcp(runs), 0.5),
+        "tcp_worst_p99_ms": quantile(&series_tcp(runs), 0.99),
+        "tcp_runs": series_tcp(runs).len(),
+        "tcp_unanswered": runs.iter().map(|r| r["tcp"]["unanswered"].as_array().map_or(0, Vec::len)).sum::<usize>(),
         "unanswered": runs.iter().map(|r| r["unanswered"].as_array().map_or(0, Vec::len)).sum::<usize>(),
     })
 }
@@ -281,6 +321,8 @@ fn print_table(rows: &[Value]) {
         "ANNOUNCED",
         "DVIP SHARE P99",
         "DOUBLES",
+        "TCP MEDIAN",
+        "TCP P99",
     ]
     .map(str::to_owned)
     .to_vec()];
@@ -299,6 +341,8 @@ fn print_table(rows: &[Value]) {
             cell(&r["announced_median_ms"]),
             cell(&r["dvip_share_p99_ms"]),
             r["double_answers"].to_string(),
+            cell(&r["tcp_worst_median_ms"]),
+            cell(&r["tcp_worst_p99_ms"]),
         ]);
     }
     println!(

@@ -4,10 +4,10 @@
 //! Owns the measurement and its report. It must not choose the fault; the caller injects it.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use dvip_netns::{mac_text, Answer, LabError, Prober};
+use dvip_netns::{mac_text, Answer, Connected, LabError, Prober, TcpProber};
 use serde_json::{json, Value};
 
 use super::state::LabState;
@@ -46,12 +46,104 @@ pub(super) fn client_prober(
     )
 }
 
-/// Probes node `i`'s addresses, injects the fault, and reports when a survivor first
-/// answered for each.
+/// TCP connects to the failed node's listeners, with the first answer from a survivor for
+/// each: a client connecting sees the listener move only once a survivor accepts.
+struct TcpWatch {
+    prober: TcpProber,
+    targets: Vec<SocketAddrV4>,
+    seen: usize,
+    /// The failed node's banner.
+    victim: String,
+    /// Targets the failed node answered before the fault.
+    before: std::collections::BTreeSet<SocketAddrV4>,
+    first: BTreeMap<SocketAddrV4, Connected>,
+}
+
+impl TcpWatch {
+    /// Connects to those of `held` that are the lab's listeners; `None` if there are none.
+    fn start(state: &LabState, i: usize, held: &[Ipv4Addr]) -> Result<Option<Self>, LabError> {
+        let listeners: Vec<Ipv4Addr> = super::addresses(state.listeners).collect();
+        let targets: Vec<SocketAddrV4> = held
+            .iter()
+            .filter(|a| listeners.contains(a))
+            .map(|&a| SocketAddrV4::new(a, super::LISTENER_PORT))
+            .collect();
+        if targets.is_empty() {
+            return Ok(None);
+        }
+        let prober = TcpProber::start(
+            &state.topology().client(),
+            targets.clone(),
+            Duration::from_millis(2),
+        )?;
+        Ok(Some(Self {
+            prober,
+            targets,
+            seen: 0,
+            victim: format!("220 node{i}"),
+            before: Default::default(),
+            first: BTreeMap::new(),
+        }))
+    }
+
+    /// Reads what connected since the last look: before the fault (`since` none) who answers
+    /// what, after it the first survivor per target.
+    fn read(&mut self, since: Option<Instant>) {
+        let new = self.prober.connected_since(self.seen);
+        self.seen += new.len();
+        for c in new {
+            match since {
+                None if c.banner == self.victim => {
+                    self.before.insert(c.target);
+                }
+                Some(t0)
+                    if c.at >= t0 && c.banner.starts_with("220 ") && c.banner != self.victim =>
+                {
+                    self.first.entry(c.target).or_insert(c);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.before.len() == self.targets.len()
+    }
+
+    fn done(&self) -> bool {
+        self.first.len() == self.targets.len()
+    }
+
+    fn report(self, t0: Instant) -> Value {
+        let mut times: Vec<f64> = self.first.values().map(|c| ms(c.at - t0)).collect();
+        times.sort_by(f64::total_cmp);
+        let unanswered: Vec<String> = self
+            .targets
+            .iter()
+            .filter(|t| !self.first.contains_key(t))
+            .map(ToString::to_string)
+            .collect();
+        json!({
+            "listeners": self.targets.len(),
+            "worst_ms": times.last(),
+            "median_ms": quantile(&times, 0.5),
+            "unanswered": unanswered,
+            "per_listener": self.first.values().map(|c| json!({
+                "listener": c.target.to_string(),
+                "ms": ms(c.at - t0),
+                "banner": c.banner,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Probes node `i`'s addresses (and with `tcp`, connects to its listeners), injects the
+/// fault, and reports when a survivor first answered for each.
 pub(super) fn fault(
     state: &LabState,
     i: usize,
     what: &str,
+    tcp: bool,
     inject: impl FnOnce() -> Result<(), LabError>,
 ) -> Result<Value, LabError> {
     let topology = state.topology();
@@ -75,6 +167,11 @@ pub(super) fn fault(
     // milliseconds, far enough apart that thousands of addresses do not flood the bridge.
     let interval = Duration::from_micros((targets.len() as u64 * 5).max(2_000));
     let prober = client_prober(state, targets.clone(), interval)?;
+    let mut tcp = if tcp {
+        TcpWatch::start(state, i, &targets)?
+    } else {
+        None
+    };
 
     // Before the fault: the node answers for all of them (or the probe is wrong). Every loop
     // below reads only the answers that arrived since it last looked.
@@ -93,14 +190,18 @@ pub(super) fn fault(
             answered.insert(a.address);
             last_victim = Some(a.at);
         }
-        if answered.len() == targets.len() {
+        if let Some(tcp) = tcp.as_mut() {
+            tcp.read(None);
+        }
+        if answered.len() == targets.len() && tcp.as_ref().is_none_or(TcpWatch::ready) {
             break;
         }
         if baseline.elapsed() > Duration::from_secs(5) {
             return Err(LabError(format!(
-                "node{i} answered ARP for only {} of its {} addresses before the fault",
+                "node{i} answered ARP for only {} of its {} addresses (and TCP on {} of its listeners) before the fault",
                 answered.len(),
-                targets.len()
+                targets.len(),
+                tcp.as_ref().map_or(0, |t| t.before.len()),
             )));
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -123,11 +224,16 @@ pub(super) fn fault(
     };
     loop {
         read(&mut first, &mut last_victim);
-        if first.len() == targets.len() || t0.elapsed() > REPAIR_DEADLINE {
+        if let Some(tcp) = tcp.as_mut() {
+            tcp.read(Some(t0));
+        }
+        let tcp_done = tcp.as_ref().is_none_or(TcpWatch::done);
+        if (first.len() == targets.len() && tcp_done) || t0.elapsed() > REPAIR_DEADLINE {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    let tcp = tcp.map(|t| t.report(t0));
     // Then until the failed node has been silent a while. A killed dvipd's addresses go at
     // once (its guardian) or with their lifetime at the latest; a killed keepalived's stay
     // until someone removes them, so two seconds show it as well as any longer wait would.
@@ -195,6 +301,7 @@ pub(super) fn fault(
         "double_answers": doubled.len(),
         "failed_node_answered_until_ms": last_double,
         "per_address": per_address,
+        "tcp": tcp,
     }))
 }
 
@@ -217,6 +324,12 @@ pub(super) fn print(report: &Value) {
         "a survivor answered ARP for every address (seen from the client, probing every {} ms): worst {} ms, median {} ms",
         report["probe_interval_ms"], report["worst_ms"], report["median_ms"]
     );
+    if report["tcp"].is_object() {
+        println!(
+            "a survivor accepted a TCP connection on each of its {} listeners: worst {} ms",
+            report["tcp"]["listeners"], report["tcp"]["worst_ms"]
+        );
+    }
     let owners: Vec<String> = report["new_owners"]
         .as_object()
         .into_iter()

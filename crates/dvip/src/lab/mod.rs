@@ -28,6 +28,12 @@ use crate::Outcome;
 /// The first lab address; the others follow it.
 const FIRST_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 
+/// The port of the lab's listeners, and where dvipd forwards them on each node (a server of
+/// the bench's there answers `220 NODE`; with keepalived it listens on the wildcard's port 25
+/// instead, as an MTA would).
+pub(crate) const LISTENER_PORT: u16 = 25;
+pub(crate) const FORWARD_TO: &str = "127.0.0.1:2525";
+
 /// The lab's DuraVIP addresses.
 pub(crate) fn addresses(count: u32) -> impl Iterator<Item = Ipv4Addr> {
     (0..count).map(|k| Ipv4Addr::from(u32::from(FIRST_ADDRESS) + k))
@@ -41,6 +47,7 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
             address_lifetime,
             dvipd,
             keepalived,
+            listeners,
         } => up(
             name,
             usize::from(nodes),
@@ -48,6 +55,7 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
             address_lifetime,
             dvipd,
             keepalived.map_or(System::Dvip, |advert_ms| System::Keepalived { advert_ms }),
+            listeners,
         )
         .and_then(|()| LabState::load(name))
         .map(|state| status(&state, false)),
@@ -67,6 +75,7 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
             json,
             dvipd,
             keepalived,
+            listeners,
         } => bench::run(
             &bench::BenchPlan {
                 name: name.to_owned(),
@@ -76,6 +85,7 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
                 runs,
                 dvipd,
                 keepalived,
+                listeners,
             },
             json,
         ),
@@ -167,6 +177,7 @@ fn up(
     address_lifetime: Option<u64>,
     dvipd: Option<PathBuf>,
     system: System,
+    listeners: u32,
 ) -> Result<(), LabError> {
     if matches!(system, System::Keepalived { .. }) && !keepalived::installed() {
         return Err(err(
@@ -194,6 +205,7 @@ fn up(
         dvipd,
         processes: Default::default(),
         system,
+        listeners: listeners.min(count),
     };
     // Recorded before anything is made, so `down` can clean up whatever a failure leaves.
     state.save()?;
@@ -260,14 +272,24 @@ fn write_dvip_conf(
         "# dvip lab `{}`, node{i}\ncluster {{ nodename = node{i}  Topology \"198.18.0.0/15\" {{ interface = \"eth0\" }} }}\n",
         state.name
     );
+    let mut listeners = String::new();
     for (k, address) in addresses(state.addresses)
         .enumerate()
         .filter(|(k, _)| !without.contains(k))
     {
-        text.push_str(&format!(
-            "Binding \"sender-{}\" {{ Enable_Duravip = true  Bind_Address = {address} }}\n",
-            k + 1
-        ));
+        if k < state.listeners as usize {
+            listeners.push_str(&format!(
+                "  Listen \"{address}:{LISTENER_PORT}\" {{ Enable_Duravip = true  Duravip_Forward = \"{FORWARD_TO}\" }}\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "Binding \"sender-{}\" {{ Enable_Duravip = true  Bind_Address = {address} }}\n",
+                k + 1
+            ));
+        }
+    }
+    if !listeners.is_empty() {
+        text.push_str(&format!("ESMTP_Listener {{\n{listeners}}}\n"));
     }
     std::fs::write(state.dir().join(format!("dvip-{i}.conf")), text)
         .map_err(|e| err(format!("dvip config: {e}")))
@@ -608,7 +630,9 @@ fn kill(name: &str, node: &str, how: &FaultArg, measure: bool, json: bool) -> Re
         eprintln!("lab {name}: node{i}: {}", fault.describe());
         return Ok(());
     }
-    let report = measure::fault(&state, i, fault.describe(), || inject(&state, i, fault))?;
+    let report = measure::fault(&state, i, fault.describe(), false, || {
+        inject(&state, i, fault)
+    })?;
     if json {
         crate::console::print_json(&report);
     } else {

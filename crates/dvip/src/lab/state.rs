@@ -107,6 +107,9 @@ pub(crate) struct LabState {
     /// What runs on the nodes.
     #[serde(default)]
     pub(crate) system: System,
+    /// How many of the addresses (the first ones) are forwarded SMTP listeners.
+    #[serde(default)]
+    pub(crate) listeners: u32,
 }
 
 impl LabState {

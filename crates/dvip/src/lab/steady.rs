@@ -97,6 +97,7 @@ pub(crate) fn run(plan: &SteadyPlan, json_out: bool) -> Result<(), LabError> {
         None,
         plan.dvipd.clone(),
         plan.system,
+        0,
     )?;
     let measured = LabState::load(&plan.name).and_then(|state| measure(&state, plan));
     down(&plan.name);

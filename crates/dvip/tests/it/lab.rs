@@ -175,6 +175,12 @@ fn a_bench_reports_client_seen_times_and_phases_and_cleans_up() {
         assert_eq!(r["runs"], 2, "{r}");
         assert_eq!(r["moved_per_run"], 2, "{r}");
         assert_eq!(r["unanswered"], 0, "{r}");
+        // Every address is a forwarded listener here (the default 6 is more than 4): each run
+        // connected to the failed node's two until a survivor greeted.
+        assert_eq!(r["tcp_runs"], 2, "{r}");
+        assert_eq!(r["tcp_unanswered"], 0, "{r}");
+        let tcp = r["tcp_worst_median_ms"].as_f64().expect("a TCP time");
+        assert!(tcp > 0.0 && tcp < 3_000.0, "{r}");
         // A clean stop hands over before it leaves: never two owners. After a kill -9 the
         // guardian races the survivors, and a loaded machine can let both answer briefly.
         if r["fault"] == "stop" {

@@ -73,6 +73,7 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
         None,
         plan.dvipd.clone(),
         System::Dvip,
+        0,
     )?;
     let mut state = LabState::load(&plan.name)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
