@@ -71,6 +71,9 @@ pub struct PlantedBugs {
     /// Plan a carried view the moment it is installed, without waiting for the members'
     /// announcements (unsafe when CPG shows a returning member its own view before a merge).
     pub plan_carried_at_once: bool,
+    /// Trust a carried view even when another member says it did not carry it (plans on a
+    /// table the others never shared when the bus shows members different histories).
+    pub ignore_disagreement: bool,
 }
 
 /// Something the caller must do, in the order given.
@@ -177,8 +180,10 @@ pub enum DropReason {
     NotMember,
     /// There is no view yet.
     NoView,
-    /// A `Carried` announcement in a view this node did not carry: the members disagree on
-    /// what the view came from (the bus broke its promise); the sender's State is awaited.
+    /// A `Carried` announcement in a view this node did not carry, or a State saying the
+    /// opposite of what this node did: the members disagree on whether the view continues
+    /// the one before (the bus broke its promise). This node asks for a recount: every member
+    /// announces a full State again.
     NotCarried,
 }
 
@@ -246,6 +251,10 @@ struct ViewState {
     mature_sent: bool,
     installed_at: Duration,
     pins: BTreeMap<IpAddr, NodeName>,
+    /// This node carried the view before's table into this one (until a recount).
+    carried: bool,
+    /// This node asked for a recount in this view (once is enough).
+    recount_sent: bool,
 }
 
 impl ViewState {
@@ -472,6 +481,8 @@ impl Node {
             mature_sent: false,
             installed_at: self.now,
             pins: BTreeMap::new(),
+            carried,
+            recount_sent: false,
         });
         self.events.push_back(Event::View {
             view_id,
@@ -516,6 +527,24 @@ impl Node {
             if state.round != view.round {
                 return drop(self, DropReason::Stale);
             }
+        }
+        let continues = match &message {
+            Message::State(state) => Some(state.carried),
+            Message::Carried { .. } => Some(true),
+            _ => None,
+        };
+        #[cfg(feature = "planted-bugs")]
+        let continues = continues.filter(|_| !self.options.planted.ignore_disagreement);
+        if continues.is_some_and(|c| c != view.carried) {
+            // The sender and this node disagree on whether the view continues the one before
+            // (the bus showed them different histories): either would plan on a table the
+            // other never shared. Everyone starts over from full States, at the same place
+            // in the agreed order.
+            if !std::mem::replace(&mut view.recount_sent, true) {
+                let view_id = view.id;
+                self.send(&Message::Recount { view_id });
+            }
+            return drop(self, DropReason::NotCarried);
         }
         let shared = match &message {
             Message::State(state) => Some(share(&self.entities, &view.table, &state.entities)),
@@ -567,16 +596,25 @@ impl Node {
                 self.announce();
                 return;
             }
+            Message::Recount { .. } => {
+                // As a view that continues nothing: holdings only from the States to come.
+                // Until they are all in, nothing is planned and nothing held is let go.
+                view.round += 1;
+                view.announced.clear();
+                view.holdings_known.clear();
+                view.carried = false;
+                for member in view.table.values_mut() {
+                    *member = Member::default();
+                }
+                self.releasing.clear();
+                self.announce();
+                return;
+            }
             Message::Move { address, to, .. } => {
                 view.pins.insert(address, to);
             }
             Message::Standby { on, .. } => member.standby = on,
             Message::Carried { standby, .. } => {
-                // Only a member whose holdings this node carried can announce this way; from
-                // any other it would plan on a table nobody sent.
-                if !view.holdings_known.contains(from) {
-                    return drop(self, DropReason::NotCarried);
-                }
                 member.standby = standby;
                 if view.announced.insert(from.to_owned()) && view.ready() {
                     let view_id = view.id;
@@ -707,6 +745,7 @@ impl Node {
             entities: self.entities.values().map(|e| Entity::clone(e)).collect(),
             holdings: self.plumbed.iter().copied().collect(),
             standby: self.standby,
+            carried: view.carried,
         };
         self.send(&Message::State(state));
     }

@@ -76,6 +76,13 @@ pub enum Message {
         /// Whether it is on standby (a change may not have been delivered in the old view).
         standby: bool,
     },
+    /// The sender got a `Carried` in a view it did not carry: the members disagree on what
+    /// the view continues. Everyone forgets what it carried and announces a full State, as in
+    /// a view that continues nothing.
+    Recount {
+        /// The view it applies to.
+        view_id: u64,
+    },
 }
 
 impl Message {
@@ -88,7 +95,8 @@ impl Message {
             | Self::AnnounceView { view_id }
             | Self::Move { view_id, .. }
             | Self::Standby { view_id, .. }
-            | Self::Carried { view_id, .. } => *view_id,
+            | Self::Carried { view_id, .. }
+            | Self::Recount { view_id } => *view_id,
         }
     }
 }
@@ -108,6 +116,9 @@ pub struct State {
     pub holdings: Vec<IpAddr>,
     /// Whether it is on standby.
     pub standby: bool,
+    /// Sent in a view its sender carried from the one before: every member must agree on
+    /// that, or the view is recounted.
+    pub carried: bool,
 }
 
 /// Why a message was not accepted. Nothing changed.
@@ -238,7 +249,8 @@ fn check_bounds(message: &Message) -> Result<(), DecodeError> {
         Message::Mature { .. }
         | Message::AnnounceView { .. }
         | Message::Standby { .. }
-        | Message::Carried { .. } => {}
+        | Message::Carried { .. }
+        | Message::Recount { .. } => {}
     }
     Ok(())
 }
@@ -275,6 +287,7 @@ mod tests {
             }],
             holdings: vec!["198.51.100.1".parse().expect("an address")],
             standby: false,
+            carried: false,
         })
     }
 
@@ -291,6 +304,7 @@ mod tests {
                 view_id: 6,
                 standby: true,
             },
+            Message::Recount { view_id: 8 },
             Message::Move {
                 view_id: 5,
                 address: "198.51.100.9".parse().expect("an address"),

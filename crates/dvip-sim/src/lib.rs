@@ -35,6 +35,9 @@ pub struct RunOptions {
     pub node: NodeOptions,
     /// Print every event to stderr.
     pub verbose: bool,
+    /// Whether the bus shows transitional views as CPG does (see the world). Off, it breaks
+    /// that promise, to show dvip still converges on a bus that does not keep it.
+    pub transitional_views: bool,
 }
 
 impl Default for RunOptions {
@@ -49,6 +52,7 @@ impl Default for RunOptions {
                 ..NodeOptions::default()
             },
             verbose: false,
+            transitional_views: true,
         }
     }
 }
@@ -81,6 +85,7 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
         .collect();
     let mut world = World::new(configs, options.node.clone());
     world.verbose = options.verbose;
+    world.transitional_views = options.transitional_views;
     let mut memory = check::Memory::default();
 
     for h in 0..hosts {

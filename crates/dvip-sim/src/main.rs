@@ -28,6 +28,10 @@ struct Args {
     /// Faults per seed in the safety phase.
     #[arg(long, default_value_t = 30)]
     faults: usize,
+    /// A bus that does not show transitional views (CPG does): members that came from one
+    /// view may then disagree on what a new view continues.
+    #[arg(long)]
+    no_transitional_views: bool,
 }
 
 fn main() -> ExitCode {
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
     let options = RunOptions {
         faults: args.faults,
         verbose: args.verbose,
+        transitional_views: !args.no_transitional_views,
         ..RunOptions::default()
     };
     let seeds = match args.seed {

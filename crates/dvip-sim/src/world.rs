@@ -99,6 +99,8 @@ pub(crate) struct World {
     pub(crate) stats: Stats,
     /// Print what happens, for replaying a failing seed.
     pub(crate) verbose: bool,
+    /// Show members that came together from one view a view of their own first, as CPG does.
+    pub(crate) transitional_views: bool,
     /// For a view formed only by departures from one earlier view: that view's owners when
     /// it ended, so the checker can tell whether anything but the departed nodes' addresses
     /// moved.
@@ -156,6 +158,7 @@ impl World {
             trace: 0xcbf2_9ce4_8422_2325,
             stats: Stats::default(),
             verbose: false,
+            transitional_views: true,
             origins: BTreeMap::new(),
         }
     }
@@ -525,6 +528,9 @@ impl World {
     /// see the departures, then the joins; a view that only lost members, or only gained
     /// some, is shown as it is.
     fn transitional_sets(&self, group: &BTreeSet<usize>) -> Vec<BTreeSet<usize>> {
+        if !self.transitional_views {
+            return Vec::new();
+        }
         let mut classes: BTreeMap<(u64, u64), BTreeSet<usize>> = BTreeMap::new();
         for &h in group {
             if let Some(came_from) = self.hosts[h].delivered {

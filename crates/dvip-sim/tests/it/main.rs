@@ -76,7 +76,10 @@ fn a_seed_replays_exactly() {
 }
 
 fn caught(planted: PlantedBugs, seeds: u64) -> Option<(u64, String)> {
-    let mut options = RunOptions::default();
+    caught_with(planted, seeds, RunOptions::default())
+}
+
+fn caught_with(planted: PlantedBugs, seeds: u64, mut options: RunOptions) -> Option<(u64, String)> {
     options.node.planted = planted;
     (0..seeds).find_map(|seed| {
         let outcome = run(seed, &options);
@@ -129,4 +132,40 @@ fn the_checker_catches_a_carried_view_planned_before_its_announcements() {
         what.contains("plumbed") && what.contains("still had it"),
         "seed {seed}: {what}"
     );
+}
+
+/// CPG shows members that came from one view a view of their own before a merge; dvip must not
+/// depend on it for safety. On a bus that skips those views, members can disagree on whether a
+/// view continues the last, and the recount must bring them together without a double.
+#[test]
+fn a_bus_without_transitional_views_still_keeps_every_invariant() {
+    let options = RunOptions {
+        transitional_views: false,
+        ..RunOptions::default()
+    };
+    let outcomes: Vec<Outcome> = (0..300).map(|seed| run(seed, &options)).collect();
+    let failed = failures(&outcomes);
+    assert!(
+        failed.is_empty(),
+        "{} of 300 seeds failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+#[test]
+fn the_checker_catches_a_carried_view_trusted_against_another_members_word() {
+    let found = caught_with(
+        PlantedBugs {
+            ignore_disagreement: true,
+            ..PlantedBugs::default()
+        },
+        300,
+        RunOptions {
+            transitional_views: false,
+            ..RunOptions::default()
+        },
+    );
+    let (seed, what) = found.expect("no seed caught members planning on different histories");
+    assert!(what.contains("plumbed"), "seed {seed}: {what}");
 }
