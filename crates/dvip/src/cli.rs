@@ -190,8 +190,8 @@ pub(crate) enum LabCommand {
         /// every ADVERT_MS milliseconds.
         #[arg(long, value_name = "ADVERT_MS", value_parser = clap::value_parser!(u32).range(10..=40_950))]
         keepalived: Option<u32>,
-        /// Make the first N addresses SMTP listeners on port 25 that dvipd forwards to
-        /// 127.0.0.1:2525 on its node (instead of bindings).
+        /// Make N addresses, spread over the range, SMTP listeners on port 25 that dvipd
+        /// forwards to 127.0.0.1:2525 on its node (instead of bindings).
         #[arg(long, default_value_t = 0)]
         listeners: u32,
     },
@@ -252,8 +252,9 @@ pub(crate) enum LabCommand {
         /// milliseconds, comma-separated (e.g. 100,20); needs keepalived installed.
         #[arg(long, value_delimiter = ',', value_name = "ADVERT_MS", value_parser = clap::value_parser!(u32).range(10..=40_950))]
         keepalived: Vec<u32>,
-        /// Make the first N addresses forwarded SMTP listeners (port 25) and time a TCP connect
-        /// to those the failed node held too; a server on each node answers `220 NODE`.
+        /// Make N addresses, spread over the range, forwarded SMTP listeners (port 25) and time
+        /// a TCP connect to those the failed node held too; a server on each node answers
+        /// `220 NODE`.
         #[arg(long, default_value_t = 6)]
         listeners: u32,
     },

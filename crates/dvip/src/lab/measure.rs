@@ -62,7 +62,11 @@ struct TcpWatch {
 impl TcpWatch {
     /// Connects to those of `held` that are the lab's listeners; `None` if there are none.
     fn start(state: &LabState, i: usize, held: &[Ipv4Addr]) -> Result<Option<Self>, LabError> {
-        let listeners: Vec<Ipv4Addr> = super::addresses(state.listeners).collect();
+        let listeners: Vec<Ipv4Addr> = super::addresses(state.addresses)
+            .enumerate()
+            .filter(|&(k, _)| super::is_listener(state, k))
+            .map(|(_, a)| a)
+            .collect();
         let targets: Vec<SocketAddrV4> = held
             .iter()
             .filter(|a| listeners.contains(a))

@@ -34,6 +34,17 @@ const FIRST_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 pub(crate) const LISTENER_PORT: u16 = 25;
 pub(crate) const FORWARD_TO: &str = "127.0.0.1:2525";
 
+/// Whether the `k`-th address is a listener: every (addresses / listeners)-th, so they are
+/// spread over the range and every node holds some after any rebalance.
+pub(crate) fn is_listener(state: &LabState, k: usize) -> bool {
+    let (count, listeners) = (state.addresses as usize, state.listeners as usize);
+    if listeners == 0 {
+        return false;
+    }
+    let stride = (count / listeners).max(1);
+    k % stride == 0 && k / stride < listeners
+}
+
 /// The lab's DuraVIP addresses.
 pub(crate) fn addresses(count: u32) -> impl Iterator<Item = Ipv4Addr> {
     (0..count).map(|k| Ipv4Addr::from(u32::from(FIRST_ADDRESS) + k))
@@ -277,7 +288,7 @@ fn write_dvip_conf(
         .enumerate()
         .filter(|(k, _)| !without.contains(k))
     {
-        if k < state.listeners as usize {
+        if is_listener(state, k) {
             listeners.push_str(&format!(
                 "  Listen \"{address}:{LISTENER_PORT}\" {{ Enable_Duravip = true  Duravip_Forward = \"{FORWARD_TO}\" }}\n"
             ));
@@ -755,4 +766,36 @@ fn down(name: &str) {
     }
     let _ = std::fs::remove_dir_all(LabState::dir_of(name));
     eprintln!("lab {name}: down ({removed} namespaces removed)");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab(addresses: u32, listeners: u32) -> LabState {
+        LabState {
+            name: "t".into(),
+            nodes: 3,
+            addresses,
+            address_lifetime: None,
+            dvipd: PathBuf::new(),
+            processes: Default::default(),
+            system: System::Dvip,
+            listeners,
+        }
+    }
+
+    fn listeners(state: &LabState) -> Vec<usize> {
+        (0..state.addresses as usize)
+            .filter(|&k| is_listener(state, k))
+            .collect()
+    }
+
+    #[test]
+    fn listeners_are_spread_over_the_addresses() {
+        assert_eq!(listeners(&lab(100, 6)), [0, 16, 32, 48, 64, 80]);
+        assert_eq!(listeners(&lab(4, 4)), [0, 1, 2, 3]);
+        assert_eq!(listeners(&lab(1024, 6)).len(), 6);
+        assert_eq!(listeners(&lab(12, 0)), Vec::<usize>::new());
+    }
 }

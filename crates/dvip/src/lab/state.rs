@@ -107,7 +107,7 @@ pub(crate) struct LabState {
     /// What runs on the nodes.
     #[serde(default)]
     pub(crate) system: System,
-    /// How many of the addresses (the first ones) are forwarded SMTP listeners.
+    /// How many of the addresses (spread over the range) are forwarded SMTP listeners.
     #[serde(default)]
     pub(crate) listeners: u32,
 }
