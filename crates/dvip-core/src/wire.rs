@@ -76,9 +76,9 @@ pub enum Message {
         /// Whether it is on standby (a change may not have been delivered in the old view).
         standby: bool,
     },
-    /// The sender got a `Carried` in a view it did not carry: the members disagree on what
-    /// the view continues. Everyone forgets what it carried and announces a full State, as in
-    /// a view that continues nothing.
+    /// The sender got a `Carried` in a view it did not carry, or a State saying the opposite
+    /// of what it did: the members disagree on what the view continues. Everyone forgets what
+    /// it carried and announces a full State, as in a view that continues nothing.
     Recount {
         /// The view it applies to.
         view_id: u64,

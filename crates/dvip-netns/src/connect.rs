@@ -8,8 +8,6 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -171,62 +169,40 @@ fn step(attempts: &mut Vec<Attempt>) -> Vec<Connected> {
 /// Banner servers, one thread per namespace, each answering every connection with
 /// `220 NAME` and closing it; stopped on drop.
 pub struct Backends {
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    _servers: Vec<Recorder<()>>,
 }
 
 impl Backends {
     /// Listens on `listen` in each of `namespaces` (name, namespace), greeting as the name.
     pub fn start(namespaces: &[(String, String)], listen: SocketAddr) -> Result<Self, LabError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::new();
-        for (name, ns) in namespaces {
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-            let (name, ns, stopped) = (name.clone(), ns.clone(), Arc::clone(&stop));
-            threads.push(std::thread::spawn(move || {
-                let listener = crate::enter(&ns).and_then(|()| {
-                    let listener = std::net::TcpListener::bind(listen)
-                        .map_err(|e| LabError(format!("backend on {listen} in {ns}: {e}")))?;
-                    listener
-                        .set_nonblocking(true)
-                        .map_err(|e| LabError(format!("backend in {ns}: {e}")))?;
-                    Ok(listener)
-                });
-                let listener = match listener {
-                    Ok(l) => {
-                        let _ = ready_tx.send(Ok(()));
-                        l
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let banner = format!("220 {name}\r\n");
-                while !stopped.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((mut stream, _)) => {
-                            let _ = stream.write_all(banner.as_bytes());
+        let servers = namespaces
+            .iter()
+            .map(|(name, ns)| {
+                let (place, banner) = (ns.clone(), format!("220 {name}\r\n"));
+                Recorder::start(
+                    ns,
+                    "backend",
+                    move || {
+                        let listener = std::net::TcpListener::bind(listen).map_err(|e| {
+                            LabError(format!("backend on {listen} in {place}: {e}"))
+                        })?;
+                        listener
+                            .set_nonblocking(true)
+                            .map_err(|e| LabError(format!("backend in {place}: {e}")))?;
+                        Ok(listener)
+                    },
+                    move |listener, _| {
+                        match listener.accept() {
+                            Ok((mut stream, _)) => {
+                                let _ = stream.write_all(banner.as_bytes());
+                            }
+                            Err(_) => std::thread::sleep(Duration::from_millis(1)),
                         }
-                        Err(_) => std::thread::sleep(Duration::from_millis(1)),
-                    }
-                }
-            }));
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(LabError("a backend died while starting".into())),
-            }
-        }
-        Ok(Self { stop, threads })
-    }
-}
-
-impl Drop for Backends {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
+                        Ok(())
+                    },
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { _servers: servers })
     }
 }

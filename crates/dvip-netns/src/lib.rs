@@ -31,13 +31,10 @@ fn enter(ns: &str) -> Result<(), LabError> {
 
 /// Runs `f` on a new thread moved into the network namespace `name` (a name `ip netns` knows).
 pub fn in_namespace<R: Send>(name: &str, f: impl FnOnce() -> R + Send) -> R {
-    let path = format!("/var/run/netns/{name}");
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+                enter(name).unwrap_or_else(|e| panic!("{e}"));
                 f()
             })
             .join()

@@ -1,5 +1,5 @@
-//! A thread in a network namespace that records what it observes until it is stopped: what
-//! the ARP and TCP probers share.
+//! A thread in a network namespace that works (and records what it observes) until it is
+//! stopped: what the ARP and TCP probers and the bench's banner servers share.
 //!
 //! Owns the thread, its stop flag and the records. It must not know what is recorded.
 
