@@ -241,28 +241,27 @@ impl Topology {
             .unwrap_or(0)
     }
 
-    /// The /32 addresses on node `i`'s `eth0` (DuraVIP addresses: the node's own is a /24),
-    /// sorted.
+    /// The /32 and /128 addresses on node `i`, on `eth0` or on a holder interface dvipd spread
+    /// them to (DuraVIP addresses: the node's own is a /24), sorted.
     pub fn held(&self, i: usize) -> Vec<String> {
         let out = Command::new("ip")
-            .args(["-n", &self.node(i), "-j", "addr", "show", "dev", "eth0"])
+            .args(["-n", &self.node(i), "-j", "addr", "show"])
             .output();
         let Ok(out) = out else {
             return Vec::new();
         };
         let links: serde_json::Value =
             serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-        let mut list: Vec<String> = links[0]["addr_info"]
+        let mut list: Vec<String> = links
             .as_array()
-            .map(|infos| {
-                infos
-                    .iter()
-                    .filter(|a| a["prefixlen"] == 32 || a["prefixlen"] == 128)
-                    .filter(|a| a["scope"] != "link")
-                    .filter_map(|a| a["local"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .into_iter()
+            .flatten()
+            .filter(|link| link["ifname"] != "lo")
+            .flat_map(|link| link["addr_info"].as_array().into_iter().flatten())
+            .filter(|a| a["prefixlen"] == 32 || a["prefixlen"] == 128)
+            .filter(|a| a["scope"] != "link")
+            .filter_map(|a| a["local"].as_str().map(str::to_owned))
+            .collect();
         list.sort();
         list
     }

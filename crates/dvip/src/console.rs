@@ -170,6 +170,12 @@ fn info_text(r: &Value) {
                 "known neighbours only"
             }
         );
+        if r["holders"].as_u64().is_some_and(|h| h > 0) {
+            println!(
+                "{} of them on {} holder interfaces (dvip-hold0 and up), IPv4 only",
+                r["held_on_holders"], r["holders"]
+            );
+        }
         if let Some(hook) = r["hook"].as_str() {
             println!("hook: {hook}");
         }

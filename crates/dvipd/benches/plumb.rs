@@ -2,8 +2,11 @@
 //! `ip -batch` (iproute2 reading one file of `addr add` lines), measured in the same run, in a
 //! network namespace of its own with a veth interface. Root only.
 //!
+//! A third column spreads the same addresses over holder interfaces (`dvipd --spread`, one
+//! holder per 256 addresses) to show what short lists buy.
+//!
 //! `cargo bench -p dvipd --bench plumb` prints, per size, the median of a few runs of each and
-//! their ratio. Every run starts from an empty interface.
+//! their ratios to `ip -batch`. Every run starts from an empty namespace.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
@@ -48,7 +51,9 @@ fn ip_batch(ns: &str, n: usize, dir: &std::path::Path) -> Duration {
     took
 }
 
-fn dvipd(ns: &str, n: usize) -> Duration {
+/// dvipd plumbing `n` addresses, spread over `holders` holder interfaces (0: all on `bench0`);
+/// everything is removed again afterwards, untimed.
+fn dvipd(ns: &str, n: usize, holders: u16) -> Duration {
     in_namespace(ns, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -56,6 +61,7 @@ fn dvipd(ns: &str, n: usize) -> Duration {
             .expect("runtime");
         runtime.block_on(async {
             let mut plumber = Plumber::connect(Duration::from_secs(60)).expect("netlink");
+            plumber.spread_over(holders);
             let items: Vec<(IpAddr, u8, String)> = addresses(n)
                 .into_iter()
                 .map(|a| (IpAddr::V4(a), 32, "bench0".to_owned()))
@@ -66,7 +72,9 @@ fn dvipd(ns: &str, n: usize) -> Duration {
                     result.expect("plumbed");
                 }
             }
-            start.elapsed()
+            let took = start.elapsed();
+            plumber.remove_all_ours().await.expect("removed");
+            took
         })
     })
 }
@@ -87,26 +95,32 @@ fn main() {
     try_ip(&["-n", &ns, "link", "set", "bench1", "up"]).expect("up");
     let dir = std::env::temp_dir().join(&ns);
     std::fs::create_dir_all(&dir).expect("dir");
-    println!("plumbing N /32 addresses on one interface, median of {RUNS} runs");
+    println!("plumbing N /32 addresses, median of {RUNS} runs; ratios to ip -batch");
     println!(
-        "{:>7} {:>12} {:>12} {:>8}",
-        "N", "ip -batch", "dvipd", "ratio"
+        "{:>7} {:>12} {:>12} {:>6} {:>8} {:>14} {:>6}",
+        "N", "ip -batch", "dvipd", "ratio", "holders", "dvipd spread", "ratio"
     );
     for n in SIZES {
+        let holders = u16::try_from(n.div_ceil(256)).expect("a few holders");
         let mut batch = Vec::new();
         let mut ours = Vec::new();
+        let mut spread = Vec::new();
         for _ in 0..RUNS {
             flush(&ns);
             batch.push(ip_batch(&ns, n, &dir));
             flush(&ns);
-            ours.push(dvipd(&ns, n));
+            ours.push(dvipd(&ns, n, 0));
+            spread.push(dvipd(&ns, n, holders));
         }
-        let (b, o) = (median(batch), median(ours));
+        let (b, o, s) = (median(batch), median(ours), median(spread));
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "{n:>7} {:>9.1} ms {:>9.1} ms {:>7.2}x",
-            b.as_secs_f64() * 1e3,
-            o.as_secs_f64() * 1e3,
-            o.as_secs_f64() / b.as_secs_f64()
+            "{n:>7} {:>9.1} ms {:>9.1} ms {:>5.2}x {holders:>8} {:>11.1} ms {:>5.2}x",
+            ms(b),
+            ms(o),
+            ms(o) / ms(b),
+            ms(s),
+            ms(s) / ms(b)
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

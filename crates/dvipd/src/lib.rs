@@ -2,6 +2,7 @@
 //!
 //! Each edge module translates between the sans-IO core and one outside thing and decides
 //! nothing: [`plumb`] speaks netlink to put addresses on interfaces and take them off;
+//! [`spread`] says which holder interface an IPv4 address goes on when there are thousands;
 //! [`announce`] tells the link (gratuitous ARP, unsolicited neighbour advertisements);
 //! [`corosync`] is the group bus; [`console`] carries operators' requests over a unix socket.
 //! [`daemon`] owns the core and feeds it. The console (`dvip`) uses the same modules for its
@@ -19,4 +20,5 @@ pub mod hook;
 pub mod metrics;
 pub mod plumb;
 pub mod proxy_header;
+pub mod spread;
 pub mod watch;

@@ -43,6 +43,13 @@ struct Args {
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(2..=86400))]
     address_lifetime: Option<u64>,
 
+    /// Put IPv4 addresses on N holder interfaces (dvip-hold0 and up) instead of the interface
+    /// their topology hint names, so no interface's address list grows to thousands; 0 keeps
+    /// them where the hint says. Default: 0 up to 1,024 IPv4 addresses in the configuration,
+    /// then one holder per 256 (at most 64). See docs/plumbing.md.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=64))]
+    spread: Option<u16>,
+
     /// Serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9469).
     #[arg(long, value_name = "ADDRESS:PORT")]
     metrics: Option<std::net::SocketAddr>,
@@ -110,6 +117,7 @@ fn main() -> ExitCode {
         config,
         load: options,
         address_lifetime: args.address_lifetime.map(Duration::from_secs),
+        spread: args.spread,
         socket: args.socket,
         metrics: args.metrics,
         bus: match args.bus {

@@ -9,8 +9,12 @@
 //! daemon refreshes by adding them again. If the daemon dies without cleaning up (kill -9, a
 //! crash), the kernel drops its addresses by itself when the lifetime runs out, so they do not
 //! keep answering next to their new owner.
+//!
+//! With spreading on ([`Plumber::spread_over`]), IPv4 addresses go on holder interfaces
+//! instead of the configured one ([`crate::spread`] says which); the plumber remembers where it
+//! put each, so a refresh or a removal finds it there.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -19,7 +23,10 @@ use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressMessage, AddressProtocol, CacheInfo,
 };
 use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
-use rtnetlink::Handle;
+use rtnetlink::{Handle, LinkDummy, LinkIfb, LinkUnspec};
+use tracing::warn;
+
+use crate::spread::{answers_for_any_interface, holder_name, holder_of};
 
 /// The `IFA_PROTO` value that marks an address as dvip's.
 pub const DVIP_ADDRESS_PROTOCOL: u8 = 0xd5;
@@ -56,6 +63,15 @@ pub enum PlumbError {
     /// Listing addresses failed.
     #[error("cannot list addresses: {0}")]
     List(#[source] rtnetlink::Error),
+    /// A holder interface could not be made or brought up.
+    #[error("cannot make the holder interface `{name}` (neither a dummy nor an ifb): {source}")]
+    Holder {
+        /// The holder's name.
+        name: String,
+        /// The kernel's answer.
+        #[source]
+        source: rtnetlink::Error,
+    },
 }
 
 /// An address dvip added, as the kernel reports it.
@@ -80,11 +96,26 @@ pub struct Neighbour {
     pub mac: [u8; 6],
 }
 
+/// Where an address goes: an interface and the prefix length it gets there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    index: u32,
+    prefix_len: u8,
+    on_holder: bool,
+}
+
 /// A netlink connection for plumbing, with a cache of interface indexes.
 pub struct Plumber {
     handle: Handle,
     interfaces: BTreeMap<String, u32>,
     lifetime: Duration,
+    /// How many holder interfaces IPv4 addresses are spread over; 0: none.
+    holders: u16,
+    /// The addresses this plumber put on a holder, and where.
+    placed: HashMap<IpAddr, Place>,
+    /// Per configured interface: whether the kernel answers ARP there for addresses on a
+    /// holder (if not, its addresses are not spread).
+    answers_any: BTreeMap<String, bool>,
 }
 
 impl Plumber {
@@ -97,7 +128,28 @@ impl Plumber {
             handle,
             interfaces: BTreeMap::new(),
             lifetime,
+            holders: 0,
+            placed: HashMap::new(),
+            answers_any: BTreeMap::new(),
         })
+    }
+
+    /// Spreads the IPv4 addresses it plumbs from now on over `holders` holder interfaces
+    /// (made when first needed), where the configured interface allows it (see
+    /// [`crate::spread`]); 0 keeps every address on its configured interface. Addresses
+    /// already plumbed stay where they are.
+    pub fn spread_over(&mut self, holders: u16) {
+        self.holders = holders;
+    }
+
+    /// How many holder interfaces it spreads IPv4 addresses over.
+    pub fn holders(&self) -> u16 {
+        self.holders
+    }
+
+    /// How many of the addresses it plumbed sit on a holder.
+    pub fn on_holders(&self) -> usize {
+        self.placed.len()
     }
 
     /// How long the addresses it adds live unless added again.
@@ -108,7 +160,127 @@ impl Plumber {
     /// Forgets the cached index of `name` (the interface went away; one made again under the
     /// same name has a new index).
     pub fn forget_interface(&mut self, name: &str) {
-        self.interfaces.remove(name);
+        if let Some(index) = self.interfaces.remove(name) {
+            // Its addresses went with it.
+            self.placed.retain(|_, place| place.index != index);
+        }
+    }
+
+    /// Where `address` goes when plumbed for `interface`: where it already is, on its holder
+    /// if it is spread, or on `interface`.
+    async fn place(
+        &mut self,
+        address: IpAddr,
+        prefix_len: u8,
+        interface: &str,
+    ) -> Result<Place, PlumbError> {
+        if let Some(&place) = self.placed.get(&address) {
+            return Ok(place);
+        }
+        if let Some(number) = holder_of(address, self.holders) {
+            if self.spreads_from(interface) {
+                match self.holder_index(number).await {
+                    // A holder's address is a /32 whatever the hint says: a shorter prefix
+                    // would route the whole subnet into the holder.
+                    Ok(index) => {
+                        return Ok(Place {
+                            index,
+                            prefix_len: 32,
+                            on_holder: true,
+                        })
+                    }
+                    Err(e) => {
+                        warn!("{e}: addresses stay on their configured interfaces");
+                        self.holders = 0;
+                    }
+                }
+            }
+        }
+        Ok(Place {
+            index: self.interface_index(interface).await?,
+            prefix_len,
+            on_holder: false,
+        })
+    }
+
+    /// Where `address`, plumbed for `interface`, is to be removed from.
+    async fn removal_place(
+        &mut self,
+        address: IpAddr,
+        prefix_len: u8,
+        interface: &str,
+    ) -> Result<Place, PlumbError> {
+        match self.placed.get(&address) {
+            Some(&place) => Ok(place),
+            None => Ok(Place {
+                index: self.interface_index(interface).await?,
+                prefix_len,
+                on_holder: false,
+            }),
+        }
+    }
+
+    fn spreads_from(&mut self, interface: &str) -> bool {
+        if let Some(&answers) = self.answers_any.get(interface) {
+            return answers;
+        }
+        let answers = match answers_for_any_interface(interface) {
+            Ok(true) => true,
+            Ok(false) => {
+                warn!(
+                    %interface,
+                    "arp_ignore is set: this interface's addresses are not spread over holders"
+                );
+                false
+            }
+            Err(e) => {
+                warn!(%interface, "cannot read arp_ignore ({e}): not spreading its addresses");
+                false
+            }
+        };
+        self.answers_any.insert(interface.to_owned(), answers);
+        answers
+    }
+
+    /// The index of holder `number`, made (a dummy interface, or an ifb where the kernel has
+    /// no dummy driver) and brought up if needed.
+    async fn holder_index(&mut self, number: u16) -> Result<u32, PlumbError> {
+        let name = holder_name(number);
+        if let Some(&index) = self.interfaces.get(&name) {
+            return Ok(index);
+        }
+        let holder_error = |source| PlumbError::Holder {
+            name: name.clone(),
+            source,
+        };
+        let index = match self.interface_index(&name).await {
+            Ok(index) => index,
+            Err(_) => {
+                self.interfaces.remove(&name);
+                let dummy = self
+                    .handle
+                    .link()
+                    .add(LinkDummy::new(&name).build())
+                    .execute()
+                    .await;
+                if dummy.is_err() {
+                    self.handle
+                        .link()
+                        .add(LinkIfb::new(&name).build())
+                        .execute()
+                        .await
+                        .map_err(holder_error)?;
+                }
+                self.interface_index(&name).await?
+            }
+        };
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(holder_error)?;
+        Ok(index)
     }
 
     async fn interface_index(&mut self, name: &str) -> Result<u32, PlumbError> {
@@ -144,16 +316,14 @@ impl Plumber {
     }
 
     /// The request that adds `address` marked as dvip's, with the plumber's lifetime.
-    fn add_request(
-        &self,
-        index: u32,
-        address: IpAddr,
-        prefix_len: u8,
-    ) -> (IpAddr, rtnetlink::AddressAddRequest) {
+    fn add_request(&self, place: Place, address: IpAddr) -> (IpAddr, rtnetlink::AddressAddRequest) {
         let seconds = u32::try_from(self.lifetime.as_secs())
             .unwrap_or(u32::MAX)
             .max(1);
-        let mut request = self.handle.address().add(index, address, prefix_len);
+        let mut request = self
+            .handle
+            .address()
+            .add(place.index, address, place.prefix_len);
         let attributes = &mut request.message_mut().attributes;
         attributes.push(AddressAttribute::Protocol(AddressProtocol::Other(
             DVIP_ADDRESS_PROTOCOL,
@@ -176,21 +346,36 @@ impl Plumber {
         &mut self,
         items: &[(IpAddr, u8, String)],
     ) -> Vec<Result<(), PlumbError>> {
-        self.pipelined(items, |plumber, index, address, prefix_len| {
-            let (address, request) = plumber.add_request(index, address, prefix_len);
-            async move {
-                request
-                    .replace()
-                    .execute()
-                    .await
-                    .map_err(|source| PlumbError::Kernel {
-                        what: "add",
-                        address,
-                        source,
-                    })
+        let mut places = Vec::with_capacity(items.len());
+        for (address, prefix_len, interface) in items {
+            places.push(self.place(*address, *prefix_len, interface).await);
+        }
+        let on_holders: Vec<Option<Place>> = places
+            .iter()
+            .map(|place| place.as_ref().ok().copied().filter(|p| p.on_holder))
+            .collect();
+        let results = self
+            .pipelined(items, places, |plumber, place, address| {
+                let (address, request) = plumber.add_request(place, address);
+                async move {
+                    request
+                        .replace()
+                        .execute()
+                        .await
+                        .map_err(|source| PlumbError::Kernel {
+                            what: "add",
+                            address,
+                            source,
+                        })
+                }
+            })
+            .await;
+        for ((item, place), result) in items.iter().zip(on_holders).zip(&results) {
+            if let (Some(place), Ok(())) = (place, result) {
+                self.placed.insert(item.0, place);
             }
-        })
-        .await
+        }
+        results
     }
 
     /// Removes many addresses this process plumbed itself, pipelined like
@@ -199,36 +384,44 @@ impl Plumber {
         &mut self,
         items: &[(IpAddr, u8, String)],
     ) -> Vec<Result<(), PlumbError>> {
-        self.pipelined(items, |plumber, index, address, prefix_len| {
-            delete(
-                plumber.handle.clone(),
-                removal(index, address, prefix_len),
-                address,
-            )
-        })
-        .await
+        let mut places = Vec::with_capacity(items.len());
+        for (address, prefix_len, interface) in items {
+            places.push(self.removal_place(*address, *prefix_len, interface).await);
+        }
+        let results = self
+            .pipelined(items, places, |plumber, place, address| {
+                delete(
+                    plumber.handle.clone(),
+                    removal(place.index, address, place.prefix_len),
+                    address,
+                )
+            })
+            .await;
+        for (item, result) in items.iter().zip(&results) {
+            if result.is_ok() {
+                self.placed.remove(&item.0);
+            }
+        }
+        results
     }
 
-    /// One request per item, `request` making it from the interface's index, with up to
-    /// [`PLUMB_IN_FLIGHT`] in flight; an item whose interface is unknown fails alone.
+    /// One request per item, `request` making it from where the item goes, with up to
+    /// [`PLUMB_IN_FLIGHT`] in flight; an item whose place is unknown fails alone.
     async fn pipelined<F, Fut>(
-        &mut self,
+        &self,
         items: &[(IpAddr, u8, String)],
+        places: Vec<Result<Place, PlumbError>>,
         request: F,
     ) -> Vec<Result<(), PlumbError>>
     where
-        F: Fn(&Self, u32, IpAddr, u8) -> Fut,
+        F: Fn(&Self, Place, IpAddr) -> Fut,
         Fut: std::future::Future<Output = Result<(), PlumbError>>,
     {
-        let mut indexes = Vec::with_capacity(items.len());
-        for (_, _, interface) in items {
-            indexes.push(self.interface_index(interface).await);
-        }
         let requests: Vec<_> = items
             .iter()
-            .zip(indexes)
-            .map(|(&(address, prefix_len, _), index)| {
-                let pending = index.map(|index| request(self, index, address, prefix_len));
+            .zip(places)
+            .map(|(&(address, _, _), place)| {
+                let pending = place.map(|place| request(self, place, address));
                 async move { pending?.await }
             })
             .collect();
@@ -354,6 +547,7 @@ impl Plumber {
         for (plumbed, message) in self.our_messages().await? {
             if plumbed.address == address {
                 self.delete(message, address).await?;
+                self.placed.remove(&address);
                 removed = true;
             }
         }
@@ -375,6 +569,7 @@ impl Plumber {
             .collect()
             .await;
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        self.placed.clear();
         Ok(ours.into_iter().map(|(plumbed, _)| plumbed).collect())
     }
 

@@ -55,6 +55,9 @@ pub struct Settings {
     /// How long a plumbed address lives unless refreshed; `None`: [`address_lifetime_for`]
     /// the configuration's address count.
     pub address_lifetime: Option<Duration>,
+    /// How many holder interfaces IPv4 addresses are spread over; `None`:
+    /// [`crate::spread::holders_for`] the configuration's IPv4 address count.
+    pub spread: Option<u16>,
     /// The console socket.
     pub socket: PathBuf,
     /// Which bus to run on.
@@ -641,6 +644,25 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         .address_lifetime
         .unwrap_or_else(|| address_lifetime_for(config.addresses.len()));
     let mut plumber = Plumber::connect(lifetime)?;
+    let holders = settings.spread.unwrap_or_else(|| {
+        crate::spread::holders_for(
+            config
+                .addresses
+                .iter()
+                .filter(|m| m.address.is_ipv4())
+                .count(),
+        )
+    });
+    if holders > 0 {
+        info!(
+            holders,
+            "IPv4 addresses spread over holder interfaces {}0 to {}{}",
+            crate::spread::HOLDER_PREFIX,
+            crate::spread::HOLDER_PREFIX,
+            holders - 1
+        );
+    }
+    plumber.spread_over(holders);
     let leftovers = plumber.remove_all_ours().await?;
     let foreign = plumber.foreign().await?;
     let clashes: Vec<IpAddr> = config

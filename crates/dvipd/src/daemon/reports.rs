@@ -75,6 +75,8 @@ impl Daemon {
                 }),
             },
             "address_lifetime_s": self.plumber.lifetime().as_secs(),
+            "holders": self.plumber.holders(),
+            "held_on_holders": self.plumber.on_holders(),
             "guardian_pid": self.guardian.as_ref().map(crate::guardian::Guardian::pid),
             "arp_all_hosts": self.config.arp_all_hosts,
             "hook": self.config.hook,

@@ -8,6 +8,7 @@ mod cluster_rules;
 mod listeners;
 mod neighbours;
 mod operations;
+mod spread;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
