@@ -129,6 +129,11 @@ impl Netns {
         netns
     }
 
+    /// The client namespace's name, with [`Netns::with_client`].
+    pub fn client(&self) -> Option<&str> {
+        self.client.as_deref()
+    }
+
     /// The namespace's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -6,7 +6,7 @@
 //! judge the answers; callers do (first answer from a survivor, two owners answering at once).
 
 use std::net::Ipv4Addr;
-use std::os::fd::{IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use pnet_datalink::{Channel, MacAddr};
@@ -14,8 +14,11 @@ use pnet_datalink::{Channel, MacAddr};
 use crate::recorder::{Recorder, Sink};
 use crate::LabError;
 
-/// How many requests go out between two reads of the replies.
+/// How many requests go out at once; a round's slices are spread evenly over the round.
 const SLICE: usize = 64;
+
+/// The longest one read of the socket waits: how late a slice can go out.
+const READ_WAIT: Duration = Duration::from_micros(200);
 
 /// The client's raw socket: pnet sends on it; replies are read here, with the time the kernel
 /// received each.
@@ -24,12 +27,11 @@ const SLICE: usize = 64;
 /// the socket also reads back every request it sent, and under load the replies wait behind
 /// them.
 struct Receiver {
-    fd: std::os::fd::RawFd,
+    fd: OwnedFd,
 }
 
 impl Receiver {
-    /// A packet socket for every frame (pnet binds it to the interface), stamping receptions,
-    /// each read waiting at most a millisecond.
+    /// A packet socket for every frame (pnet binds it to the interface), stamping receptions.
     fn socket() -> Result<OwnedFd, nix::Error> {
         use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockProtocol, SockType};
         let fd = socket::socket(
@@ -40,22 +42,33 @@ impl Receiver {
         )?;
         socket::setsockopt(&fd, sockopt::ReceiveTimestamp, &true)?;
         socket::setsockopt(&fd, sockopt::RcvBuf, &(8 << 20))?;
-        socket::setsockopt(
-            &fd,
-            sockopt::ReceiveTimeout,
-            &nix::sys::time::TimeVal::new(0, 1_000),
-        )?;
         Ok(fd)
     }
 
-    /// The next frame (waiting at most a millisecond) and when the kernel received it.
+    /// Waits until a frame is waiting or `wait` has passed. ppoll, because its timeout is as
+    /// fine as the kernel's high-resolution timers; a socket timeout or poll's would be a
+    /// whole clock tick (4 ms), longer than a slice's share of a round.
+    fn wait(&self, wait: Duration) {
+        use nix::poll::{ppoll, PollFd, PollFlags};
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        let timeout = nix::sys::time::TimeSpec::from_duration(wait);
+        let _ = ppoll(&mut fds, Some(timeout), None);
+    }
+
+    /// The next frame waiting, if any, and when the kernel received it.
     fn receive<'a>(&self, buffer: &'a mut [u8]) -> Option<(&'a [u8], Instant)> {
         use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
         let mut control = nix::cmsg_space!(nix::sys::time::TimeVal);
         let (read, stamp) = {
             let mut iov = [std::io::IoSliceMut::new(buffer)];
-            let message =
-                recvmsg::<()>(self.fd, &mut iov, Some(&mut control), MsgFlags::empty()).ok()?;
+            let message = recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut control),
+                MsgFlags::MSG_DONTWAIT,
+            )
+            .ok()?;
             let stamp = message.cmsgs().ok().and_then(|mut all| {
                 all.find_map(|c| match c {
                     ControlMessageOwned::ScmTimestamp(t) => Some(t),
@@ -134,6 +147,8 @@ struct Probing {
     interval: Duration,
     round: u64,
     sent: usize,
+    /// When the current round began, and when the next one begins.
+    started: Instant,
     next: Instant,
 }
 
@@ -150,15 +165,20 @@ impl Probing {
             .ok_or_else(|| LabError(format!("no {interface} here")))?;
         let MacAddr(a, b, c, d, e, f) = link.mac.unwrap_or_default();
         let mac = [a, b, c, d, e, f];
-        let fd = Receiver::socket()
+        let fd =
+            Receiver::socket().map_err(|e| LabError(format!("raw socket on {interface}: {e}")))?;
+        // pnet gets a duplicate and makes it non-blocking (for both: the flag is the open
+        // socket's); reads here wait in ppoll instead.
+        let for_pnet = fd
+            .try_clone()
             .map_err(|e| LabError(format!("raw socket on {interface}: {e}")))?
             .into_raw_fd();
         let config = pnet_datalink::Config {
-            socket_fd: Some(fd),
+            socket_fd: Some(for_pnet),
             promiscuous: false,
             ..pnet_datalink::Config::default()
         };
-        // pnet owns the socket from here (and closes it); `_rx` keeps it open.
+        // pnet owns its duplicate from here (and closes it); `_rx` keeps it open.
         let (tx, rx) = match pnet_datalink::channel(&link, config) {
             Ok(Channel::Ethernet(tx, rx)) => (tx, rx),
             Ok(_) => return Err(LabError("not an Ethernet channel".into())),
@@ -173,45 +193,72 @@ impl Probing {
             frames,
             interval,
             round: 0,
+            started: Instant::now(),
             next: Instant::now(),
         })
     }
 
-    /// Sends the next slice of requests, then reads what is waiting (each read waits at
-    /// most a millisecond), enough to keep up with the replies to a slice and then some.
-    /// Slices keep the bridge's queues and this socket's buffer from overflowing with
-    /// thousands of addresses.
+    /// Sends the slices that are due, then reads replies until the next one is. A round's
+    /// slices are spread evenly over the round, so a round of thousands of addresses neither
+    /// floods the bridge's queues at once nor lasts longer than the interval: every address is
+    /// asked once per interval, which is what bounds how late an answer can be seen.
     fn step(&mut self, sink: &Sink<Answer>) -> Result<(), LabError> {
-        if self.sent == self.frames.len() && Instant::now() >= self.next {
+        let total = self.frames.len();
+        if self.sent == total && Instant::now() >= self.next {
             self.round += 1;
             self.sent = 0;
-            self.next = Instant::now() + self.interval;
+            self.started = Instant::now();
+            self.next = self.started + self.interval;
         }
-        let slice = (self.sent + SLICE).min(self.frames.len());
-        for frame in &self.frames[self.sent..slice] {
-            if let Some(Err(e)) = self.tx.send_to(frame, None) {
-                return Err(LabError(format!("sending a request: {e}")));
+        while self.sent < total
+            && slice_due(self.started, self.interval, self.sent, total) <= Instant::now()
+        {
+            let slice = (self.sent + SLICE).min(total);
+            for frame in &self.frames[self.sent..slice] {
+                if let Some(Err(e)) = self.tx.send_to(frame, None) {
+                    return Err(LabError(format!("sending a request: {e}")));
+                }
             }
+            self.sent = slice;
         }
-        self.sent = slice;
+        let until = if self.sent < total {
+            slice_due(self.started, self.interval, self.sent, total)
+        } else {
+            self.next
+        };
         let mut buffer = [0u8; 128];
         let mut answers = Vec::new();
-        for _ in 0..4 * SLICE {
-            let Some((frame, at)) = self.receiver.receive(&mut buffer) else {
-                break;
-            };
-            if let Some((address, mac)) = reply(frame) {
-                answers.push(Answer {
-                    address,
-                    mac,
-                    at,
-                    round: self.round,
-                });
+        loop {
+            match self.receiver.receive(&mut buffer) {
+                Some((frame, at)) => {
+                    if let Some((address, mac)) = reply(frame) {
+                        answers.push(Answer {
+                            address,
+                            mac,
+                            at,
+                            round: self.round,
+                        });
+                    }
+                }
+                // Drained (what is waiting is this prober's own requests, read back, and the
+                // replies: finite, since nothing is sent meanwhile).
+                None => {
+                    let now = Instant::now();
+                    if now >= until {
+                        break;
+                    }
+                    self.receiver.wait((until - now).min(READ_WAIT));
+                }
             }
         }
         sink.record(answers);
         Ok(())
     }
+}
+
+/// When the request at `index` of a round of `total` that began at `started` goes out.
+fn slice_due(started: Instant, interval: Duration, index: usize, total: usize) -> Instant {
+    started + interval.mul_f64(index as f64 / total.max(1) as f64)
 }
 
 impl Prober {
