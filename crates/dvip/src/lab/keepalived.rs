@@ -19,9 +19,12 @@ const IN_ADVERT_MAX: usize = 255;
 
 /// What the baseline's keepalived gets beyond the defaults, so the comparison is with
 /// keepalived at its best: the VRRP process at the real-time priority corosync runs at by
-/// default (SCHED_RR 99), so a busy host delays its adverts no more than corosync's token; and
-/// no check of the up to 255 addresses in every advert from the master it already knows.
-const TUNING: &str = "  vrrp_rt_priority 99\n  vrrp_skip_check_adv_addr\n";
+/// default (SCHED_RR 99), so a busy host delays its adverts no more than corosync's token,
+/// allowed a second of CPU between blocking calls (at the default 10 ms the kernel killed it
+/// while it added hundreds of addresses, and keepalived waits 16 s to respawn it); and no check
+/// of the up to 255 addresses in every advert from the master it already knows.
+const TUNING: &str =
+    "  vrrp_rt_priority 99\n  vrrp_rlimit_rttime 1000000\n  vrrp_skip_check_adv_addr\n";
 
 /// Node `i`'s keepalived.conf: every share as an instance, node `i`'s own at priority 150.
 pub(super) fn config(state: &LabState, i: usize, advert_ms: u32) -> String {
