@@ -30,6 +30,15 @@ pub(crate) struct BenchPlan {
     pub(crate) keepalived: Vec<u32>,
     /// How many of each lab's addresses are forwarded listeners, timed by TCP too.
     pub(crate) listeners: u32,
+    /// Runs slower than this (worst address, ms) are written out in full.
+    pub(crate) keep_slow: Option<u64>,
+}
+
+/// A slow run's evidence: the report with its per-address answers, and the survivors' events.
+struct Evidence {
+    report: Value,
+    events: Vec<Value>,
+    moved: Vec<String>,
 }
 
 /// The phases of one failover, in ms after the fault, from the survivors' events: the first
@@ -73,8 +82,32 @@ fn phases(events: &[Value], fault_at_ms: u64, moved: &[String]) -> BTreeMap<&'st
     out
 }
 
-/// One run: fail the busiest node, measure, bring it back.
-fn one_run(state: &mut LabState, fault: Fault) -> Result<Value, LabError> {
+/// Writes a slow run's evidence to the current directory (a failure to write is reported,
+/// not fatal: the measurement goes on).
+fn keep(evidence: &Evidence, system: &str, size: u32, fault: Fault, run: u32) {
+    let file = format!(
+        "bench-slow-{}-{size}-{}-{run}.json",
+        system.replace(' ', "-"),
+        fault.name()
+    );
+    let text = json!({
+        "report": evidence.report,
+        "moved": evidence.moved,
+        "survivors_events": evidence.events,
+    });
+    match std::fs::write(&file, format!("{text:#}\n")) {
+        Ok(()) => eprintln!("bench: slow run kept in {file}"),
+        Err(e) => eprintln!("bench: cannot write {file}: {e}"),
+    }
+}
+
+/// One run: fail the busiest node, measure, bring it back. Returns the summary report and,
+/// if it took longer than `keep_slow` ms, everything seen.
+fn one_run(
+    state: &mut LabState,
+    fault: Fault,
+    keep_slow: Option<u64>,
+) -> Result<(Value, Option<Evidence>), LabError> {
     let i = node_index(state, "busiest")?;
     let moved = state.topology().held(i);
     let followers: Vec<Follower> = (1..=state.nodes)
@@ -89,6 +122,13 @@ fn one_run(state: &mut LabState, fault: Fault) -> Result<Value, LabError> {
     for (phase, ms) in phases(&events, fault_at, &moved) {
         report[phase] = json!(ms);
     }
+    let slow =
+        keep_slow.is_some_and(|limit| report["worst_ms"].as_f64().is_none_or(|w| w > limit as f64));
+    let evidence = slow.then(|| Evidence {
+        report: report.clone(),
+        events,
+        moved,
+    });
     if let Some(per) = report.as_object_mut() {
         per.remove("per_address");
     }
@@ -97,7 +137,7 @@ fn one_run(state: &mut LabState, fault: Fault) -> Result<Value, LabError> {
     }
     start_node(state, i)?;
     wait_spread(state)?;
-    Ok(report)
+    Ok((report, evidence))
 }
 
 /// Runs the whole plan, printing progress to stderr; the summary table (or JSON) to stdout.
@@ -183,7 +223,7 @@ fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Re
             for &fault in &faults {
                 let mut runs = Vec::new();
                 for run in 1..=plan.runs {
-                    let report = one_run(&mut state, fault)?;
+                    let (report, evidence) = one_run(&mut state, fault, plan.keep_slow)?;
                     eprintln!(
                         "bench: {}, {size} addresses, {}, run {run}/{}: worst {} ms",
                         label(system),
@@ -191,6 +231,9 @@ fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Re
                         plan.runs,
                         report["worst_ms"]
                     );
+                    if let Some(evidence) = evidence {
+                        keep(&evidence, &label(system), size, fault, run);
+                    }
                     runs.push(report);
                 }
                 let mut row = summary(size, fault, &runs);

@@ -87,6 +87,7 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
             dvipd,
             keepalived,
             listeners,
+            keep_slow,
         } => bench::run(
             &bench::BenchPlan {
                 name: name.to_owned(),
@@ -97,6 +98,7 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
                 dvipd,
                 keepalived,
                 listeners,
+                keep_slow,
             },
             json,
         ),

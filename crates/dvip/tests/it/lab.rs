@@ -151,24 +151,49 @@ fn a_bench_reports_client_seen_times_and_phases_and_cleans_up() {
     let name = format!("b{}", std::process::id() % 100_000_000);
     let _lab = Lab(name.clone());
     let dvipd = dvipd();
-    let out = ok(&[
-        "lab",
-        "bench",
-        "--name",
-        &name,
-        "--nodes",
-        "2",
-        "--sizes",
-        "4",
-        "--runs",
-        "2",
-        "--faults",
-        "daemon,stop",
-        "--json",
-        "--dvipd",
-        dvipd.to_str().expect("utf-8"),
-    ]);
+    // Run where `--keep-slow 0` may write (every run is slower than 0 ms).
+    let here = std::env::temp_dir().join(format!("dvip-bench-{name}"));
+    std::fs::create_dir_all(&here).expect("a scratch directory");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_dvip"))
+        .args([
+            "lab",
+            "bench",
+            "--name",
+            &name,
+            "--nodes",
+            "2",
+            "--sizes",
+            "4",
+            "--runs",
+            "2",
+            "--faults",
+            "daemon,stop",
+            "--keep-slow",
+            "0",
+            "--json",
+            "--dvipd",
+            dvipd.to_str().expect("utf-8"),
+        ])
+        .current_dir(&here)
+        .output()
+        .expect("dvip runs");
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let out = text(&run.stdout);
     let report: Value = serde_json::from_str(&out).expect("bench --json is JSON");
+    for fault in ["daemon", "stop"] {
+        for n in 1..=2 {
+            let file = here.join(format!("bench-slow-dvip-4-{fault}-{n}.json"));
+            let kept: Value = serde_json::from_str(
+                &std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file:?}: {e}")),
+            )
+            .expect("JSON");
+            assert_eq!(kept["moved"].as_array().map(Vec::len), Some(2), "{kept}");
+            assert!(kept["report"]["per_address"].is_array(), "{kept}");
+            let events = kept["survivors_events"].as_array().expect("events");
+            assert!(events.iter().any(|e| e["event"] == "acquire"), "{kept}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&here);
     let results = report["results"].as_array().expect("results");
     assert_eq!(results.len(), 2, "{report}");
     for r in results {
