@@ -344,7 +344,7 @@ impl Lab {
         command
     }
 
-    /// The DuraVIP addresses (the /32s) on node `i`'s `eth0`, sorted.
+    /// The DuraVIP addresses (the /32s and /128s) on node `i`, on `eth0` or a holder, sorted.
     pub fn addresses(&self, i: usize) -> Vec<String> {
         self.topology.held(i)
     }

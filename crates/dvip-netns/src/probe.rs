@@ -167,8 +167,9 @@ impl Probing {
         let mac = [a, b, c, d, e, f];
         let fd =
             Receiver::socket().map_err(|e| LabError(format!("raw socket on {interface}: {e}")))?;
-        // pnet gets a duplicate and makes it non-blocking (for both: the flag is the open
-        // socket's); reads here wait in ppoll instead.
+        // pnet gets a duplicate of the socket to own and close; this end stays ours, so it
+        // can be polled. pnet may make the socket non-blocking or not: reads here pass
+        // MSG_DONTWAIT either way and wait in ppoll.
         let for_pnet = fd
             .try_clone()
             .map_err(|e| LabError(format!("raw socket on {interface}: {e}")))?

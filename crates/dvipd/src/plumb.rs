@@ -174,8 +174,8 @@ impl Plumber {
         prefix_len: u8,
         interface: &str,
     ) -> Result<Place, PlumbError> {
-        if let Some(&place) = self.placed.get(&address) {
-            return Ok(place);
+        if self.placed.contains_key(&address) {
+            return self.current_place(address, prefix_len, interface).await;
         }
         if let Some(number) = holder_of(address, self.holders) {
             if self.spreads_from(interface) {
@@ -196,15 +196,12 @@ impl Plumber {
                 }
             }
         }
-        Ok(Place {
-            index: self.interface_index(interface).await?,
-            prefix_len,
-            on_holder: false,
-        })
+        self.current_place(address, prefix_len, interface).await
     }
 
-    /// Where `address`, plumbed for `interface`, is to be removed from.
-    async fn removal_place(
+    /// Where `address`, plumbed for `interface`, is now (or would be, unspread): the holder
+    /// it was put on, else `interface`.
+    async fn current_place(
         &mut self,
         address: IpAddr,
         prefix_len: u8,
@@ -256,7 +253,6 @@ impl Plumber {
         let index = match self.interface_index(&name).await {
             Ok(index) => index,
             Err(_) => {
-                self.interfaces.remove(&name);
                 let dummy = self
                     .handle
                     .link()
@@ -386,7 +382,7 @@ impl Plumber {
     ) -> Vec<Result<(), PlumbError>> {
         let mut places = Vec::with_capacity(items.len());
         for (address, prefix_len, interface) in items {
-            places.push(self.removal_place(*address, *prefix_len, interface).await);
+            places.push(self.current_place(*address, *prefix_len, interface).await);
         }
         let results = self
             .pipelined(items, places, |plumber, place, address| {

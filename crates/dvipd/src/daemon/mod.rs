@@ -656,10 +656,9 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     if holders > 0 {
         info!(
             holders,
-            "IPv4 addresses spread over holder interfaces {}0 to {}{}",
-            crate::spread::HOLDER_PREFIX,
-            crate::spread::HOLDER_PREFIX,
-            holders - 1
+            "IPv4 addresses spread over holder interfaces {} to {}",
+            crate::spread::holder_name(0),
+            crate::spread::holder_name(holders - 1)
         );
     }
     plumber.spread_over(holders);
