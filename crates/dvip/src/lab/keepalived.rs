@@ -99,7 +99,7 @@ pub(super) fn start(state: &mut LabState, i: usize, advert_ms: u32) -> Result<()
     std::fs::write(&conf, config(state, i, advert_ms))
         .map_err(|e| err(format!("keepalived.conf: {e}")))?;
     let script = format!(
-        "mount -t tmpfs tmpfs /run && exec keepalived -n -l -D -f {} -p /run/keepalived.pid -r /run/vrrp.pid",
+        "mount -t tmpfs tmpfs /run && exec keepalived -n -l -G -D -f {} -p /run/keepalived.pid -r /run/vrrp.pid",
         conf.display()
     );
     let command = topology.command_with_own_mounts(i, &script);

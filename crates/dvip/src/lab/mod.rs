@@ -512,19 +512,26 @@ fn status(state: &LabState, json: bool) {
         dvip_netns::CLIENT_ADDRESS,
         topology.client()
     );
+    // A keepalived lab runs neither corosync nor dvipd: its one daemon gets the column.
+    let dvip = state.system == System::Dvip;
+    let (daemon, corosync, socket) = if dvip {
+        ("DVIPD", "COROSYNC", "SOCKET")
+    } else {
+        ("KEEPALIVED", "", "")
+    };
     println!(
-        "{:<7} {:<5} {:<9} {:<6} {:>5}  SOCKET",
-        "NODE", "LINK", "COROSYNC", "DVIPD", "HELD"
+        "{:<7} {:<5} {:<9} {:<10} {:>5}  {socket}",
+        "NODE", "LINK", corosync, daemon, "HELD"
     );
     for n in &nodes {
         println!(
-            "{:<7} {:<5} {:<9} {:<6} {:>5}  {}",
+            "{:<7} {:<5} {:<9} {:<10} {:>5}  {}",
             n["node"].as_str().unwrap_or("?"),
             yes(&n["link"]),
-            yes(&n["corosync"]),
+            if dvip { yes(&n["corosync"]) } else { "" },
             yes(&n["dvipd"]),
             n["held"].as_u64().unwrap_or(0),
-            n["socket"].as_str().unwrap_or("?"),
+            if dvip { n["socket"].as_str().unwrap_or("?") } else { "" },
         );
     }
 }
