@@ -26,7 +26,7 @@ use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, N
 use rtnetlink::{Handle, LinkDummy, LinkIfb, LinkUnspec};
 use tracing::warn;
 
-use crate::spread::{answers_for_any_interface, holder_name, holder_of};
+use crate::spread::{answers_for_any_interface, holder_name, holder_of, HOLDER_PREFIX};
 
 /// The `IFA_PROTO` value that marks an address as dvip's.
 pub const DVIP_ADDRESS_PROTOCOL: u8 = 0xd5;
@@ -72,6 +72,15 @@ pub enum PlumbError {
         #[source]
         source: rtnetlink::Error,
     },
+    /// A holder interface could not be deleted.
+    #[error("cannot delete the holder interface `{name}`: {source}")]
+    HolderRemoval {
+        /// The holder's name.
+        name: String,
+        /// The kernel's answer.
+        #[source]
+        source: rtnetlink::Error,
+    },
 }
 
 /// An address dvip added, as the kernel reports it.
@@ -111,7 +120,8 @@ pub struct Plumber {
     lifetime: Duration,
     /// How many holder interfaces IPv4 addresses are spread over; 0: none.
     holders: u16,
-    /// The addresses this plumber put on a holder, and where.
+    /// Where this plumber put each address it holds, on a holder or not: a refresh must find
+    /// the address where it is, even after the holder count changed.
     placed: HashMap<IpAddr, Place>,
     /// Per configured interface: whether the kernel answers ARP there for addresses on a
     /// holder (if not, its addresses are not spread).
@@ -149,7 +159,7 @@ impl Plumber {
 
     /// How many of the addresses it plumbed sit on a holder.
     pub fn on_holders(&self) -> usize {
-        self.placed.len()
+        self.placed.values().filter(|place| place.on_holder).count()
     }
 
     /// How long the addresses it adds live unless added again.
@@ -166,6 +176,31 @@ impl Plumber {
         }
     }
 
+    /// Deletes every holder interface (on a clean stop, once every address is handed over), so
+    /// a host where dvipd is stopped keeps no trace of it. Returns how many there were.
+    pub async fn remove_holders(&mut self) -> Result<usize, PlumbError> {
+        let names: Vec<String> = crate::watch::links()
+            .await
+            .map_err(PlumbError::Socket)?
+            .into_keys()
+            .filter(|name| name.starts_with(HOLDER_PREFIX))
+            .collect();
+        for name in &names {
+            let index = self.interface_index(name).await?;
+            self.handle
+                .link()
+                .del(index)
+                .execute()
+                .await
+                .map_err(|source| PlumbError::HolderRemoval {
+                    name: name.clone(),
+                    source,
+                })?;
+            self.forget_interface(name);
+        }
+        Ok(names.len())
+    }
+
     /// Where `address` goes when plumbed for `interface`: where it already is, on its holder
     /// if it is spread, or on `interface`.
     async fn place(
@@ -174,8 +209,12 @@ impl Plumber {
         prefix_len: u8,
         interface: &str,
     ) -> Result<Place, PlumbError> {
-        if self.placed.contains_key(&address) {
-            return self.current_place(address, prefix_len, interface).await;
+        match self.placed.get(&address) {
+            Some(&place) if place.on_holder => return Ok(place),
+            // Plumbed before spreading began (a reload grew the configuration): it stays on
+            // its interface, or the refresh would add a second copy on a holder.
+            Some(_) => return self.unspread(prefix_len, interface).await,
+            None => {}
         }
         if let Some(number) = holder_of(address, self.holders) {
             if self.spreads_from(interface) {
@@ -196,11 +235,20 @@ impl Plumber {
                 }
             }
         }
-        self.current_place(address, prefix_len, interface).await
+        self.unspread(prefix_len, interface).await
     }
 
-    /// Where `address`, plumbed for `interface`, is now (or would be, unspread): the holder
-    /// it was put on, else `interface`.
+    /// `interface` itself, with the configured prefix.
+    async fn unspread(&mut self, prefix_len: u8, interface: &str) -> Result<Place, PlumbError> {
+        Ok(Place {
+            index: self.interface_index(interface).await?,
+            prefix_len,
+            on_holder: false,
+        })
+    }
+
+    /// Where `address`, plumbed for `interface`, is now (or would be, unspread): where this
+    /// plumber put it, else `interface`.
     async fn current_place(
         &mut self,
         address: IpAddr,
@@ -209,11 +257,7 @@ impl Plumber {
     ) -> Result<Place, PlumbError> {
         match self.placed.get(&address) {
             Some(&place) => Ok(place),
-            None => Ok(Place {
-                index: self.interface_index(interface).await?,
-                prefix_len,
-                on_holder: false,
-            }),
+            None => self.unspread(prefix_len, interface).await,
         }
     }
 
@@ -270,6 +314,9 @@ impl Plumber {
                 self.interface_index(&name).await?
             }
         };
+        // A holder carries IPv4 only (IPv6 is never spread), so no link-local address either:
+        // it would only be noise in `ip addr`. Where IPv6 is off there is no such file.
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1");
         self.handle
             .link()
             .set(LinkUnspec::new_with_index(index).up().build())
@@ -346,9 +393,9 @@ impl Plumber {
         for (address, prefix_len, interface) in items {
             places.push(self.place(*address, *prefix_len, interface).await);
         }
-        let on_holders: Vec<Option<Place>> = places
+        let placed: Vec<Option<Place>> = places
             .iter()
-            .map(|place| place.as_ref().ok().copied().filter(|p| p.on_holder))
+            .map(|place| place.as_ref().ok().copied())
             .collect();
         let results = self
             .pipelined(items, places, |plumber, place, address| {
@@ -366,7 +413,7 @@ impl Plumber {
                 }
             })
             .await;
-        for ((item, place), result) in items.iter().zip(on_holders).zip(&results) {
+        for ((item, place), result) in items.iter().zip(placed).zip(&results) {
             if let (Some(place), Ok(())) = (place, result) {
                 self.placed.insert(item.0, place);
             }

@@ -581,6 +581,36 @@ pub const ADDRESS_LIFETIME_MIN: Duration = Duration::from_secs(6);
 /// percent of one at that size.
 const REFRESHES_PER_SECOND: u64 = 50;
 
+/// Tells the plumber how many holders to spread over for `config`: `--spread` if given, else
+/// [`crate::spread::holders_for`] its IPv4 address count. Called at start and on every reload,
+/// so a configuration that grows past the threshold spreads its new addresses without a
+/// restart; addresses already plumbed stay where they are (the plumber remembers).
+fn spread_for(settings: &Settings, config: &Loaded, plumber: &mut Plumber) {
+    let holders = settings.spread.unwrap_or_else(|| {
+        crate::spread::holders_for(
+            config
+                .addresses
+                .iter()
+                .filter(|m| m.address.is_ipv4())
+                .count(),
+        )
+    });
+    if holders == plumber.holders() {
+        return;
+    }
+    if holders > 0 {
+        info!(
+            holders,
+            "IPv4 addresses spread over holder interfaces {} to {}",
+            crate::spread::holder_name(0),
+            crate::spread::holder_name(holders - 1)
+        );
+    } else {
+        info!("IPv4 addresses no longer spread: new ones go on their configured interfaces");
+    }
+    plumber.spread_over(holders);
+}
+
 /// The lifetime for `count` addresses: [`ADDRESS_LIFETIME_MIN`], or longer so that refreshing
 /// each address once per third of its lifetime stays within [`REFRESHES_PER_SECOND`]
 /// (6 s up to 100 addresses, 61 s at 1,024, 615 s at 10,240).
@@ -644,24 +674,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         .address_lifetime
         .unwrap_or_else(|| address_lifetime_for(config.addresses.len()));
     let mut plumber = Plumber::connect(lifetime)?;
-    let holders = settings.spread.unwrap_or_else(|| {
-        crate::spread::holders_for(
-            config
-                .addresses
-                .iter()
-                .filter(|m| m.address.is_ipv4())
-                .count(),
-        )
-    });
-    if holders > 0 {
-        info!(
-            holders,
-            "IPv4 addresses spread over holder interfaces {} to {}",
-            crate::spread::holder_name(0),
-            crate::spread::holder_name(holders - 1)
-        );
-    }
-    plumber.spread_over(holders);
+    spread_for(&settings, &config, &mut plumber);
     let leftovers = plumber.remove_all_ours().await?;
     let foreign = plumber.foreign().await?;
     let clashes: Vec<IpAddr> = config
@@ -822,6 +835,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                         daemon.node.handle_config(&watching::offered(&config.addresses, &daemon.links));
                         let count = config.addresses.len();
                         daemon.metrics.configured.set(i64::try_from(count).unwrap_or(i64::MAX));
+                        spread_for(&settings, &config, &mut daemon.plumber);
                         daemon.config = config;
                         daemon.config_loaded = Instant::now();
                         daemon.drive().await;
@@ -858,6 +872,11 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     systemd::stopping();
     daemon.node.handle_shutdown();
     daemon.drive().await;
+    match daemon.plumber.remove_holders().await {
+        Ok(0) => {}
+        Ok(count) => info!(count, "holder interfaces deleted"),
+        Err(e) => warn!("{e}"),
+    }
     let _ = std::fs::remove_file(&settings.socket);
     if let Some(guardian) = daemon.guardian.take() {
         guardian.finish(Duration::from_secs(2));

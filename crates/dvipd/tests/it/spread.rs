@@ -116,11 +116,109 @@ fn spread_ipv4_addresses_sit_on_holders_and_answer_on_the_configured_interface()
     );
     assert_eq!(info["holders"], 2, "{info}");
     assert_eq!(info["held_on_holders"], 4, "{info}");
+    assert_eq!(
+        holder_names(&ns),
+        ["dvip-hold0", "dvip-hold1"],
+        "holders are made as needed"
+    );
+    for holder in holder_names(&ns) {
+        let out = dvip_netns::ip(&["-n", ns.name(), "-6", "-o", "addr", "show", "dev", &holder]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "",
+            "{holder} carries no IPv6 address, not even a link-local one"
+        );
+    }
 
-    // A clean stop takes them off the holders too.
+    // A clean stop takes the addresses away, and the holders with them.
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(Duration::from_secs(5)), Some(0));
     assert_eq!(hosts_by_interface(&ns), BTreeMap::new());
+    assert_eq!(holder_names(&ns), Vec::<String>::new(), "holders deleted");
+}
+
+/// The namespace's holder interfaces, by name.
+fn holder_names(ns: &Netns) -> Vec<String> {
+    let out = dvip_netns::ip(&["-n", ns.name(), "-j", "link", "show"]);
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
+    let mut names: Vec<String> = links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["ifname"].as_str())
+        .filter(|name| name.starts_with("dvip-hold"))
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+/// A configuration of `count` bindings from 198.18.0.10 on `dv0`.
+fn many(count: u32) -> String {
+    let mut text = String::from(
+        "cluster { nodename = solo\n  Topology \"198.18.0.0/15\" { interface = \"dv0\" } }\n",
+    );
+    for n in 0..count {
+        let address = std::net::Ipv4Addr::from(0xc612_000a + n);
+        text.push_str(&format!(
+            "Binding \"b{n}\" {{ Enable_Duravip = true  Bind_Address = {address} }}\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn a_reload_past_the_threshold_spreads_new_addresses_and_leaves_the_old_ones_in_place() {
+    let ns = node_with_client();
+    let threshold = dvipd::spread::SPREAD_ABOVE as u32;
+    let conf = config(&ns, &many(threshold));
+    let mut daemon = Daemon::start(&ns, &conf);
+    eventually(Duration::from_secs(20), &daemon, || {
+        let placed = hosts_by_interface(&ns);
+        let on_dv0 = placed.get("dv0").map_or(0, Vec::len);
+        if on_dv0 == threshold as usize && placed.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{on_dv0} on dv0; interfaces: {:?}", placed.keys()))
+        }
+    });
+
+    let grown = threshold + 100;
+    std::fs::write(&*conf, many(grown)).expect("write config");
+    daemon.signal("HUP");
+    let mut placed = BTreeMap::new();
+    eventually(Duration::from_secs(20), &daemon, || {
+        placed = hosts_by_interface(&ns);
+        let total: usize = placed.values().map(Vec::len).sum();
+        if total == grown as usize {
+            Ok(())
+        } else {
+            Err(format!("{total} of {grown} plumbed"))
+        }
+    });
+    let mut all: Vec<&String> = placed.values().flatten().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), grown as usize, "no address on two interfaces");
+    let on_dv0 = &placed["dv0"];
+    assert_eq!(on_dv0.len(), threshold as usize, "the old ones stay on dv0");
+    assert!(
+        !on_dv0.contains(&"198.18.4.10".to_owned()),
+        "the first new address (the 1,025th) is on a holder"
+    );
+    assert_eq!(
+        holder_names(&ns).len(),
+        usize::from(dvipd::spread::holders_for(grown as usize)),
+        "{:?}",
+        placed.keys()
+    );
+
+    // The test daemon's addresses live 2 s unless re-added: three seconds on, every one still
+    // listed has been refreshed, and a refresh that put a second copy on a holder would show.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(hosts_by_interface(&ns), placed, "refreshes moved nothing");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0));
 }
 
 #[test]
