@@ -567,3 +567,51 @@ fn members_that_disagree_on_whether_a_view_was_carried_recount_it() {
     assert!(planned, "n1 planned again on the recounted States");
     assert_eq!(c.plumbed, held);
 }
+
+#[test]
+fn a_large_handover_goes_in_pieces_and_the_first_is_taken_before_the_last_is_sent() {
+    let mut c = Cluster::new(&vec![addresses(200, None); 2]);
+    c.view(&[0, 1]);
+    assert_eq!(c.plumbed[0].len(), 100, "balanced");
+    c.nodes[0].handle_shutdown();
+    // n1 unplumbs each piece before the multicast that carries it: S(tandby), then 100
+    // addresses in pieces of 32.
+    let mut order = String::new();
+    while let Some(action) = c.nodes[0].poll_action() {
+        match action {
+            Action::Send(bytes) => {
+                order.push('S');
+                c.queue.push_back((0, bytes));
+            }
+            Action::Unplumb { address, .. } => {
+                if order.ends_with('S') {
+                    order.push(' ');
+                }
+                order.push('u');
+                c.plumbed[0].remove(&address);
+            }
+            _ => {}
+        }
+    }
+    let piece = "u".repeat(32);
+    assert_eq!(order, format!("S {piece}S {piece}S {piece}S uuuuS"));
+    assert_eq!(
+        queued_kinds(&c),
+        ["other", "Released", "Released", "Released", "Released"]
+    );
+
+    // The Standby and the first piece delivered: n2 has taken 32 while three are queued.
+    for _ in 0..2 {
+        let (from, bytes) = c.queue.pop_front().expect("queued");
+        let name = c.nodes[from].name().to_owned();
+        for i in 0..2 {
+            c.nodes[i].handle_message(&name, &bytes);
+            c.drain(i);
+        }
+    }
+    assert_eq!(c.plumbed[1].len(), 100 + 32, "the first piece is taken");
+    assert_eq!(queued_kinds(&c), ["Released", "Released", "Released"]);
+    c.settle(&[0, 1]);
+    assert_eq!(c.plumbed[1].len(), 200, "n2 holds everything");
+    assert!(c.plumbed[0].is_empty());
+}
