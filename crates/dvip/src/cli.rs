@@ -201,7 +201,7 @@ pub(crate) enum LabCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Make a node fail: by default its host dies (link cut, then corosync and dvipd killed).
+    /// Make a node fail: by default its host dies (link cut, then every process of the node killed).
     Kill {
         /// The node (`node2` or `2`), or `busiest`: the one holding the most addresses.
         node: String,

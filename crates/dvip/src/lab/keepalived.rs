@@ -80,21 +80,10 @@ pub(super) fn settled(state: &LabState) -> bool {
 }
 
 /// Starts keepalived on node `i` in the foreground, with private pid files (a tmpfs on /run in
-/// a mount namespace of its own), after removing any address a killed keepalived left (as a
-/// rebooted host would have none).
+/// a mount namespace of its own). Addresses a killed keepalived left are the caller's to remove
+/// first (as a rebooted host would have none).
 pub(super) fn start(state: &mut LabState, i: usize, advert_ms: u32) -> Result<(), LabError> {
     let topology = state.topology();
-    for address in topology.held(i) {
-        let _ = dvip_netns::try_ip(&[
-            "-n",
-            &topology.node(i),
-            "addr",
-            "del",
-            &format!("{address}/32"),
-            "dev",
-            "eth0",
-        ]);
-    }
     let conf = state.dir().join(format!("keepalived-{i}.conf"));
     std::fs::write(&conf, config(state, i, advert_ms))
         .map_err(|e| err(format!("keepalived.conf: {e}")))?;

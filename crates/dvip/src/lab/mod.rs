@@ -28,6 +28,9 @@ use crate::Outcome;
 /// The first lab address; the others follow it.
 const FIRST_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 
+/// The prefix every lab address is in (the topology the nodes' configurations name).
+const LAB_RANGE: &str = "198.18.0.0/15";
+
 /// The port of the lab's listeners, and where dvipd forwards them on each node (a server of
 /// the bench's there answers `220 NODE`; with keepalived it listens on the wildcard's port 25
 /// instead, as an MTA would).
@@ -282,7 +285,7 @@ fn write_dvip_conf(
     without: std::ops::Range<usize>,
 ) -> Result<(), LabError> {
     let mut text = format!(
-        "# dvip lab `{}`, node{i}\ncluster {{ nodename = node{i}  Topology \"198.18.0.0/15\" {{ interface = \"eth0\" }} }}\n",
+        "# dvip lab `{}`, node{i}\ncluster {{ nodename = node{i}  Topology \"{LAB_RANGE}\" {{ interface = \"eth0\" }} }}\n",
         state.name
     );
     let mut listeners = String::new();
@@ -531,7 +534,11 @@ fn status(state: &LabState, json: bool) {
             if dvip { yes(&n["corosync"]) } else { "" },
             yes(&n["dvipd"]),
             n["held"].as_u64().unwrap_or(0),
-            if dvip { n["socket"].as_str().unwrap_or("?") } else { "" },
+            if dvip {
+                n["socket"].as_str().unwrap_or("?")
+            } else {
+                ""
+            },
         );
     }
 }
@@ -539,7 +546,7 @@ fn status(state: &LabState, json: bool) {
 /// How a lab node fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Fault {
-    /// The host dies: link cut, then corosync and dvipd killed (-9).
+    /// The host dies: link cut, then every process of the node killed (-9), dvipd's guardian too.
     Host,
     /// The link is cut; the processes run on.
     Link,
@@ -603,18 +610,19 @@ pub(crate) fn inject(state: &LabState, i: usize, fault: Fault) -> Result<(), Lab
             p.kill();
         }
     };
+    // Every process of the node at once: killed one by one, keepalived's children would see
+    // their parent go and shut down cleanly, and dvipd's guardian would clean up after a host
+    // that is dead, neither of which is the crash the fault stands for.
+    let kill_all = || {
+        let all = state::processes_in(&topology.node(i));
+        for process in &all {
+            process.signal(nix::sys::signal::Signal::SIGKILL);
+        }
+        for process in all {
+            process.kill();
+        }
+    };
     if state.system != System::Dvip {
-        // All at once: killed one by one, keepalived's children would see their parent go
-        // and shut down cleanly, which is not the crash this fault is.
-        let kill_all = || {
-            let all = keepalived::processes(state, i);
-            for process in &all {
-                process.signal(nix::sys::signal::Signal::SIGKILL);
-            }
-            for process in all {
-                process.kill();
-            }
-        };
         match fault {
             Fault::Daemon => kill_all(),
             Fault::Stop => stop(state.process("keepalived", i)),
@@ -633,9 +641,11 @@ pub(crate) fn inject(state: &LabState, i: usize, fault: Fault) -> Result<(), Lab
         Fault::Link => topology.set_port(i, false)?,
         Fault::Stop => stop(state.process("dvipd", i)),
         Fault::Host => {
+            // A dead host runs nothing, dvipd's guardian included: on the lab's one kernel a
+            // guardian left running would remove the dead node's addresses under the lock the
+            // survivors need to add them.
             topology.set_port(i, false)?;
-            kill("corosync");
-            kill("dvipd");
+            kill_all();
         }
     }
     Ok(())
@@ -692,6 +702,12 @@ fn start(name: &str, node: Option<&str>) -> Result<(), LabError> {
 
 fn start_node(state: &mut LabState, i: usize) -> Result<(), LabError> {
     let topology = state.topology();
+    if !state.alive(state.daemon(), i) {
+        // A rebooted host comes back with none of the addresses it held; a node of the lab
+        // keeps them in its namespace (after a host death nothing ran to remove them), and
+        // with its link up again it would answer for addresses the survivors hold now.
+        let _ = dvip_netns::try_ip(&["-n", &topology.node(i), "addr", "flush", "to", LAB_RANGE]);
+    }
     if let System::Keepalived { advert_ms } = state.system {
         if !topology.port_up(i) {
             topology.set_port(i, true)?;

@@ -285,7 +285,11 @@ fn look(
                 member: health.whole(),
                 side: world.side[i - 1],
                 configured: world.configured(i),
-                held: topology.held(i).into_iter().collect(),
+                held: if health.dead() {
+                    BTreeSet::new()
+                } else {
+                    topology.held(i).into_iter().collect()
+                },
                 show,
             }
         })

@@ -42,7 +42,7 @@ impl Dice {
 /// One thing the nemesis does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Op {
-    /// Link cut, then corosync and dvipd killed (-9).
+    /// Link cut, then every process of the node killed (-9), dvipd's guardian too.
     HostDeath(usize),
     KillDaemon(usize),
     KillCorosync(usize),
@@ -184,6 +184,13 @@ pub(super) struct Health {
 impl Health {
     pub(super) fn whole(self) -> bool {
         self.link && self.corosync && self.daemon
+    }
+
+    /// Nothing runs and the link is down: a dead host. What its namespace still lists is
+    /// nobody's (a real dead host's addresses died with it) until it starts again, when the lab
+    /// removes them first.
+    pub(super) fn dead(self) -> bool {
+        !self.link && !self.corosync && !self.daemon
     }
 
     pub(super) fn of(state: &LabState, i: usize) -> Self {
