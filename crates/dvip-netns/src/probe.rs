@@ -144,6 +144,11 @@ struct Probing {
     _rx: Box<dyn pnet_datalink::DataLinkReceiver>,
     receiver: Receiver,
     frames: Vec<[u8; 42]>,
+    /// What it asks for, and its own MAC: only a reply about one of these, from someone else,
+    /// is an answer. The socket also sees the client's kernel's own replies (a node asking
+    /// for the client's address), which are about the client.
+    asked: std::collections::HashSet<Ipv4Addr>,
+    mac: [u8; 6],
     interval: Duration,
     round: u64,
     sent: usize,
@@ -192,6 +197,8 @@ impl Probing {
             receiver: Receiver { fd },
             sent: frames.len(),
             frames,
+            asked: targets.iter().copied().collect(),
+            mac,
             interval,
             round: 0,
             started: Instant::now(),
@@ -232,7 +239,9 @@ impl Probing {
         loop {
             match self.receiver.receive(&mut buffer) {
                 Some((frame, at)) => {
-                    if let Some((address, mac)) = reply(frame) {
+                    let answer = reply(frame)
+                        .filter(|(address, mac)| *mac != self.mac && self.asked.contains(address));
+                    if let Some((address, mac)) = answer {
                         answers.push(Answer {
                             address,
                             mac,

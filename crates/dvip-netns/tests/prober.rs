@@ -106,3 +106,47 @@ fn cpu_seconds() -> f64 {
     // The kernel reports clock ticks; USER_HZ is 100 on Linux.
     ticks / 100.0
 }
+
+#[test]
+fn the_clients_own_replies_are_not_answers() {
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let ns = Netns::with_client("probe-own");
+    ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "dv0"]);
+    ns.ip(&["addr", "add", "198.18.0.1/32", "dev", "dv0"]);
+    let client: Ipv4Addr = "198.51.100.200".parse().expect("v4");
+    let prober = Prober::start(
+        ns.client().expect("a client namespace"),
+        "dv1",
+        client,
+        vec![Ipv4Addr::new(198, 18, 0, 1)],
+        Duration::from_millis(5),
+    )
+    .expect("the prober starts");
+    // The node asks for the client's address (as a node does before answering a client's TCP
+    // connection once its neighbour entry went stale), and the client's kernel replies: a
+    // reply the prober's socket sees going out, about the client, from the client's MAC. Each
+    // connection forgets the neighbour first, so every one makes the node ask.
+    let nothing_listens: std::net::SocketAddr = "198.51.100.200:9".parse().expect("address");
+    for _ in 0..5 {
+        ns.ip(&["neigh", "flush", "dev", "dv0"]);
+        let refused = ns.run(|| {
+            std::net::TcpStream::connect_timeout(&nothing_listens, Duration::from_secs(2))
+                .map(|_| ())
+                .map_err(|e| e.kind())
+        });
+        assert_eq!(
+            refused,
+            Err(std::io::ErrorKind::ConnectionRefused),
+            "the node reaches the client"
+        );
+    }
+    let answers = prober.stop().expect("the prober ran");
+    let about: BTreeSet<Ipv4Addr> = answers.iter().map(|a| a.address).collect();
+    assert_eq!(
+        about,
+        BTreeSet::from([Ipv4Addr::new(198, 18, 0, 1)]),
+        "only the address asked for"
+    );
+}
