@@ -35,13 +35,6 @@ use crate::election::{elect, Entities, Marks, Member, Plan};
 use crate::entity::{Entity, ManagedAddress, NodeName, PlumbHint};
 use crate::wire::{self, DecodeError, Message, State};
 
-/// A release is multicast in at most this many pieces (see `Node::release`).
-const RELEASE_PIECES: usize = 8;
-
-/// The fewest addresses in a piece of a release: below this a message costs more than the
-/// unplumbing it lets the new owner start early.
-const RELEASE_PIECE_MIN: usize = 32;
-
 /// Tunables of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeOptions {
@@ -797,31 +790,20 @@ impl Node {
     }
 
     /// Lets addresses go and tells the cluster, so their new owners may take them.
-    ///
-    /// In up to [`RELEASE_PIECES`] pieces, each unplumbed and then multicast: the new owners
-    /// take the first piece over while this node still unplumbs the rest, so a large handover
-    /// (a clean stop of a node holding hundreds) costs the removal of all, one message and the
-    /// plumbing of one piece, not the removal and the plumbing of all, one after the other.
     fn release(&mut self, addresses: &[IpAddr]) {
         if addresses.is_empty() {
             return;
         }
-        let piece = addresses
-            .len()
-            .div_ceil(RELEASE_PIECES)
-            .max(RELEASE_PIECE_MIN);
-        for piece in addresses.chunks(piece) {
-            for &address in piece {
-                self.plumbed.remove(&address);
-                self.stop(address);
-                self.releasing.insert(address);
-            }
-            if let Some(view_id) = self.view_id() {
-                self.send(&Message::Released {
-                    view_id,
-                    addresses: piece.to_vec(),
-                });
-            }
+        for &address in addresses {
+            self.plumbed.remove(&address);
+            self.stop(address);
+            self.releasing.insert(address);
+        }
+        if let Some(view_id) = self.view_id() {
+            self.send(&Message::Released {
+                view_id,
+                addresses: addresses.to_vec(),
+            });
         }
     }
 
