@@ -176,6 +176,19 @@ impl Plumber {
         }
     }
 
+    /// Makes every holder now (at start, or when a reload raised the count), so that a takeover
+    /// does not wait for interfaces to be created. One that cannot be made turns spreading off,
+    /// as when a takeover finds one missing.
+    pub async fn make_holders(&mut self) {
+        for number in 0..self.holders {
+            if let Err(e) = self.holder_index(number).await {
+                warn!("{e}: addresses stay on their configured interfaces");
+                self.holders = 0;
+                return;
+            }
+        }
+    }
+
     /// Deletes every holder interface (on a clean stop, once every address is handed over), so
     /// a host where dvipd is stopped keeps no trace of it. Returns how many there were.
     pub async fn remove_holders(&mut self) -> Result<usize, PlumbError> {

@@ -584,8 +584,9 @@ const REFRESHES_PER_SECOND: u64 = 50;
 /// Tells the plumber how many holders to spread over for `config`: `--spread` if given, else
 /// [`crate::spread::holders_for`] its IPv4 address count. Called at start and on every reload,
 /// so a configuration that grows past the threshold spreads its new addresses without a
-/// restart; addresses already plumbed stay where they are (the plumber remembers).
-fn spread_for(settings: &Settings, config: &Loaded, plumber: &mut Plumber) {
+/// restart; addresses already plumbed stay where they are (the plumber remembers). The holders
+/// are made here, not when a takeover first needs one.
+async fn spread_for(settings: &Settings, config: &Loaded, plumber: &mut Plumber) {
     let holders = settings.spread.unwrap_or_else(|| {
         crate::spread::holders_for(
             config
@@ -609,6 +610,7 @@ fn spread_for(settings: &Settings, config: &Loaded, plumber: &mut Plumber) {
         info!("IPv4 addresses no longer spread: new ones go on their configured interfaces");
     }
     plumber.spread_over(holders);
+    plumber.make_holders().await;
 }
 
 /// The lifetime for `count` addresses: [`ADDRESS_LIFETIME_MIN`], or longer so that refreshing
@@ -674,7 +676,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         .address_lifetime
         .unwrap_or_else(|| address_lifetime_for(config.addresses.len()));
     let mut plumber = Plumber::connect(lifetime)?;
-    spread_for(&settings, &config, &mut plumber);
+    spread_for(&settings, &config, &mut plumber).await;
     let leftovers = plumber.remove_all_ours().await?;
     let foreign = plumber.foreign().await?;
     let clashes: Vec<IpAddr> = config
@@ -835,7 +837,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                         daemon.node.handle_config(&watching::offered(&config.addresses, &daemon.links));
                         let count = config.addresses.len();
                         daemon.metrics.configured.set(i64::try_from(count).unwrap_or(i64::MAX));
-                        spread_for(&settings, &config, &mut daemon.plumber);
+                        spread_for(&settings, &config, &mut daemon.plumber).await;
                         daemon.config = config;
                         daemon.config_loaded = Instant::now();
                         daemon.drive().await;
