@@ -182,11 +182,17 @@ impl Plumber {
     pub async fn make_holders(&mut self) {
         for number in 0..self.holders {
             if let Err(e) = self.holder_index(number).await {
-                warn!("{e}: addresses stay on their configured interfaces");
-                self.holders = 0;
+                self.stop_spreading(&e);
                 return;
             }
         }
+    }
+
+    /// A holder could not be made: every address from now on stays on its configured
+    /// interface (those already on holders stay there).
+    fn stop_spreading(&mut self, why: &PlumbError) {
+        warn!("{why}: addresses stay on their configured interfaces");
+        self.holders = 0;
     }
 
     /// Deletes every holder interface (on a clean stop, once every address is handed over), so
@@ -241,10 +247,7 @@ impl Plumber {
                             on_holder: true,
                         })
                     }
-                    Err(e) => {
-                        warn!("{e}: addresses stay on their configured interfaces");
-                        self.holders = 0;
-                    }
+                    Err(e) => self.stop_spreading(&e),
                 }
             }
         }

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use dvip_netns::LabError;
 
-use super::state::{LabState, Process};
+use super::state::LabState;
 use super::{addresses, err, spawn};
 
 /// The most addresses one VRRP advertisement carries; the rest of a share is excluded from it.
@@ -93,11 +93,6 @@ pub(super) fn start(state: &mut LabState, i: usize, advert_ms: u32) -> Result<()
     );
     let command = topology.command_with_own_mounts(i, &script);
     spawn(state, format!("keepalived-{i}"), command)
-}
-
-/// Every process in node `i`'s namespace (keepalived and the VRRP child it forks).
-pub(super) fn processes(state: &LabState, i: usize) -> Vec<Process> {
-    super::state::processes_in(&state.topology().node(i))
 }
 
 /// Whether keepalived is installed.

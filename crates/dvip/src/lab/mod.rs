@@ -715,7 +715,7 @@ fn start_node(state: &mut LabState, i: usize) -> Result<(), LabError> {
             topology.set_port(i, true)?;
         }
         if !state.alive("keepalived", i) {
-            keepalived::processes(state, i)
+            state::processes_in(&topology.node(i))
                 .into_iter()
                 .for_each(Process::kill);
             keepalived::start(state, i, advert_ms)?;
