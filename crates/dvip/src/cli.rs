@@ -212,8 +212,9 @@ pub(crate) enum LabCommand {
         /// node's addresses.
         #[arg(long)]
         measure: bool,
-        /// Print the measurement as JSON.
-        #[arg(long, requires = "measure")]
+        /// Print JSON: the measurement, or without `--measure` the node, the fault and its
+        /// time (`fault_at_ms`, the clock of dvipd's events).
+        #[arg(long)]
         json: bool,
     },
     /// Bring a node back (or every node that is down): link up, corosync and dvipd started if

@@ -212,9 +212,7 @@ pub(super) fn fault(
     }
 
     let t0 = Instant::now();
-    let fault_at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let fault_at_ms = now_ms();
     inject()?;
     let mut first: BTreeMap<Ipv4Addr, Answer> = BTreeMap::new();
     let mut read = |first: &mut BTreeMap<Ipv4Addr, Answer>, last_victim: &mut Option<Instant>| {
@@ -347,4 +345,12 @@ pub(super) fn print(report: &Value) {
             report["double_answers"], report["failed_node_answered_until_ms"]
         );
     }
+}
+
+/// The wall clock in Unix milliseconds, the clock of dvipd's events, so a fault's time and the
+/// survivors' events can be set side by side.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

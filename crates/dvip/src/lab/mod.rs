@@ -658,8 +658,17 @@ fn kill(name: &str, node: &str, how: &FaultArg, measure: bool, json: bool) -> Re
     let i = node_index(&state, node)?;
     let fault = Fault::of(how);
     if !measure {
+        let fault_at_ms = measure::now_ms();
         inject(&state, i, fault)?;
-        eprintln!("lab {name}: node{i}: {}", fault.describe());
+        if json {
+            crate::console::print_json(&json!({
+                "node": format!("node{i}"),
+                "fault": fault.describe(),
+                "fault_at_ms": fault_at_ms,
+            }));
+        } else {
+            eprintln!("lab {name}: node{i}: {}", fault.describe());
+        }
         return Ok(());
     }
     let report = measure::fault(&state, i, fault.describe(), false, || {
