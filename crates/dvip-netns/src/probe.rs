@@ -92,7 +92,7 @@ impl Receiver {
     }
 }
 
-/// One ARP reply.
+/// One ARP reply, or one gratuitous ARP (a node announcing an address unasked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answer {
     /// The address asked for.
@@ -103,6 +103,9 @@ pub struct Answer {
     pub at: Instant,
     /// The round of requests it answers (the latest round sent when it arrived).
     pub round: u64,
+    /// An announcement rather than a reply: the sender claims the address, and a client's
+    /// neighbour entry follows it at once, but it answered nothing.
+    pub gratuitous: bool,
 }
 
 /// A probing thread in a namespace; stopped on drop.
@@ -127,14 +130,21 @@ fn request(mac: [u8; 6], source: Ipv4Addr, target: Ipv4Addr) -> [u8; 42] {
     frame
 }
 
-/// The (address, MAC) of an ARP reply frame.
-fn reply(frame: &[u8]) -> Option<(Ipv4Addr, [u8; 6])> {
-    if frame.len() < 42 || frame[12..14] != [0x08, 0x06] || frame[20..22] != [0, 2] {
+/// The (address, MAC, gratuitous) of a frame in which a node claims an address: an ARP reply,
+/// or a gratuitous ARP (sender and target address the same, request or reply). Any other
+/// request is someone asking, not claiming.
+fn claim(frame: &[u8]) -> Option<(Ipv4Addr, [u8; 6], bool)> {
+    if frame.len() < 42 || frame[12..14] != [0x08, 0x06] {
         return None;
     }
     let mac: [u8; 6] = frame[22..28].try_into().ok()?;
-    let ip: [u8; 4] = frame[28..32].try_into().ok()?;
-    Some((Ipv4Addr::from(ip), mac))
+    let sender: [u8; 4] = frame[28..32].try_into().ok()?;
+    let gratuitous = frame[28..32] == frame[38..42];
+    match frame[20..22] {
+        [0, 2] => Some((Ipv4Addr::from(sender), mac, gratuitous)),
+        [0, 1] if gratuitous => Some((Ipv4Addr::from(sender), mac, true)),
+        _ => None,
+    }
 }
 
 /// The prober's thread: its socket, the requests, where it is in a round.
@@ -239,14 +249,16 @@ impl Probing {
         loop {
             match self.receiver.receive(&mut buffer) {
                 Some((frame, at)) => {
-                    let answer = reply(frame)
-                        .filter(|(address, mac)| *mac != self.mac && self.asked.contains(address));
-                    if let Some((address, mac)) = answer {
+                    let answer = claim(frame).filter(|(address, mac, _)| {
+                        *mac != self.mac && self.asked.contains(address)
+                    });
+                    if let Some((address, mac, gratuitous)) = answer {
                         answers.push(Answer {
                             address,
                             mac,
                             at,
                             round: self.round,
+                            gratuitous,
                         });
                     }
                 }
@@ -333,15 +345,28 @@ mod tests {
         );
         assert_eq!(&frame[0..6], &[0xff; 6]);
         assert_eq!(&frame[20..22], &[0, 1]);
-        assert_eq!(reply(&frame), None, "a request is not a reply");
+        assert_eq!(claim(&frame), None, "a request asks; it claims nothing");
         let mut answer = frame;
         answer[21] = 2;
         answer[22..28].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
         answer[28..32].copy_from_slice(&[198, 18, 0, 10]);
+        answer[38..42].copy_from_slice(&[198, 51, 100, 200]);
         assert_eq!(
-            reply(&answer),
-            Some((Ipv4Addr::new(198, 18, 0, 10), [2, 0, 0, 0, 0, 9]))
+            claim(&answer),
+            Some((Ipv4Addr::new(198, 18, 0, 10), [2, 0, 0, 0, 0, 9], false))
         );
         assert_eq!(mac_text([2, 0, 0, 0, 0, 9]), "02:00:00:00:00:09");
+    }
+
+    #[test]
+    fn a_gratuitous_arp_is_a_claim_but_not_an_answer() {
+        let node = [2, 0, 0, 0, 0, 7];
+        let address = Ipv4Addr::new(198, 18, 0, 10);
+        // A node announcing an address asks for it as if for someone else: sender = target.
+        let announcement = request(node, address, address);
+        assert_eq!(claim(&announcement), Some((address, node, true)));
+        let mut as_reply = announcement;
+        as_reply[21] = 2;
+        assert_eq!(claim(&as_reply), Some((address, node, true)));
     }
 }

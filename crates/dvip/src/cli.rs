@@ -258,8 +258,8 @@ pub(crate) enum LabCommand {
         /// `220 NODE`.
         #[arg(long, default_value_t = 6)]
         listeners: u32,
-        /// Write every run whose worst address took longer than MS milliseconds (its
-        /// per-address answers and the survivors' events) to
+        /// Write every run whose worst address (by ARP, or by TCP to a listener) took longer
+        /// than MS milliseconds (its per-address answers and the survivors' events) to
         /// `bench-slow-SYSTEM-SIZE-FAULT-RUN.json` in the current directory, for a look.
         #[arg(long, value_name = "MS")]
         keep_slow: Option<u64>,

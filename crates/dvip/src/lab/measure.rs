@@ -190,7 +190,10 @@ pub(super) fn fault(
     // The failed node's last answer, before the fault or after it.
     let mut last_victim: Option<Instant> = None;
     loop {
-        for a in fresh().iter().filter(|a| mac_text(a.mac) == victim) {
+        for a in fresh()
+            .iter()
+            .filter(|a| !a.gratuitous && mac_text(a.mac) == victim)
+        {
             answered.insert(a.address);
             last_victim = Some(a.at);
         }
@@ -216,7 +219,7 @@ pub(super) fn fault(
     inject()?;
     let mut first: BTreeMap<Ipv4Addr, Answer> = BTreeMap::new();
     let mut read = |first: &mut BTreeMap<Ipv4Addr, Answer>, last_victim: &mut Option<Instant>| {
-        for a in fresh() {
+        for a in fresh().into_iter().filter(|a| !a.gratuitous) {
             if mac_text(a.mac) == victim {
                 *last_victim = Some(a.at);
             } else if a.at >= t0 {
@@ -267,13 +270,30 @@ pub(super) fn fault(
     // The failed node answering after a survivor did for the same address: two owners.
     let doubled: Vec<&Answer> = answers
         .iter()
-        .filter(|a| mac_text(a.mac) == victim && a.at >= t0)
+        .filter(|a| !a.gratuitous && mac_text(a.mac) == victim && a.at >= t0)
         .filter(|a| first.get(&a.address).is_some_and(|f| a.round >= f.round))
         .collect();
     let last_double = doubled
         .iter()
         .map(|a| ms(a.at - t0))
         .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+    // Two survivors claiming one address after the fault, by answering or by announcing it:
+    // a second owner besides the failed node (two keepalived backups both taking over for a
+    // moment). A client's neighbour entry follows the last announcement it heard and then
+    // ignores plain answers for a second (the kernel's locktime): if that was the one that
+    // gave the address up, the client's connections go nowhere meanwhile.
+    let mut survivors: BTreeMap<Ipv4Addr, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for a in answers.iter().filter(|a| a.at >= t0) {
+        let mac = mac_text(a.mac);
+        if mac != victim {
+            let name = names.get(&mac).cloned().unwrap_or(mac);
+            survivors.entry(a.address).or_default().insert(name);
+        }
+    }
+    let two_survivors: BTreeMap<Ipv4Addr, std::collections::BTreeSet<String>> = survivors
+        .into_iter()
+        .filter(|(_, who)| who.len() > 1)
+        .collect();
     let unanswered: Vec<Ipv4Addr> = targets
         .iter()
         .filter(|t| !first.contains_key(t))
@@ -302,6 +322,7 @@ pub(super) fn fault(
         "unanswered": unanswered,
         "double_answers": doubled.len(),
         "failed_node_answered_until_ms": last_double,
+        "claimed_by_two_survivors": two_survivors,
         "per_address": per_address,
         "tcp": tcp,
     }))
@@ -345,11 +366,20 @@ pub(super) fn print(report: &Value) {
             report["double_answers"], report["failed_node_answered_until_ms"]
         );
     }
+    if let Some(two) = report["claimed_by_two_survivors"]
+        .as_object()
+        .filter(|two| !two.is_empty())
+    {
+        println!(
+            "TWO OWNERS: {} addresses were claimed (answered or announced) by two survivors after the fault",
+            two.len()
+        );
+    }
 }
 
 /// The wall clock in Unix milliseconds, the clock of dvipd's events, so a fault's time and the
 /// survivors' events can be set side by side.
-pub fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -336,7 +336,9 @@ fn settle(
     }
 }
 
-/// Which MACs answer the client's ARP requests for each address, over a few rounds.
+/// Which MACs claim each address over a few rounds of the client's ARP requests: by
+/// answering, or by announcing it unasked (a node announcing an address it should not hold
+/// misleads clients as much as one answering for it).
 fn arp(state: &LabState, world: &World) -> Result<BTreeMap<String, BTreeSet<String>>, LabError> {
     let targets: Vec<Ipv4Addr> = world
         .addresses
