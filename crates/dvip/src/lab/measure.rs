@@ -3,7 +3,7 @@
 //!
 //! Owns the measurement and its report. It must not choose the fault; the caller injects it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -55,7 +55,7 @@ struct TcpWatch {
     /// The failed node's banner.
     victim: String,
     /// Targets the failed node answered before the fault.
-    before: std::collections::BTreeSet<SocketAddrV4>,
+    before: BTreeSet<SocketAddrV4>,
     first: BTreeMap<SocketAddrV4, Connected>,
 }
 
@@ -186,7 +186,7 @@ pub(super) fn fault(
         new
     };
     let baseline = Instant::now();
-    let mut answered = std::collections::BTreeSet::new();
+    let mut answered = BTreeSet::new();
     // The failed node's last answer, before the fault or after it.
     let mut last_victim: Option<Instant> = None;
     loop {
@@ -277,23 +277,7 @@ pub(super) fn fault(
         .iter()
         .map(|a| ms(a.at - t0))
         .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
-    // Two survivors claiming one address after the fault, by answering or by announcing it:
-    // a second owner besides the failed node (two keepalived backups both taking over for a
-    // moment). A client's neighbour entry follows the last announcement it heard and then
-    // ignores plain answers for a second (the kernel's locktime): if that was the one that
-    // gave the address up, the client's connections go nowhere meanwhile.
-    let mut survivors: BTreeMap<Ipv4Addr, std::collections::BTreeSet<String>> = BTreeMap::new();
-    for a in answers.iter().filter(|a| a.at >= t0) {
-        let mac = mac_text(a.mac);
-        if mac != victim {
-            let name = names.get(&mac).cloned().unwrap_or(mac);
-            survivors.entry(a.address).or_default().insert(name);
-        }
-    }
-    let two_survivors: BTreeMap<Ipv4Addr, std::collections::BTreeSet<String>> = survivors
-        .into_iter()
-        .filter(|(_, who)| who.len() > 1)
-        .collect();
+    let two_survivors = claimed_by_two_survivors(&answers, t0, &victim, &names);
     let unanswered: Vec<Ipv4Addr> = targets
         .iter()
         .filter(|t| !first.contains_key(t))
@@ -326,6 +310,30 @@ pub(super) fn fault(
         "per_address": per_address,
         "tcp": tcp,
     }))
+}
+
+/// The addresses two or more survivors claimed after the fault (at `t0`), by answering or by
+/// announcing them, with who claimed each: a second owner besides the failed node (`victim`,
+/// a MAC), as when two keepalived backups both take over for a moment. A client's neighbour
+/// entry follows the last announcement it heard and then ignores plain answers for a second
+/// (the kernel's locktime): if that was the one that gave the address up, the client's
+/// connections go nowhere meanwhile.
+fn claimed_by_two_survivors(
+    answers: &[Answer],
+    t0: Instant,
+    victim: &str,
+    names: &BTreeMap<String, String>,
+) -> BTreeMap<Ipv4Addr, BTreeSet<String>> {
+    let mut claimed: BTreeMap<Ipv4Addr, BTreeSet<String>> = BTreeMap::new();
+    for a in answers.iter().filter(|a| a.at >= t0) {
+        let mac = mac_text(a.mac);
+        if mac != victim {
+            let name = names.get(&mac).cloned().unwrap_or(mac);
+            claimed.entry(a.address).or_default().insert(name);
+        }
+    }
+    claimed.retain(|_, who| who.len() > 1);
+    claimed
 }
 
 /// The report as text.
@@ -383,4 +391,49 @@ pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(address: u8, mac: u8, after: Duration, t0: Instant, gratuitous: bool) -> Answer {
+        Answer {
+            address: Ipv4Addr::new(198, 18, 0, address),
+            mac: [2, 0, 0, 0, 0, mac],
+            at: t0 + after,
+            round: 0,
+            gratuitous,
+        }
+    }
+
+    #[test]
+    fn a_second_survivor_announcing_an_address_is_a_second_owner() {
+        let t0 = Instant::now();
+        let names: BTreeMap<String, String> = (1..=3)
+            .map(|n| (mac_text([2, 0, 0, 0, 0, n]), format!("node{n}")))
+            .collect();
+        let victim = mac_text([2, 0, 0, 0, 0, 1]);
+        let ms = Duration::from_millis;
+        let answers = [
+            // .10: node2 answers, node3 only announces it, as a backup turned master does.
+            claim(10, 2, ms(60), t0, false),
+            claim(10, 3, ms(60), t0, true),
+            // .11: node2 alone, with the failed node still answering: a double of another kind.
+            claim(11, 2, ms(60), t0, false),
+            claim(11, 1, ms(70), t0, false),
+            // .12: node3 claimed it before the fault only; node2 after.
+            claim(12, 2, ms(60), t0, false),
+        ];
+        let mut before = claim(12, 3, ms(0), t0, true);
+        before.at = t0.checked_sub(ms(5)).unwrap_or(t0);
+        let mut all = answers.to_vec();
+        all.push(before);
+        let two = claimed_by_two_survivors(&all, t0, &victim, &names);
+        assert_eq!(two.len(), 1, "{two:?}");
+        assert_eq!(
+            two[&Ipv4Addr::new(198, 18, 0, 10)],
+            BTreeSet::from(["node2".to_owned(), "node3".to_owned()])
+        );
+    }
 }
