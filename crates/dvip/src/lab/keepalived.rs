@@ -26,6 +26,16 @@ const IN_ADVERT_MAX: usize = 255;
 const TUNING: &str =
     "  vrrp_rt_priority 99\n  vrrp_rlimit_rttime 1000000\n  vrrp_skip_check_adv_addr\n";
 
+/// Node `i`'s priority for the shares of others: below the owner's 150 and spread as far
+/// apart as the range allows. VRRP staggers the backups' takeover by their priorities
+/// (VRRPv3's skew is (256 - priority) / 256 of an interval); priorities one apart stagger them
+/// by 1/256 of an interval, so on a busy host both take over, as the first version of this lab
+/// did (BENCHMARKS.md, "keepalived's second master"). An operator spaces them widely.
+fn backup_priority(nodes: usize, i: usize) -> usize {
+    let step = 140 / nodes.max(1);
+    150 - step * i.min(nodes)
+}
+
 /// Node `i`'s keepalived.conf: every share as an instance, node `i`'s own at priority 150.
 pub(super) fn config(state: &LabState, i: usize, advert_ms: u32) -> String {
     let mut text = format!(
@@ -42,8 +52,11 @@ pub(super) fn config(state: &LabState, i: usize, advert_ms: u32) -> String {
             continue;
         }
         let (carried, excluded) = members.split_at(members.len().min(IN_ADVERT_MAX));
-        // Distinct priorities: the share's own node first, then the others in order.
-        let priority = if share == i { 150 } else { 100 - i };
+        let priority = if share == i {
+            150
+        } else {
+            backup_priority(state.nodes, i)
+        };
         text.push_str(&format!(
             "vrrp_instance share{share} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {share}\n  priority {priority}\n  advert_int {:.2}\n  virtual_ipaddress {{\n{}  }}\n",
             f64::from(advert_ms) / 1000.0,
@@ -101,4 +114,25 @@ pub(super) fn installed() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success() || !o.stderr.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backup_priority;
+
+    #[test]
+    fn backups_are_spread_below_the_owner_and_never_reach_zero() {
+        assert_eq!(
+            (1..=3).map(|i| backup_priority(3, i)).collect::<Vec<_>>(),
+            [104, 58, 12]
+        );
+        for nodes in 2..=16 {
+            let all: Vec<usize> = (1..=nodes).map(|i| backup_priority(nodes, i)).collect();
+            assert!(all.windows(2).all(|w| w[0] >= w[1] + 8), "{nodes}: {all:?}");
+            assert!(
+                all.iter().all(|&p| (1..150).contains(&p)),
+                "{nodes}: {all:?}"
+            );
+        }
+    }
 }

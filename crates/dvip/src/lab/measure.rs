@@ -397,11 +397,11 @@ pub(super) fn now_ms() -> u64 {
 mod tests {
     use super::*;
 
-    fn claim(address: u8, mac: u8, after: Duration, t0: Instant, gratuitous: bool) -> Answer {
+    fn claim(address: u8, mac: u8, at: Instant, gratuitous: bool) -> Answer {
         Answer {
             address: Ipv4Addr::new(198, 18, 0, address),
             mac: [2, 0, 0, 0, 0, mac],
-            at: t0 + after,
+            at,
             round: 0,
             gratuitous,
         }
@@ -409,27 +409,25 @@ mod tests {
 
     #[test]
     fn a_second_survivor_announcing_an_address_is_a_second_owner() {
-        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let before = Instant::now();
+        let t0 = before + ms(5);
         let names: BTreeMap<String, String> = (1..=3)
             .map(|n| (mac_text([2, 0, 0, 0, 0, n]), format!("node{n}")))
             .collect();
         let victim = mac_text([2, 0, 0, 0, 0, 1]);
-        let ms = Duration::from_millis;
         let answers = [
             // .10: node2 answers, node3 only announces it, as a backup turned master does.
-            claim(10, 2, ms(60), t0, false),
-            claim(10, 3, ms(60), t0, true),
+            claim(10, 2, t0 + ms(60), false),
+            claim(10, 3, t0 + ms(60), true),
             // .11: node2 alone, with the failed node still answering: a double of another kind.
-            claim(11, 2, ms(60), t0, false),
-            claim(11, 1, ms(70), t0, false),
-            // .12: node3 claimed it before the fault only; node2 after.
-            claim(12, 2, ms(60), t0, false),
+            claim(11, 2, t0 + ms(60), false),
+            claim(11, 1, t0 + ms(70), false),
+            // .12: node3 announced it before the fault only; node2 claims it after.
+            claim(12, 3, before, true),
+            claim(12, 2, t0 + ms(60), false),
         ];
-        let mut before = claim(12, 3, ms(0), t0, true);
-        before.at = t0.checked_sub(ms(5)).unwrap_or(t0);
-        let mut all = answers.to_vec();
-        all.push(before);
-        let two = claimed_by_two_survivors(&all, t0, &victim, &names);
+        let two = claimed_by_two_survivors(&answers, t0, &victim, &names);
         assert_eq!(two.len(), 1, "{two:?}");
         assert_eq!(
             two[&Ipv4Addr::new(198, 18, 0, 10)],
