@@ -11,11 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::Value;
 
 mod connect;
+mod ipc;
 mod probe;
 mod recorder;
 mod topology;
 
 pub use connect::{Backends, Connected, TcpProber};
+pub use ipc::reap_stale;
 pub use probe::{mac_text, Answer, Prober};
 pub use topology::{try_ip, try_iproute2, LabError, Topology, CLIENT_ADDRESS};
 
@@ -380,6 +382,7 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
+        reap_stale();
         self.topology.destroy();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

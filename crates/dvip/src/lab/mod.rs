@@ -8,7 +8,6 @@
 mod bench;
 mod chaos;
 mod follow;
-mod ipc;
 mod keepalived;
 mod measure;
 mod state;
@@ -341,7 +340,7 @@ fn spawn(state: &mut LabState, key: String, mut command: Command) -> Result<(), 
 }
 
 fn start_corosync(state: &mut LabState, i: usize) -> Result<(), LabError> {
-    ipc::reap_stale();
+    dvip_netns::reap_stale();
     let conf = state.dir().join(format!("corosync-{i}.conf"));
     let command = state.topology().corosync_command(i, &conf);
     spawn(state, format!("corosync-{i}"), command)
@@ -779,7 +778,7 @@ fn down(name: &str) {
             process.kill();
         }
     }
-    ipc::reap_stale();
+    dvip_netns::reap_stale();
     // Namespaces by the lab's prefix, also when the state file is gone or incomplete.
     let prefix = LabState::prefix_of(name);
     let listed = Command::new("ip")

@@ -5,16 +5,21 @@
 //! chaos run kills thousands: left alone they once filled this machine's memory.
 //!
 //! Owns finding and removing those files; it touches only files whose two processes are both
-//! gone, so a corosync running outside the lab keeps its own.
+//! gone, so a corosync running outside the lab (or another lab's) keeps its own.
 
 /// Removes the IPC files of connections whose two ends are gone; returns how many.
-pub(crate) fn reap_stale() -> usize {
+pub fn reap_stale() -> usize {
     let Ok(entries) = std::fs::read_dir("/dev/shm") else {
         return 0;
     };
     // A zombie (killed, not yet reaped by its parent) holds nothing open any more.
     let alive = |pid: u32| {
-        super::state::stat_fields(pid).is_some_and(|fields| fields.first().is_none_or(|s| s != "Z"))
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // The state follows the parenthesised command name, which may hold anything.
+            stat.rsplit_once(')')
+                .and_then(|(_, after)| after.split_whitespace().next())
+                .is_none_or(|state| state != "Z")
+        })
     };
     entries
         .flatten()
