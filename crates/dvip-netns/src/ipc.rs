@@ -14,12 +14,7 @@ pub fn reap_stale() -> usize {
     };
     // A zombie (killed, not yet reaped by its parent) holds nothing open any more.
     let alive = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            // The state follows the parenthesised command name, which may hold anything.
-            stat.rsplit_once(')')
-                .and_then(|(_, after)| after.split_whitespace().next())
-                .is_none_or(|state| state != "Z")
-        })
+        crate::stat_fields(pid).is_some_and(|fields| fields.first().is_none_or(|s| s != "Z"))
     };
     entries
         .flatten()

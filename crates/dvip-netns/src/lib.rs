@@ -13,12 +13,14 @@ use serde_json::Value;
 mod connect;
 mod ipc;
 mod probe;
+mod process;
 mod recorder;
 mod topology;
 
 pub use connect::{Backends, Connected, TcpProber};
 pub use ipc::reap_stale;
 pub use probe::{mac_text, Answer, Prober};
+pub use process::stat_fields;
 pub use topology::{try_ip, try_iproute2, LabError, Topology, CLIENT_ADDRESS};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);

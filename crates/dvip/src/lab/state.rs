@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dvip_netns::{LabError, Topology};
+use dvip_netns::{stat_fields, LabError, Topology};
 use serde::{Deserialize, Serialize};
 
 /// Where labs keep their state.
@@ -63,14 +63,6 @@ pub(crate) fn processes_in(ns: &str) -> Vec<Process> {
         .filter_map(|p| p.trim().parse::<u32>().ok())
         .filter_map(Process::of)
         .collect()
-}
-
-/// The fields of `/proc/PID/stat` after the parenthesised command name (which may hold
-/// spaces): the state is `[0]`, field N of proc(5) is `[N - 3]`.
-pub(crate) fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    Some(after.split_whitespace().map(str::to_owned).collect())
 }
 
 /// Field 22 of `/proc/PID/stat`.

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dvip_netns::LabError;
+use dvip_netns::{stat_fields, LabError};
 use serde_json::{json, Value};
 
 use super::follow::Follower;
-use super::state::{processes_in, stat_fields, LabState, System};
+use super::state::{processes_in, LabState, System};
 use super::{down, err, up};
 
 /// What to measure.
