@@ -178,22 +178,22 @@ pub(super) fn fault(
     };
 
     // Before the fault: the node answers for all of them (or the probe is wrong). Every loop
-    // below reads only the answers that arrived since it last looked.
+    // below reads only the answers that arrived since it last looked; announcements are no
+    // answers (they count only as claims, from the whole record at the end).
     let mut seen = 0;
     let mut fresh = || {
         let new = prober.answers_since(seen);
         seen += new.len();
-        new
+        new.into_iter()
+            .filter(|a| !a.gratuitous)
+            .collect::<Vec<_>>()
     };
     let baseline = Instant::now();
     let mut answered = BTreeSet::new();
     // The failed node's last answer, before the fault or after it.
     let mut last_victim: Option<Instant> = None;
     loop {
-        for a in fresh()
-            .iter()
-            .filter(|a| !a.gratuitous && mac_text(a.mac) == victim)
-        {
+        for a in fresh().iter().filter(|a| mac_text(a.mac) == victim) {
             answered.insert(a.address);
             last_victim = Some(a.at);
         }
@@ -219,7 +219,7 @@ pub(super) fn fault(
     inject()?;
     let mut first: BTreeMap<Ipv4Addr, Answer> = BTreeMap::new();
     let mut read = |first: &mut BTreeMap<Ipv4Addr, Answer>, last_victim: &mut Option<Instant>| {
-        for a in fresh().into_iter().filter(|a| !a.gratuitous) {
+        for a in fresh() {
             if mac_text(a.mac) == victim {
                 *last_victim = Some(a.at);
             } else if a.at >= t0 {
