@@ -145,9 +145,14 @@ fn rounds(
     loop {
         tally.rounds += 1;
         let health_before = health(state);
-        let followers: Vec<(String, Follower)> = (1..=state.nodes)
-            .filter(|&i| state.alive("dvipd", i))
-            .map(|i| (format!("node{i}"), Follower::start(state.socket(i))))
+        // Every node is followed, down or not: a daemon started in the round (a restart, or
+        // one that replaced a killed one) is seen from its first events on.
+        let followers: Vec<(String, bool, Follower)> = (1..=state.nodes)
+            .map(|i| {
+                let running = state.alive("dvipd", i);
+                let follower = Follower::reconnecting(state.socket(i), running);
+                (format!("node{i}"), running, follower)
+            })
             .collect();
         let repairs = last.then(|| repair_all(state, &world));
         let count = repairs.as_ref().map_or_else(|| 1 + dice.below(3), Vec::len);
@@ -184,8 +189,10 @@ fn rounds(
         causes.membership |= health(state) != health_before;
         let settled = settle(state, &world, &macs, runtime);
         let mut events: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for (name, follower) in followers {
-            let following = follower.following;
+        for (name, running, follower) in followers {
+            // A daemon running at the start whose stream did not open at once may have done
+            // things unseen; one started later is known from its first line.
+            let following = follower.following || (!running && follower.ever_opened());
             let lines = follower.finish();
             for line in &lines {
                 let kind = line["event"].as_str().unwrap_or("?").to_owned();
