@@ -166,7 +166,7 @@ mod tests {
         }
     }
 
-    fn scratch(name: &str) -> std::path::PathBuf {
+    fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("dvip-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         dir
