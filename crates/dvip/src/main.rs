@@ -23,6 +23,8 @@ enum Outcome {
     Failed,
     /// The command line is wrong in a way only visible after parsing it: exit 2.
     Usage,
+    /// Ctrl-C or SIGTERM stopped a long command early: exit 130, as a shell reports it.
+    Interrupted,
 }
 
 fn main() -> ExitCode {
@@ -79,5 +81,6 @@ fn main() -> ExitCode {
         Outcome::Ok => ExitCode::SUCCESS,
         Outcome::Failed => ExitCode::from(1),
         Outcome::Usage => ExitCode::from(2),
+        Outcome::Interrupted => ExitCode::from(130),
     }
 }

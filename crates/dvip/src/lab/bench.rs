@@ -14,6 +14,7 @@ use dvip_netns::LabError;
 use serde_json::{json, Value};
 
 use super::follow::Follower;
+use super::interrupt;
 use super::measure::quantile;
 use super::state::{LabState, System};
 use super::{down, inject, last_lines, measure, node_index, start_node, up, wait_spread, Fault};
@@ -155,15 +156,25 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
     let mut failed = None;
     for system in systems {
         if let Err(e) = measure_system(plan, system, &mut rows) {
-            failed = Some(e);
+            // After Ctrl-C, a run cut short (an `ip` of its own interrupted too) is dropped,
+            // not a failure.
+            if !interrupt::requested() {
+                failed = Some(e);
+            }
+            break;
+        }
+        if interrupt::requested() {
             break;
         }
     }
     let ratios = ratios(&rows);
     if json_out {
-        crate::console::print_json(
-            &json!({"nodes": plan.nodes, "results": rows, "ratios": ratios}),
-        );
+        crate::console::print_json(&json!({
+            "nodes": plan.nodes,
+            "results": rows,
+            "ratios": ratios,
+            "interrupted": interrupt::requested(),
+        }));
     } else {
         print_table(&rows);
         if !ratios.is_empty() {
@@ -226,6 +237,9 @@ fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Re
             for &fault in &faults {
                 let mut runs = Vec::new();
                 for run in 1..=plan.runs {
+                    if interrupt::requested() {
+                        break;
+                    }
                     let (report, evidence) = one_run(&mut state, fault, plan.keep_slow)?;
                     eprintln!(
                         "bench: {}, {size} addresses, {}, run {run}/{}: worst {} ms",
@@ -238,6 +252,9 @@ fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Re
                         keep(&evidence, &label(system), size, fault, run);
                     }
                     runs.push(report);
+                }
+                if runs.is_empty() {
+                    break;
                 }
                 let mut row = summary(size, fault, &runs);
                 row["system"] = json!(label(system));
@@ -253,6 +270,9 @@ fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Re
             return Err(LabError(format!("{e}\n{logs}")));
         }
         down(&plan.name);
+        if interrupt::requested() {
+            break;
+        }
     }
     Ok(())
 }

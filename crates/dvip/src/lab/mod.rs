@@ -8,6 +8,7 @@
 mod bench;
 mod chaos;
 mod follow;
+mod interrupt;
 mod keepalived;
 mod measure;
 mod state;
@@ -54,6 +55,20 @@ pub(crate) fn addresses(count: u32) -> impl Iterator<Item = Ipv4Addr> {
 }
 
 pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
+    // The long commands stop cleanly on a first Ctrl-C: report, then remove the lab.
+    let stops = match command {
+        LabCommand::Bench { .. } => Some("after this run, with the report of the runs so far"),
+        LabCommand::Chaos { .. } => {
+            Some("after this round and a last one that repairs and checks all")
+        }
+        LabCommand::Steady { .. } => Some("now, with the report of the time so far"),
+        _ => None,
+    };
+    if let Some(stops) = stops {
+        if let Err(e) = interrupt::arm(name, stops) {
+            eprintln!("dvip lab: cannot catch Ctrl-C ({e}); it will end the command at once");
+        }
+    }
     let result = match command {
         LabCommand::Up {
             nodes,
@@ -152,6 +167,10 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
         }
     };
     match result {
+        Ok(()) if interrupt::requested() => {
+            eprintln!("dvip lab: interrupted; the report above holds what was done before");
+            Outcome::Interrupted
+        }
         Ok(()) => Outcome::Ok,
         Err(e) => {
             eprintln!("dvip lab: {e}");

@@ -13,6 +13,7 @@ use dvip_netns::{stat_fields, LabError};
 use serde_json::{json, Value};
 
 use super::follow::Follower;
+use super::interrupt;
 use super::state::{processes_in, LabState, System};
 use super::{down, err, up};
 
@@ -149,7 +150,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<Value, LabError> {
         })
         .collect();
     let mut said = Instant::now();
-    while started.elapsed() < plan.duration {
+    while started.elapsed() < plan.duration && !interrupt::requested() {
         std::thread::sleep(Duration::from_millis(200));
         if said.elapsed() >= Duration::from_secs(60) {
             eprintln!(
@@ -214,6 +215,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<Value, LabError> {
         "nodes": state.nodes,
         "addresses": state.addresses,
         "seconds": seconds.round(),
+        "interrupted": interrupt::requested(),
         "busy_threads": plan.busy,
         "per_node": per_node,
         "bridge_packets_per_s": ((packets1 - packets0) as f64 / seconds * 10.0).round() / 10.0,

@@ -223,3 +223,84 @@ fn a_bench_reports_client_seen_times_and_phases_and_cleans_up() {
     }
     assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
 }
+
+#[test]
+fn a_bench_stopped_by_ctrl_c_reports_the_runs_so_far_and_cleans_up() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let name = format!("i{}", std::process::id() % 100_000_000);
+    let _lab = Lab(name.clone());
+    let dvipd = dvipd();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dvip"))
+        .args([
+            "lab",
+            "bench",
+            "--name",
+            &name,
+            "--nodes",
+            "2",
+            "--sizes",
+            "4",
+            "--runs",
+            "50",
+            "--faults",
+            "daemon",
+            "--json",
+            "--dvipd",
+            dvipd.to_str().expect("utf-8"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dvip runs");
+    // The progress lines tell when two runs are done.
+    let (lines, progress) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = lines.send(line);
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match progress.recv_timeout(left) {
+            Ok(line) if line.contains("run 2/50") => break,
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "no second run within 120 s:\n{}",
+                    reader.join().unwrap_or_default()
+                );
+            }
+        }
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("stdout read");
+    let status = child.wait().expect("dvip ends");
+    let err = reader.join().unwrap_or_default();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("stopping after this run"), "{err}");
+    let report: Value = serde_json::from_str(&out).expect("the report is JSON");
+    assert_eq!(report["interrupted"], true, "{report}");
+    let results = report["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1, "{report}");
+    let runs = results[0]["runs"].as_u64().expect("runs");
+    assert!((2..50).contains(&runs), "{runs} runs reported: {report}");
+    assert_eq!(results[0]["unanswered"], 0, "{report}");
+    assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
+}

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use self::check::{Causes, NodeSeen, Record, Seen};
 use self::nemesis::{Dice, Health, Op, World};
 use super::follow::Follower;
+use super::interrupt;
 use super::measure::{client_prober, quantile};
 use super::state::{LabState, System};
 use super::{addresses, down, err, up};
@@ -90,7 +91,15 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
         violations: Vec::new(),
     };
     let result = nemesis::make_second_switch(&state)
-        .and_then(|()| rounds(plan, seed, &mut state, &runtime, &mut tally));
+        .and_then(|()| rounds(plan, seed, &mut state, &runtime, &mut tally))
+        .or_else(|e| match interrupt::requested() {
+            // A second Ctrl-C never gets here; an `ip` of a round cut by the first may.
+            true => {
+                eprintln!("chaos: the round in flight was cut by the interrupt: {e}");
+                Ok(())
+            }
+            false => Err(e),
+        });
     let elapsed = tally.started.elapsed();
     let report = report(plan, seed, elapsed, &tally, &replay);
     if json_out {
@@ -241,7 +250,8 @@ fn rounds(
         if last {
             return Ok(());
         }
-        last = tally.started.elapsed() >= plan.duration;
+        // Ctrl-C ends the run as the time running out does: with the repairing round.
+        last = tally.started.elapsed() >= plan.duration || interrupt::requested();
     }
 }
 
@@ -370,6 +380,7 @@ fn report(plan: &ChaosPlan, seed: u64, elapsed: Duration, tally: &Tally, replay:
         "seed": seed,
         "duration_s": plan.duration.as_secs(),
         "ran_s": elapsed.as_secs(),
+        "interrupted": interrupt::requested(),
         "nodes": plan.nodes,
         "addresses": plan.addresses,
         "rounds": tally.rounds,
@@ -391,8 +402,15 @@ fn report(plan: &ChaosPlan, seed: u64, elapsed: Duration, tally: &Tally, replay:
 fn print(report: &Value) {
     let count = |v: &Value| v.as_u64().unwrap_or(0);
     println!(
-        "chaos seed {}: {} s, {} nodes, {} addresses",
-        report["seed"], report["ran_s"], report["nodes"], report["addresses"]
+        "chaos seed {}: {} s{}, {} nodes, {} addresses",
+        report["seed"],
+        report["ran_s"],
+        match report["interrupted"].as_bool() {
+            Some(true) => format!(" of {} (interrupted)", report["duration_s"]),
+            _ => String::new(),
+        },
+        report["nodes"],
+        report["addresses"]
     );
     println!(
         "{} rounds, {} faults injected, {} settles checked, {} violations",
