@@ -146,37 +146,34 @@ fn lab_commands_name_what_is_wrong() {
     assert_eq!(many.status.code(), Some(2));
 }
 
+/// `dvip lab bench --json` of two nodes with four addresses, with `more` arguments.
+fn small_bench(name: &str, more: &[&str]) -> std::process::Command {
+    let dvipd = dvipd();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dvip"));
+    command
+        .args([
+            "lab", "bench", "--name", name, "--nodes", "2", "--sizes", "4", "--json",
+        ])
+        .arg("--dvipd")
+        .arg(dvipd)
+        .args(more);
+    command
+}
+
 #[test]
 fn a_bench_reports_client_seen_times_and_phases_and_cleans_up() {
     let name = format!("b{}", std::process::id() % 100_000_000);
     let _lab = Lab(name.clone());
-    let dvipd = dvipd();
     // Run where `--keep-slow 0` may write (every run is slower than 0 ms).
     let here = std::env::temp_dir().join(format!("dvip-bench-{name}"));
     std::fs::create_dir_all(&here).expect("a scratch directory");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_dvip"))
-        .args([
-            "lab",
-            "bench",
-            "--name",
-            &name,
-            "--nodes",
-            "2",
-            "--sizes",
-            "4",
-            "--runs",
-            "2",
-            "--faults",
-            "daemon,stop",
-            "--keep-slow",
-            "0",
-            "--json",
-            "--dvipd",
-            dvipd.to_str().expect("utf-8"),
-        ])
-        .current_dir(&here)
-        .output()
-        .expect("dvip runs");
+    let run = small_bench(
+        &name,
+        &["--runs", "2", "--faults", "daemon,stop", "--keep-slow", "0"],
+    )
+    .current_dir(&here)
+    .output()
+    .expect("dvip runs");
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     let out = text(&run.stdout);
     let report: Value = serde_json::from_str(&out).expect("bench --json is JSON");
@@ -227,30 +224,12 @@ fn a_bench_reports_client_seen_times_and_phases_and_cleans_up() {
 #[test]
 fn a_bench_stopped_by_ctrl_c_reports_the_runs_so_far_and_cleans_up() {
     use std::io::{BufRead, BufReader, Read};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     use std::time::{Duration, Instant};
 
     let name = format!("i{}", std::process::id() % 100_000_000);
     let _lab = Lab(name.clone());
-    let dvipd = dvipd();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dvip"))
-        .args([
-            "lab",
-            "bench",
-            "--name",
-            &name,
-            "--nodes",
-            "2",
-            "--sizes",
-            "4",
-            "--runs",
-            "50",
-            "--faults",
-            "daemon",
-            "--json",
-            "--dvipd",
-            dvipd.to_str().expect("utf-8"),
-        ])
+    let mut child = small_bench(&name, &["--runs", "50", "--faults", "daemon"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
