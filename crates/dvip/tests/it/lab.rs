@@ -221,20 +221,21 @@ fn a_bench_reports_client_seen_times_and_phases_and_cleans_up() {
     assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
 }
 
-#[test]
-fn a_bench_stopped_by_ctrl_c_reports_the_runs_so_far_and_cleans_up() {
+/// Runs `command` until a line of its standard error contains `marker` (within `within`),
+/// sends it SIGINT, and returns its exit code, standard output and standard error.
+fn interrupted_after(
+    mut command: std::process::Command,
+    marker: &str,
+    within: std::time::Duration,
+) -> (Option<i32>, String, String) {
     use std::io::{BufRead, BufReader, Read};
     use std::process::Stdio;
-    use std::time::{Duration, Instant};
 
-    let name = format!("i{}", std::process::id() % 100_000_000);
-    let _lab = Lab(name.clone());
-    let mut child = small_bench(&name, &["--runs", "50", "--faults", "daemon"])
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("dvip runs");
-    // The progress lines tell when two runs are done.
     let (lines, progress) = std::sync::mpsc::channel::<String>();
     let stderr = child.stderr.take().expect("stderr");
     let reader = std::thread::spawn(move || {
@@ -246,16 +247,16 @@ fn a_bench_stopped_by_ctrl_c_reports_the_runs_so_far_and_cleans_up() {
         }
         all
     });
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + within;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
         match progress.recv_timeout(left) {
-            Ok(line) if line.contains("run 2/50") => break,
+            Ok(line) if line.contains(marker) => break,
             Ok(_) => {}
             Err(_) => {
                 let _ = child.kill();
                 panic!(
-                    "no second run within 120 s:\n{}",
+                    "no `{marker}` within {within:?}:\n{}",
                     reader.join().unwrap_or_default()
                 );
             }
@@ -271,8 +272,17 @@ fn a_bench_stopped_by_ctrl_c_reports_the_runs_so_far_and_cleans_up() {
         .read_to_string(&mut out)
         .expect("stdout read");
     let status = child.wait().expect("dvip ends");
-    let err = reader.join().unwrap_or_default();
-    assert_eq!(status.code(), Some(130), "{err}");
+    (status.code(), out, reader.join().unwrap_or_default())
+}
+
+#[test]
+fn a_bench_stopped_by_ctrl_c_reports_the_runs_so_far_and_cleans_up() {
+    let name = format!("i{}", std::process::id() % 100_000_000);
+    let _lab = Lab(name.clone());
+    let bench = small_bench(&name, &["--runs", "50", "--faults", "daemon"]);
+    let (code, out, err) =
+        interrupted_after(bench, "run 2/50", std::time::Duration::from_secs(120));
+    assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("stopping after this run"), "{err}");
     let report: Value = serde_json::from_str(&out).expect("the report is JSON");
     assert_eq!(report["interrupted"], true, "{report}");
@@ -281,5 +291,40 @@ fn a_bench_stopped_by_ctrl_c_reports_the_runs_so_far_and_cleans_up() {
     let runs = results[0]["runs"].as_u64().expect("runs");
     assert!((2..50).contains(&runs), "{runs} runs reported: {report}");
     assert_eq!(results[0]["unanswered"], 0, "{report}");
+    assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
+}
+
+#[test]
+fn a_chaos_run_stopped_by_ctrl_c_repairs_checks_and_cleans_up() {
+    let name = format!("c{}", std::process::id() % 100_000_000);
+    let _lab = Lab(name.clone());
+    let mut chaos = std::process::Command::new(env!("CARGO_BIN_EXE_dvip"));
+    chaos
+        .args([
+            "lab",
+            "--name",
+            &name,
+            "chaos",
+            "--seed",
+            "7",
+            "--duration",
+            "900",
+        ])
+        .args(["--nodes", "3", "--addresses", "6", "--json", "--dvipd"])
+        .arg(dvipd());
+    let (code, out, err) =
+        interrupted_after(chaos, "round    2", std::time::Duration::from_secs(180));
+    assert_eq!(code, Some(130), "{err}");
+    let report: Value = serde_json::from_str(&out).expect("the report is JSON");
+    assert_eq!(report["interrupted"], true, "{report}");
+    assert_eq!(report["violations"], serde_json::json!([]), "{report}");
+    // The round in flight, then the repairing round, each settled and checked.
+    let rounds = report["rounds"].as_u64().expect("rounds");
+    assert!(rounds >= 3, "{report}");
+    assert_eq!(report["settles_checked"].as_u64(), Some(rounds), "{report}");
+    assert!(
+        report["ran_s"].as_u64().is_some_and(|s| s < 900),
+        "{report}"
+    );
     assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
 }
