@@ -91,15 +91,23 @@ impl Follower {
         }
     }
 
+    /// Whether the stream opened within `within`; a plain follower whose daemon is not
+    /// there gives up at once.
     fn wait_open(&self, within: Duration) -> bool {
         let deadline = std::time::Instant::now() + within;
-        while !self.opened.load(Ordering::SeqCst) {
-            if std::time::Instant::now() >= deadline {
-                return false;
+        loop {
+            if self.opened.load(Ordering::SeqCst) {
+                return true;
+            }
+            let ended = self
+                .thread
+                .as_ref()
+                .is_none_or(std::thread::JoinHandle::is_finished);
+            if ended || std::time::Instant::now() >= deadline {
+                return self.opened.load(Ordering::SeqCst);
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        true
     }
 
     /// Whether any daemon opened its stream to this follower, so far.
@@ -189,6 +197,17 @@ mod tests {
         let lines = follower.finish();
         let addresses: Vec<&str> = lines.iter().filter_map(|l| l["address"].as_str()).collect();
         assert_eq!(addresses, ["198.18.0.1", "198.18.0.2"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_plain_follower_of_no_daemon_gives_up_at_once() {
+        let dir = scratch("follow-none");
+        let started = Instant::now();
+        let follower = Follower::start(dir.join("nobody.sock"));
+        assert!(!follower.following);
+        assert!(started.elapsed() < OPEN_WAIT / 2, "{:?}", started.elapsed());
+        assert!(follower.finish().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
