@@ -92,13 +92,13 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
     };
     let result = nemesis::make_second_switch(&state)
         .and_then(|()| rounds(plan, seed, &mut state, &runtime, &mut tally))
-        .or_else(|e| match interrupt::requested() {
+        .or_else(|e| {
             // A second Ctrl-C never gets here; an `ip` of a round cut by the first may.
-            true => {
-                eprintln!("chaos: the round in flight was cut by the interrupt: {e}");
-                Ok(())
+            if !interrupt::requested() {
+                return Err(e);
             }
-            false => Err(e),
+            eprintln!("chaos: the round in flight was cut by the interrupt: {e}");
+            Ok(())
         });
     let elapsed = tally.started.elapsed();
     let report = report(plan, seed, elapsed, &tally, &replay);
