@@ -187,6 +187,19 @@ pub enum DropReason {
     NotCarried,
 }
 
+impl DropReason {
+    /// A short name for logs and metric labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Decode(_) => "decode",
+            Self::Stale => "stale",
+            Self::NotMember => "not_member",
+            Self::NoView => "no_view",
+            Self::NotCarried => "not_carried",
+        }
+    }
+}
+
 /// A console command this node's operator gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {

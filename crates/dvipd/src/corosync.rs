@@ -18,7 +18,7 @@ use rust_corosync::cpg::{self, Address, Guarantee, Handle, Model1Data, Model1Fla
 use rust_corosync::{cmap, CsError, DispatchFlags, NodeId};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use crate::fragment::{self, Reassembler, FRAGMENT_MAX};
+use crate::fragment::{self, FragmentError, Reassembler, FRAGMENT_MAX};
 
 /// A member of the group: one process on one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,6 +43,14 @@ pub enum BusEvent {
         from: Member,
         /// What it says.
         bytes: Vec<u8>,
+    },
+    /// A piece of a fragmented message was refused and dropped, with the sender's message in
+    /// progress.
+    Dropped {
+        /// Who sent it.
+        from: Member,
+        /// Why.
+        why: FragmentError,
     },
     /// The connection to corosync is gone; join again.
     Lost(String),
@@ -169,7 +177,7 @@ impl CorosyncBus {
             },
             events,
             sent: 0,
-            reassembler: Reassembler::default(),
+            reassembler: Reassembler::new(dvip_core::wire::MESSAGE_SIZE_MAX),
             outbox: VecDeque::new(),
         })
     }
@@ -216,16 +224,16 @@ impl CorosyncBus {
     pub async fn next(&mut self) -> Option<BusEvent> {
         loop {
             match self.events.recv().await? {
-                BusEvent::Message { from, bytes } => {
-                    if let Some(bytes) = self.reassembler.push(&from, bytes) {
-                        return Some(BusEvent::Message { from, bytes });
-                    }
-                }
+                BusEvent::Message { from, bytes } => match self.reassembler.push(&from, bytes) {
+                    Ok(Some(bytes)) => return Some(BusEvent::Message { from, bytes }),
+                    Ok(None) => {}
+                    Err(why) => return Some(BusEvent::Dropped { from, why }),
+                },
                 BusEvent::View { members } => {
                     self.reassembler.keep_only(|m| members.contains(m));
                     return Some(BusEvent::View { members });
                 }
-                lost @ BusEvent::Lost(_) => return Some(lost),
+                other @ (BusEvent::Lost(_) | BusEvent::Dropped { .. }) => return Some(other),
             }
         }
     }

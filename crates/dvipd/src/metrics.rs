@@ -25,6 +25,14 @@ pub struct ErrorKind {
     pub kind: &'static str,
 }
 
+/// Why a message from the bus was dropped, for `dvip_dropped_messages_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropKind {
+    /// `fragment` (a piece refused before reassembly), or the core's reason (`decode`,
+    /// `stale`, `not_member`, `no_view`, `not_carried`).
+    pub reason: &'static str,
+}
+
 /// Every metric dvipd exports.
 pub struct Metrics {
     registry: Registry,
@@ -50,6 +58,8 @@ pub struct Metrics {
     pub plumb_seconds: Histogram,
     /// Failures by kind.
     pub errors: Family<ErrorKind, Counter>,
+    /// Messages from the bus dropped, by reason.
+    pub dropped: Family<DropKind, Counter>,
     /// Connections accepted by forward-mode listeners.
     pub forwarded: Counter,
     /// Forwarded connections whose backend did not accept them.
@@ -71,6 +81,7 @@ impl Default for Metrics {
         let election_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let plumb_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
         let errors = Family::<ErrorKind, Counter>::default();
+        let dropped = Family::<DropKind, Counter>::default();
         let forwarded = Counter::default();
         let backend_failures = Counter::default();
         registry.register("addresses_held", "Addresses this node holds", held.clone());
@@ -109,6 +120,11 @@ impl Default for Metrics {
         );
         registry.register("errors", "Failures by kind", errors.clone());
         registry.register(
+            "dropped_messages",
+            "Messages from the bus dropped, by reason",
+            dropped.clone(),
+        );
+        registry.register(
             "forwarded_connections",
             "Connections accepted by forward-mode listeners",
             forwarded.clone(),
@@ -131,6 +147,7 @@ impl Default for Metrics {
             election_seconds,
             plumb_seconds,
             errors,
+            dropped,
             forwarded,
             backend_failures,
         }
@@ -141,6 +158,11 @@ impl Metrics {
     /// Counts one failure of `kind`.
     pub fn error(&self, kind: &'static str) {
         self.errors.get_or_create(&ErrorKind { kind }).inc();
+    }
+
+    /// Counts one message dropped for `reason`.
+    pub fn dropped(&self, reason: &'static str) {
+        self.dropped.get_or_create(&DropKind { reason }).inc();
     }
 
     /// The text exposition format.

@@ -92,6 +92,10 @@ impl Daemon {
                 Some(ControlMessage::Reply { .. }) => {}
                 None => warn!("ignored a control group message that is not one"),
             },
+            BusEvent::Dropped { why, .. } => {
+                warn!("dropped a control group fragment: {why}");
+                self.metrics.dropped("fragment");
+            }
             BusEvent::Lost(why) => {
                 warn!("lost the control group ({why}); joining again");
                 self.control = None;

@@ -466,6 +466,12 @@ impl Daemon {
                     .election_seconds
                     .observe(started.elapsed().as_secs_f64());
             }
+            BusEvent::Dropped { from, why } => {
+                let name = self.member_name(from);
+                warn!(from = %name, "fragment dropped: {why}");
+                self.metrics.dropped("fragment");
+                self.emit(serde_json::json!({"event": "dropped", "from": name, "reason": "fragment", "why": why.to_string()}));
+            }
             BusEvent::Lost(why) => {
                 error!("lost corosync ({why}): releasing every address until it is back");
                 self.metrics.error("bus");

@@ -132,6 +132,7 @@ impl Daemon {
             Event::Released { .. } => {
                 m.releases.inc();
             }
+            Event::Dropped { why, .. } => m.dropped(why.name()),
             _ => {}
         }
     }
@@ -181,7 +182,7 @@ pub(super) fn event_json(event: &Event) -> Option<Value> {
         Event::Acquired { address } => json!({"event": "acquire", "address": address}),
         Event::Released { address } => json!({"event": "release", "address": address}),
         Event::Dropped { from, why } => {
-            json!({"event": "dropped", "from": from, "why": format!("{why:?}")})
+            json!({"event": "dropped", "from": from, "reason": why.name(), "why": format!("{why:?}")})
         }
         Event::Paused { gap } => {
             json!({"event": "paused", "gap_ms": u64::try_from(gap.as_millis()).unwrap_or(u64::MAX)})
