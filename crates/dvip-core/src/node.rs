@@ -25,6 +25,27 @@
 //! Planned moves (preference, rebalance) wait until the view is mature: `view_mature_time`
 //! after the view was installed, a member multicasts `Mature`, and its delivery (the same
 //! point for everyone) switches the view to mature.
+//!
+//! # Silent members
+//!
+//! No member can hold the others' planning hostage. A member whose State does not arrive
+//! (a stopped dvipd whose corosync lives on, a build whose messages this one cannot read, a
+//! State over the size limit) is waited for `state_deadline` after the round began; then a
+//! member multicasts `Silent`, and at its delivery every member whose State is still missing
+//! is planned around as holding and offering nothing. A node that finds itself silent lets
+//! go of everything it holds, since the others have just given it away. A silent member's
+//! State, whenever it comes, makes it an ordinary member again.
+//!
+//! # Echoes
+//!
+//! A node multicasts an `Echo` to itself every `echo_interval`. One that has not come back
+//! after `bus_deadline` means the bus no longer carries this node's messages (its corosync
+//! is stopped while the daemon runs): the others will exclude it and take its addresses, so
+//! it lets everything go at once, as if the bus were lost, and waits for the next view.
+//! After a pause, the node takes nothing until an echo sent on waking comes back: what was
+//! delivered while it was stopped may belong to views long gone, and only once it has read
+//! all of it does it know what it may hold; then it takes again what the table still says
+//! is its own.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
@@ -35,6 +56,11 @@ use crate::election::{elect, Entities, Marks, Member, Plan};
 use crate::entity::{Entity, ManagedAddress, NodeName, PlumbHint};
 use crate::wire::{self, DecodeError, Message, State};
 
+/// How long a round waits for States by default. A healthy member's State is on the bus within
+/// a few token rotations of the view; the daemon derives its own from corosync's token timeout
+/// (see `dvipd`), and this is the floor it uses.
+pub const STATE_DEADLINE_DEFAULT: Duration = Duration::from_secs(2);
+
 /// Tunables of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeOptions {
@@ -44,6 +70,14 @@ pub struct NodeOptions {
     /// long enough to have been excluded; it drops its addresses before doing anything else.
     /// Set it above the bus's failure-detection time.
     pub pause_threshold: Duration,
+    /// How long a round waits for the members' States before those still missing are
+    /// planned around as silent.
+    pub state_deadline: Duration,
+    /// How often the node sends itself an echo over the bus.
+    pub echo_interval: Duration,
+    /// How long an echo may take to come back before the node decides the bus no longer
+    /// carries its messages and lets every address go.
+    pub bus_deadline: Duration,
     /// Known bugs to plant, for checking the simulator's checker.
     #[cfg(feature = "planted-bugs")]
     pub planted: PlantedBugs,
@@ -54,6 +88,9 @@ impl Default for NodeOptions {
         Self {
             view_mature_time: Duration::from_secs(1),
             pause_threshold: Duration::from_secs(2),
+            state_deadline: STATE_DEADLINE_DEFAULT,
+            echo_interval: Duration::from_millis(500),
+            bus_deadline: Duration::from_secs(2),
             #[cfg(feature = "planted-bugs")]
             planted: PlantedBugs::default(),
         }
@@ -74,6 +111,8 @@ pub struct PlantedBugs {
     /// Trust a carried view even when another member says it did not carry it (plans on a
     /// table the others never shared when the bus shows members different histories).
     pub ignore_disagreement: bool,
+    /// Never give up on a member's State: a silent member freezes planning.
+    pub wait_forever: bool,
 }
 
 /// Something the caller must do, in the order given.
@@ -165,6 +204,20 @@ pub enum Event {
     Paused {
         /// How long the gap was.
         gap: Duration,
+    },
+    /// This node's echo did not come back in time: the bus no longer carries its messages, so
+    /// it let every address go and waits for a view.
+    BusStalled {
+        /// How long the echo had been out.
+        waited: Duration,
+    },
+    /// These members sent no State of the round within the deadline: they are planned around
+    /// as holding and offering nothing until they speak.
+    Silent {
+        /// The view.
+        view_id: u64,
+        /// The members found silent.
+        members: Vec<NodeName>,
     },
 }
 
@@ -258,6 +311,13 @@ struct ViewState {
     table: BTreeMap<NodeName, Member>,
     /// Members whose State of the current round arrived.
     announced: BTreeSet<NodeName>,
+    /// Members whose State missed the round's deadline and has not come since (never in
+    /// `announced`).
+    silent: BTreeSet<NodeName>,
+    /// When the current round began, for its State deadline.
+    round_started_at: Duration,
+    /// This node multicast `Silent` for the current round (once is enough).
+    silent_sent: bool,
     /// Members whose holdings are known (from their first State of the view).
     holdings_known: BTreeSet<NodeName>,
     mature: bool,
@@ -272,7 +332,21 @@ struct ViewState {
 
 impl ViewState {
     fn ready(&self) -> bool {
-        self.announced.len() == self.table.len()
+        self.announced.len() + self.silent.len() == self.table.len()
+    }
+
+    /// A new announcement round: everyone's State is awaited again, from now.
+    fn next_round(&mut self, now: Duration) {
+        self.round += 1;
+        self.announced.clear();
+        self.silent.clear();
+        self.round_started_at = now;
+        self.silent_sent = false;
+    }
+
+    /// When this node gives up waiting for the round's States, if it is still waiting.
+    fn state_deadline(&self, deadline: Duration) -> Option<Duration> {
+        (!self.ready() && !self.silent_sent).then(|| self.round_started_at + deadline)
     }
 }
 
@@ -292,6 +366,12 @@ pub struct Node {
     plumbed: BTreeSet<IpAddr>,
     /// Unplumbed, `Released` sent, not yet delivered.
     releasing: BTreeSet<IpAddr>,
+    /// The last echo sent: its nonce and when.
+    echo: Option<(u64, Duration)>,
+    echo_sent: u64,
+    echo_last_back: Duration,
+    /// After a pause: takes nothing until the echo with this nonce is back.
+    catching_up: Option<u64>,
     plan: Plan,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -317,6 +397,10 @@ impl Node {
             view: None,
             plumbed: BTreeSet::new(),
             releasing: BTreeSet::new(),
+            echo: None,
+            echo_sent: 0,
+            echo_last_back: Duration::ZERO,
+            catching_up: None,
             plan: Plan::default(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -368,9 +452,17 @@ impl Node {
         self.view.as_ref().is_some_and(|v| v.mature)
     }
 
-    /// Whether every member's State of the current round is in.
+    /// Whether every member's State of the current round is in (or given up on).
     pub fn is_ready(&self) -> bool {
         self.view.as_ref().is_some_and(ViewState::ready)
+    }
+
+    /// Members of the view planned around because their State did not arrive.
+    pub fn silent(&self) -> BTreeSet<NodeName> {
+        self.view
+            .as_ref()
+            .map(|v| v.silent.clone())
+            .unwrap_or_default()
     }
 
     /// What this node has plumbed (told its caller to plumb and not to unplumb).
@@ -411,8 +503,14 @@ impl Node {
     /// When `handle_timeout` must be called next at the latest, if a timer is armed.
     pub fn poll_timeout(&self) -> Option<Duration> {
         let view = self.view.as_ref()?;
-        (!view.mature && !view.mature_sent)
-            .then(|| view.installed_at + self.options.view_mature_time)
+        let mature = (!view.mature && !view.mature_sent)
+            .then(|| view.installed_at + self.options.view_mature_time);
+        let states = view.state_deadline(self.options.state_deadline);
+        let echo = Some(match self.echo {
+            Some((_, sent)) => sent + self.options.bus_deadline,
+            None => self.now + self.options.echo_interval,
+        });
+        [mature, states, echo].into_iter().flatten().min()
     }
 
     // ---- inputs ----
@@ -423,12 +521,30 @@ impl Node {
         if self.clock_started && now.saturating_sub(self.now) > self.options.pause_threshold {
             let gap = now - self.now;
             self.events.push_back(Event::Paused { gap });
-            // Others may have taken our addresses while we were gone: let go first.
+            // Others may have taken our addresses while we were gone: let go first, and take
+            // nothing until everything delivered meanwhile has been read.
             let held: Vec<IpAddr> = self.plumbed.iter().copied().collect();
             self.release(&held);
+            self.now = self.now.max(now);
+            self.catching_up = self.send_echo();
         }
         self.now = self.now.max(now);
         self.clock_started = true;
+        if let Some((_, sent)) = self.echo {
+            let waited = self.now.saturating_sub(sent);
+            if waited > self.options.bus_deadline {
+                self.events.push_back(Event::BusStalled { waited });
+                self.handle_bus_lost();
+            }
+        }
+        if self.echo.is_none() {
+            let due =
+                self.echo_sent == 0 || self.now >= self.echo_last_back + self.options.echo_interval;
+            if due {
+                self.send_echo();
+            }
+        }
+        self.give_up_on_states();
         let view_id = match &mut self.view {
             Some(v)
                 if !v.mature
@@ -485,6 +601,9 @@ impl Node {
             round: 0,
             table,
             announced: BTreeSet::new(),
+            silent: BTreeSet::new(),
+            round_started_at: self.now,
+            silent_sent: false,
             holdings_known: if carried {
                 members.clone()
             } else {
@@ -501,6 +620,13 @@ impl Node {
             view_id,
             members: members.iter().cloned().collect(),
         });
+        // An echo sent before the view may have gone with the old one: send another here.
+        if self.echo.is_some() || self.catching_up.is_some() {
+            let nonce = self.send_echo();
+            if self.catching_up.is_some() {
+                self.catching_up = nonce;
+            }
+        }
         if carried {
             self.announce_carried(view_id);
             #[cfg(feature = "planted-bugs")]
@@ -527,6 +653,13 @@ impl Node {
             Ok(m) => m,
             Err(e) => return drop(self, DropReason::Decode(e)),
         };
+        if let Message::Echo { nonce, .. } = message {
+            // Whatever view it was sent in: it proves the bus carries this node's messages.
+            if from == self.me {
+                self.echo_back(nonce);
+            }
+            return;
+        }
         let Some(view) = self.view.as_mut() else {
             return drop(self, DropReason::NoView);
         };
@@ -568,6 +701,10 @@ impl Node {
             Message::State(state) => {
                 member.entities = shared.expect("made for a State above");
                 member.standby = state.standby;
+                // A silent member's holdings were forgotten: what it says it holds now counts.
+                if view.silent.remove(from) {
+                    view.holdings_known.remove(from);
+                }
                 // Holdings count only from the first State of the view: later ones (config
                 // reloads, `announce view`) were sent before grants the table already has.
                 if view.holdings_known.insert(from.to_owned()) {
@@ -604,16 +741,14 @@ impl Node {
                 }
             }
             Message::AnnounceView { .. } => {
-                view.round += 1;
-                view.announced.clear();
+                view.next_round(self.now);
                 self.announce();
                 return;
             }
             Message::Recount { .. } => {
                 // As a view that continues nothing: holdings only from the States to come.
                 // Until they are all in, nothing is planned and nothing held is let go.
-                view.round += 1;
-                view.announced.clear();
+                view.next_round(self.now);
                 view.holdings_known.clear();
                 view.carried = false;
                 for member in view.table.values_mut() {
@@ -627,6 +762,23 @@ impl Node {
                 view.pins.insert(address, to);
             }
             Message::Standby { on, .. } => member.standby = on,
+            Message::Carried { .. } if view.silent.contains(from) => {
+                // Its table entry was emptied when it was found silent, and a Carried does not
+                // say what it offers: everyone announces in full again.
+                if !std::mem::replace(&mut view.recount_sent, true) {
+                    let view_id = view.id;
+                    self.send(&Message::Recount { view_id });
+                }
+                return;
+            }
+            // Taken before the view checks above.
+            Message::Echo { .. } => return,
+            Message::Silent { round, members, .. } => {
+                if round != view.round {
+                    return drop(self, DropReason::Stale);
+                }
+                self.mark_silent(&members);
+            }
             Message::Carried { standby, .. } => {
                 member.standby = standby;
                 if view.announced.insert(from.to_owned()) && view.ready() {
@@ -725,11 +877,133 @@ impl Node {
             self.stop(address);
         }
         self.releasing.clear();
+        self.echo = None;
+        self.catching_up = None;
         self.view = None;
         self.plan = Plan::default();
     }
 
     // ---- internals ----
+
+    /// Sends an echo in the current view; its nonce, or `None` with no view to send in.
+    fn send_echo(&mut self) -> Option<u64> {
+        let view_id = self.view_id()?;
+        self.echo_sent += 1;
+        let nonce = self.echo_sent;
+        self.echo = Some((nonce, self.now));
+        self.send(&Message::Echo { view_id, nonce });
+        Some(nonce)
+    }
+
+    /// This node's echo came back.
+    fn echo_back(&mut self, nonce: u64) {
+        if self.echo.is_some_and(|(n, _)| n == nonce) {
+            self.echo = None;
+            self.echo_last_back = self.now;
+        }
+        if self.catching_up.is_some_and(|n| n <= nonce) {
+            self.catching_up = None;
+            self.take_what_is_mine();
+        }
+    }
+
+    /// After catching up: what the plan gives this node and the table counts as here, but
+    /// that it let go (on waking, or granted while it caught up). The others count it as
+    /// here, so nobody else will take it. The plan itself stays as every member computed it.
+    fn take_what_is_mine(&mut self) {
+        let Some(view) = self.view.as_ref().filter(|v| v.ready()) else {
+            return;
+        };
+        let Some(me) = view.table.get(&self.me) else {
+            return;
+        };
+        let missing: Vec<IpAddr> = self
+            .plan
+            .addresses
+            .iter()
+            .filter(|(a, d)| {
+                d.owner.as_deref() == Some(self.me.as_str())
+                    && me.holdings.contains(*a)
+                    && !self.plumbed.contains(*a)
+                    && !self.releasing.contains(*a)
+            })
+            .map(|(a, _)| *a)
+            .collect();
+        for address in missing {
+            self.acquire(address);
+        }
+    }
+
+    /// Past the round's State deadline with States missing: asks everyone to plan around the
+    /// members that sent none.
+    fn give_up_on_states(&mut self) {
+        #[cfg(feature = "planted-bugs")]
+        if self.options.planted.wait_forever {
+            return;
+        }
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        if view
+            .state_deadline(self.options.state_deadline)
+            .is_none_or(|due| self.now < due)
+        {
+            return;
+        }
+        view.silent_sent = true;
+        let (view_id, round) = (view.id, view.round);
+        let members = view
+            .table
+            .keys()
+            .filter(|m| !view.announced.contains(*m) && !view.silent.contains(*m))
+            .cloned()
+            .collect();
+        self.send(&Message::Silent {
+            view_id,
+            round,
+            members,
+        });
+    }
+
+    /// A `Silent` was delivered: the members it names hold and offer nothing from here, for
+    /// everyone at once, even where their State was read (the sender could not read it).
+    fn mark_silent(&mut self, named: &[NodeName]) {
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        let found: Vec<NodeName> = named
+            .iter()
+            .filter(|m| view.table.contains_key(*m) && !view.silent.contains(*m))
+            .cloned()
+            .collect();
+        if found.is_empty() {
+            return;
+        }
+        // A member found silent though its State arrived here was late, or is read by some
+        // and not others. It stays silent until its next State (the next view, reload or
+        // `announce view`): asking for a new round itself would change the rounds only of
+        // those who can read it.
+        for name in &found {
+            view.announced.remove(name);
+            view.silent.insert(name.clone());
+            view.holdings_known.remove(name);
+            if let Some(member) = view.table.get_mut(name) {
+                *member = Member::default();
+            }
+        }
+        let view_id = view.id;
+        let me_silent = found.contains(&self.me);
+        self.events.push_back(Event::Silent {
+            view_id,
+            members: found,
+        });
+        if me_silent {
+            // The others have given what this node holds away at this very point.
+            let held: Vec<IpAddr> = self.plumbed.iter().copied().collect();
+            self.release(&held);
+        }
+        self.events.push_back(Event::Planned { view_id });
+    }
 
     fn set_config(&mut self, addresses: &[ManagedAddress]) {
         self.entities = Arc::new(
@@ -913,8 +1187,10 @@ impl Node {
         self.plan = plan;
         // Order: let go before taking, so the link never sees this node grow first.
         self.release(&to_release);
-        for address in to_acquire {
-            self.acquire(address);
+        if self.catching_up.is_none() {
+            for address in to_acquire {
+                self.acquire(address);
+            }
         }
         for (address, marks) in changed_marks {
             self.actions.push_back(Action::Mark { address, marks });

@@ -6,9 +6,14 @@
 //! the counts after, and never panics: a message that fails is dropped by the caller with a
 //! [`DecodeError`] saying why, and changes nothing.
 //!
-//! New kinds of message (replication, logging) are new variants of [`Message`] at the end;
-//! an older node drops them as malformed, which is what it should do with what it cannot
-//! understand.
+//! # Versions
+//!
+//! New kinds of message are new variants of [`Message`] at the end, and the format version
+//! stays: a node reads every message of the builds before it, and an older node drops what
+//! it cannot understand as malformed. The version changes only when a message it already
+//! knows changes shape; then the two versions cannot read each other's States, and each
+//! treats the other's nodes as silent (see the node's State deadline) instead of waiting for
+//! them. docs/daemon.md says what that means for a rolling upgrade.
 
 use std::net::IpAddr;
 
@@ -24,6 +29,8 @@ const HEADER_LEN: usize = 4;
 pub const MESSAGE_SIZE_MAX: usize = 16 * 1024 * 1024;
 /// The most binding names or listener ports one entity may carry.
 pub const SERVICES_PER_ADDRESS_MAX: usize = 4096;
+/// The most members a message may name (corosync's own limit on a cluster is far lower).
+pub const MEMBERS_MAX: usize = 1024;
 /// The longest node or binding name accepted.
 pub const NAME_LEN_MAX: usize = 255;
 
@@ -83,6 +90,28 @@ pub enum Message {
         /// The view it applies to.
         view_id: u64,
     },
+    /// The sender waited its State deadline for this round and the States of `members` are
+    /// not in. At its delivery (the same point for everyone) those members are *silent*:
+    /// planned around as holding and offering nothing, until their next State. The list is
+    /// the sender's, not each receiver's: a member whose State only some can read must be
+    /// silent for all of them, itself included.
+    Silent {
+        /// The view it applies to.
+        view_id: u64,
+        /// The announcement round it applies to.
+        round: u32,
+        /// The members whose State the sender is missing.
+        members: Vec<NodeName>,
+    },
+    /// A message the sender sends to see it come back: the bus still carries its messages
+    /// (a stopped corosync does not), and everything delivered before it was sent has been
+    /// read. Everyone else ignores it.
+    Echo {
+        /// The view it was sent in.
+        view_id: u64,
+        /// Which echo of the sender's.
+        nonce: u64,
+    },
 }
 
 impl Message {
@@ -96,7 +125,9 @@ impl Message {
             | Self::Move { view_id, .. }
             | Self::Standby { view_id, .. }
             | Self::Carried { view_id, .. }
-            | Self::Recount { view_id } => *view_id,
+            | Self::Recount { view_id }
+            | Self::Silent { view_id, .. }
+            | Self::Echo { view_id, .. } => *view_id,
         }
     }
 }
@@ -246,11 +277,17 @@ fn check_bounds(message: &Message) -> Result<(), DecodeError> {
             DURAVIP_ADDRESS_COUNT_MAX,
         )?,
         Message::Move { to, .. } => at_most("bytes in a name", to.len(), NAME_LEN_MAX)?,
+        Message::Silent { members, .. } => {
+            at_most("silent members", members.len(), MEMBERS_MAX)?;
+            let longest = members.iter().map(String::len).max().unwrap_or(0);
+            at_most("bytes in a name", longest, NAME_LEN_MAX)?;
+        }
         Message::Mature { .. }
         | Message::AnnounceView { .. }
         | Message::Standby { .. }
         | Message::Carried { .. }
-        | Message::Recount { .. } => {}
+        | Message::Recount { .. }
+        | Message::Echo { .. } => {}
     }
     Ok(())
 }
@@ -305,6 +342,15 @@ mod tests {
                 standby: true,
             },
             Message::Recount { view_id: 8 },
+            Message::Silent {
+                view_id: 8,
+                round: 2,
+                members: vec!["n3".into()],
+            },
+            Message::Echo {
+                view_id: 8,
+                nonce: 5,
+            },
             Message::Move {
                 view_id: 5,
                 address: "198.51.100.9".parse().expect("an address"),

@@ -17,6 +17,11 @@
 //!
 //! The one rule that must hold at every instant (nobody plumbs what another member of its
 //! view has plumbed) is checked by `world` as each action is carried out.
+//!
+//! Members found silent (their State never came) offer nothing, so they are left out of what
+//! the configurations say. And since a cluster that never plans passes every check above,
+//! [`live`] judges the end of a run from the kernels alone: every address that a running,
+//! audible node offers is plumbed on exactly one host.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -24,7 +29,7 @@ use std::net::IpAddr;
 use dvip_core::election::check::balance_violation;
 use dvip_core::{ManagedAddress, Plan};
 
-use crate::world::World;
+use crate::world::{Voice, World, FAILURE_DETECTION, TICK};
 
 /// What the checker remembers between settles.
 #[derive(Debug, Default)]
@@ -34,14 +39,39 @@ pub(crate) struct Memory {
 }
 
 pub(crate) fn settled(world: &mut World, memory: &mut Memory) {
+    // A daemon whose corosync has been stopped past its echo deadline has let everything go:
+    // the others have taken its addresses by now.
+    // (Its last echo may have come back just before the ring excluded it; the next goes out
+    // an interval later, on a tick, and is missed on a tick after the deadline.)
+    let deadline =
+        FAILURE_DETECTION + world.options.echo_interval + world.options.bus_deadline + 3 * TICK;
+    for h in 0..world.hosts.len() {
+        let host = &world.hosts[h];
+        if host
+            .corosync_stopped
+            .is_some_and(|since| world.now.saturating_sub(since) > deadline)
+            && !host.paused
+            && host.node.is_some()
+            && !host.kernel.is_empty()
+        {
+            let what = format!(
+                "{}'s corosync is stopped but it still has {:?}",
+                host.name, host.kernel
+            );
+            world.violation(what);
+        }
+    }
     let views: Vec<(u64, BTreeSet<usize>)> =
         world.views.iter().map(|(id, m)| (*id, m.clone())).collect();
     for (view_id, members) in views {
+        // A member whose daemon is paused is frozen where it stopped: the view settles when
+        // it has caught up.
         let ready = members.iter().all(|&h| {
-            world.hosts[h]
-                .node
-                .as_ref()
-                .is_some_and(|n| n.is_ready() && n.view_id() == Some(view_id))
+            !world.hosts[h].paused
+                && world.hosts[h]
+                    .node
+                    .as_ref()
+                    .is_some_and(|n| n.is_ready() && n.view_id() == Some(view_id))
         });
         if !ready {
             continue;
@@ -133,8 +163,10 @@ fn check_view(
         return problems;
     }
     let name = |h: usize| world.hosts[h].name.clone();
+    let silent = node(first).silent();
     let configs: BTreeMap<String, &Vec<ManagedAddress>> = members
         .iter()
+        .filter(|&&h| !silent.contains(&world.hosts[h].name))
         .map(|&h| (name(h), &world.hosts[h].config))
         .collect();
     let standby: BTreeSet<String> = members
@@ -222,6 +254,59 @@ fn check_view(
                     "{address} moved from {owner} to {now:?} though only other nodes left"
                 ));
             }
+        }
+    }
+    problems
+}
+
+/// Liveness, judged at the end of a run from the hosts alone: every address that a running
+/// node whose States arrive offers (not BROKEN, not on standby) is plumbed on exactly
+/// one host, and nothing is plumbed where nobody offers it.
+pub(crate) fn live(world: &World) -> Vec<String> {
+    let audible: Vec<&crate::world::Host> = world
+        .hosts
+        .iter()
+        .filter(|h| h.node.is_some() && h.powered && h.voice == Voice::Clear)
+        .collect();
+    let configs: BTreeMap<String, &Vec<ManagedAddress>> = audible
+        .iter()
+        .map(|h| (h.name.clone(), &h.config))
+        .collect();
+    let standby: BTreeSet<String> = audible
+        .iter()
+        .filter(|h| h.node.as_ref().is_some_and(dvip_core::Node::is_standby))
+        .map(|h| h.name.clone())
+        .collect();
+    let expected = Expected::new(&configs, &standby);
+    let every: BTreeSet<IpAddr> = world
+        .hosts
+        .iter()
+        .flat_map(|h| {
+            h.config
+                .iter()
+                .map(|m| m.address)
+                .chain(h.kernel.iter().copied())
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for address in every {
+        let on: Vec<&str> = world
+            .hosts
+            .iter()
+            .filter(|h| h.kernel.contains(&address))
+            .map(|h| h.name.as_str())
+            .collect();
+        let candidates = expected.candidates(&address);
+        let served = !candidates.is_empty() && !expected.broken(&address);
+        if served && on.len() != 1 {
+            problems.push(format!(
+                "liveness: {address} is offered by {candidates:?} but plumbed on {on:?}"
+            ));
+        }
+        if !served && !on.is_empty() {
+            problems.push(format!(
+                "liveness: {address} is offered by nobody that can have it but plumbed on {on:?}"
+            ));
         }
     }
     problems

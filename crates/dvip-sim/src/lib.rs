@@ -2,9 +2,12 @@
 //!
 //! Each seed describes a cluster (2 to 6 hosts, up to 24 DuraVIP addresses, configurations
 //! that mostly agree) and a run: a safety phase that injects faults (daemon and host
-//! crashes, corosync deaths, pauses, partitions and bridges, heals, config reloads,
-//! `announce view`, standby, online and move commands), then a liveness phase that heals
-//! everything and lets the cluster settle. The bus is simulated with extended virtual
+//! crashes, corosync deaths, pauses of a host or of its daemon alone, a stopped corosync
+//! under a running daemon, partitions and bridges, heals, config reloads, members whose
+//! States never arrive, `announce view`, standby, online and move commands), then a liveness
+//! phase that heals everything (but, in some seeds, one member whose States never arrive),
+//! lets the cluster settle, and checks every offered address is plumbed
+//! on exactly one host. The bus is simulated with extended virtual
 //! synchrony's guarantees and a virtual clock, so a seed replays exactly: the trace hash of
 //! two runs of one seed is the same.
 //!
@@ -23,8 +26,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
 use scenario::{Dice, Pool};
-use world::World;
 pub use world::{Stats, Violation};
+use world::{Voice, World};
 
 /// Settings of a run.
 #[derive(Debug, Clone)]
@@ -38,6 +41,10 @@ pub struct RunOptions {
     /// Whether the bus shows transitional views as CPG does (see the world). Off, it breaks
     /// that promise, to show dvip still converges on a bus that does not keep it.
     pub transitional_views: bool,
+    /// Also pause daemons alone (SIGSTOP of dvipd while its corosync runs on). Off by
+    /// default: a daemon that catches up on a backlog after such a pause still breaks an
+    /// invariant in a few seeds in a thousand (see RELIABILITY.md), which is open work.
+    pub daemon_pauses: bool,
 }
 
 impl Default for RunOptions {
@@ -53,6 +60,7 @@ impl Default for RunOptions {
             },
             verbose: false,
             transitional_views: true,
+            daemon_pauses: false,
         }
     }
 }
@@ -96,7 +104,7 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
 
     // Safety phase.
     for _ in 0..options.faults {
-        inject(&mut world, &mut dice, &pool, &mut memory, disjoint);
+        inject(&mut world, &mut dice, &pool, &mut memory, disjoint, options);
         world.stats.faults += 1;
         until += Duration::from_millis(dice.between(20, 2500));
         world.run_until(until, |w| check::settled(w, &mut memory));
@@ -105,7 +113,19 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
         }
     }
 
-    // Liveness phase: heal everything, bring everyone back, let it settle and mature.
+    // Liveness phase: heal everything, bring everyone back, let it settle and mature. In some
+    // seeds one host's States never arrive to the end, and the others must serve without it.
+    let mute = dice.chance(0.3).then(|| dice.below(hosts));
+    for h in 0..hosts {
+        let voice = if Some(h) == mute {
+            Voice::NoStates
+        } else {
+            Voice::Clear
+        };
+        if world.hosts[h].voice != voice {
+            world.restart_daemon(h, voice);
+        }
+    }
     for a in 0..hosts {
         for b in 0..hosts {
             world.set_link(a, b, true);
@@ -153,6 +173,12 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
     if world.stats.plumbs != plumbs || world.hosts.iter().map(|h| &h.kernel).ne(kernels.iter()) {
         world.violation("addresses moved during 10 s with no fault, command or reload".to_owned());
     }
+    // After an earlier violation the run stopped where it was: nothing to judge.
+    if world.violations.is_empty() {
+        for problem in check::live(&world) {
+            world.violation(problem);
+        }
+    }
 
     Outcome {
         seed,
@@ -170,10 +196,11 @@ fn inject(
     pool: &Pool,
     memory: &mut check::Memory,
     disjoint: bool,
+    options: &RunOptions,
 ) {
     let n = world.hosts.len();
     let h = dice.below(n);
-    let kind = dice.below(16);
+    let kind = dice.below(19);
     world.record_event(&format!("fault {kind} on host {h}"));
     match kind {
         0 => world.kill_daemon(h),
@@ -215,12 +242,35 @@ fn inject(
             let config = pool.config_for(dice, partial);
             // A paused daemon would read the new file when it wakes; keep the model simple
             // and reload only hosts that can act on it at once (or whose daemon is down, and
-            // will read it at start).
-            if !world.hosts[h].paused {
+            // will read it at start). A host whose States do not arrive keeps its file: a
+            // reload the others can never see is one `config check` refuses.
+            if !world.hosts[h].paused && world.hosts[h].voice == Voice::Clear {
                 world.touch(h);
                 world.hosts[h].config.clone_from(&config);
                 world.with_node(h, |node| node.handle_config(&config));
             }
+        }
+        15 => {
+            let length = Duration::from_millis(dice.between(100, 4000));
+            if options.daemon_pauses {
+                world.pause_daemon(h, length);
+            } else {
+                world.pause(h, length);
+            }
+        }
+        17 => {
+            let length = Duration::from_millis(dice.between(100, 5000));
+            world.stop_corosync(h, length);
+        }
+        16 => {
+            // A daemon restarted as one whose States never arrive (a State over the size
+            // limit), or back to normal.
+            let voice = if dice.chance(0.5) {
+                Voice::NoStates
+            } else {
+                Voice::Clear
+            };
+            world.restart_daemon(h, voice);
         }
         12 => {
             world.touch(h);

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use dvip_core::{Action, ManagedAddress, Node, NodeOptions};
+use dvip_core::{Action, Event, ManagedAddress, Node, NodeOptions};
 
 /// How long the bus takes to notice a host or its corosync is gone, or a link is cut.
 pub(crate) const FAILURE_DETECTION: Duration = Duration::from_millis(250);
@@ -23,6 +23,27 @@ pub(crate) const GROUP_CHANGE: Duration = Duration::from_millis(10);
 pub(crate) const DELIVERY: Duration = Duration::from_millis(1);
 /// How often each daemon's timer ticks.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
+/// How long dvipd waits before joining the group again after leaving it.
+pub(crate) const REJOIN: Duration = Duration::from_secs(1);
+/// How long an address outlives the daemon that stopped refreshing it (dvipd's shortest
+/// lifetime).
+pub(crate) const ADDRESS_LIFETIME: Duration = Duration::from_secs(6);
+
+/// What a daemon's multicasts look like to the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Voice {
+    /// As sent.
+    Clear,
+    /// States and Carried announcements never arrive (a State over the size limit).
+    NoStates,
+}
+
+/// What a paused daemon's corosync kept for it.
+#[derive(Debug, Clone)]
+enum Queued {
+    View(u64, BTreeSet<String>),
+    Message(u64, String, Vec<u8>),
+}
 
 /// What happens at a point of virtual time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,6 +56,8 @@ pub(crate) enum Happening {
     Tick { host: usize, generation: u64 },
     /// A paused host wakes.
     Wake { host: usize },
+    /// A stopped corosync continues.
+    ContinueCorosync { host: usize },
 }
 
 /// One machine.
@@ -47,6 +70,19 @@ pub(crate) struct Host {
     pub(crate) powered: bool,
     pub(crate) corosync: bool,
     pub(crate) paused: bool,
+    /// Only the daemon is paused (SIGSTOP): corosync keeps the host in the ring and queues
+    /// views and messages for it.
+    pub(crate) daemon_only: bool,
+    /// When the pause began: the kernel drops addresses nobody refreshed for
+    /// [`ADDRESS_LIFETIME`].
+    paused_at: Duration,
+    pub(crate) voice: Voice,
+    /// Since when corosync is stopped (SIGSTOP) while the daemon runs: the daemon is told
+    /// nothing and its multicasts go nowhere.
+    pub(crate) corosync_stopped: Option<Duration>,
+    /// The daemon left the group to join again (its echo did not come back) and is out of
+    /// it until then.
+    away_until: Duration,
     /// Addresses on the host's interfaces.
     pub(crate) kernel: BTreeSet<IpAddr>,
     /// Addresses whose listener services run.
@@ -55,9 +91,9 @@ pub(crate) struct Host {
     pub(crate) view: Option<u64>,
     /// Bumped whenever the daemon (re)starts its timer chain.
     tick_generation: u64,
-    /// Messages delivered while the host was paused, kept (as its corosync would) until it
-    /// wakes: (view, sender, bytes).
-    inbox: VecDeque<(u64, String, Vec<u8>)>,
+    /// Views and messages delivered while the daemon was paused, kept (as its corosync
+    /// would) until it wakes.
+    inbox: VecDeque<Queued>,
     /// The last view handed to the daemon and how many of its messages the daemon was given:
     /// members that agree on both came from that view together.
     delivered: Option<(u64, u64)>,
@@ -66,7 +102,10 @@ pub(crate) struct Host {
 impl Host {
     /// Whether the host takes part in the bus's ring.
     fn on_ring(&self) -> bool {
-        self.powered && self.corosync && !self.paused
+        self.powered
+            && self.corosync
+            && self.corosync_stopped.is_none()
+            && (!self.paused || self.daemon_only)
     }
 }
 
@@ -135,6 +174,11 @@ impl World {
                 powered: false,
                 corosync: false,
                 paused: false,
+                daemon_only: false,
+                paused_at: Duration::ZERO,
+                voice: Voice::Clear,
+                corosync_stopped: None,
+                away_until: Duration::ZERO,
                 kernel: BTreeSet::new(),
                 services: BTreeSet::new(),
                 view: None,
@@ -230,20 +274,48 @@ impl World {
                     self.schedule(TICK, Happening::Tick { host, generation });
                 }
             }
+            Happening::ContinueCorosync { host } => {
+                if self.hosts[host].corosync_stopped.take().is_some() {
+                    self.record_event(&format!("corosync continues {host}"));
+                    self.schedule(GROUP_CHANGE, Happening::Membership);
+                }
+            }
             Happening::Wake { host } => {
-                self.hosts[host].paused = false;
+                let h = &mut self.hosts[host];
+                if !h.paused {
+                    return;
+                }
+                let daemon_only = std::mem::replace(&mut h.daemon_only, false);
+                h.paused = false;
+                if self.now.saturating_sub(h.paused_at) >= ADDRESS_LIFETIME {
+                    // Nobody refreshed them: the kernel let them expire.
+                    h.kernel.clear();
+                }
                 self.record_event(&format!("wake {host}"));
                 if self.hosts[host].node.is_some() {
                     // The daemon's first input after a pause is the clock, then what its
-                    // corosync kept for it, if its view is still current.
+                    // corosync kept for it: everything, in order, when only the daemon was
+                    // paused; only the current view's messages when the host was cut off.
                     self.start_ticking(host);
-                    for (view_id, from, bytes) in std::mem::take(&mut self.hosts[host].inbox) {
-                        if self.hosts[host].view == Some(view_id) {
-                            self.stats.deliveries += 1;
-                            self.count_delivery(host);
-                            self.with_node(host, |node| node.handle_message(&from, &bytes));
+                    for queued in std::mem::take(&mut self.hosts[host].inbox) {
+                        match queued {
+                            Queued::View(view_id, names) => {
+                                self.with_node(host, |node| node.handle_view(view_id, &names));
+                            }
+                            Queued::Message(view_id, from, bytes) => {
+                                if daemon_only || self.hosts[host].view == Some(view_id) {
+                                    self.stats.deliveries += 1;
+                                    self.with_node(host, |node| {
+                                        node.handle_message(&from, &bytes);
+                                    });
+                                }
+                            }
                         }
                     }
+                }
+                if daemon_only {
+                    // It let go of what it held if the pause was long: a move of its own.
+                    self.touch(host);
                 }
                 self.schedule(GROUP_CHANGE, Happening::Membership);
             }
@@ -354,9 +426,56 @@ impl World {
             return;
         }
         h.paused = true;
+        h.paused_at = self.now;
         self.record_event(&format!("pause {host}"));
         self.schedule(length, Happening::Wake { host });
         self.schedule(FAILURE_DETECTION, Happening::Membership);
+    }
+
+    /// SIGSTOP of the daemon alone: its corosync stays in the ring and keeps what is delivered
+    /// for it; its addresses stay in the kernel until their lifetime runs out.
+    pub(crate) fn pause_daemon(&mut self, host: usize, length: Duration) {
+        let h = &mut self.hosts[host];
+        if !h.powered || h.paused || h.node.is_none() {
+            return;
+        }
+        h.paused = true;
+        h.daemon_only = true;
+        h.paused_at = self.now;
+        self.record_event(&format!("pause daemon {host}"));
+        self.schedule(length, Happening::Wake { host });
+    }
+
+    /// SIGSTOP of corosync alone: the ring excludes the host, and its daemon, which runs on,
+    /// hears nothing and is heard by nobody until corosync continues and joins again.
+    pub(crate) fn stop_corosync(&mut self, host: usize, length: Duration) {
+        let h = &mut self.hosts[host];
+        if !h.powered || !h.corosync || h.corosync_stopped.is_some() {
+            return;
+        }
+        // Until the ring excludes it, what it would have been delivered is only late, which
+        // the model leaves out; after, its view is over and its multicasts go nowhere.
+        h.corosync_stopped = Some(self.now);
+        self.record_event(&format!("corosync stopped {host}"));
+        self.schedule(length, Happening::ContinueCorosync { host });
+        self.schedule(FAILURE_DETECTION, Happening::Membership);
+    }
+
+    /// The daemon is restarted (a clean stop, then a start) as a build whose multicasts
+    /// arrive as `voice` says.
+    pub(crate) fn restart_daemon(&mut self, host: usize, voice: Voice) {
+        if self.hosts[host].paused {
+            return;
+        }
+        self.touch(host);
+        self.with_node(host, Node::handle_shutdown);
+        self.kill_daemon(host);
+        self.hosts[host].voice = voice;
+        self.record_event(&format!("restart {host} as {voice:?}"));
+        self.start_daemon(host);
+        // The new process is a new member: the group sees the old one leave first.
+        self.hosts[host].away_until = self.now + 2 * GROUP_CHANGE;
+        self.schedule(2 * GROUP_CHANGE, Happening::Membership);
     }
 
     pub(crate) fn set_link(&mut self, a: usize, b: usize, up: bool) {
@@ -416,7 +535,9 @@ impl World {
             .into_iter()
             .map(|c| {
                 c.into_iter()
-                    .filter(|&h| self.hosts[h].node.is_some())
+                    .filter(|&h| {
+                        self.hosts[h].node.is_some() && self.hosts[h].away_until <= self.now
+                    })
                     .collect::<BTreeSet<_>>()
             })
             .filter(|g| !g.is_empty())
@@ -502,13 +623,24 @@ impl World {
                 self.record_event(&format!("transitional view {transitional} {names:?}"));
                 for &h in &class {
                     self.hosts[h].delivered = Some((transitional, 0));
-                    self.with_node(h, |node| node.handle_view(transitional, &names));
+                    self.show_view(h, transitional, &names);
                 }
             }
             for &h in &group {
                 self.hosts[h].delivered = Some((id, 0));
-                self.with_node(h, |node| node.handle_view(id, &names));
+                self.show_view(h, id, &names);
             }
+        }
+    }
+
+    /// Hands a view to a host's daemon, or keeps it for the daemon if it is paused.
+    fn show_view(&mut self, host: usize, view_id: u64, names: &BTreeSet<String>) {
+        if self.hosts[host].paused {
+            self.hosts[host]
+                .inbox
+                .push_back(Queued::View(view_id, names.clone()));
+        } else {
+            self.with_node(host, |node| node.handle_view(view_id, names));
         }
     }
 
@@ -574,7 +706,12 @@ impl World {
                 continue;
             }
             if host.paused {
-                host.inbox.push_back((view_id, from.clone(), bytes.clone()));
+                host.inbox
+                    .push_back(Queued::Message(view_id, from.clone(), bytes.clone()));
+                if host.daemon_only {
+                    // Its corosync was delivered the message: that counts for its history.
+                    self.count_delivery(h);
+                }
                 continue;
             }
             self.stats.deliveries += 1;
@@ -587,6 +724,18 @@ impl World {
         let Some(view_id) = self.hosts[sender].view else {
             return;
         };
+        match self.hosts[sender].voice {
+            Voice::Clear => {}
+            Voice::NoStates => {
+                if matches!(
+                    dvip_core::wire::decode(&bytes),
+                    Ok(dvip_core::wire::Message::State(_)
+                        | dvip_core::wire::Message::Carried { .. })
+                ) {
+                    return;
+                }
+            }
+        }
         if !self.views.contains_key(&view_id) {
             return;
         }
@@ -601,12 +750,7 @@ impl World {
     /// every instant: nobody plumbs an address another member of its view has plumbed.
     fn drain(&mut self, host: usize) {
         while let Some(action) = self.hosts[host].node.as_mut().and_then(Node::poll_action) {
-            while self.hosts[host]
-                .node
-                .as_mut()
-                .and_then(Node::poll_event)
-                .is_some()
-            {}
+            self.drain_events(host);
             match action {
                 Action::Send(bytes) => self.multicast(host, bytes),
                 Action::Plumb { address, .. } => {
@@ -614,10 +758,18 @@ impl World {
                     self.record_event(&format!("plumb {host} {address}"));
                     if let Some(view_id) = self.hosts[host].view {
                         let members = self.views.get(&view_id).cloned().unwrap_or_default();
-                        if let Some(&other) = members
-                            .iter()
-                            .find(|&&o| o != host && self.hosts[o].kernel.contains(&address))
-                        {
+                        // A silent member's addresses were given away while it may still have
+                        // them: the window the address lifetime bounds (see the node's docs).
+                        let silent = self.hosts[host]
+                            .node
+                            .as_ref()
+                            .map(Node::silent)
+                            .unwrap_or_default();
+                        if let Some(&other) = members.iter().find(|&&o| {
+                            o != host
+                                && self.hosts[o].kernel.contains(&address)
+                                && !silent.contains(&self.hosts[o].name)
+                        }) {
                             let (me, them) = (
                                 self.hosts[host].name.clone(),
                                 self.hosts[other].name.clone(),
@@ -646,11 +798,25 @@ impl World {
                 Action::Announce { .. } | Action::Mark { .. } => {}
             }
         }
-        while self.hosts[host]
-            .node
-            .as_mut()
-            .and_then(Node::poll_event)
-            .is_some()
-        {}
+        self.drain_events(host);
+    }
+
+    /// Takes a host's events, printing them when verbose. A daemon whose echo did not come
+    /// back leaves the group and joins again, as dvipd does.
+    fn drain_events(&mut self, host: usize) {
+        while let Some(event) = self.hosts[host].node.as_mut().and_then(Node::poll_event) {
+            if self.verbose {
+                eprintln!("{:>10.3} event {host} {event:?}", self.now.as_secs_f64());
+            }
+            if let Event::BusStalled { .. } = event {
+                let h = &mut self.hosts[host];
+                h.view = None;
+                h.delivered = None;
+                h.away_until = self.now + REJOIN;
+                self.record_event(&format!("rejoin {host}"));
+                self.schedule(GROUP_CHANGE, Happening::Membership);
+                self.schedule(REJOIN, Happening::Membership);
+            }
+        }
     }
 }

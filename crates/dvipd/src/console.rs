@@ -108,6 +108,7 @@ pub fn status(node: &Node) -> Value {
         "view": {
             "id": node.view_id(),
             "members": node.members(),
+            "silent": node.silent(),
             "ready": node.is_ready(),
             "mature": node.is_mature(),
             "stable_ms": node.view_age().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),

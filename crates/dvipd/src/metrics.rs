@@ -60,6 +60,8 @@ pub struct Metrics {
     pub errors: Family<ErrorKind, Counter>,
     /// Messages from the bus dropped, by reason.
     pub dropped: Family<DropKind, Counter>,
+    /// Members found silent (no State within the deadline).
+    pub silent: Counter,
     /// Connections accepted by forward-mode listeners.
     pub forwarded: Counter,
     /// Forwarded connections whose backend did not accept them.
@@ -82,6 +84,7 @@ impl Default for Metrics {
         let plumb_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
         let errors = Family::<ErrorKind, Counter>::default();
         let dropped = Family::<DropKind, Counter>::default();
+        let silent = Counter::default();
         let forwarded = Counter::default();
         let backend_failures = Counter::default();
         registry.register("addresses_held", "Addresses this node holds", held.clone());
@@ -120,6 +123,11 @@ impl Default for Metrics {
         );
         registry.register("errors", "Failures by kind", errors.clone());
         registry.register(
+            "silent_members",
+            "Members found silent: no State within the deadline",
+            silent.clone(),
+        );
+        registry.register(
             "dropped_messages",
             "Messages from the bus dropped, by reason",
             dropped.clone(),
@@ -148,6 +156,7 @@ impl Default for Metrics {
             plumb_seconds,
             errors,
             dropped,
+            silent,
             forwarded,
             backend_failures,
         }

@@ -41,6 +41,8 @@ struct Cluster {
     announced: Vec<(usize, IpAddr)>,
     /// While the cluster is split, both sides may hold an address.
     split: bool,
+    /// A node whose multicasts nobody else can read (a build of another wire version).
+    garbled: Option<usize>,
 }
 
 impl Cluster {
@@ -60,6 +62,7 @@ impl Cluster {
             log: Vec::new(),
             announced: Vec::new(),
             split: false,
+            garbled: None,
         };
         for i in 0..n {
             cluster.drain(i);
@@ -113,8 +116,11 @@ impl Cluster {
     fn settle(&mut self, members: &[usize]) {
         while let Some((from, bytes)) = self.queue.pop_front() {
             let name = self.nodes[from].name().to_owned();
+            let mut garbled = bytes.clone();
+            garbled[2] = garbled[2].wrapping_add(1);
             for &i in members {
-                self.nodes[i].handle_message(&name, &bytes);
+                let unreadable = self.garbled == Some(from) && i != from;
+                self.nodes[i].handle_message(&name, if unreadable { &garbled } else { &bytes });
                 self.drain(i);
             }
         }
@@ -566,4 +572,70 @@ fn members_that_disagree_on_whether_a_view_was_carried_recount_it() {
         std::iter::from_fn(|| c.nodes[0].poll_event()).any(|e| matches!(e, Event::Planned { .. }));
     assert!(planned, "n1 planned again on the recounted States");
     assert_eq!(c.plumbed, held);
+}
+
+#[test]
+fn a_member_nobody_can_read_is_planned_around_after_the_state_deadline_then_rejoins() {
+    let mut c = Cluster::new(&[addresses(4, None), addresses(4, None)]);
+    c.garbled = Some(1);
+    c.view(&[0, 1]);
+    assert!(!c.nodes[0].is_ready(), "n2's State cannot be read");
+    assert!(c.owners("198.51.100.1").is_empty(), "nothing planned yet");
+    c.advance(Duration::from_millis(500), &[0, 1]);
+    assert!(!c.nodes[0].is_ready(), "still within the deadline");
+    // n2 reads everyone and planned with itself; at the Silent both change sides at the same
+    // point of the order, with no release in between: the one place two nodes may briefly
+    // hold an address in one view, which the address lifetime and the announcements cover.
+    c.split = true;
+    c.advance(NodeOptions::default().state_deadline, &[0, 1]);
+    c.split = false;
+    assert!(c.nodes[0].is_ready());
+    assert!(c.plumbed[1].is_empty(), "n2 let go of what it took");
+    assert_eq!(c.nodes[0].silent(), BTreeSet::from(["n2".to_owned()]));
+    for i in 1..=4 {
+        assert_eq!(
+            c.owners(&format!("198.51.100.{i}")),
+            vec![0],
+            "n1 serves everything"
+        );
+    }
+    // Fixed: n2 announces again and becomes an ordinary member, and takes its share once the
+    // view has matured.
+    c.garbled = None;
+    c.nodes[1]
+        .handle_command(Command::AnnounceView)
+        .expect("in a view");
+    c.drain(1);
+    c.settle(&[0, 1]);
+    assert!(c.nodes[0].silent().is_empty(), "n2 spoke again");
+    c.advance(Duration::from_secs(1), &[0, 1]);
+    let mine = (1..=4)
+        .filter(|i| c.owners(&format!("198.51.100.{i}")) == vec![1])
+        .count();
+    assert_eq!(mine, 2, "n2 took its share back");
+}
+
+#[test]
+fn a_node_whose_echo_does_not_come_back_lets_everything_go() {
+    let mut c = Cluster::new(&[addresses(2, None)]);
+    c.view(&[0]);
+    c.advance(Duration::from_secs(2), &[0]);
+    assert_eq!(c.plumbed[0].len(), 2);
+    while c.nodes[0].poll_event().is_some() {}
+    // corosync stops: nothing this node sends comes back.
+    let mut stalled = false;
+    for _ in 0..8 {
+        c.now += Duration::from_millis(500);
+        c.nodes[0].handle_timeout(c.now);
+        c.drain(0);
+        c.queue.clear();
+        stalled |= std::iter::from_fn(|| c.nodes[0].poll_event())
+            .any(|e| matches!(e, Event::BusStalled { .. }));
+    }
+    assert!(stalled);
+    assert!(
+        c.plumbed[0].is_empty(),
+        "nothing may answer here once the others take over"
+    );
+    assert_eq!(c.nodes[0].view_id(), None, "it waits for a view");
 }

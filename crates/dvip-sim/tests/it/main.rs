@@ -169,3 +169,19 @@ fn the_checker_catches_a_carried_view_trusted_against_another_members_word() {
     let (seed, what) = found.expect("no seed caught members planning on different histories");
     assert!(what.contains("plumbed"), "seed {seed}: {what}");
 }
+
+/// A cluster that waits forever for a State that never comes plans nothing: every safety check
+/// passes, and only the liveness check at the end of the run sees addresses nobody serves.
+#[test]
+fn the_liveness_checker_catches_a_cluster_waiting_forever_for_a_state() {
+    let found = caught(
+        PlantedBugs {
+            wait_forever: true,
+            ..PlantedBugs::default()
+        },
+        100,
+    );
+    let (seed, what) =
+        found.expect("no seed caught a cluster frozen by a member that never announces");
+    assert!(what.starts_with("liveness:"), "seed {seed}: {what}");
+}

@@ -133,6 +133,17 @@ impl Daemon {
                 m.releases.inc();
             }
             Event::Dropped { why, .. } => m.dropped(why.name()),
+            Event::Silent { members, .. } => {
+                m.silent.inc_by(members.len() as u64);
+            }
+            Event::BusStalled { .. } => {
+                m.error("bus");
+                m.bus_joined.set(0);
+                // Leave the group: the loop joins again, and the view that follows is new.
+                if let Bus::Corosync { bus, .. } = &mut self.bus {
+                    *bus = None;
+                }
+            }
             _ => {}
         }
     }
@@ -166,6 +177,15 @@ pub(super) fn log_event(event: &Event) {
     match event {
         Event::Dropped { from, why } => warn!(%from, ?why, "message dropped"),
         Event::Paused { gap } => warn!(?gap, "the clock jumped: addresses released"),
+        Event::Silent { members, .. } => {
+            warn!(
+                ?members,
+                "no State from these members in time: planned around as silent"
+            );
+        }
+        Event::BusStalled { waited } => {
+            error!(?waited, "corosync no longer carries this node's messages: every address released, joining again");
+        }
         other => info!(?other, "event"),
     }
 }
@@ -186,6 +206,12 @@ pub(super) fn event_json(event: &Event) -> Option<Value> {
         }
         Event::Paused { gap } => {
             json!({"event": "paused", "gap_ms": u64::try_from(gap.as_millis()).unwrap_or(u64::MAX)})
+        }
+        Event::Silent { view_id, members } => {
+            json!({"event": "silent", "view_id": view_id, "members": members})
+        }
+        Event::BusStalled { waited } => {
+            json!({"event": "bus_stalled", "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)})
         }
         _ => return None,
     };
