@@ -31,8 +31,8 @@
 //! No member can hold the others' planning hostage. A member whose State does not arrive
 //! (a stopped dvipd whose corosync lives on, a build whose messages this one cannot read, a
 //! State over the size limit) is waited for `state_deadline` after the round began; then a
-//! member multicasts `Silent`, and at its delivery every member whose State is still missing
-//! is planned around as holding and offering nothing. A node that finds itself silent lets
+//! member multicasts `Silent` naming the members whose State it lacks, and at its delivery
+//! every member plans around those as holding and offering nothing. A node that finds itself silent lets
 //! go of everything it holds, since the others have just given it away. A silent member's
 //! State, whenever it comes, makes it an ordinary member again.
 //!
@@ -57,8 +57,8 @@ use crate::entity::{Entity, ManagedAddress, NodeName, PlumbHint};
 use crate::wire::{self, DecodeError, Message, State};
 
 /// How long a round waits for States by default. A healthy member's State is on the bus within
-/// a few token rotations of the view; the daemon derives its own from corosync's token timeout
-/// (see `dvipd`), and this is the floor it uses.
+/// a few token rotations of the view. (dvipd uses this as it is; deriving it from corosync's
+/// token timeout is open work.)
 pub const STATE_DEADLINE_DEFAULT: Duration = Duration::from_secs(2);
 
 /// Tunables of one node.
@@ -523,8 +523,7 @@ impl Node {
             self.events.push_back(Event::Paused { gap });
             // Others may have taken our addresses while we were gone: let go first, and take
             // nothing until everything delivered meanwhile has been read.
-            let held: Vec<IpAddr> = self.plumbed.iter().copied().collect();
-            self.release(&held);
+            self.release_all();
             self.now = self.now.max(now);
             self.catching_up = self.send_echo();
         }
@@ -862,12 +861,11 @@ impl Node {
     /// The daemon is stopping: hand every address over. Survivors take them when `Released`
     /// is delivered; the caller should leave the group after that (or after a short wait).
     pub fn handle_shutdown(&mut self) {
-        let held: Vec<IpAddr> = self.plumbed.iter().copied().collect();
         self.standby = true;
         if let Some(view_id) = self.view_id() {
             self.send(&Message::Standby { view_id, on: true });
         }
-        self.release(&held);
+        self.release_all();
     }
 
     /// The bus is gone (corosync died): this node can no longer know the view, so it lets
@@ -999,8 +997,7 @@ impl Node {
         });
         if me_silent {
             // The others have given what this node holds away at this very point.
-            let held: Vec<IpAddr> = self.plumbed.iter().copied().collect();
-            self.release(&held);
+            self.release_all();
         }
         self.events.push_back(Event::Planned { view_id });
     }
@@ -1074,6 +1071,12 @@ impl Node {
             hint: self.hints.get(&address).cloned(),
         });
         self.events.push_back(Event::Released { address });
+    }
+
+    /// Lets go of everything this node holds and tells the cluster.
+    fn release_all(&mut self) {
+        let held: Vec<IpAddr> = self.plumbed.iter().copied().collect();
+        self.release(&held);
     }
 
     /// Lets addresses go and tells the cluster, so their new owners may take them.

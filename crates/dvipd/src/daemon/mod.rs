@@ -240,6 +240,10 @@ impl Daemon {
             while let Some(event) = self.node.poll_event() {
                 log_event(&event);
                 self.count(&event);
+                if let Event::BusStalled { .. } = event {
+                    // Leave the group: the loop joins again, and the view that follows is new.
+                    self.leave_bus();
+                }
                 self.run_hook(&event);
                 if let Some(line) = event_json(&event) {
                     let at_ms = match &event {
@@ -475,11 +479,8 @@ impl Daemon {
             BusEvent::Lost(why) => {
                 error!("lost corosync ({why}): releasing every address until it is back");
                 self.metrics.error("bus");
-                self.metrics.bus_joined.set(0);
                 self.node.handle_bus_lost();
-                if let Bus::Corosync { bus, .. } = &mut self.bus {
-                    *bus = None;
-                }
+                self.leave_bus();
             }
         }
         self.drive().await;
@@ -503,6 +504,14 @@ impl Daemon {
 
     fn member_names(&mut self, members: &[Member]) -> BTreeSet<String> {
         members.iter().map(|&m| self.member_name(m)).collect()
+    }
+
+    /// Forgets the corosync connection; the loop joins again.
+    fn leave_bus(&mut self) {
+        self.metrics.bus_joined.set(0);
+        if let Bus::Corosync { bus, .. } = &mut self.bus {
+            *bus = None;
+        }
     }
 
     /// Whether multicasts wait for corosync to take them.

@@ -136,14 +136,7 @@ impl Daemon {
             Event::Silent { members, .. } => {
                 m.silent.inc_by(members.len() as u64);
             }
-            Event::BusStalled { .. } => {
-                m.error("bus");
-                m.bus_joined.set(0);
-                // Leave the group: the loop joins again, and the view that follows is new.
-                if let Bus::Corosync { bus, .. } = &mut self.bus {
-                    *bus = None;
-                }
-            }
+            Event::BusStalled { .. } => m.error("bus"),
             _ => {}
         }
     }
