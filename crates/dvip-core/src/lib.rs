@@ -19,7 +19,9 @@
 //!    [`Node::handle_view`] (the bus installed a view), [`Node::handle_message`] (the bus
 //!    delivered a message, in agreed order, the node's own included),
 //!    [`Node::handle_command`] (the operator asked for something) and
-//!    [`Node::handle_config`] (the configuration was reloaded).
+//!    [`Node::handle_config`] (the configuration was reloaded), and the outcome of plumbing
+//!    through [`Node::handle_plumb_failed`], [`Node::handle_plumb_done`] and
+//!    [`Node::handle_interface_ready`].
 //! 2. After each input, drain [`Node::poll_action`] until `None` and carry the actions out
 //!    in order (they are already ordered: release before acquire, unplumb before telling
 //!    the cluster), and drain [`Node::poll_event`] for logs and the console.
@@ -30,10 +32,14 @@
 pub mod election;
 pub mod entity;
 pub mod node;
+pub mod retry;
 pub mod wire;
 
 pub use election::{
     elect, settle, share_equal_configurations, Decision, Entities, Marks, Member, Plan, Reason,
 };
 pub use entity::{Entity, Follow, ManagedAddress, NodeName, PlumbHint, DURAVIP_ADDRESS_COUNT_MAX};
-pub use node::{Action, Command, CommandError, DropReason, Event, Node, NodeOptions};
+pub use node::{
+    Action, Command, CommandError, DropReason, Event, Node, NodeOptions, PLUMB_DEADLINE_DEFAULT,
+    STATE_DEADLINE_DEFAULT,
+};

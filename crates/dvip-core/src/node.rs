@@ -46,6 +46,18 @@
 //! delivered while it was stopped may belong to views long gone, and only once it has read
 //! all of it does it know what it may hold; then it takes again what the table still says
 //! is its own.
+//!
+//! # Plumbs that fail
+//!
+//! The caller reports a plumb it could not carry out ([`Node::handle_plumb_failed`]). The
+//! node still holds the address (everyone counts it as here) and asks for it again with a
+//! backoff. If it is still not plumbed `plumb_deadline` after the first failure, the node
+//! gives up its interface: it releases the address, so that the next candidate takes it, and
+//! leaves every address on that interface out of what it offers until the caller says the
+//! interface is usable again ([`Node::handle_interface_ready`]). The interface is the unit
+//! because that is what fails (missing, renamed, refused by the kernel): giving up one
+//! address at a time would let the plan hand the node the next one on the same interface,
+//! dark for another deadline each time.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
@@ -54,12 +66,18 @@ use std::time::Duration;
 
 use crate::election::{elect, Entities, Marks, Member, Plan};
 use crate::entity::{Entity, ManagedAddress, NodeName, PlumbHint};
+use crate::retry::Retries;
 use crate::wire::{self, DecodeError, Message, State};
 
 /// How long a round waits for States by default. A healthy member's State is on the bus within
 /// a few token rotations of the view. (dvipd uses this as it is; deriving it from corosync's
 /// token timeout is open work.)
 pub const STATE_DEADLINE_DEFAULT: Duration = Duration::from_secs(2);
+
+/// How long a held address may fail to plumb before the node gives it up, by default: long
+/// enough for a bond or VLAN that is being brought up, short enough that the next candidate
+/// serves the address within a few seconds.
+pub const PLUMB_DEADLINE_DEFAULT: Duration = Duration::from_secs(3);
 
 /// Tunables of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +96,8 @@ pub struct NodeOptions {
     /// How long an echo may take to come back before the node decides the bus no longer
     /// carries its messages and lets every address go.
     pub bus_deadline: Duration,
+    /// How long a held address may fail to plumb before the node gives it up.
+    pub plumb_deadline: Duration,
     /// Known bugs to plant, for checking the simulator's checker.
     #[cfg(feature = "planted-bugs")]
     pub planted: PlantedBugs,
@@ -91,6 +111,7 @@ impl Default for NodeOptions {
             state_deadline: STATE_DEADLINE_DEFAULT,
             echo_interval: Duration::from_millis(500),
             bus_deadline: Duration::from_secs(2),
+            plumb_deadline: PLUMB_DEADLINE_DEFAULT,
             #[cfg(feature = "planted-bugs")]
             planted: PlantedBugs::default(),
         }
@@ -218,6 +239,21 @@ pub enum Event {
         view_id: u64,
         /// The members found silent.
         members: Vec<NodeName>,
+    },
+    /// A held address could not be plumbed.
+    PlumbFailed {
+        /// The address.
+        address: IpAddr,
+        /// How many times in a row.
+        failures: u32,
+    },
+    /// A held address could not be plumbed within the deadline: this node released it and no
+    /// longer offers any address on its interface until the interface is usable again.
+    GaveUp {
+        /// The address.
+        address: IpAddr,
+        /// The interface it was to go on.
+        interface: String,
     },
 }
 
@@ -355,9 +391,19 @@ impl ViewState {
 pub struct Node {
     me: NodeName,
     options: NodeOptions,
-    /// This node's own entities; members announcing the same share these copies.
+    /// What the caller says this node can serve (its configuration, less interfaces down),
+    /// sorted by address.
+    configured: Vec<ManagedAddress>,
+    /// This node's own entities (`configured` less what it gave up); members announcing the
+    /// same share these copies.
     entities: Arc<Entities>,
+    /// Where each configured address goes.
     hints: BTreeMap<IpAddr, PlumbHint>,
+    /// Held addresses whose plumb failed, waiting to be tried again.
+    retries: Retries,
+    /// Interfaces given up because an address on them could not be plumbed: their addresses
+    /// are not offered until the interface is reported usable.
+    given_up: BTreeSet<String>,
     standby: bool,
     now: Duration,
     clock_started: bool,
@@ -389,8 +435,11 @@ impl Node {
         let mut node = Self {
             me: me.into(),
             options,
+            configured: Vec::new(),
             entities: Arc::default(),
             hints: BTreeMap::new(),
+            retries: Retries::default(),
+            given_up: BTreeSet::new(),
             standby: false,
             now: Duration::ZERO,
             clock_started: false,
@@ -470,6 +519,18 @@ impl Node {
         &self.plumbed
     }
 
+    /// Addresses this node holds whose plumb failed and is being tried again: owned here, but
+    /// not answering.
+    pub fn unplumbed(&self) -> BTreeSet<IpAddr> {
+        self.retries.addresses().collect()
+    }
+
+    /// Interfaces this node gave up because an address could not be plumbed on them: it does
+    /// not offer their addresses until they are reported usable.
+    pub fn given_up(&self) -> &BTreeSet<String> {
+        &self.given_up
+    }
+
     /// What every member holds, as the replicated table says.
     pub fn holdings(&self) -> BTreeMap<NodeName, BTreeSet<IpAddr>> {
         self.view
@@ -510,7 +571,8 @@ impl Node {
             Some((_, sent)) => sent + self.options.bus_deadline,
             None => self.now + self.options.echo_interval,
         });
-        [mature, states, echo].into_iter().flatten().min()
+        let retry = self.retries.next_due(self.options.plumb_deadline);
+        [mature, states, echo, retry].into_iter().flatten().min()
     }
 
     // ---- inputs ----
@@ -544,6 +606,7 @@ impl Node {
             }
         }
         self.give_up_on_states();
+        self.retry_plumbs();
         let view_id = match &mut self.view {
             Some(v)
                 if !v.mature
@@ -826,6 +889,40 @@ impl Node {
         Ok(())
     }
 
+    /// The caller could not plumb `address` (an interface missing, a netlink error). If this
+    /// node holds it, it is tried again with a backoff and given up after `plumb_deadline`.
+    pub fn handle_plumb_failed(&mut self, address: IpAddr) {
+        if !self.plumbed.contains(&address) {
+            return;
+        }
+        let failures = self.retries.failed(address, self.now);
+        self.events
+            .push_back(Event::PlumbFailed { address, failures });
+    }
+
+    /// A plumb of `address` worked (a retry, or a refresh of one that failed).
+    pub fn handle_plumb_done(&mut self, address: IpAddr) {
+        self.retries.forget(address);
+    }
+
+    /// `interface` became usable (it appeared or came up), or the operator asked to try
+    /// again: the addresses given up on it are offered again.
+    pub fn handle_interface_ready(&mut self, interface: &str) {
+        let hints = &self.hints;
+        let now = self.retries.retry_now(self.options.plumb_deadline, |a| {
+            hints.get(&a).is_some_and(|h| h.interface == interface)
+        });
+        for address in now {
+            self.plumb_again(address);
+        }
+        if self.given_up.remove(interface) {
+            self.apply_offer();
+            if self.view.is_some() {
+                self.announce();
+            }
+        }
+    }
+
     /// The configuration was reloaded: announce the new entities.
     pub fn handle_config(&mut self, addresses: &[ManagedAddress]) {
         let before: Vec<(IpAddr, Vec<u16>)> = self
@@ -874,6 +971,7 @@ impl Node {
         for address in std::mem::take(&mut self.plumbed) {
             self.stop(address);
         }
+        self.retries.clear();
         self.releasing.clear();
         self.echo = None;
         self.catching_up = None;
@@ -1003,16 +1101,86 @@ impl Node {
     }
 
     fn set_config(&mut self, addresses: &[ManagedAddress]) {
-        self.entities = Arc::new(
-            addresses
-                .iter()
-                .map(|m| (m.address, Arc::new(Entity::from(m))))
-                .collect(),
-        );
+        self.configured = addresses.to_vec();
+        self.configured.sort_by_key(|m| m.address);
         self.hints = addresses
             .iter()
             .map(|m| (m.address, m.plumb.clone()))
             .collect();
+        self.apply_offer();
+    }
+
+    /// This node's entities: what it is configured to serve, less what it gave up.
+    fn apply_offer(&mut self) {
+        self.entities = Arc::new(
+            self.configured
+                .iter()
+                .filter(|m| !self.given_up.contains(&m.plumb.interface))
+                .map(|m| (m.address, Arc::new(Entity::from(m))))
+                .collect(),
+        );
+    }
+
+    /// Asks for a held address whose plumb failed to be plumbed again, announced and its
+    /// listeners started (they could not bind without it).
+    fn plumb_again(&mut self, address: IpAddr) {
+        let Some(hint) = self.hints.get(&address).cloned() else {
+            return;
+        };
+        if !self.plumbed.contains(&address) {
+            return;
+        }
+        // Two sides of a healed partition may both hold it until the plan settles which one
+        // keeps it; the other side answers meanwhile, and plumbing here would make two.
+        let shared = self.view.as_ref().is_some_and(|v| {
+            v.table
+                .iter()
+                .any(|(n, m)| *n != self.me && m.holdings.contains(&address))
+        });
+        if shared {
+            self.retries.failed(address, self.now);
+            return;
+        }
+        self.actions.push_back(Action::Plumb { address, hint });
+        self.actions.push_back(Action::Announce { address });
+        let ports = self.ports_of(address);
+        if !ports.is_empty() {
+            self.actions
+                .push_back(Action::StartService { address, ports });
+        }
+    }
+
+    /// Tries failed plumbs again when their wait is over, and gives up those past the
+    /// deadline: released, so the next candidate takes them, with their interfaces no longer
+    /// offered (what else this node holds there moves by the plan, release before acquire).
+    fn retry_plumbs(&mut self) {
+        let due = self.retries.due(self.now, self.options.plumb_deadline);
+        for address in due.retry {
+            self.plumb_again(address);
+        }
+        let give_up: Vec<IpAddr> = due
+            .give_up
+            .into_iter()
+            .filter(|a| self.plumbed.contains(a))
+            .collect();
+        if give_up.is_empty() {
+            return;
+        }
+        for &address in &give_up {
+            let Some(interface) = self.hints.get(&address).map(|h| h.interface.clone()) else {
+                continue;
+            };
+            self.given_up.insert(interface.clone());
+            self.events
+                .push_back(Event::GaveUp { address, interface });
+        }
+        self.apply_offer();
+        // The State first: were the Released delivered before it, the plan would still name
+        // this node and grant the addresses straight back to it.
+        if self.view.is_some() {
+            self.announce();
+        }
+        self.release(&give_up);
     }
 
     fn send(&mut self, message: &Message) {
@@ -1086,6 +1254,7 @@ impl Node {
         }
         for &address in addresses {
             self.plumbed.remove(&address);
+            self.retries.forget(address);
             self.stop(address);
             self.releasing.insert(address);
         }
@@ -1115,10 +1284,12 @@ impl Node {
         self.events.push_back(Event::Acquired { address });
     }
 
+    /// The listener ports of a configured address, offered or given up: a listener started
+    /// before its interface was given up must still be stopped.
     fn ports_of(&self, address: IpAddr) -> Vec<u16> {
-        self.entities
-            .get(&address)
-            .map(|e| e.listener_ports.iter().copied().collect())
+        self.configured
+            .binary_search_by_key(&address, |m| m.address)
+            .map(|i| self.configured[i].listener_ports.iter().copied().collect())
             .unwrap_or_default()
     }
 

@@ -4,7 +4,8 @@
 //! that mostly agree) and a run: a safety phase that injects faults (daemon and host
 //! crashes, corosync deaths, pauses of a host or of its daemon alone, a stopped corosync
 //! under a running daemon, partitions and bridges, heals, config reloads, members whose
-//! States never arrive, `announce view`, standby, online and move commands), then a liveness
+//! States never arrive, plumbs that fail and interfaces deleted and created again,
+//! `announce view`, standby, online and move commands), then a liveness
 //! phase that heals everything (but, in some seeds, one member whose States never arrive),
 //! lets the cluster settle, and checks every offered address is plumbed
 //! on exactly one host. The bus is simulated with extended virtual
@@ -134,6 +135,10 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
     for h in 0..hosts {
         world.power_on(h);
         world.start_corosync(h);
+        world.continue_corosync(h);
+        if world.hosts[h].interface_gone || world.now < world.hosts[h].plumbs_fail_until {
+            world.interface_back(h);
+        }
         world.start_daemon(h);
         world.with_node(h, |n| {
             if n.is_standby() {
@@ -200,7 +205,7 @@ fn inject(
 ) {
     let n = world.hosts.len();
     let h = dice.below(n);
-    let kind = dice.below(19);
+    let kind = dice.below(20);
     world.record_event(&format!("fault {kind} on host {h}"));
     match kind {
         0 => world.kill_daemon(h),
@@ -247,7 +252,8 @@ fn inject(
             if !world.hosts[h].paused && world.hosts[h].voice == Voice::Clear {
                 world.touch(h);
                 world.hosts[h].config.clone_from(&config);
-                world.with_node(h, |node| node.handle_config(&config));
+                let offered = world.hosts[h].offered();
+                world.with_node(h, |node| node.handle_config(&offered));
             }
         }
         15 => {
@@ -261,6 +267,14 @@ fn inject(
         17 => {
             let length = Duration::from_millis(dice.between(100, 5000));
             world.stop_corosync(h, length);
+        }
+        18 => {
+            // Plumbs fail for a while: a netlink error, or the interface deleted and created
+            // again (a udev rename, a bond rebuilt). Past the plumb deadline the host gives
+            // its addresses up to the others.
+            let length = Duration::from_millis(dice.between(100, 5000));
+            let removed = dice.chance(0.5);
+            world.fail_plumbs(h, length, removed);
         }
         16 => {
             // A daemon restarted as one whose States never arrive (a State over the size

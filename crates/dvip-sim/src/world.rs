@@ -58,6 +58,8 @@ pub(crate) enum Happening {
     Wake { host: usize },
     /// A stopped corosync continues.
     ContinueCorosync { host: usize },
+    /// A host's interface can carry addresses again (re-created, or its errors stopped).
+    InterfaceBack { host: usize },
 }
 
 /// One machine.
@@ -85,6 +87,11 @@ pub(crate) struct Host {
     away_until: Duration,
     /// Addresses on the host's interfaces.
     pub(crate) kernel: BTreeSet<IpAddr>,
+    /// Until when every plumb on this host fails (a netlink error, an interface missing).
+    pub(crate) plumbs_fail_until: Duration,
+    /// The host's interface is gone: what was on it went with it, and the daemon no longer
+    /// offers its addresses (as dvipd does when the kernel reports the link removed).
+    pub(crate) interface_gone: bool,
     /// Addresses whose listener services run.
     pub(crate) services: BTreeSet<IpAddr>,
     /// The bus view the daemon is in.
@@ -100,6 +107,20 @@ pub(crate) struct Host {
 }
 
 impl Host {
+    /// What the daemon offers: its configuration, unless its interface is gone.
+    pub(crate) fn offered(&self) -> Vec<ManagedAddress> {
+        if self.interface_gone {
+            Vec::new()
+        } else {
+            self.config.clone()
+        }
+    }
+
+    /// The interfaces its configuration names.
+    fn interfaces(&self) -> BTreeSet<String> {
+        self.config.iter().map(|m| m.plumb.interface.clone()).collect()
+    }
+
     /// Whether the host takes part in the bus's ring.
     fn on_ring(&self) -> bool {
         self.powered
@@ -180,6 +201,8 @@ impl World {
                 corosync_stopped: None,
                 away_until: Duration::ZERO,
                 kernel: BTreeSet::new(),
+                plumbs_fail_until: Duration::ZERO,
+                interface_gone: false,
                 services: BTreeSet::new(),
                 view: None,
                 tick_generation: 0,
@@ -274,10 +297,10 @@ impl World {
                     self.schedule(TICK, Happening::Tick { host, generation });
                 }
             }
-            Happening::ContinueCorosync { host } => {
-                if self.hosts[host].corosync_stopped.take().is_some() {
-                    self.record_event(&format!("corosync continues {host}"));
-                    self.schedule(GROUP_CHANGE, Happening::Membership);
+            Happening::ContinueCorosync { host } => self.continue_corosync(host),
+            Happening::InterfaceBack { host } => {
+                if self.now >= self.hosts[host].plumbs_fail_until {
+                    self.interface_back(host);
                 }
             }
             Happening::Wake { host } => {
@@ -317,6 +340,13 @@ impl World {
                     // It let go of what it held if the pause was long: a move of its own.
                     self.touch(host);
                 }
+                // What the kernel reported while it slept (an interface deleted or created
+                // again), read now.
+                if self.hosts[host].interface_gone {
+                    self.interface_went(host);
+                } else if self.now >= self.hosts[host].plumbs_fail_until {
+                    self.interface_ready(host, true);
+                }
                 self.schedule(GROUP_CHANGE, Happening::Membership);
             }
         }
@@ -349,7 +379,7 @@ impl World {
         // core then unplumbs its configured addresses again, which finds nothing.
         h.kernel.clear();
         h.delivered = None;
-        let node = Node::new(h.name.clone(), self.options.clone(), &h.config);
+        let node = Node::new(h.name.clone(), self.options.clone(), &h.offered());
         h.node = Some(node);
         self.record_event(&format!("start {host}"));
         self.start_ticking(host);
@@ -402,12 +432,16 @@ impl World {
         h.corosync = false;
         h.view = None;
         h.delivered = None;
+        // The daemon's group membership died with corosync: it is a new member when it
+        // joins again, a second later, even if corosync is back before the ring noticed.
+        h.away_until = self.now + REJOIN;
         if let Some(node) = h.node.as_mut() {
             node.handle_bus_lost();
         }
         self.record_event(&format!("corosync down {host}"));
         self.drain(host);
         self.schedule(FAILURE_DETECTION, Happening::Membership);
+        self.schedule(REJOIN, Happening::Membership);
     }
 
     pub(crate) fn start_corosync(&mut self, host: usize) {
@@ -476,6 +510,74 @@ impl World {
         // The new process is a new member: the group sees the old one leave first.
         self.hosts[host].away_until = self.now + 2 * GROUP_CHANGE;
         self.schedule(2 * GROUP_CHANGE, Happening::Membership);
+    }
+
+    /// Every plumb on `host` fails for `length`: a netlink error, or (`removed`) its interface
+    /// is deleted, taking its addresses along, and created again after `length`.
+    pub(crate) fn fail_plumbs(&mut self, host: usize, length: Duration, removed: bool) {
+        let h = &mut self.hosts[host];
+        if !h.powered {
+            return;
+        }
+        h.plumbs_fail_until = h.plumbs_fail_until.max(self.now + length);
+        self.record_event(&format!("plumbs fail {host} removed={removed}"));
+        if removed && !self.hosts[host].interface_gone {
+            let h = &mut self.hosts[host];
+            h.interface_gone = true;
+            h.kernel.clear();
+            self.interface_went(host);
+        }
+        self.schedule(length, Happening::InterfaceBack { host });
+    }
+
+    /// What dvipd does when the kernel reports an interface deleted: it tries to put back each
+    /// held address that went with it (which fails), and stops offering the interface's
+    /// addresses.
+    fn interface_went(&mut self, host: usize) {
+        self.touch(host);
+        let h = &self.hosts[host];
+        let offered = h.offered();
+        let lost: Vec<IpAddr> = h
+            .node
+            .as_ref()
+            .map(|n| n.plumbed().difference(&h.kernel).copied().collect())
+            .unwrap_or_default();
+        self.with_node(host, |node| {
+            for address in lost {
+                node.handle_plumb_failed(address);
+            }
+            node.handle_config(&offered);
+        });
+    }
+
+    /// A stopped corosync continues (SIGCONT).
+    pub(crate) fn continue_corosync(&mut self, host: usize) {
+        if self.hosts[host].corosync_stopped.take().is_some() {
+            self.record_event(&format!("corosync continues {host}"));
+            self.schedule(GROUP_CHANGE, Happening::Membership);
+        }
+    }
+
+    /// Plumbs on `host` work again, and a deleted interface is created again.
+    pub(crate) fn interface_back(&mut self, host: usize) {
+        let h = &mut self.hosts[host];
+        h.plumbs_fail_until = h.plumbs_fail_until.min(self.now);
+        let recreated = std::mem::replace(&mut h.interface_gone, false);
+        self.record_event(&format!("interface back {host}"));
+        self.interface_ready(host, recreated);
+    }
+
+    /// The host's interfaces are usable again: the daemon offers what it gave up, and
+    /// (`recreated`) what it stopped offering when the interface went.
+    fn interface_ready(&mut self, host: usize, recreated: bool) {
+        if recreated {
+            self.touch(host);
+            let offered = self.hosts[host].offered();
+            self.with_node(host, |node| node.handle_config(&offered));
+        }
+        for interface in self.hosts[host].interfaces() {
+            self.with_node(host, |node| node.handle_interface_ready(&interface));
+        }
     }
 
     pub(crate) fn set_link(&mut self, a: usize, b: usize, up: bool) {
@@ -753,8 +855,18 @@ impl World {
             self.drain_events(host);
             match action {
                 Action::Send(bytes) => self.multicast(host, bytes),
+                Action::Plumb { address, .. } if self.now < self.hosts[host].plumbs_fail_until => {
+                    self.stats.plumbs += 1;
+                    self.record_event(&format!("plumb failed {host} {address}"));
+                    if let Some(node) = self.hosts[host].node.as_mut() {
+                        node.handle_plumb_failed(address);
+                    }
+                }
                 Action::Plumb { address, .. } => {
                     self.stats.plumbs += 1;
+                    if let Some(node) = self.hosts[host].node.as_mut() {
+                        node.handle_plumb_done(address);
+                    }
                     self.record_event(&format!("plumb {host} {address}"));
                     if let Some(view_id) = self.hosts[host].view {
                         let members = self.views.get(&view_id).cloned().unwrap_or_default();
@@ -783,6 +895,16 @@ impl World {
                     self.record_event(&format!("unplumb {host} {address}"));
                     self.hosts[host].kernel.remove(&address);
                 }
+                Action::StartService { address, .. }
+                    if !self.hosts[host].kernel.contains(&address)
+                        && self.hosts[host]
+                            .node
+                            .as_ref()
+                            .is_some_and(|n| n.unplumbed().contains(&address)) =>
+                {
+                    // Its plumb failed: the listener cannot bind until a retry works, and the
+                    // retry starts it again.
+                }
                 Action::StartService { address, .. } => {
                     if !self.hosts[host].kernel.contains(&address) {
                         let me = self.hosts[host].name.clone();
@@ -807,6 +929,10 @@ impl World {
         while let Some(event) = self.hosts[host].node.as_mut().and_then(Node::poll_event) {
             if self.verbose {
                 eprintln!("{:>10.3} event {host} {event:?}", self.now.as_secs_f64());
+            }
+            if let Event::GaveUp { .. } = event {
+                // Its addresses move for a reason of its own.
+                self.touch(host);
             }
             if let Event::BusStalled { .. } = event {
                 let h = &mut self.hosts[host];

@@ -43,6 +43,9 @@ struct Cluster {
     split: bool,
     /// A node whose multicasts nobody else can read (a build of another wire version).
     garbled: Option<usize>,
+    /// A node whose plumbs fail (its interface is missing), and how many it tried.
+    cannot_plumb: Option<usize>,
+    failed_plumbs: usize,
 }
 
 impl Cluster {
@@ -63,6 +66,8 @@ impl Cluster {
             announced: Vec::new(),
             split: false,
             garbled: None,
+            cannot_plumb: None,
+            failed_plumbs: 0,
         };
         for i in 0..n {
             cluster.drain(i);
@@ -74,7 +79,12 @@ impl Cluster {
         while let Some(action) = self.nodes[i].poll_action() {
             match action {
                 Action::Send(bytes) => self.queue.push_back((i, bytes)),
+                Action::Plumb { address, .. } if self.cannot_plumb == Some(i) => {
+                    self.failed_plumbs += 1;
+                    self.nodes[i].handle_plumb_failed(address);
+                }
                 Action::Plumb { address, .. } => {
+                    self.nodes[i].handle_plumb_done(address);
                     // Release-then-acquire: nobody else may have it when a node plumbs it.
                     for (j, other) in self.plumbed.iter().enumerate() {
                         assert!(
@@ -638,4 +648,66 @@ fn a_node_whose_echo_does_not_come_back_lets_everything_go() {
         "nothing may answer here once the others take over"
     );
     assert_eq!(c.nodes[0].view_id(), None, "it waits for a view");
+}
+
+#[test]
+fn a_node_that_cannot_plumb_tries_again_then_hands_its_addresses_on_until_its_interface_is_back() {
+    let mut c = Cluster::new(&vec![addresses(4, None); 2]);
+    c.cannot_plumb = Some(1);
+    c.view(&[0, 1]);
+    let owed = c.nodes[1].unplumbed();
+    assert_eq!(owed.len(), 2, "n2 holds its share but could plumb none of it");
+    assert_eq!(c.nodes[0].holdings()["n2"], owed, "everyone counts them as n2's");
+    let first = c.failed_plumbs;
+    c.advance(Duration::from_millis(500), &[0, 1]);
+    assert!(c.failed_plumbs > first, "tried again within the backoff");
+    assert!(
+        c.nodes[0].poll_timeout().is_some() && c.nodes[1].poll_timeout() <= Some(c.now + Duration::from_secs(1)),
+        "a retry is armed"
+    );
+    let mut gave_up = Vec::new();
+    for _ in 0..14 {
+        c.advance(Duration::from_millis(250), &[0, 1]);
+        gave_up.extend(std::iter::from_fn(|| c.nodes[1].poll_event()).filter_map(|e| match e {
+            Event::GaveUp { address, interface } => Some((address, interface)),
+            _ => None,
+        }));
+    }
+    assert_eq!(gave_up.len(), 2, "{gave_up:?}");
+    assert!(gave_up.iter().all(|(_, i)| i == "eth0"));
+    assert!(c.nodes[1].unplumbed().is_empty());
+    assert_eq!(c.nodes[1].given_up(), &BTreeSet::from(["eth0".to_owned()]));
+    for i in 1..=4 {
+        assert_eq!(c.owners(&format!("198.51.100.{i}")), vec![0], "n1 serves everything");
+    }
+    // A quiet while later nothing flaps back to n2.
+    let plumbs = c.failed_plumbs;
+    c.advance(Duration::from_secs(5), &[0, 1]);
+    assert_eq!(c.failed_plumbs, plumbs, "n2 no longer tries what it gave up");
+    // The interface appears: n2 offers its addresses again and takes its share back.
+    c.cannot_plumb = None;
+    c.nodes[1].handle_interface_ready("eth0");
+    c.drain(1);
+    c.settle(&[0, 1]);
+    c.advance(Duration::from_secs(1), &[0, 1]);
+    let mine = (1..=4)
+        .filter(|i| c.owners(&format!("198.51.100.{i}")) == vec![1])
+        .count();
+    assert_eq!(mine, 2, "n2 took its share back");
+    assert!(c.nodes[1].given_up().is_empty());
+}
+
+#[test]
+fn a_plumb_that_works_on_a_retry_keeps_the_address_where_it_is() {
+    let mut c = Cluster::new(&vec![addresses(4, None); 2]);
+    c.cannot_plumb = Some(1);
+    c.view(&[0, 1]);
+    let owed = c.nodes[1].unplumbed();
+    c.cannot_plumb = None;
+    c.advance(Duration::from_millis(200), &[0, 1]);
+    assert!(c.nodes[1].unplumbed().is_empty());
+    assert_eq!(c.plumbed[1], owed, "plumbed on the retry");
+    c.advance(Duration::from_secs(5), &[0, 1]);
+    assert_eq!(c.plumbed[1], owed, "and kept: nothing was given up");
+    assert!(c.nodes[1].given_up().is_empty());
 }
