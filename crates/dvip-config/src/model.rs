@@ -104,6 +104,12 @@ pub struct ClusterOptions {
     pub unconditional_rebind: bool,
     /// How long a view must stand before rebalancing, in milliseconds.
     pub view_mature_time_ms: u64,
+    /// How long a round waits for every member's State before planning around the silent
+    /// ones, in milliseconds; `None`: derived from corosync's token timeout at start.
+    pub state_deadline_ms: Option<u64>,
+    /// How long a held address may fail to plumb before the node gives it up, in
+    /// milliseconds.
+    pub plumb_deadline_ms: u64,
     /// A program run after this node acquires an address and after it releases one.
     pub duravip_hook: Option<String>,
     /// How many times each acquisition is announced (gratuitous ARP / neighbour advertisement).
@@ -126,11 +132,17 @@ impl Default for ClusterOptions {
             use_iflist_cache: true,
             unconditional_rebind: true,
             view_mature_time_ms: VIEW_MATURE_TIME_MS_DEFAULT,
+            state_deadline_ms: None,
+            plumb_deadline_ms: millis(dvip_core::PLUMB_DEADLINE_DEFAULT),
             duravip_hook: None,
             announce_count: ANNOUNCE_COUNT_DEFAULT,
             announce_interval_ms: ANNOUNCE_INTERVAL_MS_DEFAULT,
         }
     }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn display<T: std::fmt::Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {

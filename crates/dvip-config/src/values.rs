@@ -186,6 +186,22 @@ pub(crate) fn duration(text: &str) -> Result<Duration, Refusal> {
     }
 }
 
+/// A duration of at least `least`: a deadline so short it would fire on a healthy cluster.
+pub(crate) fn deadline(text: &str, least: Duration) -> Result<Duration, Refusal> {
+    let d = duration(text)?;
+    if d < least {
+        return Err(refuse(
+            Code::BadDuration,
+            format!("`{text}` is shorter than {} ms", least.as_millis()),
+            format!(
+                "a deadline below {} ms fires on a healthy cluster; write a longer one",
+                least.as_millis()
+            ),
+        ));
+    }
+    Ok(d)
+}
+
 /// Where a service listens: an address (or `*` for every address) and a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct ListenAddress {

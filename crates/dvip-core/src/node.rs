@@ -1171,8 +1171,7 @@ impl Node {
                 continue;
             };
             self.given_up.insert(interface.clone());
-            self.events
-                .push_back(Event::GaveUp { address, interface });
+            self.events.push_back(Event::GaveUp { address, interface });
         }
         self.apply_offer();
         // The State first: were the Released delivered before it, the plan would still name

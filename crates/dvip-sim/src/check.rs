@@ -201,7 +201,9 @@ fn check_view(
             .map(|&h| name(h))
             .collect();
         let want: Vec<String> = decision.owner.iter().map(|o| o.to_string()).collect();
-        let failing = members.iter().any(|&h| node(h).unplumbed().contains(address));
+        let failing = members
+            .iter()
+            .any(|&h| node(h).unplumbed().contains(address));
         if holders != want && !(failing && holders.is_empty()) {
             problems.push(format!(
                 "{address} is plumbed on {holders:?} but planned for {want:?}"

@@ -118,7 +118,10 @@ impl Host {
 
     /// The interfaces its configuration names.
     fn interfaces(&self) -> BTreeSet<String> {
-        self.config.iter().map(|m| m.plumb.interface.clone()).collect()
+        self.config
+            .iter()
+            .map(|m| m.plumb.interface.clone())
+            .collect()
     }
 
     /// Whether the host takes part in the bus's ring.

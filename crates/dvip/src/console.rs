@@ -90,6 +90,32 @@ pub(crate) fn show(socket: &Path, json: bool) -> Outcome {
 fn show_text(reply: &Value) {
     membership_text(reply);
     print!("{}", reply["table"].as_str().unwrap_or_default());
+    let list = |key: &str| -> Vec<String> {
+        reply[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let failing = list("not_plumbed");
+    if !failing.is_empty() {
+        println!(
+            "held here but NOT PLUMBED (being retried; dark until then): {}",
+            failing.join(", ")
+        );
+    }
+    let given_up = list("given_up_interfaces");
+    if !given_up.is_empty() {
+        println!(
+            "interfaces given up (plumbing failed; their addresses are offered again when the \
+             interface comes up, or on reload): {}",
+            given_up.join(", ")
+        );
+    }
 }
 
 pub(crate) fn membership(socket: &Path, json: bool) -> Outcome {

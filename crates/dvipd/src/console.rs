@@ -92,12 +92,15 @@ pub fn decision_json(address: &IpAddr, d: &Decision) -> Value {
 /// its candidates and whether this node holds it; plus the same as a table.
 pub fn status(node: &Node) -> Value {
     let plan = node.plan();
+    let failing = node.unplumbed();
     let addresses: Vec<Value> = plan
         .addresses
         .iter()
         .map(|(address, d)| {
             let mut entry = decision_json(address, d);
-            entry["plumbed_here"] = Value::Bool(node.plumbed().contains(address));
+            let held = node.plumbed().contains(address);
+            entry["held_here"] = Value::Bool(held);
+            entry["plumbed_here"] = Value::Bool(held && !failing.contains(address));
             entry
         })
         .collect();
@@ -114,7 +117,9 @@ pub fn status(node: &Node) -> Value {
             "stable_ms": node.view_age().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         },
         "addresses": addresses,
-        "table": plan.table_here(node.plumbed()),
+        "not_plumbed": failing,
+        "given_up_interfaces": node.given_up(),
+        "table": plan.table_here(node.plumbed(), &failing),
     })
 }
 

@@ -266,3 +266,14 @@ pub fn node_names() -> Result<BTreeMap<u32, String>, BusError> {
     let _ = cmap::finalize(&handle);
     Ok(names)
 }
+
+/// corosync's token timeout as it runs now (`runtime.config.totem.token`), if it can be read.
+pub fn token_timeout() -> Option<std::time::Duration> {
+    let handle = cmap::initialize(cmap::Map::Icmap).ok()?;
+    let token = match cmap::get(&handle, "runtime.config.totem.token") {
+        Ok(cmap::Data::UInt32(ms)) => Some(std::time::Duration::from_millis(u64::from(ms))),
+        _ => None,
+    };
+    let _ = cmap::finalize(&handle);
+    token
+}

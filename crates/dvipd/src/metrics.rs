@@ -36,8 +36,12 @@ pub struct DropKind {
 /// Every metric dvipd exports.
 pub struct Metrics {
     registry: Registry,
-    /// Addresses this node holds.
+    /// Addresses this node holds and has plumbed.
     pub held: Gauge,
+    /// Addresses this node holds whose plumb failed (dark while it retries).
+    pub not_plumbed: Gauge,
+    /// Addresses given up after failing to plumb past the deadline.
+    pub plumb_give_ups: Counter,
     /// DuraVIP addresses in this node's configuration.
     pub configured: Gauge,
     /// Members of the current view.
@@ -72,6 +76,8 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("dvip");
         let held = Gauge::default();
+        let not_plumbed = Gauge::default();
+        let plumb_give_ups = Counter::default();
         let configured = Gauge::default();
         let members = Gauge::default();
         let bus_joined = Gauge::default();
@@ -87,7 +93,21 @@ impl Default for Metrics {
         let silent = Counter::default();
         let forwarded = Counter::default();
         let backend_failures = Counter::default();
-        registry.register("addresses_held", "Addresses this node holds", held.clone());
+        registry.register(
+            "addresses_held",
+            "Addresses this node holds and has plumbed",
+            held.clone(),
+        );
+        registry.register(
+            "addresses_not_plumbed",
+            "Addresses this node holds whose plumb failed and is being retried",
+            not_plumbed.clone(),
+        );
+        registry.register(
+            "plumb_give_ups",
+            "Addresses given up (released, their interface no longer offered) after failing to plumb past the deadline",
+            plumb_give_ups.clone(),
+        );
         registry.register(
             "addresses_configured",
             "DuraVIP addresses in this node's configuration",
@@ -145,6 +165,8 @@ impl Default for Metrics {
         Self {
             registry,
             held,
+            not_plumbed,
+            plumb_give_ups,
             configured,
             members,
             bus_joined,

@@ -36,6 +36,9 @@ pub enum KernelEvent {
         /// The address.
         address: IpAddr,
     },
+    /// The kernel dropped notifications because the socket's buffer was full (ENOBUFS): any
+    /// change may have been missed, so the daemon reads links and addresses again.
+    Overrun,
 }
 
 /// Whether a link can carry traffic: administratively up, and a carrier (a cable, or a veth
@@ -82,8 +85,15 @@ pub fn watch() -> std::io::Result<mpsc::UnboundedReceiver<KernelEvent>> {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some((message, _)) = messages.next().await {
-            let NetlinkPayload::InnerMessage(inner) = message.payload else {
-                continue;
+            let inner = match message.payload {
+                NetlinkPayload::InnerMessage(inner) => inner,
+                NetlinkPayload::Overrun(_) => {
+                    if tx.send(KernelEvent::Overrun).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                _ => continue,
             };
             let event = match inner {
                 RouteNetlinkMessage::NewLink(link) => name(&link).map(|name| KernelEvent::Link {

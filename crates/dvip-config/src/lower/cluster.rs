@@ -24,6 +24,8 @@ const CLUSTER_OPTIONS: &[&str] = &[
     "use_iflist_cache",
     "unconditional_rebind",
     "view_mature_time",
+    "state_deadline",
+    "plumb_deadline",
     "duravip_hook",
     "announce_count",
     "announce_interval",
@@ -31,6 +33,11 @@ const CLUSTER_OPTIONS: &[&str] = &[
     "replicate",
     "topology",
 ];
+
+/// The shortest `state_deadline` or `plumb_deadline` accepted: a State takes a few token
+/// rotations, a plumb a few netlink round trips, and a deadline under either fires for
+/// nothing.
+const DEADLINE_LEAST_MS: u64 = 100;
 
 const TOPOLOGY_OPTIONS: &[&str] = &["interface", "cidrmask"];
 
@@ -117,6 +124,17 @@ fn read_stanza(stanza: &Stanza, section: &mut ClusterSection, diagnostics: &mut 
     }
     if let Some(d) = options.duration(&["view_mature_time"], diagnostics) {
         o.view_mature_time_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    }
+    let least = std::time::Duration::from_millis(DEADLINE_LEAST_MS);
+    if let Some((d, _)) = options.parsed(&["state_deadline"], diagnostics, |t| {
+        values::deadline(t, least)
+    }) {
+        o.state_deadline_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    }
+    if let Some((d, _)) = options.parsed(&["plumb_deadline"], diagnostics, |t| {
+        values::deadline(t, least)
+    }) {
+        o.plumb_deadline_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     }
     if let Some((hook, _)) = options.parsed(&["duravip_hook"], diagnostics, values::hook) {
         o.duravip_hook = Some(hook);

@@ -3,7 +3,9 @@
 //! Owns the text layout shared by `dvip plan`, `dvip show`, `dvip config check --addresses`
 //! and the election's golden tests. It must not decide anything.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use super::Plan;
 
@@ -14,13 +16,14 @@ impl Plan {
         self.rows(None)
     }
 
-    /// The same with a `HERE` column after the owner: `yes` for the addresses in `here` (the
-    /// ones plumbed on the node asking), as `dvip show` prints it.
-    pub fn table_here(&self, here: &std::collections::BTreeSet<std::net::IpAddr>) -> String {
-        self.rows(Some(here))
+    /// The same with a `HERE` column after the owner, as `dvip show` prints it: `yes` for the
+    /// addresses in `here` (held by the node asking), `NOT PLUMBED` for those of them also in
+    /// `failing` (held, but their plumb failed: dark until a retry works or they move).
+    pub fn table_here(&self, here: &BTreeSet<IpAddr>, failing: &BTreeSet<IpAddr>) -> String {
+        self.rows(Some((here, failing)))
     }
 
-    fn rows(&self, here: Option<&std::collections::BTreeSet<std::net::IpAddr>>) -> String {
+    fn rows(&self, here: Option<(&BTreeSet<IpAddr>, &BTreeSet<IpAddr>)>) -> String {
         let dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
         let mut header: Vec<String> = [
             "ADDRESS",
@@ -62,8 +65,12 @@ impl Plan {
                 dash(candidates.join(",")),
                 dash(services.join(",")),
             ];
-            if let Some(here) = here {
-                let flag = if here.contains(address) { "yes" } else { "-" };
+            if let Some((here, failing)) = here {
+                let flag = match (here.contains(address), failing.contains(address)) {
+                    (true, true) => "NOT PLUMBED",
+                    (true, false) => "yes",
+                    (false, _) => "-",
+                };
                 row.insert(2, flag.to_owned());
             }
             rows.push(row);

@@ -656,34 +656,52 @@ fn a_node_that_cannot_plumb_tries_again_then_hands_its_addresses_on_until_its_in
     c.cannot_plumb = Some(1);
     c.view(&[0, 1]);
     let owed = c.nodes[1].unplumbed();
-    assert_eq!(owed.len(), 2, "n2 holds its share but could plumb none of it");
-    assert_eq!(c.nodes[0].holdings()["n2"], owed, "everyone counts them as n2's");
+    assert_eq!(
+        owed.len(),
+        2,
+        "n2 holds its share but could plumb none of it"
+    );
+    assert_eq!(
+        c.nodes[0].holdings()["n2"],
+        owed,
+        "everyone counts them as n2's"
+    );
     let first = c.failed_plumbs;
     c.advance(Duration::from_millis(500), &[0, 1]);
     assert!(c.failed_plumbs > first, "tried again within the backoff");
     assert!(
-        c.nodes[0].poll_timeout().is_some() && c.nodes[1].poll_timeout() <= Some(c.now + Duration::from_secs(1)),
+        c.nodes[0].poll_timeout().is_some()
+            && c.nodes[1].poll_timeout() <= Some(c.now + Duration::from_secs(1)),
         "a retry is armed"
     );
     let mut gave_up = Vec::new();
     for _ in 0..14 {
         c.advance(Duration::from_millis(250), &[0, 1]);
-        gave_up.extend(std::iter::from_fn(|| c.nodes[1].poll_event()).filter_map(|e| match e {
-            Event::GaveUp { address, interface } => Some((address, interface)),
-            _ => None,
-        }));
+        gave_up.extend(
+            std::iter::from_fn(|| c.nodes[1].poll_event()).filter_map(|e| match e {
+                Event::GaveUp { address, interface } => Some((address, interface)),
+                _ => None,
+            }),
+        );
     }
     assert_eq!(gave_up.len(), 2, "{gave_up:?}");
     assert!(gave_up.iter().all(|(_, i)| i == "eth0"));
     assert!(c.nodes[1].unplumbed().is_empty());
     assert_eq!(c.nodes[1].given_up(), &BTreeSet::from(["eth0".to_owned()]));
     for i in 1..=4 {
-        assert_eq!(c.owners(&format!("198.51.100.{i}")), vec![0], "n1 serves everything");
+        assert_eq!(
+            c.owners(&format!("198.51.100.{i}")),
+            vec![0],
+            "n1 serves everything"
+        );
     }
     // A quiet while later nothing flaps back to n2.
     let plumbs = c.failed_plumbs;
     c.advance(Duration::from_secs(5), &[0, 1]);
-    assert_eq!(c.failed_plumbs, plumbs, "n2 no longer tries what it gave up");
+    assert_eq!(
+        c.failed_plumbs, plumbs,
+        "n2 no longer tries what it gave up"
+    );
     // The interface appears: n2 offers its addresses again and takes its share back.
     c.cannot_plumb = None;
     c.nodes[1].handle_interface_ready("eth0");

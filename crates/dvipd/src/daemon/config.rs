@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use dvip_config::{load, DiskFiles, Severity};
-use dvip_core::ManagedAddress;
+use std::time::Duration;
+
+use dvip_core::{ManagedAddress, NodeOptions, STATE_DEADLINE_DEFAULT};
 use tracing::{error, info, warn};
 
 use super::Settings;
@@ -24,7 +26,36 @@ pub(super) struct Loaded {
     pub(super) arp_all_hosts: bool,
     /// How many announcements per acquisition, and how far apart.
     pub(super) announce_count: u32,
-    pub(super) announce_interval: std::time::Duration,
+    pub(super) announce_interval: Duration,
+    /// The core's tunables the configuration sets; `state_deadline` is `None` when the
+    /// configuration leaves it to corosync's timing.
+    pub(super) view_mature_time: Duration,
+    pub(super) state_deadline: Option<Duration>,
+    pub(super) plumb_deadline: Duration,
+}
+
+/// A State deadline that follows corosync's timing: twice its token timeout (a member
+/// corosync still counts as alive but that dvip has not heard for that long is as good as
+/// gone), never under [`STATE_DEADLINE_DEFAULT`].
+pub(super) fn state_deadline_for(token: Option<Duration>) -> Duration {
+    token.map_or(STATE_DEADLINE_DEFAULT, |t| {
+        (t * 2).max(STATE_DEADLINE_DEFAULT)
+    })
+}
+
+impl Loaded {
+    /// The core's options: the configuration's, the State deadline derived from `token` when
+    /// the configuration does not set it.
+    pub(super) fn node_options(&self, token: Option<Duration>) -> NodeOptions {
+        NodeOptions {
+            view_mature_time: self.view_mature_time,
+            state_deadline: self
+                .state_deadline
+                .unwrap_or_else(|| state_deadline_for(token)),
+            plumb_deadline: self.plumb_deadline,
+            ..NodeOptions::default()
+        }
+    }
 }
 
 impl Loaded {
@@ -65,12 +96,31 @@ pub(super) fn read_config(settings: &Settings) -> Option<Loaded> {
             hook: config.cluster.duravip_hook,
             arp_all_hosts: config.cluster.arp_all_hosts,
             announce_count: config.cluster.announce_count,
-            announce_interval: std::time::Duration::from_millis(
-                config.cluster.announce_interval_ms,
-            ),
+            announce_interval: Duration::from_millis(config.cluster.announce_interval_ms),
+            view_mature_time: Duration::from_millis(config.cluster.view_mature_time_ms),
+            state_deadline: config.cluster.state_deadline_ms.map(Duration::from_millis),
+            plumb_deadline: Duration::from_millis(config.cluster.plumb_deadline_ms),
             group: config.cluster.cluster_group,
             control_group: config.cluster.control_group,
             name: config.nodename,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_deadline_follows_the_token_but_never_goes_below_the_default() {
+        assert_eq!(state_deadline_for(None), STATE_DEADLINE_DEFAULT);
+        assert_eq!(
+            state_deadline_for(Some(Duration::from_millis(100))),
+            STATE_DEADLINE_DEFAULT
+        );
+        assert_eq!(
+            state_deadline_for(Some(Duration::from_secs(3))),
+            Duration::from_secs(6)
+        );
+    }
 }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dvip_config::LoadOptions;
-use dvip_core::{Action, Event, ManagedAddress, Node, NodeOptions, PlumbHint};
+use dvip_core::{Action, Event, ManagedAddress, Node, PlumbHint};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
@@ -105,6 +105,17 @@ pub enum DaemonError {
         ours: String,
         /// corosync's.
         theirs: String,
+    },
+    /// corosync's node list gives this node no `name`; nothing was plumbed.
+    #[error(
+        "corosync's node list gives this node (nodeid {nodeid}) no name: add `name: {ours}` to \
+         its entry in the nodelist of corosync.conf on every node, then reload corosync"
+    )]
+    Unnamed {
+        /// corosync's id of this node.
+        nodeid: u32,
+        /// dvip's node name.
+        ours: String,
     },
     /// A DuraVIP address is already on this machine and dvip did not put it there (a
     /// management or interface address, or one added by hand): dvip would move it away and
@@ -271,9 +282,14 @@ impl Daemon {
         }
         // A plumb that was a refresh or a retry has no acquire event to stamp.
         self.plumbed_at.clear();
+        // Held and answering: an address whose plumb failed is not served here.
+        let failing = self.node.unplumbed().len();
+        self.metrics.held.set(
+            i64::try_from(self.node.plumbed().len().saturating_sub(failing)).unwrap_or(i64::MAX),
+        );
         self.metrics
-            .held
-            .set(i64::try_from(self.node.plumbed().len()).unwrap_or(i64::MAX));
+            .not_plumbed
+            .set(i64::try_from(failing).unwrap_or(i64::MAX));
     }
 
     /// Carries out actions in order, except that a run of acquisitions (plumbs with their
@@ -329,11 +345,9 @@ impl Daemon {
                     match result {
                         Ok(()) => {
                             debug!(%address, interface = %hint.interface, "plumbed");
-                            self.plumbed.insert(*address, hint.clone());
-                            self.plumbed_at.insert(*address, done_ms);
+                            self.plumbed_ok(*address, hint.clone(), done_ms);
                         }
-                        // The core believes it holds the address; the next refresh tries again.
-                        Err(e) => self.error("plumb", Some(*address), "cannot plumb", &e),
+                        Err(e) => self.plumb_failed(*address, "cannot plumb", &e),
                     }
                 }
                 self.feed_clock();
@@ -346,6 +360,21 @@ impl Daemon {
                 self.carry_out(other).await;
             }
         }
+    }
+
+    /// An address is on its interface.
+    fn plumbed_ok(&mut self, address: IpAddr, hint: PlumbHint, at_ms: u64) {
+        self.plumbed.insert(address, hint);
+        self.plumbed_at.insert(address, at_ms);
+        self.node.handle_plumb_done(address);
+    }
+
+    /// An address the core holds is not on its interface: the core tries again, and gives
+    /// it up past its deadline.
+    fn plumb_failed(&mut self, address: IpAddr, what: &str, e: &dyn std::fmt::Display) {
+        self.plumbed.remove(&address);
+        self.error("plumb", Some(address), what, e);
+        self.node.handle_plumb_failed(address);
     }
 
     /// Removes addresses this process plumbed, many requests in flight, in chunks with the
@@ -413,11 +442,9 @@ impl Daemon {
             {
                 Ok(()) => {
                     info!(%address, interface = %hint.interface, "plumbed");
-                    self.plumbed.insert(address, hint);
-                    self.plumbed_at.insert(address, console::now_ms());
+                    self.plumbed_ok(address, hint, console::now_ms());
                 }
-                // The core believes it holds the address; the next refresh tries again.
-                Err(e) => self.error("plumb", Some(address), "cannot plumb", &e),
+                Err(e) => self.plumb_failed(address, "cannot plumb", &e),
             },
             Action::Unplumb { address, .. } => self.unplumb_all(&[address]).await,
             Action::Announce { address } => {
@@ -578,7 +605,7 @@ impl Daemon {
             let results = self.plumber.plumb_many(chunk).await;
             for ((address, ..), result) in chunk.iter().zip(results) {
                 if let Err(e) = result {
-                    error!(%address, "cannot refresh: {e}");
+                    self.plumb_failed(*address, "cannot refresh", &e);
                 }
             }
             self.feed_clock();
@@ -678,7 +705,15 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                         theirs: theirs.clone(),
                     })
                 }
-                _ => {}
+                Some(_) => {}
+                // Without a name the others would know this node only by its id, never as
+                // the member whose State they wait for.
+                None => {
+                    return Err(DaemonError::Unnamed {
+                        nodeid: joined.me.nodeid,
+                        ours: name,
+                    })
+                }
             }
             Bus::Corosync {
                 bus: Some(joined),
@@ -749,9 +784,21 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         BTreeMap::new()
     });
     let mut kernel = crate::watch::watch().map_err(DaemonError::Watch)?;
+    watching::warn_missing(&config.addresses, &links);
+    let token = match settings.bus {
+        BusKind::Corosync => corosync::token_timeout(),
+        BusKind::Standalone => None,
+    };
+    let options = config.node_options(token);
+    info!(
+        state_deadline_ms = options.state_deadline.as_millis(),
+        plumb_deadline_ms = options.plumb_deadline.as_millis(),
+        view_mature_time_ms = options.view_mature_time.as_millis(),
+        "timing"
+    );
     let node = Node::new(
         name.clone(),
-        NodeOptions::default(),
+        options,
         &watching::offered(&config.addresses, &links),
     );
     let address_count = config.addresses.len();
@@ -849,7 +896,13 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 systemd::reloading();
                 match read_config(&settings) {
                     Some(config) => {
+                        watching::warn_missing(&config.addresses, &daemon.links);
                         daemon.node.handle_config(&watching::offered(&config.addresses, &daemon.links));
+                        // A reload is the operator's way to say "try again" on an interface
+                        // given up after plumbing failed there.
+                        for interface in daemon.node.given_up().clone() {
+                            daemon.node.handle_interface_ready(&interface);
+                        }
                         let count = config.addresses.len();
                         daemon.metrics.configured.set(i64::try_from(count).unwrap_or(i64::MAX));
                         spread_for(&settings, &config, &mut daemon.plumber).await;

@@ -81,6 +81,8 @@ impl Daemon {
             "arp_all_hosts": self.config.arp_all_hosts,
             "hook": self.config.hook,
             "held": self.plumbed.len(),
+            "not_plumbed": self.node.unplumbed(),
+            "given_up_interfaces": self.node.given_up(),
             "interfaces_down": self
                 .links
                 .iter()
@@ -137,6 +139,9 @@ impl Daemon {
                 m.silent.inc_by(members.len() as u64);
             }
             Event::BusStalled { .. } => m.error("bus"),
+            Event::GaveUp { .. } => {
+                m.plumb_give_ups.inc();
+            }
             _ => {}
         }
     }
@@ -179,6 +184,17 @@ pub(super) fn log_event(event: &Event) {
         Event::BusStalled { waited } => {
             error!(?waited, "corosync no longer carries this node's messages: every address released, joining again");
         }
+        Event::PlumbFailed { address, failures } => {
+            warn!(%address, failures, "held but not plumbed: trying again");
+        }
+        Event::GaveUp { address, interface } => {
+            error!(
+                %address,
+                %interface,
+                "could not plumb within the deadline: released, and the interface's addresses \
+                 are no longer offered until it comes up (or the configuration is reloaded)"
+            );
+        }
         other => info!(?other, "event"),
     }
 }
@@ -205,6 +221,12 @@ pub(super) fn event_json(event: &Event) -> Option<Value> {
         }
         Event::BusStalled { waited } => {
             json!({"event": "bus_stalled", "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)})
+        }
+        Event::PlumbFailed { address, failures } => {
+            json!({"event": "plumb_failed", "address": address, "failures": failures})
+        }
+        Event::GaveUp { address, interface } => {
+            json!({"event": "gave_up", "address": address, "interface": interface})
         }
         _ => return None,
     };

@@ -6,6 +6,7 @@ mod cluster_clients;
 mod cluster_large;
 mod cluster_rules;
 mod listeners;
+mod missing_interface;
 mod neighbours;
 mod operations;
 mod spread;
