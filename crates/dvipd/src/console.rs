@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
+use tracing::info;
 
 /// Where dvipd listens unless told otherwise.
 pub const SOCKET_DEFAULT: &str = "/run/dvip/dvipd.sock";
@@ -36,6 +37,14 @@ pub enum Request {
     Broadcast(Value),
     /// A command for the core.
     Command(Command),
+}
+
+impl Request {
+    /// Whether it changes the cluster (a command, or a broadcast that may carry one): those
+    /// are logged with who asked.
+    pub fn changes_something(&self) -> bool {
+        matches!(self, Self::Command(_) | Self::Broadcast(_))
+    }
 }
 
 /// A request and where its reply goes.
@@ -141,22 +150,46 @@ pub fn listen(
     requests: mpsc::Sender<Pending>,
     events: EventStream,
 ) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // A socket file left by a dead daemon would make bind fail.
-    let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let listener = bind_private(path)?;
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(stream, requests.clone(), events.clone()));
+        let mut backoff = crate::accept::Backoff::new("console");
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    backoff.accepted();
+                    tokio::spawn(serve(stream, requests.clone(), events.clone()));
+                }
+                Err(e) => backoff.failed(&e).await,
+            }
         }
     });
     Ok(())
 }
 
+/// Binds a unix socket at `path` that only root can use from the moment it exists: it is made
+/// in a fresh directory of mode 0700, given mode 0600 there, and renamed into place (which
+/// also replaces a socket a dead daemon left). Binding at `path` and chmod'ing afterwards
+/// would leave a moment in which anyone could connect.
+fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let staging = dir.join(format!(".dvipd-socket-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    let bound = (|| {
+        let temporary = staging.join("sock");
+        let listener = UnixListener::bind(&temporary)?;
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&temporary, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    bound
+}
+
 async fn serve(stream: UnixStream, requests: mpsc::Sender<Pending>, events: EventStream) {
+    let caller = stream.peer_cred().ok();
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(REQUEST_LEN_MAX as u64));
@@ -164,6 +197,16 @@ async fn serve(stream: UnixStream, requests: mpsc::Sender<Pending>, events: Even
         Ok(Ok(n)) if n > 0 => match parse_request(line.trim()) {
             Ok(Request::Events) => return stream_events(write, events.subscribe()).await,
             Ok(request) => {
+                if request.changes_something() {
+                    // Who asked, for the audit trail: the socket is root's, but root is many
+                    // people and scripts.
+                    info!(
+                        uid = caller.map(|c| c.uid()),
+                        pid = caller.and_then(|c| c.pid()),
+                        ?request,
+                        "console request"
+                    );
+                }
                 let (tx, rx) = oneshot::channel();
                 if requests.send((request, tx)).await.is_err() {
                     json!({"ok": false, "error": "dvipd is stopping"})

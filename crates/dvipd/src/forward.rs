@@ -6,6 +6,11 @@
 //! lets the address go. Stopping closes the listening socket only: connections already
 //! relayed carry on until either side closes them, so a message in flight is not cut off by a
 //! planned move.
+//!
+//! Relays are bounded: at most [`Forwards::new`]'s limit at once across every listener (a
+//! connection over it is closed at once), and each ends after [`IDLE_TIMEOUT`] without a
+//! byte either way, so idle clients cannot take the descriptors the console and corosync
+//! need.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,9 +19,9 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use socket2::{Domain, Socket, Type};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::proxy_header;
@@ -25,6 +30,14 @@ use crate::proxy_header;
 const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The listening socket's backlog: a takeover can bring a burst of reconnecting clients.
 const BACKLOG: i32 = 1024;
+/// How long a relay may carry nothing either way before it is closed: twice the five minutes
+/// RFC 5321 gives an SMTP server to wait for a command, so no client within the protocol's
+/// timeouts is cut.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// The most relays at once, when descriptors allow (each takes two).
+pub const RELAYS_MAX: usize = 4096;
+/// Descriptors kept for everything but relays: corosync, netlink, the console, hooks.
+pub const DESCRIPTORS_KEPT: u64 = 256;
 
 /// What one listener relays, from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +55,17 @@ pub struct Counters {
     pub accepted: Counter,
     /// Connections given up because the backend did not accept them.
     pub backend_failures: Counter,
+    /// Connections closed at once because the relay limit was reached.
+    pub refused: Counter,
+    /// Relays closed for carrying nothing for [`IDLE_TIMEOUT`].
+    pub idle_closed: Counter,
+}
+
+/// How many relays fit in `descriptors` (the process's limit on open files), at most
+/// [`RELAYS_MAX`]: each takes two, and [`DESCRIPTORS_KEPT`] stay for the rest.
+pub fn relays_for(descriptors: u64) -> usize {
+    let spare = descriptors.saturating_sub(DESCRIPTORS_KEPT) / 2;
+    usize::try_from(spare).unwrap_or(usize::MAX).min(RELAYS_MAX)
 }
 
 struct Running {
@@ -50,18 +74,20 @@ struct Running {
 }
 
 /// The forward-mode listeners this node runs, by address and port.
-#[derive(Default)]
 pub struct Forwards {
     running: BTreeMap<(IpAddr, u16), Running>,
     counters: Arc<Counters>,
+    /// One permit per relay that may run.
+    relays: Arc<Semaphore>,
 }
 
 impl Forwards {
-    /// No listeners yet; relays count into `counters`.
-    pub fn new(counters: Counters) -> Self {
+    /// No listeners yet; at most `relays` relays at once, counted into `counters`.
+    pub fn new(counters: Counters, relays: usize) -> Self {
         Self {
             running: BTreeMap::new(),
             counters: Arc::new(counters),
+            relays: Arc::new(Semaphore::new(relays)),
         }
     }
 
@@ -91,6 +117,7 @@ impl Forwards {
             route,
             stopped,
             Arc::clone(&self.counters),
+            Arc::clone(&self.relays),
         ));
         info!(%address, port, backend = %route.backend, "forwarding");
         self.running
@@ -140,26 +167,79 @@ async fn accept_loop(
     route: Route,
     mut stopped: watch::Receiver<bool>,
     counters: Arc<Counters>,
+    relays: Arc<Semaphore>,
 ) {
+    let mut backoff = crate::accept::Backoff::new("forwarded");
     loop {
         tokio::select! {
             _ = stopped.changed() => return,
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
+                    backoff.accepted();
                     counters.accepted.inc();
-                    tokio::spawn(relay(client, peer, route, Arc::clone(&counters)));
+                    // Taken and closed rather than left in the backlog: the client learns at
+                    // once, and its descriptor is back.
+                    let Ok(permit) = Arc::clone(&relays).try_acquire_owned() else {
+                        counters.refused.inc();
+                        debug!(%peer, "relay limit reached: connection closed");
+                        continue;
+                    };
+                    let counters = Arc::clone(&counters);
+                    tokio::spawn(async move {
+                        relay(client, peer, route, &counters).await;
+                        drop(permit);
+                    });
                 }
-                Err(e) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    warn!("cannot accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                Err(e) => backoff.failed(&e).await,
             },
         }
     }
 }
 
-async fn relay(mut client: TcpStream, peer: SocketAddr, route: Route, counters: Arc<Counters>) {
+/// Copies both ways until both sides have closed, or until `idle` passes with nothing to
+/// copy; the bytes sent up (to `b`) and down, or `TimedOut`.
+async fn pipe<A, B>(a: &mut A, b: &mut B, idle: Duration) -> std::io::Result<(u64, u64)>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut a_read, mut a_write) = tokio::io::split(a);
+    let (mut b_read, mut b_write) = tokio::io::split(b);
+    let mut up_buf = vec![0u8; 16 * 1024];
+    let mut down_buf = vec![0u8; 16 * 1024];
+    let (mut up, mut down) = (0u64, 0u64);
+    let (mut a_done, mut b_done) = (false, false);
+    while !(a_done && b_done) {
+        tokio::select! {
+            read = a_read.read(&mut up_buf), if !a_done => match read? {
+                0 => {
+                    a_done = true;
+                    b_write.shutdown().await?;
+                }
+                n => {
+                    b_write.write_all(&up_buf[..n]).await?;
+                    up += n as u64;
+                }
+            },
+            read = b_read.read(&mut down_buf), if !b_done => match read? {
+                0 => {
+                    b_done = true;
+                    a_write.shutdown().await?;
+                }
+                n => {
+                    a_write.write_all(&down_buf[..n]).await?;
+                    down += n as u64;
+                }
+            },
+            () = tokio::time::sleep(idle) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "idle"));
+            }
+        }
+    }
+    Ok((up, down))
+}
+
+async fn relay(mut client: TcpStream, peer: SocketAddr, route: Route, counters: &Counters) {
     let local = match client.local_addr() {
         Ok(local) => local,
         Err(e) => return debug!(%peer, "connection gone before relaying: {e}"),
@@ -184,8 +264,61 @@ async fn relay(mut client: TcpStream, peer: SocketAddr, route: Route, counters: 
             return warn!(%peer, backend = %route.backend, "cannot send the PROXY header: {e}");
         }
     }
-    match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+    match pipe(&mut client, &mut backend, IDLE_TIMEOUT).await {
         Ok((up, down)) => debug!(%peer, %local, up, down, "relay closed"),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            counters.idle_closed.inc();
+            debug!(%peer, %local, "relay idle for {} s: closed", IDLE_TIMEOUT.as_secs());
+        }
         Err(e) => debug!(%peer, %local, "relay ended: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relays_fit_the_descriptor_limit() {
+        assert_eq!(relays_for(1024), 384);
+        assert_eq!(relays_for(65_536), RELAYS_MAX);
+        assert_eq!(relays_for(100), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pipe_carries_both_ways_and_ends_when_idle() {
+        let (mut client, mut near) = tokio::io::duplex(1024);
+        let (mut far, mut backend) = tokio::io::duplex(1024);
+        let relay =
+            tokio::spawn(async move { pipe(&mut near, &mut far, Duration::from_secs(60)).await });
+        client.write_all(b"HELO").await.expect("write");
+        let mut got = [0u8; 4];
+        backend.read_exact(&mut got).await.expect("read");
+        assert_eq!(&got, b"HELO");
+        backend.write_all(b"250").await.expect("write");
+        let mut got = [0u8; 3];
+        client.read_exact(&mut got).await.expect("read");
+        assert_eq!(&got, b"250");
+        // Nothing more either way: the paused clock runs to the idle timeout.
+        let ended = relay.await.expect("joined");
+        assert_eq!(
+            ended.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::TimedOut)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pipe_ends_when_both_sides_close() {
+        let (mut client, mut near) = tokio::io::duplex(1024);
+        let (mut far, mut backend) = tokio::io::duplex(1024);
+        let relay =
+            tokio::spawn(async move { pipe(&mut near, &mut far, Duration::from_secs(60)).await });
+        client.write_all(b"QUIT").await.expect("write");
+        client.shutdown().await.expect("shutdown");
+        let mut got = Vec::new();
+        backend.read_to_end(&mut got).await.expect("read");
+        assert_eq!(got, b"QUIT");
+        backend.shutdown().await.expect("shutdown");
+        assert_eq!(relay.await.expect("joined").expect("clean"), (4, 0));
     }
 }

@@ -8,6 +8,7 @@
 //! [`daemon`] owns the core and feeds it. The console (`dvip`) uses the same modules for its
 //! maintenance commands.
 
+pub mod accept;
 pub mod announce;
 pub mod broadcast;
 pub mod console;

@@ -70,6 +70,10 @@ pub struct Metrics {
     pub forwarded: Counter,
     /// Forwarded connections whose backend did not accept them.
     pub backend_failures: Counter,
+    /// Forwarded connections closed at once because the relay limit was reached.
+    pub forward_refused: Counter,
+    /// Relays closed for being idle.
+    pub forward_idle_closed: Counter,
 }
 
 impl Default for Metrics {
@@ -93,6 +97,8 @@ impl Default for Metrics {
         let silent = Counter::default();
         let forwarded = Counter::default();
         let backend_failures = Counter::default();
+        let forward_refused = Counter::default();
+        let forward_idle_closed = Counter::default();
         registry.register(
             "addresses_held",
             "Addresses this node holds and has plumbed",
@@ -162,6 +168,16 @@ impl Default for Metrics {
             "Forwarded connections whose backend did not accept them",
             backend_failures.clone(),
         );
+        registry.register(
+            "forward_refused",
+            "Forwarded connections closed at once because the relay limit was reached",
+            forward_refused.clone(),
+        );
+        registry.register(
+            "forward_idle_closed",
+            "Relays closed after carrying nothing for the idle timeout",
+            forward_idle_closed.clone(),
+        );
         Self {
             registry,
             held,
@@ -181,6 +197,8 @@ impl Default for Metrics {
             silent,
             forwarded,
             backend_failures,
+            forward_refused,
+            forward_idle_closed,
         }
     }
 }
@@ -213,7 +231,16 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn serve(at: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
     let listener = TcpListener::bind(at).await?;
     tokio::spawn(async move {
-        while let Ok((mut stream, peer)) = listener.accept().await {
+        let mut backoff = crate::accept::Backoff::new("metrics");
+        loop {
+            let (mut stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    backoff.failed(&e).await;
+                    continue;
+                }
+            };
+            backoff.accepted();
             let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {
                 let mut head = vec![0u8; 4096];

@@ -95,6 +95,24 @@ pub enum DaemonError {
     /// The configuration is invalid at start; nothing was plumbed.
     #[error("the configuration is invalid")]
     Config,
+    /// Another dvipd holds this node's lock; nothing was touched.
+    #[error(
+        "another dvipd is already running on this node (it holds {path}); stop it first, or \
+         give this one its own --socket if it is meant for another network namespace"
+    )]
+    AlreadyRunning {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// The lock file could not be opened.
+    #[error("cannot open the lock file {path}: {source}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// This node's name is not the name corosync's node list gives this node; nothing was
     /// plumbed.
     #[error(
@@ -663,6 +681,19 @@ pub fn address_lifetime_for(count: usize) -> Duration {
     ADDRESS_LIFETIME_MIN.max(Duration::from_secs(seconds))
 }
 
+/// Raises the soft limit on open files to the hard one (systemd's `LimitNOFILE`, or the
+/// shell's) and returns it: forward-mode relays take two descriptors each.
+fn raise_descriptor_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}
+
 /// A view's id, the same on every member: the members (node id and process id) hashed.
 /// Consecutive views always differ in membership, so their ids differ.
 fn view_id(members: &[Member]) -> u64 {
@@ -688,8 +719,37 @@ async fn next_bus_event(bus: &mut Bus) -> Option<BusEvent> {
     }
 }
 
+/// Takes this node's lock, beside the console socket, for as long as the returned file is
+/// open: a second dvipd would join the group as a second member of the same name, take the
+/// console socket over and remove the first one's addresses as leftovers.
+fn lock(socket: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>, DaemonError> {
+    let path = socket.with_extension("lock");
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| DaemonError::Lock {
+            path: path.clone(),
+            source,
+        })?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => Ok(locked),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(DaemonError::AlreadyRunning { path }),
+        Err((_, errno)) => Err(DaemonError::Lock {
+            path,
+            source: errno.into(),
+        }),
+    }
+}
+
 /// Runs a node until SIGTERM or SIGINT, then hands every address over and returns.
 pub async fn run(settings: Settings) -> Result<(), DaemonError> {
+    // Held until this function returns, and by the kernel until the process is gone.
+    let _lock = lock(&settings.socket)?;
     let config = read_config(&settings).ok_or(DaemonError::Config)?;
     let name = config.name.clone();
     let group = config.group.clone();
@@ -802,15 +862,21 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         &watching::offered(&config.addresses, &links),
     );
     let address_count = config.addresses.len();
+    let relays = crate::forward::relays_for(raise_descriptor_limit());
     let mut daemon = Daemon {
         node,
         name: name.clone(),
         config,
         config_loaded: Instant::now(),
-        forwards: Forwards::new(Counters {
-            accepted: metrics.forwarded.clone(),
-            backend_failures: metrics.backend_failures.clone(),
-        }),
+        forwards: Forwards::new(
+            Counters {
+                accepted: metrics.forwarded.clone(),
+                backend_failures: metrics.backend_failures.clone(),
+                refused: metrics.forward_refused.clone(),
+                idle_closed: metrics.forward_idle_closed.clone(),
+            },
+            relays,
+        ),
         control: None,
         control_members: BTreeSet::new(),
         broadcasts: Broadcasts::default(),

@@ -5,6 +5,7 @@ mod cluster;
 mod cluster_clients;
 mod cluster_large;
 mod cluster_rules;
+mod limits;
 mod listeners;
 mod missing_interface;
 mod neighbours;
@@ -367,6 +368,15 @@ fn the_console_shows_the_plan_and_standby_drains_the_node() {
         true
     );
     wait_for(&ns, &[], Duration::from_secs(5), &daemon);
+    let me = std::process::id();
+    assert!(
+        daemon.log().lines().any(|l| l.contains("console request")
+            && l.contains("uid=0")
+            && l.contains(&format!("pid={me}"))
+            && l.contains("Standby")),
+        "a command is logged with who gave it:\n{}",
+        daemon.log()
+    );
     let drained = call(&socket, &serde_json::json!({"command": "show"}));
     assert_eq!(drained["standby"], true);
     assert!(drained["addresses"]
@@ -614,4 +624,43 @@ fn an_acquisition_is_stamped_when_the_kernel_took_the_address_not_when_the_batch
             "{address}: acquired at {at}, announced at {announce}"
         );
     }
+}
+
+#[test]
+fn a_second_dvipd_on_the_same_node_is_refused_and_the_first_keeps_its_addresses() {
+    let ns = Netns::new("dvipd-l");
+    let conf = config(&ns, TWO);
+    let socket = conf.with_extension("sock");
+    let first = Daemon::start(&ns, &conf);
+    wait_for(&ns, &THREE_ADDRESSES[..2], Duration::from_secs(5), &first);
+    let log = conf.with_extension("second.log");
+    let child = ns
+        .command(env!("CARGO_BIN_EXE_dvipd"))
+        .args([
+            "--config",
+            conf.to_str().expect("utf-8 path"),
+            "--bus",
+            "standalone",
+        ])
+        .args(["--socket", socket.to_str().expect("utf-8 path")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("dvipd starts");
+    let mut second = Daemon { child, log };
+    let code = second.wait_exit(Duration::from_secs(5));
+    assert_ne!(code, Some(0), "{}", second.log());
+    assert!(
+        second.log().contains("another dvipd is already running"),
+        "{}",
+        second.log()
+    );
+    // The first still holds its addresses and answers on its socket.
+    wait_for(&ns, &THREE_ADDRESSES[..2], Duration::from_secs(1), &first);
+    assert_eq!(
+        call(&socket, &serde_json::json!({"command": "show"}))["ok"],
+        true,
+        "{}",
+        first.log()
+    );
 }
