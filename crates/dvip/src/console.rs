@@ -124,6 +124,9 @@ pub(crate) fn membership(socket: &Path, json: bool) -> Outcome {
 }
 
 fn membership_text(reply: &Value) {
+    if reply["waiting_for_corosync"] == true {
+        println!("waiting for corosync: this node is in no view and holds nothing");
+    }
     let view = &reply["view"];
     let members: Vec<&str> = view["members"]
         .as_array()

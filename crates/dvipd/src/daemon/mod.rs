@@ -580,25 +580,33 @@ impl Daemon {
     }
 
     /// Joins corosync again after it went away; `false` while it is still away.
-    fn rejoin(&mut self) -> bool {
-        let Bus::Corosync { bus, group, .. } = &mut self.bus else {
-            return true;
+    /// Fails only when corosync is back but does not know this node by its name: running on
+    /// would leave the others waiting for a member they cannot name.
+    fn rejoin(&mut self) -> Result<bool, DaemonError> {
+        let Bus::Corosync { bus, group, names } = &mut self.bus else {
+            return Ok(true);
         };
         if bus.is_some() {
-            return true;
+            return Ok(true);
         }
         match CorosyncBus::join(group) {
             Ok(joined) => {
-                info!("corosync is back: joined the group again");
+                *names = identify(&joined, &self.name)?;
+                info!("joined corosync's group");
                 *bus = Some(joined);
                 self.metrics.bus_joined.set(1);
-                true
+                Ok(true)
             }
             Err(e) => {
-                warn!("corosync still away: {e}");
-                false
+                warn!("waiting for corosync: {e}");
+                Ok(false)
             }
         }
+    }
+
+    /// Whether the node waits for corosync (at start, or after losing it).
+    fn waiting_for_bus(&self) -> bool {
+        matches!(self.bus, Bus::Corosync { bus: None, .. })
     }
 
     /// Adds the next `count` held addresses again (after the last one refreshed, wrapping
@@ -719,6 +727,24 @@ async fn next_bus_event(bus: &mut Bus) -> Option<BusEvent> {
     }
 }
 
+/// corosync's node names by id, once it is checked that they name this node as dvip does.
+fn identify(joined: &CorosyncBus, name: &str) -> Result<BTreeMap<u32, String>, DaemonError> {
+    let names = corosync::node_names()?;
+    match names.get(&joined.me.nodeid) {
+        Some(theirs) if theirs != name => Err(DaemonError::NameMismatch {
+            ours: name.to_owned(),
+            theirs: theirs.clone(),
+        }),
+        Some(_) => Ok(names),
+        // Without a name the others would know this node only by its id, never as the
+        // member whose State they wait for.
+        None => Err(DaemonError::Unnamed {
+            nodeid: joined.me.nodeid,
+            ours: name.to_owned(),
+        }),
+    }
+}
+
 /// Takes this node's lock, beside the console socket, for as long as the returned file is
 /// open: a second dvipd would join the group as a second member of the same name, take the
 /// console socket over and remove the first one's addresses as leftovers.
@@ -755,32 +781,23 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     let group = config.group.clone();
     let bus = match settings.bus {
         BusKind::Standalone => Bus::Standalone(VecDeque::new()),
-        BusKind::Corosync => {
-            let joined = CorosyncBus::join(&group)?;
-            let names = corosync::node_names()?;
-            match names.get(&joined.me.nodeid) {
-                Some(theirs) if *theirs != name => {
-                    return Err(DaemonError::NameMismatch {
-                        ours: name,
-                        theirs: theirs.clone(),
-                    })
-                }
-                Some(_) => {}
-                // Without a name the others would know this node only by its id, never as
-                // the member whose State they wait for.
-                None => {
-                    return Err(DaemonError::Unnamed {
-                        nodeid: joined.me.nodeid,
-                        ours: name,
-                    })
-                }
-            }
-            Bus::Corosync {
+        // corosync may not be up yet (a boot where dvipd starts first, a corosync restarting):
+        // the loop keeps trying, and systemd hears READY only once joined.
+        BusKind::Corosync => match CorosyncBus::join(&group) {
+            Ok(joined) => Bus::Corosync {
+                names: identify(&joined, &name)?,
                 bus: Some(joined),
                 group,
-                names,
+            },
+            Err(e) => {
+                warn!("waiting for corosync: {e}");
+                Bus::Corosync {
+                    bus: None,
+                    group,
+                    names: BTreeMap::new(),
+                }
             }
-        }
+        },
     };
     let lifetime = settings
         .address_lifetime
@@ -838,7 +855,6 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     metrics
         .configured
         .set(i64::try_from(config.addresses.len()).unwrap_or(i64::MAX));
-    metrics.bus_joined.set(1);
     let links = crate::watch::links().await.unwrap_or_else(|e| {
         warn!("cannot read the interfaces' state (treating all as up): {e}");
         BTreeMap::new()
@@ -908,9 +924,17 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         daemon.node.handle_view(1, &BTreeSet::from([name.clone()]));
         daemon.drive().await;
     }
+    let joined = !daemon.waiting_for_bus();
+    daemon.metrics.bus_joined.set(i64::from(joined));
     info!(node = %name, addresses = address_count, bus = ?settings.bus, "running");
     daemon.status_sent = daemon.status_line();
-    systemd::ready(&daemon.status_sent);
+    let mut ready_sent = joined;
+    if joined {
+        systemd::ready(&daemon.status_sent);
+    } else {
+        systemd::status(&daemon.status_sent);
+    }
+    let mut fatal = None;
     let watchdog = systemd::watchdog_interval();
     let mut last_watchdog = Instant::now();
 
@@ -930,11 +954,19 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 if last_rejoin.elapsed() >= rejoin_after {
                     // Every second at first, then backing off to REJOIN_BACKOFF_MAX while
                     // corosync stays away; back to every second once joined.
-                    rejoin_after = if daemon.rejoin() {
-                        REJOIN_FIRST
-                    } else {
-                        (rejoin_after * 2).min(REJOIN_BACKOFF_MAX)
+                    rejoin_after = match daemon.rejoin() {
+                        Ok(true) => REJOIN_FIRST,
+                        Ok(false) => (rejoin_after * 2).min(REJOIN_BACKOFF_MAX),
+                        Err(e) => {
+                            error!("{e}");
+                            fatal = Some(e);
+                            break;
+                        }
                     };
+                    if !ready_sent && !daemon.waiting_for_bus() {
+                        systemd::ready(&daemon.status_line());
+                        ready_sent = true;
+                    }
                     daemon.rejoin_control();
                     last_rejoin = Instant::now();
                 }
@@ -1017,7 +1049,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     if let Some(guardian) = daemon.guardian.take() {
         guardian.finish(Duration::from_secs(2));
     }
-    Ok(())
+    fatal.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

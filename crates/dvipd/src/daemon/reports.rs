@@ -96,9 +96,10 @@ impl Daemon {
 
     /// One line for `systemctl status`: what the node holds and the view it is in.
     pub(super) fn status_line(&self) -> String {
-        let joined = match &self.bus {
-            Bus::Corosync { bus: None, .. } => " (corosync away: nothing held)",
-            _ => "",
+        let joined = if self.waiting_for_bus() {
+            " (waiting for corosync: nothing held)"
+        } else {
+            ""
         };
         format!(
             "holding {} of {} addresses, view of {}{}{joined}",
@@ -152,6 +153,7 @@ impl Daemon {
             Request::Show => {
                 let mut status = console::status(&self.node);
                 status["config"] = self.config_report();
+                status["waiting_for_corosync"] = self.waiting_for_bus().into();
                 status
             }
             Request::Info => self.info(settings),

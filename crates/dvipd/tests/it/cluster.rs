@@ -274,3 +274,75 @@ fn a_node_whose_interface_goes_down_lets_go_and_a_survivor_takes_over() {
         balanced,
     );
 }
+
+#[test]
+fn a_dvipd_started_before_corosync_waits_for_it_then_takes_its_share() {
+    let mut lab = Lab::new("dvl", 2);
+    lab.kill_corosync(2);
+    let _one = start(&lab, 1);
+    let _two = start(&lab, 2);
+    wait(
+        &lab,
+        Duration::from_secs(10),
+        "node1 holds everything alone",
+        |h| holds_all(&h[0]) && h[1].is_empty(),
+    );
+    let console = socket(&lab, 2);
+    let waiting = || crate::call(&console, &serde_json::json!({"command": "show"}));
+    let start_wait = Instant::now();
+    loop {
+        let shown = waiting();
+        if shown["waiting_for_corosync"] == true {
+            break;
+        }
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(10),
+            "{shown}\n{}",
+            logs(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        logs(&lab).contains("waiting for corosync"),
+        "{}",
+        logs(&lab)
+    );
+    lab.start_corosync_again(2);
+    wait(
+        &lab,
+        Duration::from_secs(20),
+        "node2 joins once corosync is up and takes its share",
+        balanced,
+    );
+    assert_eq!(waiting()["waiting_for_corosync"], false);
+}
+
+#[test]
+fn a_node_corosync_gives_no_name_is_refused_with_what_to_fix() {
+    let mut lab = Lab::new("dvl", 2);
+    let conf = lab.dir().join("corosync-2.conf");
+    let text = std::fs::read_to_string(&conf).expect("corosync.conf");
+    assert!(text.contains("    name: node2\n"), "{text}");
+    std::fs::write(&conf, text.replace("    name: node2\n", "")).expect("rewritten");
+    lab.start_corosync_again(2);
+    let mut two = start(&lab, 2);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = two.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "dvipd runs on without a name in corosync:\n{}",
+            logs(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let log = logs(&lab);
+    assert!(
+        log.contains("gives this node (nodeid 2) no name: add `name: node2`"),
+        "{log}"
+    );
+    assert!(lab.addresses(2).is_empty(), "nothing plumbed");
+}
