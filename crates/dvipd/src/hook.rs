@@ -25,6 +25,10 @@ use crate::metrics::Metrics;
 /// How long a hook may run before it is killed.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a stopping dvipd waits for the hooks still queued or running (the release hooks
+/// of its hand-over among them): within systemd's 10 s stop timeout, with room for the rest.
+pub const HOOKS_AT_STOP: Duration = Duration::from_secs(5);
+
 /// Acquired or released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookEvent {
@@ -62,9 +66,11 @@ pub struct HookRun {
 }
 
 /// The queue of hook runs and the task that works through it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Hooks {
-    queue: mpsc::UnboundedSender<HookRun>,
+    /// `None` once finishing: nothing more is queued.
+    queue: Option<mpsc::UnboundedSender<HookRun>>,
+    worker: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Hooks {
@@ -72,7 +78,7 @@ impl Hooks {
     /// `events`.
     pub fn start(events: EventStream, metrics: Arc<Metrics>) -> Self {
         let (queue, mut runs) = mpsc::unbounded_channel::<HookRun>();
-        tokio::spawn(async move {
+        let worker = tokio::spawn(async move {
             while let Some(run) = runs.recv().await {
                 let started = Instant::now();
                 let outcome = execute(&run).await;
@@ -103,12 +109,35 @@ impl Hooks {
                 let _ = events.send(line.to_string());
             }
         });
-        Self { queue }
+        Self {
+            queue: Some(queue),
+            worker: Some(worker),
+        }
     }
 
     /// Queues a run.
     pub fn run(&self, run: HookRun) {
-        let _ = self.queue.send(run);
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(run);
+        }
+    }
+
+    /// Runs what is queued to its end, for at most `within`; a hook still running then is
+    /// killed, and nothing queued afterwards runs. Whether everything ran.
+    pub async fn finish(&mut self, within: Duration) -> bool {
+        self.queue = None;
+        let Some(mut worker) = self.worker.take() else {
+            return true;
+        };
+        if tokio::time::timeout(within, &mut worker).await.is_ok() {
+            return true;
+        }
+        warn!(
+            "hooks still running after {} s at stop: killed",
+            within.as_secs()
+        );
+        worker.abort();
+        false
     }
 }
 

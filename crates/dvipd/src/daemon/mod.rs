@@ -1040,6 +1040,9 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     systemd::stopping();
     daemon.node.handle_shutdown();
     daemon.drive().await;
+    // The release hooks of the hand-over run to their end (within a bound) before the
+    // process goes; dropping the runtime would kill them mid-way.
+    daemon.hooks.finish(crate::hook::HOOKS_AT_STOP).await;
     match daemon.plumber.remove_holders().await {
         Ok(0) => {}
         Ok(count) => info!(count, "holder interfaces deleted"),

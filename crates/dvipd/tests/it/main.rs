@@ -664,3 +664,56 @@ fn a_second_dvipd_on_the_same_node_is_refused_and_the_first_keeps_its_addresses(
         first.log()
     );
 }
+
+#[test]
+fn release_hooks_run_to_their_end_when_dvipd_stops() {
+    let ns = Netns::new("dvipd-k");
+    let dir = std::env::temp_dir();
+    let hook = dir.join(format!("{}-hook.sh", ns.name()));
+    let record = dir.join(format!("{}-hook.out", ns.name()));
+    let _ = std::fs::remove_file(&record);
+    // Slow on purpose: a hook that tells a load balancer or a mail queue takes its time.
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nsleep 0.5\necho \"$1 $2\" >> {}\n",
+            record.display()
+        ),
+    )
+    .expect("hook written");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("hook executable");
+    let conf = config(
+        &ns,
+        &TWO.replace(
+            "nodename = solo",
+            &format!("nodename = solo  duravip_hook = \"{}\"", hook.display()),
+        ),
+    );
+    let mut daemon = Daemon::start(&ns, &conf);
+    wait_for(&ns, &THREE_ADDRESSES[..2], Duration::from_secs(5), &daemon);
+    eventually(Duration::from_secs(5), &daemon, || {
+        let done = std::fs::read_to_string(&record).unwrap_or_default();
+        (done.lines().filter(|l| l.starts_with("acquire")).count() == 2)
+            .then_some(())
+            .ok_or(format!("hooks so far: {done:?}"))
+    });
+    daemon.signal("TERM");
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        daemon.log()
+    );
+    let done = std::fs::read_to_string(&record).unwrap_or_default();
+    for address in &THREE_ADDRESSES[..2] {
+        assert!(
+            done.contains(&format!("release {address}")),
+            "the release hook of {address} ran before dvipd exited: {done:?}\n{}",
+            daemon.log()
+        );
+    }
+    for path in [hook, record] {
+        let _ = std::fs::remove_file(path);
+    }
+}
