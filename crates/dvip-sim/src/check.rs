@@ -380,10 +380,19 @@ impl<'c> Expected<'c> {
             .collect()
     }
 
+    /// A binding name on it sits on another address somewhere, or two members name different
+    /// bindings on it.
     fn broken(&self, address: &IpAddr) -> bool {
-        self.ads(address)
+        let ads = self.ads(address);
+        let named: BTreeSet<&BTreeSet<String>> = ads
             .iter()
-            .any(|(_, m)| m.bindings.iter().any(|b| self.names[b.as_str()].len() > 1))
+            .map(|(_, m)| &m.bindings)
+            .filter(|b| !b.is_empty())
+            .collect();
+        named.len() > 1
+            || ads
+                .iter()
+                .any(|(_, m)| m.bindings.iter().any(|b| self.names[b.as_str()].len() > 1))
     }
 
     /// (broken, conflict, unsafe)

@@ -1,7 +1,8 @@
 //! Marks: how the members' descriptions of an address disagree.
 //!
 //! Owns the three marks an operator sees: BROKEN (a binding name sits on different addresses
-//! on different members: mail could leave from the wrong address, so nobody manages them),
+//! on different members, or members name different bindings on one address: mail could
+//! leave from the wrong address, so nobody manages them),
 //! CONFLICT (members name different preferred nodes: the preference is ignored) and UNSAFE
 //! (members put different services on the address, or make it follow different bindings: it
 //! is still elected). It must not pick owners.
@@ -18,7 +19,8 @@ use super::Slot;
 /// What is wrong with how the members describe one address.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Marks {
-    /// A binding name on it is on another address on some member: nobody manages it.
+    /// A binding name on it is on another address on some member, or members name different
+    /// bindings on it: nobody manages it.
     pub broken: bool,
     /// Members name different preferred nodes: the preference is ignored.
     pub conflict: bool,
@@ -104,9 +106,19 @@ pub(super) fn marks_of(slot: &Slot<'_>, broken: &BTreeSet<IpAddr>) -> Marks {
         return marks;
     };
     let mut preference = first.preference.as_deref();
+    // A member with no binding on the address sends nothing from it; two that name different
+    // ones would send one client's mail from another's address.
+    let mut names = Some(&first.bindings).filter(|b| !b.is_empty());
     for (_, entity) in &slot.ads[1..] {
         if Arc::ptr_eq(entity, first) {
             continue;
+        }
+        if !entity.bindings.is_empty() {
+            match names {
+                Some(n) if *n != entity.bindings => marks.broken = true,
+                None => names = Some(&entity.bindings),
+                Some(_) => {}
+            }
         }
         marks.unsafe_services |= !entity.same_services(first);
         marks.unsafe_follow |= entity.follow != first.follow;
