@@ -122,6 +122,8 @@ codes! {
     BadForward = "bad-forward",
     /// A `duravip_hook` that is not an absolute path to a program.
     BadHook = "bad-hook",
+    /// A configuration that defines no DuraVIP address at all (an empty or cut-short file?).
+    NoAddresses = "no-addresses",
 }
 
 /// One problem found in a configuration.

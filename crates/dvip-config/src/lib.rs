@@ -115,6 +115,28 @@ pub fn load(path: &Path, options: &LoadOptions, files: &dyn Files) -> Checked {
     let config = lower::lower(document, options, &mut diagnostics);
     let sources = loader.sources;
     let mut diagnostics = diagnostics.list;
+    let errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
+    if config.addresses.is_empty() && !errors {
+        // Valid, but a node that serves nothing is rarely meant: an empty file, or one cut
+        // short while it was being written, reads like this too.
+        // The top file was read (or there would be an error), so it is the first source.
+        let start = Span {
+            file: FileId(0),
+            start: 0,
+            end: 0,
+        };
+        let mut warning = Diagnostic::new(
+            Severity::Warning,
+            Code::NoAddresses,
+            start,
+            "this configuration defines no DuraVIP address: this node would hold none".to_owned(),
+        );
+        warning.with_hint(
+            "if the file is empty or cut short, restore it; a running dvipd refuses to reload \
+             into a configuration without addresses unless told `dvip reload --force`",
+        );
+        diagnostics.push(warning);
+    }
     // Report in reading order: by file, then position; severity breaks ties.
     diagnostics.sort_by_key(|d| (d.span.map(|s| (s.file, s.start)), d.severity));
     Checked {

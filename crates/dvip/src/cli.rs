@@ -108,6 +108,16 @@ pub(crate) enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Have the local dvipd read its configuration again, as SIGHUP does, and say how it went.
+    Reload {
+        /// Apply a configuration that defines no DuraVIP address although some run now (it
+        /// releases them all); refused without this, since an empty or cut-short file reads
+        /// the same.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
     /// The spec's spellings of the console commands (`cluster duravip show`, ...).
     Cluster {
         #[command(subcommand)]

@@ -58,6 +58,10 @@ fn main() -> ExitCode {
         cli::Command::Online { socket } => {
             console::command(&socket.socket, &serde_json::json!({"command": "online"}))
         }
+        cli::Command::Reload { force, socket } => console::command(
+            &socket.socket,
+            &serde_json::json!({"command": "reload", "force": force}),
+        ),
         cli::Command::Cluster {
             command: cli::ClusterCommand::Duravip { command },
         } => match command {

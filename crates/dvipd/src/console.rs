@@ -37,13 +37,22 @@ pub enum Request {
     Broadcast(Value),
     /// A command for the core.
     Command(Command),
+    /// Read the configuration again, as SIGHUP does; `force` applies one that defines no
+    /// address while some run.
+    Reload {
+        /// Apply it even if it drops every address.
+        force: bool,
+    },
 }
 
 impl Request {
     /// Whether it changes the cluster (a command, or a broadcast that may carry one): those
     /// are logged with who asked.
     pub fn changes_something(&self) -> bool {
-        matches!(self, Self::Command(_) | Self::Broadcast(_))
+        matches!(
+            self,
+            Self::Command(_) | Self::Broadcast(_) | Self::Reload { .. }
+        )
     }
 }
 
@@ -51,7 +60,8 @@ impl Request {
 pub type Pending = (Request, oneshot::Sender<Value>);
 
 /// Parses one request line: `{"command": "show" | "events" | "arp-show" | "info" | "broadcast" | "announce-view" |
-/// "standby" | "online" | "move", "address": ..., "to": ..., "request": {...}}`.
+/// "standby" | "online" | "move" | "reload", "address": ..., "to": ..., "force": bool,
+/// "request": {...}}`.
 pub fn parse_request(line: &str) -> Result<Request, String> {
     let value: Value =
         serde_json::from_str(line).map_err(|e| format!("not a JSON request: {e}"))?;
@@ -67,6 +77,9 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         "announce-view" => Request::Command(Command::AnnounceView),
         "standby" => Request::Command(Command::Standby),
         "online" => Request::Command(Command::Online),
+        "reload" => Request::Reload {
+            force: value["force"].as_bool().unwrap_or(false),
+        },
         "move" => {
             let address: IpAddr = value["address"]
                 .as_str()

@@ -604,6 +604,57 @@ impl Daemon {
         }
     }
 
+    /// Reads the configuration again and applies it, unless it is invalid, or (without
+    /// `force`) defines no address while some are configured now: an empty or cut-short file
+    /// would release every address of the node. The reply for the console.
+    async fn reload(&mut self, settings: &Settings, force: bool) -> serde_json::Value {
+        systemd::reloading();
+        let answer = match read_config(settings) {
+            Some(config)
+                if config.addresses.is_empty() && !self.config.addresses.is_empty() && !force =>
+            {
+                let why = format!(
+                    "the new configuration defines no DuraVIP address while {} are running \
+                     (an empty or cut-short file?); the old one stays. `dvip reload --force` \
+                     applies it and releases them all",
+                    self.config.addresses.len()
+                );
+                error!("{why}");
+                serde_json::json!({"ok": false, "error": why})
+            }
+            Some(config) => {
+                watching::warn_missing(&config.addresses, &self.links);
+                self.node
+                    .handle_config(&watching::offered(&config.addresses, &self.links));
+                // A reload is the operator's way to say "try again" on an interface given
+                // up after plumbing failed there.
+                for interface in self.node.given_up().clone() {
+                    self.node.handle_interface_ready(&interface);
+                }
+                let count = config.addresses.len();
+                self.metrics
+                    .configured
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+                spread_for(settings, &config, &mut self.plumber).await;
+                self.config = config;
+                self.config_loaded = Instant::now();
+                self.drive().await;
+                self.reconcile_forwards();
+                info!(addresses = count, "configuration reloaded");
+                serde_json::json!({"ok": true, "addresses": count})
+            }
+            None => {
+                error!("the new configuration is invalid; keeping the old one");
+                serde_json::json!({"ok": false, "error": "the new configuration is invalid; the old one stays (see the log)"})
+            }
+        };
+        let mut event = answer.clone();
+        event["event"] = "reload".into();
+        self.emit(event);
+        systemd::ready(&self.status_line());
+        answer
+    }
+
     /// Whether the node waits for corosync (at start, or after losing it).
     fn waiting_for_bus(&self) -> bool {
         matches!(self.bus, Bus::Corosync { bus: None, .. })
@@ -991,32 +1042,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             }
             _ = hangup.recv() => {
                 info!("SIGHUP: reading the configuration again");
-                systemd::reloading();
-                match read_config(&settings) {
-                    Some(config) => {
-                        watching::warn_missing(&config.addresses, &daemon.links);
-                        daemon.node.handle_config(&watching::offered(&config.addresses, &daemon.links));
-                        // A reload is the operator's way to say "try again" on an interface
-                        // given up after plumbing failed there.
-                        for interface in daemon.node.given_up().clone() {
-                            daemon.node.handle_interface_ready(&interface);
-                        }
-                        let count = config.addresses.len();
-                        daemon.metrics.configured.set(i64::try_from(count).unwrap_or(i64::MAX));
-                        spread_for(&settings, &config, &mut daemon.plumber).await;
-                        daemon.config = config;
-                        daemon.config_loaded = Instant::now();
-                        daemon.drive().await;
-                        daemon.reconcile_forwards();
-                        info!(addresses = count, "configuration reloaded");
-                        daemon.emit(serde_json::json!({"event": "reload", "ok": true, "addresses": count}));
-                    }
-                    None => {
-                        error!("the new configuration is invalid; keeping the old one");
-                        daemon.emit(serde_json::json!({"event": "reload", "ok": false, "error": "the new configuration is invalid; the old one stays (see the log)"}));
-                    }
-                }
-                systemd::ready(&daemon.status_line());
+                daemon.reload(&settings, false).await;
             }
             Some(event) = next_bus_event(&mut daemon.bus) => daemon.bus_event(event).await,
             Some(event) = kernel.recv() => daemon.kernel_event(event).await,
@@ -1026,6 +1052,10 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             }
             Some((request, reply)) = requests.recv() => match request {
                 Request::Broadcast(inner) => daemon.broadcast(inner, reply, &settings).await,
+                Request::Reload { force } => {
+                    let answer = daemon.reload(&settings, force).await;
+                    let _ = reply.send(answer);
+                }
                 request => {
                     let answer = daemon.answer(request, &settings);
                     daemon.drive().await;

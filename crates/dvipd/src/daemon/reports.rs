@@ -159,7 +159,7 @@ impl Daemon {
             Request::Info => self.info(settings),
             Request::Arp => self.arp_report(),
             // The console streams events itself, and a broadcast is the loop's to run.
-            Request::Events | Request::Broadcast(_) => {
+            Request::Events | Request::Broadcast(_) | Request::Reload { .. } => {
                 json!({"ok": false, "error": "not a request this node answers by itself"})
             }
             Request::Command(command) => {

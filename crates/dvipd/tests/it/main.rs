@@ -717,3 +717,43 @@ fn release_hooks_run_to_their_end_when_dvipd_stops() {
         let _ = std::fs::remove_file(path);
     }
 }
+
+#[test]
+fn a_reload_into_an_empty_or_cut_short_configuration_keeps_the_addresses_unless_forced() {
+    let ns = Netns::new("dvipd-r");
+    let conf = config(&ns, TWO);
+    let socket = conf.with_extension("sock");
+    let daemon = Daemon::start(&ns, &conf);
+    let both = &THREE_ADDRESSES[..2];
+    wait_for(&ns, both, Duration::from_secs(5), &daemon);
+    // Cut short mid-stanza while being written: invalid, the old one stays.
+    std::fs::write(&*conf, &TWO[..TWO.len() / 2]).expect("truncated");
+    daemon.signal("HUP");
+    eventually(Duration::from_secs(5), &daemon, || {
+        daemon
+            .log()
+            .contains("the new configuration is invalid")
+            .then_some(())
+            .ok_or_else(|| "no refusal yet".to_owned())
+    });
+    // Empty: valid, but it would release everything.
+    std::fs::write(&*conf, "").expect("emptied");
+    daemon.signal("HUP");
+    eventually(Duration::from_secs(5), &daemon, || {
+        daemon
+            .log()
+            .contains("defines no DuraVIP address while 2 are running")
+            .then_some(())
+            .ok_or_else(|| "no refusal yet".to_owned())
+    });
+    let refused = call(&socket, &serde_json::json!({"command": "reload"}));
+    assert_eq!(refused["ok"], false, "{refused}");
+    wait_for(&ns, both, Duration::from_secs(1), &daemon);
+    // The operator means it.
+    let forced = call(
+        &socket,
+        &serde_json::json!({"command": "reload", "force": true}),
+    );
+    assert_eq!(forced["ok"], true, "{forced}");
+    wait_for(&ns, &[], Duration::from_secs(5), &daemon);
+}
