@@ -20,8 +20,37 @@ pub trait Files {
 pub struct DiskFiles;
 
 impl Files for DiskFiles {
+    /// Only a regular file is read, and never more than [`FILE_SIZE_MAX`] bytes of it: an
+    /// include of a FIFO would wait for a writer forever (and with it a reload), one of
+    /// `/dev/zero` would read without end. The file is opened without blocking and checked
+    /// as opened, so it cannot be swapped for a FIFO between the check and the read.
     fn read(&self, path: &Path) -> io::Result<String> {
-        let bytes = std::fs::read(path)?;
+        use std::io::Read as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?;
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (a directory, FIFO, socket or device)",
+            ));
+        }
+        if metadata.len() > FILE_SIZE_MAX as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} bytes, more than the {} MB a configuration may be",
+                    metadata.len(),
+                    FILE_SIZE_MAX >> 20
+                ),
+            ));
+        }
+        let mut bytes = Vec::new();
+        // A file that grows while read stops at the limit and is refused below.
+        file.take(FILE_SIZE_MAX as u64 + 1).read_to_end(&mut bytes)?;
         String::from_utf8(bytes).map_err(|e| {
             let at = e.utf8_error().valid_up_to();
             io::Error::new(

@@ -103,3 +103,36 @@ fn a_missing_top_level_file_is_one_error_naming_it() {
         "{rendered}"
     );
 }
+
+/// Loads `top` from disk on a thread; fails if it takes longer than a few seconds.
+fn load_within(top: &Path) -> dvip_config::Checked {
+    let top = top.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load(&top, &LoadOptions::new(HOSTNAME), &dvip_config::DiskFiles));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the configuration is read within 5 s")
+}
+
+#[test]
+fn an_include_of_a_fifo_or_a_device_is_refused_at_once() {
+    let dir = std::env::temp_dir().join(format!("dvip-includes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let fifo = dir.join("fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    for target in [fifo.to_str().expect("utf-8"), "/dev/zero"] {
+        let top = dir.join("top.conf");
+        std::fs::write(&top, format!("include \"{target}\"\n")).expect("written");
+        let checked = load_within(&top);
+        let refused = checked.diagnostics.iter().find(|d| d.code == Code::Unreadable);
+        assert!(
+            refused.is_some_and(|d| d.message.contains("not a regular file")),
+            "{target}: {:?}",
+            checked.diagnostics
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
