@@ -50,7 +50,8 @@ impl Files for DiskFiles {
         }
         let mut bytes = Vec::new();
         // A file that grows while read stops at the limit and is refused below.
-        file.take(FILE_SIZE_MAX as u64 + 1).read_to_end(&mut bytes)?;
+        file.take(FILE_SIZE_MAX as u64 + 1)
+            .read_to_end(&mut bytes)?;
         String::from_utf8(bytes).map_err(|e| {
             let at = e.utf8_error().valid_up_to();
             io::Error::new(

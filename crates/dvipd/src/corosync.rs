@@ -277,3 +277,30 @@ pub fn token_timeout() -> Option<std::time::Duration> {
     let _ = cmap::finalize(&handle);
     token
 }
+
+/// The addresses corosync's node list gives node `nodeid` for its rings (`ring0_addr` and
+/// up), those written as addresses: what this node speaks to the others on.
+pub fn ring_addresses(nodeid: u32) -> Vec<std::net::IpAddr> {
+    let Ok(handle) = cmap::initialize(cmap::Map::Icmap) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for n in 0.. {
+        let Ok(cmap::Data::UInt32(id)) = cmap::get(&handle, &format!("nodelist.node.{n}.nodeid"))
+        else {
+            break;
+        };
+        if id != nodeid {
+            continue;
+        }
+        for ring in 0..8 {
+            if let Ok(cmap::Data::String(text)) =
+                cmap::get(&handle, &format!("nodelist.node.{n}.ring{ring}_addr"))
+            {
+                out.extend(text.parse::<std::net::IpAddr>());
+            }
+        }
+    }
+    let _ = cmap::finalize(&handle);
+    out
+}

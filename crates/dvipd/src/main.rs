@@ -54,6 +54,13 @@ struct Args {
     #[arg(long, value_name = "ADDRESS:PORT")]
     metrics: Option<std::net::SocketAddr>,
 
+    /// Take over configured DuraVIP addresses that another failover system (Momentum,
+    /// keepalived) left plumbed: remove them at start, then elect them like the others.
+    /// Without it dvipd refuses to start while such an address is on the machine. The
+    /// address corosync knows this node by is never removed.
+    #[arg(long)]
+    migrate: bool,
+
     /// The console socket `dvip` talks to (made mode 0600: root only).
     #[arg(long, value_name = "PATH", default_value = dvipd::console::SOCKET_DEFAULT)]
     socket: PathBuf,
@@ -120,6 +127,7 @@ fn main() -> ExitCode {
         spread: args.spread,
         socket: args.socket,
         metrics: args.metrics,
+        migrate: args.migrate,
         bus: match args.bus {
             Bus::Corosync => BusKind::Corosync,
             Bus::Standalone => BusKind::Standalone,

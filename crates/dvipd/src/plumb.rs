@@ -613,6 +613,22 @@ impl Plumber {
         Ok(removed)
     }
 
+    /// Removes the addresses among `addresses` that dvip did not add (a migration from
+    /// another failover system that left them plumbed). Returns those removed.
+    pub async fn remove_foreign(
+        &mut self,
+        addresses: &[IpAddr],
+    ) -> Result<Vec<IpAddr>, PlumbError> {
+        let mut removed = Vec::new();
+        for (plumbed, message) in self.messages(false).await? {
+            if addresses.contains(&plumbed.address) {
+                self.delete(message, plumbed.address).await?;
+                removed.push(plumbed.address);
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes every address dvip added on this machine (at start, after a crash). Returns
     /// what was removed.
     ///

@@ -109,7 +109,11 @@ fn load_within(top: &Path) -> dvip_config::Checked {
     let top = top.to_owned();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(load(&top, &LoadOptions::new(HOSTNAME), &dvip_config::DiskFiles));
+        let _ = tx.send(load(
+            &top,
+            &LoadOptions::new(HOSTNAME),
+            &dvip_config::DiskFiles,
+        ));
     });
     rx.recv_timeout(std::time::Duration::from_secs(5))
         .expect("the configuration is read within 5 s")
@@ -127,7 +131,10 @@ fn an_include_of_a_fifo_or_a_device_is_refused_at_once() {
         let top = dir.join("top.conf");
         std::fs::write(&top, format!("include \"{target}\"\n")).expect("written");
         let checked = load_within(&top);
-        let refused = checked.diagnostics.iter().find(|d| d.code == Code::Unreadable);
+        let refused = checked
+            .diagnostics
+            .iter()
+            .find(|d| d.code == Code::Unreadable);
         assert!(
             refused.is_some_and(|d| d.message.contains("not a regular file")),
             "{target}: {:?}",

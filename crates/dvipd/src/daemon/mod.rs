@@ -64,6 +64,9 @@ pub struct Settings {
     pub bus: BusKind,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Remove configured DuraVIP addresses found plumbed by something else (a migration from
+    /// Momentum or keepalived) instead of refusing to start.
+    pub migrate: bool,
 }
 
 /// Which group bus a daemon runs on.
@@ -139,13 +142,23 @@ pub enum DaemonError {
     /// management or interface address, or one added by hand): dvip would move it away and
     /// could cut the node off. Nothing was plumbed.
     #[error(
-        "{} already on this machine and not put there by dvip (a management or interface \
-         address?); remove it from the DuraVIP configuration",
+        "{} already on this machine and not put there by dvip: if it is a management or \
+         interface address, remove it from the DuraVIP configuration; if another failover \
+         system (Momentum, keepalived) left it, start once with --migrate to take it over",
         addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
     ForeignAddress {
         /// The addresses.
         addresses: Vec<IpAddr>,
+    },
+    /// `--migrate` was asked to remove the address this node speaks to corosync on.
+    #[error(
+        "{address} is configured as DuraVIP but is this node's own address in corosync's node \
+         list: --migrate never removes it; take it out of the DuraVIP configuration"
+    )]
+    OwnAddress {
+        /// The address.
+        address: IpAddr,
     },
     /// corosync could not be joined at start; nothing was plumbed.
     #[error(transparent)]
@@ -864,7 +877,21 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         .filter(|a| foreign.contains(a))
         .collect();
     if !clashes.is_empty() {
-        return Err(DaemonError::ForeignAddress { addresses: clashes });
+        if !settings.migrate {
+            return Err(DaemonError::ForeignAddress { addresses: clashes });
+        }
+        let own = match &bus {
+            Bus::Corosync { bus: Some(b), .. } => corosync::ring_addresses(b.me.nodeid),
+            _ => Vec::new(),
+        };
+        if let Some(&address) = clashes.iter().find(|a| own.contains(a)) {
+            return Err(DaemonError::OwnAddress { address });
+        }
+        // Taken away here and then elected like any other address: the node that wins it
+        // plumbs it again as dvip's.
+        for address in plumber.remove_foreign(&clashes).await? {
+            warn!(%address, "migration: removed a DuraVIP address something else had plumbed");
+        }
     }
     if !leftovers.is_empty() {
         info!(

@@ -346,3 +346,45 @@ fn a_node_corosync_gives_no_name_is_refused_with_what_to_fix() {
     );
     assert!(lab.addresses(2).is_empty(), "nothing plumbed");
 }
+
+#[test]
+fn migrate_never_removes_the_address_corosync_knows_the_node_by() {
+    let lab = Lab::new("dvl", 2);
+    let conf = lab.dir().join("dvip-2.conf");
+    // A copy-paste slip: the node's own ring address among the DuraVIP bindings.
+    std::fs::write(
+        &conf,
+        "cluster { nodename = node2  Topology \"198.51.100.0/24\" { interface = \"eth0\" } }\n\
+         Binding \"a\" { Enable_Duravip = true  Bind_Address = 198.51.100.2 }\n",
+    )
+    .expect("config");
+    let log = lab.dir().join("dvipd-2.log");
+    let child = lab
+        .command(2, env!("CARGO_BIN_EXE_dvipd"))
+        .args(["--config", conf.to_str().expect("utf-8"), "--migrate"])
+        .args(["--socket", socket(&lab, 2).to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("dvipd starts");
+    let mut two = Daemon(child);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = two.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{}",
+            logs(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    assert!(
+        logs(&lab).contains("198.51.100.2 is configured as DuraVIP but is this node's own address"),
+        "{}",
+        logs(&lab)
+    );
+    assert_eq!(lab.topology().ring_size(1), 2, "node2 is still in the ring");
+}

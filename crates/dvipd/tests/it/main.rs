@@ -451,6 +451,29 @@ fn an_address_already_on_the_machine_is_refused_and_nothing_is_plumbed() {
 }
 
 #[test]
+fn migrate_takes_over_addresses_another_failover_system_left_plumbed() {
+    let ns = Netns::new("dvipd-m");
+    // keepalived (or Momentum) held 198.51.100.12 here before dvip, and left it behind.
+    ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "dv0"]);
+    ns.ip(&["addr", "add", "198.51.100.12/32", "dev", "dv0"]);
+    let conf = config(&ns, THREE);
+    let daemon = Daemon::start_with(&ns, &conf, &["--migrate"], &[]);
+    let mut want: Vec<&str> = vec!["198.51.100.1"];
+    want.extend(THREE_ADDRESSES);
+    wait_for(&ns, &want, Duration::from_secs(5), &daemon);
+    assert!(
+        daemon
+            .log()
+            .contains("migration: removed a DuraVIP address"),
+        "{}",
+        daemon.log()
+    );
+    // Now it is dvip's: a clean stop hands it over and removes it, the node's own stays.
+    daemon.signal("TERM");
+    wait_for(&ns, &["198.51.100.1"], Duration::from_secs(5), &daemon);
+}
+
+#[test]
 fn an_address_removed_by_hand_is_put_back_at_once() {
     let ns = Netns::new("dvipd-t");
     let conf = config(&ns, THREE);
