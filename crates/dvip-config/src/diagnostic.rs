@@ -124,6 +124,9 @@ codes! {
     BadHook = "bad-hook",
     /// A configuration that defines no DuraVIP address at all (an empty or cut-short file?).
     NoAddresses = "no-addresses",
+    /// More than the messages between nodes carry: too many services on one address, a name
+    /// too long, or a State over the message size limit.
+    WireLimit = "wire-limit",
 }
 
 /// One problem found in a configuration.

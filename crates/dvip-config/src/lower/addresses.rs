@@ -3,14 +3,17 @@
 //! Owns the rules that span services: the address is the unit of ownership, a service on an
 //! address another service marks DuraVIP is upgraded, follow targets resolve to a binding's
 //! address, one preference per address, a topology hint for every address, never the
-//! management address, and the address limit. It must not read the syntax tree.
+//! management address, the address limit, and what the wire between nodes can carry (so that
+//! no valid configuration makes a State the others refuse). It must not read the syntax
+//! tree.
 
 // Hash containers here only answer membership questions; nothing iterates them into a
 // decision or an output, so their order cannot show.
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
-use dvip_core::{ManagedAddress, DURAVIP_ADDRESS_COUNT_MAX};
+use dvip_core::wire::{self, Message, MESSAGE_SIZE_MAX, NAME_LEN_MAX, SERVICES_PER_ADDRESS_MAX};
+use dvip_core::{Entity, ManagedAddress, DURAVIP_ADDRESS_COUNT_MAX};
 
 use crate::diagnostic::{Code, Diagnostics};
 use crate::model::{follow, DuravipAddress, TopologyHint};
@@ -91,7 +94,81 @@ pub(crate) fn build(
             )
             .with_hint("split the addresses across clusters, or stop managing some with DuraVIP");
     }
+    wire_limits(&addresses, diagnostics);
     addresses.into_iter().map(|(_, a)| a).collect()
+}
+
+/// What the wire refuses, refused here first at the address that causes it: a node whose
+/// State the others cannot read is planned around as silent, serving nothing.
+fn wire_limits(addresses: &[(Span, DuravipAddress)], diagnostics: &mut Diagnostics) {
+    let hint = "the State a node multicasts must fit what every member reads; split the services over more addresses or shorten the names";
+    for (at, a) in addresses {
+        let m = &a.managed;
+        for (what, count) in [
+            ("binding names", m.bindings.len()),
+            ("listener ports", m.listener_ports.len()),
+        ] {
+            if count > SERVICES_PER_ADDRESS_MAX {
+                diagnostics
+                    .error(
+                        Code::WireLimit,
+                        *at,
+                        format!(
+                            "{count} {what} on {}; the cluster's messages carry at most {SERVICES_PER_ADDRESS_MAX}",
+                            m.address
+                        ),
+                    )
+                    .with_hint(hint);
+            }
+        }
+        if let Some(long) = m
+            .bindings
+            .iter()
+            .chain(&m.preference)
+            .find(|n| n.len() > NAME_LEN_MAX)
+        {
+            diagnostics
+                .error(
+                    Code::WireLimit,
+                    *at,
+                    format!(
+                        "a name of {} bytes on {} (`{}...`); the cluster's messages carry names of at most {NAME_LEN_MAX}",
+                        long.len(),
+                        m.address,
+                        long.chars().take(20).collect::<String>()
+                    ),
+                )
+                .with_hint(hint);
+        }
+    }
+    let Some((first, _)) = addresses.iter().min_by_key(|(at, _)| *at) else {
+        return;
+    };
+    // The largest State this node can send: every address, all of them held.
+    let state = Message::State(wire::State {
+        view_id: u64::MAX,
+        round: u32::MAX,
+        config_digest: u64::MAX,
+        entities: addresses
+            .iter()
+            .map(|(_, a)| Entity::from(&a.managed))
+            .collect(),
+        holdings: addresses.iter().map(|(_, a)| a.managed.address).collect(),
+        standby: false,
+        carried: false,
+    });
+    let size = wire::encode(&state).len();
+    if size > MESSAGE_SIZE_MAX {
+        diagnostics
+            .error(
+                Code::WireLimit,
+                *first,
+                format!(
+                    "this node's State would be {size} bytes; the cluster's messages are at most {MESSAGE_SIZE_MAX}"
+                ),
+            )
+            .with_hint(hint);
+    }
 }
 
 /// The bindings on DuraVIP addresses: what a listener may follow.
