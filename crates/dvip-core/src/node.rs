@@ -41,8 +41,9 @@
 //! A node multicasts an `Echo` to itself every `echo_interval`. One that has not come back
 //! after `bus_deadline` means the bus no longer carries this node's messages (its corosync
 //! is stopped while the daemon runs): the others will exclude it and take its addresses, so
-//! it lets everything go at once, as if the bus were lost, and waits for the next view.
-//! After a pause, the node takes nothing until an echo sent on waking comes back: what was
+//! it lets everything go at once and multicasts its release (delivered if corosync resumes
+//! before excluding it, so that nobody waits on a view change that never comes), and takes
+//! nothing until a new echo comes back. The same holds after a pause of the node itself: what was
 //! delivered while it was stopped may belong to views long gone, and only once it has read
 //! all of it does it know what it may hold; then it takes again what the table still says
 //! is its own.
@@ -227,7 +228,7 @@ pub enum Event {
         gap: Duration,
     },
     /// This node's echo did not come back in time: the bus no longer carries its messages, so
-    /// it let every address go and waits for a view.
+    /// it let every address go and takes nothing until a new echo comes back.
     BusStalled {
         /// How long the echo had been out.
         waited: Duration,
@@ -595,7 +596,7 @@ impl Node {
             let waited = self.now.saturating_sub(sent);
             if waited > self.options.bus_deadline {
                 self.events.push_back(Event::BusStalled { waited });
-                self.handle_bus_lost();
+                self.stalled();
             }
         }
         if self.echo.is_none() {
@@ -980,6 +981,19 @@ impl Node {
     }
 
     // ---- internals ----
+
+    /// The bus has not carried this node's echo within the deadline. The others may have
+    /// excluded it and taken its addresses, so it lets everything go at once, and says so in
+    /// the current view: were it not excluded (corosync stopped for less than its token
+    /// timeout), the others take the addresses when the release arrives, and nothing waits
+    /// on a view change that will not come. It takes nothing until an echo sent now comes
+    /// back, as after a pause; it stays in the group, whose next view (if it was excluded)
+    /// starts over as usual.
+    fn stalled(&mut self) {
+        self.release_all();
+        self.echo = None;
+        self.catching_up = self.send_echo();
+    }
 
     /// Sends an echo in the current view; its nonce, or `None` with no view to send in.
     fn send_echo(&mut self) -> Option<u64> {

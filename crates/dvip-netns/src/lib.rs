@@ -367,6 +367,17 @@ impl Lab {
         self.corosync[i - 1] = Some(self.start_corosync(i));
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to node `i`'s corosync, by pid.
+    pub fn signal_corosync(&self, i: usize, signal: &str) {
+        let Some(child) = self.corosync[i - 1].as_ref() else {
+            panic!("corosync on node {i} is not running");
+        };
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal} corosync");
+    }
+
     /// Cuts node `i` off the LAN (its switch port goes down), as if its host died.
     pub fn cut(&self, i: usize) {
         self.topology.set_port(i, false).expect("port down");

@@ -926,8 +926,7 @@ impl World {
         self.drain_events(host);
     }
 
-    /// Takes a host's events, printing them when verbose. A daemon whose echo did not come
-    /// back leaves the group and joins again, as dvipd does.
+    /// Takes a host's events, printing them when verbose.
     fn drain_events(&mut self, host: usize) {
         while let Some(event) = self.hosts[host].node.as_mut().and_then(Node::poll_event) {
             if self.verbose {
@@ -938,13 +937,8 @@ impl World {
                 self.touch(host);
             }
             if let Event::BusStalled { .. } = event {
-                let h = &mut self.hosts[host];
-                h.view = None;
-                h.delivered = None;
-                h.away_until = self.now + REJOIN;
-                self.record_event(&format!("rejoin {host}"));
-                self.schedule(GROUP_CHANGE, Happening::Membership);
-                self.schedule(REJOIN, Happening::Membership);
+                // It let go of what it held: a move of its own.
+                self.touch(host);
             }
         }
     }

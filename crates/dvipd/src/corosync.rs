@@ -122,7 +122,8 @@ fn on_confchg(
 
 /// A joined CPG group.
 pub struct CorosyncBus {
-    handle: Handle,
+    /// The connection; taken only when the bus is dropped (see `Drop`).
+    handle: Option<Handle>,
     context: u64,
     /// This process as a member.
     pub me: Member,
@@ -169,7 +170,7 @@ impl CorosyncBus {
                 source: CsError::CsErrLibrary,
             })?;
         Ok(Self {
-            handle,
+            handle: Some(handle),
             context,
             me: Member {
                 nodeid: u32::from(nodeid),
@@ -195,7 +196,10 @@ impl CorosyncBus {
     /// Sends what waits; `Ok(true)` once nothing does.
     pub fn flush(&mut self) -> Result<bool, BusError> {
         while let Some(piece) = self.outbox.front() {
-            match cpg::mcast_joined(&self.handle, Guarantee::TypeAgreed, piece) {
+            let Some(handle) = &self.handle else {
+                return Ok(false);
+            };
+            match cpg::mcast_joined(handle, Guarantee::TypeAgreed, piece) {
                 Ok(()) => {
                     self.outbox.pop_front();
                 }
@@ -240,9 +244,19 @@ impl CorosyncBus {
 }
 
 impl Drop for CorosyncBus {
+    /// Leaves the group: without it, a bus dropped while corosync still runs (or is only
+    /// stopped) would leave this process a member that never speaks, and its next join would
+    /// find it still there. Finalizing waits for corosync's answer, which a stopped corosync
+    /// gives only when it continues: on a thread of its own, never the caller's.
     fn drop(&mut self) {
         if let Ok(mut sinks) = SINKS.lock() {
             sinks.remove(&self.context);
+        }
+        // rust-corosync finalizes the connection when its original handle is dropped.
+        if let Some(handle) = self.handle.take() {
+            let _ = std::thread::Builder::new()
+                .name("corosync-leave".into())
+                .spawn(move || drop(handle));
         }
     }
 }

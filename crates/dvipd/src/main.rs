@@ -143,7 +143,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(settings)) {
+    let outcome = runtime.block_on(run(settings));
+    // A join with a stopped corosync may still wait on its thread: do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dvipd: {e}");

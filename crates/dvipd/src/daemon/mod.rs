@@ -244,7 +244,12 @@ struct Daemon {
     refreshed_up_to: Option<IpAddr>,
     /// Events for console clients that asked for them.
     events: console::EventStream,
+    /// A join with corosync under way, off the loop.
+    joining: Option<tokio::task::JoinHandle<Result<Joined, DaemonError>>>,
 }
+
+/// A joined group with corosync's node names.
+type Joined = (CorosyncBus, BTreeMap<u32, String>);
 
 /// How soon a multicast corosync refused for the moment (`TRY_AGAIN`) is tried again.
 const BUS_RETRY: Duration = Duration::from_millis(5);
@@ -282,10 +287,6 @@ impl Daemon {
             while let Some(event) = self.node.poll_event() {
                 log_event(&event);
                 self.count(&event);
-                if let Event::BusStalled { .. } = event {
-                    // Leave the group: the loop joins again, and the view that follows is new.
-                    self.leave_bus();
-                }
                 self.run_hook(&event);
                 if let Some(line) = event_json(&event) {
                     let at_ms = match &event {
@@ -593,26 +594,61 @@ impl Daemon {
     }
 
     /// Joins corosync again after it went away; `false` while it is still away.
-    /// Fails only when corosync is back but does not know this node by its name: running on
-    /// would leave the others waiting for a member they cannot name.
-    fn rejoin(&mut self) -> Result<bool, DaemonError> {
-        let Bus::Corosync { bus, group, names } = &mut self.bus else {
-            return Ok(true);
+    /// Starts joining corosync again, if away and not already trying. The join runs off the
+    /// loop: connecting waits for corosync's answer, and a stopped corosync gives none until
+    /// it continues, while the loop must go on ticking (its echo deadline, the console).
+    fn start_rejoin(&mut self) {
+        let Bus::Corosync {
+            bus: None, group, ..
+        } = &self.bus
+        else {
+            return;
         };
-        if bus.is_some() {
-            return Ok(true);
+        if self.joining.is_some() {
+            return;
         }
-        match CorosyncBus::join(group) {
-            Ok(joined) => {
-                *names = identify(&joined, &self.name)?;
+        let (group, name) = (group.clone(), self.name.clone());
+        self.joining = Some(tokio::task::spawn_blocking(move || {
+            let joined = CorosyncBus::join(&group)?;
+            let names = identify(&joined, &name)?;
+            Ok((joined, names))
+        }));
+    }
+
+    /// Takes the outcome of a join that has finished. Fails only when corosync is back but
+    /// does not know this node by its name: running on would leave the others waiting for a
+    /// member they cannot name.
+    fn finish_rejoin(&mut self) -> Result<(), DaemonError> {
+        use futures_util::FutureExt;
+        if !self
+            .joining
+            .as_ref()
+            .is_some_and(tokio::task::JoinHandle::is_finished)
+        {
+            return Ok(());
+        }
+        let Some(outcome) = self.joining.take().and_then(FutureExt::now_or_never) else {
+            return Ok(());
+        };
+        let Bus::Corosync { bus, names, .. } = &mut self.bus else {
+            return Ok(());
+        };
+        match outcome {
+            Ok(Ok((joined, fresh))) => {
                 info!("joined corosync's group");
+                *names = fresh;
                 *bus = Some(joined);
                 self.metrics.bus_joined.set(1);
-                Ok(true)
+                Ok(())
             }
-            Err(e) => {
+            Ok(Err(DaemonError::Bus(e))) => {
                 warn!("waiting for corosync: {e}");
-                Ok(false)
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(e) => {
+                warn!("the join with corosync did not finish: {e}");
+                Ok(())
             }
         }
     }
@@ -994,6 +1030,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         clock_fed: Instant::now(),
         refreshed_up_to: None,
         events,
+        joining: None,
     };
     daemon.rejoin_control();
     daemon.node.handle_timeout(daemon.now());
@@ -1029,22 +1066,24 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 daemon.drive().await;
                 daemon.announce_due().await;
                 daemon.broadcasts.expire(Instant::now());
+                if let Err(e) = daemon.finish_rejoin() {
+                    error!("{e}");
+                    fatal = Some(e);
+                    break;
+                }
+                if !ready_sent && !daemon.waiting_for_bus() {
+                    systemd::ready(&daemon.status_line());
+                    ready_sent = true;
+                }
                 if last_rejoin.elapsed() >= rejoin_after {
                     // Every second at first, then backing off to REJOIN_BACKOFF_MAX while
                     // corosync stays away; back to every second once joined.
-                    rejoin_after = match daemon.rejoin() {
-                        Ok(true) => REJOIN_FIRST,
-                        Ok(false) => (rejoin_after * 2).min(REJOIN_BACKOFF_MAX),
-                        Err(e) => {
-                            error!("{e}");
-                            fatal = Some(e);
-                            break;
-                        }
+                    rejoin_after = if daemon.waiting_for_bus() {
+                        (rejoin_after * 2).min(REJOIN_BACKOFF_MAX)
+                    } else {
+                        REJOIN_FIRST
                     };
-                    if !ready_sent && !daemon.waiting_for_bus() {
-                        systemd::ready(&daemon.status_line());
-                        ready_sent = true;
-                    }
+                    daemon.start_rejoin();
                     daemon.rejoin_control();
                     last_rejoin = Instant::now();
                 }

@@ -184,7 +184,7 @@ pub(super) fn log_event(event: &Event) {
             );
         }
         Event::BusStalled { waited } => {
-            error!(?waited, "corosync no longer carries this node's messages: every address released, joining again");
+            error!(?waited, "corosync no longer carries this node's messages: every address released until it does again");
         }
         Event::PlumbFailed { address, failures } => {
             warn!(%address, failures, "held but not plumbed: trying again");
