@@ -372,7 +372,7 @@ impl Lab {
         let Some(child) = self.corosync[i - 1].as_ref() else {
             panic!("corosync on node {i} is not running");
         };
-        let status = std::process::Command::new("kill")
+        let status = Command::new("kill")
             .args([&format!("-{signal}"), &child.id().to_string()])
             .status();
         assert!(status.is_ok_and(|s| s.success()), "kill -{signal} corosync");
