@@ -155,6 +155,33 @@ impl Topology {
         ])
     }
 
+    /// Deletes node `i`'s `eth0` (and with it the switch port it is plugged into), as a udev
+    /// rename or a bond being rebuilt would: every address on it goes too.
+    pub fn delete_link(&self, i: usize) -> Result<(), LabError> {
+        try_ip(&["-n", &self.node(i), "link", "del", "eth0"])
+    }
+
+    /// Creates node `i`'s `eth0` again, plugged into the client's switch, with the node's own
+    /// address: what [`Topology::delete_link`] took.
+    pub fn create_link_again(&self, i: usize) -> Result<(), LabError> {
+        let (switch, ns, port) = (self.switch(), self.node(i), format!("p{i}"));
+        try_ip(&[
+            "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+            &ns,
+        ])?;
+        try_ip(&["-n", &switch, "link", "set", &port, "master", "br0", "up"])?;
+        try_ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        try_ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("198.51.100.{i}/24"),
+            "dev",
+            "eth0",
+        ])
+    }
+
     /// Whether node `i`'s switch port is up.
     pub fn port_up(&self, i: usize) -> bool {
         Command::new("ip")

@@ -147,8 +147,6 @@ fn rounds(
     if !world.has_netem {
         eprintln!("chaos: this kernel has no netem: links are degraded by loss alone, no delay");
     }
-    // The nodes' interfaces live as long as the lab: their MACs are read once.
-    let macs: Vec<String> = (1..=state.nodes).map(|i| state.topology().mac(i)).collect();
     let mut previous: Option<Record> = None;
     let mut last = false;
     loop {
@@ -196,6 +194,9 @@ fn rounds(
         // A process that died or came back by itself (a daemon that did not survive its
         // reload) changes membership too.
         causes.membership |= health(state) != health_before;
+        // Read each round: a node whose interface was deleted and created again answers
+        // with a new MAC.
+        let macs: Vec<String> = (1..=state.nodes).map(|i| state.topology().mac(i)).collect();
         let settled = settle(state, &world, &macs, runtime);
         let mut events: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for (name, running, follower) in followers {

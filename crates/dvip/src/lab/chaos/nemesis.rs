@@ -76,6 +76,27 @@ pub(super) enum Op {
         to: usize,
         via: usize,
     },
+    /// dvipd alone stopped (SIGSTOP) for a while, then continued; its corosync runs on.
+    PauseDaemon {
+        node: usize,
+        hold_ms: u64,
+    },
+    /// corosync alone stopped (SIGSTOP) for a while, then continued; dvipd runs on.
+    PauseCorosync {
+        node: usize,
+        hold_ms: u64,
+    },
+    /// The node's `eth0` deleted, with its addresses, and created again after a while.
+    LinkDeleted {
+        node: usize,
+        hold_ms: u64,
+    },
+    /// The node's configuration cut short (`empty`: emptied) and its dvipd told to reload,
+    /// then the file put back as it was: dvipd must keep running on the old one.
+    BadReload {
+        node: usize,
+        empty: bool,
+    },
 }
 
 impl Op {
@@ -96,6 +117,11 @@ impl Op {
             Self::Standby(_) => "standby",
             Self::Online(_) => "online",
             Self::Move { .. } => "move",
+            Self::PauseDaemon { .. } => "dvipd SIGSTOP",
+            Self::PauseCorosync { .. } => "corosync SIGSTOP",
+            Self::LinkDeleted { .. } => "interface deleted",
+            Self::BadReload { empty: true, .. } => "reload of an empty file",
+            Self::BadReload { empty: false, .. } => "reload of a cut-short file",
         }
     }
 
@@ -127,6 +153,12 @@ impl Op {
                 "node{via}: move {} to node{to}",
                 addresses.get(*address).map_or("?", String::as_str)
             ),
+            Self::PauseDaemon { node, hold_ms }
+            | Self::PauseCorosync { node, hold_ms }
+            | Self::LinkDeleted { node, hold_ms } => {
+                format!("node{node}: {} for {hold_ms} ms", self.kind())
+            }
+            Self::BadReload { node, .. } => format!("node{node}: {}", self.kind()),
             Self::HostDeath(i)
             | Self::KillDaemon(i)
             | Self::KillCorosync(i)
@@ -152,6 +184,9 @@ impl Op {
                 | Self::Degrade { .. }
                 | Self::Partition(_)
                 | Self::Heal
+                | Self::PauseDaemon { .. }
+                | Self::PauseCorosync { .. }
+                | Self::LinkDeleted { .. }
         )
     }
 
@@ -168,6 +203,11 @@ impl Op {
             | Self::HostDeath(node)
             | Self::Restart(node) => Some(*node),
             Self::Move { to, .. } => Some(*to),
+            // A paused node lets everything go and takes its share back, possibly in one
+            // view; a deleted interface takes its addresses out of what the node offers.
+            Self::PauseDaemon { node, .. }
+            | Self::PauseCorosync { node, .. }
+            | Self::LinkDeleted { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -261,7 +301,23 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
     }
     loop {
         let any = node(dice.below(n));
-        let op = match dice.below(20) {
+        let op = match dice.below(24) {
+            19 => Op::PauseDaemon {
+                node: any,
+                hold_ms: dice.between(500, 4000),
+            },
+            20 => Op::PauseCorosync {
+                node: any,
+                hold_ms: dice.between(500, 4000),
+            },
+            21 if !world.partitioned() => Op::LinkDeleted {
+                node: any,
+                hold_ms: dice.between(500, 4000),
+            },
+            22 => Op::BadReload {
+                node: any,
+                empty: dice.below(2) == 0,
+            },
             0 | 1 => Op::HostDeath(any),
             2 | 3 => Op::KillDaemon(any),
             4 | 5 => Op::KillCorosync(any),
@@ -290,7 +346,12 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
                     0..0
                 } else {
                     let start = dice.below(count);
-                    start..(start + 1 + dice.below(count / 3 + 1)).min(count)
+                    // Never every address: dvipd refuses that reload (unless forced).
+                    let end = (start + 1 + dice.below(count / 3 + 1)).min(count);
+                    if end - start >= count {
+                        continue;
+                    }
+                    start..end
                 };
                 Op::Reload { node: any, without }
             }
@@ -315,6 +376,9 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
                 | Op::KillCorosync(_)
                 | Op::StopDaemon(_)
                 | Op::LinkDown(_)
+                | Op::PauseDaemon { .. }
+                | Op::PauseCorosync { .. }
+                | Op::LinkDeleted { .. }
         );
         if breaks && (whole.len() <= 1 || !health[any - 1].whole()) {
             continue;
@@ -529,6 +593,45 @@ pub(super) fn apply(
             let asked = ask(runtime, state, *i, &json!({"command": "online"}));
             world.standby[i - 1] = false;
             refused(asked)
+        }
+        Op::PauseDaemon { node, hold_ms } | Op::PauseCorosync { node, hold_ms } => {
+            let what = if matches!(op, Op::PauseDaemon { .. }) {
+                "dvipd"
+            } else {
+                "corosync"
+            };
+            if let Some(p) = state.process(what, *node) {
+                p.signal(nix::sys::signal::Signal::SIGSTOP);
+                std::thread::sleep(Duration::from_millis(*hold_ms));
+                p.signal(nix::sys::signal::Signal::SIGCONT);
+            }
+            None
+        }
+        Op::LinkDeleted { node, hold_ms } => {
+            topology.delete_link(*node)?;
+            std::thread::sleep(Duration::from_millis(*hold_ms));
+            topology.create_link_again(*node)?;
+            None
+        }
+        Op::BadReload { node, empty } => {
+            let path = state.dir().join(format!("dvip-{node}.conf"));
+            let good = std::fs::read_to_string(&path)
+                .map_err(|e| LabError(format!("{}: {e}", path.display())))?;
+            // Cut just after a `{`, as a write interrupted mid-stanza leaves it: never a
+            // shorter file that is valid.
+            let half = &good[..good.len() / 2];
+            let cut = half.rfind('{').map_or(half.len(), |at| at + 1);
+            let bad = if *empty { "" } else { &good[..cut] };
+            std::fs::write(&path, bad).map_err(|e| LabError(format!("{}: {e}", path.display())))?;
+            if let Some(p) = state.process("dvipd", *node) {
+                p.signal(nix::sys::signal::Signal::SIGHUP);
+            }
+            // Long enough for dvipd to read it (and refuse it); then the file is whole again,
+            // and the same as what dvipd still runs.
+            std::thread::sleep(Duration::from_millis(500));
+            std::fs::write(&path, good)
+                .map_err(|e| LabError(format!("{}: {e}", path.display())))?;
+            None
         }
         Op::Move { address, to, via } => refused(ask(
             runtime,
