@@ -1332,7 +1332,6 @@ impl Node {
         #[cfg(not(feature = "planted-bugs"))]
         let steal = false;
         let mut to_release = Vec::new();
-        let mut to_acquire = Vec::new();
         for (address, decision) in &plan.addresses {
             let holders: Vec<&NodeName> = view
                 .table
@@ -1355,9 +1354,6 @@ impl Node {
                 if let Some(member) = view.table.get_mut(&**owner) {
                     member.holdings.insert(*address);
                 }
-                if **owner == *self.me && !self.plumbed.contains(address) {
-                    to_acquire.push(*address);
-                }
             }
         }
         let changed_marks: Vec<(IpAddr, Marks)> = plan
@@ -1374,10 +1370,11 @@ impl Node {
         self.plan = plan;
         // Order: let go before taking, so the link never sees this node grow first.
         self.release(&to_release);
+        // What the table now counts as here and the plan gives here: the grants above, and
+        // grants made while this node caught up whose echo came back before the view was
+        // ready (nothing else would take them: everyone counts them as here).
         if self.catching_up.is_none() {
-            for address in to_acquire {
-                self.acquire(address);
-            }
+            self.take_what_is_mine();
         }
         for (address, marks) in changed_marks {
             self.actions.push_back(Action::Mark { address, marks });

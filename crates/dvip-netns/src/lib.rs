@@ -21,7 +21,7 @@ pub use connect::{Backends, Connected, TcpProber};
 pub use ipc::reap_stale;
 pub use probe::{mac_text, Answer, Prober};
 pub use process::stat_fields;
-pub use topology::{try_ip, try_iproute2, LabError, Topology, CLIENT_ADDRESS};
+pub use topology::{try_ip, try_iproute2, write_authkey, LabError, Topology, CLIENT_ADDRESS};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -295,9 +295,13 @@ impl Lab {
         lab.topology
             .build(true)
             .expect("the lab's namespaces (needs root)");
+        // Crypto on, as production runs it (docs/security.md).
+        let authkey = lab.dir.join("authkey");
+        write_authkey(&authkey).expect("corosync authkey");
         for i in 1..=nodes {
             let conf = lab.dir.join(format!("corosync-{i}.conf"));
-            std::fs::write(&conf, lab.topology.corosync_conf()).expect("corosync.conf");
+            std::fs::write(&conf, lab.topology.corosync_conf(Some(&authkey)))
+                .expect("corosync.conf");
             lab.corosync.push(Some(lab.start_corosync(i)));
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);

@@ -24,6 +24,26 @@ impl std::fmt::Display for LabError {
 
 impl std::error::Error for LabError {}
 
+/// Writes a new corosync authkey to `path`: 256 random bytes, readable by root alone, as
+/// `corosync-keygen` makes one. Every node of a lab shares the one file.
+pub fn write_authkey(path: &std::path::Path) -> Result<(), LabError> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| LabError(format!("authkey {}: {e}", path.display()));
+    let mut key = [0u8; 256];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut key))
+        .map_err(fail)?;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(path)
+        .and_then(|mut file| file.write_all(&key))
+        .map_err(fail)
+}
+
 /// Runs `ip args`; an error carries `ip`'s complaint.
 pub fn try_ip(args: &[&str]) -> Result<(), LabError> {
     try_iproute2("ip", args)
@@ -200,8 +220,10 @@ impl Topology {
 
     /// corosync's configuration for every node: knet with the timing DESIGN.md explains
     /// (token 100 ms, consensus 150 ms, knet pings every 200 ms with a 600 ms timeout), which
-    /// forms a new membership about 250 ms after a node dies.
-    pub fn corosync_conf(&self) -> String {
+    /// forms a new membership about 250 ms after a node dies. With `authkey` (a file that
+    /// [`write_authkey`] made), knet encrypts and signs every packet with it, as production
+    /// must (docs/security.md); without, the lab measures what that costs.
+    pub fn corosync_conf(&self, authkey: Option<&std::path::Path>) -> String {
         let mut nodes = String::new();
         for i in 1..=self.nodes {
             nodes.push_str(&format!(
@@ -213,8 +235,15 @@ impl Topology {
         } else {
             ""
         };
+        let crypto = match authkey {
+            Some(key) => format!(
+                "  crypto_cipher: aes256\n  crypto_hash: sha256\n  keyfile: {}\n",
+                key.display()
+            ),
+            None => "  crypto_cipher: none\n  crypto_hash: none\n".to_owned(),
+        };
         format!(
-            "totem {{\n  version: 2\n  cluster_name: dviplab\n  transport: knet\n  crypto_cipher: none\n  crypto_hash: none\n  token: 100\n  consensus: 150\n  token_coefficient: 0\n  token_retransmits_before_loss_const: 3\n  interface {{\n    linknumber: 0\n    knet_ping_interval: 200\n    knet_ping_timeout: 600\n  }}\n}}\nnodelist {{\n{nodes}}}\nquorum {{\n  provider: corosync_votequorum\n{two}}}\nlogging {{\n  to_stderr: yes\n  to_syslog: no\n  blackbox: off\n}}\n"
+            "totem {{\n  version: 2\n  cluster_name: dviplab\n  transport: knet\n{crypto}  token: 100\n  consensus: 150\n  token_coefficient: 0\n  token_retransmits_before_loss_const: 3\n  interface {{\n    linknumber: 0\n    knet_ping_interval: 200\n    knet_ping_timeout: 600\n  }}\n}}\nnodelist {{\n{nodes}}}\nquorum {{\n  provider: corosync_votequorum\n{two}}}\nlogging {{\n  to_stderr: yes\n  to_syslog: no\n  blackbox: off\n}}\n"
         )
     }
 

@@ -32,10 +32,6 @@ struct Args {
     /// view may then disagree on what a new view continues.
     #[arg(long)]
     no_transitional_views: bool,
-    /// Also pause daemons alone (SIGSTOP of dvipd while corosync runs on): open work, a few
-    /// seeds in a thousand still fail.
-    #[arg(long)]
-    daemon_pauses: bool,
 }
 
 fn main() -> ExitCode {
@@ -43,7 +39,6 @@ fn main() -> ExitCode {
     let options = RunOptions {
         faults: args.faults,
         verbose: args.verbose,
-        daemon_pauses: args.daemon_pauses,
         transitional_views: !args.no_transitional_views,
         ..RunOptions::default()
     };

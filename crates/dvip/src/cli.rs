@@ -200,6 +200,10 @@ pub(crate) enum LabCommand {
         /// every ADVERT_MS milliseconds.
         #[arg(long, value_name = "ADVERT_MS", value_parser = clap::value_parser!(u32).range(10..=40_950))]
         keepalived: Option<u32>,
+        /// Run corosync without crypto (the lab encrypts and signs by default, as production
+        /// must); for measuring what crypto costs.
+        #[arg(long, conflicts_with = "keepalived")]
+        no_crypto: bool,
         /// Make N addresses, spread over the range, SMTP listeners on port 25 that dvipd
         /// forwards to 127.0.0.1:2525 on its node (instead of bindings).
         #[arg(long, default_value_t = 0)]
@@ -263,6 +267,10 @@ pub(crate) enum LabCommand {
         /// milliseconds, comma-separated (e.g. 100,20); needs keepalived installed.
         #[arg(long, value_delimiter = ',', value_name = "ADVERT_MS", value_parser = clap::value_parser!(u32).range(10..=40_950))]
         keepalived: Vec<u32>,
+        /// Also measure dvip with corosync's crypto off, as a baseline: the ratio is what
+        /// encrypting and signing the bus costs failover.
+        #[arg(long)]
+        no_crypto_baseline: bool,
         /// Make N addresses, spread over the range, forwarded SMTP listeners (port 25) and time
         /// a TCP connect to those the failed node held too; a server on each node answers
         /// `220 NODE`.

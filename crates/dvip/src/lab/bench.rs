@@ -29,6 +29,8 @@ pub(crate) struct BenchPlan {
     pub(crate) dvipd: Option<PathBuf>,
     /// keepalived's advertisement intervals to measure as the baseline, in ms.
     pub(crate) keepalived: Vec<u32>,
+    /// Also measure dvip with corosync's crypto off.
+    pub(crate) no_crypto_baseline: bool,
     /// How many of each lab's addresses are forwarded listeners, timed by TCP too.
     pub(crate) listeners: u32,
     /// Runs slower than this (worst address by ARP or TCP, ms) are written out in full.
@@ -112,7 +114,7 @@ fn one_run(
     let i = node_index(state, "busiest")?;
     let moved = state.topology().held(i);
     let followers: Vec<Follower> = (1..=state.nodes)
-        .filter(|&n| n != i && state.system == System::Dvip && state.alive("dvipd", n))
+        .filter(|&n| n != i && state.system.runs_dvipd() && state.alive("dvipd", n))
         .map(|n| Follower::start(state.socket(n)))
         .collect();
     let tcp = state.listeners > 0;
@@ -147,7 +149,10 @@ fn one_run(
 /// Runs the whole plan, printing progress to stderr; the summary table (or JSON) to stdout.
 pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
     let mut rows = Vec::new();
-    let systems = std::iter::once(System::Dvip).chain(
+    let plain = plan
+        .no_crypto_baseline
+        .then_some(System::Dvip { crypto: false });
+    let systems = std::iter::once(System::default()).chain(plain).chain(
         plan.keepalived
             .iter()
             .map(|&advert_ms| System::Keepalived { advert_ms }),
@@ -191,7 +196,7 @@ fn backends(state: &LabState) -> Result<Option<dvip_netns::Backends>, LabError> 
         return Ok(None);
     }
     let listen: std::net::SocketAddr = match state.system {
-        System::Dvip => super::FORWARD_TO
+        System::Dvip { .. } => super::FORWARD_TO
             .parse()
             .map_err(|_| super::err("FORWARD_TO"))?,
         System::Keepalived { .. } => {
@@ -205,21 +210,13 @@ fn backends(state: &LabState) -> Result<Option<dvip_netns::Backends>, LabError> 
     dvip_netns::Backends::start(&nodes, listen).map(Some)
 }
 
-/// What a system is called in the report.
-fn label(system: System) -> String {
-    match system {
-        System::Dvip => "dvip".to_owned(),
-        System::Keepalived { advert_ms } => format!("keepalived {advert_ms}ms"),
-    }
-}
-
 fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Result<(), LabError> {
     // keepalived runs no corosync: that fault has no counterpart.
     let faults: Vec<Fault> = plan
         .faults
         .iter()
         .copied()
-        .filter(|f| system == System::Dvip || *f != Fault::Corosync)
+        .filter(|f| system.runs_dvipd() || *f != Fault::Corosync)
         .collect();
     for &size in &plan.sizes {
         up(
@@ -243,13 +240,13 @@ fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Re
                     let (report, evidence) = one_run(&mut state, fault, plan.keep_slow)?;
                     eprintln!(
                         "bench: {}, {size} addresses, {}, run {run}/{}: worst {} ms",
-                        label(system),
+                        system.label(),
                         fault.name(),
                         plan.runs,
                         report["worst_ms"]
                     );
                     if let Some(evidence) = evidence {
-                        keep(&evidence, &label(system), size, fault, run);
+                        keep(&evidence, &system.label(), size, fault, run);
                     }
                     runs.push(report);
                 }
@@ -257,7 +254,7 @@ fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Re
                     break;
                 }
                 let mut row = summary(size, fault, &runs);
-                row["system"] = json!(label(system));
+                row["system"] = json!(system.label());
                 rows.push(row);
             }
             Ok(())

@@ -76,6 +76,7 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
             address_lifetime,
             dvipd,
             keepalived,
+            no_crypto,
             listeners,
         } => up(
             name,
@@ -83,7 +84,7 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
             addresses,
             address_lifetime,
             dvipd,
-            keepalived.map_or(System::Dvip, |advert_ms| System::Keepalived { advert_ms }),
+            System::chosen(keepalived, no_crypto),
             listeners,
         )
         .and_then(|()| LabState::load(name))
@@ -104,6 +105,7 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
             json,
             dvipd,
             keepalived,
+            no_crypto_baseline,
             listeners,
             keep_slow,
         } => bench::run(
@@ -115,6 +117,7 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
                 runs,
                 dvipd,
                 keepalived,
+                no_crypto_baseline,
                 listeners,
                 keep_slow,
             },
@@ -156,8 +159,7 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
                 duration: Duration::from_secs(seconds),
                 busy: usize::from(busy),
                 dvipd,
-                system: keepalived
-                    .map_or(System::Dvip, |advert_ms| System::Keepalived { advert_ms }),
+                system: System::chosen(keepalived, false),
             },
             json,
         ),
@@ -273,7 +275,12 @@ fn build(state: &mut LabState) -> Result<(), LabError> {
         );
         return Ok(());
     }
-    let conf = topology.corosync_conf();
+    let authkey = state.dir().join("authkey");
+    let crypto = state.system == System::Dvip { crypto: true };
+    if crypto {
+        dvip_netns::write_authkey(&authkey)?;
+    }
+    let conf = topology.corosync_conf(crypto.then_some(authkey.as_path()));
     for i in 1..=state.nodes {
         std::fs::write(state.dir().join(format!("corosync-{i}.conf")), &conf)
             .map_err(|e| err(format!("corosync.conf: {e}")))?;
@@ -443,7 +450,7 @@ fn spread(state: &LabState) -> bool {
 
 /// Every running dvipd reports a mature view of every running node.
 fn settled(state: &LabState) -> bool {
-    if state.system != System::Dvip {
+    if !state.system.runs_dvipd() {
         return keepalived::settled(state);
     }
     let running = running(state);
@@ -522,6 +529,7 @@ fn status(state: &LabState, json: bool) {
             "first_address": FIRST_ADDRESS,
             "client": {"namespace": topology.client(), "address": dvip_netns::CLIENT_ADDRESS},
             "dir": state.dir(),
+            "system": state.system,
             "nodes": nodes,
         });
         crate::console::print_json(&report);
@@ -529,14 +537,15 @@ fn status(state: &LabState, json: bool) {
     }
     let yes = |v: &Value| if v == true { "up" } else { "DOWN" };
     println!(
-        "lab {}: {} addresses from {FIRST_ADDRESS}; client {} in {}",
+        "lab {} ({}): {} addresses from {FIRST_ADDRESS}; client {} in {}",
         state.name,
+        state.system.label(),
         state.addresses,
         dvip_netns::CLIENT_ADDRESS,
         topology.client()
     );
     // A keepalived lab runs neither corosync nor dvipd: its one daemon gets the column.
-    let dvip = state.system == System::Dvip;
+    let dvip = state.system.runs_dvipd();
     let (daemon, corosync, socket) = if dvip {
         ("DVIPD", "COROSYNC", "SOCKET")
     } else {
@@ -642,7 +651,7 @@ pub(crate) fn inject(state: &LabState, i: usize, fault: Fault) -> Result<(), Lab
             process.kill();
         }
     };
-    if state.system != System::Dvip {
+    if !state.system.runs_dvipd() {
         match fault {
             Fault::Daemon => kill_all(),
             Fault::Stop => stop(state.process("keepalived", i)),
@@ -707,7 +716,7 @@ fn start(name: &str, node: Option<&str>) -> Result<(), LabError> {
         Some(node) => vec![node_index(&state, node)?],
         None => (1..=state.nodes)
             .filter(|&i| {
-                let corosync = state.system != System::Dvip || state.alive("corosync", i);
+                let corosync = !state.system.runs_dvipd() || state.alive("corosync", i);
                 !(topology.port_up(i) && corosync && state.alive(state.daemon(), i))
             })
             .collect(),
@@ -835,7 +844,7 @@ mod tests {
             address_lifetime: None,
             dvipd: PathBuf::new(),
             processes: Default::default(),
-            system: System::Dvip,
+            system: System::default(),
             listeners,
         }
     }

@@ -75,14 +75,46 @@ fn zombie(pid: u32) -> bool {
 }
 
 /// What runs on a lab's nodes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum System {
-    /// corosync and dvipd.
-    #[default]
-    Dvip,
+    /// corosync and dvipd; corosync encrypts and signs its traffic unless `crypto` is false
+    /// (the benchmark's measure of what crypto costs).
+    Dvip { crypto: bool },
     /// keepalived alone, advertising every `advert_ms` milliseconds (the benchmark's baseline).
     Keepalived { advert_ms: u32 },
+}
+
+impl Default for System {
+    /// What production runs: dvipd over corosync with crypto on.
+    fn default() -> Self {
+        Self::Dvip { crypto: true }
+    }
+}
+
+impl System {
+    /// From the command line's choices: keepalived's advertisement interval when given, else
+    /// dvipd with crypto unless `no_crypto`.
+    pub(crate) fn chosen(keepalived: Option<u32>, no_crypto: bool) -> Self {
+        match keepalived {
+            Some(advert_ms) => Self::Keepalived { advert_ms },
+            None => Self::Dvip { crypto: !no_crypto },
+        }
+    }
+
+    /// Whether the nodes run corosync and dvipd.
+    pub(crate) fn runs_dvipd(self) -> bool {
+        matches!(self, Self::Dvip { .. })
+    }
+
+    /// What the system is called in reports.
+    pub(crate) fn label(self) -> String {
+        match self {
+            Self::Dvip { crypto: true } => "dvip".to_owned(),
+            Self::Dvip { crypto: false } => "dvip no-crypto".to_owned(),
+            Self::Keepalived { advert_ms } => format!("keepalived {advert_ms}ms"),
+        }
+    }
 }
 
 /// A lab as recorded.
@@ -165,7 +197,7 @@ impl LabState {
     /// The process that holds a node's addresses: `dvipd` or `keepalived`.
     pub(crate) fn daemon(&self) -> &'static str {
         match self.system {
-            System::Dvip => "dvipd",
+            System::Dvip { .. } => "dvipd",
             System::Keepalived { .. } => "keepalived",
         }
     }

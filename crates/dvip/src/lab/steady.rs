@@ -63,7 +63,7 @@ fn bridge_counters(state: &LabState) -> (u64, u64) {
 /// The processes that make node `i` a cluster member, by role.
 fn roles(state: &LabState, i: usize) -> Vec<(&'static str, u32)> {
     match state.system {
-        System::Dvip => ["dvipd", "corosync"]
+        System::Dvip { .. } => ["dvipd", "corosync"]
             .into_iter()
             .filter_map(|what| state.process(what, i).map(|p| (what, p.pid)))
             .collect(),
@@ -116,7 +116,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<Value, LabError> {
     let hz = 100.0;
     let nodes: Vec<usize> = (1..=state.nodes).collect();
     let followers: Vec<Follower> = match state.system {
-        System::Dvip => nodes
+        System::Dvip { .. } => nodes
             .iter()
             .map(|&i| Follower::start(state.socket(i)))
             .collect(),
@@ -188,7 +188,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<Value, LabError> {
         }));
     }
     let (views, ownership) = match state.system {
-        System::Dvip => {
+        System::Dvip { .. } => {
             let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
             let count = |kinds: &[&str]| {
                 events
@@ -208,10 +208,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<Value, LabError> {
         }
     };
     Ok(json!({
-        "system": match state.system {
-            System::Dvip => "dvip".to_owned(),
-            System::Keepalived { advert_ms } => format!("keepalived {advert_ms}ms"),
-        },
+        "system": state.system.label(),
         "nodes": state.nodes,
         "addresses": state.addresses,
         "seconds": seconds.round(),

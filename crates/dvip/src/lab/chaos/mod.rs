@@ -73,7 +73,7 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
         plan.addresses,
         None,
         plan.dvipd.clone(),
-        System::Dvip,
+        System::default(),
         0,
     )?;
     let mut state = LabState::load(&plan.name)?;
