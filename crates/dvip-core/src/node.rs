@@ -32,9 +32,11 @@
 //! (a stopped dvipd whose corosync lives on, a build whose messages this one cannot read, a
 //! State over the size limit) is waited for `state_deadline` after the round began; then a
 //! member multicasts `Silent` naming the members whose State it lacks, and at its delivery
-//! every member plans around those as holding and offering nothing. A node that finds itself silent lets
-//! go of everything it holds, since the others have just given it away. A silent member's
-//! State, whenever it comes, makes it an ordinary member again.
+//! every member plans around those as holding and offering nothing. A node that finds
+//! itself silent lets go of everything it holds, since the others have just given it away.
+//! A silent member's State, whenever it comes, makes it an ordinary member again; one whose
+//! State was merely late (ordered just before the `Silent`) is asked for it again in a new
+//! round by the sender of the `Silent`, once a view.
 //!
 //! # Echoes
 //!
@@ -365,6 +367,9 @@ struct ViewState {
     carried: bool,
     /// This node asked for a recount in this view (once is enough).
     recount_sent: bool,
+    /// This node asked for a new round for a member its own `Silent` found silent though
+    /// that member's State had arrived meanwhile (once a view: see [`Node::mark_silent`]).
+    late_round_sent: bool,
 }
 
 impl ViewState {
@@ -678,6 +683,7 @@ impl Node {
             pins: BTreeMap::new(),
             carried,
             recount_sent: false,
+            late_round_sent: false,
         });
         self.events.push_back(Event::View {
             view_id,
@@ -840,7 +846,7 @@ impl Node {
                 if round != view.round {
                     return drop(self, DropReason::Stale);
                 }
-                self.mark_silent(&members);
+                self.mark_silent(from, &members);
             }
             Message::Carried { standby, .. } => {
                 member.standby = standby;
@@ -1075,9 +1081,18 @@ impl Node {
         });
     }
 
-    /// A `Silent` was delivered: the members it names hold and offer nothing from here, for
-    /// everyone at once, even where their State was read (the sender could not read it).
-    fn mark_silent(&mut self, named: &[NodeName]) {
+    /// A `Silent` from `from` was delivered: the members it names hold and offer nothing
+    /// from here, for everyone at once, even where their State was read (the sender could
+    /// not read it).
+    ///
+    /// A member whose State was only late (sent as the deadline passed, ordered before the
+    /// `Silent`) would then stay silent, serving nothing, until the next view. Only the
+    /// sender can tell late from unreadable: by this point it has read every State that was
+    /// ordered before its `Silent` and that it can read. If it read the State of one it
+    /// named, it asks for a new round, in which that member announces again. It asks once a
+    /// view, so that a member read by the sender but not by others cannot keep the cluster
+    /// in rounds; that member stays silent until the next view, as before.
+    fn mark_silent(&mut self, from: &str, named: &[NodeName]) {
         let Some(view) = self.view.as_mut() else {
             return;
         };
@@ -1089,10 +1104,10 @@ impl Node {
         if found.is_empty() {
             return;
         }
-        // A member found silent though its State arrived here was late, or is read by some
-        // and not others. It stays silent until its next State (the next view, reload or
-        // `announce view`): asking for a new round itself would change the rounds only of
-        // those who can read it.
+        let late = from == self.me && found.iter().any(|m| view.announced.contains(m));
+        let ask_again = late && !std::mem::replace(&mut view.late_round_sent, true);
+        // The member itself must not ask for a new round: its request would change the
+        // rounds only of those who can read it.
         for name in &found {
             view.announced.remove(name);
             view.silent.insert(name.clone());
@@ -1112,6 +1127,9 @@ impl Node {
             self.release_all();
         }
         self.events.push_back(Event::Planned { view_id });
+        if ask_again {
+            self.send(&Message::AnnounceView { view_id });
+        }
     }
 
     fn set_config(&mut self, addresses: &[ManagedAddress]) {

@@ -24,9 +24,11 @@ fn a_corosync_without_the_key_stays_out_of_the_ring() {
 
     std::fs::write(&conf, lab.topology().corosync_conf(None)).expect("unkeyed conf");
     lab.start_corosync_again(3);
-    wait_for(Duration::from_secs(10), "node3 runs a ring of its own", || {
-        lab.topology().ring_size(3) == 1
-    });
+    wait_for(
+        Duration::from_secs(10),
+        "node3 runs a ring of its own",
+        || lab.topology().ring_size(3) == 1,
+    );
     wait_for(Duration::from_secs(10), "node1 sees node3 gone", || {
         lab.topology().ring_size(1) == 2
     });
@@ -35,7 +37,11 @@ fn a_corosync_without_the_key_stays_out_of_the_ring() {
     let watched = Instant::now() + Duration::from_secs(3);
     while Instant::now() < watched {
         assert_eq!(lab.topology().ring_size(1), 2, "node1's ring took node3 in");
-        assert_eq!(lab.topology().ring_size(3), 1, "node3 joined without the key");
+        assert_eq!(
+            lab.topology().ring_size(3),
+            1,
+            "node3 joined without the key"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 

@@ -310,6 +310,19 @@ pub(crate) fn live(world: &World) -> Vec<String> {
         })
         .collect();
     let mut problems = Vec::new();
+    // A member that speaks, found silent once, must be heard again: else it serves nothing
+    // for as long as the view lasts.
+    for host in &audible {
+        let Some(node) = &host.node else { continue };
+        for name in node.silent() {
+            if audible.iter().any(|h| h.name == name) {
+                problems.push(format!(
+                    "liveness: {} still counts {name} as silent though it speaks",
+                    host.name
+                ));
+            }
+        }
+    }
     for address in every {
         let on: Vec<&str> = world
             .hosts

@@ -626,6 +626,58 @@ fn a_member_nobody_can_read_is_planned_around_after_the_state_deadline_then_rejo
 }
 
 #[test]
+fn a_member_whose_state_arrives_just_before_it_is_found_silent_is_heard_again() {
+    // n3's daemon was stopped when the view came; it wakes just as the others give up on
+    // it, and its State is ordered before their Silent. Everyone marks it silent at the
+    // same point anyway; it must not stay so for the rest of the view.
+    let mut c = Cluster::new(&[addresses(6, None), addresses(6, None), addresses(6, None)]);
+    c.view(&[0, 1, 2]);
+    c.advance(Duration::from_secs(1), &[0, 1, 2]);
+    assert_eq!(
+        c.owners("198.51.100.1").len(),
+        1,
+        "planned before the pause"
+    );
+    c.view_id += 1;
+    let names: BTreeSet<String> = ["n1", "n2", "n3"].map(String::from).into();
+    for i in [0, 1] {
+        c.nodes[i].handle_view(c.view_id, &names);
+        c.drain(i);
+    }
+    c.settle(&[0, 1]);
+    c.now += NodeOptions::default().state_deadline;
+    for i in [0, 1] {
+        c.nodes[i].handle_timeout(c.now);
+        c.drain(i);
+    }
+    let silents = c.queue.len();
+    assert!(silents > 0, "the others gave up on n3");
+    c.nodes[2].handle_timeout(c.now);
+    c.nodes[2].handle_view(c.view_id, &names);
+    c.drain(2);
+    // n3's State overtakes the Silents. At a Silent, n3 lets go at the point the others
+    // take over (see the test above).
+    c.queue.rotate_left(silents);
+    c.split = true;
+    c.settle(&[0, 1, 2]);
+    c.split = false;
+    for _ in 0..20 {
+        c.advance(Duration::from_millis(500), &[0, 1, 2]);
+    }
+    for i in 0..3 {
+        assert!(
+            c.nodes[i].silent().is_empty(),
+            "n{} still counts n3 as silent",
+            i + 1
+        );
+    }
+    let mine = (1..=6)
+        .filter(|i| c.owners(&format!("198.51.100.{i}")) == vec![2])
+        .count();
+    assert_eq!(mine, 2, "n3 took its share back");
+}
+
+#[test]
 fn a_node_whose_echo_does_not_come_back_lets_everything_go() {
     let mut c = Cluster::new(&[addresses(2, None)]);
     c.view(&[0]);
