@@ -506,6 +506,86 @@ fn an_interface_that_goes_down_gives_up_its_addresses_until_it_is_back() {
 }
 
 #[test]
+fn a_link_down_lost_in_a_netlink_overrun_is_found_by_reading_the_links_again() {
+    use std::io::Write;
+    let ns = Netns::new("dvipd-t");
+    let conf = config(&ns, THREE);
+    let socket = conf.with_extension("sock");
+    let daemon = Daemon::start_with(&ns, &conf, &["--address-lifetime", "60"], &[]);
+    wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
+    // An announcement tried on a down interface makes the kernel report the link again,
+    // which would find the change by chance: let them all be made first.
+    eventually(Duration::from_secs(5), &daemon, || {
+        let arp = call(&socket, &serde_json::json!({"command": "arp-show"}));
+        let done = arp["addresses"]
+            .as_array()
+            .is_some_and(|a| a.len() == 3 && a.iter().all(|a| a["announcements"] == 3));
+        if done {
+            Ok(())
+        } else {
+            Err(format!("announcing: {arp}"))
+        }
+    });
+    // While dvipd cannot read, thousands of address notifications fill its netlink socket,
+    // so the kernel drops the one that says dv0 went down.
+    ns.ip(&[
+        "link", "add", "flood0", "type", "veth", "peer", "name", "flood1",
+    ]);
+    ns.ip(&["link", "set", "flood0", "up"]);
+    daemon.signal("STOP");
+    let batch: String = (0..4000)
+        .map(|i| {
+            format!(
+                "addr add 198.18.{}.{}/32 dev flood0\n",
+                i / 250,
+                i % 250 + 1
+            )
+        })
+        .collect();
+    let mut ip = Command::new("ip")
+        .args(["-n", ns.name(), "-batch", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("ip runs");
+    ip.stdin
+        .take()
+        .expect("stdin")
+        .write_all(batch.as_bytes())
+        .expect("the batch is written");
+    assert!(ip.wait().expect("ip ends").success(), "ip -batch");
+    ns.ip(&["link", "set", "dv0", "down"]);
+    // The kernel says a link changed twice: at once, and when its operational state follows
+    // (up to a second later). Both must be lost.
+    eventually(Duration::from_secs(5), &daemon, || {
+        let out = Command::new("ip")
+            .args(["-n", ns.name(), "-j", "link", "show", "dv0"])
+            .output()
+            .expect("ip runs");
+        let link: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        match link[0]["operstate"].as_str() {
+            Some("DOWN") => Ok(()),
+            other => Err(format!("dv0 is {other:?}")),
+        }
+    });
+    daemon.signal("CONT");
+    wait_for(&ns, &[], Duration::from_secs(5), &daemon);
+    let info = call(&socket, &serde_json::json!({"command": "info"}));
+    assert_eq!(
+        info["interfaces_down"],
+        serde_json::json!(["dv0"]),
+        "{info}"
+    );
+    assert_eq!(info["held"], 0, "{info}");
+    assert!(
+        daemon.log().contains("netlink overrun"),
+        "the overrun was seen:\n{}",
+        daemon.log()
+    );
+    ns.ip(&["link", "set", "dv0", "up"]);
+    wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
+}
+
+#[test]
 fn a_client_that_knew_the_old_owner_learns_the_new_one_for_ipv4_and_ipv6() {
     let ns = Netns::with_client("dvipd-t");
     let old = "02:00:00:00:00:99";
