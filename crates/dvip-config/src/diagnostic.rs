@@ -127,6 +127,13 @@ codes! {
     /// More than the messages between nodes carry: too many services on one address, a name
     /// too long, or a State over the message size limit.
     WireLimit = "wire-limit",
+    /// A line dvip cannot read (words with no `=` and no block): an error where DuraVIP,
+    /// cluster or log configuration could stand, a warning elsewhere.
+    Unread = "unread",
+    /// A Momentum option that dvip accepts and that changes nothing here, with why.
+    NoEffect = "no-effect",
+    /// A listener that is disabled, and so is no service for DuraVIP.
+    Disabled = "disabled",
 }
 
 /// One problem found in a configuration.

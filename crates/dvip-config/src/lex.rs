@@ -1,7 +1,9 @@
 //! The lexer: configuration text to tokens.
 //!
-//! Owns what a word, a quoted string, a comment and a bracket are. It must not know any
-//! keyword; every word is just text here.
+//! Owns what a word, a quoted string, a comment and a bracket are, and where lines break
+//! between tokens (a stanza's names stand on its keyword's line). It knows one keyword:
+//! after `Domain`, a `/pattern/` is one word, since a pattern holds brackets of its own. Every
+//! other word is just text here.
 
 use crate::diagnostic::{Code, Diagnostics};
 use crate::source::{offset, FileId, Span};
@@ -56,6 +58,8 @@ pub(crate) struct Token {
     pub(crate) span: Span,
     /// The word or the unescaped string; empty for punctuation.
     pub(crate) text: String,
+    /// Whether a line ends between this token and the one before (or this is the first).
+    pub(crate) starts_line: bool,
 }
 
 fn punctuation(b: u8) -> Option<TokenKind> {
@@ -86,7 +90,46 @@ fn whitespace_at(text: &str, i: usize) -> usize {
     }
 }
 
-/// Splits `text` into tokens, reporting unterminated strings and carrying on after them.
+/// The length of a bracketed IPv6 address (or `[*]`, every IPv6 address) starting at `i`,
+/// brackets included, or `None`. A 2.x listener list writes `[2001:db8::10]:25` bare, and its
+/// `[` must not open a block; a block's `[` is followed by a space or by something that is not
+/// an address.
+fn bracketed_address_at(bytes: &[u8], i: usize) -> Option<usize> {
+    let inner = &bytes[i + 1..];
+    let close = inner.iter().position(|&b| b == b']')?;
+    let content = &inner[..close];
+    let address_like = content == b"*"
+        || (content.contains(&b':')
+            && content
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.'));
+    address_like.then_some(close + 2)
+}
+
+/// The length of a `/pattern/` (with any flags after it) starting at `i`, or `None` when the
+/// line holds no closing `/`. A `\/` inside does not close it.
+fn pattern_at(bytes: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while let Some(&b) = bytes.get(j) {
+        match b {
+            b'\\' => j += 2,
+            b'\n' => return None,
+            b'/' => {
+                j += 1;
+                // Flags (`/i`) belong to the pattern.
+                while bytes.get(j).is_some_and(u8::is_ascii_alphabetic) {
+                    j += 1;
+                }
+                return Some(j - i);
+            }
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// Splits `text` into tokens, reporting unterminated strings and comments and carrying on
+/// after them.
 ///
 /// Works on bytes: every delimiter is ASCII, so a cut never lands inside a UTF-8 character.
 pub(crate) fn lex(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> Vec<Token> {
@@ -97,12 +140,14 @@ pub(crate) fn lex(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> Ve
     };
     let bytes = text.as_bytes();
     // Configs average well over four bytes a token; reserving avoids regrowing a large Vec.
-    let mut tokens = Vec::with_capacity(text.len() / 4);
+    let mut tokens: Vec<Token> = Vec::with_capacity(text.len() / 4);
+    let mut line_break = true;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         let space = whitespace_at(text, i);
         if space > 0 {
+            line_break |= b == b'\n';
             i += space;
             continue;
         }
@@ -114,79 +159,150 @@ pub(crate) fn lex(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> Ve
                 .map_or(bytes.len(), |n| i + n);
             continue;
         }
-        if let Some(kind) = punctuation(b) {
+        if b == b'/' && bytes.get(i + 1) == Some(&b'*') {
+            // A C comment; like `#`, only where a token would start, so a path such as
+            // `/var/spool/*` keeps its star.
+            match text[i + 2..].find("*/") {
+                Some(n) => {
+                    line_break |= text[i..i + 2 + n].contains('\n');
+                    i += n + 4;
+                }
+                None => {
+                    diagnostics
+                        .error(
+                            Code::Unclosed,
+                            span(i, i + 2),
+                            "this `/*` comment is never closed",
+                        )
+                        .with_hint("close it with `*/`; everything after it was read as comment");
+                    i = bytes.len();
+                }
+            }
+            continue;
+        }
+        let starts_line = std::mem::replace(&mut line_break, false);
+        let mut push = |kind, start, end, text| {
             tokens.push(Token {
                 kind,
-                span: span(i, i + 1),
-                text: String::new(),
+                span: span(start, end),
+                text,
+                starts_line,
             });
+        };
+        if b == b'[' {
+            if let Some(n) = bracketed_address_at(bytes, i) {
+                let end = word_end(text, i + n);
+                push(TokenKind::Word, i, end, text[i..end].to_owned());
+                i = end;
+                continue;
+            }
+        }
+        if let Some(kind) = punctuation(b) {
+            push(kind, i, i + 1, String::new());
             i += 1;
             continue;
         }
         let start = i;
         if b == b'"' {
-            i += 1;
-            let mut value = String::new();
-            let mut segment = i;
-            let end = loop {
-                match bytes.get(i) {
-                    Some(b'"') => {
-                        value.push_str(&text[segment..i]);
-                        i += 1;
-                        break i;
-                    }
-                    Some(b'\\') => {
-                        value.push_str(&text[segment..i]);
-                        match bytes.get(i + 1) {
-                            Some(&e @ (b'"' | b'\\')) => {
-                                value.push(char::from(e));
-                                i += 2;
-                            }
-                            _ => {
-                                value.push('\\');
-                                i += 1;
-                            }
-                        }
-                        segment = i;
-                    }
-                    Some(b'\n') | None => {
-                        value.push_str(&text[segment..i]);
-                        diagnostics
-                            .error(Code::UnterminatedString, span(start, start + 1), "this string has no closing quote")
-                            .with_hint("close it with `\"` on the same line; write `\\\"` for a quote inside it");
-                        break i;
-                    }
-                    Some(_) => i += 1,
-                }
-            };
-            tokens.push(Token {
-                kind: TokenKind::Quoted,
-                span: span(start, end),
-                text: value,
-            });
+            let (value, end) = quoted(text, i, &span, diagnostics);
+            push(TokenKind::Quoted, start, end, value);
+            i = end;
             continue;
         }
-        while let Some(&b) = bytes.get(i) {
-            if b.is_ascii() {
-                if b.is_ascii_whitespace() || b == b'"' || punctuation(b).is_some() {
-                    break;
-                }
-                i += 1;
-            } else {
-                // Step over whole characters so `i` stays on a character boundary.
-                match text[i..].chars().next() {
-                    Some(c) if !c.is_whitespace() => i += c.len_utf8(),
-                    _ => break,
-                }
+        let after_domain = !starts_line
+            && tokens.last().is_some_and(|t| {
+                t.kind == TokenKind::Word && t.text.eq_ignore_ascii_case("domain")
+            });
+        if b == b'/' && after_domain {
+            if let Some(n) = pattern_at(bytes, i) {
+                tokens.push(Token {
+                    kind: TokenKind::Word,
+                    span: span(i, i + n),
+                    text: text[i..i + n].to_owned(),
+                    starts_line,
+                });
+                i += n;
+                continue;
             }
         }
+        i = word_end(text, i);
         tokens.push(Token {
             kind: TokenKind::Word,
             span: span(start, i),
             text: text[start..i].to_owned(),
+            starts_line,
         });
     }
     tokens
+}
+
+/// Where a bare word starting at `i` ends: at whitespace, a bracket, `=` or `"`.
+fn word_end(text: &str, mut i: usize) -> usize {
+    let bytes = text.as_bytes();
+    while let Some(&b) = bytes.get(i) {
+        if b.is_ascii() {
+            if b.is_ascii_whitespace() || b == b'"' || punctuation(b).is_some() {
+                break;
+            }
+            i += 1;
+        } else {
+            // Step over whole characters so `i` stays on a character boundary.
+            match text[i..].chars().next() {
+                Some(c) if !c.is_whitespace() => i += c.len_utf8(),
+                _ => break,
+            }
+        }
+    }
+    i
+}
+
+/// The unescaped text of the string whose opening quote is at `start`, and where it ends.
+fn quoted(
+    text: &str,
+    start: usize,
+    span: &impl Fn(usize, usize) -> Span,
+    diagnostics: &mut Diagnostics,
+) -> (String, usize) {
+    let bytes = text.as_bytes();
+    let mut i = start + 1;
+    let mut value = String::new();
+    let mut segment = i;
+    loop {
+        match bytes.get(i) {
+            Some(b'"') => {
+                value.push_str(&text[segment..i]);
+                return (value, i + 1);
+            }
+            Some(b'\\') => {
+                value.push_str(&text[segment..i]);
+                match bytes.get(i + 1) {
+                    Some(&e @ (b'"' | b'\\')) => {
+                        value.push(char::from(e));
+                        i += 2;
+                    }
+                    _ => {
+                        value.push('\\');
+                        i += 1;
+                    }
+                }
+                segment = i;
+            }
+            Some(b'\n') | None => {
+                value.push_str(&text[segment..i]);
+                diagnostics
+                    .error(
+                        Code::UnterminatedString,
+                        span(start, start + 1),
+                        "this string has no closing quote",
+                    )
+                    .with_hint(
+                        "close it with `\"` on the same line; write `\\\"` for a quote inside it",
+                    );
+                return (value, i);
+            }
+            Some(_) => i += 1,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -223,5 +339,59 @@ mod tests {
         assert_eq!(d.list[0].code, Code::UnterminatedString);
         let texts: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(texts, ["x", "", "open", "y", "", "2"]);
+    }
+
+    #[test]
+    fn c_comments_are_skipped_where_a_token_would_start_and_count_their_line_breaks() {
+        let mut d = Diagnostics::default();
+        let tokens = lex(FileId(0), "a /* x\n y */ b /var/*/c\n/* z */ d", &mut d);
+        let texts: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(texts, ["a", "b", "/var/*/c", "d"]);
+        let lines: Vec<bool> = tokens.iter().map(|t| t.starts_line).collect();
+        assert_eq!(lines, [true, true, false, true]);
+        assert!(d.list.is_empty());
+        lex(FileId(0), "a /* never closed", &mut d);
+        assert_eq!(d.list[0].code, Code::Unclosed);
+    }
+
+    #[test]
+    fn a_bracketed_ipv6_address_is_a_word_and_a_block_is_not() {
+        let t = kinds_and_texts("[2001:db8::10]:25,200~20 [*]:25 [ a = b ] [x]");
+        let texts: Vec<&str> = t.iter().map(|(_, s)| s.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "[2001:db8::10]:25,200~20",
+                "[*]:25",
+                "",
+                "a",
+                "",
+                "b",
+                "",
+                "",
+                "x",
+                ""
+            ]
+        );
+        assert_eq!(t[2].0, TokenKind::Open(Delim::Bracket));
+    }
+
+    #[test]
+    fn a_pattern_after_domain_on_its_line_is_one_word() {
+        let t = kinds_and_texts("Domain /^(a|b)[0-9]{2}\\/x$/i { } Domain\n/path { }");
+        let texts: Vec<&str> = t.iter().map(|(_, s)| s.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Domain",
+                "/^(a|b)[0-9]{2}\\/x$/i",
+                "",
+                "",
+                "Domain",
+                "/path",
+                "",
+                ""
+            ]
+        );
     }
 }

@@ -35,7 +35,7 @@ pub use model::{
     CONTROL_GROUP_DEFAULT, LISTENER_PORT_DEFAULT, MBUS_DAEMON_DEFAULT, VIEW_MATURE_TIME_MS_DEFAULT,
 };
 pub use source::{DiskFiles, FileId, Files, Location, MemoryFiles, SourceFile, SourceMap, Span};
-pub use tree::{Block, Entry, Item, List, OptionItem, Stanza, Value, Word};
+pub use tree::{Bare, Block, Entry, Item, List, OptionItem, Stanza, Value, Word};
 pub use values::ListenAddress;
 
 /// Checks a node name given outside a file (e.g. `--nodename`) by the rules `nodename` follows.

@@ -127,6 +127,7 @@ impl Default for ClusterOptions {
             cluster_listener: ListenAddress {
                 address: None,
                 port: CLUSTER_LISTENER_PORT_DEFAULT,
+                ipv6_wildcard: false,
             },
             arp_all_hosts: true,
             use_iflist_cache: true,
@@ -225,8 +226,8 @@ pub struct LogDestination {
     pub scheme: String,
     /// The journal directory.
     pub path: String,
-    /// The subscriber created with the journal (`=>name`), if any.
-    pub subscriber: Option<String>,
+    /// The subscribers created with the journal: `=>name`, or `?subscribers=a,b,c`.
+    pub subscribers: Vec<String>,
     /// The option that names it, e.g. `mainlog`.
     pub option: String,
     /// The URI as written.
@@ -236,8 +237,12 @@ pub struct LogDestination {
 /// A data set replicated across the cluster (`inbound_cidr`, `outbound_domains`, a cache...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Replication {
-    /// The type or name of the data set.
+    /// The name of the data set: a cache's `replication_name` (2.x) or the stanza's name
+    /// (3.x); otherwise its type.
     pub name: String,
+    /// What is replicated: `inbound_cidr`, `cache`...; the name when no `type` is given.
+    #[serde(rename = "type")]
+    pub kind: String,
     /// Its other options, names lower-cased.
     pub options: BTreeMap<String, String>,
 }

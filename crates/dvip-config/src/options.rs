@@ -81,7 +81,7 @@ impl<'t> Options<'t> {
             owner,
             items.iter().filter_map(|i| match i {
                 Item::Option(o) => Some(o),
-                Item::Stanza(_) => None,
+                Item::Stanza(_) | Item::Bare(_) => None,
             }),
         )
     }
@@ -272,6 +272,6 @@ pub(crate) fn refused<T>(
 pub(crate) fn stanzas(items: &[Item]) -> impl Iterator<Item = &Stanza> {
     items.iter().filter_map(|i| match i {
         Item::Stanza(s) => Some(s),
-        Item::Option(_) => None,
+        Item::Option(_) | Item::Bare(_) => None,
     })
 }

@@ -1,18 +1,21 @@
 //! The parser: tokens to the syntax tree, with `include` expanded in place.
 //!
 //! Owns the grammar both dialects share and recovery from mistakes, so one run reports every
-//! syntax error of a file. It must not give keywords a meaning (except `include`).
+//! syntax error of a file. It must not give keywords a meaning (except `include` and
+//! `readonly_include`, which read a file or a directory of files in place).
 //!
 //! Inside a block (`{ }`, `[ ]`, the top level) an item is `key = value`,
-//! `keyword args... [<attrs>] { ... }` (or `[ ... ]`), or `include "path"`. Inside a list
-//! (`( )`) an entry is `head [<attrs>] [block]`, `head = value`, or a bracketed group.
+//! `keyword args... [<attrs>] { ... }` (or `[ ... ]`, with the args on the keyword's line),
+//! `keyword = { ... }` (the same stanza), `include "path"`, or a bare line of words that
+//! lowering reports. Inside a list (`( )`) an entry is `head [<attrs>] [block]`,
+//! `head = value`, or a bracketed group.
 
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Severity};
 use crate::lex::{lex, Delim, Token, TokenKind};
 use crate::source::{Files, SourceMap, Span, FILE_SIZE_MAX};
-use crate::tree::{Block, Entry, Item, List, OptionItem, Stanza, Value, Word};
+use crate::tree::{Bare, Block, Entry, Item, List, OptionItem, Stanza, Value, Word};
 
 /// Deeper nesting than this is refused, so hostile input cannot exhaust the stack.
 pub(crate) const NESTING_DEPTH_MAX: usize = 64;
@@ -35,6 +38,45 @@ impl<'f> Loader<'f> {
             sources: SourceMap::default(),
             diagnostics: Diagnostics::default(),
             stack: Vec::new(),
+        }
+    }
+
+    /// Parses `path`, a file or a directory of files; `from` is the `include` that names it.
+    pub(crate) fn parse_path(&mut self, path: &Path, from: Span) -> Vec<Item> {
+        let Some(listing) = self.files.directory(path) else {
+            return self.parse_file(path, Some(from));
+        };
+        match listing {
+            Ok(entries) => {
+                let mut items = Vec::new();
+                for entry in entries {
+                    if self.files.directory(&entry).is_some() {
+                        self.diagnostics
+                            .warning(
+                                Code::Unreadable,
+                                from,
+                                format!(
+                                    "`{}` is a directory inside an included directory and is not read",
+                                    entry.display()
+                                ),
+                            )
+                            .with_hint("include it by its own name if its files belong to this configuration");
+                        continue;
+                    }
+                    items.extend(self.parse_file(&entry, Some(from)));
+                }
+                items
+            }
+            Err(e) => {
+                self.diagnostics
+                    .error(
+                        Code::Unreadable,
+                        from,
+                        format!("cannot list the directory `{}`: {e}", path.display()),
+                    )
+                    .with_hint("check its permissions");
+                Vec::new()
+            }
         }
     }
 
@@ -147,6 +189,7 @@ impl Parser<'_, '_> {
             kind: token.kind,
             span: token.span,
             text: std::mem::take(&mut token.text),
+            starts_line: token.starts_line,
         };
         self.pos += 1;
         taken
@@ -293,10 +336,12 @@ impl Parser<'_, '_> {
         items
     }
 
-    /// One option, stanza or include starting at the current word.
+    /// One option, stanza, include or bare line starting at the current word.
     fn item(&mut self, items: &mut Vec<Item>) {
         let keyword = Self::word(self.bump());
-        if keyword.is("include") && !keyword.quoted && self.peek_is_word() {
+        let include = keyword.is("include") || keyword.is("readonly_include");
+        // The path stands on the include's line; a lone `include` never takes the next line.
+        if include && !keyword.quoted && self.peek_is_word() && !self.tokens[self.pos].starts_line {
             let path = Self::word(self.bump());
             let base = self
                 .loader
@@ -309,25 +354,32 @@ impl Parser<'_, '_> {
                 Some(base) if Path::new(&path.text).is_relative() => base.join(&path.text),
                 _ => PathBuf::from(&path.text),
             };
-            items.extend(
-                self.loader
-                    .parse_file(&full, Some(keyword.span.to(path.span))),
-            );
+            items.extend(self.loader.parse_path(&full, keyword.span.to(path.span)));
             return;
         }
         if self.peek() == Some(TokenKind::Eq) {
             let eq = self.bump().span;
-            if let Some(value) = self.value(&keyword, eq) {
-                items.push(Item::Option(OptionItem {
+            match self.value(&keyword, eq) {
+                // `NAME = { ... }` is Momentum's other spelling of `NAME { ... }`.
+                Some(Value::Block(body)) => items.push(Item::Stanza(Stanza {
+                    keyword,
+                    args: Vec::new(),
+                    attrs: Vec::new(),
+                    body,
+                })),
+                Some(value) => items.push(Item::Option(OptionItem {
                     key: keyword,
                     value,
-                }));
+                })),
+                None => {}
             }
             return;
         }
         let mut args = Vec::new();
-        // A word followed by `=` starts the next option, not an argument of this stanza.
+        // A stanza's names stand on its keyword's line, so a lone word never takes the next
+        // line's stanza header as its names. A word followed by `=` starts the next option.
         while self.peek_is_word()
+            && !self.tokens[self.pos].starts_line
             && self.tokens.get(self.pos + 1).map(|t| t.kind) != Some(TokenKind::Eq)
         {
             args.push(Self::word(self.bump()));
@@ -344,23 +396,16 @@ impl Parser<'_, '_> {
                     body,
                 }));
             }
-            Some(TokenKind::Eq) if !args.is_empty() => {
-                let span = keyword
-                    .span
-                    .to(args.last().expect("checked non-empty").span);
-                self.diagnostics()
-                    .error(Code::Unexpected, span, "an option name is one word")
-                    .with_hint("quote a value with spaces, or join the words with `_`");
-            }
+            _ if attrs.is_empty() => items.push(Item::Bare(Bare { keyword, args })),
             _ => {
                 self.diagnostics()
                     .error(
                         Code::Unexpected,
                         keyword.span,
-                        format!("`{}` has no value and no block", keyword.text),
+                        format!("`{}` has attributes but no block", keyword.text),
                     )
                     .with_hint(format!(
-                        "write `{0} = VALUE` or `{0} {{ ... }}`",
+                        "write `{0} NAME <...> {{ ... }}`, or remove the `< >`",
                         keyword.text
                     ));
             }
@@ -378,14 +423,14 @@ impl Parser<'_, '_> {
         for item in block.items {
             match item {
                 Item::Option(option) => attrs.push(option),
-                Item::Stanza(stanza) => {
+                Item::Stanza(Stanza { keyword, .. }) | Item::Bare(Bare { keyword, .. }) => {
                     self.diagnostics()
                         .error(
                             Code::Unexpected,
-                            stanza.keyword.span,
-                            "a block inside `< >` attributes",
+                            keyword.span,
+                            "attributes are `name=\"value\"` pairs",
                         )
-                        .with_hint("attributes are `name=\"value\"` pairs");
+                        .with_hint("write `<duravip=\"enabled\">`");
                 }
             }
         }

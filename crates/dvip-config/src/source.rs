@@ -13,6 +13,18 @@ pub trait Files {
     fn read(&self, path: &Path) -> io::Result<String>;
     /// A name that is the same for every way of spelling the same file, for include cycles.
     fn identity(&self, path: &Path) -> io::Result<PathBuf>;
+    /// When `path` is a directory, the names in it that an include reads: every entry whose
+    /// name does not start with `.`, in lexical (byte) order. `None` when it is not a
+    /// directory.
+    fn directory(&self, path: &Path) -> Option<io::Result<Vec<PathBuf>>>;
+}
+
+/// Sorts directory entries as an include reads them, dropping hidden ones.
+fn include_order(mut names: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt as _;
+    names.retain(|n| !n.as_bytes().starts_with(b"."));
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    names
 }
 
 /// The real filesystem.
@@ -64,6 +76,23 @@ impl Files for DiskFiles {
     fn identity(&self, path: &Path) -> io::Result<PathBuf> {
         std::fs::canonicalize(path)
     }
+
+    fn directory(&self, path: &Path) -> Option<io::Result<Vec<PathBuf>>> {
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            return None;
+        }
+        let names = std::fs::read_dir(path).and_then(|entries| {
+            entries
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<io::Result<Vec<_>>>()
+        });
+        Some(names.map(|names| {
+            include_order(names)
+                .into_iter()
+                .map(|n| path.join(n))
+                .collect()
+        }))
+    }
 }
 
 /// Files held in memory, keyed by the exact path a config or include names.
@@ -100,6 +129,27 @@ impl Files for MemoryFiles {
         } else {
             Err(io::Error::new(io::ErrorKind::NotFound, "no such file"))
         }
+    }
+
+    /// A path is a directory when some file lies under it.
+    fn directory(&self, path: &Path) -> Option<io::Result<Vec<PathBuf>>> {
+        let dir = normalize(path);
+        let mut names: Vec<std::ffi::OsString> = self
+            .files
+            .keys()
+            .filter_map(|f| f.strip_prefix(&dir).ok())
+            .filter_map(|rest| rest.components().next())
+            .map(|c| c.as_os_str().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            return None;
+        }
+        names.dedup();
+        Some(Ok(include_order(names)
+            .into_iter()
+            .map(|n| dir.join(n))
+            .collect()))
     }
 }
 

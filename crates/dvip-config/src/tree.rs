@@ -30,8 +30,21 @@ impl Word {
 pub enum Item {
     /// `key = value`.
     Option(OptionItem),
-    /// `keyword [args...] [<attrs>] { ... }` or `keyword [ ... ]`.
+    /// `keyword [args...] [<attrs>] { ... }` or `keyword [ ... ]`; also `keyword = { ... }`.
     Stanza(Stanza),
+    /// A line of words with no value and no block, which dvip cannot read. Kept so that
+    /// lowering reports it where it stands (an error where dvip's own configuration could
+    /// be, a warning elsewhere) instead of letting it swallow what follows.
+    Bare(Bare),
+}
+
+/// `keyword [args...]` alone: no `=`, no block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bare {
+    /// The first word.
+    pub keyword: Word,
+    /// The words after it on its line.
+    pub args: Vec<Word>,
 }
 
 /// `key = value`.
@@ -44,11 +57,12 @@ pub struct OptionItem {
 }
 
 /// A named block: `Binding NAME <attrs> { ... }`, `Topology "CIDR" { ... }`, `logs [ ... ]`.
+/// `NAME = { ... }` (and `NAME = [ ... ]`) is the same stanza written as an assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stanza {
     /// The first word, which says what the stanza is.
     pub keyword: Word,
-    /// Words between the keyword and the body (names, module paths).
+    /// Words on the keyword's line between it and the body (names, module paths).
     pub args: Vec<Word>,
     /// `<key="value" ...>` attributes (2.x dialect).
     pub attrs: Vec<OptionItem>,

@@ -205,15 +205,19 @@ pub(crate) fn deadline(text: &str, least: Duration) -> Result<Duration, Refusal>
 /// Where a service listens: an address (or `*` for every address) and a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct ListenAddress {
-    /// The address, or `None` for the wildcard `*` (also written 0.0.0.0 or ::).
+    /// The address, or `None` for every address: `*`, nothing before the port, or 0.0.0.0;
+    /// or, with `ipv6_wildcard`, `[*]` or `[::]`.
     pub address: Option<IpAddr>,
     /// The port.
     pub port: u16,
+    /// For a wildcard, whether it is IPv6's (`[*]:25`) rather than IPv4's (`*:25`).
+    pub ipv6_wildcard: bool,
 }
 
 impl std::fmt::Display for ListenAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.address {
+            None if self.ipv6_wildcard => write!(f, "[*]:{}", self.port),
             None => write!(f, "*:{}", self.port),
             Some(IpAddr::V6(a)) => write!(f, "[{a}]:{}", self.port),
             Some(IpAddr::V4(a)) => write!(f, "{a}:{}", self.port),
@@ -221,8 +225,9 @@ impl std::fmt::Display for ListenAddress {
     }
 }
 
-/// `ADDRESS[:PORT[,BACKLOG]]`, where ADDRESS may be `*`, an IPv4 address, a bracketed IPv6
-/// address or a bare IPv6 address (then without a port). The port defaults to `default_port`.
+/// `ADDRESS[:PORT[,BACKLOG[~CONCURRENCY]]]`, where ADDRESS may be `*` or nothing (every
+/// address), `[*]` (every IPv6 address), an IPv4 address, a bracketed IPv6 address or a bare
+/// IPv6 address (then without a port). The port defaults to `default_port`.
 pub(crate) fn listen_address(text: &str, default_port: u16) -> Result<ListenAddress, Refusal> {
     let bad = |hint: &str| {
         refuse(
@@ -231,31 +236,49 @@ pub(crate) fn listen_address(text: &str, default_port: u16) -> Result<ListenAddr
             hint,
         )
     };
-    let (host_port, _backlog) = match text.split_once(',') {
-        Some((hp, backlog)) => {
-            if backlog.parse::<u32>().is_err() {
+    let host_port = match text.split_once(',') {
+        Some((hp, tuning)) => {
+            // The listen backlog, then optionally the 2.x concurrency after `~`.
+            let (backlog, concurrency) = match tuning.split_once('~') {
+                Some((b, c)) => (b, Some(c)),
+                None => (tuning, None),
+            };
+            if backlog.parse::<u32>().is_err()
+                || concurrency.is_some_and(|c| c.parse::<u32>().is_err())
+            {
                 return Err(bad(
-                    "the number after `,` is the listen backlog, such as `192.0.2.10:25,200`",
+                    "after `,` come the listen backlog and, after `~`, the concurrency: `*:587,200~20`",
                 ));
             }
-            (hp, Some(backlog))
+            hp
         }
-        None => (text, None),
+        None => text,
     };
-    let wildcard = |host: &str| -> Result<Option<IpAddr>, Refusal> {
-        if host == "*" {
-            return Ok(None);
+    let listen = |host: &str, port: u16| -> Result<ListenAddress, Refusal> {
+        let any = |ipv6_wildcard| ListenAddress {
+            address: None,
+            port,
+            ipv6_wildcard,
+        };
+        match host {
+            "" | "*" => return Ok(any(false)),
+            "[*]" => return Ok(any(true)),
+            _ => {}
         }
         let addr = address(host)?;
-        Ok((!addr.is_unspecified()).then_some(addr))
+        if addr.is_unspecified() {
+            return Ok(any(addr.is_ipv6()));
+        }
+        Ok(ListenAddress {
+            address: Some(addr),
+            port,
+            ipv6_wildcard: false,
+        })
     };
     // A bare IPv6 address (several colons, no brackets) or a bracketed one alone carries no port.
     let bracketed_alone = host_port.starts_with('[') && host_port.ends_with(']');
     if bracketed_alone || (host_port.matches(':').count() > 1 && !host_port.starts_with('[')) {
-        return Ok(ListenAddress {
-            address: wildcard(host_port)?,
-            port: default_port,
-        });
+        return listen(host_port, default_port);
     }
     let (host, port_text) = match host_port.rsplit_once(':') {
         Some((host, _)) if !host.ends_with(']') && host.starts_with('[') => {
@@ -270,15 +293,10 @@ pub(crate) fn listen_address(text: &str, default_port: u16) -> Result<ListenAddr
         Some(p) => port(p)?,
         None => default_port,
     };
-    if host.is_empty() {
-        return Err(bad(
-            "write the address before the port, or `*` for every address",
-        ));
+    if host.is_empty() && port_text.is_none() {
+        return Err(bad("write an address, `*` or `:PORT` for every address"));
     }
-    Ok(ListenAddress {
-        address: wildcard(host)?,
-        port: port_number,
-    })
+    listen(host, port_number)
 }
 
 /// The program run on acquire and release: an absolute path, so it does not depend on the
@@ -340,7 +358,13 @@ mod tests {
             la("mail.example.com:25").unwrap_err().code,
             Code::BadAddress
         );
-        assert_eq!(la(":25").unwrap_err().code, Code::BadAddress);
+        assert_eq!(la(":25").unwrap(), "*:25");
+        assert_eq!(la("[*]:25").unwrap(), "[*]:25");
+        assert_eq!(la("[::]:25").unwrap(), "[*]:25");
+        assert_eq!(la("*:587,200~20").unwrap(), "*:587");
+        assert_eq!(la("[2001:db8::10]:25,200~20").unwrap(), "[2001:db8::10]:25");
+        assert_eq!(la("*:587,200~x").unwrap_err().code, Code::BadAddress);
+        assert_eq!(la("").unwrap_err().code, Code::BadAddress);
     }
 
     #[test]

@@ -313,7 +313,7 @@ fn one_address(
             Kind::Binding { name } => {
                 bindings_here.insert(name.clone());
             }
-            Kind::Listener { port } => {
+            Kind::Listener { port, .. } => {
                 ports.insert(*port);
             }
         }

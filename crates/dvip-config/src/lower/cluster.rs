@@ -23,6 +23,7 @@ const CLUSTER_OPTIONS: &[&str] = &[
     "arp_all_hosts",
     "use_iflist_cache",
     "unconditional_rebind",
+    "unconditional_rebinding",
     "view_mature_time",
     "state_deadline",
     "plumb_deadline",
@@ -40,6 +41,20 @@ const CLUSTER_OPTIONS: &[&str] = &[
 const DEADLINE_LEAST_MS: u64 = 100;
 
 const TOPOLOGY_OPTIONS: &[&str] = &["interface", "cidrmask"];
+
+/// Momentum's cluster options that change nothing under dvip, and why. Each draws a note, so
+/// an operator who migrates sees it was read.
+pub(crate) const NO_EFFECT: &[(&str, &str)] = &[
+    ("dml", "it configures a Momentum subsystem that dvip does not have"),
+    ("log_group", "dvip serves clustered logs over the cluster listener, not through a bus group"),
+    ("heartbeat_start_delay", "corosync decides membership; dvipd sends no heartbeats of its own to delay"),
+    ("if_check_interval", "dvipd hears of interface changes from the kernel as they happen instead of polling"),
+    ("if_down_limit", "dvipd acts on the kernel's link-down event; `plumb_deadline` bounds how long a failing interface keeps its addresses"),
+    ("duravip_balance_set_size", "dvip plans every address at once and plumbs them in netlink batches"),
+    ("view_balance_interval", "dvip balances on each new view once it has stood for `view_mature_time`"),
+    ("view_broadcast_interval", "corosync delivers every view change; dvipd multicasts its State once per view"),
+    ("debug_level", "dvipd's log level is set with the RUST_LOG environment variable"),
+];
 
 /// What the cluster stanza says.
 #[derive(Debug, Default)]
@@ -113,13 +128,39 @@ fn read_stanza(stanza: &Stanza, section: &mut ClusterSection, diagnostics: &mut 
     }) {
         o.cluster_listener = listen;
     }
-    for (name, slot) in [
-        ("arp_all_hosts", &mut o.arp_all_hosts),
-        ("use_iflist_cache", &mut o.use_iflist_cache),
-        ("unconditional_rebind", &mut o.unconditional_rebind),
+    for (names, slot) in [
+        (&["arp_all_hosts"][..], &mut o.arp_all_hosts),
+        (&["use_iflist_cache"], &mut o.use_iflist_cache),
+        (
+            &["unconditional_rebind", "unconditional_rebinding"],
+            &mut o.unconditional_rebind,
+        ),
     ] {
-        if let Some(v) = options.boolean(&[name], diagnostics) {
+        if let Some(v) = options.boolean(names, diagnostics) {
             *slot = v;
+        }
+    }
+    if let Some((false, word)) = options.parsed(&["enabled"], diagnostics, values::boolean) {
+        diagnostics
+            .error(
+                Code::Disabled,
+                word.span,
+                "the cluster stanza says `enabled = false`, but dvipd is the cluster: it would still move addresses",
+            )
+            .with_hint("on a node without clustering, do not run dvipd; otherwise remove the option or set it true");
+    }
+    for &(name, why) in NO_EFFECT {
+        if let Some(option) = options.take(&[name], diagnostics) {
+            diagnostics
+                .note(
+                    Code::NoEffect,
+                    option.key.span,
+                    format!(
+                        "`{}` is read and changes nothing here: {why}",
+                        option.key.text
+                    ),
+                )
+                .with_hint("keep it for Momentum, or remove it; dvip needs nothing in its place");
         }
     }
     if let Some(d) = options.duration(&["view_mature_time"], diagnostics) {
@@ -158,7 +199,13 @@ fn read_stanza(stanza: &Stanza, section: &mut ClusterSection, diagnostics: &mut 
             read_replicate(&option.key, None, block, section, diagnostics);
         }
     }
-    options.finish(CLUSTER_OPTIONS, Unknown::Warn, diagnostics);
+    let known: Vec<&str> = CLUSTER_OPTIONS
+        .iter()
+        .copied()
+        .chain(["enabled"])
+        .chain(NO_EFFECT.iter().map(|&(name, _)| name))
+        .collect();
+    options.finish(&known, Unknown::Warn, diagnostics);
 
     let mut logs_seen = section.logs_at.is_some();
     for inner in stanzas(items) {
@@ -198,6 +245,14 @@ fn read_stanza(stanza: &Stanza, section: &mut ClusterSection, diagnostics: &mut 
             }
         } else if looks_like_network(&inner.keyword.text) && inner.args.is_empty() {
             read_topology(&inner.keyword, &inner.body, section, diagnostics);
+        } else if known.iter().any(|k| inner.keyword.is(k)) {
+            diagnostics
+                .error(
+                    Code::WrongType,
+                    inner.keyword.span,
+                    format!("`{}` takes a single value, not a block", inner.keyword.text),
+                )
+                .with_hint(format!("write `{} = VALUE`", inner.keyword.text));
         } else {
             unknown(
                 &inner.keyword,
@@ -312,25 +367,52 @@ fn read_replicate(
                     )
                     .with_hint("move this stanza out of the replicate block");
             }
+            // Reported by `unread`.
+            Item::Bare(_) => {}
         }
     }
-    let name = match name {
-        Some(n) => n.text.clone(),
-        None => match options.remove("type") {
-            Some(t) => t,
-            None => {
-                diagnostics
-                    .error(
-                        Code::Missing,
-                        keyword.span,
-                        "a replicate block needs a `type`",
-                    )
-                    .with_hint("write `replicate [ type = \"inbound_cidr\" ]`");
-                return;
-            }
-        },
+    let kind = options.remove("type");
+    let replication_name = options.remove("replication_name");
+    let (name, kind) = match (name, kind, replication_name) {
+        (Some(n), kind, _) => (n.text.clone(), kind.unwrap_or_else(|| n.text.clone())),
+        (None, Some(kind), Some(name)) => (name, kind),
+        (None, Some(kind), None) if kind.eq_ignore_ascii_case("cache") => {
+            diagnostics
+                .error(
+                    Code::Missing,
+                    keyword.span,
+                    "a replicated cache needs a `replication_name`",
+                )
+                .with_hint("write `replicate [ type = \"cache\" replication_name = \"mycache\" ]`; the name tells caches apart");
+            return;
+        }
+        (None, Some(kind), None) => (kind.clone(), kind),
+        (None, None, _) => {
+            diagnostics
+                .error(
+                    Code::Missing,
+                    keyword.span,
+                    "a replicate block needs a `type`",
+                )
+                .with_hint("write `replicate [ type = \"inbound_cidr\" ]`");
+            return;
+        }
     };
-    section.replicate.push(Replication { name, options });
+    if section.replicate.iter().any(|r| r.name == name) {
+        diagnostics
+            .error(
+                Code::Duplicate,
+                keyword.span,
+                format!("a second replicated data set named `{name}`"),
+            )
+            .with_hint("give each cache its own `replication_name`");
+        return;
+    }
+    section.replicate.push(Replication {
+        name,
+        kind,
+        options,
+    });
 }
 
 fn read_topology(

@@ -21,7 +21,7 @@ pub(crate) fn collect(
     let managed: BTreeSet<IpAddr> = addresses.iter().map(|a| a.managed.address).collect();
     let mut forwards = Vec::new();
     for service in services {
-        let Kind::Listener { port } = service.kind else {
+        let Kind::Listener { port, .. } = service.kind else {
             continue;
         };
         let Some((backend, word)) = service.forward else {

@@ -49,7 +49,8 @@ fn walk_items<'t>(items: &'t [Item], skip: Option<Span>, out: &mut Vec<(&'t Word
             Item::Stanza(stanza) if Some(stanza.body.open) != skip => {
                 walk_items(&stanza.body.items, skip, out);
             }
-            Item::Stanza(_) => {}
+            // A bare line is reported by `unread`, URI or not.
+            Item::Stanza(_) | Item::Bare(_) => {}
         }
     }
 }
@@ -97,37 +98,52 @@ fn scheme(text: &str) -> Option<&'static str> {
     }
 }
 
-/// `SCHEME:///absolute/path[=>subscriber]`.
+/// `SCHEME:///absolute/path[=>subscriber]` or `SCHEME:///absolute/path?subscribers=a,b`.
 fn parse(option: &str, word: &Word, diagnostics: &mut Diagnostics) -> Option<LogDestination> {
     let scheme = scheme(&word.text)?;
     let rest = &word.text[scheme.len() + 3..];
-    let (path, subscriber) = match rest.split_once("=>") {
-        Some((path, subscriber)) => (path, Some(subscriber)),
-        None => (rest, None),
+    let mut refuse = |message: String, hint: String| {
+        diagnostics
+            .error(Code::BadLogUri, word.span, message)
+            .with_hint(hint);
+        None
     };
-    if !path.starts_with('/') || path.len() < 2 {
-        diagnostics
-            .error(Code::BadLogUri, word.span, format!("`{}` does not name an absolute journal directory", word.text))
-            .with_hint(format!("write `{scheme}:///var/log/dvip/mainlog.{scheme}=>master` (three slashes: the path is absolute)"));
-        return None;
+    let (path, subscribers) = if let Some((path, subscriber)) = rest.split_once("=>") {
+        (path, vec![subscriber])
+    } else if let Some((path, query)) = rest.split_once('?') {
+        let Some(list) = query
+            .split_once('=')
+            .filter(|(key, _)| key.eq_ignore_ascii_case("subscribers"))
+            .map(|(_, list)| list)
+        else {
+            return refuse(
+                format!("`{}` has a query dvip does not know: `?{query}`", word.text),
+                "the one query a journal URI takes is `?subscribers=NAME,NAME`".to_owned(),
+            );
+        };
+        (path, list.split(',').collect())
+    } else {
+        (rest, Vec::new())
+    };
+    if !path.starts_with('/') || path.len() < 2 || path.contains('?') {
+        return refuse(
+            format!("`{}` does not name an absolute journal directory", word.text),
+            format!("write `{scheme}:///var/log/dvip/mainlog.{scheme}=>master` (three slashes: the path is absolute)"),
+        );
     }
-    if subscriber.is_some_and(|s| s.is_empty() || s.chars().any(char::is_whitespace)) {
-        diagnostics
-            .error(
-                Code::BadLogUri,
-                word.span,
-                format!(
-                    "`{}` has an empty or spaced subscriber name after `=>`",
-                    word.text
-                ),
-            )
-            .with_hint("write a subscriber name such as `=>master`, or drop the `=>`");
-        return None;
+    if subscribers
+        .iter()
+        .any(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '?' || c == '='))
+    {
+        return refuse(
+            format!("`{}` has an empty or unusable subscriber name", word.text),
+            "write `=>master` or `?subscribers=master,backup`: names without spaces, separated by commas".to_owned(),
+        );
     }
     Some(LogDestination {
         scheme: scheme.to_owned(),
         path: path.to_owned(),
-        subscriber: subscriber.map(str::to_owned),
+        subscribers: subscribers.into_iter().map(str::to_owned).collect(),
         option: option.to_owned(),
         uri: word.text.clone(),
     })

@@ -1,7 +1,7 @@
 //! Lowering: from the syntax tree to the effective [`Config`](crate::Config).
 //!
-//! Owns the order of the passes (cluster stanza, services, addresses, forwards, log
-//! destinations) and
+//! Owns the order of the passes (lines dvip cannot read, cluster stanza, services, addresses,
+//! forwards, log destinations) and
 //! the node name. Each pass lives in its own file and reports into one diagnostics list.
 
 mod addresses;
@@ -9,6 +9,7 @@ mod cluster;
 mod forwards;
 mod logs;
 mod services;
+mod unread;
 
 use crate::diagnostic::Diagnostics;
 use crate::model::{Config, NodenameSource};
@@ -20,6 +21,7 @@ pub(crate) fn lower(
     load: &LoadOptions,
     diagnostics: &mut Diagnostics,
 ) -> Config {
+    unread::report(&document, diagnostics);
     let section = cluster::read(&document, diagnostics);
     let services = services::collect(&document, diagnostics);
     let addresses = addresses::build(&services, &section.topology, section.nodeaddr, diagnostics);

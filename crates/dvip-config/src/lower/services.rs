@@ -18,7 +18,12 @@ const ENABLE: &[&str] = &["enable_duravip", "duravip"];
 const PREFERENCE: &[&str] = &["duravip_preference"];
 const FOLLOW: &[&str] = &["duravip_follow"];
 const FORWARD: &[&str] = &["duravip_forward", "forward"];
-const PROXY_PROTOCOL: &[&str] = &["duravip_proxy_protocol", "proxy_protocol"];
+const PROXY_PROTOCOL: &[&str] = &["duravip_proxy_protocol"];
+/// Momentum's own (4.2.11+): the MTA reads a PROXY header that a load balancer sends.
+const MTA_PROXY_PROTOCOL: &[&str] = &["proxy_protocol"];
+/// `Enable = false` (3.x) or `<status="disabled">` (2.x) turns a listener off.
+const LISTENER_ENABLE: &[&str] = &["enable"];
+const LISTENER_STATUS: &[&str] = &["status"];
 const LISTENER_OPTIONS: &[&str] = &[
     "enable_duravip",
     "duravip",
@@ -28,6 +33,8 @@ const LISTENER_OPTIONS: &[&str] = &[
     "forward",
     "duravip_proxy_protocol",
     "proxy_protocol",
+    "enable",
+    "status",
 ];
 const BINDING_OPTIONS: &[&str] = &[
     "enable_duravip",
@@ -39,8 +46,14 @@ const BINDING_OPTIONS: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
-    Listener { port: u16 },
-    Binding { name: String },
+    /// `ipv6_wildcard` tells `[*]:25` from `*:25`, both without an address.
+    Listener {
+        port: u16,
+        ipv6_wildcard: bool,
+    },
+    Binding {
+        name: String,
+    },
 }
 
 /// One listener or binding.
@@ -65,9 +78,18 @@ impl Service<'_> {
     /// How the operator would name it: "listener 192.0.2.1:25", "binding `a`".
     pub(crate) fn describe(&self) -> String {
         match (&self.kind, self.address) {
-            (Kind::Listener { port }, Some(IpAddr::V6(a))) => format!("listener [{a}]:{port}"),
-            (Kind::Listener { port }, Some(a)) => format!("listener {a}:{port}"),
-            (Kind::Listener { port }, None) => format!("listener *:{port}"),
+            (Kind::Listener { port, .. }, Some(IpAddr::V6(a))) => {
+                format!("listener [{a}]:{port}")
+            }
+            (Kind::Listener { port, .. }, Some(a)) => format!("listener {a}:{port}"),
+            (
+                Kind::Listener {
+                    port,
+                    ipv6_wildcard: true,
+                },
+                None,
+            ) => format!("listener [*]:{port}"),
+            (Kind::Listener { port, .. }, None) => format!("listener *:{port}"),
             (Kind::Binding { name }, _) => format!("binding `{name}`"),
         }
     }
@@ -114,16 +136,39 @@ pub(crate) fn collect<'t>(document: &'t [Item], diagnostics: &mut Diagnostics) -
                 value: Value::List(list),
             }) if key.is("esmtp_listener") => {
                 for entry in &list.entries {
-                    if let Entry::Item {
-                        head,
-                        attrs,
-                        value: None,
-                        ..
-                    } = entry
-                    {
-                        let options =
-                            Options::from_options(Owner::at("listener", &head.text), attrs);
-                        listener(head, options, Unknown::Warn, &mut services, diagnostics);
+                    match entry {
+                        Entry::Item {
+                            head,
+                            attrs,
+                            value: None,
+                            ..
+                        } => {
+                            let options =
+                                Options::from_options(Owner::at("listener", &head.text), attrs);
+                            listener(head, options, Unknown::Warn, &mut services, diagnostics);
+                        }
+                        Entry::Item {
+                            head,
+                            value: Some(value),
+                            ..
+                        } => {
+                            diagnostics
+                                .error(
+                                    Code::Unexpected,
+                                    head.span.to(value.span()),
+                                    format!("`{} = ...` in a listener list", head.text),
+                                )
+                                .with_hint("a listener list holds `ADDRESS[:PORT] <attributes>` entries, such as `198.51.100.10:25 <duravip=\"enabled\">`");
+                        }
+                        Entry::Group(value) => {
+                            diagnostics
+                                .error(
+                                    Code::Unexpected,
+                                    value.span(),
+                                    "a bracketed group with no address in a listener list",
+                                )
+                                .with_hint("a listener list holds `ADDRESS[:PORT] <attributes>` entries, such as `198.51.100.10:25 <duravip=\"enabled\">`");
+                        }
                     }
                 }
             }
@@ -175,6 +220,14 @@ fn listener<'t>(
     let d = duravip_options(&mut options, diagnostics);
     let forward = options.parsed(FORWARD, diagnostics, values::backend);
     let proxy_protocol = options.parsed(PROXY_PROTOCOL, diagnostics, values::boolean);
+    let mta_proxy_protocol = options.parsed(MTA_PROXY_PROTOCOL, diagnostics, values::boolean);
+    let disabled = [
+        options.parsed(LISTENER_ENABLE, diagnostics, values::boolean),
+        options.parsed(LISTENER_STATUS, diagnostics, values::boolean),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|&(on, _)| !on);
     options.finish(LISTENER_OPTIONS, policy, diagnostics);
     let Some(listen) = options::refused(
         diagnostics,
@@ -183,13 +236,45 @@ fn listener<'t>(
     ) else {
         return;
     };
+    if let Some((_, word)) = disabled {
+        // A listener that is off listens nowhere, in Momentum as here: it marks no address
+        // DuraVIP and puts no port on one.
+        if d.enabled || d.follow.is_some() || forward.is_some() {
+            diagnostics
+                .note(
+                    Code::Disabled,
+                    word.span,
+                    format!(
+                        "listener {} is disabled, so its DuraVIP options are not used",
+                        address.text
+                    ),
+                )
+                .with_hint("enable the listener for DuraVIP to manage its address");
+        }
+        return;
+    }
+    if let (Some((true, mta)), Some((true, _))) = (mta_proxy_protocol, proxy_protocol) {
+        diagnostics
+            .error(
+                Code::BadForward,
+                mta.span,
+                format!(
+                    "listener {} expects a PROXY header from a load balancer, and dvipd would put its own before it",
+                    address.text
+                ),
+            )
+            .with_hint("dvipd relays a load balancer's header unchanged: remove Duravip_Proxy_Protocol");
+    }
     if let (true, Some(follow)) = (d.enabled, d.follow) {
         diagnostics
             .error(Code::FollowAndEnable, follow.span, format!("listener {} both enables DuraVIP and follows `{}`", address.text, follow.text))
             .with_hint("a follower is managed through its binding: remove Enable_Duravip, or remove Duravip_Follow");
     }
     services.push(Service {
-        kind: Kind::Listener { port: listen.port },
+        kind: Kind::Listener {
+            port: listen.port,
+            ipv6_wildcard: listen.ipv6_wildcard,
+        },
         address: listen.address,
         enabled: d.enabled,
         preference: d.preference,

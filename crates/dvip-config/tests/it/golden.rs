@@ -62,6 +62,7 @@ fn overview_keeps_the_stanzas_dvip_ignores() {
         .map(|item| match item {
             dvip_config::Item::Stanza(s) => s.keyword.text.clone(),
             dvip_config::Item::Option(o) => o.key.text.clone(),
+            dvip_config::Item::Bare(b) => b.keyword.text.clone(),
         })
         .collect();
     assert_eq!(
@@ -80,7 +81,7 @@ fn overview_keeps_the_stanzas_dvip_ignores() {
     assert!(config
         .log_destinations
         .iter()
-        .all(|d| d.subscriber.as_deref() == Some("master")));
+        .all(|d| d.subscribers == ["master"]));
     let replicated: Vec<&str> = config.replicate.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
         replicated,

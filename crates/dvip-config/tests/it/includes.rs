@@ -143,3 +143,43 @@ fn an_include_of_a_fifo_or_a_device_is_refused_at_once() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_included_directory_is_read_in_name_order_without_hidden_files_or_subdirectories() {
+    let binding = |address: &str| {
+        format!("Binding \"a\" {{ Enable_Duravip = true  Bind_Address = {address} }}\n")
+    };
+    let files = files(&[
+        (
+            "/c/main.conf",
+            "readonly_include \"conf.d\"\ncluster { Topology \"198.51.100.0/24\" { interface = \"eth0\" } }\n",
+        ),
+        ("/c/conf.d/20-b.conf", &binding("198.51.100.20")),
+        ("/c/conf.d/10-a.conf", &binding("198.51.100.10")),
+        ("/c/conf.d/.hidden.conf", "not a configuration at all"),
+        ("/c/conf.d/sub/x.conf", "not read either"),
+    ]);
+    let checked = load(
+        Path::new("/c/main.conf"),
+        &LoadOptions::new(HOSTNAME),
+        &files,
+    );
+    let found: Vec<(Code, String)> = checked
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let at = checked.sources.location(d.span.expect("located"));
+            (d.code, format!("{}:{}", at.path.display(), at.line))
+        })
+        .collect();
+    // 10-a.conf is read first, so the binding named twice is refused in 20-b.conf; the
+    // subdirectory is reported at the include, and the hidden file is never read.
+    assert_eq!(
+        found,
+        [
+            (Code::Unreadable, "/c/main.conf:1".to_owned()),
+            (Code::Duplicate, "/c/conf.d/20-b.conf:1".to_owned()),
+        ]
+    );
+    assert_eq!(checked.sources.len(), 3);
+}

@@ -87,6 +87,16 @@ const TOKENS: &[&str] = &[
     "é",
     "\"unterminated",
     "0.0.0.0/0",
+    "/*",
+    "*/",
+    "readonly_include",
+    "Domain",
+    "/(a|b)[0-9]{2}/",
+    "[::1]:25",
+    "[*]:25",
+    ":25",
+    "*:587,200~20",
+    "\"cluster:///x?subscribers=a,b\"",
 ];
 
 fn soup() -> impl Strategy<Value = String> {
@@ -95,6 +105,76 @@ fn soup() -> impl Strategy<Value = String> {
 
 const SEED: &str = include_str!("../../testdata/golden/overview-2x.conf");
 const SEED_3X: &str = include_str!("../../testdata/golden/follow-3x.conf");
+const SEED_ASSIGNED: &str = include_str!("../../testdata/golden/assigned-stanzas-3x.conf");
+
+/// Byte offsets of the lines that open a stanza outside any `( )` list: where an operator's
+/// stray line or comment could stand before a stanza.
+fn stanza_starts(text: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut depth = 0i32;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        // `key = {` is a stanza too, but `key = (` or `key = [ entries ]` inside a list is not
+        // one; attributes (`<duravip="enabled">`) hold `=` of their own.
+        let header = trimmed.split(['{', '[', '<']).next().unwrap_or("");
+        let opens = trimmed.contains(['{', '['])
+            && (!header.contains('=') || header.trim_end().ends_with('='));
+        let starts_like_a_name = trimmed
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '"');
+        if depth == 0 && opens && starts_like_a_name {
+            starts.push(at);
+        }
+        let code = line.split('#').next().unwrap_or("");
+        depth += code.matches('(').count() as i32 - code.matches(')').count() as i32;
+        at += line.len();
+    }
+    starts
+}
+
+/// A line an operator may leave before a stanza: a stray word (with or without a quoted
+/// name after it), an unknown option, or a comment of either kind.
+fn junk() -> impl Strategy<Value = String> {
+    let word = "[a-z_][a-z0-9_]{0,11}";
+    let text = "[ -~]{0,30}";
+    prop_oneof![
+        prop::string::string_regex(word)
+            .expect("regex")
+            .prop_map(|w| w),
+        (
+            prop::string::string_regex(word).expect("regex"),
+            prop::string::string_regex("[a-z0-9./]{1,12}").expect("regex")
+        )
+            .prop_map(|(w, q)| format!("{w} \"{q}\"")),
+        (
+            prop::string::string_regex(word).expect("regex"),
+            prop::string::string_regex("[a-z0-9]{1,8}").expect("regex")
+        )
+            .prop_map(|(w, v)| format!("x_{w} = {v}")),
+        prop::string::string_regex(text)
+            .expect("regex")
+            .prop_map(|t| format!("# {t}")),
+        (
+            prop::string::string_regex(text).expect("regex"),
+            any::<bool>()
+        )
+            .prop_map(|(t, multi)| {
+                let t = t.replace("*/", "* /");
+                if multi {
+                    format!("/* {t}\n   {t} */")
+                } else {
+                    format!("/* {t} */")
+                }
+            }),
+    ]
+}
+
+/// What a configuration yields, without where it came from.
+fn yields(checked: &Checked) -> serde_json::Value {
+    serde_json::to_value(&checked.config).expect("the model serializes")
+}
 
 #[derive(Debug, Clone)]
 enum Edit {
@@ -157,6 +237,21 @@ proptest! {
     }
 
     #[test]
+    fn an_unknown_line_or_comment_before_a_stanza_changes_nothing_it_yields(
+        seed in prop::sample::select(&[SEED, SEED_3X, SEED_ASSIGNED][..]),
+        at in any::<prop::sample::Index>(),
+        line in junk(),
+    ) {
+        let starts = stanza_starts(seed);
+        prop_assert!(!starts.is_empty());
+        let at = starts[at.index(starts.len())];
+        let text = format!("{}{line}\n{}", &seed[..at], &seed[at..]);
+        let before = run(seed);
+        let after = run(&text);
+        prop_assert_eq!(yields(&before), yields(&after), "after inserting {:?}", line);
+    }
+
+    #[test]
     fn deep_nesting_is_refused_not_overflowed(depth in 60usize..5000, open in prop::sample::select(&["(", "[", "{", "<"][..])) {
         let text = format!("x = {}", open.repeat(depth));
         let checked = run(&text);
@@ -170,4 +265,22 @@ fn the_unedited_seeds_are_valid() {
     // finds is what the edits did.
     assert!(run(SEED).is_valid());
     assert!(run(SEED_3X).is_valid());
+    assert!(run(SEED_ASSIGNED).is_valid());
+}
+
+#[test]
+fn stray_lines_are_inserted_before_the_stanzas_of_every_seed() {
+    // Check the property's reach: every seed offers stanzas inside its cluster stanza as
+    // well as at the top level.
+    for seed in [SEED, SEED_3X, SEED_ASSIGNED] {
+        let starts = stanza_starts(seed);
+        let indented = starts
+            .iter()
+            .filter(|&&at| seed[at..].starts_with(' '))
+            .count();
+        assert!(
+            indented > 0 && indented < starts.len(),
+            "{starts:?} in:\n{seed}"
+        );
+    }
 }
