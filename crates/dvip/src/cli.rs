@@ -87,24 +87,36 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ArpCommand,
     },
-    /// Stream what the local dvipd does (views, acquisitions, releases, marks, drops), one JSON
-    /// line per event, until it stops or you do.
+    /// Stream what the local dvipd does (views, acquisitions, releases, marks, drops), one
+    /// line per event (time, what, why), until it stops or you do.
     Events {
+        /// One JSON object per line instead.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
     /// Have every node announce its state again and re-plan (after reloading configurations).
     AnnounceView {
+        /// Print the reply (or the error) as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
     /// Drain this node for maintenance: its addresses move to the others.
     Standby {
+        /// Print the reply (or the error) as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
     /// Undo `standby`: this node takes its share again.
     Online {
+        /// Print the reply (or the error) as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -115,6 +127,9 @@ pub(crate) enum Command {
         /// the same.
         #[arg(long)]
         force: bool,
+        /// Print the reply (or the error) as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -132,6 +147,9 @@ pub(crate) enum Command {
         to: String,
         /// The node that should own it.
         node: String,
+        /// Print the reply (or the error) as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -162,6 +180,9 @@ pub(crate) enum DuravipCommand {
         /// The word `view`.
         #[arg(value_parser = ["view"], hide_possible_values = true)]
         what: String,
+        /// Print the reply (or the error) as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -371,7 +392,7 @@ fn lab_name(text: &str) -> Result<String, String> {
 #[derive(Debug, Args)]
 pub(crate) struct SocketArg {
     /// The console socket of the local dvipd.
-    #[arg(long, value_name = "PATH", default_value = dvipd::console::SOCKET_DEFAULT)]
+    #[arg(long, value_name = "PATH", env = dvip_console::SOCKET_ENV, default_value = dvip_console::SOCKET_DEFAULT)]
     pub(crate) socket: PathBuf,
 }
 

@@ -1,78 +1,56 @@
-//! `dvip show`, `membership`, `info`, `arp show`, `announce-view`, `standby`, `online`,
-//! `move`: talking to the local dvipd.
+//! `dvip show`, `membership`, `info`, `arp show`, `events`, `broadcast`, `announce-view`,
+//! `standby`, `online`, `move`, `reload`: talking to the local dvipd.
 //!
-//! Owns how replies are shown. The request format and the socket are dvipd's console module.
+//! Owns how replies are shown, as text or JSON. The requests, replies and the socket are
+//! `dvip_console`'s.
 
+use std::io::Write as _;
 use std::path::Path;
 
-use serde_json::Value;
+use dvip_console::{
+    Answer, Arp, ArpMode, BusStatus, Client, ConsoleError, EventLine, Info, Request, Status,
+};
+use serde::Serialize;
 
 use crate::Outcome;
 
-fn call(socket: &Path, request: &Value) -> Result<Value, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start: {e}"))?;
-    runtime
-        .block_on(dvipd::console::call(socket, request))
-        .map_err(|e| {
-            format!(
-                "cannot reach dvipd at {}: {e} (is dvipd running? see --socket)",
-                socket.display()
-            )
-        })
-}
-
-/// The daemon's reply to `request`, or `None` after saying why there is none.
-fn ask(socket: &Path, request: &Value) -> Option<Value> {
-    call(socket, request)
-        .map_err(|e| eprintln!("dvip: {e}"))
-        .ok()
-}
-
-/// The reply's error, said on stderr; `None` when the daemon did what was asked.
-fn refused(reply: &Value) -> Option<&str> {
-    let error = failed(reply)?;
-    eprintln!("dvip: {error}");
-    Some(error)
-}
-
 /// Prints a reply or report as indented JSON.
-pub(crate) fn print_json(reply: &Value) {
+pub(crate) fn print_json(reply: &impl Serialize) {
     println!(
         "{}",
-        serde_json::to_string_pretty(reply).unwrap_or_default()
+        serde_json::to_string_pretty(reply).expect("reports hold only plain data")
     );
 }
 
-fn failed(reply: &Value) -> Option<&str> {
-    (reply["ok"] != true).then(|| {
-        reply["error"]
-            .as_str()
-            .unwrap_or("dvipd refused the request")
-    })
+/// Says what went wrong: on stderr, or with `--json` as a JSON object on stdout so scripts
+/// read one shape.
+fn fail(e: &ConsoleError, json: bool) -> Outcome {
+    if json {
+        print_json(&e.to_json());
+    } else {
+        eprintln!("dvip: {e}");
+    }
+    Outcome::Failed
 }
 
-/// Asks the daemon `command`; prints the reply as JSON when `json`, else hands it to `text`.
-fn report(socket: &Path, command: &str, json: bool, text: impl FnOnce(&Value)) -> Outcome {
-    let Some(reply) = ask(socket, &serde_json::json!({ "command": command })) else {
-        return Outcome::Failed;
-    };
-    if refused(&reply).is_some() {
-        return Outcome::Failed;
+/// Asks the daemon; shows the answer as JSON when `json`, else hands it to `text`.
+fn report(socket: &Path, request: &Request, json: bool, text: impl FnOnce(&Answer)) -> Outcome {
+    match Client::new(socket).call_blocking(request) {
+        Ok(answer) if json => {
+            print_json(&answer.to_json());
+            Outcome::Ok
+        }
+        Ok(answer) => {
+            text(&answer);
+            Outcome::Ok
+        }
+        Err(e) => fail(&e, json),
     }
-    if json {
-        print_json(&reply);
-    } else {
-        text(&reply);
-    }
-    Outcome::Ok
 }
 
 /// `12.3 s`, `4 min 05 s`, `2 h 07 min`: how long something has stood.
-fn age(ms: &Value) -> String {
-    let Some(ms) = ms.as_u64() else {
+pub(crate) fn age(ms: Option<u64>) -> String {
+    let Some(ms) = ms else {
         return "-".to_owned();
     };
     let s = ms / 1000;
@@ -84,187 +62,193 @@ fn age(ms: &Value) -> String {
 }
 
 pub(crate) fn show(socket: &Path, json: bool) -> Outcome {
-    report(socket, "show", json, show_text)
+    report(socket, &Request::Show, json, |a| {
+        if let Answer::Status(s) = a {
+            show_text(s);
+        }
+    })
 }
 
-fn show_text(reply: &Value) {
-    membership_text(reply);
-    print!("{}", reply["table"].as_str().unwrap_or_default());
-    let list = |key: &str| -> Vec<String> {
-        reply[key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let failing = list("not_plumbed");
-    if !failing.is_empty() {
+fn show_text(status: &Status) {
+    membership_text(status);
+    print!("{}", status.table);
+    let list = |items: Vec<String>| items.join(", ");
+    if !status.not_plumbed.is_empty() {
         println!(
             "held here but NOT PLUMBED (being retried; dark until then): {}",
-            failing.join(", ")
+            list(status.not_plumbed.iter().map(ToString::to_string).collect())
         );
     }
-    let given_up = list("given_up_interfaces");
-    if !given_up.is_empty() {
+    if !status.given_up_interfaces.is_empty() {
         println!(
             "interfaces given up (plumbing failed; their addresses are offered again when the \
              interface comes up, or on reload): {}",
-            given_up.join(", ")
+            list(status.given_up_interfaces.iter().cloned().collect())
         );
     }
 }
 
 pub(crate) fn membership(socket: &Path, json: bool) -> Outcome {
     // The view is part of `show`; this report keeps only it.
-    report(socket, "show", json, membership_text)
+    report(socket, &Request::Show, json, |a| {
+        if let Answer::Status(s) = a {
+            membership_text(s);
+        }
+    })
 }
 
-fn membership_text(reply: &Value) {
-    if reply["waiting_for_corosync"] == true {
+fn membership_text(status: &Status) {
+    if status.waiting_for_corosync {
         println!("waiting for corosync: this node is in no view and holds nothing");
     }
-    let view = &reply["view"];
-    let members: Vec<&str> = view["members"]
-        .as_array()
-        .map(|m| m.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let state = match (view["ready"] == true, view["mature"] == true) {
+    let view = &status.view;
+    let state = match (view.ready, view.mature) {
         (false, _) => "waiting for every member's state",
         (true, false) => "settling (planned moves wait until the view matures)",
         (true, true) => "settled",
     };
     println!(
         "node {}{}, view {} of {} ({}): {state}",
-        reply["node"].as_str().unwrap_or("?"),
-        if reply["standby"] == true {
-            " (standby)"
-        } else {
-            ""
-        },
-        view["id"],
-        members.len(),
-        members.join(", "),
+        status.node,
+        if status.standby { " (standby)" } else { "" },
+        view.id.map_or_else(|| "-".to_owned(), |id| id.to_string()),
+        view.members.len(),
+        view.members.join(", "),
     );
+    if !view.silent.is_empty() {
+        let silent: Vec<&str> = view.silent.iter().map(String::as_str).collect();
+        println!(
+            "silent (no State in time; planned around as holding nothing): {}",
+            silent.join(", ")
+        );
+    }
     println!(
         "view stable for {}, configuration ({} addresses) stable for {}",
-        age(&view["stable_ms"]),
-        reply["config"]["addresses"],
-        age(&reply["config"]["stable_ms"]),
+        age(view.stable_ms),
+        status.config.addresses,
+        age(Some(status.config.stable_ms)),
     );
 }
 
 pub(crate) fn info(socket: &Path, json: bool) -> Outcome {
-    report(socket, "info", json, info_text)
+    report(socket, &Request::Info, json, |a| {
+        if let Answer::Info(i) = a {
+            info_text(i);
+        }
+    })
 }
 
-fn info_text(r: &Value) {
-    {
-        let bus = &r["bus"];
-        println!(
-            "dvipd {} on node {} (pid {}), up {}",
-            r["version"].as_str().unwrap_or("?"),
-            r["node"].as_str().unwrap_or("?"),
-            r["pid"],
-            age(&r["uptime_ms"])
-        );
-        println!(
-            "configuration {} ({} addresses), stable for {}",
-            r["config_file"].as_str().unwrap_or("?"),
-            r["config"]["addresses"],
-            age(&r["config"]["stable_ms"])
-        );
-        match bus["kind"].as_str() {
-            Some("corosync") => println!(
-                "bus: corosync, group {}, {}",
-                bus["group"].as_str().unwrap_or("?"),
-                if bus["joined"] == true {
-                    "joined"
-                } else {
-                    "NOT JOINED (corosync is away: every address released)"
-                }
-            ),
-            _ => println!("bus: standalone (a cluster of one)"),
-        }
-        println!(
-            "holding {} addresses, lifetime {} s, announcing to {}",
-            r["held"],
-            r["address_lifetime_s"],
-            if r["arp_all_hosts"] == true {
-                "the whole link"
+fn info_text(r: &Info) {
+    println!(
+        "dvipd {} on node {} (pid {}), up {}",
+        r.version,
+        r.node,
+        r.pid,
+        age(Some(r.uptime_ms))
+    );
+    println!(
+        "configuration {} ({} addresses), stable for {}",
+        r.config_file.display(),
+        r.config.addresses,
+        age(Some(r.config.stable_ms))
+    );
+    match &r.bus {
+        BusStatus::Corosync { group, joined } => println!(
+            "bus: corosync, group {group}, {}",
+            if *joined {
+                "joined"
             } else {
-                "known neighbours only"
+                "NOT JOINED (corosync is away: every address released)"
             }
+        ),
+        BusStatus::Standalone => println!("bus: standalone (a cluster of one)"),
+    }
+    println!(
+        "holding {} addresses, lifetime {} s, announcing to {}",
+        r.held,
+        r.address_lifetime_s,
+        if r.arp_all_hosts {
+            "the whole link"
+        } else {
+            "known neighbours only"
+        }
+    );
+    if r.holders > 0 {
+        println!(
+            "{} of them on {} holder interfaces (dvip-hold0 and up), IPv4 only",
+            r.held_on_holders, r.holders
         );
-        if r["holders"].as_u64().is_some_and(|h| h > 0) {
-            println!(
-                "{} of them on {} holder interfaces (dvip-hold0 and up), IPv4 only",
-                r["held_on_holders"], r["holders"]
-            );
-        }
-        if let Some(hook) = r["hook"].as_str() {
-            println!("hook: {hook}");
-        }
-        for forward in r["forwarding"].as_array().into_iter().flatten() {
-            println!("forwarding {}", forward.as_str().unwrap_or("?"));
-        }
+    }
+    if let Some(hook) = &r.hook {
+        println!("hook: {hook}");
+    }
+    for forward in &r.forwarding {
+        println!("forwarding {forward}");
     }
 }
 
 pub(crate) fn arp_show(socket: &Path, json: bool) -> Outcome {
-    report(socket, "arp-show", json, arp_text)
+    report(socket, &Request::ArpShow, json, |a| {
+        if let Answer::Arp(arp) = a {
+            arp_text(arp);
+        }
+    })
 }
 
-fn arp_text(r: &Value) {
-    {
-        println!(
-            "node {}: announcing to {}",
-            r["node"].as_str().unwrap_or("?"),
-            if r["mode"] == "all-hosts" {
-                "the whole link"
-            } else {
-                "known neighbours only"
-            }
-        );
+fn arp_text(r: &Arp) {
+    println!(
+        "node {}: announcing to {}",
+        r.node,
+        match r.mode {
+            ArpMode::AllHosts => "the whole link",
+            ArpMode::Neighbours => "known neighbours only",
+        }
+    );
+    println!(
+        "{:<40} {:<12} {:>13} {:>6}",
+        "ADDRESS", "INTERFACE", "ANNOUNCEMENTS", "FRAMES"
+    );
+    for a in &r.addresses {
         println!(
             "{:<40} {:<12} {:>13} {:>6}",
-            "ADDRESS", "INTERFACE", "ANNOUNCEMENTS", "FRAMES"
+            a.address.to_string(),
+            a.interface,
+            a.announcements,
+            a.frames_last,
         );
-        for a in r["addresses"].as_array().into_iter().flatten() {
-            println!(
-                "{:<40} {:<12} {:>13} {:>6}",
-                a["address"].as_str().unwrap_or("?"),
-                a["interface"].as_str().unwrap_or("?"),
-                a["announcements"],
-                a["frames_last"],
-            );
+    }
+}
+
+/// Shows one node's answer to a report as text.
+fn answer_text(answer: &Answer, view_only: bool) {
+    match answer {
+        Answer::Status(s) if view_only => membership_text(s),
+        Answer::Status(s) => show_text(s),
+        Answer::Info(i) => info_text(i),
+        Answer::Arp(a) => arp_text(a),
+        Answer::Done | Answer::Reloaded { .. } | Answer::Gathered(_) | Answer::Following => {
+            println!("ok");
         }
     }
 }
 
-/// How one node's reply to a report is shown.
-type Render = fn(&Value);
-
-/// The console request a broadcast's words name, and how each node's reply is shown.
-fn broadcast_request(words: &[String]) -> Option<(&'static str, Render)> {
+/// The request a broadcast's words name, and whether only the view is shown.
+fn broadcast_request(words: &[String]) -> Option<(Request, bool)> {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     Some(match words.as_slice() {
-        ["show"] | ["cluster", "duravip", "show"] => ("show", show_text),
-        ["membership"] => ("show", membership_text),
-        ["info"] => ("info", info_text),
-        ["arp", "show"] => ("arp-show", arp_text),
+        ["show"] | ["cluster", "duravip", "show"] => (Request::Show, false),
+        ["membership"] => (Request::Show, true),
+        ["info"] => (Request::Info, false),
+        ["arp", "show"] => (Request::ArpShow, false),
         ["announce-view"] | ["announce", "view"] | ["cluster", "duravip", "announce", "view"] => {
-            ("announce-view", |_| println!("ok"))
+            (Request::AnnounceView, false)
         }
         _ => return None,
     })
 }
 
 pub(crate) fn broadcast(socket: &Path, words: &[String], json: bool) -> Outcome {
-    let Some((command, text)) = broadcast_request(words) else {
+    let Some((inner, view_only)) = broadcast_request(words) else {
         eprintln!(
             "dvip: `{}` cannot be broadcast; try `show`, `membership`, `info`, `arp show` or \
              `cluster duravip announce view`",
@@ -272,64 +256,107 @@ pub(crate) fn broadcast(socket: &Path, words: &[String], json: bool) -> Outcome 
         );
         return Outcome::Usage;
     };
-    let request = serde_json::json!({"command": "broadcast", "request": {"command": command}});
-    let Some(reply) = ask(socket, &request) else {
-        return Outcome::Failed;
+    let request = match Request::broadcast(inner.clone()) {
+        Ok(request) => request,
+        Err(e) => return fail(&e, json),
+    };
+    let gathered = match Client::new(socket).call_blocking(&request) {
+        Ok(Answer::Gathered(g)) => g,
+        Ok(other) => {
+            return fail(
+                &ConsoleError::new(
+                    dvip_console::ErrorKind::BadReply,
+                    format!("a broadcast answered with {other:?}"),
+                ),
+                json,
+            )
+        }
+        Err(e) => return fail(&e, json),
     };
     // Each node's reply is shown even when some failed or stayed silent.
+    let answers = gathered.answers(&inner);
     if json {
-        print_json(&reply);
+        print_json(&Answer::Gathered(gathered.clone()).to_json());
     } else {
-        for (node, answer) in reply["replies"].as_object().into_iter().flatten() {
+        for (node, answer) in &answers {
             println!("== {node}");
-            match failed(answer) {
-                Some(e) => println!("error: {e}"),
-                None => text(answer),
+            match answer {
+                Ok(answer) => answer_text(answer, view_only),
+                Err(e) => println!("error: {e}"),
             }
         }
-    }
-    match refused(&reply) {
-        None => Outcome::Ok,
-        Some(_) => Outcome::Failed,
-    }
-}
-
-pub(crate) fn command(socket: &Path, request: &Value) -> Outcome {
-    match ask(socket, request).as_ref().map(refused) {
-        Some(None) => {
-            println!("ok");
-            Outcome::Ok
+        if !gathered.missing.is_empty() {
+            eprintln!(
+                "dvip: no reply in time from {}",
+                gathered.missing.join(", ")
+            );
         }
-        _ => Outcome::Failed,
+    }
+    if gathered.missing.is_empty() && answers.values().all(Result::is_ok) {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
     }
 }
 
-pub(crate) fn events(socket: &Path) -> Outcome {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("dvip: cannot start: {e}");
-            return Outcome::Failed;
+/// Runs a command that changes something; says `ok` (or, with `--json`, prints the reply).
+pub(crate) fn command(socket: &Path, request: &Request, json: bool) -> Outcome {
+    report(socket, request, json, |answer| match answer {
+        Answer::Reloaded { addresses } => println!("ok: {addresses} DuraVIP addresses"),
+        _ => println!("ok"),
+    })
+}
+
+/// Follows the event stream: readable lines by default, the events' JSON with `json`.
+pub(crate) fn events(socket: &Path, json: bool) -> Outcome {
+    let mut stdout = std::io::stdout().lock();
+    let followed = Client::new(socket).follow_blocking(|line: EventLine| {
+        let written = if json {
+            serde_json::to_writer(&mut stdout, &line)
+                .map_err(std::io::Error::other)
+                .and_then(|()| writeln!(stdout))
+        } else {
+            writeln!(
+                stdout,
+                "{} {:<12} {}",
+                clock(line.at_ms),
+                line.event.name(),
+                line.event.describe()
+            )
+        };
+        // A closed pipe (`dvip events | head`) ends the stream like dvipd going away would.
+        if written.and_then(|()| stdout.flush()).is_err() {
+            std::process::exit(0);
         }
-    };
-    let mut first = true;
-    let followed = runtime.block_on(dvipd::console::follow(socket, |line| {
-        // The first line only says the daemon accepted the request.
-        if !std::mem::take(&mut first) {
-            println!("{line}");
-        }
-    }));
+    });
     match followed {
         Ok(()) => Outcome::Ok,
-        Err(e) => {
-            eprintln!(
-                "dvip: cannot follow dvipd at {}: {e} (is dvipd running? see --socket)",
-                socket.display()
-            );
-            Outcome::Failed
-        }
+        Err(e) => fail(&e, json),
+    }
+}
+
+/// `HH:MM:SS.mmm` (UTC) of a time in ms since the epoch.
+fn clock(at_ms: u64) -> String {
+    let day_ms = at_ms % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day_ms / 3_600_000,
+        (day_ms / 60_000) % 60,
+        (day_ms / 1000) % 60,
+        day_ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_a_clock_and_ages_as_durations() {
+        assert_eq!(clock(3_723_004), "01:02:03.004");
+        assert_eq!(clock(86_400_000 + 1), "00:00:00.001");
+        assert_eq!(age(Some(12_300)), "12.3 s");
+        assert_eq!(age(Some(245_000)), "4 min 05 s");
+        assert_eq!(age(None), "-");
     }
 }

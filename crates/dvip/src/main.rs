@@ -13,6 +13,7 @@ mod plumb;
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use dvip_console::Request;
 
 /// How a command ended, mapped to the documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
         cli::Command::Plan(args) => plan::run(&args),
         cli::Command::Plumb { command } => plumb::run(command),
         cli::Command::Show { json, socket } => console::show(&socket.socket, json),
-        cli::Command::Events { socket } => console::events(&socket.socket),
+        cli::Command::Events { json, socket } => console::events(&socket.socket, json),
         cli::Command::Membership { json, socket } => console::membership(&socket.socket, json),
         cli::Command::Info { json, socket } => console::info(&socket.socket, json),
         cli::Command::Broadcast {
@@ -48,38 +49,37 @@ fn main() -> ExitCode {
         cli::Command::Arp {
             command: cli::ArpCommand::Show { json, socket },
         } => console::arp_show(&socket.socket, json),
-        cli::Command::AnnounceView { socket } => console::command(
-            &socket.socket,
-            &serde_json::json!({"command": "announce-view"}),
-        ),
-        cli::Command::Standby { socket } => {
-            console::command(&socket.socket, &serde_json::json!({"command": "standby"}))
+        cli::Command::AnnounceView { json, socket }
+        | cli::Command::Cluster {
+            command:
+                cli::ClusterCommand::Duravip {
+                    command: cli::DuravipCommand::Announce { json, socket, .. },
+                },
+        } => console::command(&socket.socket, &Request::AnnounceView, json),
+        cli::Command::Standby { json, socket } => {
+            console::command(&socket.socket, &Request::Standby, json)
         }
-        cli::Command::Online { socket } => {
-            console::command(&socket.socket, &serde_json::json!({"command": "online"}))
+        cli::Command::Online { json, socket } => {
+            console::command(&socket.socket, &Request::Online, json)
         }
-        cli::Command::Reload { force, socket } => console::command(
-            &socket.socket,
-            &serde_json::json!({"command": "reload", "force": force}),
-        ),
+        cli::Command::Reload {
+            force,
+            json,
+            socket,
+        } => console::command(&socket.socket, &Request::Reload { force }, json),
         cli::Command::Cluster {
-            command: cli::ClusterCommand::Duravip { command },
-        } => match command {
-            cli::DuravipCommand::Show { json, socket } => console::show(&socket.socket, json),
-            cli::DuravipCommand::Announce { socket, .. } => console::command(
-                &socket.socket,
-                &serde_json::json!({"command": "announce-view"}),
-            ),
-        },
+            command:
+                cli::ClusterCommand::Duravip {
+                    command: cli::DuravipCommand::Show { json, socket },
+                },
+        } => console::show(&socket.socket, json),
         cli::Command::Move {
             address,
             node,
+            json,
             socket,
             ..
-        } => console::command(
-            &socket.socket,
-            &serde_json::json!({"command": "move", "address": address, "to": node}),
-        ),
+        } => console::command(&socket.socket, &Request::Move { address, to: node }, json),
     };
     match outcome {
         Outcome::Ok => ExitCode::SUCCESS,

@@ -58,7 +58,7 @@ pub(crate) fn run(args: &PlanArgs) -> Outcome {
         let addresses: Vec<_> = plan
             .addresses
             .iter()
-            .map(|(address, d)| dvipd::console::decision_json(address, d))
+            .map(|(address, d)| dvip_console::AddressPlan::new(*address, d))
             .collect();
         let loads: BTreeMap<&str, usize> = members
             .keys()

@@ -8,9 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use dvip_console::{Answer, ConsoleError, ErrorKind, Gathered, Request};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::oneshot;
+
+use crate::console::Reply;
 
 /// How long the origin waits for every node's reply.
 pub const BROADCAST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -18,11 +21,6 @@ pub const BROADCAST_TIMEOUT: Duration = Duration::from_secs(3);
 /// The largest reply sent over the control group; a bigger one (a `show` of thousands of
 /// addresses) is replaced by an error naming its size.
 pub const REPLY_LEN_MAX: usize = 256 * 1024;
-
-/// The console requests a broadcast may carry: reports, and `announce-view` (the spec's
-/// `broadcast cluster duravip announce view`). Standby, online and move act on one node or
-/// on the cluster already; sending them to every node would be a mistake.
-pub const BROADCASTABLE: &[&str] = &["show", "info", "arp-show", "announce-view"];
 
 /// What travels on the control group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,8 +32,8 @@ pub enum ControlMessage {
         origin: String,
         /// The origin's number for this broadcast.
         id: u64,
-        /// The console request, as a client sent it.
-        request: Value,
+        /// The console request; [`Request::BROADCASTABLE`] only.
+        request: Request,
     },
     /// One node's reply.
     Reply {
@@ -45,7 +43,7 @@ pub enum ControlMessage {
         id: u64,
         /// The node that answers.
         node: String,
-        /// Its reply.
+        /// Its reply line's JSON.
         reply: Value,
     },
 }
@@ -62,35 +60,22 @@ impl ControlMessage {
     }
 }
 
-/// The inner request of a broadcast, checked: `{"command": "broadcast", "request": {...}}`.
-pub fn inner_request(request: &Value) -> Result<Value, String> {
-    let inner = request
-        .get("request")
-        .filter(|r| r.is_object())
-        .ok_or("broadcast needs a \"request\" object")?;
-    let command = inner["command"].as_str().unwrap_or_default();
-    if BROADCASTABLE.contains(&command) {
-        Ok(inner.clone())
-    } else {
-        Err(format!(
-            "`{command}` cannot be broadcast; these can: {}",
-            BROADCASTABLE.join(", ")
-        ))
-    }
-}
-
 /// A reply made small enough for the control group.
 pub fn fit(reply: Value) -> Value {
     let len = reply.to_string().len();
     if len <= REPLY_LEN_MAX {
         reply
     } else {
-        json!({"ok": false, "error": format!("the reply is {len} bytes, too large for the control group; run the command on that node")})
+        ConsoleError::new(
+            ErrorKind::Unavailable,
+            format!("the reply is {len} bytes, too large for the control group; run the command on that node"),
+        )
+        .to_json()
     }
 }
 
 struct InFlight {
-    answer: oneshot::Sender<Value>,
+    answer: oneshot::Sender<Reply>,
     expected: BTreeSet<String>,
     replies: BTreeMap<String, Value>,
     deadline: Instant,
@@ -108,7 +93,7 @@ impl Broadcasts {
     pub fn start(
         &mut self,
         expected: BTreeSet<String>,
-        answer: oneshot::Sender<Value>,
+        answer: oneshot::Sender<Reply>,
         now: Instant,
     ) -> u64 {
         self.next_id += 1;
@@ -178,26 +163,35 @@ impl Broadcasts {
     }
 }
 
+/// Answers with every reply that came; the client sees who is missing and decides.
 fn finish(flight: InFlight) {
-    let missing: Vec<&String> = flight
+    let missing = flight
         .expected
         .iter()
         .filter(|n| !flight.replies.contains_key(*n))
+        .cloned()
         .collect();
-    let _ = flight.answer.send(json!({
-        "ok": missing.is_empty(),
-        "replies": flight.replies,
-        "missing": missing,
-        "error": (!missing.is_empty()).then(|| format!("no reply within {} s from {}", BROADCAST_TIMEOUT.as_secs(), missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))),
-    }));
+    let _ = flight.answer.send(Ok(Answer::Gathered(Gathered {
+        replies: flight.replies,
+        missing,
+    })));
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn names(list: &[&str]) -> BTreeSet<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn gathered(rx: &mut oneshot::Receiver<Reply>) -> Gathered {
+        match rx.try_recv().expect("answered") {
+            Ok(Answer::Gathered(g)) => g,
+            other => panic!("not a gathering: {other:?}"),
+        }
     }
 
     #[test]
@@ -208,10 +202,9 @@ mod tests {
         b.reply(id, "n1".into(), json!({"ok": true}));
         assert!(rx.try_recv().is_err(), "still waiting for n2");
         b.reply(id, "n2".into(), json!({"ok": true, "x": 1}));
-        let answer = rx.try_recv().expect("answered");
-        assert_eq!(answer["ok"], true);
-        assert_eq!(answer["replies"]["n2"]["x"], 1);
-        assert_eq!(answer["missing"], json!([]));
+        let answer = gathered(&mut rx);
+        assert_eq!(answer.replies["n2"]["x"], 1);
+        assert!(answer.missing.is_empty());
     }
 
     #[test]
@@ -225,21 +218,9 @@ mod tests {
         b.expire(start + BROADCAST_TIMEOUT / 2);
         assert!(rx.try_recv().is_err(), "n2 may still answer");
         b.expire(start + BROADCAST_TIMEOUT);
-        let answer = rx.try_recv().expect("answered at the deadline");
-        assert_eq!(answer["ok"], false);
-        assert_eq!(answer["missing"], json!(["n2"]));
-        assert!(answer["error"].as_str().unwrap().contains("n2"));
-    }
-
-    #[test]
-    fn only_reports_and_announce_view_are_broadcast() {
-        let ok = json!({"command": "broadcast", "request": {"command": "announce-view"}});
-        assert_eq!(inner_request(&ok).unwrap()["command"], "announce-view");
-        let standby = json!({"command": "broadcast", "request": {"command": "standby"}});
-        assert!(inner_request(&standby)
-            .unwrap_err()
-            .contains("cannot be broadcast"));
-        assert!(inner_request(&json!({"command": "broadcast"})).is_err());
+        let answer = gathered(&mut rx);
+        assert_eq!(answer.missing, ["n2"]);
+        assert!(answer.replies.contains_key("n1"));
     }
 
     #[test]
@@ -251,6 +232,12 @@ mod tests {
             reply: json!({"ok": true}),
         };
         assert_eq!(ControlMessage::decode(&m.encode()), Some(m));
+        let asked = ControlMessage::Request {
+            origin: "n1".into(),
+            id: 8,
+            request: Request::ArpShow,
+        };
+        assert_eq!(ControlMessage::decode(&asked.encode()), Some(asked));
         assert_eq!(ControlMessage::decode(b"DV\x00\x01junk"), None);
     }
 }

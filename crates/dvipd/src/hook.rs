@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use dvip_console::{Event, EventLine};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -83,30 +83,32 @@ impl Hooks {
                 let started = Instant::now();
                 let outcome = execute(&run).await;
                 let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                let mut line = json!({
-                    "event": "hook",
-                    "hook": run.event.as_str(),
-                    "address": run.address,
-                    "ms": ms,
-                    "at_ms": now_ms(),
-                });
-                match outcome {
+                let error = match outcome {
                     Ok(Some(0)) => {
                         info!(address = %run.address, hook = run.event.as_str(), ms, "hook done");
+                        None
                     }
                     Ok(code) => {
                         metrics.error("hook");
                         warn!(address = %run.address, hook = run.event.as_str(), ?code, "hook failed");
-                        line["error"] = json!(format!("exit status {code:?}"));
+                        Some(format!("exit status {code:?}"))
                     }
                     Err(e) => {
                         metrics.error("hook");
                         warn!(address = %run.address, hook = run.event.as_str(), "hook could not run: {e}");
-                        line["error"] = json!(e.to_string());
+                        Some(e.to_string())
                     }
-                }
-                line["ok"] = json!(line.get("error").is_none());
-                let _ = events.send(line.to_string());
+                };
+                let _ = events.send(EventLine {
+                    event: Event::Hook {
+                        hook: run.event.as_str().to_owned(),
+                        address: run.address,
+                        ms,
+                        ok: error.is_none(),
+                        error,
+                    },
+                    at_ms: now_ms(),
+                });
             }
         });
         Self {

@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::entity::{Entity, NodeName};
 pub use marks::Marks;
@@ -85,7 +85,7 @@ pub fn share_equal_configurations(members: &mut BTreeMap<NodeName, Member>) {
 }
 
 /// Why an address has the owner it has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// BROKEN: nobody may manage it.

@@ -59,15 +59,17 @@ impl Follower {
             };
             runtime.block_on(async move {
                 loop {
-                    let follow = dvipd::console::follow(&socket, |line| {
-                        if let Ok(value) = serde_json::from_str::<Value>(line) {
-                            if value.get("ok").is_some() {
-                                open.store(true, Ordering::SeqCst);
-                            } else if let Ok(mut all) = sink.lock() {
+                    let client = dvip_console::Client::new(&socket);
+                    let follow = client.follow_with(
+                        || open.store(true, Ordering::SeqCst),
+                        |line| {
+                            if let (Ok(value), Ok(mut all)) =
+                                (serde_json::to_value(&line), sink.lock())
+                            {
                                 all.push(value);
                             }
-                        }
-                    });
+                        },
+                    );
                     tokio::select! {
                         _ = follow => {}
                         _ = &mut stopped => return,
@@ -157,7 +159,7 @@ mod tests {
         writeln!(stream, "{{\"ok\":true}}").expect("ok");
         writeln!(
             stream,
-            "{{\"event\":\"acquire\",\"address\":\"{address}\"}}"
+            "{{\"event\":\"acquire\",\"address\":\"{address}\",\"at_ms\":1}}"
         )
         .expect("event");
         true

@@ -465,7 +465,7 @@ fn settled(state: &LabState) -> bool {
             &runtime,
             state,
             i,
-            &json!({"command": "show"}),
+            &dvip_console::Request::Show,
             Duration::from_secs(1),
         );
         matches!(asked, Ok(reply)
@@ -475,23 +475,19 @@ fn settled(state: &LabState) -> bool {
 }
 
 /// Asks node `i`'s dvipd; `Err` with its words when it refuses or does not answer `within`.
+/// The reply comes back as its JSON, which the chaos checker reads.
 fn ask(
     runtime: &tokio::runtime::Runtime,
     state: &LabState,
     i: usize,
-    request: &Value,
+    request: &dvip_console::Request,
     within: Duration,
 ) -> Result<Value, String> {
-    let socket = state.socket(i);
-    let asked = runtime.block_on(async {
-        tokio::time::timeout(within, dvipd::console::call(&socket, request)).await
-    });
-    match asked {
-        Ok(Ok(reply)) if reply["ok"] == true => Ok(reply),
-        Ok(Ok(reply)) => Err(reply["error"].as_str().unwrap_or("refused").to_owned()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} s", within.as_secs())),
-    }
+    let client = dvip_console::Client::new(state.socket(i));
+    runtime
+        .block_on(client.call_within(request, within))
+        .map(|answer| answer.to_json())
+        .map_err(|e| e.message)
 }
 
 /// Waits until the addresses are spread and every view has settled.

@@ -6,12 +6,21 @@ use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
+use dvip_console::{
+    Announced, Answer, Arp, ArpMode, BusStatus, ConfigStatus, Gathered, Info, Status, ViewStatus,
+};
 use serde_json::{json, Value};
 
 use crate::{dvip, text};
 
 /// Answers one request with `reply` and hands back the request it got.
 fn stand_in(reply: Value) -> (PathBuf, JoinHandle<Value>) {
+    stand_in_lines(vec![reply])
+}
+
+/// Answers one request with `lines` (a reply, or a stream's acceptance and its events), then
+/// goes away; hands back the request it got.
+fn stand_in_lines(lines: Vec<Value>) -> (PathBuf, JoinHandle<Value>) {
     let path = std::env::temp_dir().join(format!(
         "dvip-console-{}-{}.sock",
         std::process::id(),
@@ -26,9 +35,11 @@ fn stand_in(reply: Value) -> (PathBuf, JoinHandle<Value>) {
             .read_line(&mut line)
             .expect("a request line");
         let mut writer = &stream;
-        writer
-            .write_all(format!("{reply}\n").as_bytes())
-            .expect("reply");
+        for reply in lines {
+            writer
+                .write_all(format!("{reply}\n").as_bytes())
+                .expect("reply");
+        }
         serde_json::from_str(&line).expect("the request is JSON")
     });
     (path, handle)
@@ -40,14 +51,30 @@ fn rand_suffix() -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
+/// A `show` reply of node `n1`, as dvipd would send it.
 fn status() -> Value {
-    json!({
-        "ok": true, "node": "n1", "standby": false,
-        "view": {"id": 7, "members": ["n1", "n2"], "ready": true, "mature": true, "stable_ms": 12_345},
-        "config": {"addresses": 1, "stable_ms": 125_000},
-        "addresses": [],
-        "table": "ADDRESS       OWNER\n198.51.100.1  n1\n",
-    })
+    Answer::Status(Box::new(Status {
+        node: "n1".into(),
+        standby: false,
+        view: ViewStatus {
+            id: Some(7),
+            members: vec!["n1".into(), "n2".into()],
+            silent: Default::default(),
+            ready: true,
+            mature: true,
+            stable_ms: Some(12_345),
+        },
+        addresses: Vec::new(),
+        not_plumbed: Default::default(),
+        given_up_interfaces: Default::default(),
+        table: "ADDRESS       OWNER\n198.51.100.1  n1\n".into(),
+        config: ConfigStatus {
+            addresses: 1,
+            stable_ms: 125_000,
+        },
+        waiting_for_corosync: false,
+    }))
+    .to_json()
 }
 
 #[test]
@@ -77,18 +104,46 @@ fn show_and_its_spec_spelling_print_the_view_and_the_table() {
 
 #[test]
 fn membership_info_and_arp_show_print_their_reports_and_json_on_request() {
-    let info = json!({
-        "ok": true, "node": "n1", "version": "0.1.0", "pid": 42, "uptime_ms": 3_600_000,
-        "config_file": "/etc/dvip.conf", "config": {"addresses": 3, "stable_ms": 1000},
-        "bus": {"kind": "corosync", "group": "ec_cluster", "joined": false},
-        "address_lifetime_s": 6, "arp_all_hosts": false, "hook": "/usr/local/bin/hook",
-        "held": 2, "forwarding": ["198.51.100.1:25 -> 127.0.0.1:2525"],
-    });
-    let arp = json!({
-        "ok": true, "node": "n1", "mode": "neighbours",
-        "addresses": [{"address": "198.51.100.1", "interface": "eth0", "announcements": 3,
-                       "frames_last": 2, "last_at_ms": 1}],
-    });
+    let info = Answer::Info(Box::new(Info {
+        node: "n1".into(),
+        version: "0.1.0".into(),
+        pid: 42,
+        uptime_ms: 3_600_000,
+        config_file: "/etc/dvip.conf".into(),
+        config: ConfigStatus {
+            addresses: 3,
+            stable_ms: 1000,
+        },
+        bus: BusStatus::Corosync {
+            group: "ec_cluster".into(),
+            joined: false,
+        },
+        address_lifetime_s: 6,
+        holders: 0,
+        held_on_holders: 0,
+        guardian_pid: None,
+        arp_all_hosts: false,
+        hook: Some("/usr/local/bin/hook".into()),
+        held: 2,
+        not_plumbed: Default::default(),
+        given_up_interfaces: Default::default(),
+        interfaces_down: Vec::new(),
+        forwarding: vec!["198.51.100.1:25 -> 127.0.0.1:2525".into()],
+        socket: "/run/dvip/dvipd.sock".into(),
+    }))
+    .to_json();
+    let arp = Answer::Arp(Arp {
+        node: "n1".into(),
+        mode: ArpMode::Neighbours,
+        addresses: vec![Announced {
+            address: "198.51.100.1".parse().expect("address"),
+            interface: "eth0".into(),
+            announcements: 3,
+            frames_last: 2,
+            last_at_ms: Some(1),
+        }],
+    })
+    .to_json();
     let cases: [(&[&str], &str, Value, &[&str]); 3] = [
         (
             &["membership"],
@@ -149,20 +204,24 @@ fn membership_info_and_arp_show_print_their_reports_and_json_on_request() {
 
 #[test]
 fn commands_send_what_the_daemon_expects() {
-    let cases: [(&[&str], Value); 4] = [
-        (&["standby"], json!({"command": "standby"})),
-        (&["online"], json!({"command": "online"})),
+    let cases: [(&[&str], Value); 5] = [
+        (&["standby"], json!({"v": 1, "command": "standby"})),
+        (&["online"], json!({"v": 1, "command": "online"})),
         (
             &["cluster", "duravip", "announce", "view"],
-            json!({"command": "announce-view"}),
+            json!({"v": 1, "command": "announce-view"}),
         ),
         (
             &["move", "198.51.100.9", "to", "n2"],
-            json!({"command": "move", "address": "198.51.100.9", "to": "n2"}),
+            json!({"v": 1, "command": "move", "address": "198.51.100.9", "to": "n2"}),
+        ),
+        (
+            &["reload", "--force"],
+            json!({"v": 1, "command": "reload", "force": true}),
         ),
     ];
     for (args, expected) in cases {
-        let (socket, server) = stand_in(json!({"ok": true}));
+        let (socket, server) = stand_in(json!({"ok": true, "addresses": 3}));
         let mut all = args.to_vec();
         all.extend(["--socket", socket.to_str().expect("utf-8")]);
         let out = dvip(&all);
@@ -211,8 +270,11 @@ fn a_refusal_or_no_daemon_exits_1_and_says_why() {
 fn broadcast_sends_the_inner_request_and_shows_each_node_s_reply() {
     let mut second = status();
     second["node"] = json!("n2");
-    let reply = json!({"ok": false, "replies": {"n1": status(), "n2": second},
-                       "missing": ["n3"], "error": "no reply within 3 s from n3"});
+    let reply = Answer::Gathered(Gathered {
+        replies: [("n1".to_owned(), status()), ("n2".to_owned(), second)].into(),
+        missing: vec!["n3".into()],
+    })
+    .to_json();
     let (socket, server) = stand_in(reply);
     let out = dvip(&[
         "broadcast",
@@ -224,7 +286,7 @@ fn broadcast_sends_the_inner_request_and_shows_each_node_s_reply() {
     ]);
     assert_eq!(
         server.join().expect("server"),
-        json!({"command": "broadcast", "request": {"command": "show"}})
+        json!({"v": 1, "command": "broadcast", "request": {"command": "show"}})
     );
     assert_eq!(
         out.status.code(),
@@ -234,10 +296,70 @@ fn broadcast_sends_the_inner_request_and_shows_each_node_s_reply() {
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("== n1\nnode n1, view 7"), "{stdout}");
     assert!(stdout.contains("== n2\nnode n2, view 7"), "{stdout}");
-    assert!(text(&out.stderr).contains("no reply within 3 s from n3"));
+    assert!(text(&out.stderr).contains("no reply in time from n3"));
     let _ = std::fs::remove_file(socket);
 
     let refused = dvip(&["broadcast", "standby", "--socket", "/nonexistent"]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(text(&refused.stderr).contains("cannot be broadcast"));
+}
+
+#[test]
+fn errors_are_json_with_json_and_the_socket_comes_from_dvip_socket() {
+    let (socket, server) = stand_in(json!({"ok": false, "kind": "refused", "error": "no view"}));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dvip"))
+        .args(["standby", "--json"])
+        .env("DVIP_SOCKET", &socket)
+        .output()
+        .expect("dvip runs");
+    assert_eq!(server.join().expect("server")["command"], "standby");
+    assert_eq!(out.status.code(), Some(1));
+    let printed: Value = serde_json::from_str(&text(&out.stdout)).expect("an error as JSON");
+    assert_eq!(
+        printed,
+        json!({"ok": false, "kind": "refused", "error": "no view"})
+    );
+    let _ = std::fs::remove_file(socket);
+
+    let none = dvip(&["info", "--json", "--socket", "/nonexistent/dvipd.sock"]);
+    assert_eq!(none.status.code(), Some(1));
+    let printed: Value = serde_json::from_str(&text(&none.stdout)).expect("an error as JSON");
+    assert_eq!(printed["kind"], "unreachable");
+}
+
+#[test]
+fn events_print_readable_lines_or_json_lines() {
+    let events = vec![
+        json!({"event": "acquire", "address": "198.51.100.1", "at_ms": 3_723_004}),
+        json!({"event": "silent", "view_id": 9, "members": ["n3"], "at_ms": 3_723_010}),
+    ];
+    for json in [false, true] {
+        let mut lines = vec![json!({"ok": true})];
+        lines.extend(events.iter().cloned());
+        let (socket, server) = stand_in_lines(lines);
+        let mut args = vec!["events", "--socket", socket.to_str().expect("utf-8")];
+        if json {
+            args.push("--json");
+        }
+        let out = dvip(&args);
+        assert_eq!(server.join().expect("server")["command"], "events");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 2, "{stdout}");
+        if json {
+            let read: Vec<Value> = lines
+                .iter()
+                .map(|l| serde_json::from_str(l).expect("a JSON line"))
+                .collect();
+            assert_eq!(read, events);
+        } else {
+            assert_eq!(lines[0], "01:02:03.004 acquire      acquired 198.51.100.1");
+            assert!(
+                lines[1].contains("silent") && lines[1].contains("no State in time from n3"),
+                "{stdout}"
+            );
+        }
+        let _ = std::fs::remove_file(socket);
+    }
 }

@@ -95,26 +95,29 @@ impl Daemon {
     }
 
     /// The reply to `arp show`: every held address with where and how it was announced.
-    pub(super) fn arp_report(&self) -> serde_json::Value {
-        let addresses: Vec<serde_json::Value> = self
+    pub(super) fn arp_report(&self) -> dvip_console::Arp {
+        let addresses = self
             .plumbed
             .iter()
             .map(|(address, hint)| {
                 let a = self.announced.get(address).copied().unwrap_or_default();
-                serde_json::json!({
-                    "address": address,
-                    "interface": hint.interface,
-                    "announcements": a.rounds,
-                    "frames_last": a.frames,
-                    "last_at_ms": (a.rounds > 0).then_some(a.last_ms),
-                })
+                dvip_console::Announced {
+                    address: *address,
+                    interface: hint.interface.clone(),
+                    announcements: a.rounds,
+                    frames_last: a.frames,
+                    last_at_ms: (a.rounds > 0).then_some(a.last_ms),
+                }
             })
             .collect();
-        serde_json::json!({
-            "ok": true,
-            "node": self.name,
-            "mode": if self.config.arp_all_hosts { "all-hosts" } else { "neighbours" },
-            "addresses": addresses,
-        })
+        dvip_console::Arp {
+            node: self.name.clone(),
+            mode: if self.config.arp_all_hosts {
+                dvip_console::ArpMode::AllHosts
+            } else {
+                dvip_console::ArpMode::Neighbours
+            },
+            addresses,
+        }
     }
 }

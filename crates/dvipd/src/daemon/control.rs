@@ -8,13 +8,13 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use dvip_console::{Answer, ConsoleError, ErrorKind, Gathered, Request};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::{Bus, Daemon, Settings};
 use crate::broadcast::{self, ControlMessage};
-use crate::console::{self, Request};
+use crate::console::{reply_line, Reply};
 use crate::corosync::{BusEvent, CorosyncBus};
 
 impl Daemon {
@@ -22,24 +22,26 @@ impl Daemon {
     /// reply (or, past the deadline, with who did not answer).
     pub(super) async fn broadcast(
         &mut self,
-        inner: Value,
-        reply: oneshot::Sender<Value>,
+        inner: Request,
+        reply: oneshot::Sender<Reply>,
         settings: &Settings,
     ) {
         if matches!(self.bus, Bus::Standalone(_)) {
-            let answer = self.answer_remote(&inner, settings).await;
-            let _ = reply.send(json!({
-                "ok": true,
-                "replies": { self.name.clone(): answer },
-                "missing": [],
-            }));
+            let answer = self.answer_remote(inner, settings).await;
+            let _ = reply.send(Ok(Answer::Gathered(Gathered {
+                replies: [(self.name.clone(), answer)].into(),
+                missing: Vec::new(),
+            })));
             return;
         }
         let Some(control) = &mut self.control else {
-            let _ = reply.send(json!({
-                "ok": false,
-                "error": format!("not joined to the control group `{}` (is corosync running?)", self.config.control_group),
-            }));
+            let _ = reply.send(Err(ConsoleError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "not joined to the control group `{}` (is corosync running?)",
+                    self.config.control_group
+                ),
+            )));
             return;
         };
         let mut expected = self.control_members.clone();
@@ -69,8 +71,8 @@ impl Daemon {
                     id,
                     request,
                 }) => {
-                    info!(%origin, id, command = %request["command"], "broadcast request");
-                    let reply = broadcast::fit(self.answer_remote(&request, settings).await);
+                    info!(%origin, id, command = request.name(), "broadcast request");
+                    let reply = broadcast::fit(self.answer_remote(request, settings).await);
                     let message = ControlMessage::Reply {
                         origin,
                         id,
@@ -104,21 +106,15 @@ impl Daemon {
         }
     }
 
-    /// Runs a request another node (or this one) broadcast: only what may be broadcast.
-    async fn answer_remote(&mut self, request: &Value, settings: &Settings) -> Value {
-        let command = request["command"].as_str().unwrap_or_default();
-        if !broadcast::BROADCASTABLE.contains(&command) {
-            return json!({"ok": false, "error": format!("`{command}` cannot be broadcast")});
-        }
-        let answer = match console::parse_request(&request.to_string()) {
-            Ok(Request::Broadcast(_) | Request::Events) => {
-                json!({"ok": false, "error": "cannot be broadcast"})
-            }
-            Ok(parsed) => self.answer(parsed, settings),
-            Err(e) => json!({"ok": false, "error": e}),
+    /// Runs a request another node (or this one) broadcast, only if it may be broadcast
+    /// (a node of another version could send anything); the reply line's JSON.
+    async fn answer_remote(&mut self, request: Request, settings: &Settings) -> serde_json::Value {
+        let answer = match request.may_broadcast() {
+            Ok(()) => self.answer(request, settings),
+            Err(e) => Err(e),
         };
         self.drive().await;
-        answer
+        serde_json::from_str(&reply_line(&answer)).expect("a reply line is JSON")
     }
 
     /// Joins the control group again after losing it (or when it failed at start).

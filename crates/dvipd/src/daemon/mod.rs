@@ -34,16 +34,17 @@ use tracing::{debug, error, info, warn};
 use self::announcing::Announced;
 use self::config::{read_config, Loaded};
 use self::control::next_control_event;
-use self::reports::{event_json, log_event};
+use self::reports::{console_event, log_event};
 use crate::announce::Announcer;
 use crate::broadcast::Broadcasts;
-use crate::console::{self, Request};
+use crate::console::{self, Reply};
 use crate::corosync::{self, BusEvent, CorosyncBus, Member};
 use crate::forward::{Counters, Forwards};
 use crate::guardian::Guardian;
 use crate::hook::Hooks;
 use crate::metrics::Metrics;
 use crate::plumb::{Neighbour, PlumbError, Plumber};
+use dvip_console::{Answer, ConsoleError, ErrorKind, Request};
 
 /// What the daemon needs to start.
 #[derive(Debug, Clone)]
@@ -288,7 +289,7 @@ impl Daemon {
                 log_event(&event);
                 self.count(&event);
                 self.run_hook(&event);
-                if let Some(line) = event_json(&event) {
+                if let Some(line) = console_event(&event) {
                     let at_ms = match &event {
                         Event::Acquired { address } => self.plumbed_at.remove(address),
                         Event::View { .. }
@@ -482,7 +483,7 @@ impl Daemon {
             Action::Announce { address } => {
                 self.announced.remove(&address);
                 self.announce(address).await;
-                self.emit(serde_json::json!({"event": "announce", "address": address}));
+                self.emit(dvip_console::Event::Announce { address });
                 if self.config.announce_count > 1 {
                     self.repeats.push_back((
                         Instant::now() + self.config.announce_interval,
@@ -503,7 +504,10 @@ impl Daemon {
             }
             Action::Mark { address, marks } => {
                 warn!(%address, marks = ?marks.names(), "marks changed");
-                self.emit(serde_json::json!({"event": "mark", "address": address, "marks": marks.names()}));
+                self.emit(dvip_console::Event::Mark {
+                    address,
+                    marks: dvip_console::Mark::of(&marks),
+                });
             }
         }
     }
@@ -533,7 +537,11 @@ impl Daemon {
                 let name = self.member_name(from);
                 warn!(from = %name, "fragment dropped: {why}");
                 self.metrics.dropped("fragment");
-                self.emit(serde_json::json!({"event": "dropped", "from": name, "reason": "fragment", "why": why.to_string()}));
+                self.emit(dvip_console::Event::Dropped {
+                    from: name,
+                    reason: "fragment".to_owned(),
+                    why: why.to_string(),
+                });
             }
             BusEvent::Lost(why) => {
                 error!("lost corosync ({why}): releasing every address until it is back");
@@ -656,7 +664,7 @@ impl Daemon {
     /// Reads the configuration again and applies it, unless it is invalid, or (without
     /// `force`) defines no address while some are configured now: an empty or cut-short file
     /// would release every address of the node. The reply for the console.
-    async fn reload(&mut self, settings: &Settings, force: bool) -> serde_json::Value {
+    async fn reload(&mut self, settings: &Settings, force: bool) -> Reply {
         systemd::reloading();
         let answer = match read_config(settings) {
             Some(config)
@@ -669,7 +677,7 @@ impl Daemon {
                     self.config.addresses.len()
                 );
                 error!("{why}");
-                serde_json::json!({"ok": false, "error": why})
+                Err(ConsoleError::new(ErrorKind::Refused, why))
             }
             Some(config) => {
                 watching::warn_missing(&config.addresses, &self.links);
@@ -690,16 +698,20 @@ impl Daemon {
                 self.drive().await;
                 self.reconcile_forwards();
                 info!(addresses = count, "configuration reloaded");
-                serde_json::json!({"ok": true, "addresses": count})
+                Ok(Answer::Reloaded { addresses: count })
             }
             None => {
                 error!("the new configuration is invalid; keeping the old one");
-                serde_json::json!({"ok": false, "error": "the new configuration is invalid; the old one stays (see the log)"})
+                Err(ConsoleError::new(
+                    ErrorKind::Refused,
+                    "the new configuration is invalid; the old one stays (see the log)",
+                ))
             }
         };
-        let mut event = answer.clone();
-        event["event"] = "reload".into();
-        self.emit(event);
+        self.emit(dvip_console::Event::Reload {
+            addresses: answer.as_ref().ok().map(|_| self.config.addresses.len()),
+            error: answer.as_ref().err().map(|e| e.message.clone()),
+        });
         systemd::ready(&self.status_line());
         answer
     }
@@ -1108,7 +1120,8 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             }
             _ = hangup.recv() => {
                 info!("SIGHUP: reading the configuration again");
-                daemon.reload(&settings, false).await;
+                // Logged and streamed as an event; nobody waits for a reply.
+                let _ = daemon.reload(&settings, false).await;
             }
             Some(event) = next_bus_event(&mut daemon.bus) => daemon.bus_event(event).await,
             Some(event) = kernel.recv() => daemon.kernel_event(event).await,
@@ -1117,7 +1130,9 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 daemon.control_event(event, &settings).await;
             }
             Some((request, reply)) = requests.recv() => match request {
-                Request::Broadcast(inner) => daemon.broadcast(inner, reply, &settings).await,
+                Request::Broadcast { request } => {
+                    daemon.broadcast(*request, reply, &settings).await;
+                }
                 Request::Reload { force } => {
                     let answer = daemon.reload(&settings, force).await;
                     let _ = reply.send(answer);

@@ -6,24 +6,25 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use dvip_console::{
+    Answer, BusStatus, ConfigStatus, ConsoleError, ErrorKind, EventLine, Info, Request,
+};
 use dvip_core::Event;
-use serde_json::{json, Value};
 use tracing::{error, info, warn};
 
 use super::{Bus, Daemon, Settings};
-use crate::console::{self, Request};
+use crate::console::{self, millis, Reply};
 
 impl Daemon {
     /// Sends an event to console clients that follow the stream.
-    pub(super) fn emit(&self, line: Value) {
-        self.emit_at(line, console::now_ms());
+    pub(super) fn emit(&self, event: dvip_console::Event) {
+        self.emit_at(event, console::now_ms());
     }
 
     /// Sends an event that happened at `at_ms` (ms since the epoch).
-    pub(super) fn emit_at(&self, mut line: Value, at_ms: u64) {
+    pub(super) fn emit_at(&self, event: dvip_console::Event, at_ms: u64) {
         if self.events.receiver_count() > 0 {
-            line["at_ms"] = at_ms.into();
-            let _ = self.events.send(line.to_string());
+            let _ = self.events.send(EventLine { event, at_ms });
         }
     }
 
@@ -40,58 +41,58 @@ impl Daemon {
             Some(address) => error!(%address, "{what}: {e}"),
             None => error!("{what}: {e}"),
         }
-        self.emit(json!({"event": "error", "address": address, "error": format!("{what}: {e}")}));
+        self.emit(dvip_console::Event::Error {
+            address,
+            error: format!("{what}: {e}"),
+        });
     }
 
     /// The configuration part of `show`: where it came from and how long it has stood.
-    pub(super) fn config_report(&self) -> Value {
-        json!({
-            "addresses": self.config.addresses.len(),
-            "stable_ms": u64::try_from(self.config_loaded.elapsed().as_millis()).unwrap_or(u64::MAX),
-        })
+    pub(super) fn config_report(&self) -> ConfigStatus {
+        ConfigStatus {
+            addresses: self.config.addresses.len(),
+            stable_ms: millis(self.config_loaded.elapsed()),
+        }
     }
 
     /// The reply to `info`.
-    pub(super) fn info(&self, settings: &Settings) -> Value {
-        let forwards: Vec<String> = self
-            .forwards
-            .running()
-            .map(|(at, route)| format!("{at} -> {}", route.backend))
-            .collect();
-        json!({
-            "ok": true,
-            "node": self.name,
-            "version": env!("CARGO_PKG_VERSION"),
-            "pid": std::process::id(),
-            "uptime_ms": u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "config_file": settings.config,
-            "config": self.config_report(),
-            "bus": match &self.bus {
-                Bus::Standalone(_) => json!({"kind": "standalone"}),
-                Bus::Corosync { bus, group, .. } => json!({
-                    "kind": "corosync",
-                    "group": group,
-                    "joined": bus.is_some(),
-                }),
+    pub(super) fn info(&self, settings: &Settings) -> Info {
+        Info {
+            node: self.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            uptime_ms: millis(self.started.elapsed()),
+            config_file: settings.config.clone(),
+            config: self.config_report(),
+            bus: match &self.bus {
+                Bus::Standalone(_) => BusStatus::Standalone,
+                Bus::Corosync { bus, group, .. } => BusStatus::Corosync {
+                    group: group.clone(),
+                    joined: bus.is_some(),
+                },
             },
-            "address_lifetime_s": self.plumber.lifetime().as_secs(),
-            "holders": self.plumber.holders(),
-            "held_on_holders": self.plumber.on_holders(),
-            "guardian_pid": self.guardian.as_ref().map(crate::guardian::Guardian::pid),
-            "arp_all_hosts": self.config.arp_all_hosts,
-            "hook": self.config.hook,
-            "held": self.plumbed.len(),
-            "not_plumbed": self.node.unplumbed(),
-            "given_up_interfaces": self.node.given_up(),
-            "interfaces_down": self
+            address_lifetime_s: self.plumber.lifetime().as_secs(),
+            holders: self.plumber.holders(),
+            held_on_holders: self.plumber.on_holders(),
+            guardian_pid: self.guardian.as_ref().map(crate::guardian::Guardian::pid),
+            arp_all_hosts: self.config.arp_all_hosts,
+            hook: self.config.hook.clone(),
+            held: self.plumbed.len(),
+            not_plumbed: self.node.unplumbed(),
+            given_up_interfaces: self.node.given_up().clone(),
+            interfaces_down: self
                 .links
                 .iter()
                 .filter(|(name, usable)| !**usable && self.uses(name))
-                .map(|(name, _)| name)
-                .collect::<Vec<_>>(),
-            "forwarding": forwards,
-            "socket": settings.socket,
-        })
+                .map(|(name, _)| name.clone())
+                .collect(),
+            forwarding: self
+                .forwards
+                .running()
+                .map(|(at, route)| format!("{at} -> {}", route.backend))
+                .collect(),
+            socket: settings.socket.clone(),
+        }
     }
 
     /// One line for `systemctl status`: what the node holds and the view it is in.
@@ -147,29 +148,36 @@ impl Daemon {
         }
     }
 
-    /// The reply to a console request that is not a broadcast.
-    pub(super) fn answer(&mut self, request: Request, settings: &Settings) -> Value {
-        match request {
+    /// The reply to a console request that the loop does not run itself (a broadcast, a
+    /// reload and the event stream are the loop's).
+    pub(super) fn answer(&mut self, request: Request, settings: &Settings) -> Reply {
+        let command = match request {
             Request::Show => {
-                let mut status = console::status(&self.node);
-                status["config"] = self.config_report();
-                status["waiting_for_corosync"] = self.waiting_for_bus().into();
-                status
+                let status =
+                    console::status(&self.node, self.config_report(), self.waiting_for_bus());
+                return Ok(Answer::Status(Box::new(status)));
             }
-            Request::Info => self.info(settings),
-            Request::Arp => self.arp_report(),
-            // The console streams events itself, and a broadcast is the loop's to run.
-            Request::Events | Request::Broadcast(_) | Request::Reload { .. } => {
-                json!({"ok": false, "error": "not a request this node answers by itself"})
+            Request::Info => return Ok(Answer::Info(Box::new(self.info(settings)))),
+            Request::ArpShow => return Ok(Answer::Arp(self.arp_report())),
+            Request::Events | Request::Broadcast { .. } | Request::Reload { .. } => {
+                return Err(ConsoleError::new(
+                    ErrorKind::BadRequest,
+                    format!(
+                        "`{}` is not a request this node answers by itself",
+                        request.name()
+                    ),
+                ))
             }
-            Request::Command(command) => {
-                info!(?command, "console command");
-                match self.node.handle_command(command) {
-                    Ok(()) => json!({"ok": true}),
-                    Err(e) => json!({"ok": false, "error": e.to_string()}),
-                }
-            }
-        }
+            Request::AnnounceView => dvip_core::Command::AnnounceView,
+            Request::Standby => dvip_core::Command::Standby,
+            Request::Online => dvip_core::Command::Online,
+            Request::Move { address, to } => dvip_core::Command::Move { address, to },
+        };
+        info!(?command, "console command");
+        self.node
+            .handle_command(command)
+            .map(|()| Answer::Done)
+            .map_err(|e| ConsoleError::new(ErrorKind::Refused, e.to_string()))
     }
 }
 
@@ -201,36 +209,41 @@ pub(super) fn log_event(event: &Event) {
     }
 }
 
-/// A core event as the console streams it: `{"event": ..., ...}`; [`Daemon::emit`] adds
-/// `at_ms`.
-pub(super) fn event_json(event: &Event) -> Option<Value> {
-    let value = match event {
-        Event::View { view_id, members } => {
-            json!({"event": "view", "view_id": view_id, "members": members})
-        }
-        Event::Planned { view_id } => json!({"event": "planned", "view_id": view_id}),
-        Event::Matured { view_id } => json!({"event": "matured", "view_id": view_id}),
-        Event::Acquired { address } => json!({"event": "acquire", "address": address}),
-        Event::Released { address } => json!({"event": "release", "address": address}),
-        Event::Dropped { from, why } => {
-            json!({"event": "dropped", "from": from, "reason": why.name(), "why": format!("{why:?}")})
-        }
-        Event::Paused { gap } => {
-            json!({"event": "paused", "gap_ms": u64::try_from(gap.as_millis()).unwrap_or(u64::MAX)})
-        }
-        Event::Silent { view_id, members } => {
-            json!({"event": "silent", "view_id": view_id, "members": members})
-        }
-        Event::BusStalled { waited } => {
-            json!({"event": "bus_stalled", "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)})
-        }
-        Event::PlumbFailed { address, failures } => {
-            json!({"event": "plumb_failed", "address": address, "failures": failures})
-        }
-        Event::GaveUp { address, interface } => {
-            json!({"event": "gave_up", "address": address, "interface": interface})
-        }
+/// A core event as the console streams it; [`Daemon::emit`] adds when.
+pub(super) fn console_event(event: &Event) -> Option<dvip_console::Event> {
+    use dvip_console::Event as E;
+    Some(match event {
+        Event::View { view_id, members } => E::View {
+            view_id: *view_id,
+            members: members.clone(),
+        },
+        Event::Planned { view_id } => E::Planned { view_id: *view_id },
+        Event::Matured { view_id } => E::Matured { view_id: *view_id },
+        Event::Acquired { address } => E::Acquire { address: *address },
+        Event::Released { address } => E::Release { address: *address },
+        Event::Dropped { from, why } => E::Dropped {
+            from: from.clone(),
+            reason: why.name().to_owned(),
+            why: format!("{why:?}"),
+        },
+        Event::Paused { gap } => E::Paused {
+            gap_ms: millis(*gap),
+        },
+        Event::Silent { view_id, members } => E::Silent {
+            view_id: *view_id,
+            members: members.clone(),
+        },
+        Event::BusStalled { waited } => E::BusStalled {
+            waited_ms: millis(*waited),
+        },
+        Event::PlumbFailed { address, failures } => E::PlumbFailed {
+            address: *address,
+            failures: *failures,
+        },
+        Event::GaveUp { address, interface } => E::GaveUp {
+            address: *address,
+            interface: interface.clone(),
+        },
         _ => return None,
-    };
-    Some(value)
+    })
 }

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use dvip_core::ManagedAddress;
-use serde_json::json;
 use tracing::{info, warn};
 
 use super::Daemon;
@@ -77,7 +76,10 @@ impl Daemon {
                 let before = self.links.remove(&name);
                 if before.is_some() && self.uses(&name) {
                     warn!(interface = %name, "interface removed: its addresses go to other nodes");
-                    self.emit(json!({"event": "link", "interface": name, "usable": false}));
+                    self.emit(dvip_console::Event::Link {
+                        interface: name.clone(),
+                        usable: false,
+                    });
                     self.offer_again().await;
                 }
             }
@@ -112,7 +114,7 @@ impl Daemon {
             .plumb(address, hint.cidrmask, &hint.interface)
             .await
         {
-            Ok(()) => self.emit(json!({"event": "restored", "address": address})),
+            Ok(()) => self.emit(dvip_console::Event::Restored { address }),
             Err(e) => self.plumb_failed(address, "cannot put back", &e),
         }
     }
@@ -126,7 +128,10 @@ impl Daemon {
         } else {
             warn!(interface = %name, "interface down: its addresses go to other nodes");
         }
-        self.emit(json!({"event": "link", "interface": name, "usable": usable}));
+        self.emit(dvip_console::Event::Link {
+            interface: name.to_owned(),
+            usable,
+        });
     }
 
     /// After the kernel dropped notifications: reads every link and this daemon's addresses

@@ -313,14 +313,21 @@ fn sighup_reloads_and_a_bad_configuration_keeps_the_old_one() {
     assert_eq!(daemon.wait_exit(Duration::from_secs(5)), Some(0));
 }
 
+/// Sends `request` as a raw line and returns the raw reply: these tests hold the wire format
+/// that scripts use, below the typed client.
 fn call(socket: &std::path::Path, request: &serde_json::Value) -> serde_json::Value {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime
-        .block_on(dvipd::console::call(socket, request))
-        .expect("dvipd answers on its socket")
+    use std::io::{BufRead as _, Write as _};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)
+        .unwrap_or_else(|e| panic!("dvipd answers on {}: {e}", socket.display()));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    writeln!(stream, "{request}").expect("request written");
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("a reply line");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
 }
 
 #[test]

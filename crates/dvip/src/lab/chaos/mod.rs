@@ -293,7 +293,7 @@ fn look(
         .map(|i| {
             let health = Health::of(state, i);
             let show = if health.daemon {
-                nemesis::ask(runtime, state, i, &json!({"command": "show"})).ok()
+                nemesis::ask(runtime, state, i, &dvip_console::Request::Show).ok()
             } else {
                 None
             };

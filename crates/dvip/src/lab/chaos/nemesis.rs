@@ -11,7 +11,6 @@ use std::time::Duration;
 use dvip_netns::{try_ip, LabError};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
-use serde_json::json;
 
 use super::super::state::LabState;
 use super::super::{inject, start_corosync, start_dvipd, write_dvip_conf, Fault};
@@ -392,7 +391,7 @@ pub(super) fn ask(
     runtime: &tokio::runtime::Runtime,
     state: &LabState,
     i: usize,
-    request: &serde_json::Value,
+    request: &dvip_console::Request,
 ) -> Result<serde_json::Value, String> {
     super::super::ask(runtime, state, i, request, Duration::from_secs(3))
 }
@@ -582,15 +581,15 @@ pub(super) fn apply(
             runtime,
             state,
             *i,
-            &json!({"command": "announce-view"}),
+            &dvip_console::Request::AnnounceView,
         )),
         Op::Standby(i) => {
-            let asked = ask(runtime, state, *i, &json!({"command": "standby"}));
+            let asked = ask(runtime, state, *i, &dvip_console::Request::Standby);
             world.standby[i - 1] = asked.is_ok();
             refused(asked)
         }
         Op::Online(i) => {
-            let asked = ask(runtime, state, *i, &json!({"command": "online"}));
+            let asked = ask(runtime, state, *i, &dvip_console::Request::Online);
             world.standby[i - 1] = false;
             refused(asked)
         }
@@ -637,11 +636,12 @@ pub(super) fn apply(
             runtime,
             state,
             *via,
-            &json!({
-                "command": "move",
-                "address": world.addresses[*address],
-                "to": format!("node{to}"),
-            }),
+            &dvip_console::Request::Move {
+                address: world.addresses[*address].parse().map_err(|e| {
+                    LabError(format!("lab address {}: {e}", world.addresses[*address]))
+                })?,
+                to: format!("node{to}"),
+            },
         )),
     })
 }

@@ -1,0 +1,272 @@
+//! The event stream: what a dvipd did, one typed line per event, in the order it did it.
+//!
+//! Owns the vocabulary of events and the readable line `dvip events` prints for each. It
+//! must not decide when an event happens (dvipd does).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::reply::Mark;
+
+/// One event with when it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventLine {
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+    /// When, in ms since the Unix epoch, to line events up across nodes.
+    pub at_ms: u64,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A new view was installed.
+    View {
+        /// Its id.
+        view_id: u64,
+        /// Its members.
+        members: Vec<String>,
+    },
+    /// Every member's State is in and the view was planned.
+    Planned {
+        /// The view.
+        view_id: u64,
+    },
+    /// The view has stood long enough for planned moves.
+    Matured {
+        /// The view.
+        view_id: u64,
+    },
+    /// This node took an address (the kernel has it).
+    Acquire {
+        /// The address.
+        address: IpAddr,
+    },
+    /// This node let an address go.
+    Release {
+        /// The address.
+        address: IpAddr,
+    },
+    /// An acquired address was announced to the link.
+    Announce {
+        /// The address.
+        address: IpAddr,
+    },
+    /// An address's marks changed.
+    Mark {
+        /// The address.
+        address: IpAddr,
+        /// Its marks now.
+        marks: Vec<Mark>,
+    },
+    /// A message from another member was ignored.
+    Dropped {
+        /// Who sent it.
+        from: String,
+        /// The kind of problem, for counting.
+        reason: String,
+        /// The problem in detail.
+        why: String,
+    },
+    /// The clock jumped: the node was paused and let its addresses go.
+    Paused {
+        /// How long the gap was.
+        gap_ms: u64,
+    },
+    /// Members sent no State in time: planned around as holding nothing.
+    Silent {
+        /// The view.
+        view_id: u64,
+        /// The silent members.
+        members: Vec<String>,
+    },
+    /// corosync stopped carrying this node's messages: every address let go.
+    BusStalled {
+        /// How long its echo had been out.
+        waited_ms: u64,
+    },
+    /// A held address could not be plumbed; it is retried.
+    PlumbFailed {
+        /// The address.
+        address: IpAddr,
+        /// Failures in a row.
+        failures: u32,
+    },
+    /// An address failed to plumb past the deadline: released, its interface given up.
+    GaveUp {
+        /// The address.
+        address: IpAddr,
+        /// The interface given up.
+        interface: String,
+    },
+    /// An interface in use went down or came back.
+    Link {
+        /// The interface.
+        interface: String,
+        /// Whether it can carry addresses now.
+        usable: bool,
+    },
+    /// An address removed from under dvipd was put back.
+    Restored {
+        /// The address.
+        address: IpAddr,
+    },
+    /// The acquire or release hook ran.
+    Hook {
+        /// `acquire` or `release`.
+        hook: String,
+        /// The address it ran for.
+        address: IpAddr,
+        /// How long it ran.
+        ms: u64,
+        /// Whether it exited 0.
+        ok: bool,
+        /// Why it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The configuration was read again.
+    Reload {
+        /// The addresses it defines, when it was applied.
+        addresses: Option<usize>,
+        /// Why it was not.
+        error: Option<String>,
+    },
+    /// Something failed.
+    Error {
+        /// The address concerned.
+        address: Option<IpAddr>,
+        /// What failed.
+        error: String,
+    },
+    /// This client was too slow: events it missed.
+    Missed {
+        /// How many.
+        count: u64,
+    },
+}
+
+impl Event {
+    /// The event's name on the wire: `view`, `acquire`, `gave_up`...
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::View { .. } => "view",
+            Self::Planned { .. } => "planned",
+            Self::Matured { .. } => "matured",
+            Self::Acquire { .. } => "acquire",
+            Self::Release { .. } => "release",
+            Self::Announce { .. } => "announce",
+            Self::Mark { .. } => "mark",
+            Self::Dropped { .. } => "dropped",
+            Self::Paused { .. } => "paused",
+            Self::Silent { .. } => "silent",
+            Self::BusStalled { .. } => "bus_stalled",
+            Self::PlumbFailed { .. } => "plumb_failed",
+            Self::GaveUp { .. } => "gave_up",
+            Self::Link { .. } => "link",
+            Self::Restored { .. } => "restored",
+            Self::Hook { .. } => "hook",
+            Self::Reload { .. } => "reload",
+            Self::Error { .. } => "error",
+            Self::Missed { .. } => "missed",
+        }
+    }
+
+    /// What happened and why, in an operator's words.
+    pub fn describe(&self) -> String {
+        let list = |names: &[String]| names.join(", ");
+        match self {
+            Self::View { view_id, members } => {
+                format!("view {view_id}: {} members ({})", members.len(), list(members))
+            }
+            Self::Planned { view_id } => format!("view {view_id} planned: every State is in"),
+            Self::Matured { view_id } => {
+                format!("view {view_id} matured: planned moves may go ahead")
+            }
+            Self::Acquire { address } => format!("acquired {address}"),
+            Self::Release { address } => format!("released {address}"),
+            Self::Announce { address } => format!("announced {address} to the link"),
+            Self::Mark { address, marks } => {
+                let names: Vec<&str> = marks.iter().map(|m| m.as_str()).collect();
+                if names.is_empty() {
+                    format!("{address} is no longer marked")
+                } else {
+                    format!("{address} marked {}", names.join(" "))
+                }
+            }
+            Self::Dropped { from, why, .. } => format!("dropped a message from {from}: {why}"),
+            Self::Paused { gap_ms } => {
+                format!("paused for {gap_ms} ms: every address let go until the view is known")
+            }
+            Self::Silent { view_id, members } => format!(
+                "view {view_id}: no State in time from {}: planned around as holding nothing",
+                list(members)
+            ),
+            Self::BusStalled { waited_ms } => format!(
+                "corosync carried nothing back for {waited_ms} ms: every address let go"
+            ),
+            Self::PlumbFailed { address, failures } => {
+                format!("{address} held but not plumbed ({failures} failures in a row): retrying")
+            }
+            Self::GaveUp { address, interface } => format!(
+                "{address} could not be plumbed in time: released, {interface} given up until it comes back"
+            ),
+            Self::Link { interface, usable } => {
+                if *usable {
+                    format!("{interface} is up: its addresses are offered again")
+                } else {
+                    format!("{interface} is down: its addresses go to other nodes")
+                }
+            }
+            Self::Restored { address } => {
+                format!("{address} was removed by someone else: put back")
+            }
+            Self::Hook {
+                hook,
+                address,
+                ms,
+                error,
+                ..
+            } => match error {
+                None => format!("{hook} hook for {address} done in {ms} ms"),
+                Some(e) => format!("{hook} hook for {address} FAILED after {ms} ms: {e}"),
+            },
+            Self::Reload { addresses, error } => match (addresses, error) {
+                (_, Some(e)) => format!("reload refused: {e}"),
+                (Some(n), None) => format!("configuration reloaded: {n} addresses"),
+                (None, None) => "configuration reloaded".to_owned(),
+            },
+            Self::Error { address, error } => match address {
+                Some(a) => format!("error on {a}: {error}"),
+                None => format!("error: {error}"),
+            },
+            Self::Missed { count } => {
+                format!("{count} events missed: this client did not keep up")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_keep_their_wire_names_and_read_back() {
+        let line = EventLine {
+            event: Event::GaveUp {
+                address: "198.51.100.7".parse().unwrap(),
+                interface: "eth1".into(),
+            },
+            at_ms: 42,
+        };
+        let json = serde_json::to_value(&line).unwrap();
+        assert_eq!(json["event"], line.event.name());
+        assert_eq!(json["at_ms"], 42);
+        assert_eq!(serde_json::from_value::<EventLine>(json).unwrap(), line);
+        assert!(line.event.describe().contains("eth1 given up"));
+    }
+}

@@ -1,0 +1,242 @@
+//! What an operator can ask a dvipd: one enum, and its line on the wire.
+//!
+//! Owns the vocabulary of console commands, which of them may be broadcast, and the
+//! versioned JSON line a request travels as. It must not answer a request (dvipd does) nor
+//! know how a reply is shown (the CLI does).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConsoleError, ErrorKind};
+
+/// The protocol version this build speaks. A request without `"v"` is version 1, so scripts
+/// written against the first protocol keep working.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A console request. Adding one is a variant here, a handler in dvipd and a subcommand in
+/// `dvip`; every `match` on it says where else it must be taught.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Request {
+    /// The view, the plan and what this node holds.
+    Show,
+    /// The daemon itself: version, configuration, bus, uptime.
+    Info,
+    /// How each held address was announced.
+    ArpShow,
+    /// Every event from now on, one line each, until the client goes away.
+    Events,
+    /// Every member announces again and the cluster re-plans.
+    AnnounceView,
+    /// Drain this node: its addresses go to the others.
+    Standby,
+    /// Undo `Standby`.
+    Online,
+    /// Move an address to a node for the rest of the view.
+    Move {
+        /// The address.
+        address: IpAddr,
+        /// The node that should own it.
+        to: String,
+    },
+    /// Read the configuration again, as SIGHUP does.
+    Reload {
+        /// Apply a configuration that defines no address although some run now.
+        #[serde(default)]
+        force: bool,
+    },
+    /// Run `request` on every node of the control group and gather the replies.
+    Broadcast {
+        /// What each node runs: one of [`Request::BROADCASTABLE`].
+        request: Box<Self>,
+    },
+}
+
+impl Request {
+    /// The requests a broadcast may carry: reports, and `announce-view` (the spec's
+    /// `broadcast cluster duravip announce view`). Standby, online and move act on one node or
+    /// on the cluster already; sending them to every node would be a mistake.
+    pub const BROADCASTABLE: &'static [Self] =
+        &[Self::Show, Self::Info, Self::ArpShow, Self::AnnounceView];
+
+    /// The command's name on the wire: `show`, `arp-show`, `move`...
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Show => "show",
+            Self::Info => "info",
+            Self::ArpShow => "arp-show",
+            Self::Events => "events",
+            Self::AnnounceView => "announce-view",
+            Self::Standby => "standby",
+            Self::Online => "online",
+            Self::Move { .. } => "move",
+            Self::Reload { .. } => "reload",
+            Self::Broadcast { .. } => "broadcast",
+        }
+    }
+
+    /// Whether it changes the cluster: those are logged with who asked.
+    pub fn changes_something(&self) -> bool {
+        match self {
+            Self::Show | Self::Info | Self::ArpShow | Self::Events => false,
+            Self::AnnounceView
+            | Self::Standby
+            | Self::Online
+            | Self::Move { .. }
+            | Self::Reload { .. } => true,
+            Self::Broadcast { request } => request.changes_something(),
+        }
+    }
+
+    /// Refuses a request that may not be broadcast, naming those that may.
+    pub fn may_broadcast(&self) -> Result<(), ConsoleError> {
+        if Self::BROADCASTABLE.contains(self) {
+            return Ok(());
+        }
+        let names: Vec<&str> = Self::BROADCASTABLE.iter().map(Self::name).collect();
+        Err(ConsoleError::new(
+            ErrorKind::NotBroadcastable,
+            format!(
+                "`{}` cannot be broadcast; these can: {}",
+                self.name(),
+                names.join(", ")
+            ),
+        ))
+    }
+
+    /// A broadcast of `request`, refused unless it may be broadcast.
+    pub fn broadcast(request: Self) -> Result<Self, ConsoleError> {
+        request.may_broadcast()?;
+        Ok(Self::Broadcast {
+            request: Box::new(request),
+        })
+    }
+
+    /// The request as one line on the wire, newline included.
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(&Envelope {
+            v: PROTOCOL_VERSION,
+            request: self.clone(),
+        })
+        .expect("a request holds only strings, addresses and flags");
+        line.push('\n');
+        line
+    }
+
+    /// Reads a request line; a broadcast of what may not be broadcast is refused here, so no
+    /// node ever runs one.
+    pub fn from_line(line: &str) -> Result<Self, ConsoleError> {
+        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            ConsoleError::new(ErrorKind::BadRequest, format!("not a JSON request: {e}"))
+        })?;
+        let version = match value.get("v") {
+            None => 1,
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| ConsoleError::new(ErrorKind::BadRequest, "\"v\" is not a number"))?,
+        };
+        if version != u64::from(PROTOCOL_VERSION) {
+            return Err(ConsoleError::new(
+                ErrorKind::Version,
+                format!(
+                    "this dvipd speaks console protocol {PROTOCOL_VERSION}, the request is version {version}"
+                ),
+            ));
+        }
+        if value
+            .get("command")
+            .and_then(serde_json::Value::as_str)
+            .is_none()
+        {
+            return Err(ConsoleError::new(
+                ErrorKind::BadRequest,
+                "the request has no \"command\"",
+            ));
+        }
+        let request: Self = serde_json::from_value(value).map_err(|e| {
+            ConsoleError::new(
+                ErrorKind::BadRequest,
+                e.to_string().replace("variant", "command"),
+            )
+        })?;
+        match request {
+            Self::Broadcast { request } => Self::broadcast(*request),
+            other => Ok(other),
+        }
+    }
+}
+
+/// A request on the wire: the version beside the command's fields.
+#[derive(Serialize)]
+struct Envelope {
+    v: u32,
+    #[serde(flatten)]
+    request: Request,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_survives_its_line() {
+        let all = [
+            Request::Show,
+            Request::Info,
+            Request::ArpShow,
+            Request::Events,
+            Request::AnnounceView,
+            Request::Standby,
+            Request::Online,
+            Request::Move {
+                address: "198.51.100.1".parse().unwrap(),
+                to: "node2".into(),
+            },
+            Request::Reload { force: true },
+            Request::Broadcast {
+                request: Box::new(Request::ArpShow),
+            },
+        ];
+        for request in all {
+            let line = request.to_line();
+            assert!(line.ends_with('\n') && line.contains("\"v\":1"), "{line}");
+            assert_eq!(Request::from_line(&line), Ok(request));
+        }
+    }
+
+    #[test]
+    fn the_first_protocols_lines_still_parse() {
+        assert_eq!(
+            Request::from_line(r#"{"command":"show"}"#),
+            Ok(Request::Show)
+        );
+        assert_eq!(
+            Request::from_line(r#"{"command":"reload"}"#),
+            Ok(Request::Reload { force: false })
+        );
+        assert_eq!(
+            Request::from_line(r#"{"command":"broadcast","request":{"command":"arp-show"}}"#),
+            Ok(Request::Broadcast {
+                request: Box::new(Request::ArpShow)
+            })
+        );
+    }
+
+    #[test]
+    fn mistakes_are_typed_and_say_what_is_wrong() {
+        let kind = |line: &str| Request::from_line(line).unwrap_err().kind;
+        assert_eq!(kind("show"), ErrorKind::BadRequest);
+        assert_eq!(kind(r#"{"to":"n2"}"#), ErrorKind::BadRequest);
+        assert_eq!(kind(r#"{"v":2,"command":"show"}"#), ErrorKind::Version);
+        let dance = Request::from_line(r#"{"command":"dance"}"#).unwrap_err();
+        assert_eq!(dance.kind, ErrorKind::BadRequest);
+        assert!(dance.message.contains("unknown command `dance`"), "{dance}");
+        let moved = Request::from_line(r#"{"command":"move","to":"n2"}"#).unwrap_err();
+        assert!(moved.message.contains("address"), "{moved}");
+        assert_eq!(
+            kind(r#"{"command":"broadcast","request":{"command":"standby"}}"#),
+            ErrorKind::NotBroadcastable
+        );
+    }
+}
