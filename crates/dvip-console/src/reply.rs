@@ -152,6 +152,137 @@ pub struct Status {
     pub waiting_for_corosync: bool,
 }
 
+/// How a configured node stands in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// In the view, a candidate for its addresses.
+    Online,
+    /// In the view, drained for maintenance.
+    Standby,
+    /// In the view, but its State did not come in time: planned around as holding nothing.
+    Silent,
+    /// Configured in corosync's node list, not in the view.
+    Offline,
+}
+
+impl NodeState {
+    /// `online`, `standby`, `silent` or `offline`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Standby => "standby",
+            Self::Silent => "silent",
+            Self::Offline => "offline",
+        }
+    }
+}
+
+/// One configured node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Its name.
+    pub name: String,
+    /// How it stands.
+    pub state: NodeState,
+    /// How many addresses the plan gives it.
+    pub owns: usize,
+    /// The addresses it holds, as its last State said (empty when offline).
+    pub held: BTreeSet<IpAddr>,
+}
+
+/// How one member describes an address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Description {
+    /// Binding names it puts there.
+    pub bindings: BTreeSet<String>,
+    /// Listener ports it puts there.
+    pub listener_ports: BTreeSet<u16>,
+    /// The node it prefers.
+    pub preference: Option<String>,
+    /// The binding address it follows.
+    pub follows: Option<IpAddr>,
+}
+
+impl Description {
+    /// What a member's entity says.
+    pub fn of(entity: &dvip_core::Entity) -> Self {
+        Self {
+            bindings: entity.bindings.clone(),
+            listener_ports: entity.listener_ports.clone(),
+            preference: entity.preference.clone(),
+            follows: entity.follow,
+        }
+    }
+}
+
+/// A marked address and what each member says about it: the reason for its marks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkedAddress {
+    /// The address.
+    pub address: IpAddr,
+    /// Its marks.
+    pub marks: Vec<Mark>,
+    /// Its owner, if it has one.
+    pub owner: Option<String>,
+    /// Each member's description (`None`: that member does not configure it).
+    pub said: BTreeMap<String, Option<Description>>,
+}
+
+/// An address whose owner changed in the agreed plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerChange {
+    /// When (ms since the epoch, by the answering node's clock).
+    pub at_ms: u64,
+    /// The view the new plan was made in.
+    pub view_id: u64,
+    /// The address.
+    pub address: IpAddr,
+    /// Its owner before.
+    pub from: Option<String>,
+    /// Its owner now.
+    pub to: Option<String>,
+    /// Why the new owner has it.
+    pub reason: Reason,
+}
+
+/// An address its owner does not hold yet: granted while another still lets it go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InTransit {
+    /// The address.
+    pub address: IpAddr,
+    /// Its owner in the plan.
+    pub owner: String,
+    /// Who holds it now.
+    pub held_by: Vec<String>,
+}
+
+/// The reply to `status`: the whole cluster on one screen, as one member sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The node answering.
+    pub node: String,
+    /// Its view.
+    pub view: ViewStatus,
+    /// Its configuration.
+    pub config: ConfigStatus,
+    /// It waits for corosync, holding nothing.
+    pub waiting_for_corosync: bool,
+    /// Addresses in the plan.
+    pub addresses: usize,
+    /// Every configured node: corosync's node list and the view's members.
+    pub nodes: Vec<NodeStatus>,
+    /// Addresses whose owner does not hold them yet.
+    pub in_transit: Vec<InTransit>,
+    /// Per node, addresses it holds that the kernel does not have yet (retried). The
+    /// answering node reports its own; `dvip status` asks the others.
+    pub not_plumbed: BTreeMap<String, BTreeSet<IpAddr>>,
+    /// Every marked address, with what each member says about it.
+    pub marked: Vec<MarkedAddress>,
+    /// The last ownership changes, oldest first.
+    pub changes: Vec<OwnerChange>,
+}
+
 /// The bus a node runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -270,6 +401,8 @@ impl Gathered {
 pub enum Answer {
     /// To `show`.
     Status(Box<Status>),
+    /// To `status`.
+    Cluster(Box<ClusterStatus>),
     /// To `info`.
     Info(Box<Info>),
     /// To `arp-show`.
@@ -292,6 +425,7 @@ impl Answer {
     pub fn to_json(&self) -> serde_json::Value {
         let fields = match self {
             Self::Status(s) => serde_json::to_value(s),
+            Self::Cluster(c) => serde_json::to_value(c),
             Self::Info(i) => serde_json::to_value(i),
             Self::Arp(a) => serde_json::to_value(a),
             Self::Gathered(g) => serde_json::to_value(g),
@@ -310,6 +444,7 @@ impl Answer {
         }
         Ok(match request {
             Request::Show => Self::Status(Box::new(report(value)?)),
+            Request::Status => Self::Cluster(Box::new(report(value)?)),
             Request::Info => Self::Info(Box::new(report(value)?)),
             Request::ArpShow => Self::Arp(report(value)?),
             Request::Broadcast { .. } => Self::Gathered(report(value)?),

@@ -21,6 +21,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub enum Request {
     /// The view, the plan and what this node holds.
     Show,
+    /// The whole cluster on one screen: every node, holdings, marks and their reasons, the
+    /// last ownership changes.
+    Status,
     /// The daemon itself: version, configuration, bus, uptime.
     Info,
     /// How each held address was announced.
@@ -64,6 +67,7 @@ impl Request {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Show => "show",
+            Self::Status => "status",
             Self::Info => "info",
             Self::ArpShow => "arp-show",
             Self::Events => "events",
@@ -79,7 +83,7 @@ impl Request {
     /// Whether it changes the cluster: those are logged with who asked.
     pub fn changes_something(&self) -> bool {
         match self {
-            Self::Show | Self::Info | Self::ArpShow | Self::Events => false,
+            Self::Show | Self::Status | Self::Info | Self::ArpShow | Self::Events => false,
             Self::AnnounceView
             | Self::Standby
             | Self::Online
@@ -183,6 +187,7 @@ mod tests {
     fn every_request_survives_its_line() {
         let all = [
             Request::Show,
+            Request::Status,
             Request::Info,
             Request::ArpShow,
             Request::Events,

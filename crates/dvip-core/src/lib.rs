@@ -29,12 +29,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod changes;
 pub mod election;
 pub mod entity;
 pub mod node;
 pub mod retry;
 pub mod wire;
 
+pub use changes::{OwnerChange, CHANGES_KEPT};
 pub use election::{
     elect, settle, share_equal_configurations, Decision, Entities, Marks, Member, Plan, Reason,
 };

@@ -67,6 +67,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::changes::{Changes, OwnerChange};
 use crate::election::{elect, Entities, Marks, Member, Plan};
 use crate::entity::{Entity, ManagedAddress, NodeName, PlumbHint};
 use crate::retry::Retries;
@@ -425,6 +426,8 @@ pub struct Node {
     /// After a pause: takes nothing until the echo with this nonce is back.
     catching_up: Option<u64>,
     plan: Plan,
+    /// The last addresses whose owner changed from one plan to the next.
+    changes: Changes,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -457,6 +460,7 @@ impl Node {
             echo_last_back: Duration::ZERO,
             catching_up: None,
             plan: Plan::default(),
+            changes: Changes::default(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -485,6 +489,23 @@ impl Node {
     /// The current view id, if any.
     pub fn view_id(&self) -> Option<u64> {
         self.view.as_ref().map(|v| v.id)
+    }
+
+    /// Every member of the current view with what it announced (its entities, holdings and
+    /// standby), as the replicated table says.
+    pub fn table(&self) -> Option<&BTreeMap<NodeName, Member>> {
+        self.view.as_ref().map(|v| &v.table)
+    }
+
+    /// The last addresses whose agreed owner changed, oldest first, at most
+    /// [`crate::CHANGES_KEPT`].
+    pub fn changes(&self) -> impl Iterator<Item = &OwnerChange> {
+        self.changes.iter()
+    }
+
+    /// The time the node was last given.
+    pub fn clock(&self) -> Duration {
+        self.now
     }
 
     /// The members of the current view.
@@ -1333,6 +1354,7 @@ impl Node {
         if !view.ready() {
             return;
         }
+        let view_id = view.id;
         #[cfg(feature = "planted-bugs")]
         let forgetful;
         #[cfg(feature = "planted-bugs")]
@@ -1385,6 +1407,7 @@ impl Node {
             })
             .map(|(a, d)| (*a, d.marks))
             .collect();
+        self.changes.record(&self.plan, &plan, view_id, self.now);
         self.plan = plan;
         // Order: let go before taking, so the link never sees this node grow first.
         self.release(&to_release);

@@ -36,6 +36,17 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: PlumbCommand,
     },
+    /// The whole cluster on one screen: every configured node (online, standby, silent or
+    /// offline), what each owns and holds, addresses in transit or not plumbed, marked
+    /// addresses with what each member says, and the last ownership changes with their
+    /// reasons.
+    Status {
+        /// Print the JSON report instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
     /// Show the running node's view of the cluster: every address, its owner and why.
     Show {
         /// Print the daemon's JSON report instead of a table.

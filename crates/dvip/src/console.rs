@@ -24,7 +24,7 @@ pub(crate) fn print_json(reply: &impl Serialize) {
 
 /// Says what went wrong: on stderr, or with `--json` as a JSON object on stdout so scripts
 /// read one shape.
-fn fail(e: &ConsoleError, json: bool) -> Outcome {
+pub(crate) fn fail(e: &ConsoleError, json: bool) -> Outcome {
     if json {
         print_json(&e.to_json());
     } else {
@@ -224,6 +224,7 @@ fn answer_text(answer: &Answer, view_only: bool) {
     match answer {
         Answer::Status(s) if view_only => membership_text(s),
         Answer::Status(s) => show_text(s),
+        Answer::Cluster(_) => println!("ok"),
         Answer::Info(i) => info_text(i),
         Answer::Arp(a) => arp_text(a),
         Answer::Done | Answer::Reloaded { .. } | Answer::Gathered(_) | Answer::Following => {
@@ -336,7 +337,7 @@ pub(crate) fn events(socket: &Path, json: bool) -> Outcome {
 }
 
 /// `HH:MM:SS.mmm` (UTC) of a time in ms since the epoch.
-fn clock(at_ms: u64) -> String {
+pub(crate) fn clock(at_ms: u64) -> String {
     let day_ms = at_ms % 86_400_000;
     format!(
         "{:02}:{:02}:{:02}.{:03}",

@@ -9,6 +9,7 @@ mod console;
 mod lab;
 mod plan;
 mod plumb;
+mod status;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         cli::Command::Plan(args) => plan::run(&args),
         cli::Command::Plumb { command } => plumb::run(command),
         cli::Command::Show { json, socket } => console::show(&socket.socket, json),
+        cli::Command::Status { json, socket } => status::run(&socket.socket, json),
         cli::Command::Events { json, socket } => console::events(&socket.socket, json),
         cli::Command::Membership { json, socket } => console::membership(&socket.socket, json),
         cli::Command::Info { json, socket } => console::info(&socket.socket, json),

@@ -9,9 +9,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use dvip_console::{
-    AddressPlan, AddressStatus, Answer, ConfigStatus, ConsoleError, ErrorKind, EventLine, Request,
-    Status, ViewStatus,
+    AddressPlan, AddressStatus, Answer, ClusterStatus, ConfigStatus, ConsoleError, Description,
+    ErrorKind, EventLine, InTransit, Mark, MarkedAddress, NodeState, NodeStatus, OwnerChange,
+    Request, Status, ViewStatus,
 };
 use dvip_core::Node;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -58,20 +61,120 @@ pub fn status(node: &Node, config: ConfigStatus, waiting_for_corosync: bool) -> 
     Status {
         node: node.name().to_owned(),
         standby: node.is_standby(),
-        view: ViewStatus {
-            id: node.view_id(),
-            members: node.members(),
-            silent: node.silent(),
-            ready: node.is_ready(),
-            mature: node.is_mature(),
-            stable_ms: node.view_age().map(millis),
-        },
+        view: view_status(node),
         addresses,
         table: plan.table_here(node.plumbed(), &failing),
         not_plumbed: failing,
         given_up_interfaces: node.given_up().clone(),
         config,
         waiting_for_corosync,
+    }
+}
+
+/// The view part of a report.
+fn view_status(node: &Node) -> ViewStatus {
+    ViewStatus {
+        id: node.view_id(),
+        members: node.members(),
+        silent: node.silent(),
+        ready: node.is_ready(),
+        mature: node.is_mature(),
+        stable_ms: node.view_age().map(millis),
+    }
+}
+
+/// The reply to `status`: every node of `configured` (corosync's node list) and of the view,
+/// what each holds and owns, addresses in transit, marks with what each member says, and the
+/// last ownership changes stamped by the wall clock `now_ms`.
+pub fn cluster_status(
+    node: &Node,
+    configured: &BTreeSet<String>,
+    config: ConfigStatus,
+    waiting_for_corosync: bool,
+    now_ms: u64,
+) -> ClusterStatus {
+    let plan = node.plan();
+    let empty = BTreeMap::new();
+    let table = node.table().unwrap_or(&empty);
+    let silent = node.silent();
+    let names: BTreeSet<&String> = configured.iter().chain(table.keys()).collect();
+    let nodes = names
+        .into_iter()
+        .map(|name| {
+            let member = table.get(name);
+            let state = match member {
+                None => NodeState::Offline,
+                Some(_) if silent.contains(name) => NodeState::Silent,
+                Some(m) if m.standby => NodeState::Standby,
+                Some(_) => NodeState::Online,
+            };
+            NodeStatus {
+                name: name.clone(),
+                state,
+                owns: plan.owned_by(name).count(),
+                held: member.map(|m| m.holdings.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let in_transit = plan
+        .addresses
+        .iter()
+        .filter_map(|(address, d)| {
+            let owner = d.owner.as_deref()?;
+            let holds = |n: &str| table.get(n).is_some_and(|m| m.holdings.contains(address));
+            (!holds(owner)).then(|| InTransit {
+                address: *address,
+                owner: owner.to_owned(),
+                held_by: table.keys().filter(|n| holds(n)).cloned().collect(),
+            })
+        })
+        .collect();
+    let marked = plan
+        .addresses
+        .iter()
+        .filter(|(_, d)| !Mark::of(&d.marks).is_empty())
+        .map(|(address, d)| MarkedAddress {
+            address: *address,
+            marks: Mark::of(&d.marks),
+            owner: d.owner.as_deref().map(str::to_owned),
+            said: table
+                .iter()
+                .map(|(n, m)| {
+                    let said = m.entities.get(address).map(|e| Description::of(e));
+                    (n.clone(), said)
+                })
+                .collect(),
+        })
+        .collect();
+    let clock = node.clock();
+    let changes = node
+        .changes()
+        .map(|c| OwnerChange {
+            at_ms: now_ms.saturating_sub(millis(clock.saturating_sub(c.at))),
+            view_id: c.view_id,
+            address: c.address,
+            from: c.from.clone(),
+            to: c.to.clone(),
+            reason: c.reason,
+        })
+        .collect();
+    let unplumbed = node.unplumbed();
+    let not_plumbed = if unplumbed.is_empty() {
+        BTreeMap::new()
+    } else {
+        [(node.name().to_owned(), unplumbed)].into()
+    };
+    ClusterStatus {
+        node: node.name().to_owned(),
+        view: view_status(node),
+        config,
+        waiting_for_corosync,
+        addresses: plan.addresses.len(),
+        nodes,
+        in_transit,
+        not_plumbed,
+        marked,
+        changes,
     }
 }
 

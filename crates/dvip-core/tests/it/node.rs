@@ -237,6 +237,39 @@ fn a_returning_preferred_node_gets_its_address_only_after_the_view_matures() {
 }
 
 #[test]
+fn every_member_records_who_took_a_dead_nodes_addresses_and_why() {
+    let mut c = Cluster::new(&vec![addresses(6, None); 3]);
+    c.view(&[0, 1, 2]);
+    assert_eq!(
+        c.nodes[0].changes().count(),
+        0,
+        "a first plan moves nothing from anyone"
+    );
+    let lost = c.plumbed[2].clone();
+    c.plumbed[2].clear();
+    c.view(&[0, 1]);
+    for survivor in [0, 1] {
+        let changes: Vec<_> = c.nodes[survivor].changes().collect();
+        let moved: BTreeSet<IpAddr> = changes.iter().map(|ch| ch.address).collect();
+        assert_eq!(moved, lost, "node {survivor}: {changes:?}");
+        for ch in &changes {
+            assert_eq!(ch.from.as_deref(), Some("n3"));
+            assert!(matches!(ch.to.as_deref(), Some("n1" | "n2")), "{ch:?}");
+            assert_eq!(ch.reason, dvip_core::Reason::Assigned, "{ch:?}");
+            assert_eq!(Some(ch.view_id), c.nodes[survivor].view_id());
+        }
+    }
+    let a: Vec<_> = c.nodes[0].changes().collect();
+    let b: Vec<_> = c.nodes[1].changes().collect();
+    let same = |x: &[&dvip_core::OwnerChange], y: &[&dvip_core::OwnerChange]| {
+        x.iter()
+            .zip(y)
+            .all(|(p, q)| (p.address, &p.to) == (q.address, &q.to))
+    };
+    assert!(same(&a, &b), "members agree on what moved: {a:?} / {b:?}");
+}
+
+#[test]
 fn standby_drains_a_node_and_online_brings_it_back() {
     let mut c = Cluster::new(&vec![addresses(4, None); 2]);
     c.view(&[0, 1]);

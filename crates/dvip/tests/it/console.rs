@@ -363,3 +363,43 @@ fn events_print_readable_lines_or_json_lines() {
         let _ = std::fs::remove_file(socket);
     }
 }
+
+#[test]
+fn status_shows_every_node_the_marks_with_what_each_member_says_and_the_last_moves() {
+    let reply = json!({
+        "ok": true, "node": "n1", "waiting_for_corosync": false, "addresses": 2,
+        "view": {"id": 9, "members": ["n1"], "silent": [], "ready": true, "mature": true,
+                 "stable_ms": 65_000},
+        "config": {"addresses": 2, "stable_ms": 7_200_000},
+        "nodes": [
+            {"name": "n1", "state": "online", "owns": 2, "held": ["198.51.100.1", "198.51.100.2"]},
+            {"name": "n2", "state": "offline", "owns": 0, "held": []}
+        ],
+        "in_transit": [],
+        "not_plumbed": {"n1": ["198.51.100.2"]},
+        "marked": [{"address": "198.51.100.1", "marks": ["UNSAFE"], "owner": "n1",
+                    "said": {"n1": {"bindings": ["a"], "listener_ports": [25],
+                                    "preference": null, "follows": null},
+                             "n3": null}}],
+        "changes": [{"at_ms": 3_723_004, "view_id": 9, "address": "198.51.100.2",
+                     "from": "n2", "to": "n1", "reason": "assigned"}]
+    });
+    let (socket, server) = stand_in(reply);
+    let out = dvip(&["status", "--socket", socket.to_str().expect("utf-8")]);
+    assert_eq!(server.join().expect("server")["command"], "status");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "cluster as n1 sees it: view 9 of 1 members, settled, stable for 1 min 05 s",
+        "n1               online       2     2",
+        "n2               offline      -     -",
+        "NOT PLUMBED on n1 (held, retried, dark until then): 198.51.100.2",
+        "  198.51.100.1 UNSAFE (owner n1)",
+        "    n1: bindings a; ports 25",
+        "    n3: does not configure it",
+        "  01:02:03.004  view 9      198.51.100.2             n2 -> n1  (assigned)",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing in\n{stdout}");
+    }
+    let _ = std::fs::remove_file(socket);
+}

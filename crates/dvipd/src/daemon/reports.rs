@@ -55,6 +55,14 @@ impl Daemon {
         }
     }
 
+    /// Every node corosync's node list names (this node alone on the standalone bus).
+    fn configured_nodes(&self) -> BTreeSet<String> {
+        match &self.bus {
+            Bus::Corosync { names, .. } => names.values().cloned().collect(),
+            Bus::Standalone(_) => [self.name.clone()].into(),
+        }
+    }
+
     /// The reply to `info`.
     pub(super) fn info(&self, settings: &Settings) -> Info {
         Info {
@@ -156,6 +164,16 @@ impl Daemon {
                 let status =
                     console::status(&self.node, self.config_report(), self.waiting_for_bus());
                 return Ok(Answer::Status(Box::new(status)));
+            }
+            Request::Status => {
+                let status = console::cluster_status(
+                    &self.node,
+                    &self.configured_nodes(),
+                    self.config_report(),
+                    self.waiting_for_bus(),
+                    console::now_ms(),
+                );
+                return Ok(Answer::Cluster(Box::new(status)));
             }
             Request::Info => return Ok(Answer::Info(Box::new(self.info(settings)))),
             Request::ArpShow => return Ok(Answer::Arp(self.arp_report())),

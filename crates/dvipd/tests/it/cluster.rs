@@ -414,3 +414,62 @@ fn a_node_whose_corosync_is_stopped_lets_go_stays_answerable_and_comes_back() {
         balanced,
     );
 }
+
+#[test]
+fn status_lists_every_configured_node_and_says_who_took_what_and_why() {
+    let lab = Lab::new("dvl", 3);
+    let _one = start(&lab, 1);
+    let _two = start(&lab, 2);
+    wait(
+        &lab,
+        Duration::from_secs(15),
+        "nodes 1 and 2 up and balanced, node3 without dvipd",
+        |held| held[0].len() == 2 && held[1].len() == 2,
+    );
+    let status = crate::call(&socket(&lab, 1), &serde_json::json!({"command": "status"}));
+    assert_eq!(status["ok"], true, "{status}");
+    let states: Vec<(String, String, u64)> = status["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().expect("name").to_owned(),
+                n["state"].as_str().expect("state").to_owned(),
+                n["owns"].as_u64().expect("owns"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("node1".to_owned(), "online".to_owned(), 2),
+            ("node2".to_owned(), "online".to_owned(), 2),
+            ("node3".to_owned(), "offline".to_owned(), 0),
+        ],
+        "{status}"
+    );
+    assert_eq!(status["marked"], serde_json::json!([]));
+
+    let standby = crate::call(&socket(&lab, 2), &serde_json::json!({"command": "standby"}));
+    assert_eq!(standby["ok"], true, "{standby}");
+    wait(
+        &lab,
+        Duration::from_secs(10),
+        "node2's addresses on node1",
+        |held| holds_all(&held[0]) && held[1].is_empty(),
+    );
+    let status = crate::call(&socket(&lab, 1), &serde_json::json!({"command": "status"}));
+    assert_eq!(status["nodes"][1]["state"], "standby", "{status}");
+    let moved: Vec<&serde_json::Value> = status["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["from"] == "node2")
+        .collect();
+    assert_eq!(moved.len(), 2, "{status}");
+    for change in moved {
+        assert_eq!(change["to"], "node1", "{status}");
+        assert!(change["at_ms"].as_u64().is_some_and(|ms| ms > 0));
+    }
+}
