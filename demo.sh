@@ -26,12 +26,13 @@ echo
 
 echo "== 3. a killed dvipd's addresses (one machine, standalone bus, in a namespace)"
 ns="dvip-demo-$$"
-conf=$(mktemp --suffix=.conf)
-socket="${conf%.conf}.sock"
+dir=$(mktemp -d)
+conf="$dir/dvip.conf"
+socket="$dir/dvipd.sock"
 cleanup() {
   [ -n "${pid:-}" ] && kill -9 "$pid" 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
-  rm -f "$conf" "$socket"
+  rm -rf "$dir"
 }
 trap cleanup EXIT
 ip netns add "$ns"
@@ -44,7 +45,7 @@ Binding "acme-1" { Enable_Duravip = true  Bind_Address = 198.51.100.11 }
 Binding "acme-2" { Enable_Duravip = true  Bind_Address = 198.51.100.12 }
 ESMTP_Listener { Listen "198.51.100.13:25" { Enable_Duravip = true } }
 CONF
-ip netns exec "$ns" "$dvipd" --config "$conf" --bus standalone --address-lifetime 3 --socket "$socket" 2>/dev/null &
+ip netns exec "$ns" "$dvipd" --config "$conf" --bus standalone --address-lifetime 3 --socket "$socket" --state-dir "$dir" 2>/dev/null &
 pid=$!
 for _ in $(seq 50); do
   [[ "$(ip -n "$ns" -4 addr show dev dv0)" == *198.51.100.13* ]] && break

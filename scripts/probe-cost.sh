@@ -18,7 +18,7 @@ esac
 dvip=target/release/dvip
 out=$(mktemp -d /tmp/probe-cost.XXXXXX)
 lab() { "$dvip" lab --name probecost "$@"; }
-stream() { "$dvip" events --socket "/var/lib/dvip-lab/probecost/node$1.sock" >"$out/ev$1-$2.jsonl" 2>/dev/null & }
+stream() { "$dvip" events --json --socket "/var/lib/dvip-lab/probecost/node$1.sock" >"$out/ev$1-$2.jsonl" 2>/dev/null & }
 lab up --addresses "$addresses" >"$out/up.log" 2>&1
 trap 'lab down >/dev/null 2>&1 || true' EXIT
 for n in 1 2 3; do stream "$n" 0; done

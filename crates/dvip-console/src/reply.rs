@@ -452,9 +452,10 @@ impl Answer {
             Request::Reload { .. } => Self::Reloaded {
                 addresses: report::<Reloaded>(value)?.addresses,
             },
-            Request::AnnounceView | Request::Standby | Request::Online | Request::Move { .. } => {
-                Self::Done
-            }
+            Request::AnnounceView
+            | Request::Standby { .. }
+            | Request::Online { .. }
+            | Request::Move { .. } => Self::Done,
         })
     }
 }
@@ -512,12 +513,14 @@ mod tests {
         assert_eq!(wrong.kind, ErrorKind::BadReply);
         let refused = ConsoleError::new(ErrorKind::Refused, "node3 is not a candidate");
         assert_eq!(
-            Answer::from_json(&Request::Standby, refused.to_json()),
+            Answer::from_json(&Request::Standby { node: None }, refused.to_json()),
             Err(refused)
         );
         let old = serde_json::json!({"ok": false, "error": "no"});
         assert_eq!(
-            Answer::from_json(&Request::Online, old).unwrap_err().kind,
+            Answer::from_json(&Request::Online { node: None }, old)
+                .unwrap_err()
+                .kind,
             ErrorKind::Refused
         );
     }

@@ -32,10 +32,19 @@ pub enum Request {
     Events,
     /// Every member announces again and the cluster re-plans.
     AnnounceView,
-    /// Drain this node: its addresses go to the others.
-    Standby,
+    /// Drain a node (this one, or the one named) for maintenance: its addresses go to the
+    /// others, and it stays drained across a restart of its dvipd until put online.
+    Standby {
+        /// The node, when not the one asked; reached over the control group.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
     /// Undo `Standby`.
-    Online,
+    Online {
+        /// The node, when not the one asked; reached over the control group.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
     /// Move an address to a node for the rest of the view.
     Move {
         /// The address.
@@ -72,8 +81,8 @@ impl Request {
             Self::ArpShow => "arp-show",
             Self::Events => "events",
             Self::AnnounceView => "announce-view",
-            Self::Standby => "standby",
-            Self::Online => "online",
+            Self::Standby { .. } => "standby",
+            Self::Online { .. } => "online",
             Self::Move { .. } => "move",
             Self::Reload { .. } => "reload",
             Self::Broadcast { .. } => "broadcast",
@@ -85,11 +94,31 @@ impl Request {
         match self {
             Self::Show | Self::Status | Self::Info | Self::ArpShow | Self::Events => false,
             Self::AnnounceView
-            | Self::Standby
-            | Self::Online
+            | Self::Standby { .. }
+            | Self::Online { .. }
             | Self::Move { .. }
             | Self::Reload { .. } => true,
             Self::Broadcast { request } => request.changes_something(),
+        }
+    }
+
+    /// The node a request is meant for when it is not the node asked (`dvip standby node3`
+    /// from node1), and the request that node runs: the same, meant for itself.
+    pub fn for_another(&self, me: &str) -> Option<(&str, Self)> {
+        match self {
+            Self::Standby { node: Some(n) } if n != me => Some((n, Self::Standby { node: None })),
+            Self::Online { node: Some(n) } if n != me => Some((n, Self::Online { node: None })),
+            _ => None,
+        }
+    }
+
+    /// Refuses what a node may not run for another node that sent it over the control group:
+    /// anything but what [`Request::BROADCASTABLE`] lists or what [`Request::for_another`]
+    /// hands on.
+    pub fn may_run_for_another(&self) -> Result<(), ConsoleError> {
+        match self {
+            Self::Standby { node: None } | Self::Online { node: None } => Ok(()),
+            other => other.may_broadcast(),
         }
     }
 
@@ -192,8 +221,10 @@ mod tests {
             Request::ArpShow,
             Request::Events,
             Request::AnnounceView,
-            Request::Standby,
-            Request::Online,
+            Request::Standby { node: None },
+            Request::Online {
+                node: Some("node3".into()),
+            },
             Request::Move {
                 address: "198.51.100.1".parse().unwrap(),
                 to: "node2".into(),
@@ -226,6 +257,24 @@ mod tests {
                 request: Box::new(Request::ArpShow)
             })
         );
+    }
+
+    #[test]
+    fn standby_for_another_node_is_handed_on_as_that_node_s_own() {
+        let asked = Request::Standby {
+            node: Some("node3".into()),
+        };
+        assert_eq!(
+            asked.for_another("node1"),
+            Some(("node3", Request::Standby { node: None }))
+        );
+        assert_eq!(asked.for_another("node3"), None, "node3 runs it itself");
+        let (_, handed) = asked.for_another("node1").unwrap();
+        assert!(handed.may_run_for_another().is_ok());
+        assert!(Request::Reload { force: true }
+            .may_run_for_another()
+            .is_err());
+        assert!(asked.may_run_for_another().is_err(), "no relaying onwards");
     }
 
     #[test]

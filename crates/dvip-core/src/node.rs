@@ -917,6 +917,13 @@ impl Node {
         Ok(())
     }
 
+    /// Puts the node on standby before its first view, as a state file kept across a restart
+    /// says: its first State announces it, so it never takes an address in between. In a
+    /// view, `handle_command(Command::Standby)` is the way.
+    pub fn start_on_standby(&mut self) {
+        self.standby = true;
+    }
+
     /// The caller could not plumb `address` (an interface missing, a netlink error). If this
     /// node holds it, it is tried again with a backoff and given up after `plumb_deadline`.
     pub fn handle_plumb_failed(&mut self, address: IpAddr) {

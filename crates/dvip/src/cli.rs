@@ -115,16 +115,22 @@ pub(crate) enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
-    /// Drain this node for maintenance: its addresses move to the others.
+    /// Drain a node for maintenance (this one, or the one named, reached over the control
+    /// group): its addresses move to the others, and it stays drained across restarts of its
+    /// dvipd until `dvip online`.
     Standby {
+        /// The node (default: the local one).
+        node: Option<String>,
         /// Print the reply (or the error) as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
-    /// Undo `standby`: this node takes its share again.
+    /// Undo `standby` (on this node, or the one named): it takes its share again.
     Online {
+        /// The node (default: the local one).
+        node: Option<String>,
         /// Print the reply (or the error) as JSON.
         #[arg(long)]
         json: bool,

@@ -58,11 +58,11 @@ fn main() -> ExitCode {
                     command: cli::DuravipCommand::Announce { json, socket, .. },
                 },
         } => console::command(&socket.socket, &Request::AnnounceView, json),
-        cli::Command::Standby { json, socket } => {
-            console::command(&socket.socket, &Request::Standby, json)
+        cli::Command::Standby { node, json, socket } => {
+            console::command(&socket.socket, &Request::Standby { node }, json)
         }
-        cli::Command::Online { json, socket } => {
-            console::command(&socket.socket, &Request::Online, json)
+        cli::Command::Online { node, json, socket } => {
+            console::command(&socket.socket, &Request::Online { node }, json)
         }
         cli::Command::Reload {
             force,

@@ -32,8 +32,12 @@ pub enum ControlMessage {
         origin: String,
         /// The origin's number for this broadcast.
         id: u64,
-        /// The console request; [`Request::BROADCASTABLE`] only.
+        /// The console request: one of [`Request::BROADCASTABLE`], or, for the node named
+        /// in `to` alone, what [`Request::for_another`] hands on.
         request: Request,
+        /// The one node that runs it; `None`: every node.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
     /// One node's reply.
     Reply {
@@ -236,6 +240,14 @@ mod tests {
             origin: "n1".into(),
             id: 8,
             request: Request::ArpShow,
+            to: None,
+        };
+        assert_eq!(ControlMessage::decode(&asked.encode()), Some(asked));
+        let asked = ControlMessage::Request {
+            origin: "n1".into(),
+            id: 9,
+            request: Request::Standby { node: None },
+            to: Some("n3".into()),
         };
         assert_eq!(ControlMessage::decode(&asked.encode()), Some(asked));
         assert_eq!(ControlMessage::decode(b"DV\x00\x01junk"), None);

@@ -18,6 +18,7 @@ pub mod forward;
 pub mod fragment;
 pub mod guardian;
 pub mod hook;
+pub mod kept;
 pub mod metrics;
 pub mod plumb;
 pub mod proxy_header;

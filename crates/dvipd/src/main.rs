@@ -64,6 +64,10 @@ struct Args {
     /// The console socket `dvip` talks to (made mode 0600: root only).
     #[arg(long, value_name = "PATH", default_value = dvipd::console::SOCKET_DEFAULT)]
     socket: PathBuf,
+
+    /// Where this node keeps what survives a restart (standby), one file per node.
+    #[arg(long, value_name = "DIR", default_value = dvipd::kept::STATE_DIR_DEFAULT)]
+    state_dir: PathBuf,
 }
 
 /// `dvipd --guard`: see `dvipd::guardian`.
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         address_lifetime: args.address_lifetime.map(Duration::from_secs),
         spread: args.spread,
         socket: args.socket,
+        state_dir: args.state_dir,
         metrics: args.metrics,
         migrate: args.migrate,
         bus: match args.bus {

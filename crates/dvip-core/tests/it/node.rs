@@ -293,6 +293,33 @@ fn standby_drains_a_node_and_online_brings_it_back() {
 }
 
 #[test]
+fn a_node_started_on_standby_takes_nothing_until_it_is_put_online() {
+    let mut c = Cluster::new(&vec![addresses(4, None); 2]);
+    c.nodes[1].start_on_standby();
+    c.view(&[0, 1]);
+    c.advance(Duration::from_millis(1100), &[0, 1]);
+    assert!(c.nodes[1].is_standby());
+    assert_eq!(
+        (c.plumbed[0].len(), c.plumbed[1].len()),
+        (4, 0),
+        "never took anything"
+    );
+    assert!(
+        !c.log
+            .iter()
+            .any(|(node, _, plumbed)| *node == 1 && *plumbed),
+        "{:?}",
+        c.log
+    );
+    c.nodes[1]
+        .handle_command(Command::Online)
+        .expect("in a view");
+    c.drain(1);
+    c.settle(&[0, 1]);
+    assert_eq!((c.plumbed[0].len(), c.plumbed[1].len()), (2, 2));
+}
+
+#[test]
 fn a_move_command_moves_one_address_and_refuses_a_non_candidate() {
     let mut c = Cluster::new(&[addresses(2, None), addresses(2, None), addresses(1, None)]);
     c.view(&[0, 1, 2]);

@@ -226,6 +226,8 @@ fn up(
             "lab `{name}` is already up (`dvip lab status`); `dvip lab down` removes it"
         )));
     }
+    // What a lab cut short left (a node's kept standby among it) must not reach this one.
+    let _ = std::fs::remove_dir_all(LabState::dir_of(name));
     let dvipd = match dvipd {
         Some(path) => path,
         None => std::env::current_exe()
@@ -381,6 +383,8 @@ fn start_dvipd(state: &mut LabState, i: usize) -> Result<(), LabError> {
         .arg(state.dir().join(format!("dvip-{i}.conf")))
         .arg("--socket")
         .arg(state.socket(i))
+        .arg("--state-dir")
+        .arg(state.dir())
         .args(
             state
                 .address_lifetime

@@ -204,8 +204,12 @@ fn membership_info_and_arp_show_print_their_reports_and_json_on_request() {
 
 #[test]
 fn commands_send_what_the_daemon_expects() {
-    let cases: [(&[&str], Value); 5] = [
+    let cases: [(&[&str], Value); 6] = [
         (&["standby"], json!({"v": 1, "command": "standby"})),
+        (
+            &["online", "node3"],
+            json!({"v": 1, "command": "online", "node": "node3"}),
+        ),
         (&["online"], json!({"v": 1, "command": "online"})),
         (
             &["cluster", "duravip", "announce", "view"],

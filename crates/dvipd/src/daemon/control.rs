@@ -27,7 +27,7 @@ impl Daemon {
         settings: &Settings,
     ) {
         if matches!(self.bus, Bus::Standalone(_)) {
-            let answer = self.answer_remote(inner, settings).await;
+            let answer = self.answer_remote(inner, false, settings).await;
             let _ = reply.send(Ok(Answer::Gathered(Gathered {
                 replies: [(self.name.clone(), answer)].into(),
                 missing: Vec::new(),
@@ -51,11 +51,69 @@ impl Daemon {
             origin: self.name.clone(),
             id,
             request: inner,
+            to: None,
         };
         if let Err(e) = control.send(&message.encode()) {
             warn!("cannot broadcast: {e}");
             // Nobody will answer; the deadline reports every node as silent.
         }
+    }
+
+    /// Runs `request` on `node` alone, over the control group, and answers `reply` with that
+    /// node's own reply.
+    pub(super) fn send_to(
+        &mut self,
+        node: String,
+        request: Request,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let unavailable = |why: String| Err(ConsoleError::new(ErrorKind::Unavailable, why));
+        let Some(control) = &mut self.control else {
+            let _ = reply.send(unavailable(format!(
+                "not joined to the control group `{}` (is corosync running?)",
+                self.config.control_group
+            )));
+            return;
+        };
+        if !self.control_members.contains(&node) {
+            let _ = reply.send(unavailable(format!(
+                "{node} is not in the control group: is its dvipd running? (members: {})",
+                self.control_members
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+            return;
+        }
+        let (gathered, answer) = oneshot::channel();
+        let id = self
+            .broadcasts
+            .start([node.clone()].into(), gathered, Instant::now());
+        let message = ControlMessage::Request {
+            origin: self.name.clone(),
+            id,
+            request: request.clone(),
+            to: Some(node.clone()),
+        };
+        if let Err(e) = control.send(&message.encode()) {
+            warn!("cannot send to {node}: {e}");
+        }
+        // The node's reply is the client's reply.
+        tokio::spawn(async move {
+            let own = match answer.await {
+                Ok(Ok(Answer::Gathered(g))) => match g.replies.get(&node) {
+                    Some(value) => Answer::from_json(&request, value.clone()),
+                    None => unavailable(format!(
+                        "{node} did not answer within {} s",
+                        broadcast::BROADCAST_TIMEOUT.as_secs()
+                    )),
+                },
+                Ok(other) => other,
+                Err(_) => unavailable("dvipd is stopping".to_owned()),
+            };
+            let _ = reply.send(own);
+        });
     }
 
     /// A control group view or message.
@@ -66,13 +124,16 @@ impl Daemon {
                 self.broadcasts.left(&self.control_members);
             }
             BusEvent::Message { bytes, .. } => match ControlMessage::decode(&bytes) {
+                Some(ControlMessage::Request { to: Some(to), .. }) if to != self.name => {}
                 Some(ControlMessage::Request {
                     origin,
                     id,
                     request,
+                    to,
                 }) => {
-                    info!(%origin, id, command = request.name(), "broadcast request");
-                    let reply = broadcast::fit(self.answer_remote(request, settings).await);
+                    info!(%origin, id, command = request.name(), "request from the control group");
+                    let reply =
+                        broadcast::fit(self.answer_remote(request, to.is_some(), settings).await);
                     let message = ControlMessage::Reply {
                         origin,
                         id,
@@ -106,10 +167,21 @@ impl Daemon {
         }
     }
 
-    /// Runs a request another node (or this one) broadcast, only if it may be broadcast
-    /// (a node of another version could send anything); the reply line's JSON.
-    async fn answer_remote(&mut self, request: Request, settings: &Settings) -> serde_json::Value {
-        let answer = match request.may_broadcast() {
+    /// Runs a request another node (or this one) sent over the control group, only if it
+    /// may be (a node of another version could send anything): a broadcast's, or one meant
+    /// for this node alone (`for_me`); the reply line's JSON.
+    async fn answer_remote(
+        &mut self,
+        request: Request,
+        for_me: bool,
+        settings: &Settings,
+    ) -> serde_json::Value {
+        let allowed = if for_me {
+            request.may_run_for_another()
+        } else {
+            request.may_broadcast()
+        };
+        let answer = match allowed {
             Ok(()) => self.answer(request, settings),
             Err(e) => Err(e),
         };

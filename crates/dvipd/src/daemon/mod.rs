@@ -61,6 +61,8 @@ pub struct Settings {
     pub spread: Option<u16>,
     /// The console socket.
     pub socket: PathBuf,
+    /// Where the node keeps what survives a restart (standby).
+    pub state_dir: PathBuf,
     /// Which bus to run on.
     pub bus: BusKind,
     /// Where to serve Prometheus metrics, if anywhere.
@@ -998,11 +1000,22 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         view_mature_time_ms = options.view_mature_time.as_millis(),
         "timing"
     );
-    let node = Node::new(
+    let mut node = Node::new(
         name.clone(),
         options,
         &watching::offered(&config.addresses, &links),
     );
+    match crate::kept::read(&settings.state_dir, &name) {
+        Ok(kept) if kept.standby => {
+            warn!(
+                file = %crate::kept::path(&settings.state_dir, &name).display(),
+                "on standby, as kept from before: `dvip online` takes a share again"
+            );
+            node.start_on_standby();
+        }
+        Ok(_) => {}
+        Err(e) => error!("cannot read what this node kept ({e}): starting online"),
+    }
     let address_count = config.addresses.len();
     let relays = crate::forward::relays_for(raise_descriptor_limit());
     let mut daemon = Daemon {
@@ -1137,11 +1150,14 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                     let answer = daemon.reload(&settings, force).await;
                     let _ = reply.send(answer);
                 }
-                request => {
-                    let answer = daemon.answer(request, &settings);
-                    daemon.drive().await;
-                    let _ = reply.send(answer);
-                }
+                request => match request.for_another(&daemon.name) {
+                    Some((node, own)) => daemon.send_to(node.to_owned(), own, reply),
+                    None => {
+                        let answer = daemon.answer(request, &settings);
+                        daemon.drive().await;
+                        let _ = reply.send(answer);
+                    }
+                },
             },
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,

@@ -55,6 +55,34 @@ impl Daemon {
         }
     }
 
+    /// Drains this node (or puts it online again) and keeps that across a restart.
+    fn set_standby(&mut self, on: bool, settings: &Settings) -> Reply {
+        let command = if on {
+            dvip_core::Command::Standby
+        } else {
+            dvip_core::Command::Online
+        };
+        info!(?command, "console command");
+        self.node
+            .handle_command(command)
+            .map_err(|e| ConsoleError::new(ErrorKind::Refused, e.to_string()))?;
+        let kept = crate::kept::Kept {
+            node: self.name.clone(),
+            standby: on,
+        };
+        crate::kept::write(&settings.state_dir, &kept).map_err(|e| {
+            error!("{e}");
+            ConsoleError::new(
+                ErrorKind::Refused,
+                format!(
+                    "{} now, but a restart of dvipd would forget it: {e}",
+                    if on { "on standby" } else { "online" }
+                ),
+            )
+        })?;
+        Ok(Answer::Done)
+    }
+
     /// Every node corosync's node list names (this node alone on the standalone bus).
     fn configured_nodes(&self) -> BTreeSet<String> {
         match &self.bus {
@@ -186,9 +214,17 @@ impl Daemon {
                     ),
                 ))
             }
+            Request::Standby { node: Some(n) } | Request::Online { node: Some(n) }
+                if n != self.name =>
+            {
+                return Err(ConsoleError::new(
+                    ErrorKind::BadRequest,
+                    format!("meant for {n}: it goes over the control group"),
+                ))
+            }
+            Request::Standby { .. } => return self.set_standby(true, settings),
+            Request::Online { .. } => return self.set_standby(false, settings),
             Request::AnnounceView => dvip_core::Command::AnnounceView,
-            Request::Standby => dvip_core::Command::Standby,
-            Request::Online => dvip_core::Command::Online,
             Request::Move { address, to } => dvip_core::Command::Move { address, to },
         };
         info!(?command, "console command");

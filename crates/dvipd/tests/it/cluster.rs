@@ -64,6 +64,7 @@ pub(crate) fn start_with(lab: &Lab, i: usize, text: &str) -> Daemon {
                 .to_str()
                 .expect("utf-8"),
         ])
+        .args(["--state-dir", lab.dir().to_str().expect("utf-8")])
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -363,6 +364,7 @@ fn migrate_never_removes_the_address_corosync_knows_the_node_by() {
         .command(2, env!("CARGO_BIN_EXE_dvipd"))
         .args(["--config", conf.to_str().expect("utf-8"), "--migrate"])
         .args(["--socket", socket(&lab, 2).to_str().expect("utf-8")])
+        .args(["--state-dir", lab.dir().to_str().expect("utf-8")])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
@@ -472,4 +474,56 @@ fn status_lists_every_configured_node_and_says_who_took_what_and_why() {
         assert_eq!(change["to"], "node1", "{status}");
         assert!(change["at_ms"].as_u64().is_some_and(|ms| ms > 0));
     }
+}
+
+#[test]
+fn standby_asked_from_another_node_holds_across_a_restart_until_online() {
+    let lab = Lab::new("dvl", 2);
+    let _one = start(&lab, 1);
+    let two = start(&lab, 2);
+    wait_balanced(&lab);
+    let asked = crate::call(
+        &socket(&lab, 1),
+        &serde_json::json!({"command": "standby", "node": "node2"}),
+    );
+    assert_eq!(asked["ok"], true, "{asked}\n{}", logs(&lab));
+    wait(&lab, Duration::from_secs(10), "node2 drained", |held| {
+        holds_all(&held[0]) && held[1].is_empty()
+    });
+    let kept = std::fs::read_to_string(lab.dir().join("state-node2.json")).expect("kept");
+    assert!(kept.contains("\"standby\": true"), "{kept}");
+
+    drop(two);
+    let _two = start(&lab, 2);
+    let node2_is = |state: &str| {
+        let status = crate::call(&socket(&lab, 1), &serde_json::json!({"command": "status"}));
+        status["nodes"][1]["state"] == state
+            && status["view"]["members"].as_array().map(Vec::len) == Some(2)
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !node2_is("standby") {
+        assert!(
+            Instant::now() < deadline,
+            "node2 never came back on standby\n{}",
+            logs(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        lab.addresses(2).is_empty() && holds_all(&lab.addresses(1)),
+        "a restarted node on standby took addresses\n{}",
+        logs(&lab)
+    );
+
+    let unknown = crate::call(
+        &socket(&lab, 1),
+        &serde_json::json!({"command": "online", "node": "node9"}),
+    );
+    assert_eq!(unknown["kind"], "unavailable", "{unknown}");
+    let online = crate::call(
+        &socket(&lab, 1),
+        &serde_json::json!({"command": "online", "node": "node2"}),
+    );
+    assert_eq!(online["ok"], true, "{online}");
+    wait_balanced(&lab);
 }

@@ -29,6 +29,10 @@ fn start_limited(ns: &Netns, conf: &std::path::Path) -> Daemon {
             "--socket",
             conf.with_extension("sock").to_str().expect("utf-8 path"),
         ])
+        .args([
+            "--state-dir",
+            conf.with_extension("state").to_str().expect("utf-8 path"),
+        ])
         .stdout(Stdio::null())
         .stderr(file)
         .spawn()

@@ -63,6 +63,8 @@ impl Daemon {
                 "standalone",
                 "--socket",
                 config.with_extension("sock").to_str().expect("utf-8 path"),
+                "--state-dir",
+                config.with_extension("state").to_str().expect("utf-8 path"),
             ])
             .args(flags)
             .args(
@@ -129,6 +131,8 @@ impl Drop for Conf {
         for extension in ["conf", "sock", "log", "notify"] {
             let _ = std::fs::remove_file(self.0.with_extension(extension));
         }
+        // Each test keeps its node's state apart: a standby kept by one must not reach another.
+        let _ = std::fs::remove_dir_all(self.0.with_extension("state"));
     }
 }
 
@@ -753,6 +757,10 @@ fn a_second_dvipd_on_the_same_node_is_refused_and_the_first_keeps_its_addresses(
             "standalone",
         ])
         .args(["--socket", socket.to_str().expect("utf-8 path")])
+        .args([
+            "--state-dir",
+            conf.with_extension("state").to_str().expect("utf-8 path"),
+        ])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()

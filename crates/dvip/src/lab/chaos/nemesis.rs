@@ -250,7 +250,7 @@ pub(super) struct World {
     pub(super) side: Vec<u8>,
     /// Per node: the addresses its configuration leaves out.
     pub(super) without: Vec<Range<usize>>,
-    /// Per node: asked to stand by (and not stopped since).
+    /// Per node: asked to stand by and not put online since (a restart keeps it).
     pub(super) standby: Vec<bool>,
     /// Whether this kernel has netem (delay); without it, links are degraded by loss alone.
     pub(super) has_netem: bool,
@@ -501,17 +501,17 @@ pub(super) fn apply(
     let refused = |asked: Result<serde_json::Value, String>| asked.err();
     Ok(match op {
         Op::HostDeath(i) => {
-            world.standby[i - 1] = false;
+            // A node on standby comes back on standby: its dvipd keeps it across a restart.
             inject(state, *i, Fault::Host)?;
             None
         }
         Op::KillDaemon(i) => {
-            world.standby[i - 1] = false;
+            // A node on standby comes back on standby: its dvipd keeps it across a restart.
             inject(state, *i, Fault::Daemon)?;
             None
         }
         Op::StopDaemon(i) => {
-            world.standby[i - 1] = false;
+            // A node on standby comes back on standby: its dvipd keeps it across a restart.
             inject(state, *i, Fault::Stop)?;
             None
         }
@@ -584,12 +584,22 @@ pub(super) fn apply(
             &dvip_console::Request::AnnounceView,
         )),
         Op::Standby(i) => {
-            let asked = ask(runtime, state, *i, &dvip_console::Request::Standby);
+            let asked = ask(
+                runtime,
+                state,
+                *i,
+                &dvip_console::Request::Standby { node: None },
+            );
             world.standby[i - 1] = asked.is_ok();
             refused(asked)
         }
         Op::Online(i) => {
-            let asked = ask(runtime, state, *i, &dvip_console::Request::Online);
+            let asked = ask(
+                runtime,
+                state,
+                *i,
+                &dvip_console::Request::Online { node: None },
+            );
             world.standby[i - 1] = false;
             refused(asked)
         }
