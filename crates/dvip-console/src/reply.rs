@@ -277,6 +277,9 @@ pub struct ClusterStatus {
     /// Per node, addresses it holds that the kernel does not have yet (retried). The
     /// answering node reports its own; `dvip status` asks the others.
     pub not_plumbed: BTreeMap<String, BTreeSet<IpAddr>>,
+    /// The view's members grouped by the configuration they announce: more than one group
+    /// means their configurations differ.
+    pub configurations: Vec<Vec<String>>,
     /// Every marked address, with what each member says about it.
     pub marked: Vec<MarkedAddress>,
     /// The last ownership changes, oldest first.

@@ -497,6 +497,22 @@ impl Node {
         self.view.as_ref().map(|v| &v.table)
     }
 
+    /// The view's members grouped by the configuration they announce, in name order: one
+    /// group when they all agree. A member whose State has not come yet announces nothing.
+    pub fn configuration_groups(&self) -> Vec<Vec<NodeName>> {
+        let mut groups: Vec<(&Arc<Entities>, Vec<NodeName>)> = Vec::new();
+        for (name, member) in self.table().into_iter().flatten() {
+            // Members with equal configurations share one map: most compare by pointer.
+            let same =
+                |e: &Arc<Entities>| Arc::ptr_eq(e, &member.entities) || *e == member.entities;
+            match groups.iter_mut().find(|(e, _)| same(e)) {
+                Some((_, names)) => names.push(name.clone()),
+                None => groups.push((&member.entities, vec![name.clone()])),
+            }
+        }
+        groups.into_iter().map(|(_, names)| names).collect()
+    }
+
     /// The last addresses whose agreed owner changed, oldest first, at most
     /// [`crate::CHANGES_KEPT`].
     pub fn changes(&self) -> impl Iterator<Item = &OwnerChange> {

@@ -141,6 +141,14 @@ fn render(s: &ClusterStatus) -> String {
             list.join(", ")
         );
     }
+    if s.configurations.len() > 1 {
+        let groups: Vec<String> = s.configurations.iter().map(|g| g.join(", ")).collect();
+        let _ = writeln!(
+            out,
+            "configurations DIFFER between members: {}",
+            groups.join(" | ")
+        );
+    }
     if !s.marked.is_empty() {
         let _ = writeln!(out, "\nmarked addresses, and what each member says:");
     }

@@ -173,6 +173,7 @@ pub fn cluster_status(
         nodes,
         in_transit,
         not_plumbed,
+        configurations: node.configuration_groups(),
         marked,
         changes,
     }

@@ -19,6 +19,7 @@ pub mod fragment;
 pub mod guardian;
 pub mod hook;
 pub mod kept;
+pub mod logging;
 pub mod metrics;
 pub mod plumb;
 pub mod proxy_header;

@@ -1,12 +1,13 @@
-//! Metrics: what the daemon counts and measures, in Prometheus' text format over HTTP.
+//! Metrics: what the daemon counts and measures, in the OpenMetrics text format over HTTP.
 //!
 //! Owns the metric names, their help texts and the tiny HTTP endpoint that serves them
-//! (`GET /metrics` on the address `--metrics` names). It must not decide anything; the daemon
-//! updates the metrics as it carries out the core's actions.
+//! (`GET` or `HEAD /metrics` on the address `--metrics` names). It must not decide anything;
+//! the daemon updates the metrics as it carries out the core's actions.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -33,9 +34,38 @@ pub struct DropKind {
     pub reason: &'static str,
 }
 
+/// One address, for `dvip_address_owned`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AddressLabel {
+    /// The address.
+    pub address: String,
+}
+
+/// The build, for `dvip_build_info`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabel {
+    /// dvipd's version.
+    pub version: &'static str,
+}
+
+/// What the scrape says the body is: the OpenMetrics text that `prometheus_client` writes
+/// (it ends with `# EOF`), which Prometheus reads.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// Every metric dvipd exports.
 pub struct Metrics {
     registry: Registry,
+    /// 1 for each address this node holds (an address let go leaves the family).
+    pub owned: Family<AddressLabel, Gauge>,
+    /// 1 while this node is on standby.
+    pub standby: Gauge,
+    /// How many different configurations the view's members announce: more than 1 means
+    /// they disagree (`dvip status` says who).
+    pub configurations: Gauge,
+    /// Seconds since this node's view was last planned, set when scraped.
+    since_planned: Gauge<f64, AtomicU64>,
+    /// When the view was last planned.
+    planned_at: Mutex<Option<Instant>>,
     /// Addresses this node holds and has plumbed.
     pub held: Gauge,
     /// Addresses this node holds whose plumb failed (dark while it retries).
@@ -99,6 +129,34 @@ impl Default for Metrics {
         let backend_failures = Counter::default();
         let forward_refused = Counter::default();
         let forward_idle_closed = Counter::default();
+        let owned = Family::<AddressLabel, Gauge>::default();
+        let standby = Gauge::default();
+        let configurations = Gauge::default();
+        let since_planned = Gauge::<f64, AtomicU64>::default();
+        let build = prometheus_client::metrics::info::Info::new(BuildLabel {
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        registry.register(
+            "address_owned",
+            "1 for each address this node holds",
+            owned.clone(),
+        );
+        registry.register(
+            "standby",
+            "1 while this node is on standby",
+            standby.clone(),
+        );
+        registry.register(
+            "view_configurations",
+            "Different configurations the view's members announce; above 1 they disagree",
+            configurations.clone(),
+        );
+        registry.register(
+            "view_planned_age_seconds",
+            "Seconds since this node's view was last planned",
+            since_planned.clone(),
+        );
+        registry.register("build", "dvipd's build", build);
         registry.register(
             "addresses_held",
             "Addresses this node holds and has plumbed",
@@ -180,6 +238,11 @@ impl Default for Metrics {
         );
         Self {
             registry,
+            owned,
+            standby,
+            configurations,
+            since_planned,
+            planned_at: Mutex::new(None),
             held,
             not_plumbed,
             plumb_give_ups,
@@ -214,8 +277,30 @@ impl Metrics {
         self.dropped.get_or_create(&DropKind { reason }).inc();
     }
 
-    /// The text exposition format.
+    /// Says the view was planned now.
+    pub fn planned(&self) {
+        if let Ok(mut at) = self.planned_at.lock() {
+            *at = Some(Instant::now());
+        }
+    }
+
+    /// Counts `address` as held (or, with `false`, as let go).
+    pub fn own(&self, address: IpAddr, held: bool) {
+        let label = AddressLabel {
+            address: address.to_string(),
+        };
+        if held {
+            self.owned.get_or_create(&label).set(1);
+        } else {
+            self.owned.remove(&label);
+        }
+    }
+
+    /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
+        if let Some(at) = self.planned_at.lock().ok().and_then(|at| *at) {
+            self.since_planned.set(at.elapsed().as_secs_f64());
+        }
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             text.clear();
@@ -258,19 +343,7 @@ pub async fn serve(at: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()>
                     return;
                 }
                 let request = String::from_utf8_lossy(&head[..len]);
-                let response = if request.starts_with("GET /metrics ") {
-                    let body = metrics.encode();
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                } else {
-                    let body = "dvipd serves GET /metrics only\n";
-                    format!(
-                        "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                };
+                let response = respond(&request, || metrics.encode());
                 if let Err(e) = stream.write_all(response.as_bytes()).await {
                     warn!(%peer, "cannot answer a metrics request: {e}");
                 }
@@ -280,9 +353,73 @@ pub async fn serve(at: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()>
     Ok(())
 }
 
+/// The HTTP response to a request: the metrics to `GET /metrics` (any query string is
+/// ignored), their headers alone to `HEAD /metrics`, 404 to anything else.
+fn respond(request: &str, body: impl FnOnce() -> String) -> String {
+    let mut words = request.split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    match (method, path) {
+        ("GET" | "HEAD", "/metrics") => {
+            let body = body();
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                body.len(),
+                if method == "GET" { body.as_str() } else { "" }
+            )
+        }
+        _ => {
+            let body = "dvipd serves GET and HEAD /metrics only\n";
+            format!(
+                "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn get_and_head_are_answered_with_the_format_written_and_queries_are_ignored() {
+        let body = || "dvip_standby 0\n# EOF\n".to_owned();
+        let get = respond("GET /metrics?name[]=dvip_standby HTTP/1.1\r\n\r\n", body);
+        assert!(get.starts_with("HTTP/1.1 200 OK\r\n"), "{get}");
+        assert!(get.contains("Content-Type: application/openmetrics-text; version=1.0.0"));
+        assert!(get.ends_with("\r\n\r\ndvip_standby 0\n# EOF\n"), "{get}");
+        let head = respond("HEAD /metrics HTTP/1.1\r\n\r\n", body);
+        assert!(head.contains("Content-Length: 21\r\n"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"), "headers only: {head}");
+        assert!(respond("GET /other HTTP/1.1\r\n\r\n", body).starts_with("HTTP/1.1 404"));
+        assert!(respond("POST /metrics HTTP/1.1\r\n\r\n", body).starts_with("HTTP/1.1 404"));
+    }
+
+    #[test]
+    fn owned_addresses_standby_and_the_build_are_exported() {
+        let m = Metrics::default();
+        let a: IpAddr = "198.51.100.7".parse().unwrap();
+        m.own(a, true);
+        m.own("198.51.100.8".parse().unwrap(), true);
+        m.own("198.51.100.8".parse().unwrap(), false);
+        m.standby.set(1);
+        m.planned();
+        let text = m.encode();
+        for line in [
+            "dvip_address_owned{address=\"198.51.100.7\"} 1",
+            "dvip_standby 1",
+            "dvip_build_info{version=\"",
+            "dvip_view_planned_age_seconds ",
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "{line:?} missing in\n{text}");
+        }
+        assert!(
+            !text.contains("198.51.100.8"),
+            "a released address stays: {text}"
+        );
+    }
 
     #[test]
     fn the_exposition_names_every_metric_with_the_dvip_prefix() {

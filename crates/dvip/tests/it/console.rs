@@ -381,6 +381,7 @@ fn status_shows_every_node_the_marks_with_what_each_member_says_and_the_last_mov
         ],
         "in_transit": [],
         "not_plumbed": {"n1": ["198.51.100.2"]},
+        "configurations": [["n1"], ["n3"]],
         "marked": [{"address": "198.51.100.1", "marks": ["UNSAFE"], "owner": "n1",
                     "said": {"n1": {"bindings": ["a"], "listener_ports": [25],
                                     "preference": null, "follows": null},
@@ -401,6 +402,7 @@ fn status_shows_every_node_the_marks_with_what_each_member_says_and_the_last_mov
         "  198.51.100.1 UNSAFE (owner n1)",
         "    n1: bindings a; ports 25",
         "    n3: does not configure it",
+        "configurations DIFFER between members: n1 | n3",
         "  01:02:03.004  view 9      198.51.100.2             n2 -> n1  (assigned)",
     ] {
         assert!(stdout.contains(line), "{line:?} missing in\n{stdout}");

@@ -325,6 +325,7 @@ impl Daemon {
         self.metrics
             .not_plumbed
             .set(i64::try_from(failing).unwrap_or(i64::MAX));
+        self.metrics.standby.set(i64::from(self.node.is_standby()));
     }
 
     /// Carries out actions in order, except that a run of acquisitions (plumbs with their

@@ -163,14 +163,22 @@ impl Daemon {
                 m.members
                     .set(i64::try_from(members.len()).unwrap_or(i64::MAX));
             }
-            Event::Acquired { .. } => {
+            Event::Acquired { address } => {
+                m.own(*address, true);
                 m.acquisitions.inc();
                 if self.lost_member {
                     m.failovers.inc();
                 }
             }
-            Event::Released { .. } => {
+            Event::Released { address } => {
+                m.own(*address, false);
                 m.releases.inc();
+            }
+            Event::Planned { .. } => {
+                m.planned();
+                let groups = self.node.configuration_groups().len();
+                m.configurations
+                    .set(i64::try_from(groups).unwrap_or(i64::MAX));
             }
             Event::Dropped { why, .. } => m.dropped(why.name()),
             Event::Silent { members, .. } => {

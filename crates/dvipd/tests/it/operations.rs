@@ -81,6 +81,13 @@ fn dvipd_tells_systemd_it_is_ready_pets_the_watchdog_and_serves_metrics() {
             "dvip_view_members 1",
             "dvip_acquisitions_total 3",
             "dvip_bus_joined 1",
+            "application/openmetrics-text",
+            "dvip_address_owned{address=\"198.51.100.11\"} 1",
+            "dvip_standby 0",
+            "dvip_view_configurations 1",
+            "dvip_view_planned_age_seconds ",
+            "dvip_build_info{version=",
+            "# EOF",
         ] {
             if !body.contains(line) {
                 return Err(format!("{line:?} missing in\n{body}"));
