@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace after installing what the build needs, then a short chaos
-# run on a lab cluster (DVIP_CHAOS_SECONDS, 0 to skip; DVIP_CHAOS_SEED).
+# Runs every test of the workspace after installing what the build needs, builds and checks
+# the Debian package, then a short chaos run on a lab cluster (DVIP_CHAOS_SECONDS, 0 to skip;
+# DVIP_CHAOS_SEED).
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/setup.sh
 dvip_setup
 cargo test --workspace --locked
+# The Debian package, from the test build's binaries: what it holds, and that they run.
+dvip_setup_packaging
+packaging/deb.sh --profile dev
+packaging/check-deb.sh
 seconds="${DVIP_CHAOS_SECONDS:-150}"
 if [ "$seconds" -gt 0 ]; then
   # The binaries the tests just built: dvip runs the lab, the dvipd next to it runs on each node.

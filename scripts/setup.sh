@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what dvip needs on a Debian machine, once: the corosync libraries the daemon links
-# against (and corosync itself, for the lab), a C toolchain and pkg-config. Skips apt entirely
+# against (and corosync itself, for the lab), a C toolchain and pkg-config (and, for the
+# package, cargo-deb). Skips apt entirely
 # when everything is already there. Sourced by demo.sh and test.sh; run as root.
 set -euo pipefail
 
@@ -28,7 +29,18 @@ dvip_setup() {
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
   fi
   command -v cargo >/dev/null || {
-    echo "dvip setup: cargo (Rust 1.80 or newer) is required; install it with rustup" >&2
+    echo "dvip setup: cargo (Rust 1.85 or newer, the workspace's rust-version) is required; install it with rustup" >&2
     exit 1
   }
+}
+
+# The cargo-deb that packaging/deb.sh is written against.
+DVIP_CARGO_DEB_VERSION=3.8.0
+
+# Installs cargo-deb for packaging/deb.sh unless this version is there.
+dvip_setup_packaging() {
+  if ! cargo deb --version 2>/dev/null | grep -q "$DVIP_CARGO_DEB_VERSION"; then
+    echo "dvip setup: installing cargo-deb $DVIP_CARGO_DEB_VERSION" >&2
+    cargo install cargo-deb --version "$DVIP_CARGO_DEB_VERSION" --locked
+  fi
 }

@@ -155,6 +155,17 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Print shell completions for dvip: `dvip completions bash > /etc/bash_completion.d/dvip`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write dvip's man pages (dvip.1 and one per subcommand) into DIR; the package does.
+    #[command(hide = true)]
+    Man {
+        /// Where to write them.
+        dir: PathBuf,
+    },
     /// Move an address to a node for the rest of the current view: `dvip move ADDRESS to NODE`.
     Move {
         /// The address.

@@ -29,6 +29,20 @@ enum Outcome {
     Interrupted,
 }
 
+/// Writes dvip's man pages into `dir`: `dvip.1`, and `dvip-SUBCOMMAND.1` for each command.
+fn man(dir: &std::path::Path) -> Outcome {
+    let command = <cli::Cli as clap::CommandFactory>::command();
+    let written =
+        std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(command, dir));
+    match written {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            eprintln!("dvip man: {}: {e}", dir.display());
+            Outcome::Failed
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let outcome = match cli.command {
@@ -37,6 +51,19 @@ fn main() -> ExitCode {
         } => config_check::run(&args),
         cli::Command::Plan(args) => plan::run(&args),
         cli::Command::Plumb { command } => plumb::run(command),
+        cli::Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <cli::Cli as clap::CommandFactory>::command(),
+                "dvip",
+                &mut script,
+            );
+            // A closed pipe (`| head`) is the reader's choice, not a failure worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            Outcome::Ok
+        }
+        cli::Command::Man { dir } => man(&dir),
         cli::Command::Show { json, socket } => console::show(&socket.socket, json),
         cli::Command::Status { json, socket } => status::run(&socket.socket, json),
         cli::Command::Events { json, socket } => console::events(&socket.socket, json),

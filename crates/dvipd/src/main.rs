@@ -18,7 +18,7 @@ use dvipd::daemon::{run, BusKind, Settings};
 #[command(name = "dvipd", version, about)]
 struct Args {
     /// The node's configuration file (2.x or 3.x dialect).
-    #[arg(long, value_name = "FILE", required_unless_present = "guard")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["guard", "man"])]
     config: Option<PathBuf>,
 
     /// This node's name, overriding the configuration's `nodename` and the host name.
@@ -28,6 +28,10 @@ struct Args {
     /// Check the configuration, print what is wrong, and exit: 0 valid, 1 invalid.
     #[arg(long)]
     check: bool,
+
+    /// Print dvipd's man page (section 8) and exit; the package installs it.
+    #[arg(long, hide = true)]
+    man: bool,
 
     /// Run as the guardian dvipd starts for itself (not for operators).
     #[arg(long, hide = true, conflicts_with = "check")]
@@ -93,6 +97,16 @@ enum Bus {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.man {
+        let page = clap_mangen::Man::new(<Args as clap::CommandFactory>::command()).section("8");
+        return match page.render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dvipd: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let Some(config) = args.config.clone() else {
         return guard();
     };
