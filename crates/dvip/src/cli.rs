@@ -478,6 +478,20 @@ pub(crate) struct PlanArgs {
     #[arg(long = "holds", value_name = "NAME=ADDRESSES", value_parser = holdings)]
     pub(crate) holds: Vec<(String, Vec<std::net::IpAddr>)>,
 
+    /// What if NODE failed: plan with every node, then without NODE, and show the moves
+    /// of the second step (repeatable).
+    #[arg(long = "fail", value_name = "NODE")]
+    pub(crate) fail: Vec<String>,
+
+    /// What if NODE went on standby: plan with every node, then with NODE drained, and show
+    /// the moves of the second step (repeatable).
+    #[arg(long = "standby", value_name = "NODE")]
+    pub(crate) standby: Vec<String>,
+
+    /// Exit 1 when any address is marked (BROKEN, CONFLICT or UNSAFE).
+    #[arg(long)]
+    pub(crate) strict: bool,
+
     /// Print JSON instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
@@ -533,7 +547,8 @@ pub(crate) struct CheckArgs {
     #[arg(long, value_name = "NAME", value_parser = dvip_config::check_node_name)]
     pub(crate) nodename: Option<String>,
 
-    /// The configuration files to check (each is checked on its own, with its includes).
+    /// The configuration files to check (each is checked on its own, with its includes);
+    /// `-` reads one from standard input.
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
 }

@@ -3,10 +3,40 @@
 //! Owns the report format, text and JSON. It must not interpret configuration itself; that is
 //! all `dvip-config`.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
 
-use dvip_config::{load, Checked, Config, DiskFiles, LoadOptions, Severity};
-use serde_json::{json, Value};
+use dvip_config::{load, Checked, Config, DiskFiles, Files, LoadOptions, Severity};
+use serde_json::json;
+
+/// `-` on the command line: the configuration comes on standard input.
+const STDIN: &str = "-";
+
+/// Standard input under the name `-`, every other file from the disk (an include in a
+/// configuration read from stdin is relative to the working directory).
+struct StdinAndDisk {
+    stdin: Option<String>,
+}
+
+impl Files for StdinAndDisk {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        match &self.stdin {
+            Some(text) if path == Path::new(STDIN) => Ok(text.clone()),
+            _ => DiskFiles.read(path),
+        }
+    }
+
+    fn identity(&self, path: &Path) -> std::io::Result<PathBuf> {
+        if self.stdin.is_some() && path == Path::new(STDIN) {
+            return Ok(PathBuf::from(STDIN));
+        }
+        DiskFiles.identity(path)
+    }
+
+    fn directory(&self, path: &Path) -> Option<std::io::Result<Vec<PathBuf>>> {
+        DiskFiles.directory(path)
+    }
+}
 
 use crate::cli::CheckArgs;
 use crate::Outcome;
@@ -14,10 +44,21 @@ use crate::Outcome;
 pub(crate) fn run(args: &CheckArgs) -> Outcome {
     let mut options = LoadOptions::new(gethostname::gethostname().to_string_lossy());
     options.nodename.clone_from(&args.nodename);
+    let stdin = if args.files.iter().any(|f| f == Path::new(STDIN)) {
+        let mut text = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+            eprintln!("dvip config check: cannot read standard input: {e}");
+            return Outcome::Failed;
+        }
+        Some(text)
+    } else {
+        None
+    };
+    let files = StdinAndDisk { stdin };
     let mut all_valid = true;
     let mut reports = Vec::new();
     for path in &args.files {
-        let checked = load(path, &options, &DiskFiles);
+        let checked = load(path, &options, &files);
         all_valid &= checked.is_valid();
         if args.json {
             let mut report = checked.to_json();
@@ -31,12 +72,8 @@ pub(crate) fn run(args: &CheckArgs) -> Outcome {
         }
     }
     if args.json {
-        // One file gives one object; several give an array of them, in argument order.
-        let out = if reports.len() == 1 {
-            reports.remove(0)
-        } else {
-            Value::Array(reports)
-        };
+        // One shape however many files: their reports in argument order, and the verdict.
+        let out = json!({"valid": all_valid, "files": reports});
         let mut stdout = std::io::stdout().lock();
         // A closed stdout (e.g. piped to `head`) is not worth a panic.
         let _ = serde_json::to_writer_pretty(&mut stdout, &out);

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use dvip_config::{load, DiskFiles, LoadOptions, Severity};
+use dvip_console::{Description, Mark, MarkedAddress};
 use dvip_core::{settle, share_equal_configurations, Entity, Member, NodeName};
 use serde_json::json;
 
@@ -51,8 +52,43 @@ pub(crate) fn run(args: &PlanArgs) -> Outcome {
             member.holdings.insert(*address);
         }
     }
+    for name in args.fail.iter().chain(&args.standby) {
+        if !members.contains_key(name) {
+            eprintln!("dvip plan: `{name}` is no --node");
+            return Outcome::Usage;
+        }
+    }
+    warn_unknown_preferences(&members);
     share_equal_configurations(&mut members);
-    let (plan, moves) = settle(&members);
+    let (mut plan, mut moves) = settle(&members);
+    if !args.fail.is_empty() || !args.standby.is_empty() {
+        // The cluster as it settled, then the change: the moves shown are the change's.
+        for (name, member) in &mut members {
+            member.holdings = plan.owned_by(name).collect();
+            member.standby |= args.standby.contains(name);
+        }
+        members.retain(|name, _| !args.fail.contains(name));
+        (plan, moves) = settle(&members);
+    }
+    let marked: Vec<MarkedAddress> = plan
+        .addresses
+        .iter()
+        .filter(|(_, d)| !Mark::of(&d.marks).is_empty())
+        .map(|(address, d)| MarkedAddress {
+            address: *address,
+            marks: Mark::of(&d.marks),
+            owner: d.owner.as_deref().map(str::to_owned),
+            said: members
+                .iter()
+                .map(|(n, m)| {
+                    (
+                        n.clone(),
+                        m.entities.get(address).map(|e| Description::of(e)),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
     let mut stdout = std::io::stdout().lock();
     if args.json {
         let addresses: Vec<_> = plan
@@ -64,16 +100,49 @@ pub(crate) fn run(args: &PlanArgs) -> Outcome {
             .keys()
             .map(|n| (n.as_str(), plan.owned_by(n).count()))
             .collect();
-        let report = json!({ "addresses": addresses, "loads": loads, "moves": moves });
+        let report = json!({
+            "addresses": addresses,
+            "loads": loads,
+            "moves": moves,
+            "marked": marked,
+            "failed": args.fail,
+            "standby": args.standby,
+        });
         let _ = serde_json::to_writer_pretty(&mut stdout, &report);
         let _ = writeln!(stdout);
     } else {
+        if !args.fail.is_empty() || !args.standby.is_empty() {
+            let mut what = Vec::new();
+            if !args.fail.is_empty() {
+                what.push(format!("{} failed", args.fail.join(", ")));
+            }
+            if !args.standby.is_empty() {
+                what.push(format!("{} on standby", args.standby.join(", ")));
+            }
+            let _ = writeln!(stdout, "after {}:\n", what.join(" and "));
+        }
         let _ = write!(stdout, "{}", plan.table());
         let loads: Vec<String> = members
             .keys()
             .map(|n| format!("{n} {}", plan.owned_by(n).count()))
             .collect();
         let _ = writeln!(stdout, "\naddresses per node: {}", loads.join(", "));
+        for m in &marked {
+            let marks: Vec<&str> = m.marks.iter().map(|k| k.as_str()).collect();
+            let _ = writeln!(
+                stdout,
+                "\n{} is {}: what each node says",
+                m.address,
+                marks.join(" ")
+            );
+            for (node, said) in &m.said {
+                let _ = writeln!(
+                    stdout,
+                    "  {node}: {}",
+                    crate::status::describe(said.as_ref())
+                );
+            }
+        }
         if !moves.is_empty() {
             let _ = writeln!(stdout, "\nmoves on the way there:");
         }
@@ -97,5 +166,27 @@ pub(crate) fn run(args: &PlanArgs) -> Outcome {
             );
         }
     }
+    if args.strict && !marked.is_empty() {
+        eprintln!("dvip plan: {} marked addresses (--strict)", marked.len());
+        return Outcome::Failed;
+    }
     Outcome::Ok
+}
+
+/// Warns about a preference for a node no `--node` gives: that address never goes where the
+/// configuration says it should.
+fn warn_unknown_preferences(members: &BTreeMap<NodeName, Member>) {
+    for (name, member) in members {
+        for entity in member.entities.values() {
+            if let Some(preferred) = &entity.preference {
+                if !members.contains_key(preferred) {
+                    eprintln!(
+                        "dvip plan: warning: {name} prefers `{preferred}` for {}, which no --node gives: \
+                         the preference can never hold (a typo, or a node left out?)",
+                        entity.address
+                    );
+                }
+            }
+        }
+    }
 }

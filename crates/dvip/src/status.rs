@@ -184,7 +184,7 @@ fn render(s: &ClusterStatus) -> String {
 }
 
 /// What one member says about an address, in a line.
-fn describe(said: Option<&Description>) -> String {
+pub(crate) fn describe(said: Option<&Description>) -> String {
     let Some(d) = said else {
         return "does not configure it".to_owned();
     };

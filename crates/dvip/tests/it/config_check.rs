@@ -49,7 +49,8 @@ fn both_dialects_of_the_example_node_describe_the_same_addresses() {
     let model = |file: &str| -> Value {
         let out = dvip(&["config", "check", "--json", file]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+        let report: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+        report["files"][0].clone()
     };
     let (two, three) = (model("examples/mta-2x.conf"), model("examples/mta-3x.conf"));
     let addresses = |m: &Value| -> Vec<String> {
@@ -144,7 +145,14 @@ fn json_prints_the_effective_model_for_one_file() {
         "examples/mta-2x.conf",
     ]);
     assert_eq!(out.status.code(), Some(0));
-    let model: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["valid"], true);
+    assert_eq!(
+        report["files"].as_array().map(Vec::len),
+        Some(1),
+        "one shape for one file"
+    );
+    let model = &report["files"][0];
     for key in [
         "nodename",
         "nodeaddr",
@@ -191,7 +199,7 @@ fn json_prints_the_effective_model_for_one_file() {
 }
 
 #[test]
-fn json_for_several_files_is_an_array_and_carries_errors() {
+fn json_for_several_files_has_the_same_shape_and_carries_errors() {
     let out = dvip(&[
         "config",
         "check",
@@ -200,8 +208,9 @@ fn json_for_several_files_is_an_array_and_carries_errors() {
         "crates/dvip-config/testdata/invalid/no-topology.conf",
     ]);
     assert_eq!(out.status.code(), Some(1), "one file is invalid");
-    let reports: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
-    let reports = reports.as_array().expect("an array for several files");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["valid"], false);
+    let reports = report["files"].as_array().expect("the files' reports");
     assert_eq!(reports.len(), 2);
     assert_eq!(reports[0]["valid"], true);
     assert_eq!(reports[1]["valid"], false);
@@ -266,4 +275,32 @@ fn the_address_table_shows_where_each_address_goes_and_why() {
         row("2001:db8:25::10"),
         ["2001:db8:25::10", "eth1/128", "globex-v6", "-", "-", "-"]
     );
+}
+
+#[test]
+fn a_configuration_on_standard_input_is_checked_as_a_file_named_dash() {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dvip"))
+        .args(["config", "check", "--json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("dvip runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(
+            b"cluster { Topology \"198.51.100.0/24\" { interface = \"eth0\" } }\n\
+              Binding \"a\" { Enable_Duravip = maybe  Bind_Address = 198.51.100.7 }\n",
+        )
+        .expect("written");
+    let out = child.wait_with_output().expect("dvip ends");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let file = &report["files"][0];
+    assert_eq!(file["file"], "-");
+    assert_eq!(file["errors"][0]["file"], "-");
+    assert_eq!(file["errors"][0]["line"], 2);
 }

@@ -223,3 +223,93 @@ fn usage_mistakes_exit_2() {
     ]);
     assert_eq!(garbled.status.code(), Some(2));
 }
+
+const FOUR: &str = "cluster { Topology \"198.51.100.0/24\" { interface = \"eth0\" } }\n\
+    Binding \"a\" { Enable_Duravip = true  Bind_Address = 198.51.100.1 }\n\
+    Binding \"b\" { Enable_Duravip = true  Bind_Address = 198.51.100.2 }\n\
+    Binding \"c\" { Enable_Duravip = true  Bind_Address = 198.51.100.3  Duravip_Preference = \"node9\" }\n\
+    Binding \"d\" { Enable_Duravip = true  Bind_Address = 198.51.100.4 }\n";
+
+#[test]
+fn what_if_a_node_fails_or_goes_on_standby_shows_the_moves_of_that_step() {
+    let conf = temp_config("four.conf", FOUR);
+    let node = |n: &str| format!("{n}={}", conf.path());
+    for flag in ["--fail", "--standby"] {
+        let plan = plan_json(&[
+            "--node",
+            &node("node1"),
+            "--node",
+            &node("node2"),
+            flag,
+            "node2",
+        ]);
+        for a in 1..=4 {
+            assert_eq!(owner(&plan, &format!("198.51.100.{a}")), "node1", "{flag}");
+        }
+        let moves = plan["moves"].as_array().expect("moves");
+        assert_eq!(moves.len(), 2, "{flag}: node2's share moves: {plan}");
+        // A failed node lets nothing go (its addresses are taken from nobody); a node going
+        // on standby releases them first.
+        let from = if flag == "--fail" {
+            serde_json::json!([])
+        } else {
+            serde_json::json!(["node2"])
+        };
+        for m in moves {
+            assert_eq!(m["from"], from, "{flag}: {m}");
+            assert_eq!(m["to"], "node1", "{flag}: {m}");
+        }
+    }
+    let out = dvip(&["plan", "--node", &node("node1"), "--fail", "node7"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("`node7` is no --node"));
+}
+
+#[test]
+fn a_preference_for_a_node_nobody_gives_is_warned_about() {
+    let conf = temp_config("prefers-node9.conf", FOUR);
+    let out = dvip(&["plan", "--node", &format!("node1={}", conf.path())]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("node1 prefers `node9` for 198.51.100.3, which no --node gives"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn marks_come_with_what_each_node_says_and_strict_fails_on_them() {
+    let one = temp_config(
+        "unsafe-1.conf",
+        "cluster { Topology \"198.51.100.0/24\" { interface = \"eth0\" } }\n\
+         ESMTP_Listener { Listen \"198.51.100.5:25\" { Enable_Duravip = true } }\n",
+    );
+    let two = temp_config(
+        "unsafe-2.conf",
+        "cluster { Topology \"198.51.100.0/24\" { interface = \"eth0\" } }\n\
+         ESMTP_Listener { Listen \"198.51.100.5:587\" { Enable_Duravip = true } }\n",
+    );
+    let args = [
+        "plan".to_owned(),
+        "--node".to_owned(),
+        format!("node1={}", one.path()),
+        "--node".to_owned(),
+        format!("node2={}", two.path()),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = dvip(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "198.51.100.5 is UNSAFE: what each node says",
+        "  node1: bindings none; ports 25",
+        "  node2: bindings none; ports 587",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing in\n{stdout}");
+    }
+    let mut strict = args.clone();
+    strict.push("--strict");
+    let out = dvip(&strict);
+    assert_eq!(out.status.code(), Some(1), "--strict fails on a mark");
+    assert!(text(&out.stderr).contains("1 marked addresses (--strict)"));
+}
