@@ -21,6 +21,6 @@ pub use event::{Event, EventLine};
 pub use reply::{
     AddressPlan, AddressStatus, Announced, Answer, Arp, ArpMode, BusStatus, ClusterStatus,
     ConfigStatus, Description, Gathered, InTransit, Info, Mark, MarkedAddress, NodeState,
-    NodeStatus, OwnerChange, Status, ViewStatus,
+    NodeStatus, OwnerChange, StandingMove, Status, ViewStatus,
 };
 pub use request::{Request, PROTOCOL_VERSION};

@@ -129,6 +129,16 @@ pub struct ConfigStatus {
     pub stable_ms: u64,
 }
 
+/// A standing move: the address goes to the node whenever that node is a candidate, until
+/// `dvip move clear`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandingMove {
+    /// The address.
+    pub address: IpAddr,
+    /// The node.
+    pub to: String,
+}
+
 /// The reply to `show`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
@@ -146,6 +156,9 @@ pub struct Status {
     pub given_up_interfaces: BTreeSet<String>,
     /// The plan as a table, with a HERE column.
     pub table: String,
+    /// The standing moves this node knows.
+    #[serde(default)]
+    pub moves: Vec<StandingMove>,
     /// Its configuration.
     pub config: ConfigStatus,
     /// It waits for corosync, holding nothing.
@@ -284,6 +297,9 @@ pub struct ClusterStatus {
     pub marked: Vec<MarkedAddress>,
     /// The last ownership changes, oldest first.
     pub changes: Vec<OwnerChange>,
+    /// The standing moves this node knows.
+    #[serde(default)]
+    pub moves: Vec<StandingMove>,
 }
 
 /// The bus a node runs on.
@@ -458,7 +474,8 @@ impl Answer {
             Request::AnnounceView
             | Request::Standby { .. }
             | Request::Online { .. }
-            | Request::Move { .. } => Self::Done,
+            | Request::Move { .. }
+            | Request::MoveClear { .. } => Self::Done,
         })
     }
 }

@@ -45,12 +45,17 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<String>,
     },
-    /// Move an address to a node for the rest of the view.
+    /// Move an address to a node until the move is cleared.
     Move {
         /// The address.
         address: IpAddr,
         /// The node that should own it.
         to: String,
+    },
+    /// Clear an address's standing move: the election places it again.
+    MoveClear {
+        /// The address.
+        address: IpAddr,
     },
     /// Read the configuration again, as SIGHUP does.
     Reload {
@@ -84,6 +89,7 @@ impl Request {
             Self::Standby { .. } => "standby",
             Self::Online { .. } => "online",
             Self::Move { .. } => "move",
+            Self::MoveClear { .. } => "move-clear",
             Self::Reload { .. } => "reload",
             Self::Broadcast { .. } => "broadcast",
         }
@@ -97,6 +103,7 @@ impl Request {
             | Self::Standby { .. }
             | Self::Online { .. }
             | Self::Move { .. }
+            | Self::MoveClear { .. }
             | Self::Reload { .. } => true,
             Self::Broadcast { request } => request.changes_something(),
         }
@@ -230,6 +237,9 @@ mod tests {
                 to: "node2".into(),
             },
             Request::Reload { force: true },
+            Request::MoveClear {
+                address: "198.51.100.1".parse().unwrap(),
+            },
             Request::Broadcast {
                 request: Box::new(Request::ArpShow),
             },

@@ -71,7 +71,7 @@ use crate::changes::{Changes, OwnerChange};
 use crate::election::{elect, Entities, Marks, Member, Plan};
 use crate::entity::{Entity, ManagedAddress, NodeName, PlumbHint};
 use crate::retry::Retries;
-use crate::wire::{self, DecodeError, Message, State};
+use crate::wire::{self, DecodeError, Message, StandingMove, State};
 
 /// How long a round waits for States by default. A healthy member's State is on the bus within
 /// a few token rotations of the view. (dvipd uses this as it is; deriving it from corosync's
@@ -259,6 +259,9 @@ pub enum Event {
         /// The interface it was to go on.
         interface: String,
     },
+    /// The standing moves this node knows changed: the caller keeps them across a restart
+    /// ([`Node::kept_moves`]).
+    MovesChanged,
 }
 
 /// Why a message was ignored.
@@ -298,12 +301,18 @@ impl DropReason {
 pub enum Command {
     /// Every member announces again and the cluster re-plans.
     AnnounceView,
-    /// Move an address to a node for the rest of this view.
+    /// Move an address to a node until the move is cleared: it goes there whenever that node
+    /// is a candidate, across views.
     Move {
         /// The address.
         address: IpAddr,
         /// The node.
         to: NodeName,
+    },
+    /// Clear the standing move of an address: the election places it again.
+    ClearMove {
+        /// The address.
+        address: IpAddr,
     },
     /// Drain this node: it becomes a candidate for nothing.
     Standby,
@@ -326,6 +335,8 @@ pub enum CommandError {
         /// The node asked for.
         node: NodeName,
     },
+    /// No standing move of the address to clear.
+    NotMoved(IpAddr),
 }
 
 impl std::fmt::Display for CommandError {
@@ -336,6 +347,7 @@ impl std::fmt::Display for CommandError {
             Self::NotCandidate { address, node } => {
                 write!(f, "{node} is not a candidate for {address}")
             }
+            Self::NotMoved(a) => write!(f, "{a} has no standing move to clear"),
         }
     }
 }
@@ -363,7 +375,9 @@ struct ViewState {
     mature: bool,
     mature_sent: bool,
     installed_at: Duration,
-    pins: BTreeMap<IpAddr, NodeName>,
+    /// The standing moves delivered in this view (from each member before its announcement,
+    /// and from operators' commands), merged: the same on every member at every point.
+    moves: BTreeMap<IpAddr, StandingMove>,
     /// This node carried the view before's table into this one (until a recount).
     carried: bool,
     /// This node asked for a recount in this view (once is enough).
@@ -428,6 +442,9 @@ pub struct Node {
     plan: Plan,
     /// The last addresses whose owner changed from one plan to the next.
     changes: Changes,
+    /// Every standing move and clearing this node knows, kept across views (and, by the
+    /// caller, across restarts): what it announces in each new view.
+    standing: BTreeMap<IpAddr, StandingMove>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -461,6 +478,7 @@ impl Node {
             catching_up: None,
             plan: Plan::default(),
             changes: Changes::default(),
+            standing: BTreeMap::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -522,6 +540,27 @@ impl Node {
     /// The time the node was last given.
     pub fn clock(&self) -> Duration {
         self.now
+    }
+
+    /// The standing moves in force as this node knows them: address and node.
+    pub fn standing_moves(&self) -> impl Iterator<Item = (IpAddr, &NodeName)> {
+        self.standing
+            .values()
+            .filter_map(|m| m.to.as_ref().map(|to| (m.address, to)))
+    }
+
+    /// Every standing move and clearing this node knows, for the caller to keep across a
+    /// restart ([`Node::restore_moves`]). A clearing is kept too: it must still win over the
+    /// move it cleared when another member announces that move.
+    pub fn kept_moves(&self) -> impl Iterator<Item = &StandingMove> {
+        self.standing.values()
+    }
+
+    /// Gives back the moves kept from before a restart; they are announced in the next view.
+    pub fn restore_moves(&mut self, moves: impl IntoIterator<Item = StandingMove>) {
+        for m in moves {
+            merge(&mut self.standing, m);
+        }
     }
 
     /// The members of the current view.
@@ -717,7 +756,7 @@ impl Node {
             mature: false,
             mature_sent: false,
             installed_at: self.now,
-            pins: BTreeMap::new(),
+            moves: BTreeMap::new(),
             carried,
             recount_sent: false,
             late_round_sent: false,
@@ -865,7 +904,29 @@ impl Node {
                 return;
             }
             Message::Move { address, to, .. } => {
-                view.pins.insert(address, to);
+                // From a build before standing moves: stamped from what this view has seen, so
+                // every member stamps it alike.
+                let counter = 1 + view.moves.values().map(|m| m.counter).max().unwrap_or(0);
+                let m = StandingMove {
+                    address,
+                    to: Some(to),
+                    counter,
+                    origin: from.to_owned(),
+                };
+                merge(&mut view.moves, m.clone());
+                if merge(&mut self.standing, m) {
+                    self.events.push_back(Event::MovesChanged);
+                }
+            }
+            Message::Moves { moves, .. } => {
+                let mut changed = false;
+                for m in moves {
+                    merge(&mut view.moves, m.clone());
+                    changed |= merge(&mut self.standing, m);
+                }
+                if changed {
+                    self.events.push_back(Event::MovesChanged);
+                }
             }
             Message::Standby { on, .. } => member.standby = on,
             Message::Carried { .. } if view.silent.contains(from) => {
@@ -915,10 +976,19 @@ impl Node {
                 if !decision.is_candidate(&to) {
                     return Err(CommandError::NotCandidate { address, node: to });
                 }
-                Message::Move {
+                Message::Moves {
                     view_id,
-                    address,
-                    to,
+                    moves: vec![self.stamp(address, Some(to))],
+                }
+            }
+            Command::ClearMove { address } => {
+                let moved = self.standing.get(&address).is_some_and(|m| m.to.is_some());
+                if !moved {
+                    return Err(CommandError::NotMoved(address));
+                }
+                Message::Moves {
+                    view_id,
+                    moves: vec![self.stamp(address, None)],
                 }
             }
             Command::Standby | Command::Online => {
@@ -1262,8 +1332,37 @@ impl Node {
         self.actions.push_back(Action::Send(wire::encode(message)));
     }
 
+    /// A move of `address` by an operator here, stamped after every one this node knows.
+    fn stamp(&self, address: IpAddr, to: Option<NodeName>) -> StandingMove {
+        let seen = self
+            .standing
+            .values()
+            .chain(self.view.iter().flat_map(|v| v.moves.values()))
+            .map(|m| m.counter)
+            .max()
+            .unwrap_or(0);
+        StandingMove {
+            address,
+            to,
+            counter: seen + 1,
+            origin: self.me.clone(),
+        }
+    }
+
+    /// Multicasts the standing moves this node knows, ahead of its announcement, so the view
+    /// plans with them once every announcement is in.
+    fn send_moves(&mut self, view_id: u64) {
+        if !self.standing.is_empty() {
+            let moves = self.standing.values().cloned().collect();
+            self.send(&Message::Moves { view_id, moves });
+        }
+    }
+
     /// Multicasts this node's State for the current round.
     fn announce(&mut self) {
+        if let Some(view_id) = self.view_id() {
+            self.send_moves(view_id);
+        }
         let Some(view) = &self.view else { return };
         let state = State {
             view_id: view.id,
@@ -1281,6 +1380,7 @@ impl Node {
     /// delivered (the others still count it as held), then `Carried`, or a State when its
     /// configuration changed since its last delivered one.
     fn announce_carried(&mut self, view_id: u64) {
+        self.send_moves(view_id);
         if !self.releasing.is_empty() {
             let addresses = self.releasing.iter().copied().collect();
             self.send(&Message::Released { view_id, addresses });
@@ -1389,7 +1489,12 @@ impl Node {
         };
         #[cfg(not(feature = "planted-bugs"))]
         let table = &view.table;
-        let plan = elect(table, view.mature, &view.pins);
+        let pins: BTreeMap<IpAddr, NodeName> = view
+            .moves
+            .values()
+            .filter_map(|m| m.to.clone().map(|to| (m.address, to)))
+            .collect();
+        let plan = elect(table, view.mature, &pins);
         #[cfg(feature = "planted-bugs")]
         let steal = self.options.planted.acquire_before_release;
         #[cfg(not(feature = "planted-bugs"))]
@@ -1448,6 +1553,18 @@ impl Node {
 
 /// A member's announced entities, sharing this node's copies (or another member's) wherever
 /// they describe the same thing, down to the whole map when the configurations match.
+/// Takes `m` into `moves` unless a move of the same address with a greater stamp is there;
+/// whether it changed anything.
+fn merge(moves: &mut BTreeMap<IpAddr, StandingMove>, m: StandingMove) -> bool {
+    match moves.get(&m.address) {
+        Some(known) if !m.supersedes(known) => false,
+        _ => {
+            moves.insert(m.address, m);
+            true
+        }
+    }
+}
+
 fn share(
     own: &Arc<Entities>,
     table: &BTreeMap<NodeName, Member>,

@@ -58,7 +58,8 @@ pub enum Message {
         /// The view it applies to.
         view_id: u64,
     },
-    /// An operator moves an address to a node, for the rest of this view.
+    /// An operator moves an address to a node, for the rest of this view. Sent by builds
+    /// before standing moves; this build reads it as a standing move and sends [`Message::Moves`].
     Move {
         /// The view it applies to.
         view_id: u64,
@@ -112,6 +113,37 @@ pub enum Message {
         /// Which echo of the sender's.
         nonce: u64,
     },
+    /// Standing moves (`dvip move`) and their clearings, to merge: sent by an operator's
+    /// command, and by every member before each of its announcements, so a view's first plan
+    /// already knows every move its members know.
+    Moves {
+        /// The view it was sent in.
+        view_id: u64,
+        /// The moves, at most one per address.
+        moves: Vec<StandingMove>,
+    },
+}
+
+/// An operator's move of an address, standing until cleared, or its clearing (`to` is
+/// `None`). Of two for one address, the one with the greater stamp (`counter`, then
+/// `origin`) wins wherever they meet, so every member ends with the same moves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandingMove {
+    /// The address.
+    pub address: IpAddr,
+    /// The node it goes to whenever that node is a candidate; `None`: cleared.
+    pub to: Option<NodeName>,
+    /// One more than the greatest counter its origin had seen.
+    pub counter: u64,
+    /// The node the operator asked.
+    pub origin: NodeName,
+}
+
+impl StandingMove {
+    /// Whether this one wins over `other` for the same address.
+    pub fn supersedes(&self, other: &Self) -> bool {
+        (self.counter, &self.origin) > (other.counter, &other.origin)
+    }
 }
 
 impl Message {
@@ -127,7 +159,8 @@ impl Message {
             | Self::Carried { view_id, .. }
             | Self::Recount { view_id }
             | Self::Silent { view_id, .. }
-            | Self::Echo { view_id, .. } => *view_id,
+            | Self::Echo { view_id, .. }
+            | Self::Moves { view_id, .. } => *view_id,
         }
     }
 }
@@ -280,6 +313,16 @@ fn check_bounds(message: &Message) -> Result<(), DecodeError> {
         Message::Silent { members, .. } => {
             at_most("silent members", members.len(), MEMBERS_MAX)?;
             let longest = members.iter().map(String::len).max().unwrap_or(0);
+            at_most("bytes in a name", longest, NAME_LEN_MAX)?;
+        }
+        Message::Moves { moves, .. } => {
+            at_most("standing moves", moves.len(), DURAVIP_ADDRESS_COUNT_MAX)?;
+            let longest = moves
+                .iter()
+                .flat_map(|m| m.to.iter().chain([&m.origin]))
+                .map(String::len)
+                .max()
+                .unwrap_or(0);
             at_most("bytes in a name", longest, NAME_LEN_MAX)?;
         }
         Message::Mature { .. }

@@ -27,18 +27,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use dvip_core::election::check::balance_violation;
-use dvip_core::{ManagedAddress, Plan};
+use dvip_core::{ManagedAddress, Plan, Reason};
 
 use crate::world::{Voice, World, FAILURE_DETECTION, TICK};
 
-/// What the checker remembers between settles.
-#[derive(Debug, Default)]
-pub(crate) struct Memory {
-    /// Views in which an operator moved an address (its preference no longer rules).
-    pub(crate) moved_in: BTreeSet<u64>,
-}
-
-pub(crate) fn settled(world: &mut World, memory: &mut Memory) {
+pub(crate) fn settled(world: &mut World) {
     // A daemon whose corosync has been stopped past its echo deadline has let everything go:
     // the others have taken its addresses by now.
     // (Its last echo may have come back just before the ring excluded it; the next goes out
@@ -104,19 +97,14 @@ pub(crate) fn settled(world: &mut World, memory: &mut Memory) {
                 owners.join(" ")
             );
         }
-        let problems = check_view(world, memory, view_id, &members);
+        let problems = check_view(world, view_id, &members);
         for p in problems {
             world.violation(format!("view {view_id}: {p}"));
         }
     }
 }
 
-fn check_view(
-    world: &World,
-    memory: &mut Memory,
-    view_id: u64,
-    members: &BTreeSet<usize>,
-) -> Vec<String> {
+fn check_view(world: &World, view_id: u64, members: &BTreeSet<usize>) -> Vec<String> {
     let mut problems = Vec::new();
     let node = |h: usize| {
         world.hosts[h]
@@ -235,7 +223,8 @@ fn check_view(
         }
         for (address, decision) in &plan.addresses {
             if let Some(p) = expected.preferred(address) {
-                if !memory.moved_in.contains(&view_id)
+                // A standing move (`dvip move`) rules over the preference until it is cleared.
+                if decision.reason != Reason::Pinned
                     && decision.follows.is_none()
                     && decision.owner.as_deref() != Some(p.as_str())
                 {

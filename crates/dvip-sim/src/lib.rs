@@ -90,20 +90,19 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
     let mut world = World::new(configs, options.node.clone());
     world.verbose = options.verbose;
     world.transitional_views = options.transitional_views;
-    let mut memory = check::Memory::default();
 
     for h in 0..hosts {
         world.power_on(h);
     }
     let mut until = Duration::from_secs(2);
-    world.run_until(until, |w| check::settled(w, &mut memory));
+    world.run_until(until, check::settled);
 
     // Safety phase.
     for _ in 0..options.faults {
-        inject(&mut world, &mut dice, &pool, &mut memory, disjoint);
+        inject(&mut world, &mut dice, &pool, disjoint);
         world.stats.faults += 1;
         until += Duration::from_millis(dice.between(20, 2500));
-        world.run_until(until, |w| check::settled(w, &mut memory));
+        world.run_until(until, check::settled);
         if !world.violations.is_empty() {
             break;
         }
@@ -142,12 +141,12 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
         });
     }
     until += Duration::from_secs(6);
-    world.run_until(until, |w| check::settled(w, &mut memory));
+    world.run_until(until, check::settled);
     let healed = world.views.len() == 1 && world.views.values().all(|m| m.len() == hosts);
     if !healed {
         world.violation(format!("after healing, views are {:?}", world.views));
     }
-    check::settled(&mut world, &mut memory);
+    check::settled(&mut world);
     let all_standby_off = world
         .hosts
         .iter()
@@ -162,14 +161,14 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
             });
         }
         until += Duration::from_secs(3);
-        world.run_until(until, |w| check::settled(w, &mut memory));
+        world.run_until(until, check::settled);
     }
 
     // Quiet: nothing may move without a cause.
     let kernels: Vec<_> = world.hosts.iter().map(|h| h.kernel.clone()).collect();
     let plumbs = world.stats.plumbs;
     until += Duration::from_secs(10);
-    world.run_until(until, |w| check::settled(w, &mut memory));
+    world.run_until(until, check::settled);
     if world.stats.plumbs != plumbs || world.hosts.iter().map(|h| &h.kernel).ne(kernels.iter()) {
         world.violation("addresses moved during 10 s with no fault, command or reload".to_owned());
     }
@@ -190,13 +189,7 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
     }
 }
 
-fn inject(
-    world: &mut World,
-    dice: &mut Dice,
-    pool: &Pool,
-    memory: &mut check::Memory,
-    disjoint: bool,
-) {
+fn inject(world: &mut World, dice: &mut Dice, pool: &Pool, disjoint: bool) {
     let n = world.hosts.len();
     let h = dice.below(n);
     let kind = dice.below(20);
@@ -303,21 +296,23 @@ fn inject(
             world.touch(h);
             let pick = dice.below(1000);
             let target = dice.below(n);
-            let mut moved = None;
+            let clear = dice.chance(0.3);
             world.with_node(h, |node| {
+                // Now and then an operator clears a standing move this node knows.
+                let standing: Vec<IpAddr> = node.standing_moves().map(|(a, _)| a).collect();
+                if clear && !standing.is_empty() {
+                    let address = standing[pick % standing.len()];
+                    let _ = node.handle_command(Command::ClearMove { address });
+                    return;
+                }
                 let addresses: Vec<IpAddr> = node.plan().addresses.keys().copied().collect();
                 if addresses.is_empty() {
                     return;
                 }
                 let address = addresses[pick % addresses.len()];
                 let to = scenario::host_name(target);
-                if node.handle_command(Command::Move { address, to }).is_ok() {
-                    moved = node.view_id();
-                }
+                let _ = node.handle_command(Command::Move { address, to });
             });
-            if let Some(view_id) = moved {
-                memory.moved_in.insert(view_id);
-            }
         }
     }
 }

@@ -166,15 +166,13 @@ pub(crate) enum Command {
         /// Where to write them.
         dir: PathBuf,
     },
-    /// Move an address to a node for the rest of the current view: `dvip move ADDRESS to NODE`.
+    /// Move an address to a node until the move is cleared (`dvip move ADDRESS to NODE`),
+    /// or clear it (`dvip move clear ADDRESS`). A standing move holds across views and
+    /// restarts: the address goes to NODE whenever NODE is a candidate.
     Move {
-        /// The address.
-        address: std::net::IpAddr,
-        /// The word `to`.
-        #[arg(value_parser = ["to"], hide_possible_values = true)]
-        to: String,
-        /// The node that should own it.
-        node: String,
+        /// `ADDRESS to NODE`, or `clear ADDRESS`.
+        #[arg(required = true, num_args = 2..=3, value_name = "WORDS")]
+        words: Vec<String>,
         /// Print the reply (or the error) as JSON.
         #[arg(long)]
         json: bool,

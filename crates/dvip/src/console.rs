@@ -72,6 +72,9 @@ pub(crate) fn show(socket: &Path, json: bool) -> Outcome {
 fn show_text(status: &Status) {
     membership_text(status);
     print!("{}", status.table);
+    if let Some(moves) = standing(&status.moves) {
+        println!("standing moves (until `dvip move clear ADDRESS`): {moves}");
+    }
     let list = |items: Vec<String>| items.join(", ");
     if !status.not_plumbed.is_empty() {
         println!(
@@ -217,6 +220,15 @@ fn arp_text(r: &Arp) {
             a.frames_last,
         );
     }
+}
+
+/// The standing moves in a line, `None` when there are none.
+pub(crate) fn standing(moves: &[dvip_console::StandingMove]) -> Option<String> {
+    let list: Vec<String> = moves
+        .iter()
+        .map(|m| format!("{} -> {}", m.address, m.to))
+        .collect();
+    (!list.is_empty()).then(|| list.join(", "))
 }
 
 /// Shows one node's answer to a report as text.

@@ -29,6 +29,25 @@ enum Outcome {
     Interrupted,
 }
 
+/// `ADDRESS to NODE` or `clear ADDRESS` as a request.
+fn move_request(words: &[String]) -> Result<Request, String> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let address = |text: &str| {
+        text.parse()
+            .map_err(|_| format!("`{text}` is not an IP address"))
+    };
+    match words.as_slice() {
+        ["clear", a] => Ok(Request::MoveClear {
+            address: address(a)?,
+        }),
+        [a, "to", node] => Ok(Request::Move {
+            address: address(a)?,
+            to: (*node).to_owned(),
+        }),
+        _ => Err("write `dvip move ADDRESS to NODE` or `dvip move clear ADDRESS`".to_owned()),
+    }
+}
+
 /// Writes dvip's man pages into `dir`: `dvip.1`, and `dvip-SUBCOMMAND.1` for each command.
 fn man(dir: &std::path::Path) -> Outcome {
     let command = <cli::Cli as clap::CommandFactory>::command();
@@ -103,12 +122,16 @@ fn main() -> ExitCode {
                 },
         } => console::show(&socket.socket, json),
         cli::Command::Move {
-            address,
-            node,
+            words,
             json,
             socket,
-            ..
-        } => console::command(&socket.socket, &Request::Move { address, to: node }, json),
+        } => match move_request(&words) {
+            Ok(request) => console::command(&socket.socket, &request, json),
+            Err(why) => {
+                eprintln!("dvip move: {why}");
+                Outcome::Usage
+            }
+        },
     };
     match outcome {
         Outcome::Ok => ExitCode::SUCCESS,

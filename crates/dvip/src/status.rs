@@ -121,6 +121,12 @@ fn render(s: &ClusterStatus) -> String {
             count(n.held.len())
         );
     }
+    if let Some(moves) = crate::console::standing(&s.moves) {
+        let _ = writeln!(
+            out,
+            "standing moves (until `dvip move clear ADDRESS`): {moves}"
+        );
+    }
     for t in &s.in_transit {
         let held = if t.held_by.is_empty() {
             "nobody".to_owned()

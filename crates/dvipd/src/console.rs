@@ -64,6 +64,7 @@ pub fn status(node: &Node, config: ConfigStatus, waiting_for_corosync: bool) -> 
         view: view_status(node),
         addresses,
         table: plan.table_here(node.plumbed(), &failing),
+        moves: standing_moves(node),
         not_plumbed: failing,
         given_up_interfaces: node.given_up().clone(),
         config,
@@ -176,7 +177,18 @@ pub fn cluster_status(
         configurations: node.configuration_groups(),
         marked,
         changes,
+        moves: standing_moves(node),
     }
+}
+
+/// The standing moves the node knows, as reports carry them.
+fn standing_moves(node: &Node) -> Vec<dvip_console::StandingMove> {
+    node.standing_moves()
+        .map(|(address, to)| dvip_console::StandingMove {
+            address,
+            to: to.clone(),
+        })
+        .collect()
 }
 
 /// A duration in whole milliseconds, as reports carry them.

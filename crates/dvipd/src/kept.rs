@@ -1,4 +1,5 @@
-//! What a node keeps across a restart of its dvipd: whether it is on standby.
+//! What a node keeps across a restart of its dvipd: whether it is on standby, and the standing
+//! moves it knows.
 //!
 //! Owns the state file's place, format and writing. A file is replaced in one rename after
 //! its bytes are on disk, so a crash or power loss leaves the old state or the new one, never
@@ -20,6 +21,9 @@ pub struct Kept {
     pub node: String,
     /// Drained for maintenance until put online.
     pub standby: bool,
+    /// The standing moves (and clearings) the node knew, announced again in its next view.
+    #[serde(default)]
+    pub moves: Vec<dvip_core::wire::StandingMove>,
 }
 
 /// Why the state could not be read or kept.
@@ -57,7 +61,7 @@ pub fn read(dir: &Path, node: &str) -> Result<Kept, KeptError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Kept {
                 node: node.to_owned(),
-                standby: false,
+                ..Kept::default()
             })
         }
         Err(source) => return Err(KeptError::Io { path, source }),
@@ -113,6 +117,12 @@ mod tests {
         let kept = Kept {
             node: "node1".into(),
             standby: true,
+            moves: vec![dvip_core::wire::StandingMove {
+                address: "198.51.100.7".parse().unwrap(),
+                to: Some("node2".into()),
+                counter: 3,
+                origin: "node1".into(),
+            }],
         };
         write(&d, &kept).expect("written");
         assert_eq!(read(&d, "node1").expect("read"), kept);

@@ -346,6 +346,102 @@ fn a_move_command_moves_one_address_and_refuses_a_non_candidate() {
 }
 
 #[test]
+fn a_move_stands_across_views_even_for_a_node_that_joins_later_until_it_is_cleared() {
+    let mut c = Cluster::new(&vec![addresses(4, None); 3]);
+    c.view(&[0, 1]);
+    c.advance(Duration::from_millis(1100), &[0, 1]);
+    let address: IpAddr = "198.51.100.1".parse().expect("an address");
+    c.nodes[0]
+        .handle_command(Command::Move {
+            address,
+            to: "n2".into(),
+        })
+        .expect("n2 is a candidate");
+    c.drain(0);
+    c.settle(&[0, 1]);
+    assert_eq!(c.owners("198.51.100.1"), [1]);
+    // n3 joins, knowing nothing of the move: it learns it before the view plans.
+    c.view(&[0, 1, 2]);
+    c.advance(Duration::from_millis(1100), &[0, 1, 2]);
+    assert_eq!(
+        c.owners("198.51.100.1"),
+        [1],
+        "the move stands in a new view"
+    );
+    let known: Vec<(IpAddr, String)> = c.nodes[2]
+        .standing_moves()
+        .map(|(a, to)| (a, to.clone()))
+        .collect();
+    assert_eq!(known, [(address, "n2".to_owned())]);
+    // The node that was asked dies: the others still know the move.
+    c.plumbed[0].clear();
+    c.view(&[1, 2]);
+    c.advance(Duration::from_millis(1100), &[1, 2]);
+    assert_eq!(c.owners("198.51.100.1"), [1]);
+    // n2 dies: the move cannot hold, and nothing is dark.
+    c.plumbed[1].clear();
+    c.view(&[2]);
+    assert_eq!(c.owners("198.51.100.1"), [2]);
+    // n2 comes back, remembering nothing: the address goes to it once the view matures.
+    c.nodes[1] = Node::new("n2", NodeOptions::default(), &addresses(4, None));
+    c.drain(1);
+    c.view(&[1, 2]);
+    c.advance(Duration::from_millis(1100), &[1, 2]);
+    assert_eq!(c.owners("198.51.100.1"), [1], "back where it was moved");
+    assert_eq!(
+        c.nodes[2].handle_command(Command::ClearMove {
+            address: "198.51.100.2".parse().expect("an address")
+        }),
+        Err(dvip_core::CommandError::NotMoved(
+            "198.51.100.2".parse().expect("an address")
+        ))
+    );
+    c.nodes[2]
+        .handle_command(Command::ClearMove { address })
+        .expect("a standing move");
+    c.drain(2);
+    c.settle(&[1, 2]);
+    assert_eq!(c.nodes[1].standing_moves().count(), 0, "cleared everywhere");
+    assert_eq!(c.nodes[2].standing_moves().count(), 0);
+}
+
+#[test]
+fn a_clearing_wins_over_the_move_a_restarted_node_kept() {
+    let mut c = Cluster::new(&vec![addresses(2, None); 2]);
+    c.view(&[0, 1]);
+    let address: IpAddr = "198.51.100.2".parse().expect("an address");
+    c.nodes[0]
+        .handle_command(Command::Move {
+            address,
+            to: "n1".into(),
+        })
+        .expect("a candidate");
+    c.drain(0);
+    c.settle(&[0, 1]);
+    let kept: Vec<_> = c.nodes[1].kept_moves().cloned().collect();
+    assert_eq!(kept.len(), 1);
+    c.nodes[0]
+        .handle_command(Command::ClearMove { address })
+        .expect("moved");
+    c.drain(0);
+    c.settle(&[0, 1]);
+    // n2 restarts with what it kept before the clearing.
+    let mut again = Node::new("n2", NodeOptions::default(), &addresses(2, None));
+    again.restore_moves(kept);
+    assert_eq!(again.standing_moves().count(), 1);
+    c.nodes[1] = again;
+    c.plumbed[1].clear();
+    c.drain(1);
+    c.view(&[0, 1]);
+    assert_eq!(
+        c.nodes[1].standing_moves().count(),
+        0,
+        "n1's clearing has the later stamp"
+    );
+    assert_eq!(c.nodes[0].standing_moves().count(), 0);
+}
+
+#[test]
 fn shutdown_hands_every_address_over() {
     let mut c = Cluster::new(&vec![addresses(4, None); 2]);
     c.view(&[0, 1]);

@@ -68,6 +68,7 @@ fn status() -> Value {
         not_plumbed: Default::default(),
         given_up_interfaces: Default::default(),
         table: "ADDRESS       OWNER\n198.51.100.1  n1\n".into(),
+        moves: Vec::new(),
         config: ConfigStatus {
             addresses: 1,
             stable_ms: 125_000,
@@ -204,7 +205,7 @@ fn membership_info_and_arp_show_print_their_reports_and_json_on_request() {
 
 #[test]
 fn commands_send_what_the_daemon_expects() {
-    let cases: [(&[&str], Value); 6] = [
+    let cases: [(&[&str], Value); 7] = [
         (&["standby"], json!({"v": 1, "command": "standby"})),
         (
             &["online", "node3"],
@@ -218,6 +219,10 @@ fn commands_send_what_the_daemon_expects() {
         (
             &["move", "198.51.100.9", "to", "n2"],
             json!({"v": 1, "command": "move", "address": "198.51.100.9", "to": "n2"}),
+        ),
+        (
+            &["move", "clear", "198.51.100.9"],
+            json!({"v": 1, "command": "move-clear", "address": "198.51.100.9"}),
         ),
         (
             &["reload", "--force"],
@@ -387,7 +392,8 @@ fn status_shows_every_node_the_marks_with_what_each_member_says_and_the_last_mov
                                     "preference": null, "follows": null},
                              "n3": null}}],
         "changes": [{"at_ms": 3_723_004, "view_id": 9, "address": "198.51.100.2",
-                     "from": "n2", "to": "n1", "reason": "assigned"}]
+                     "from": "n2", "to": "n1", "reason": "assigned"}],
+        "moves": [{"address": "198.51.100.1", "to": "n1"}]
     });
     let (socket, server) = stand_in(reply);
     let out = dvip(&["status", "--socket", socket.to_str().expect("utf-8")]);
@@ -403,6 +409,7 @@ fn status_shows_every_node_the_marks_with_what_each_member_says_and_the_last_mov
         "    n1: bindings a; ports 25",
         "    n3: does not configure it",
         "configurations DIFFER between members: n1 | n3",
+        "standing moves (until `dvip move clear ADDRESS`): 198.51.100.1 -> n1",
         "  01:02:03.004  view 9      198.51.100.2             n2 -> n1  (assigned)",
     ] {
         assert!(stdout.contains(line), "{line:?} missing in\n{stdout}");

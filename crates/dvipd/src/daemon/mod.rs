@@ -201,6 +201,8 @@ struct Daemon {
     /// The configuration running now, and when it was loaded.
     config: Loaded,
     config_loaded: Instant,
+    /// Where the node keeps what survives a restart.
+    state_dir: PathBuf,
     forwards: Forwards,
     hooks: Hooks,
     /// The control group (corosync only; `None` while away).
@@ -1007,14 +1009,16 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         &watching::offered(&config.addresses, &links),
     );
     match crate::kept::read(&settings.state_dir, &name) {
-        Ok(kept) if kept.standby => {
-            warn!(
-                file = %crate::kept::path(&settings.state_dir, &name).display(),
-                "on standby, as kept from before: `dvip online` takes a share again"
-            );
-            node.start_on_standby();
+        Ok(kept) => {
+            if kept.standby {
+                warn!(
+                    file = %crate::kept::path(&settings.state_dir, &name).display(),
+                    "on standby, as kept from before: `dvip online` takes a share again"
+                );
+                node.start_on_standby();
+            }
+            node.restore_moves(kept.moves);
         }
-        Ok(_) => {}
         Err(e) => error!("cannot read what this node kept ({e}): starting online"),
     }
     let address_count = config.addresses.len();
@@ -1024,6 +1028,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         name: name.clone(),
         config,
         config_loaded: Instant::now(),
+        state_dir: settings.state_dir.clone(),
         forwards: Forwards::new(
             Counters {
                 accepted: metrics.forwarded.clone(),

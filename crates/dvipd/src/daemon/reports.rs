@@ -55,8 +55,25 @@ impl Daemon {
         }
     }
 
+    /// What must survive a restart: standby and the standing moves this node knows.
+    fn kept(&self) -> crate::kept::Kept {
+        crate::kept::Kept {
+            node: self.name.clone(),
+            standby: self.node.is_standby(),
+            moves: self.node.kept_moves().cloned().collect(),
+        }
+    }
+
+    /// Keeps [`Daemon::kept`] for a restart.
+    pub(super) fn keep(&self) {
+        if let Err(e) = crate::kept::write(&self.state_dir, &self.kept()) {
+            error!("cannot keep this node's state for a restart: {e}");
+            self.metrics.error("state");
+        }
+    }
+
     /// Drains this node (or puts it online again) and keeps that across a restart.
-    fn set_standby(&mut self, on: bool, settings: &Settings) -> Reply {
+    fn set_standby(&mut self, on: bool) -> Reply {
         let command = if on {
             dvip_core::Command::Standby
         } else {
@@ -66,11 +83,7 @@ impl Daemon {
         self.node
             .handle_command(command)
             .map_err(|e| ConsoleError::new(ErrorKind::Refused, e.to_string()))?;
-        let kept = crate::kept::Kept {
-            node: self.name.clone(),
-            standby: on,
-        };
-        crate::kept::write(&settings.state_dir, &kept).map_err(|e| {
+        crate::kept::write(&self.state_dir, &self.kept()).map_err(|e| {
             error!("{e}");
             ConsoleError::new(
                 ErrorKind::Refused,
@@ -174,6 +187,7 @@ impl Daemon {
                 m.own(*address, false);
                 m.releases.inc();
             }
+            Event::MovesChanged => self.keep(),
             Event::Planned { .. } => {
                 m.planned();
                 let groups = self.node.configuration_groups().len();
@@ -230,10 +244,11 @@ impl Daemon {
                     format!("meant for {n}: it goes over the control group"),
                 ))
             }
-            Request::Standby { .. } => return self.set_standby(true, settings),
-            Request::Online { .. } => return self.set_standby(false, settings),
+            Request::Standby { .. } => return self.set_standby(true),
+            Request::Online { .. } => return self.set_standby(false),
             Request::AnnounceView => dvip_core::Command::AnnounceView,
             Request::Move { address, to } => dvip_core::Command::Move { address, to },
+            Request::MoveClear { address } => dvip_core::Command::ClearMove { address },
         };
         info!(?command, "console command");
         self.node

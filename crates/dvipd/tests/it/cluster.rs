@@ -527,3 +527,62 @@ fn standby_asked_from_another_node_holds_across_a_restart_until_online() {
     assert_eq!(online["ok"], true, "{online}");
     wait_balanced(&lab);
 }
+
+#[test]
+fn a_move_stands_across_a_restart_of_its_node_until_cleared() {
+    let lab = Lab::new("dvl", 2);
+    let _one = start(&lab, 1);
+    let two = start(&lab, 2);
+    wait_balanced(&lab);
+    // Move one of node1's addresses to node2, asking node1.
+    let address = lab.addresses(1)[0].clone();
+    let moved = crate::call(
+        &socket(&lab, 1),
+        &serde_json::json!({"command": "move", "address": address, "to": "node2"}),
+    );
+    assert_eq!(moved["ok"], true, "{moved}");
+    wait(&lab, Duration::from_secs(10), "the move", |held| {
+        held[1].contains(&address) && held[1].len() == 3
+    });
+    let kept = std::fs::read_to_string(lab.dir().join("state-node1.json")).expect("kept");
+    assert!(kept.contains(&address), "node1 keeps the move: {kept}");
+
+    // node2 restarts: when it is back, the address goes back to it (node1 remembers).
+    drop(two);
+    wait(&lab, Duration::from_secs(10), "node2 gone", |held| {
+        holds_all(&held[0])
+    });
+    let _two = start(&lab, 2);
+    wait(
+        &lab,
+        Duration::from_secs(15),
+        "the move after node2's restart",
+        |held| held[1].contains(&address),
+    );
+    let show = crate::call(&socket(&lab, 2), &serde_json::json!({"command": "show"}));
+    assert_eq!(
+        show["moves"],
+        serde_json::json!([{"address": address, "to": "node2"}]),
+        "node2 learnt the move again: {show}"
+    );
+
+    let cleared = crate::call(
+        &socket(&lab, 2),
+        &serde_json::json!({"command": "move-clear", "address": address}),
+    );
+    assert_eq!(cleared["ok"], true, "{cleared}");
+    let status = || crate::call(&socket(&lab, 1), &serde_json::json!({"command": "status"}));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while status()["moves"] != serde_json::json!([]) {
+        assert!(
+            Instant::now() < deadline,
+            "the clearing never reached node1"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let again = crate::call(
+        &socket(&lab, 1),
+        &serde_json::json!({"command": "move-clear", "address": address}),
+    );
+    assert_eq!(again["kind"], "refused", "nothing left to clear: {again}");
+}
