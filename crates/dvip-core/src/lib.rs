@@ -32,6 +32,7 @@
 mod changes;
 pub mod election;
 pub mod entity;
+mod lifetime;
 pub mod node;
 pub mod retry;
 pub mod wire;
@@ -41,6 +42,7 @@ pub use election::{
     elect, settle, share_equal_configurations, Decision, Entities, Marks, Member, Plan, Reason,
 };
 pub use entity::{Entity, Follow, ManagedAddress, NodeName, PlumbHint, DURAVIP_ADDRESS_COUNT_MAX};
+pub use lifetime::{address_lifetime_for, ADDRESS_LIFETIME_MIN, REFRESHES_PER_SECOND};
 pub use node::{
     Action, Command, CommandError, DropReason, Event, Node, NodeOptions, PLUMB_DEADLINE_DEFAULT,
     STATE_DEADLINE_DEFAULT,

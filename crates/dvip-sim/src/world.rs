@@ -27,7 +27,7 @@ pub(crate) const TICK: Duration = Duration::from_millis(100);
 pub(crate) const REJOIN: Duration = Duration::from_secs(1);
 /// How long an address outlives the daemon that stopped refreshing it (dvipd's shortest
 /// lifetime).
-pub(crate) const ADDRESS_LIFETIME: Duration = Duration::from_secs(6);
+pub(crate) const ADDRESS_LIFETIME: Duration = dvip_core::ADDRESS_LIFETIME_MIN;
 
 /// What a daemon's multicasts look like to the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,9 +31,9 @@ use crate::spread::{answers_for_any_interface, holder_name, holder_of, HOLDER_PR
 /// The `IFA_PROTO` value that marks an address as dvip's.
 pub const DVIP_ADDRESS_PROTOCOL: u8 = 0xd5;
 
-/// How long a plumbed address lives unless refreshed. Short, so a dead daemon's addresses go
-/// quickly; long enough that a daemon refreshing every lifetime/3 never lets one lapse.
-pub const ADDRESS_LIFETIME_DEFAULT: Duration = Duration::from_secs(6);
+/// How long a plumbed address lives unless refreshed, unless told otherwise: the core's
+/// shortest lifetime.
+pub const ADDRESS_LIFETIME_DEFAULT: Duration = dvip_core::ADDRESS_LIFETIME_MIN;
 
 /// How many netlink requests [`Plumber::plumb_many`] keeps in flight.
 pub const PLUMB_IN_FLIGHT: usize = 64;

@@ -243,7 +243,12 @@ pub(super) fn fault(
     // once (its guardian) or with their lifetime at the latest; a killed keepalived's stay
     // until someone removes them, so two seconds show it as well as any longer wait would.
     let linger = match state.system {
-        super::state::System::Dvip { .. } => state.address_lifetime.unwrap_or(6) + 3,
+        // The lifetime dvipd chose, as it chooses it, unless the lab set one.
+        super::state::System::Dvip { .. } => {
+            state.address_lifetime.unwrap_or_else(|| {
+                dvip_core::address_lifetime_for(state.addresses as usize).as_secs()
+            }) + 3
+        }
         super::state::System::Keepalived { .. } => 2,
     };
     let give_up = Instant::now() + Duration::from_secs(linger);

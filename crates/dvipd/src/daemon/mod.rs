@@ -756,15 +756,7 @@ impl Daemon {
     }
 }
 
-/// The shortest lifetime dvipd gives its addresses: how long a dead daemon's addresses can
-/// outlive it if its guardian died with it.
-pub const ADDRESS_LIFETIME_MIN: Duration = Duration::from_secs(6);
-
-/// How many addresses a node refreshes per second at most when it chooses the lifetime
-/// itself. Every refresh is an add that walks the interface's address list in the kernel, so
-/// refreshing 10,240 addresses every 2 s would keep a core busy; 50 a second costs a few
-/// percent of one at that size.
-const REFRESHES_PER_SECOND: u64 = 50;
+pub use dvip_core::{address_lifetime_for, ADDRESS_LIFETIME_MIN};
 
 /// Tells the plumber how many holders to spread over for `config`: `--spread` if given, else
 /// [`crate::spread::holders_for`] its IPv4 address count. Called at start and on every reload,
@@ -796,14 +788,6 @@ async fn spread_for(settings: &Settings, config: &Loaded, plumber: &mut Plumber)
     }
     plumber.spread_over(holders);
     plumber.make_holders().await;
-}
-
-/// The lifetime for `count` addresses: [`ADDRESS_LIFETIME_MIN`], or longer so that refreshing
-/// each address once per third of its lifetime stays within [`REFRESHES_PER_SECOND`]
-/// (6 s up to 100 addresses, 61 s at 1,024, 615 s at 10,240).
-pub fn address_lifetime_for(count: usize) -> Duration {
-    let seconds = (3 * count as u64).div_ceil(REFRESHES_PER_SECOND);
-    ADDRESS_LIFETIME_MIN.max(Duration::from_secs(seconds))
 }
 
 /// Raises the soft limit on open files to the hard one (systemd's `LimitNOFILE`, or the
@@ -1186,24 +1170,4 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         guardian.finish(Duration::from_secs(2));
     }
     fatal.map_or(Ok(()), Err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_lifetime_grows_with_the_address_count_so_refreshing_stays_cheap() {
-        assert_eq!(address_lifetime_for(0), ADDRESS_LIFETIME_MIN);
-        assert_eq!(address_lifetime_for(100), ADDRESS_LIFETIME_MIN);
-        assert_eq!(address_lifetime_for(1_024), Duration::from_secs(62));
-        assert_eq!(address_lifetime_for(10_240), Duration::from_secs(615));
-        for count in [1, 500, 4_096, 10_240] {
-            let per_second = count as f64 / (address_lifetime_for(count).as_secs_f64() / 3.0);
-            assert!(
-                per_second <= REFRESHES_PER_SECOND as f64 + 1e-9,
-                "{count}: {per_second}"
-            );
-        }
-    }
 }
