@@ -328,6 +328,19 @@ pub(crate) enum LabCommand {
         /// `bench-slow-SYSTEM-SIZE-FAULT-RUN.json` in the current directory, for a look.
         #[arg(long, value_name = "MS")]
         keep_slow: Option<u64>,
+        /// Draw the results into FILE.svg: per address count and fault, each system's median
+        /// of the worst address, with a whisker to its p99.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
+    /// Draw a saved `bench --json` report as an SVG, as `bench --plot` would have.
+    Plot {
+        /// The report `dvip lab bench --json` printed.
+        #[arg(long, value_name = "FILE.json")]
+        from: PathBuf,
+        /// Where to write the picture.
+        #[arg(long, value_name = "FILE.svg")]
+        out: PathBuf,
     },
     /// Break a lab cluster over and over (seeded faults: host deaths, killed daemons,
     /// partitions, loss, reloads, standby, moves) and check after every round that it settled

@@ -6,7 +6,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use dvipd::plumb::{PlumbError, Plumber};
+use dvip_plumb::plumb::{PlumbError, Plumber};
 use serde_json::json;
 
 use crate::cli::PlumbCommand;
@@ -38,7 +38,7 @@ pub(crate) fn run(command: PlumbCommand) -> Outcome {
 async fn execute(command: PlumbCommand) -> Result<(), PlumbError> {
     let lifetime = match &command {
         PlumbCommand::Add { lifetime, .. } => Duration::from_secs(u64::from(*lifetime)),
-        _ => dvipd::plumb::ADDRESS_LIFETIME_DEFAULT,
+        _ => dvip_plumb::plumb::ADDRESS_LIFETIME_DEFAULT,
     };
     let mut plumber = Plumber::connect(lifetime)?;
     let mut stdout = std::io::stdout().lock();

@@ -21,7 +21,7 @@ pub mod hook;
 pub mod kept;
 pub mod logging;
 pub mod metrics;
-pub mod plumb;
 pub mod proxy_header;
-pub mod spread;
-pub mod watch;
+
+// The netlink edge lives in its own crate, which `dvip plumb` uses without the daemon.
+pub use dvip_plumb::{plumb, spread, watch};

@@ -35,6 +35,8 @@ pub(crate) struct BenchPlan {
     pub(crate) listeners: u32,
     /// Runs slower than this (worst address by ARP or TCP, ms) are written out in full.
     pub(crate) keep_slow: Option<u64>,
+    /// Where to draw the results, if anywhere.
+    pub(crate) plot: Option<PathBuf>,
 }
 
 /// A slow run's evidence: the report with its per-address answers, and the survivors' events.
@@ -173,6 +175,15 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
         }
     }
     let ratios = ratios(&rows);
+    if let Some(path) = &plan.plot {
+        let title = format!(
+            "failover seen from the client, {} nodes, {} runs a row",
+            plan.nodes, plan.runs
+        );
+        std::fs::write(path, super::plot::svg(&rows, &title))
+            .map_err(|e| LabError(format!("{}: {e}", path.display())))?;
+        eprintln!("bench: drew {}", path.display());
+    }
     if json_out {
         crate::console::print_json(&json!({
             "nodes": plan.nodes,

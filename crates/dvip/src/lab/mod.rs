@@ -11,6 +11,7 @@ mod follow;
 mod interrupt;
 mod keepalived;
 mod measure;
+mod plot;
 mod state;
 mod steady;
 
@@ -52,6 +53,28 @@ pub(crate) fn is_listener(state: &LabState, k: usize) -> bool {
 /// The lab's DuraVIP addresses.
 pub(crate) fn addresses(count: u32) -> impl Iterator<Item = Ipv4Addr> {
     (0..count).map(|k| Ipv4Addr::from(u32::from(FIRST_ADDRESS) + k))
+}
+
+/// Draws the results of a saved `bench --json` report.
+fn plot_saved(from: &std::path::Path, out: &std::path::Path) -> Result<(), LabError> {
+    let text =
+        std::fs::read_to_string(from).map_err(|e| LabError(format!("{}: {e}", from.display())))?;
+    let report: Value = serde_json::from_str(&text)
+        .map_err(|e| LabError(format!("{}: not a bench report: {e}", from.display())))?;
+    let rows = report["results"].as_array().ok_or_else(|| {
+        LabError(format!(
+            "{}: no `results`: is it what `dvip lab bench --json` printed?",
+            from.display()
+        ))
+    })?;
+    let title = format!(
+        "failover seen from the client, {} nodes ({})",
+        report["nodes"],
+        from.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
+    std::fs::write(out, plot::svg(rows, &title))
+        .map_err(|e| LabError(format!("{}: {e}", out.display())))
 }
 
 pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
@@ -108,6 +131,7 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
             no_crypto_baseline,
             listeners,
             keep_slow,
+            plot,
         } => bench::run(
             &bench::BenchPlan {
                 name: name.to_owned(),
@@ -120,9 +144,11 @@ pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
                 no_crypto_baseline,
                 listeners,
                 keep_slow,
+                plot,
             },
             json,
         ),
+        LabCommand::Plot { from, out } => plot_saved(&from, &out),
         LabCommand::Chaos {
             seed,
             duration,
