@@ -135,6 +135,9 @@ impl<S: Ord + Clone> Reassembler<S> {
         let Some(partial) = self.partial.get_mut(sender) else {
             return Err(FragmentError::OutOfSequence { id, index });
         };
+        // Exactly what this piece needs: a piece longer than the first would otherwise let
+        // the buffer's growth (doubling) hold up to twice the limit.
+        partial.bytes.reserve_exact(piece.len());
         partial.bytes.extend_from_slice(piece);
         partial.next += 1;
         if partial.next < partial.count {
@@ -274,6 +277,21 @@ mod tests {
             Err(FragmentError::TooLarge { .. })
         ));
         assert_eq!(r.held_bytes(), 0, "the message in progress went with it");
+    }
+
+    #[test]
+    fn pieces_longer_than_the_first_never_make_the_buffer_outgrow_the_limit() {
+        // Found by the property below: a short first piece reserves little, and growing by
+        // doubling for the longer ones after it held up to twice the limit.
+        let mut r = Reassembler::new(1_000);
+        assert_eq!(r.push(&1u32, fragment(0, 0, 3, &[7; 10])), Ok(None));
+        assert_eq!(r.push(&1u32, fragment(0, 1, 3, &[7; 600])), Ok(None));
+        assert!(r.held_bytes() <= 1_000, "{}", r.held_bytes());
+        let whole = r
+            .push(&1u32, fragment(0, 2, 3, &[7; 389]))
+            .expect("within the limit");
+        assert_eq!(whole.map(|w| w.len()), Some(999));
+        assert_eq!(r.held_bytes(), 0);
     }
 
     #[test]
