@@ -284,11 +284,16 @@ mod tests {
         // Found by the property below: a short first piece reserves little, and growing by
         // doubling for the longer ones after it held up to twice the limit.
         let mut r = Reassembler::new(1_000);
-        assert_eq!(r.push(&1u32, fragment(0, 0, 3, &[7; 10])), Ok(None));
-        assert_eq!(r.push(&1u32, fragment(0, 1, 3, &[7; 600])), Ok(None));
-        assert!(r.held_bytes() <= 1_000, "{}", r.held_bytes());
+        for (index, len) in [10, 400, 400, 180].into_iter().enumerate() {
+            let index = u16::try_from(index).expect("small");
+            assert_eq!(
+                r.push(&1u32, fragment(0, index, 5, &vec![7; len])),
+                Ok(None)
+            );
+            assert!(r.held_bytes() <= 1_000, "piece {index}: {}", r.held_bytes());
+        }
         let whole = r
-            .push(&1u32, fragment(0, 2, 3, &[7; 389]))
+            .push(&1u32, fragment(0, 4, 5, &[7; 9]))
             .expect("within the limit");
         assert_eq!(whole.map(|w| w.len()), Some(999));
         assert_eq!(r.held_bytes(), 0);
