@@ -6,7 +6,6 @@
 mod cli;
 mod config_check;
 mod console;
-mod lab;
 mod plan;
 mod plumb;
 mod status;
@@ -93,7 +92,11 @@ fn main() -> ExitCode {
             json,
             socket,
         } => console::broadcast(&socket.socket, &words, json),
-        cli::Command::Lab { command, name } => lab::run(&name, command),
+        cli::Command::Lab { command, name } => match dvip_lab::run(&name, command) {
+            dvip_lab::Outcome::Ok => Outcome::Ok,
+            dvip_lab::Outcome::Failed => Outcome::Failed,
+            dvip_lab::Outcome::Interrupted => Outcome::Interrupted,
+        },
         cli::Command::Arp {
             command: cli::ArpCommand::Show { json, socket },
         } => console::arp_show(&socket.socket, json),

@@ -185,7 +185,7 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
         eprintln!("bench: drew {}", path.display());
     }
     if json_out {
-        crate::console::print_json(&json!({
+        crate::print_json(&json!({
             "nodes": plan.nodes,
             "results": rows,
             "ratios": ratios,

@@ -1,4 +1,5 @@
-//! `dvip lab`: a cluster on this machine, made of network namespaces.
+//! `dvip lab`: a cluster on this machine, made of network namespaces. The operator's `dvip`
+//! parses the command line ([`LabCommand`]) and hands it to [`run`].
 //!
 //! Owns the lab's life: `up` builds the network (see [`dvip_netns::Topology`]), starts
 //! corosync and dvipd on every node and waits until the addresses are spread; `status`,
@@ -7,6 +8,7 @@
 
 mod bench;
 mod chaos;
+mod cli;
 mod follow;
 mod interrupt;
 mod keepalived;
@@ -23,9 +25,27 @@ use std::time::{Duration, Instant};
 use dvip_netns::LabError;
 use serde_json::{json, Value};
 
+pub use self::cli::{lab_name, FaultArg, LabCommand};
 use self::state::{LabState, Process, System};
-use crate::cli::{FaultArg, LabCommand};
-use crate::Outcome;
+
+/// How a lab command ended; `dvip` turns it into its exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done.
+    Ok,
+    /// It failed, and said why.
+    Failed,
+    /// Ctrl-C stopped it; the report of what was done came first.
+    Interrupted,
+}
+
+/// Prints a report as indented JSON.
+pub(crate) fn print_json(report: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(report).expect("reports hold only plain data")
+    );
+}
 
 /// The first lab address; the others follow it.
 const FIRST_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
@@ -77,7 +97,8 @@ fn plot_saved(from: &std::path::Path, out: &std::path::Path) -> Result<(), LabEr
         .map_err(|e| LabError(format!("{}: {e}", out.display())))
 }
 
-pub(crate) fn run(name: &str, command: LabCommand) -> Outcome {
+/// Carries out `command` on the lab called `name`.
+pub fn run(name: &str, command: LabCommand) -> Outcome {
     // The long commands stop cleanly on a first Ctrl-C: report, then remove the lab.
     let stops = match command {
         LabCommand::Bench { .. } => Some("after this run, with the report of the runs so far"),
@@ -558,7 +579,7 @@ fn status(state: &LabState, json: bool) {
             "system": state.system,
             "nodes": nodes,
         });
-        crate::console::print_json(&report);
+        print_json(&report);
         return;
     }
     let yes = |v: &Value| if v == true { "up" } else { "DOWN" };
@@ -600,7 +621,7 @@ fn status(state: &LabState, json: bool) {
 
 /// How a lab node fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Fault {
+pub enum Fault {
     /// The host dies: link cut, then every process of the node killed (-9), dvipd's guardian too.
     Host,
     /// The link is cut; the processes run on.
@@ -714,7 +735,7 @@ fn kill(name: &str, node: &str, how: &FaultArg, measure: bool, json: bool) -> Re
         let fault_at_ms = measure::now_ms();
         inject(&state, i, fault)?;
         if json {
-            crate::console::print_json(&json!({
+            print_json(&json!({
                 "node": format!("node{i}"),
                 "fault": fault.describe(),
                 "fault_at_ms": fault_at_ms,
@@ -728,7 +749,7 @@ fn kill(name: &str, node: &str, how: &FaultArg, measure: bool, json: bool) -> Re
         inject(&state, i, fault)
     })?;
     if json {
-        crate::console::print_json(&report);
+        print_json(&report);
     } else {
         measure::print(&report);
     }

@@ -12,8 +12,8 @@ use dvip_netns::{try_ip, LabError};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
-use super::super::state::LabState;
-use super::super::{inject, start_corosync, start_dvipd, write_dvip_conf, Fault};
+use crate::state::LabState;
+use crate::{inject, start_corosync, start_dvipd, write_dvip_conf, Fault};
 
 /// The seeded dice.
 pub(super) struct Dice(ChaCha8Rng);
@@ -393,7 +393,7 @@ pub(super) fn ask(
     i: usize,
     request: &dvip_console::Request,
 ) -> Result<serde_json::Value, String> {
-    super::super::ask(runtime, state, i, request, Duration::from_secs(3))
+    crate::ask(runtime, state, i, request, Duration::from_secs(3))
 }
 
 /// Loss on node `i`'s switch port both ways (`None`: none), by an nftables rule on the

@@ -103,7 +103,7 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
     let elapsed = tally.started.elapsed();
     let report = report(plan, seed, elapsed, &tally, &replay);
     if json_out {
-        crate::console::print_json(&report);
+        crate::print_json(&report);
     } else {
         print(&report);
     }

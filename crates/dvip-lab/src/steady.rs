@@ -104,7 +104,7 @@ pub(crate) fn run(plan: &SteadyPlan, json_out: bool) -> Result<(), LabError> {
     down(&plan.name);
     let report = measured?;
     if json_out {
-        crate::console::print_json(&report);
+        crate::print_json(&report);
     } else {
         print(&report);
     }

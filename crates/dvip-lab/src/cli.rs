@@ -1,0 +1,209 @@
+//! The lab's command line: `dvip lab ...`, parsed by `dvip` and carried out here.
+//!
+//! Owns the names and documentation of the lab's subcommands and flags. It must not do any
+//! work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Build the lab and start every node; returns once the addresses are spread over them.
+    Up {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+        nodes: u16,
+        /// How many DuraVIP addresses (bindings on 198.18.0.10 and up).
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=10_240))]
+        addresses: u32,
+        /// Seconds a plumbed address lives unless its dvipd refreshes it (default: dvipd's
+        /// choice for the address count).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(2..=86400))]
+        address_lifetime: Option<u64>,
+        /// The dvipd to run (default: the one next to this dvip).
+        #[arg(long, value_name = "PATH")]
+        dvipd: Option<PathBuf>,
+        /// Run keepalived (the benchmark's baseline) instead of corosync and dvipd, advertising
+        /// every ADVERT_MS milliseconds.
+        #[arg(long, value_name = "ADVERT_MS", value_parser = clap::value_parser!(u32).range(10..=40_950))]
+        keepalived: Option<u32>,
+        /// Run corosync without crypto (the lab encrypts and signs by default, as production
+        /// must); for measuring what crypto costs.
+        #[arg(long, conflicts_with = "keepalived")]
+        no_crypto: bool,
+        /// Make N addresses, spread over the range, SMTP listeners on port 25 that dvipd
+        /// forwards to 127.0.0.1:2525 on its node (instead of bindings).
+        #[arg(long, default_value_t = 0)]
+        listeners: u32,
+    },
+    /// Every node: its link, corosync, dvipd, the addresses it holds, its console socket.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a node fail: by default its host dies (link cut, then every process of the node killed).
+    Kill {
+        /// The node (`node2` or `2`), or `busiest`: the one holding the most addresses.
+        node: String,
+        /// How it fails.
+        #[command(flatten)]
+        how: FaultArg,
+        /// Measure from the client how long until a survivor answers ARP for each of the
+        /// node's addresses.
+        #[arg(long)]
+        measure: bool,
+        /// Print JSON: the measurement, or without `--measure` the node, the fault and its
+        /// time (`fault_at_ms`, the clock of dvipd's events).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring a node back (or every node that is down): link up, corosync and dvipd started if
+    /// they are not running; waits until the addresses are spread again.
+    Start {
+        /// The node (`node2` or `2`); every node that is down when left out.
+        node: Option<String>,
+    },
+    /// Measure failovers many times from the client, per address count and fault, with the
+    /// time split into phases; builds and removes its own lab.
+    Bench {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(2..=16))]
+        nodes: u16,
+        /// Address counts to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1024")]
+        sizes: Vec<u32>,
+        /// Faults to inject, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_enum,
+            default_value = "host,daemon,corosync,stop"
+        )]
+        faults: Vec<crate::Fault>,
+        /// Runs of each fault per address count.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        runs: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The dvipd to run (default: the one next to this dvip).
+        #[arg(long, value_name = "PATH")]
+        dvipd: Option<PathBuf>,
+        /// Also measure keepalived (the baseline) with these VRRP advertisement intervals in
+        /// milliseconds, comma-separated (e.g. 100,20); needs keepalived installed.
+        #[arg(long, value_delimiter = ',', value_name = "ADVERT_MS", value_parser = clap::value_parser!(u32).range(10..=40_950))]
+        keepalived: Vec<u32>,
+        /// Also measure dvip with corosync's crypto off, as a baseline: the ratio is what
+        /// encrypting and signing the bus costs failover.
+        #[arg(long)]
+        no_crypto_baseline: bool,
+        /// Make N addresses, spread over the range, forwarded SMTP listeners (port 25) and time
+        /// a TCP connect to those the failed node held too; a server on each node answers
+        /// `220 NODE`.
+        #[arg(long, default_value_t = 6)]
+        listeners: u32,
+        /// Write every run whose worst address (by ARP, or by TCP to a listener) took longer
+        /// than MS milliseconds (its per-address answers and the survivors' events) to
+        /// `bench-slow-SYSTEM-SIZE-FAULT-RUN.json` in the current directory, for a look.
+        #[arg(long, value_name = "MS")]
+        keep_slow: Option<u64>,
+        /// Draw the results into FILE.svg: per address count and fault, each system's median
+        /// of the worst address, with a whisker to its p99.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
+    /// Draw a saved `bench --json` report as an SVG, as `bench --plot` would have.
+    Plot {
+        /// The report `dvip lab bench --json` printed.
+        #[arg(long, value_name = "FILE.json")]
+        from: PathBuf,
+        /// Where to write the picture.
+        #[arg(long, value_name = "FILE.svg")]
+        out: PathBuf,
+    },
+    /// Break a lab cluster over and over (seeded faults: host deaths, killed daemons,
+    /// partitions, loss, reloads, standby, moves) and check after every round that it settled
+    /// with every address on exactly one node per side; builds and removes its own lab.
+    Chaos {
+        /// The seed that chooses the faults (default: the time); a failing run prints it.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Seconds of faults before the last round repairs everything.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+        duration: u64,
+        /// How many nodes.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(2..=16))]
+        nodes: u16,
+        /// How many DuraVIP addresses.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        addresses: u32,
+        /// The dvipd to run (default: the one next to this dvip).
+        #[arg(long, value_name = "PATH")]
+        dvipd: Option<PathBuf>,
+        /// On a violation, leave the lab up as it failed, for a look.
+        #[arg(long)]
+        keep: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure a lab with nothing failing: CPU of each node's processes, packets into the
+    /// bridge, view and ownership changes; builds and removes its own lab.
+    Steady {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+        nodes: u16,
+        /// How many DuraVIP addresses.
+        #[arg(long, default_value_t = 10_240, value_parser = clap::value_parser!(u32).range(1..=10_240))]
+        addresses: u32,
+        /// How long to watch, in seconds.
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        seconds: u64,
+        /// Threads spinning meanwhile, to keep the CPUs busy (2 keeps both cores of a
+        /// two-core machine busy).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+        busy: u16,
+        /// Run keepalived (advertising every ADVERT_MS milliseconds) instead of corosync and
+        /// dvipd.
+        #[arg(long, value_name = "ADVERT_MS", value_parser = clap::value_parser!(u32).range(10..=40_950))]
+        keepalived: Option<u32>,
+        /// The dvipd to run (default: the one next to this dvip).
+        #[arg(long, value_name = "PATH")]
+        dvipd: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop every process of the lab and remove everything it made (also after a crash).
+    Down,
+}
+
+/// How a lab node fails.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct FaultArg {
+    /// kill -9 its dvipd only (corosync sees the process leave at once).
+    #[arg(long)]
+    pub daemon: bool,
+    /// kill -9 its corosync only.
+    #[arg(long)]
+    pub corosync: bool,
+    /// Cut its link only (processes keep running, cut off).
+    #[arg(long)]
+    pub link: bool,
+    /// Stop its dvipd cleanly (SIGTERM: it hands its addresses over).
+    #[arg(long)]
+    pub stop: bool,
+}
+
+pub fn lab_name(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 12
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    ok.then(|| text.to_owned())
+        .ok_or_else(|| "a lab name is 1-12 lowercase letters and digits".to_owned())
+}
