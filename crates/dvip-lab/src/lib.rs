@@ -664,6 +664,17 @@ impl Fault {
             Self::Host => "host",
         }
     }
+
+    /// The fault in a report's words: "host death", "dvipd kill -9"...
+    pub(crate) fn in_words(self) -> &'static str {
+        match self {
+            Self::Host => "host death",
+            Self::Daemon => "dvipd kill -9",
+            Self::Corosync => "corosync kill -9",
+            Self::Stop => "dvipd stop",
+            Self::Link => "link down",
+        }
+    }
 }
 
 /// SIGTERM, then wait (up to 10 s) until the process is gone: a daemon still shutting down

@@ -41,13 +41,12 @@ impl Dice {
 /// One thing the nemesis does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Op {
-    /// Link cut, then every process of the node killed (-9), dvipd's guardian too.
-    HostDeath(usize),
-    KillDaemon(usize),
-    KillCorosync(usize),
-    /// dvipd stopped cleanly (SIGTERM).
-    StopDaemon(usize),
-    LinkDown(usize),
+    /// One of the faults `dvip lab kill` and `bench` inject too: a host death, a killed or
+    /// stopped daemon, a killed corosync, a link cut.
+    Fault {
+        node: usize,
+        fault: Fault,
+    },
     /// Link up, corosync and dvipd started where they are not running.
     Restart(usize),
     /// Loss (and delay, where the kernel has netem) on a node's link both ways, for a while.
@@ -102,11 +101,7 @@ impl Op {
     /// The kind, as the report counts it.
     pub(super) fn kind(&self) -> &'static str {
         match self {
-            Self::HostDeath(_) => "host death",
-            Self::KillDaemon(_) => "dvipd kill -9",
-            Self::KillCorosync(_) => "corosync kill -9",
-            Self::StopDaemon(_) => "dvipd stop",
-            Self::LinkDown(_) => "link down",
+            Self::Fault { fault, .. } => fault.in_words(),
             Self::Restart(_) => "restart",
             Self::Degrade { .. } => "loss and delay",
             Self::Partition(_) => "partition",
@@ -157,16 +152,12 @@ impl Op {
             | Self::LinkDeleted { node, hold_ms } => {
                 format!("node{node}: {} for {hold_ms} ms", self.kind())
             }
-            Self::BadReload { node, .. } => format!("node{node}: {}", self.kind()),
-            Self::HostDeath(i)
-            | Self::KillDaemon(i)
-            | Self::KillCorosync(i)
-            | Self::StopDaemon(i)
-            | Self::LinkDown(i)
-            | Self::Restart(i)
-            | Self::AnnounceView(i)
-            | Self::Standby(i)
-            | Self::Online(i) => format!("node{i}: {}", self.kind()),
+            Self::BadReload { node, .. } | Self::Fault { node, .. } => {
+                format!("node{node}: {}", self.kind())
+            }
+            Self::Restart(i) | Self::AnnounceView(i) | Self::Standby(i) | Self::Online(i) => {
+                format!("node{i}: {}", self.kind())
+            }
         }
     }
 
@@ -174,11 +165,7 @@ impl Op {
     pub(super) fn touches_membership(&self) -> bool {
         matches!(
             self,
-            Self::HostDeath(_)
-                | Self::KillDaemon(_)
-                | Self::KillCorosync(_)
-                | Self::StopDaemon(_)
-                | Self::LinkDown(_)
+            Self::Fault { .. }
                 | Self::Restart(_)
                 | Self::Degrade { .. }
                 | Self::Partition(_)
@@ -198,8 +185,10 @@ impl Op {
             Self::Reload { node, .. }
             | Self::Standby(node)
             | Self::Online(node)
-            | Self::LinkDown(node)
-            | Self::HostDeath(node)
+            | Self::Fault {
+                node,
+                fault: Fault::Link | Fault::Host,
+            }
             | Self::Restart(node) => Some(*node),
             Self::Move { to, .. } => Some(*to),
             // A paused node lets everything go and takes its share back, possibly in one
@@ -284,6 +273,58 @@ impl World {
     }
 }
 
+/// What the nemesis may do next, before the dice say to which node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    Fault(Fault),
+    Degrade,
+    Partition,
+    Reload,
+    AnnounceView,
+    Standby,
+    Online,
+    Move,
+    PauseDaemon,
+    PauseCorosync,
+    LinkDeleted,
+    BadReload,
+    /// A draw that does nothing: a round with fewer faults now and then.
+    Nothing,
+}
+
+/// How often the nemesis picks each thing, out of the total weight. A pick that cannot be
+/// done now (a partition while partitioned, online with nobody on standby) is drawn again.
+const WEIGHTS: &[(Pick, u32)] = &[
+    (Pick::Fault(Fault::Host), 2),
+    (Pick::Fault(Fault::Daemon), 2),
+    (Pick::Fault(Fault::Corosync), 2),
+    (Pick::Fault(Fault::Stop), 1),
+    (Pick::Fault(Fault::Link), 2),
+    (Pick::Degrade, 1),
+    (Pick::Partition, 1),
+    (Pick::Reload, 2),
+    (Pick::AnnounceView, 1),
+    (Pick::Standby, 1),
+    (Pick::Online, 2),
+    (Pick::Move, 2),
+    (Pick::PauseDaemon, 1),
+    (Pick::PauseCorosync, 1),
+    (Pick::LinkDeleted, 1),
+    (Pick::BadReload, 1),
+    (Pick::Nothing, 1),
+];
+
+/// The pick a draw in `0..total weight` lands on.
+fn pick(mut draw: u32) -> Pick {
+    for &(pick, weight) in WEIGHTS {
+        if draw < weight {
+            return pick;
+        }
+        draw -= weight;
+    }
+    Pick::Nothing
+}
+
 /// The next op, from the dice, the nodes' health and the world. Broken nodes are repaired
 /// often enough that the cluster spends most of its time with most nodes in it; at least one
 /// node is kept whole by the faults that break one.
@@ -298,31 +339,28 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
     if world.partitioned() && dice.below(100) < 30 {
         return Op::Heal;
     }
+    let total: u32 = WEIGHTS.iter().map(|&(_, w)| w).sum();
     loop {
         let any = node(dice.below(n));
-        let op = match dice.below(24) {
-            19 => Op::PauseDaemon {
+        let op = match pick(dice.below(total as usize) as u32) {
+            Pick::Fault(fault) => Op::Fault { node: any, fault },
+            Pick::PauseDaemon => Op::PauseDaemon {
                 node: any,
                 hold_ms: dice.between(500, 4000),
             },
-            20 => Op::PauseCorosync {
+            Pick::PauseCorosync => Op::PauseCorosync {
                 node: any,
                 hold_ms: dice.between(500, 4000),
             },
-            21 if !world.partitioned() => Op::LinkDeleted {
+            Pick::LinkDeleted if !world.partitioned() => Op::LinkDeleted {
                 node: any,
                 hold_ms: dice.between(500, 4000),
             },
-            22 => Op::BadReload {
+            Pick::BadReload => Op::BadReload {
                 node: any,
                 empty: dice.below(2) == 0,
             },
-            0 | 1 => Op::HostDeath(any),
-            2 | 3 => Op::KillDaemon(any),
-            4 | 5 => Op::KillCorosync(any),
-            6 => Op::StopDaemon(any),
-            7 | 8 => Op::LinkDown(any),
-            9 => Op::Degrade {
+            Pick::Degrade => Op::Degrade {
                 node: any,
                 loss_pct: dice.between(1, 10),
                 delay_ms: if world.has_netem {
@@ -332,14 +370,14 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
                 },
                 hold_ms: dice.between(500, 3000),
             },
-            10 if n >= 2 && !world.partitioned() => {
+            Pick::Partition if n >= 2 && !world.partitioned() => {
                 let cut: Vec<usize> = (1..=n).filter(|_| dice.below(2) == 0).collect();
                 if cut.is_empty() || cut.len() == n {
                     continue;
                 }
                 Op::Partition(cut)
             }
-            11 | 12 => {
+            Pick::Reload => {
                 let count = world.addresses.len();
                 let without = if dice.below(3) == 0 {
                     0..0
@@ -354,13 +392,13 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
                 };
                 Op::Reload { node: any, without }
             }
-            13 => Op::AnnounceView(any),
-            14 if !world.standby[any - 1] => Op::Standby(any),
-            15 | 16 if world.standby.iter().any(|&s| s) => {
+            Pick::AnnounceView => Op::AnnounceView(any),
+            Pick::Standby if !world.standby[any - 1] => Op::Standby(any),
+            Pick::Online if world.standby.iter().any(|&s| s) => {
                 let on: Vec<usize> = (1..=n).filter(|&i| world.standby[i - 1]).collect();
                 Op::Online(dice.one_of(&on))
             }
-            17 | 18 if !whole.is_empty() => Op::Move {
+            Pick::Move if !whole.is_empty() => Op::Move {
                 address: dice.below(world.addresses.len()),
                 to: any,
                 via: dice.one_of(&whole),
@@ -370,11 +408,7 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
         // Breaking the last whole node leaves nothing to fail over to: not what is tested.
         let breaks = matches!(
             op,
-            Op::HostDeath(_)
-                | Op::KillDaemon(_)
-                | Op::KillCorosync(_)
-                | Op::StopDaemon(_)
-                | Op::LinkDown(_)
+            Op::Fault { .. }
                 | Op::PauseDaemon { .. }
                 | Op::PauseCorosync { .. }
                 | Op::LinkDeleted { .. }
@@ -500,27 +534,9 @@ pub(super) fn apply(
     let topology = state.topology();
     let refused = |asked: Result<serde_json::Value, String>| asked.err();
     Ok(match op {
-        Op::HostDeath(i) => {
-            // A node on standby comes back on standby: its dvipd keeps it across a restart.
-            inject(state, *i, Fault::Host)?;
-            None
-        }
-        Op::KillDaemon(i) => {
-            // A node on standby comes back on standby: its dvipd keeps it across a restart.
-            inject(state, *i, Fault::Daemon)?;
-            None
-        }
-        Op::StopDaemon(i) => {
-            // A node on standby comes back on standby: its dvipd keeps it across a restart.
-            inject(state, *i, Fault::Stop)?;
-            None
-        }
-        Op::KillCorosync(i) => {
-            inject(state, *i, Fault::Corosync)?;
-            None
-        }
-        Op::LinkDown(i) => {
-            inject(state, *i, Fault::Link)?;
+        // A node on standby comes back on standby: its dvipd keeps it across a restart.
+        Op::Fault { node, fault } => {
+            inject(state, *node, *fault)?;
             None
         }
         Op::Restart(i) => {
@@ -675,7 +691,8 @@ mod tests {
     fn what_a_node_offers_changing_is_a_cause_and_announcing_the_view_is_not() {
         // Found by the hour-long run: a node alone on its side, link down then up, released
         // and took back everything in one view.
-        assert_eq!(Op::LinkDown(1).changes(), Some(1));
+        let fault = |node, fault| Op::Fault { node, fault };
+        assert_eq!(fault(1, Fault::Link).changes(), Some(1));
         assert_eq!(Op::Restart(2).changes(), Some(2));
         assert_eq!(
             Op::Move {
@@ -687,7 +704,7 @@ mod tests {
             Some(3)
         );
         assert_eq!(Op::AnnounceView(1).changes(), None);
-        assert_eq!(Op::KillCorosync(1).changes(), None);
+        assert_eq!(fault(1, Fault::Corosync).changes(), None);
     }
 
     #[test]
@@ -704,6 +721,22 @@ mod tests {
     }
 
     #[test]
+    fn every_pick_of_the_table_is_drawn_as_often_as_its_weight_says() {
+        let total: u32 = WEIGHTS.iter().map(|&(_, w)| w).sum();
+        let mut counts: Vec<(Pick, u32)> = WEIGHTS.iter().map(|&(p, _)| (p, 0)).collect();
+        for draw in 0..total {
+            let p = pick(draw);
+            let at = counts
+                .iter()
+                .position(|(q, _)| *q == p)
+                .expect("in the table");
+            counts[at].1 += 1;
+        }
+        let weights: Vec<(Pick, u32)> = WEIGHTS.to_vec();
+        assert_eq!(counts, weights);
+    }
+
+    #[test]
     fn the_last_whole_node_is_never_broken() {
         let world = World::new(3, vec!["198.18.0.10".into()]);
         let mut health = healthy(3);
@@ -712,14 +745,7 @@ mod tests {
         let mut dice = Dice::new(1);
         for _ in 0..2000 {
             let op = choose(&mut dice, &health, &world);
-            let hits_node3 = matches!(
-                op,
-                Op::HostDeath(3)
-                    | Op::KillDaemon(3)
-                    | Op::KillCorosync(3)
-                    | Op::StopDaemon(3)
-                    | Op::LinkDown(3)
-            );
+            let hits_node3 = matches!(op, Op::Fault { node: 3, .. });
             assert!(!hits_node3, "{op:?}");
         }
     }
