@@ -512,16 +512,11 @@ fn settled(state: &LabState) -> bool {
         return false;
     };
     running.iter().all(|&i| {
-        let asked = ask(
-            &runtime,
-            state,
-            i,
-            &dvip_console::Request::Show,
-            Duration::from_secs(1),
-        );
-        matches!(asked, Ok(reply)
-            if reply["view"]["mature"] == true
-                && reply["view"]["members"].as_array().map(Vec::len) == Some(running.len()))
+        let client = dvip_console::Client::new(state.socket(i));
+        let asked = runtime
+            .block_on(client.call_within(&dvip_console::Request::Show, Duration::from_secs(1)));
+        matches!(asked, Ok(dvip_console::Answer::Status(s))
+            if s.view.mature && s.view.members.len() == running.len())
     })
 }
 

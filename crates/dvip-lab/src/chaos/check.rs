@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use dvip_console::Status;
+use dvip_core::Reason;
 use serde_json::Value;
 
 /// One node as the checker saw it.
@@ -23,7 +25,7 @@ pub(super) struct NodeSeen {
     /// The addresses on its interface.
     pub(super) held: BTreeSet<String>,
     /// Its reply to `show`, if its dvipd answered.
-    pub(super) show: Option<Value>,
+    pub(super) show: Option<Status>,
 }
 
 /// One look at the whole lab.
@@ -52,29 +54,19 @@ pub(super) struct Causes {
     pub(super) changed: BTreeSet<String>,
 }
 
-fn owners(show: &Value) -> Owners {
-    show["addresses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| {
-            let address = a["address"].as_str()?.to_owned();
-            Some((address, a["owner"].as_str().map(str::to_owned)))
-        })
+fn owners(show: &Status) -> Owners {
+    show.addresses
+        .iter()
+        .map(|a| (a.plan.address.to_string(), a.plan.owner.clone()))
         .collect()
 }
 
-fn view_id(show: &Value) -> Option<u64> {
-    show["view"]["id"].as_u64()
+fn view_id(show: &Status) -> Option<u64> {
+    show.view.id
 }
 
-fn view_members(show: &Value) -> Vec<String> {
-    let mut members: Vec<String> = show["view"]["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.as_str().map(str::to_owned))
-        .collect();
+fn view_members(show: &Status) -> Vec<String> {
+    let mut members = show.view.members.clone();
     members.sort();
     members
 }
@@ -120,7 +112,7 @@ pub(super) fn unsettled(seen: &Seen) -> Option<String> {
                     names.join(", ")
                 ));
             }
-            if show["view"]["mature"] != true {
+            if !show.view.mature {
                 return Some(format!("{}'s view is not mature", m.name));
             }
             let (id, plan) = (view_id(show).unwrap_or(0), owners(show));
@@ -201,13 +193,12 @@ pub(super) fn check(
             continue;
         };
         let plan = owners(show);
-        let reasons: BTreeMap<&str, &str> = show["addresses"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| Some((a["address"].as_str()?, a["reason"].as_str()?)))
+        let reasons: BTreeMap<String, Reason> = show
+            .addresses
+            .iter()
+            .map(|a| (a.plan.address.to_string(), a.plan.reason))
             .collect();
-        let standby = |m: &NodeSeen| m.show.as_ref().is_some_and(|s| s["standby"] == true);
+        let standby = |m: &NodeSeen| m.show.as_ref().is_some_and(|s| s.standby);
         let candidates = |address: &str| -> BTreeSet<&str> {
             members
                 .iter()
@@ -248,7 +239,7 @@ pub(super) fn check(
             }
             let movable = matches!(
                 reasons.get(address.as_str()),
-                Some(&("held" | "assigned" | "balanced"))
+                Some(Reason::Held | Reason::Assigned | Reason::Balanced)
             );
             if let (Some(o), true) = (&owner, movable) {
                 let mine = load.get(o.as_str()).copied().unwrap_or(0);
@@ -358,8 +349,10 @@ pub(super) fn check(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use dvip_console::{AddressPlan, AddressStatus, ConfigStatus, ViewStatus};
     use serde_json::json;
+
+    use super::*;
 
     const ADDRESSES: [&str; 4] = ["198.18.0.10", "198.18.0.11", "198.18.0.12", "198.18.0.13"];
 
@@ -367,15 +360,48 @@ mod tests {
         items.iter().map(|s| (*s).to_owned()).collect()
     }
 
-    fn show(view: u64, members: &[&str], owners: &[(&str, Option<&str>, &str)]) -> Value {
-        json!({
-            "standby": false,
-            "view": {"id": view, "members": members, "mature": true},
-            "addresses": owners.iter().map(|(a, o, r)| json!({"address": a, "owner": o, "reason": r})).collect::<Vec<_>>(),
-        })
+    fn show(view: u64, members: &[&str], owners: &[(&str, Option<&str>, &str)]) -> Status {
+        let address = |(a, o, r): &(&str, Option<&str>, &str)| AddressStatus {
+            plan: AddressPlan {
+                address: a.parse().expect("an address"),
+                owner: o.map(str::to_owned),
+                reason: serde_json::from_value(json!(r)).expect("a reason"),
+                marks: Vec::new(),
+                candidates: Vec::new(),
+                bindings: BTreeSet::new(),
+                listener_ports: BTreeSet::new(),
+                follows: None,
+            },
+            held_here: false,
+            plumbed_here: false,
+        };
+        Status {
+            node: members
+                .first()
+                .map_or_else(String::new, |m| (*m).to_owned()),
+            standby: false,
+            view: ViewStatus {
+                id: Some(view),
+                members: members.iter().map(|m| (*m).to_owned()).collect(),
+                silent: BTreeSet::new(),
+                ready: true,
+                mature: true,
+                stable_ms: None,
+            },
+            addresses: owners.iter().map(address).collect(),
+            not_plumbed: BTreeSet::new(),
+            given_up_interfaces: BTreeSet::new(),
+            table: String::new(),
+            moves: Vec::new(),
+            config: ConfigStatus {
+                addresses: owners.len(),
+                stable_ms: 0,
+            },
+            waiting_for_corosync: false,
+        }
     }
 
-    fn node(name: &str, held: &[&str], show: Option<Value>) -> NodeSeen {
+    fn node(name: &str, held: &[&str], show: Option<Status>) -> NodeSeen {
         NodeSeen {
             name: name.to_owned(),
             mac: format!("mac-{name}"),
@@ -445,12 +471,12 @@ mod tests {
         assert!(unsettled(&seen).is_some_and(|w| w.contains("its plan gives it")));
         let mut seen = healthy();
         if let Some(s) = seen.nodes[0].show.as_mut() {
-            s["view"]["members"] = json!(["node1"]);
+            s.view.members = vec!["node1".to_owned()];
         }
         assert!(unsettled(&seen).is_some_and(|w| w.contains("sees the view [node1]")));
         let mut seen = healthy();
         if let Some(s) = seen.nodes[1].show.as_mut() {
-            s["view"]["id"] = json!(8);
+            s.view.id = Some(8);
         }
         assert!(unsettled(&seen).is_some_and(|w| w.contains("view 8")));
     }
@@ -486,7 +512,7 @@ mod tests {
         let mut seen = healthy();
         for n in &mut seen.nodes[..2] {
             if let Some(s) = n.show.as_mut() {
-                s["addresses"][0]["owner"] = Value::Null;
+                s.addresses[0].plan.owner = None;
             }
         }
         seen.nodes[0].held.remove("198.18.0.10");

@@ -293,7 +293,7 @@ fn look(
         .map(|i| {
             let health = Health::of(state, i);
             let show = if health.daemon {
-                nemesis::ask(runtime, state, i, &dvip_console::Request::Show).ok()
+                nemesis::show(runtime, state, i)
             } else {
                 None
             };

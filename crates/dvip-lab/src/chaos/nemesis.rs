@@ -420,6 +420,20 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
     }
 }
 
+/// Node `i`'s reply to `show`, if its dvipd answers within 3 s.
+pub(super) fn show(
+    runtime: &tokio::runtime::Runtime,
+    state: &LabState,
+    i: usize,
+) -> Option<dvip_console::Status> {
+    let client = dvip_console::Client::new(state.socket(i));
+    match runtime.block_on(client.call_within(&dvip_console::Request::Show, Duration::from_secs(3)))
+    {
+        Ok(dvip_console::Answer::Status(status)) => Some(*status),
+        _ => None,
+    }
+}
+
 /// Asks node `i`'s dvipd, allowing it 3 s.
 pub(super) fn ask(
     runtime: &tokio::runtime::Runtime,
