@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use dvip_netns::LabError;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::follow::Follower;
@@ -221,7 +222,11 @@ fn backends(state: &LabState) -> Result<Option<dvip_netns::Backends>, LabError> 
     dvip_netns::Backends::start(&nodes, listen).map(Some)
 }
 
-fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Result<(), LabError> {
+fn measure_system(
+    plan: &BenchPlan,
+    system: System,
+    rows: &mut Vec<BenchRow>,
+) -> Result<(), LabError> {
     // keepalived runs no corosync: that fault has no counterpart.
     let faults: Vec<Fault> = plan
         .faults
@@ -264,9 +269,7 @@ fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Re
                 if runs.is_empty() {
                     break;
                 }
-                let mut row = summary(size, fault, &runs);
-                row["system"] = json!(system.label());
-                rows.push(row);
+                rows.push(summary(&system, size, fault, &runs));
             }
             Ok(())
         })();
@@ -285,34 +288,34 @@ fn measure_system(plan: &BenchPlan, system: System, rows: &mut Vec<Value>) -> Re
     Ok(())
 }
 
-/// dvip's worst-address p99 against each keepalived row of the same size and fault.
-fn ratios(rows: &[Value]) -> Vec<Value> {
-    let dvip = |size: &Value, fault: &Value| {
+/// dvip's worst-address p99 against each baseline row of the same size and fault.
+fn ratios(rows: &[BenchRow]) -> Vec<Ratio> {
+    let dvip = |size: u32, fault: &str| {
         rows.iter()
-            .find(|r| r["system"] == "dvip" && &r["addresses"] == size && &r["fault"] == fault)
+            .find(|r| r.system == "dvip" && r.addresses == size && r.fault == fault)
     };
     rows.iter()
-        .filter(|r| r["system"] != "dvip")
+        .filter(|r| r.system != "dvip")
         .filter_map(|k| {
-            let d = dvip(&k["addresses"], &k["fault"])?;
-            let (dp, kp) = (d["worst_p99_ms"].as_f64()?, k["worst_p99_ms"].as_f64()?);
-            Some(json!({
-                "addresses": k["addresses"],
-                "fault": k["fault"],
-                "baseline": k["system"],
-                "dvip_p99_ms": dp,
-                "baseline_p99_ms": kp,
-                "ratio": if kp > 0.0 { dp / kp } else { f64::NAN },
-                "dvip_doubles": d["double_answers"],
-                "baseline_doubles": k["double_answers"],
-                "dvip_survivor_doubles": d["survivor_doubles"],
-                "baseline_survivor_doubles": k["survivor_doubles"],
-            }))
+            let d = dvip(k.addresses, &k.fault)?;
+            let (dp, kp) = (d.worst_p99_ms?, k.worst_p99_ms?);
+            Some(Ratio {
+                addresses: k.addresses,
+                fault: k.fault.clone(),
+                baseline: k.system.clone(),
+                dvip_p99_ms: dp,
+                baseline_p99_ms: kp,
+                ratio: if kp > 0.0 { dp / kp } else { f64::NAN },
+                dvip_doubles: d.double_answers,
+                baseline_doubles: k.double_answers,
+                dvip_survivor_doubles: d.survivor_doubles,
+                baseline_survivor_doubles: k.survivor_doubles,
+            })
         })
         .collect()
 }
 
-fn print_ratios(ratios: &[Value]) {
+fn print_ratios(ratios: &[Ratio]) {
     let mut table = vec![[
         "ADDRESSES",
         "FAULT",
@@ -329,16 +332,16 @@ fn print_ratios(ratios: &[Value]) {
     .to_vec()];
     for r in ratios {
         table.push(vec![
-            r["addresses"].to_string(),
-            r["fault"].as_str().unwrap_or("?").to_owned(),
-            r["baseline"].as_str().unwrap_or("?").to_owned(),
-            format!("{:.1}", r["dvip_p99_ms"].as_f64().unwrap_or(f64::NAN)),
-            format!("{:.1}", r["baseline_p99_ms"].as_f64().unwrap_or(f64::NAN)),
-            format!("{:.2}", r["ratio"].as_f64().unwrap_or(f64::NAN)),
-            r["dvip_doubles"].to_string(),
-            r["baseline_doubles"].to_string(),
-            r["dvip_survivor_doubles"].to_string(),
-            r["baseline_survivor_doubles"].to_string(),
+            r.addresses.to_string(),
+            r.fault.clone(),
+            r.baseline.clone(),
+            format!("{:.1}", r.dvip_p99_ms),
+            format!("{:.1}", r.baseline_p99_ms),
+            format!("{:.2}", r.ratio),
+            r.dvip_doubles.to_string(),
+            r.baseline_doubles.to_string(),
+            r.dvip_survivor_doubles.to_string(),
+            r.baseline_survivor_doubles.to_string(),
         ]);
     }
     println!();
@@ -352,7 +355,69 @@ fn series_tcp(runs: &[Value]) -> Vec<f64> {
         .collect()
 }
 
-fn summary(size: u32, fault: Fault, runs: &[Value]) -> Value {
+/// One line of the report: a system, an address count and a fault, over its runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct BenchRow {
+    /// `dvip`, `dvip without crypto`, `keepalived 20ms`...
+    pub(crate) system: String,
+    /// Addresses in the lab.
+    pub(crate) addresses: u32,
+    /// Addresses the failed node held, in the first run.
+    pub(crate) moved_per_run: Option<u64>,
+    /// The fault, as `--faults` names it.
+    pub(crate) fault: String,
+    /// Runs measured.
+    pub(crate) runs: usize,
+    /// The worst address's time to an answer, median over the runs.
+    pub(crate) worst_median_ms: Option<f64>,
+    /// The same, p99.
+    pub(crate) worst_p99_ms: Option<f64>,
+    /// The survivors' first new view, median.
+    pub(crate) view_median_ms: Option<f64>,
+    /// Their first plan in it, median.
+    pub(crate) planned_median_ms: Option<f64>,
+    /// The last moved address plumbed, median.
+    pub(crate) plumbed_median_ms: Option<f64>,
+    /// The last moved address announced, median.
+    pub(crate) announced_median_ms: Option<f64>,
+    /// The worst address's time past the new view (what dvip itself took), median.
+    pub(crate) dvip_share_median_ms: Option<f64>,
+    /// The same, p99.
+    pub(crate) dvip_share_p99_ms: Option<f64>,
+    /// ARP answers from two MACs at once, over the runs.
+    pub(crate) double_answers: u64,
+    /// Addresses claimed by two survivors at once, over the runs.
+    pub(crate) survivor_doubles: usize,
+    /// The worst forwarded listener's time to a TCP answer, median.
+    pub(crate) tcp_worst_median_ms: Option<f64>,
+    /// The same, p99.
+    pub(crate) tcp_worst_p99_ms: Option<f64>,
+    /// Runs in which the failed node had listeners.
+    pub(crate) tcp_runs: usize,
+    /// Listeners never answered, over the runs.
+    pub(crate) tcp_unanswered: usize,
+    /// Addresses never answered, over the runs.
+    pub(crate) unanswered: usize,
+}
+
+/// dvip against one baseline row of the same address count and fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Ratio {
+    pub(crate) addresses: u32,
+    pub(crate) fault: String,
+    /// The baseline's system.
+    pub(crate) baseline: String,
+    pub(crate) dvip_p99_ms: f64,
+    pub(crate) baseline_p99_ms: f64,
+    /// dvip's p99 over the baseline's.
+    pub(crate) ratio: f64,
+    pub(crate) dvip_doubles: u64,
+    pub(crate) baseline_doubles: u64,
+    pub(crate) dvip_survivor_doubles: usize,
+    pub(crate) baseline_survivor_doubles: usize,
+}
+
+fn summary(system: &System, size: u32, fault: Fault, runs: &[Value]) -> BenchRow {
     let series = |key: &str| -> Vec<f64> { runs.iter().filter_map(|r| r[key].as_f64()).collect() };
     let worst = series("worst_ms");
     let view = series("view_ms");
@@ -360,37 +425,48 @@ fn summary(size: u32, fault: Fault, runs: &[Value]) -> Value {
         .iter()
         .filter_map(|r| Some(r["worst_ms"].as_f64()? - r["view_ms"].as_f64()?))
         .collect();
-    json!({
-        "addresses": size,
-        "moved_per_run": runs.first().map(|r| r["addresses"].clone()),
-        "fault": fault.name(),
-        "runs": runs.len(),
-        "worst_median_ms": quantile(&worst, 0.5),
-        "worst_p99_ms": quantile(&worst, 0.99),
-        "view_median_ms": quantile(&view, 0.5),
-        "planned_median_ms": quantile(&series("planned_ms"), 0.5),
-        "plumbed_median_ms": quantile(&series("plumbed_ms"), 0.5),
-        "announced_median_ms": quantile(&series("announced_ms"), 0.5),
-        "dvip_share_median_ms": quantile(&dvip_share, 0.5),
-        "dvip_share_p99_ms": quantile(&dvip_share, 0.99),
-        "double_answers": runs.iter().filter_map(|r| r["double_answers"].as_u64()).sum::<u64>(),
-        "survivor_doubles": runs
+    let tcp = series_tcp(runs);
+    let count = |key: &str, of: fn(&Value) -> &Value| -> usize {
+        runs.iter()
+            .map(|r| of(r)[key].as_array().map_or(0, Vec::len))
+            .sum()
+    };
+    BenchRow {
+        system: system.label(),
+        addresses: size,
+        moved_per_run: runs.first().and_then(|r| r["addresses"].as_u64()),
+        fault: fault.name().to_owned(),
+        runs: runs.len(),
+        worst_median_ms: quantile(&worst, 0.5),
+        worst_p99_ms: quantile(&worst, 0.99),
+        view_median_ms: quantile(&view, 0.5),
+        planned_median_ms: quantile(&series("planned_ms"), 0.5),
+        plumbed_median_ms: quantile(&series("plumbed_ms"), 0.5),
+        announced_median_ms: quantile(&series("announced_ms"), 0.5),
+        dvip_share_median_ms: quantile(&dvip_share, 0.5),
+        dvip_share_p99_ms: quantile(&dvip_share, 0.99),
+        double_answers: runs
             .iter()
-            .map(|r| r["claimed_by_two_survivors"].as_object().map_or(0, serde_json::Map::len))
-            .sum::<usize>(),
-        "tcp_worst_median_ms": quantile(&series_tcp(runs), 0.5),
-        "tcp_worst_p99_ms": quantile(&series_tcp(runs), 0.99),
-        "tcp_runs": series_tcp(runs).len(),
-        "tcp_unanswered": runs.iter().map(|r| r["tcp"]["unanswered"].as_array().map_or(0, Vec::len)).sum::<usize>(),
-        "unanswered": runs.iter().map(|r| r["unanswered"].as_array().map_or(0, Vec::len)).sum::<usize>(),
-    })
+            .filter_map(|r| r["double_answers"].as_u64())
+            .sum(),
+        survivor_doubles: runs
+            .iter()
+            .map(|r| {
+                r["claimed_by_two_survivors"]
+                    .as_object()
+                    .map_or(0, serde_json::Map::len)
+            })
+            .sum(),
+        tcp_worst_median_ms: quantile(&tcp, 0.5),
+        tcp_worst_p99_ms: quantile(&tcp, 0.99),
+        tcp_runs: tcp.len(),
+        tcp_unanswered: count("unanswered", |r| &r["tcp"]),
+        unanswered: count("unanswered", |r| r),
+    }
 }
 
-fn print_table(rows: &[Value]) {
-    let cell = |v: &Value| match v.as_f64() {
-        Some(f) => format!("{f:.1}"),
-        None => "-".to_owned(),
-    };
+fn print_table(rows: &[BenchRow]) {
+    let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |f| format!("{f:.1}"));
     let mut table = vec![[
         "SYSTEM",
         "ADDRESSES",
@@ -413,22 +489,23 @@ fn print_table(rows: &[Value]) {
     .to_vec()];
     for r in rows {
         table.push(vec![
-            r["system"].as_str().unwrap_or("?").to_owned(),
-            r["addresses"].to_string(),
-            r["moved_per_run"].to_string(),
-            r["fault"].as_str().unwrap_or("?").to_owned(),
-            r["runs"].to_string(),
-            cell(&r["worst_median_ms"]),
-            cell(&r["worst_p99_ms"]),
-            cell(&r["view_median_ms"]),
-            cell(&r["planned_median_ms"]),
-            cell(&r["plumbed_median_ms"]),
-            cell(&r["announced_median_ms"]),
-            cell(&r["dvip_share_p99_ms"]),
-            r["double_answers"].to_string(),
-            r["survivor_doubles"].to_string(),
-            cell(&r["tcp_worst_median_ms"]),
-            cell(&r["tcp_worst_p99_ms"]),
+            r.system.clone(),
+            r.addresses.to_string(),
+            r.moved_per_run
+                .map_or_else(|| "-".to_owned(), |m| m.to_string()),
+            r.fault.clone(),
+            r.runs.to_string(),
+            cell(r.worst_median_ms),
+            cell(r.worst_p99_ms),
+            cell(r.view_median_ms),
+            cell(r.planned_median_ms),
+            cell(r.plumbed_median_ms),
+            cell(r.announced_median_ms),
+            cell(r.dvip_share_p99_ms),
+            r.double_answers.to_string(),
+            r.survivor_doubles.to_string(),
+            cell(r.tcp_worst_median_ms),
+            cell(r.tcp_worst_p99_ms),
         ]);
     }
     println!(

@@ -81,19 +81,20 @@ fn plot_saved(from: &std::path::Path, out: &std::path::Path) -> Result<(), LabEr
         std::fs::read_to_string(from).map_err(|e| LabError(format!("{}: {e}", from.display())))?;
     let report: Value = serde_json::from_str(&text)
         .map_err(|e| LabError(format!("{}: not a bench report: {e}", from.display())))?;
-    let rows = report["results"].as_array().ok_or_else(|| {
-        LabError(format!(
-            "{}: no `results`: is it what `dvip lab bench --json` printed?",
-            from.display()
-        ))
-    })?;
+    let rows: Vec<bench::BenchRow> = serde_json::from_value(report["results"].clone())
+        .map_err(|e| {
+            LabError(format!(
+                "{}: its `results` are not a bench's ({e}): is it what `dvip lab bench --json` printed?",
+                from.display()
+            ))
+        })?;
     let title = format!(
         "failover seen from the client, {} nodes ({})",
         report["nodes"],
         from.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     );
-    std::fs::write(out, plot::svg(rows, &title))
+    std::fs::write(out, plot::svg(&rows, &title))
         .map_err(|e| LabError(format!("{}: {e}", out.display())))
 }
 

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use crate::bench::BenchRow;
 
 const WIDTH: f64 = 960.0;
 const HEIGHT: f64 = 420.0;
@@ -28,17 +28,17 @@ struct Bar {
     p99: f64,
 }
 
-/// The SVG for the bench's `rows` (`system`, `addresses`, `fault`, `worst_median_ms`,
-/// `worst_p99_ms`), in the order they came.
-pub(crate) fn svg(rows: &[Value], title: &str) -> String {
+/// The SVG for the bench's `rows`, in the order they came; a row without times (no run
+/// finished) draws nothing.
+pub(crate) fn svg(rows: &[BenchRow], title: &str) -> String {
     let bars: Vec<Bar> = rows
         .iter()
         .filter_map(|r| {
             Some(Bar {
-                system: r["system"].as_str()?.to_owned(),
-                group: format!("{} / {}", r["addresses"], r["fault"].as_str()?),
-                median: r["worst_median_ms"].as_f64()?,
-                p99: r["worst_p99_ms"].as_f64()?,
+                system: r.system.clone(),
+                group: format!("{} / {}", r.addresses, r.fault),
+                median: r.worst_median_ms?,
+                p99: r.worst_p99_ms?,
             })
         })
         .collect();
@@ -159,18 +159,40 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn row(system: &str, fault: &str, median: f64, p99: f64) -> BenchRow {
+        BenchRow {
+            system: system.into(),
+            addresses: 1024,
+            moved_per_run: Some(342),
+            fault: fault.into(),
+            runs: 20,
+            worst_median_ms: Some(median),
+            worst_p99_ms: Some(p99),
+            view_median_ms: None,
+            planned_median_ms: None,
+            plumbed_median_ms: None,
+            announced_median_ms: None,
+            dvip_share_median_ms: None,
+            dvip_share_p99_ms: None,
+            double_answers: 0,
+            survivor_doubles: 0,
+            tcp_worst_median_ms: None,
+            tcp_worst_p99_ms: None,
+            tcp_runs: 0,
+            tcp_unanswered: 0,
+            unanswered: 0,
+        }
+    }
 
     #[test]
     fn every_row_is_a_bar_with_its_whisker_and_the_axis_covers_the_slowest() {
         let rows = vec![
-            json!({"system": "dvip", "addresses": 1024, "fault": "host",
-                   "worst_median_ms": 308.3, "worst_p99_ms": 326.9}),
-            json!({"system": "keepalived 20ms", "addresses": 1024, "fault": "host",
-                   "worst_median_ms": 83.8, "worst_p99_ms": 96.3}),
-            json!({"system": "dvip", "addresses": 1024, "fault": "daemon",
-                   "worst_median_ms": 71.1, "worst_p99_ms": 78.4}),
+            row("dvip", "host", 308.3, 326.9),
+            row("keepalived 20ms", "host", 83.8, 96.3),
+            row("dvip", "daemon", 71.1, 78.4),
         ];
+
         let svg = svg(&rows, "failover <1,024>");
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<title>").count(), 3);
