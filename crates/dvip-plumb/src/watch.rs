@@ -73,53 +73,49 @@ pub async fn links() -> std::io::Result<BTreeMap<String, bool>> {
     Ok(out)
 }
 
-/// Subscribes to link and address notifications; events arrive on the returned channel until
-/// the runtime stops.
-pub fn watch() -> std::io::Result<mpsc::UnboundedReceiver<KernelEvent>> {
-    let (connection, _handle, mut messages) = rtnetlink::new_multicast_connection(&[
+/// How long to wait before subscribing again after the kernel's notifications stopped.
+const RESUBSCRIBE_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// One subscription's notifications.
+type Notifications = futures_util::stream::BoxStream<
+    'static,
+    rtnetlink::packet_core::NetlinkMessage<RouteNetlinkMessage>,
+>;
+
+/// A new subscription to link and address notifications, its connection running.
+fn subscribe() -> std::io::Result<Notifications> {
+    let (connection, _handle, messages) = rtnetlink::new_multicast_connection(&[
         MulticastGroup::Link,
         MulticastGroup::Ipv4Ifaddr,
         MulticastGroup::Ipv6Ifaddr,
     ])?;
     tokio::spawn(connection);
+    Ok(messages.map(|(message, _)| message).boxed())
+}
+
+/// Subscribes to link and address notifications; events arrive on the returned channel until
+/// the runtime stops.
+pub fn watch() -> std::io::Result<mpsc::UnboundedReceiver<KernelEvent>> {
+    let first = subscribe()?;
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some((message, _)) = messages.next().await {
-            let inner = match message.payload {
-                NetlinkPayload::InnerMessage(inner) => inner,
-                NetlinkPayload::Overrun(_) => {
-                    if tx.send(KernelEvent::Overrun).is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                _ => continue,
-            };
-            let event = match inner {
-                RouteNetlinkMessage::NewLink(link) => name(&link).map(|name| KernelEvent::Link {
-                    usable: usable(&link),
-                    name,
-                }),
-                RouteNetlinkMessage::DelLink(link) => {
-                    name(&link).map(|name| KernelEvent::LinkRemoved { name })
-                }
-                RouteNetlinkMessage::DelAddress(address) => {
-                    address
-                        .attributes
-                        .iter()
-                        .find_map(|a| match a {
-                            // For IPv4, IFA_LOCAL is the address itself (IFA_ADDRESS may be a peer).
-                            AddressAttribute::Local(ip) => Some(*ip),
-                            _ => None,
-                        })
-                        .or_else(|| {
-                            address.attributes.iter().find_map(|a| match a {
-                                AddressAttribute::Address(ip) => Some(*ip),
-                                _ => None,
-                            })
-                        })
-                        .map(|address| KernelEvent::AddressRemoved { address })
-                }
+    tokio::spawn(follow(first, subscribe, tx));
+    Ok(rx)
+}
+
+/// Forwards `messages` as events; when they stop (the connection failed: an error other than
+/// an overrun ends netlink's stream), subscribes again and says `Overrun`, since anything may
+/// have changed meanwhile, so the daemon reads links and addresses again. Ends when nobody
+/// listens any more.
+async fn follow(
+    mut messages: Notifications,
+    mut subscribe: impl FnMut() -> std::io::Result<Notifications>,
+    tx: mpsc::UnboundedSender<KernelEvent>,
+) {
+    loop {
+        while let Some(message) = messages.next().await {
+            let event = match message.payload {
+                NetlinkPayload::InnerMessage(inner) => translate(inner),
+                NetlinkPayload::Overrun(_) => Some(KernelEvent::Overrun),
                 _ => None,
             };
             if let Some(event) = event {
@@ -128,6 +124,97 @@ pub fn watch() -> std::io::Result<mpsc::UnboundedReceiver<KernelEvent>> {
                 }
             }
         }
-    });
-    Ok(rx)
+        if tx.is_closed() {
+            return;
+        }
+        tracing::warn!(
+            "the kernel's link and address notifications stopped: subscribing again, then reading every link and address again"
+        );
+        messages = loop {
+            tokio::time::sleep(RESUBSCRIBE_AFTER).await;
+            match subscribe() {
+                Ok(fresh) => break fresh,
+                Err(e) => tracing::warn!("cannot subscribe to the kernel's notifications: {e}"),
+            }
+            if tx.is_closed() {
+                return;
+            }
+        };
+        if tx.send(KernelEvent::Overrun).is_err() {
+            return;
+        }
+    }
+}
+
+/// The event a notification means, if any.
+fn translate(message: RouteNetlinkMessage) -> Option<KernelEvent> {
+    match message {
+        RouteNetlinkMessage::NewLink(link) => name(&link).map(|name| KernelEvent::Link {
+            usable: usable(&link),
+            name,
+        }),
+        RouteNetlinkMessage::DelLink(link) => {
+            name(&link).map(|name| KernelEvent::LinkRemoved { name })
+        }
+        RouteNetlinkMessage::DelAddress(address) => address
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                // For IPv4, IFA_LOCAL is the address itself (IFA_ADDRESS may be a peer).
+                AddressAttribute::Local(ip) => Some(*ip),
+                _ => None,
+            })
+            .or_else(|| {
+                address.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })
+            })
+            .map(|address| KernelEvent::AddressRemoved { address }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rtnetlink::packet_core::NetlinkMessage;
+
+    use super::*;
+
+    fn link(name: &str) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut link = LinkMessage::default();
+        link.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        NetlinkMessage::from(RouteNetlinkMessage::NewLink(link))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_the_notifications_stop_it_subscribes_again_and_asks_for_a_resync() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let first = futures_util::stream::iter(vec![link("eth0")]).boxed();
+        let mut attempts = 0;
+        // The first attempt to subscribe again fails; the second gives notifications that
+        // never end.
+        let subscribe = move || {
+            attempts += 1;
+            if attempts == 1 {
+                Err(std::io::Error::other("no netlink for now"))
+            } else {
+                Ok(futures_util::stream::iter(vec![link("eth1")])
+                    .chain(futures_util::stream::pending())
+                    .boxed())
+            }
+        };
+        let task = tokio::spawn(follow(first, subscribe, tx));
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.push(rx.recv().await.expect("events"));
+        }
+        let down = |name: &str| KernelEvent::Link {
+            name: name.to_owned(),
+            usable: false,
+        };
+        assert_eq!(got, [down("eth0"), KernelEvent::Overrun, down("eth1")]);
+        drop(rx);
+        task.abort();
+    }
 }
