@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::follow::Follower;
+use super::handle::Lab;
 use super::interrupt;
 use super::measure::quantile;
 use super::state::{LabState, System};
-use super::{down, inject, last_lines, measure, node_index, start_node, up, wait_spread, Fault};
+use super::{down, inject, last_lines, measure, node_index, start_node, up, Fault};
 
 /// What to measure.
 pub(crate) struct BenchPlan {
@@ -110,10 +111,11 @@ fn keep(evidence: &Evidence, system: &str, size: u32, fault: Fault, run: u32) {
 /// One run: fail the busiest node, measure, bring it back. Returns the summary report and,
 /// if it took longer than `keep_slow` ms, everything seen.
 fn one_run(
-    state: &mut LabState,
+    lab: &mut Lab,
     fault: Fault,
     keep_slow: Option<u64>,
 ) -> Result<(Value, Option<Evidence>), LabError> {
+    let state = &mut lab.state;
     let i = node_index(state, "busiest")?;
     let moved = state.topology().held(i);
     let followers: Vec<Follower> = (1..=state.nodes)
@@ -145,7 +147,7 @@ fn one_run(
         per.remove("per_listener");
     }
     start_node(state, i)?;
-    wait_spread(state)?;
+    lab.wait_spread()?;
     Ok((report, evidence))
 }
 
@@ -245,15 +247,15 @@ fn measure_system(
             plan.listeners,
         )?;
         let result = (|| -> Result<(), LabError> {
-            let mut state = LabState::load(&plan.name)?;
-            let _backends = backends(&state)?;
+            let mut lab = Lab::load(&plan.name)?;
+            let _backends = backends(&lab.state)?;
             for &fault in &faults {
                 let mut runs = Vec::new();
                 for run in 1..=plan.runs {
                     if interrupt::requested() {
                         break;
                     }
-                    let (report, evidence) = one_run(&mut state, fault, plan.keep_slow)?;
+                    let (report, evidence) = one_run(&mut lab, fault, plan.keep_slow)?;
                     eprintln!(
                         "bench: {}, {size} addresses, {}, run {run}/{}: worst {} ms",
                         system.label(),

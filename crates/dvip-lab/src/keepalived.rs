@@ -87,7 +87,7 @@ pub(super) fn share(state: &LabState, i: usize) -> Vec<String> {
 
 /// Every node holds its own share: each instance's master is the node it belongs to (a fresh
 /// start, or the preempting return of a node that was down).
-pub(super) fn settled(state: &LabState) -> bool {
+pub(crate) fn settled(state: &LabState) -> bool {
     let topology = state.topology();
     (1..=state.nodes).all(|i| topology.held(i) == share(state, i))
 }

@@ -10,6 +10,7 @@ mod bench;
 mod chaos;
 mod cli;
 mod follow;
+mod handle;
 mod interrupt;
 mod keepalived;
 mod measure;
@@ -26,6 +27,7 @@ use dvip_netns::LabError;
 use serde_json::{json, Value};
 
 pub use self::cli::{lab_name, FaultArg, LabCommand};
+use self::handle::Lab;
 use self::state::{LabState, Process, System};
 
 /// How a lab command ended; `dvip` turns it into its exit status.
@@ -284,7 +286,7 @@ fn up(
             .filter(|p| p.exists())
             .ok_or_else(|| err("no dvipd next to this dvip; give one with --dvipd PATH"))?,
     };
-    let mut state = LabState {
+    let state = LabState {
         name: name.to_owned(),
         nodes,
         addresses: count,
@@ -296,18 +298,22 @@ fn up(
     };
     // Recorded before anything is made, so `down` can clean up whatever a failure leaves.
     state.save()?;
-    let built = build(&mut state);
+    let started = Instant::now();
+    let mut lab = Lab::new(state)?;
+    let built = build(&mut lab.state).and_then(|()| lab.wait_spread());
     if let Err(e) = built {
-        let logs = last_lines(&state);
+        let logs = last_lines(&lab.state);
         down(name);
         return Err(err(format!("{e}\n{logs}")));
     }
+    eprintln!("lab {name}: up in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
+/// Builds the network and starts every node's processes; [`Lab::wait_spread`] then waits for
+/// them to share the addresses.
 fn build(state: &mut LabState) -> Result<(), LabError> {
     let topology = state.topology();
-    let started = Instant::now();
     eprintln!(
         "lab {}: {} nodes on a bridge, a client, {} addresses",
         state.name, state.nodes, state.addresses
@@ -317,12 +323,6 @@ fn build(state: &mut LabState) -> Result<(), LabError> {
         for i in 1..=state.nodes {
             keepalived::start(state, i, advert_ms)?;
         }
-        wait_spread(state)?;
-        eprintln!(
-            "lab {}: keepalived up in {:.1} s",
-            state.name,
-            started.elapsed().as_secs_f64()
-        );
         return Ok(());
     }
     let authkey = state.dir().join("authkey");
@@ -346,12 +346,6 @@ fn build(state: &mut LabState) -> Result<(), LabError> {
     for i in 1..=state.nodes {
         start_dvipd(state, i)?;
     }
-    wait_spread(state)?;
-    eprintln!(
-        "lab {}: up in {:.1} s",
-        state.name,
-        started.elapsed().as_secs_f64()
-    );
     Ok(())
 }
 
@@ -443,7 +437,7 @@ fn start_dvipd(state: &mut LabState, i: usize) -> Result<(), LabError> {
 }
 
 /// Polls `done` every 50 ms; past `within`, fails naming `what` with the end of the logs.
-fn wait_for(
+pub(crate) fn wait_for(
     what: &str,
     within: Duration,
     state: &LabState,
@@ -475,14 +469,14 @@ fn held(state: &LabState) -> Vec<Vec<String>> {
 
 /// Every address held once, by nodes whose dvipd runs, loads within one.
 /// The nodes whose daemon runs and whose link is up.
-fn running(state: &LabState) -> Vec<usize> {
+pub(crate) fn running(state: &LabState) -> Vec<usize> {
     let topology = state.topology();
     (1..=state.nodes)
         .filter(|&i| state.alive(state.daemon(), i) && topology.port_up(i))
         .collect()
 }
 
-fn spread(state: &LabState) -> bool {
+pub(crate) fn spread(state: &LabState) -> bool {
     let up = running(state);
     if up.is_empty() {
         return false;
@@ -498,54 +492,6 @@ fn spread(state: &LabState) -> bool {
         loads.iter().max().copied().unwrap_or(0),
     );
     all.len() == total && total == state.addresses as usize && max - min <= 1
-}
-
-/// Every running dvipd reports a mature view of every running node.
-fn settled(state: &LabState) -> bool {
-    if !state.system.runs_dvipd() {
-        return keepalived::settled(state);
-    }
-    let running = running(state);
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return false;
-    };
-    running.iter().all(|&i| {
-        let client = dvip_console::Client::new(state.socket(i));
-        let asked = runtime
-            .block_on(client.call_within(&dvip_console::Request::Show, Duration::from_secs(1)));
-        matches!(asked, Ok(dvip_console::Answer::Status(s))
-            if s.view.mature && s.view.members.len() == running.len())
-    })
-}
-
-/// Asks node `i`'s dvipd; `Err` with its words when it refuses or does not answer `within`.
-/// The reply comes back as its JSON, which the chaos checker reads.
-fn ask(
-    runtime: &tokio::runtime::Runtime,
-    state: &LabState,
-    i: usize,
-    request: &dvip_console::Request,
-    within: Duration,
-) -> Result<Value, String> {
-    let client = dvip_console::Client::new(state.socket(i));
-    runtime
-        .block_on(client.call_within(request, within))
-        .map(|answer| answer.to_json())
-        .map_err(|e| e.message)
-}
-
-/// Waits until the addresses are spread and every view has settled.
-fn wait_spread(state: &LabState) -> Result<Duration, LabError> {
-    let within = Duration::from_secs(30) + Duration::from_millis(u64::from(state.addresses));
-    wait_for(
-        "the addresses to spread over the nodes",
-        within,
-        state,
-        |s| spread(s) && settled(s),
-    )
 }
 
 fn status(state: &LabState, json: bool) {
@@ -764,10 +710,11 @@ fn kill(name: &str, node: &str, how: &FaultArg, measure: bool, json: bool) -> Re
 }
 
 fn start(name: &str, node: Option<&str>) -> Result<(), LabError> {
-    let mut state = LabState::load(name)?;
+    let mut lab = Lab::load(name)?;
+    let state = &mut lab.state;
     let topology = state.topology();
     let nodes: Vec<usize> = match node {
-        Some(node) => vec![node_index(&state, node)?],
+        Some(node) => vec![node_index(state, node)?],
         None => (1..=state.nodes)
             .filter(|&i| {
                 let corosync = !state.system.runs_dvipd() || state.alive("corosync", i);
@@ -776,9 +723,9 @@ fn start(name: &str, node: Option<&str>) -> Result<(), LabError> {
             .collect(),
     };
     for &i in &nodes {
-        start_node(&mut state, i)?;
+        start_node(state, i)?;
     }
-    let took = wait_spread(&state)?;
+    let took = lab.wait_spread()?;
     let names: Vec<String> = nodes.iter().map(|i| format!("node{i}")).collect();
     eprintln!(
         "lab {name}: {} back; addresses spread again after {:.1} s",

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use self::check::{Causes, NodeSeen, Record, Seen};
 use self::nemesis::{Dice, Health, Op, World};
 use super::follow::Follower;
+use super::handle::Lab;
 use super::interrupt;
 use super::measure::{client_prober, quantile};
 use super::state::{LabState, System};
@@ -76,11 +77,7 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
         System::default(),
         0,
     )?;
-    let mut state = LabState::load(&plan.name)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| err(format!("tokio: {e}")))?;
+    let mut lab = Lab::load(&plan.name)?;
     let mut tally = Tally {
         started: Instant::now(),
         rounds: 0,
@@ -90,8 +87,8 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
         events: BTreeMap::new(),
         violations: Vec::new(),
     };
-    let result = nemesis::make_second_switch(&state)
-        .and_then(|()| rounds(plan, seed, &mut state, &runtime, &mut tally))
+    let result = nemesis::make_second_switch(&lab.state)
+        .and_then(|()| rounds(plan, seed, &mut lab, &mut tally))
         .or_else(|e| {
             // A second Ctrl-C never gets here; an `ip` of a round cut by the first may.
             if !interrupt::requested() {
@@ -112,7 +109,7 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
         eprintln!(
             "chaos: the lab is left as it failed: `dvip lab --name {} status`, logs in {}; `dvip lab --name {} down` removes it",
             plan.name,
-            state.dir().display(),
+            lab.state.dir().display(),
             plan.name
         );
     } else {
@@ -131,19 +128,15 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
 
 /// Rounds until the time is up or a violation is found, then a last round that repairs
 /// everything and checks the whole cluster.
-fn rounds(
-    plan: &ChaosPlan,
-    seed: u64,
-    state: &mut LabState,
-    runtime: &tokio::runtime::Runtime,
-    tally: &mut Tally,
-) -> Result<(), LabError> {
+fn rounds(plan: &ChaosPlan, seed: u64, lab: &mut Lab, tally: &mut Tally) -> Result<(), LabError> {
     let mut dice = Dice::new(seed);
     let mut world = World::new(
-        state.nodes,
-        addresses(state.addresses).map(|a| a.to_string()).collect(),
+        lab.state.nodes,
+        addresses(lab.state.addresses)
+            .map(|a| a.to_string())
+            .collect(),
     );
-    world.has_netem = nemesis::kernel_has_netem(state);
+    world.has_netem = nemesis::kernel_has_netem(&lab.state);
     if !world.has_netem {
         eprintln!("chaos: this kernel has no netem: links are degraded by loss alone, no delay");
     }
@@ -151,17 +144,17 @@ fn rounds(
     let mut last = false;
     loop {
         tally.rounds += 1;
-        let health_before = health(state);
+        let health_before = health(&lab.state);
         // Every node is followed, down or not: a daemon started in the round (a restart, or
         // one that replaced a killed one) is seen from its first events on.
-        let followers: Vec<(String, bool, Follower)> = (1..=state.nodes)
+        let followers: Vec<(String, bool, Follower)> = (1..=lab.state.nodes)
             .map(|i| {
-                let running = state.alive("dvipd", i);
-                let follower = Follower::reconnecting(state.socket(i), running);
+                let running = lab.state.alive("dvipd", i);
+                let follower = Follower::reconnecting(lab.state.socket(i), running);
                 (format!("node{i}"), running, follower)
             })
             .collect();
-        let repairs = last.then(|| repair_all(state, &world));
+        let repairs = last.then(|| repair_all(&lab.state, &world));
         let count = repairs.as_ref().map_or_else(|| 1 + dice.below(3), Vec::len);
         let mut ops = Vec::new();
         let mut causes = Causes::default();
@@ -172,7 +165,7 @@ fn rounds(
             // Chosen after the op before it was carried out, from the lab as it is now.
             let op = match &repairs {
                 Some(repairs) => repairs[k].clone(),
-                None => nemesis::choose(&mut dice, &health(state), &world),
+                None => nemesis::choose(&mut dice, &health(&lab.state), &world),
             };
             eprintln!(
                 "chaos {:>6.1} s  round {:>4}  {}",
@@ -185,7 +178,7 @@ fn rounds(
             if let Some(node) = op.changes() {
                 causes.changed.insert(format!("node{node}"));
             }
-            if let Some(refusal) = nemesis::apply(&op, state, &mut world, runtime)? {
+            if let Some(refusal) = nemesis::apply(&op, lab, &mut world)? {
                 tally.refused += 1;
                 eprintln!("chaos            refused: {refusal}");
             }
@@ -193,11 +186,13 @@ fn rounds(
         }
         // A process that died or came back by itself (a daemon that did not survive its
         // reload) changes membership too.
-        causes.membership |= health(state) != health_before;
+        causes.membership |= health(&lab.state) != health_before;
         // Read each round: a node whose interface was deleted and created again answers
         // with a new MAC.
-        let macs: Vec<String> = (1..=state.nodes).map(|i| state.topology().mac(i)).collect();
-        let settled = settle(state, &world, &macs, runtime);
+        let macs: Vec<String> = (1..=lab.state.nodes)
+            .map(|i| lab.state.topology().mac(i))
+            .collect();
+        let settled = settle(lab, &world, &macs);
         let mut events: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for (name, running, follower) in followers {
             // A daemon running at the start whose stream did not open at once may have done
@@ -216,7 +211,7 @@ fn rounds(
         let violations = match settled {
             Ok((mut seen, took)) => {
                 tally.settles.push(took.as_secs_f64());
-                seen.arp = Some(arp(state, &world)?);
+                seen.arp = Some(arp(&lab.state, &world)?);
                 let bad = check::check(&seen, previous.as_ref(), &causes, &events);
                 previous = Some(check::record(&seen));
                 bad
@@ -224,9 +219,9 @@ fn rounds(
             Err(why) => {
                 // What corosync itself sees tells a ring that cannot form from dvip not
                 // following one.
-                let rings: Vec<String> = (1..=state.nodes)
-                    .map(|i| match state.alive("corosync", i) {
-                        true => format!("node{i} {}", state.topology().ring_size(i)),
+                let rings: Vec<String> = (1..=lab.state.nodes)
+                    .map(|i| match lab.state.alive("corosync", i) {
+                        true => format!("node{i} {}", lab.state.topology().ring_size(i)),
                         false => format!("node{i} -"),
                     })
                     .collect();
@@ -282,18 +277,14 @@ fn repair_all(state: &LabState, world: &World) -> Vec<Op> {
 }
 
 /// Looks at every node: its health, side, configuration, kernel addresses and `show`.
-fn look(
-    state: &LabState,
-    world: &World,
-    macs: &[String],
-    runtime: &tokio::runtime::Runtime,
-) -> Seen {
+fn look(lab: &Lab, world: &World, macs: &[String]) -> Seen {
+    let state = &lab.state;
     let topology = state.topology();
     let nodes = (1..=state.nodes)
         .map(|i| {
             let health = Health::of(state, i);
             let show = if health.daemon {
-                nemesis::show(runtime, state, i)
+                lab.show(i, Duration::from_secs(3))
             } else {
                 None
             };
@@ -321,16 +312,11 @@ fn look(
 
 /// Waits until the lab has settled and stayed so for [`STEADY`]; returns that look and how
 /// long it took, or why it did not settle.
-fn settle(
-    state: &LabState,
-    world: &World,
-    macs: &[String],
-    runtime: &tokio::runtime::Runtime,
-) -> Result<(Seen, Duration), String> {
+fn settle(lab: &Lab, world: &World, macs: &[String]) -> Result<(Seen, Duration), String> {
     let start = Instant::now();
     let mut steady: Option<(String, Instant)> = None;
     loop {
-        let seen = look(state, world, macs, runtime);
+        let seen = look(lab, world, macs);
         match check::unsettled(&seen) {
             None => {
                 let print = check::fingerprint(&seen);

@@ -12,6 +12,7 @@ use dvip_netns::{try_ip, LabError};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
+use crate::handle::Lab;
 use crate::state::LabState;
 use crate::{inject, start_corosync, start_dvipd, write_dvip_conf, Fault};
 
@@ -420,29 +421,8 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
     }
 }
 
-/// Node `i`'s reply to `show`, if its dvipd answers within 3 s.
-pub(super) fn show(
-    runtime: &tokio::runtime::Runtime,
-    state: &LabState,
-    i: usize,
-) -> Option<dvip_console::Status> {
-    let client = dvip_console::Client::new(state.socket(i));
-    match runtime.block_on(client.call_within(&dvip_console::Request::Show, Duration::from_secs(3)))
-    {
-        Ok(dvip_console::Answer::Status(status)) => Some(*status),
-        _ => None,
-    }
-}
-
-/// Asks node `i`'s dvipd, allowing it 3 s.
-pub(super) fn ask(
-    runtime: &tokio::runtime::Runtime,
-    state: &LabState,
-    i: usize,
-    request: &dvip_console::Request,
-) -> Result<serde_json::Value, String> {
-    crate::ask(runtime, state, i, request, Duration::from_secs(3))
-}
+/// How long the nemesis gives a node's console to answer.
+const ASK_WITHIN: Duration = Duration::from_secs(3);
 
 /// Loss on node `i`'s switch port both ways (`None`: none), by an nftables rule on the
 /// bridge (this works on kernels without netem), and delay by netem where there is one.
@@ -539,36 +519,31 @@ pub(super) fn make_second_switch(state: &LabState) -> Result<(), LabError> {
 
 /// Carries `op` out. What a refused console command said is returned, not an error: the
 /// nemesis may ask for what cannot be done (a move to a node on standby).
-pub(super) fn apply(
-    op: &Op,
-    state: &mut LabState,
-    world: &mut World,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<Option<String>, LabError> {
-    let topology = state.topology();
+pub(super) fn apply(op: &Op, lab: &mut Lab, world: &mut World) -> Result<Option<String>, LabError> {
+    let topology = lab.state.topology();
     let refused = |asked: Result<serde_json::Value, String>| asked.err();
     Ok(match op {
         // A node on standby comes back on standby: its dvipd keeps it across a restart.
         Op::Fault { node, fault } => {
-            inject(state, *node, *fault)?;
+            inject(&lab.state, *node, *fault)?;
             None
         }
         Op::Restart(i) => {
             let i = *i;
-            degrade(state, i, None)?;
+            degrade(&lab.state, i, None)?;
             if !topology.port_up(i) {
                 topology.set_port(i, true)?;
             }
-            if !state.alive("corosync", i) {
-                start_corosync(state, i)?;
+            if !lab.state.alive("corosync", i) {
+                start_corosync(&mut lab.state, i)?;
                 // dvipd started before corosync answers would back off for seconds.
                 let deadline = std::time::Instant::now() + Duration::from_secs(10);
                 while topology.ring_size(i) == 0 && std::time::Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
-            if !state.alive("dvipd", i) {
-                start_dvipd(state, i)?;
+            if !lab.state.alive("dvipd", i) {
+                start_dvipd(&mut lab.state, i)?;
             }
             None
         }
@@ -578,14 +553,14 @@ pub(super) fn apply(
             delay_ms,
             hold_ms,
         } => {
-            degrade(state, *node, Some((*loss_pct, *delay_ms)))?;
+            degrade(&lab.state, *node, Some((*loss_pct, *delay_ms)))?;
             std::thread::sleep(Duration::from_millis(*hold_ms));
-            degrade(state, *node, None)?;
+            degrade(&lab.state, *node, None)?;
             None
         }
         Op::Partition(cut) => {
             for &i in cut {
-                plug(state, i, 1)?;
+                plug(&lab.state, i, 1)?;
                 world.side[i - 1] = 1;
             }
             None
@@ -593,7 +568,7 @@ pub(super) fn apply(
         Op::Heal => {
             for i in 1..=world.nodes {
                 if world.side[i - 1] != 0 {
-                    plug(state, i, 0)?;
+                    plug(&lab.state, i, 0)?;
                     world.side[i - 1] = 0;
                 }
             }
@@ -601,34 +576,29 @@ pub(super) fn apply(
         }
         Op::Reload { node, without } => {
             world.without[node - 1] = without.clone();
-            write_dvip_conf(state, *node, without.clone())?;
-            if let Some(p) = state.process("dvipd", *node) {
+            write_dvip_conf(&lab.state, *node, without.clone())?;
+            if let Some(p) = lab.state.process("dvipd", *node) {
                 p.signal(nix::sys::signal::Signal::SIGHUP);
             }
             None
         }
-        Op::AnnounceView(i) => refused(ask(
-            runtime,
-            state,
-            *i,
-            &dvip_console::Request::AnnounceView,
-        )),
+        Op::AnnounceView(i) => {
+            refused(lab.ask(*i, &dvip_console::Request::AnnounceView, ASK_WITHIN))
+        }
         Op::Standby(i) => {
-            let asked = ask(
-                runtime,
-                state,
+            let asked = lab.ask(
                 *i,
                 &dvip_console::Request::Standby { node: None },
+                ASK_WITHIN,
             );
             world.standby[i - 1] = asked.is_ok();
             refused(asked)
         }
         Op::Online(i) => {
-            let asked = ask(
-                runtime,
-                state,
+            let asked = lab.ask(
                 *i,
                 &dvip_console::Request::Online { node: None },
+                ASK_WITHIN,
             );
             world.standby[i - 1] = false;
             refused(asked)
@@ -639,7 +609,7 @@ pub(super) fn apply(
             } else {
                 "corosync"
             };
-            if let Some(p) = state.process(what, *node) {
+            if let Some(p) = lab.state.process(what, *node) {
                 p.signal(nix::sys::signal::Signal::SIGSTOP);
                 std::thread::sleep(Duration::from_millis(*hold_ms));
                 p.signal(nix::sys::signal::Signal::SIGCONT);
@@ -653,7 +623,7 @@ pub(super) fn apply(
             None
         }
         Op::BadReload { node, empty } => {
-            let path = state.dir().join(format!("dvip-{node}.conf"));
+            let path = lab.state.dir().join(format!("dvip-{node}.conf"));
             let good = std::fs::read_to_string(&path)
                 .map_err(|e| LabError(format!("{}: {e}", path.display())))?;
             // Cut just after a `{`, as a write interrupted mid-stanza leaves it: never a
@@ -662,7 +632,7 @@ pub(super) fn apply(
             let cut = half.rfind('{').map_or(half.len(), |at| at + 1);
             let bad = if *empty { "" } else { &good[..cut] };
             std::fs::write(&path, bad).map_err(|e| LabError(format!("{}: {e}", path.display())))?;
-            if let Some(p) = state.process("dvipd", *node) {
+            if let Some(p) = lab.state.process("dvipd", *node) {
                 p.signal(nix::sys::signal::Signal::SIGHUP);
             }
             // Long enough for dvipd to read it (and refuse it); then the file is whole again,
@@ -672,9 +642,7 @@ pub(super) fn apply(
                 .map_err(|e| LabError(format!("{}: {e}", path.display())))?;
             None
         }
-        Op::Move { address, to, via } => refused(ask(
-            runtime,
-            state,
+        Op::Move { address, to, via } => refused(lab.ask(
             *via,
             &dvip_console::Request::Move {
                 address: world.addresses[*address].parse().map_err(|e| {
@@ -682,6 +650,7 @@ pub(super) fn apply(
                 })?,
                 to: format!("node{to}"),
             },
+            ASK_WITHIN,
         )),
     })
 }
