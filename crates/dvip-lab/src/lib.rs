@@ -42,7 +42,7 @@ pub enum Outcome {
 }
 
 /// Prints a report as indented JSON.
-pub(crate) fn print_json(report: &Value) {
+pub(crate) fn print_json(report: &impl serde::Serialize) {
     println!(
         "{}",
         serde_json::to_string_pretty(report).expect("reports hold only plain data")

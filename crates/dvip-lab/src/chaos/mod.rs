@@ -13,7 +13,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use dvip_netns::{mac_text, LabError};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use self::check::{Causes, NodeSeen, Record, Seen};
 use self::nemesis::{Dice, Health, Op, World};
@@ -49,7 +50,45 @@ struct Tally {
     refused: u64,
     settles: Vec<f64>,
     events: BTreeMap<String, u64>,
-    violations: Vec<Value>,
+    violations: Vec<Violation>,
+}
+
+/// A round whose end the checker refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct Violation {
+    round: u64,
+    /// What the nemesis did in it, in words.
+    after: Vec<String>,
+    /// What the checker found.
+    violations: Vec<String>,
+}
+
+/// How long the lab took to settle after a round, over the rounds, in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct SettleTimes {
+    median: Option<f64>,
+    p99: Option<f64>,
+    max: Option<f64>,
+}
+
+/// What `dvip lab chaos` reports: the text form prints it, `--json` serializes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct ChaosReport {
+    seed: u64,
+    duration_s: u64,
+    ran_s: u64,
+    interrupted: bool,
+    nodes: usize,
+    addresses: u32,
+    rounds: u64,
+    faults_injected: u64,
+    faults: BTreeMap<&'static str, u64>,
+    commands_refused: u64,
+    settles_checked: usize,
+    settle_s: SettleTimes,
+    events: BTreeMap<String, u64>,
+    violations: Vec<Violation>,
+    replay: String,
 }
 
 /// Runs the plan; the report goes to stdout (JSON with `json`), progress to stderr. Fails
@@ -236,11 +275,11 @@ fn rounds(plan: &ChaosPlan, seed: u64, lab: &mut Lab, tally: &mut Tally) -> Resu
             for v in &violations {
                 eprintln!("chaos VIOLATION in round {}: {v}", tally.rounds);
             }
-            tally.violations.push(json!({
-                "round": tally.rounds,
-                "after": ops.iter().map(|op| op.describe(&world.addresses)).collect::<Vec<_>>(),
-                "violations": violations,
-            }));
+            tally.violations.push(Violation {
+                round: tally.rounds,
+                after: ops.iter().map(|op| op.describe(&world.addresses)).collect(),
+                violations,
+            });
             return Ok(());
         }
         if last {
@@ -361,83 +400,82 @@ fn arp(state: &LabState, world: &World) -> Result<BTreeMap<String, BTreeSet<Stri
     Ok(seen)
 }
 
-fn report(plan: &ChaosPlan, seed: u64, elapsed: Duration, tally: &Tally, replay: &str) -> Value {
-    let faults: u64 = tally.faults.values().sum();
-    json!({
-        "seed": seed,
-        "duration_s": plan.duration.as_secs(),
-        "ran_s": elapsed.as_secs(),
-        "interrupted": interrupt::requested(),
-        "nodes": plan.nodes,
-        "addresses": plan.addresses,
-        "rounds": tally.rounds,
-        "faults_injected": faults,
-        "faults": tally.faults,
-        "commands_refused": tally.refused,
-        "settles_checked": tally.settles.len(),
-        "settle_s": {
-            "median": quantile(&tally.settles, 0.5),
-            "p99": quantile(&tally.settles, 0.99),
-            "max": tally.settles.iter().copied().fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t)))),
+fn report(
+    plan: &ChaosPlan,
+    seed: u64,
+    elapsed: Duration,
+    tally: &Tally,
+    replay: &str,
+) -> ChaosReport {
+    ChaosReport {
+        seed,
+        duration_s: plan.duration.as_secs(),
+        ran_s: elapsed.as_secs(),
+        interrupted: interrupt::requested(),
+        nodes: plan.nodes,
+        addresses: plan.addresses,
+        rounds: tally.rounds,
+        faults_injected: tally.faults.values().sum(),
+        faults: tally.faults.clone(),
+        commands_refused: tally.refused,
+        settles_checked: tally.settles.len(),
+        settle_s: SettleTimes {
+            median: quantile(&tally.settles, 0.5),
+            p99: quantile(&tally.settles, 0.99),
+            max: tally.settles.iter().copied().reduce(f64::max),
         },
-        "events": tally.events,
-        "violations": tally.violations,
-        "replay": replay,
-    })
+        events: tally.events.clone(),
+        violations: tally.violations.clone(),
+        replay: replay.to_owned(),
+    }
 }
 
-fn print(report: &Value) {
-    let count = |v: &Value| v.as_u64().unwrap_or(0);
+fn print(report: &ChaosReport) {
     println!(
         "chaos seed {}: {} s{}, {} nodes, {} addresses",
-        report["seed"],
-        report["ran_s"],
-        match report["interrupted"].as_bool() {
-            Some(true) => format!(" of {} (interrupted)", report["duration_s"]),
-            _ => String::new(),
+        report.seed,
+        report.ran_s,
+        if report.interrupted {
+            format!(" of {} (interrupted)", report.duration_s)
+        } else {
+            String::new()
         },
-        report["nodes"],
-        report["addresses"]
+        report.nodes,
+        report.addresses
     );
     println!(
         "{} rounds, {} faults injected, {} settles checked, {} violations",
-        report["rounds"],
-        report["faults_injected"],
-        report["settles_checked"],
-        report["violations"].as_array().map_or(0, Vec::len)
+        report.rounds,
+        report.faults_injected,
+        report.settles_checked,
+        report.violations.len()
     );
     // `{"host death": 3, ...}` as `host death 3, ...`.
-    let counts = |v: &Value| {
-        v.as_object()
-            .into_iter()
-            .flatten()
-            .map(|(kind, n)| format!("{kind} {}", count(n)))
+    fn counts<K: std::fmt::Display>(map: &BTreeMap<K, u64>) -> String {
+        map.iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
             .collect::<Vec<_>>()
             .join(", ")
-    };
-    println!("faults: {}", counts(&report["faults"]));
-    let s = &report["settle_s"];
-    let secs = |v: &Value| v.as_f64().map_or("-".to_owned(), |t| format!("{t:.1} s"));
+    }
+    println!("faults: {}", counts(&report.faults));
+    let secs = |t: Option<f64>| t.map_or("-".to_owned(), |t| format!("{t:.1} s"));
     println!(
         "settled after each round in: median {}, p99 {}, worst {}",
-        secs(&s["median"]),
-        secs(&s["p99"]),
-        secs(&s["max"])
+        secs(report.settle_s.median),
+        secs(report.settle_s.p99),
+        secs(report.settle_s.max)
     );
-    println!("events seen: {}", counts(&report["events"]));
-    for v in report["violations"].as_array().into_iter().flatten() {
-        println!("VIOLATION in round {} after:", v["round"]);
-        for op in v["after"].as_array().into_iter().flatten() {
-            println!("  {}", op.as_str().unwrap_or("?"));
+    println!("events seen: {}", counts(&report.events));
+    for v in &report.violations {
+        println!("VIOLATION in round {} after:", v.round);
+        for op in &v.after {
+            println!("  {op}");
         }
-        for what in v["violations"].as_array().into_iter().flatten() {
-            println!("  - {}", what.as_str().unwrap_or("?"));
+        for what in &v.violations {
+            println!("  - {what}");
         }
     }
-    if report["violations"]
-        .as_array()
-        .is_some_and(|v| !v.is_empty())
-    {
-        println!("replay: {}", report["replay"].as_str().unwrap_or("?"));
+    if !report.violations.is_empty() {
+        println!("replay: {}", report.replay);
     }
 }
