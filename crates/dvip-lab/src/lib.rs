@@ -494,37 +494,70 @@ pub(crate) fn spread(state: &LabState) -> bool {
     all.len() == total && total == state.addresses as usize && max - min <= 1
 }
 
+/// One node of `dvip lab status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+struct NodeStatus {
+    node: String,
+    namespace: String,
+    link: bool,
+    corosync: bool,
+    dvipd: bool,
+    system: &'static str,
+    held: usize,
+    mac: String,
+    socket: PathBuf,
+}
+
+/// The lab's client on the LAN.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+struct ClientStatus {
+    namespace: String,
+    address: &'static str,
+}
+
+/// What `dvip lab status --json` prints.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+struct LabStatus {
+    name: String,
+    addresses: u32,
+    first_address: Ipv4Addr,
+    client: ClientStatus,
+    dir: PathBuf,
+    system: System,
+    nodes: Vec<NodeStatus>,
+}
+
 fn status(state: &LabState, json: bool) {
     let topology = state.topology();
-    let nodes: Vec<Value> = (1..=state.nodes)
-        .map(|i| {
-            json!({
-                "node": format!("node{i}"),
-                "namespace": topology.node(i),
-                "link": topology.port_up(i),
-                "corosync": state.alive("corosync", i),
-                "dvipd": state.alive(state.daemon(), i),
-                "system": state.daemon(),
-                "held": topology.held(i).len(),
-                "mac": topology.mac(i),
-                "socket": state.socket(i),
-            })
+    let nodes: Vec<NodeStatus> = (1..=state.nodes)
+        .map(|i| NodeStatus {
+            node: format!("node{i}"),
+            namespace: topology.node(i),
+            link: topology.port_up(i),
+            corosync: state.alive("corosync", i),
+            dvipd: state.alive(state.daemon(), i),
+            system: state.daemon(),
+            held: topology.held(i).len(),
+            mac: topology.mac(i),
+            socket: state.socket(i),
         })
         .collect();
     if json {
-        let report = json!({
-            "name": state.name,
-            "addresses": state.addresses,
-            "first_address": FIRST_ADDRESS,
-            "client": {"namespace": topology.client(), "address": dvip_netns::CLIENT_ADDRESS},
-            "dir": state.dir(),
-            "system": state.system,
-            "nodes": nodes,
+        print_json(&LabStatus {
+            name: state.name.clone(),
+            addresses: state.addresses,
+            first_address: FIRST_ADDRESS,
+            client: ClientStatus {
+                namespace: topology.client(),
+                address: dvip_netns::CLIENT_ADDRESS,
+            },
+            dir: state.dir(),
+            system: state.system,
+            nodes,
         });
-        print_json(&report);
         return;
     }
-    let yes = |v: &Value| if v == true { "up" } else { "DOWN" };
+    let yes = |up: bool| if up { "up" } else { "DOWN" };
     println!(
         "lab {} ({}): {} addresses from {FIRST_ADDRESS}; client {} in {}",
         state.name,
@@ -547,15 +580,15 @@ fn status(state: &LabState, json: bool) {
     for n in &nodes {
         println!(
             "{:<7} {:<5} {:<9} {:<10} {:>5}  {}",
-            n["node"].as_str().unwrap_or("?"),
-            yes(&n["link"]),
-            if dvip { yes(&n["corosync"]) } else { "" },
-            yes(&n["dvipd"]),
-            n["held"].as_u64().unwrap_or(0),
+            n.node,
+            yes(n.link),
+            if dvip { yes(n.corosync) } else { "" },
+            yes(n.dvipd),
+            n.held,
             if dvip {
-                n["socket"].as_str().unwrap_or("?")
+                n.socket.display().to_string()
             } else {
-                ""
+                String::new()
             },
         );
     }

@@ -5,12 +5,14 @@
 //! ownership change (dvipd's events; keepalived's state changes from its log), optionally
 //! with both cores kept busy by spinning threads. It must not inject faults.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dvip_netns::{stat_fields, LabError};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::follow::Follower;
 use super::interrupt;
@@ -111,7 +113,35 @@ pub(crate) fn run(plan: &SteadyPlan, json_out: bool) -> Result<(), LabError> {
     Ok(())
 }
 
-fn measure(state: &LabState, plan: &SteadyPlan) -> Result<Value, LabError> {
+/// One node over the measurement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct NodeLoad {
+    node: String,
+    /// Addresses it held at the end.
+    held: usize,
+    /// CPU per process role, in % of a core.
+    cpu_percent: BTreeMap<String, f64>,
+    /// Whether what it held changed (it should not, in a steady state).
+    holdings_changed: bool,
+}
+
+/// What `dvip lab steady` reports: printed as text, or serialized for `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct SteadyReport {
+    system: String,
+    nodes: usize,
+    addresses: u32,
+    seconds: f64,
+    interrupted: bool,
+    busy_threads: usize,
+    per_node: Vec<NodeLoad>,
+    bridge_packets_per_s: f64,
+    bridge_bytes_per_s: f64,
+    view_changes: u64,
+    ownership_changes: u64,
+}
+
+fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError> {
     // `/proc` counts in USER_HZ, which Linux fixes at 100 whatever the kernel's own tick.
     let hz = 100.0;
     let nodes: Vec<usize> = (1..=state.nodes).collect();
@@ -171,21 +201,20 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<Value, LabError> {
 
     let mut per_node = Vec::new();
     for (k, &i) in nodes.iter().enumerate() {
-        let mut cpu = serde_json::Map::new();
+        let mut cpu: BTreeMap<String, f64> = BTreeMap::new();
         for ((role, pid), was) in processes[k].iter().zip(&before[k]) {
             let used = match (was, cpu_ticks(*pid)) {
                 (Some(a), Some(b)) => Some(((b - a) as f64 / hz / seconds * 1000.0).round() / 10.0),
                 _ => None,
             };
-            let slot = cpu.entry((*role).to_owned()).or_insert(json!(0.0));
-            *slot = json!(slot.as_f64().unwrap_or(0.0) + used.unwrap_or(0.0));
+            *cpu.entry((*role).to_owned()).or_default() += used.unwrap_or(0.0);
         }
-        per_node.push(json!({
-            "node": format!("node{i}"),
-            "held": held_after[k].len(),
-            "cpu_percent": cpu,
-            "holdings_changed": held_before[k] != held_after[k],
-        }));
+        per_node.push(NodeLoad {
+            node: format!("node{i}"),
+            held: held_after[k].len(),
+            cpu_percent: cpu,
+            holdings_changed: held_before[k] != held_after[k],
+        });
     }
     let (views, ownership) = match state.system {
         System::Dvip { .. } => {
@@ -207,54 +236,48 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<Value, LabError> {
             (changes, changes)
         }
     };
-    Ok(json!({
-        "system": state.system.label(),
-        "nodes": state.nodes,
-        "addresses": state.addresses,
-        "seconds": seconds.round(),
-        "interrupted": interrupt::requested(),
-        "busy_threads": plan.busy,
-        "per_node": per_node,
-        "bridge_packets_per_s": ((packets1 - packets0) as f64 / seconds * 10.0).round() / 10.0,
-        "bridge_bytes_per_s": ((bytes1 - bytes0) as f64 / seconds).round(),
-        "view_changes": views,
-        "ownership_changes": ownership,
-    }))
+    Ok(SteadyReport {
+        system: state.system.label(),
+        nodes: state.nodes,
+        addresses: state.addresses,
+        seconds: seconds.round(),
+        interrupted: interrupt::requested(),
+        busy_threads: plan.busy,
+        per_node,
+        bridge_packets_per_s: ((packets1 - packets0) as f64 / seconds * 10.0).round() / 10.0,
+        bridge_bytes_per_s: ((bytes1 - bytes0) as f64 / seconds).round(),
+        view_changes: views,
+        ownership_changes: ownership,
+    })
 }
 
-fn print(report: &Value) {
+fn print(report: &SteadyReport) {
     println!(
         "{} on {} nodes with {} addresses, {} s{}:",
-        report["system"].as_str().unwrap_or("?"),
-        report["nodes"],
-        report["addresses"],
-        report["seconds"],
-        match report["busy_threads"].as_u64() {
-            Some(0) | None => String::new(),
-            Some(n) => format!(", {n} threads spinning"),
+        report.system,
+        report.nodes,
+        report.addresses,
+        report.seconds,
+        match report.busy_threads {
+            0 => String::new(),
+            n => format!(", {n} threads spinning"),
         }
     );
     println!("{:<7} {:>6}  CPU (% of a core)", "NODE", "HELD");
-    for n in report["per_node"].as_array().into_iter().flatten() {
-        let cpu: Vec<String> = n["cpu_percent"]
-            .as_object()
-            .into_iter()
-            .flatten()
+    for n in &report.per_node {
+        let cpu: Vec<String> = n
+            .cpu_percent
+            .iter()
             .map(|(role, p)| format!("{role} {p}"))
             .collect();
-        println!(
-            "{:<7} {:>6}  {}",
-            n["node"].as_str().unwrap_or("?"),
-            n["held"].as_u64().unwrap_or(0),
-            cpu.join(", ")
-        );
+        println!("{:<7} {:>6}  {}", n.node, n.held, cpu.join(", "));
     }
     println!(
         "into the bridge: {} packets/s, {} bytes/s",
-        report["bridge_packets_per_s"], report["bridge_bytes_per_s"]
+        report.bridge_packets_per_s, report.bridge_bytes_per_s
     );
     println!(
         "view changes: {}, ownership changes: {}",
-        report["view_changes"], report["ownership_changes"]
+        report.view_changes, report.ownership_changes
     );
 }
