@@ -7,7 +7,6 @@
 //! view, planned, plumbed and announced, then bring the node back. It must not inject faults
 //! or probe by itself; [`super::inject`] and [`super::measure`] do.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use dvip_netns::LabError;
@@ -17,7 +16,7 @@ use serde_json::{json, Value};
 use super::follow::Follower;
 use super::handle::Lab;
 use super::interrupt;
-use super::measure::quantile;
+use super::measure::{quantile, FaultMeasure, Phases};
 use super::state::{LabState, System};
 use super::{down, inject, last_lines, measure, node_index, start_node, up, Fault};
 
@@ -43,7 +42,7 @@ pub(crate) struct BenchPlan {
 
 /// A slow run's evidence: the report with its per-address answers, and the survivors' events.
 struct Evidence {
-    report: Value,
+    report: FaultMeasure,
     events: Vec<Value>,
     moved: Vec<String>,
 }
@@ -51,10 +50,9 @@ struct Evidence {
 /// The phases of one failover, in ms after the fault, from the survivors' events: the first
 /// new view, the first plan in it, the last of the failed node's addresses plumbed and the
 /// last first announcement of one.
-fn phases(events: &[Value], fault_at_ms: u64, moved: &[String]) -> BTreeMap<&'static str, f64> {
+fn phases(events: &[Value], fault_at_ms: u64, moved: &[String]) -> Phases {
     let after = |e: &Value| e["at_ms"].as_u64().filter(|&t| t >= fault_at_ms);
     let rel = |t: u64| (t - fault_at_ms) as f64;
-    let mut out = BTreeMap::new();
     let first = |kind: &str| {
         events
             .iter()
@@ -74,19 +72,12 @@ fn phases(events: &[Value], fault_at_ms: u64, moved: &[String]) -> BTreeMap<&'st
             .filter_map(after)
             .max()
     };
-    if let Some(t) = first("view") {
-        out.insert("view_ms", rel(t));
+    Phases {
+        view_ms: first("view").map(rel),
+        planned_ms: first("planned").map(rel),
+        plumbed_ms: last_of_moved("acquire").map(rel),
+        announced_ms: last_of_moved("announce").map(rel),
     }
-    if let Some(t) = first("planned") {
-        out.insert("planned_ms", rel(t));
-    }
-    if let Some(t) = last_of_moved("acquire") {
-        out.insert("plumbed_ms", rel(t));
-    }
-    if let Some(t) = last_of_moved("announce") {
-        out.insert("announced_ms", rel(t));
-    }
-    out
 }
 
 /// Writes a slow run's evidence to the current directory (a failure to write is reported,
@@ -114,7 +105,7 @@ fn one_run(
     lab: &mut Lab,
     fault: Fault,
     keep_slow: Option<u64>,
-) -> Result<(Value, Option<Evidence>), LabError> {
+) -> Result<(FaultMeasure, Option<Evidence>), LabError> {
     let state = &mut lab.state;
     let i = node_index(state, "busiest")?;
     let moved = state.topology().held(i);
@@ -126,25 +117,20 @@ fn one_run(
     let measured = measure::fault(state, i, fault.describe(), tcp, || inject(state, i, fault));
     let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
     let mut report = measured?;
-    let fault_at = report["fault_at_ms"].as_u64().unwrap_or(0);
-    for (phase, ms) in phases(&events, fault_at, &moved) {
-        report[phase] = json!(ms);
-    }
+    report.phases = phases(&events, report.fault_at_ms, &moved);
     // Slow by ARP or by TCP: a listener can be served late although its address answered.
     let slow = keep_slow.is_some_and(|limit| {
-        let late = |worst: &Value| worst.as_f64().is_none_or(|w| w > limit as f64);
-        late(&report["worst_ms"]) || (tcp && late(&report["tcp"]["worst_ms"]))
+        let late = |worst: Option<f64>| worst.is_none_or(|w| w > limit as f64);
+        late(report.worst_ms) || (tcp && late(report.tcp.as_ref().and_then(|t| t.worst_ms)))
     });
     let evidence = slow.then(|| Evidence {
         report: report.clone(),
         events,
         moved,
     });
-    if let Some(per) = report.as_object_mut() {
-        per.remove("per_address");
-    }
-    if let Some(per) = report["tcp"].as_object_mut() {
-        per.remove("per_listener");
+    report.per_address.clear();
+    if let Some(tcp) = report.tcp.as_mut() {
+        tcp.per_listener.clear();
     }
     start_node(state, i)?;
     lab.wait_spread()?;
@@ -261,7 +247,9 @@ fn measure_system(
                         system.label(),
                         fault.name(),
                         plan.runs,
-                        report["worst_ms"]
+                        report
+                            .worst_ms
+                            .map_or_else(|| "-".to_owned(), |w| w.to_string())
                     );
                     if let Some(evidence) = evidence {
                         keep(&evidence, &system.label(), size, fault, run);
@@ -351,9 +339,9 @@ fn print_ratios(ratios: &[Ratio]) {
 }
 
 /// Each run's worst listener, where the failed node had any.
-fn series_tcp(runs: &[Value]) -> Vec<f64> {
+fn series_tcp(runs: &[FaultMeasure]) -> Vec<f64> {
     runs.iter()
-        .filter_map(|r| r["tcp"]["worst_ms"].as_f64())
+        .filter_map(|r| r.tcp.as_ref()?.worst_ms)
         .collect()
 }
 
@@ -419,51 +407,37 @@ pub(crate) struct Ratio {
     pub(crate) baseline_survivor_doubles: usize,
 }
 
-fn summary(system: &System, size: u32, fault: Fault, runs: &[Value]) -> BenchRow {
-    let series = |key: &str| -> Vec<f64> { runs.iter().filter_map(|r| r[key].as_f64()).collect() };
-    let worst = series("worst_ms");
-    let view = series("view_ms");
-    let dvip_share: Vec<f64> = runs
-        .iter()
-        .filter_map(|r| Some(r["worst_ms"].as_f64()? - r["view_ms"].as_f64()?))
-        .collect();
+fn summary(system: &System, size: u32, fault: Fault, runs: &[FaultMeasure]) -> BenchRow {
+    let series =
+        |of: fn(&FaultMeasure) -> Option<f64>| -> Vec<f64> { runs.iter().filter_map(of).collect() };
+    let worst = series(|r| r.worst_ms);
+    let dvip_share = series(|r| Some(r.worst_ms? - r.phases.view_ms?));
     let tcp = series_tcp(runs);
-    let count = |key: &str, of: fn(&Value) -> &Value| -> usize {
-        runs.iter()
-            .map(|r| of(r)[key].as_array().map_or(0, Vec::len))
-            .sum()
-    };
     BenchRow {
         system: system.label(),
         addresses: size,
-        moved_per_run: runs.first().and_then(|r| r["addresses"].as_u64()),
+        moved_per_run: runs.first().map(|r| r.addresses as u64),
         fault: fault.name().to_owned(),
         runs: runs.len(),
         worst_median_ms: quantile(&worst, 0.5),
         worst_p99_ms: quantile(&worst, 0.99),
-        view_median_ms: quantile(&view, 0.5),
-        planned_median_ms: quantile(&series("planned_ms"), 0.5),
-        plumbed_median_ms: quantile(&series("plumbed_ms"), 0.5),
-        announced_median_ms: quantile(&series("announced_ms"), 0.5),
+        view_median_ms: quantile(&series(|r| r.phases.view_ms), 0.5),
+        planned_median_ms: quantile(&series(|r| r.phases.planned_ms), 0.5),
+        plumbed_median_ms: quantile(&series(|r| r.phases.plumbed_ms), 0.5),
+        announced_median_ms: quantile(&series(|r| r.phases.announced_ms), 0.5),
         dvip_share_median_ms: quantile(&dvip_share, 0.5),
         dvip_share_p99_ms: quantile(&dvip_share, 0.99),
-        double_answers: runs
-            .iter()
-            .filter_map(|r| r["double_answers"].as_u64())
-            .sum(),
-        survivor_doubles: runs
-            .iter()
-            .map(|r| {
-                r["claimed_by_two_survivors"]
-                    .as_object()
-                    .map_or(0, serde_json::Map::len)
-            })
-            .sum(),
+        double_answers: runs.iter().map(|r| r.double_answers as u64).sum(),
+        survivor_doubles: runs.iter().map(|r| r.claimed_by_two_survivors.len()).sum(),
         tcp_worst_median_ms: quantile(&tcp, 0.5),
         tcp_worst_p99_ms: quantile(&tcp, 0.99),
         tcp_runs: tcp.len(),
-        tcp_unanswered: count("unanswered", |r| &r["tcp"]),
-        unanswered: count("unanswered", |r| r),
+        tcp_unanswered: runs
+            .iter()
+            .filter_map(|r| r.tcp.as_ref())
+            .map(|t| t.unanswered.len())
+            .sum(),
+        unanswered: runs.iter().map(|r| r.unanswered.len()).sum(),
     }
 }
 

@@ -8,12 +8,90 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use dvip_netns::{mac_text, Answer, Connected, LabError, Prober, TcpProber};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::state::LabState;
 
 /// How long a fault may take to be repaired before the measurement gives up.
 const REPAIR_DEADLINE: Duration = Duration::from_secs(15);
+
+/// When a survivor first answered for one address.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct AddressAnswer {
+    pub(crate) address: Ipv4Addr,
+    /// After the fault.
+    pub(crate) ms: f64,
+    /// The node that answered.
+    pub(crate) owner: Option<String>,
+}
+
+/// When a survivor first accepted a connection on one listener.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct ListenerAnswer {
+    pub(crate) listener: String,
+    pub(crate) ms: f64,
+    /// What it said first (`220 NODE`).
+    pub(crate) banner: String,
+}
+
+/// The TCP side of a measurement: the failed node's forwarded listeners.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct TcpMeasure {
+    pub(crate) listeners: usize,
+    pub(crate) worst_ms: Option<f64>,
+    pub(crate) median_ms: Option<f64>,
+    pub(crate) unanswered: Vec<String>,
+    /// Each listener's answer; dropped from a bench run's report once summarised.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) per_listener: Vec<ListenerAnswer>,
+}
+
+/// When the survivors, by their own events, saw the new view, planned, plumbed the last moved
+/// address and announced it, in ms after the fault.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub(crate) struct Phases {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) view_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) planned_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) plumbed_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) announced_ms: Option<f64>,
+}
+
+/// One fault measured from the client: `dvip lab kill --measure` prints it, a bench run
+/// summarises it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct FaultMeasure {
+    pub(crate) node: String,
+    pub(crate) fault: String,
+    /// When the fault was injected (Unix ms, the clock of dvipd's events).
+    pub(crate) fault_at_ms: u64,
+    /// The addresses the failed node held.
+    pub(crate) addresses: usize,
+    pub(crate) probe_interval_ms: f64,
+    /// The last address's first answer from a survivor.
+    pub(crate) worst_ms: Option<f64>,
+    pub(crate) median_ms: f64,
+    pub(crate) p99_ms: f64,
+    /// How many addresses each survivor took.
+    pub(crate) new_owners: BTreeMap<String, usize>,
+    /// Addresses no survivor answered for in time.
+    pub(crate) unanswered: Vec<Ipv4Addr>,
+    /// Answers from the failed node after a survivor had answered.
+    pub(crate) double_answers: usize,
+    pub(crate) failed_node_answered_until_ms: Option<f64>,
+    /// Addresses claimed by two survivors, with who claimed them.
+    pub(crate) claimed_by_two_survivors: BTreeMap<Ipv4Addr, BTreeSet<String>>,
+    /// Each address's answer; dropped from a bench run's report once summarised.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) per_address: Vec<AddressAnswer>,
+    pub(crate) tcp: Option<TcpMeasure>,
+    /// Filled in by the bench from the survivors' events.
+    #[serde(flatten)]
+    pub(crate) phases: Phases,
+}
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
@@ -118,7 +196,7 @@ impl TcpWatch {
         self.first.len() == self.targets.len()
     }
 
-    fn report(self, t0: Instant) -> Value {
+    fn report(self, t0: Instant) -> TcpMeasure {
         let mut times: Vec<f64> = self.first.values().map(|c| ms(c.at - t0)).collect();
         times.sort_by(f64::total_cmp);
         let unanswered: Vec<String> = self
@@ -127,17 +205,21 @@ impl TcpWatch {
             .filter(|t| !self.first.contains_key(t))
             .map(ToString::to_string)
             .collect();
-        json!({
-            "listeners": self.targets.len(),
-            "worst_ms": times.last(),
-            "median_ms": quantile(&times, 0.5),
-            "unanswered": unanswered,
-            "per_listener": self.first.values().map(|c| json!({
-                "listener": c.target.to_string(),
-                "ms": ms(c.at - t0),
-                "banner": c.banner,
-            })).collect::<Vec<_>>(),
-        })
+        TcpMeasure {
+            listeners: self.targets.len(),
+            worst_ms: times.last().copied(),
+            median_ms: quantile(&times, 0.5),
+            unanswered,
+            per_listener: self
+                .first
+                .values()
+                .map(|c| ListenerAnswer {
+                    listener: c.target.to_string(),
+                    ms: ms(c.at - t0),
+                    banner: c.banner.clone(),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -149,7 +231,7 @@ pub(super) fn fault(
     what: &str,
     tcp: bool,
     inject: impl FnOnce() -> Result<(), LabError>,
-) -> Result<Value, LabError> {
+) -> Result<FaultMeasure, LabError> {
     let topology = state.topology();
     let targets: Vec<Ipv4Addr> = topology
         .held(i)
@@ -288,33 +370,32 @@ pub(super) fn fault(
         .filter(|t| !first.contains_key(t))
         .copied()
         .collect();
-    let per_address: Vec<Value> = first
+    let per_address = first
         .iter()
-        .map(|(address, a)| {
-            json!({
-                "address": address,
-                "ms": ms(a.at - t0),
-                "owner": names.get(&mac_text(a.mac)),
-            })
+        .map(|(address, a)| AddressAnswer {
+            address: *address,
+            ms: ms(a.at - t0),
+            owner: names.get(&mac_text(a.mac)).cloned(),
         })
         .collect();
-    Ok(json!({
-        "node": format!("node{i}"),
-        "fault": what,
-        "fault_at_ms": fault_at_ms,
-        "addresses": targets.len(),
-        "probe_interval_ms": ms(interval),
-        "worst_ms": times.last(),
-        "median_ms": quantile(&times, 0.5).unwrap_or(0.0),
-        "p99_ms": quantile(&times, 0.99).unwrap_or(0.0),
-        "new_owners": owners,
-        "unanswered": unanswered,
-        "double_answers": doubled.len(),
-        "failed_node_answered_until_ms": last_double,
-        "claimed_by_two_survivors": two_survivors,
-        "per_address": per_address,
-        "tcp": tcp,
-    }))
+    Ok(FaultMeasure {
+        node: format!("node{i}"),
+        fault: what.to_owned(),
+        fault_at_ms,
+        addresses: targets.len(),
+        probe_interval_ms: ms(interval),
+        worst_ms: times.last().copied(),
+        median_ms: quantile(&times, 0.5).unwrap_or(0.0),
+        p99_ms: quantile(&times, 0.99).unwrap_or(0.0),
+        new_owners: owners,
+        unanswered,
+        double_answers: doubled.len(),
+        failed_node_answered_until_ms: last_double,
+        claimed_by_two_survivors: two_survivors,
+        per_address,
+        tcp,
+        phases: Phases::default(),
+    })
 }
 
 /// The addresses two or more survivors claimed after the fault (at `t0`), by answering or by
@@ -342,50 +423,49 @@ fn claimed_by_two_survivors(
 }
 
 /// The report as text.
-pub(super) fn print(report: &Value) {
+pub(super) fn print(report: &FaultMeasure) {
+    let or_dash = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
     println!(
         "{} held {} addresses; fault: {}",
-        report["node"].as_str().unwrap_or("?"),
-        report["addresses"],
-        report["fault"].as_str().unwrap_or("?")
+        report.node, report.addresses, report.fault
     );
-    let unanswered = report["unanswered"].as_array().map_or(0, Vec::len);
-    if unanswered > 0 {
+    if !report.unanswered.is_empty() {
         println!(
-            "NOT REPAIRED: {unanswered} addresses had no answer from a survivor within {} s",
+            "NOT REPAIRED: {} addresses had no answer from a survivor within {} s",
+            report.unanswered.len(),
             REPAIR_DEADLINE.as_secs()
         );
     }
     println!(
         "a survivor answered ARP for every address (seen from the client, probing every {} ms): worst {} ms, median {} ms",
-        report["probe_interval_ms"], report["worst_ms"], report["median_ms"]
+        report.probe_interval_ms,
+        or_dash(report.worst_ms),
+        report.median_ms
     );
-    if report["tcp"].is_object() {
+    if let Some(tcp) = &report.tcp {
         println!(
             "a survivor accepted a TCP connection on each of its {} listeners: worst {} ms",
-            report["tcp"]["listeners"], report["tcp"]["worst_ms"]
+            tcp.listeners,
+            or_dash(tcp.worst_ms)
         );
     }
-    let owners: Vec<String> = report["new_owners"]
-        .as_object()
-        .into_iter()
-        .flatten()
+    let owners: Vec<String> = report
+        .new_owners
+        .iter()
         .map(|(node, n)| format!("{node} {n}"))
         .collect();
     println!("new owners: {}", owners.join(", "));
-    if report["double_answers"].as_u64().unwrap_or(0) > 0 {
+    if report.double_answers > 0 {
         println!(
             "the failed node still answered next to the new owner {} times, until {} ms after the fault",
-            report["double_answers"], report["failed_node_answered_until_ms"]
+            report.double_answers,
+            or_dash(report.failed_node_answered_until_ms)
         );
     }
-    if let Some(two) = report["claimed_by_two_survivors"]
-        .as_object()
-        .filter(|two| !two.is_empty())
-    {
+    if !report.claimed_by_two_survivors.is_empty() {
         println!(
             "TWO OWNERS: {} addresses were claimed (answered or announced) by two survivors after the fault",
-            two.len()
+            report.claimed_by_two_survivors.len()
         );
     }
 }
