@@ -181,6 +181,10 @@ pub(crate) fn lex(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> Ve
             continue;
         }
         let starts_line = std::mem::replace(&mut line_break, false);
+        let after_domain = !starts_line
+            && tokens.last().is_some_and(|t| {
+                t.kind == TokenKind::Word && t.text.eq_ignore_ascii_case("domain")
+            });
         let mut push = |kind, start, end, text| {
             tokens.push(Token {
                 kind,
@@ -189,49 +193,32 @@ pub(crate) fn lex(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> Ve
                 starts_line,
             });
         };
-        if b == b'[' {
-            if let Some(n) = bracketed_address_at(bytes, i) {
-                let end = word_end(text, i + n);
-                push(TokenKind::Word, i, end, text[i..end].to_owned());
-                i = end;
-                continue;
-            }
+        // A word that a bracket or a slash would otherwise cut short: a bracketed IPv6
+        // address, or a pattern after `Domain`.
+        let whole_word = match b {
+            b'[' => bracketed_address_at(bytes, i).map(|n| word_end(text, i + n)),
+            b'/' if after_domain => pattern_at(bytes, i).map(|n| i + n),
+            _ => None,
+        };
+        if let Some(end) = whole_word {
+            push(TokenKind::Word, i, end, text[i..end].to_owned());
+            i = end;
+            continue;
         }
         if let Some(kind) = punctuation(b) {
             push(kind, i, i + 1, String::new());
             i += 1;
             continue;
         }
-        let start = i;
         if b == b'"' {
             let (value, end) = quoted(text, i, &span, diagnostics);
-            push(TokenKind::Quoted, start, end, value);
+            push(TokenKind::Quoted, i, end, value);
             i = end;
             continue;
         }
-        let after_domain = !starts_line
-            && tokens.last().is_some_and(|t| {
-                t.kind == TokenKind::Word && t.text.eq_ignore_ascii_case("domain")
-            });
-        if b == b'/' && after_domain {
-            if let Some(n) = pattern_at(bytes, i) {
-                tokens.push(Token {
-                    kind: TokenKind::Word,
-                    span: span(i, i + n),
-                    text: text[i..i + n].to_owned(),
-                    starts_line,
-                });
-                i += n;
-                continue;
-            }
-        }
-        i = word_end(text, i);
-        tokens.push(Token {
-            kind: TokenKind::Word,
-            span: span(start, i),
-            text: text[start..i].to_owned(),
-            starts_line,
-        });
+        let end = word_end(text, i);
+        push(TokenKind::Word, i, end, text[i..end].to_owned());
+        i = end;
     }
     tokens
 }

@@ -24,6 +24,9 @@ const MTA_PROXY_PROTOCOL: &[&str] = &["proxy_protocol"];
 /// `Enable = false` (3.x) or `<status="disabled">` (2.x) turns a listener off.
 const LISTENER_ENABLE: &[&str] = &["enable"];
 const LISTENER_STATUS: &[&str] = &["status"];
+/// What a 2.x listener list holds, for the entries that are something else.
+const LIST_ENTRY_HINT: &str =
+    "a listener list holds `ADDRESS[:PORT] <attributes>` entries, such as `198.51.100.10:25 <duravip=\"enabled\">`";
 const LISTENER_OPTIONS: &[&str] = &[
     "enable_duravip",
     "duravip",
@@ -158,7 +161,7 @@ pub(crate) fn collect<'t>(document: &'t [Item], diagnostics: &mut Diagnostics) -
                                     head.span.to(value.span()),
                                     format!("`{} = ...` in a listener list", head.text),
                                 )
-                                .with_hint("a listener list holds `ADDRESS[:PORT] <attributes>` entries, such as `198.51.100.10:25 <duravip=\"enabled\">`");
+                                .with_hint(LIST_ENTRY_HINT);
                         }
                         Entry::Group(value) => {
                             diagnostics
@@ -167,7 +170,7 @@ pub(crate) fn collect<'t>(document: &'t [Item], diagnostics: &mut Diagnostics) -
                                     value.span(),
                                     "a bracketed group with no address in a listener list",
                                 )
-                                .with_hint("a listener list holds `ADDRESS[:PORT] <attributes>` entries, such as `198.51.100.10:25 <duravip=\"enabled\">`");
+                                .with_hint(LIST_ENTRY_HINT);
                         }
                     }
                 }
