@@ -242,6 +242,33 @@ pub struct MarkedAddress {
     pub said: BTreeMap<String, Option<Description>>,
 }
 
+impl MarkedAddress {
+    /// Every marked address of `plan`, with what each of `members` says about it.
+    pub fn all_in(
+        plan: &dvip_core::Plan,
+        members: &BTreeMap<dvip_core::NodeName, dvip_core::Member>,
+    ) -> Vec<Self> {
+        plan.addresses
+            .iter()
+            .filter(|(_, d)| !Mark::of(&d.marks).is_empty())
+            .map(|(address, d)| Self {
+                address: *address,
+                marks: Mark::of(&d.marks),
+                owner: d.owner.as_deref().map(str::to_owned),
+                said: members
+                    .iter()
+                    .map(|(n, m)| {
+                        (
+                            n.clone(),
+                            m.entities.get(address).map(|e| Description::of(e)),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
 /// An address whose owner changed in the agreed plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerChange {

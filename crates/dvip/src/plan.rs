@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use dvip_config::{load, DiskFiles, LoadOptions, Severity};
-use dvip_console::{Description, Mark, MarkedAddress};
+use dvip_console::MarkedAddress;
 use dvip_core::{settle, share_equal_configurations, Entity, Member, NodeName};
 use serde_json::json;
 
@@ -70,25 +70,7 @@ pub(crate) fn run(args: &PlanArgs) -> Outcome {
         members.retain(|name, _| !args.fail.contains(name));
         (plan, moves) = settle(&members);
     }
-    let marked: Vec<MarkedAddress> = plan
-        .addresses
-        .iter()
-        .filter(|(_, d)| !Mark::of(&d.marks).is_empty())
-        .map(|(address, d)| MarkedAddress {
-            address: *address,
-            marks: Mark::of(&d.marks),
-            owner: d.owner.as_deref().map(str::to_owned),
-            said: members
-                .iter()
-                .map(|(n, m)| {
-                    (
-                        n.clone(),
-                        m.entities.get(address).map(|e| Description::of(e)),
-                    )
-                })
-                .collect(),
-        })
-        .collect();
+    let marked = MarkedAddress::all_in(&plan, &members);
     let mut stdout = std::io::stdout().lock();
     if args.json {
         let addresses: Vec<_> = plan

@@ -12,9 +12,9 @@ use std::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 
 use dvip_console::{
-    AddressPlan, AddressStatus, Answer, ClusterStatus, ConfigStatus, ConsoleError, Description,
-    ErrorKind, EventLine, InTransit, Mark, MarkedAddress, NodeState, NodeStatus, OwnerChange,
-    Request, Status, ViewStatus,
+    AddressPlan, AddressStatus, Answer, ClusterStatus, ConfigStatus, ConsoleError, ErrorKind,
+    EventLine, InTransit, MarkedAddress, NodeState, NodeStatus, OwnerChange, Request, Status,
+    ViewStatus,
 };
 use dvip_core::Node;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -130,23 +130,7 @@ pub fn cluster_status(
             })
         })
         .collect();
-    let marked = plan
-        .addresses
-        .iter()
-        .filter(|(_, d)| !Mark::of(&d.marks).is_empty())
-        .map(|(address, d)| MarkedAddress {
-            address: *address,
-            marks: Mark::of(&d.marks),
-            owner: d.owner.as_deref().map(str::to_owned),
-            said: table
-                .iter()
-                .map(|(n, m)| {
-                    let said = m.entities.get(address).map(|e| Description::of(e));
-                    (n.clone(), said)
-                })
-                .collect(),
-        })
-        .collect();
+    let marked = MarkedAddress::all_in(plan, table);
     let clock = node.clock();
     let changes = node
         .changes()
