@@ -756,7 +756,7 @@ impl Daemon {
     }
 }
 
-pub use dvip_core::{address_lifetime_for, ADDRESS_LIFETIME_MIN};
+use dvip_core::address_lifetime_for;
 
 /// Tells the plumber how many holders to spread over for `config`: `--spread` if given, else
 /// [`crate::spread::holders_for`] its IPv4 address count. Called at start and on every reload,
