@@ -3,6 +3,8 @@
 //! Owns recognising those URIs in any logger's options and checking that every clustered log
 //! is served by the cluster `logs` block. It must not read the cluster stanza itself.
 
+use dvip_journal::{JournalUri, Scheme};
+
 use crate::diagnostic::{Code, Diagnostics};
 use crate::model::{ClusterLog, LogDestination};
 use crate::source::Span;
@@ -84,67 +86,24 @@ fn walk_value<'t>(
 }
 
 fn scheme(text: &str) -> Option<&'static str> {
-    // Called on every value of the file: compare in place rather than lower-casing a copy.
-    let has = |prefix: &str| {
-        text.get(..prefix.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
-    };
-    if has("cluster://") {
-        Some("cluster")
-    } else if has("jlog://") {
-        Some("jlog")
-    } else {
-        None
-    }
+    Scheme::of(text).map(Scheme::as_str)
 }
 
-/// `SCHEME:///absolute/path[=>subscriber]` or `SCHEME:///absolute/path?subscribers=a,b`.
+/// A journal URI, parsed by the journal crate's one parser; refusals become located errors.
 fn parse(option: &str, word: &Word, diagnostics: &mut Diagnostics) -> Option<LogDestination> {
-    let scheme = scheme(&word.text)?;
-    let rest = &word.text[scheme.len() + 3..];
-    let mut refuse = |message: String, hint: String| {
-        diagnostics
-            .error(Code::BadLogUri, word.span, message)
-            .with_hint(hint);
-        None
-    };
-    let (path, subscribers) = if let Some((path, subscriber)) = rest.split_once("=>") {
-        (path, vec![subscriber])
-    } else if let Some((path, query)) = rest.split_once('?') {
-        let Some(list) = query
-            .split_once('=')
-            .filter(|(key, _)| key.eq_ignore_ascii_case("subscribers"))
-            .map(|(_, list)| list)
-        else {
-            return refuse(
-                format!("`{}` has a query dvip does not know: `?{query}`", word.text),
-                "the one query a journal URI takes is `?subscribers=NAME,NAME`".to_owned(),
-            );
-        };
-        (path, list.split(',').collect())
-    } else {
-        (rest, Vec::new())
-    };
-    if !path.starts_with('/') || path.len() < 2 || path.contains('?') {
-        return refuse(
-            format!("`{}` does not name an absolute journal directory", word.text),
-            format!("write `{scheme}:///var/log/dvip/mainlog.{scheme}=>master` (three slashes: the path is absolute)"),
-        );
+    match word.text.parse::<JournalUri>() {
+        Ok(uri) => Some(LogDestination {
+            scheme: uri.scheme.as_str().to_owned(),
+            path: uri.path.display().to_string(),
+            subscribers: uri.subscribers,
+            option: option.to_owned(),
+            uri: word.text.clone(),
+        }),
+        Err(refusal) => {
+            diagnostics
+                .error(Code::BadLogUri, word.span, refusal.to_string())
+                .with_hint(refusal.hint());
+            None
+        }
     }
-    if subscribers
-        .iter()
-        .any(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '?' || c == '='))
-    {
-        return refuse(
-            format!("`{}` has an empty or unusable subscriber name", word.text),
-            "write `=>master` or `?subscribers=master,backup`: names without spaces, separated by commas".to_owned(),
-        );
-    }
-    Some(LogDestination {
-        scheme: scheme.to_owned(),
-        path: path.to_owned(),
-        subscribers: subscribers.into_iter().map(str::to_owned).collect(),
-        option: option.to_owned(),
-        uri: word.text.clone(),
-    })
 }
