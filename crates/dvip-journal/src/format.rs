@@ -61,6 +61,16 @@ impl Safety {
     }
 }
 
+impl fmt::Display for Safety {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unsafe => "unsafe",
+            Self::AlmostSafe => "almost-safe",
+            Self::Safe => "safe",
+        })
+    }
+}
+
 /// The journal-wide settings every writer reads under the metastore's lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Meta {

@@ -41,7 +41,7 @@ pub use uri::{JournalUri, Scheme, UriError};
 pub use writer::{TailRepair, Writer};
 
 /// What a repair found and did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RepairReport {
     /// What was done at the end of the segment being written.
     pub tail: Vec<TailRepair>,

@@ -32,6 +32,27 @@ pub struct Damage {
     pub lost: Vec<Range<u64>>,
 }
 
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes: u64 = self.lost.iter().map(|r| r.end - r.start).sum();
+        write!(
+            f,
+            "segment {}: {bytes} damaged bytes cut out (",
+            crate::format::segment_name(self.segment)
+        )?;
+        for (i, range) in self.lost.iter().enumerate() {
+            write!(
+                f,
+                "{}{}..{}",
+                if i > 0 { ", " } else { "" },
+                range.start,
+                range.end
+            )?;
+        }
+        write!(f, "); the records in them are lost")
+    }
+}
+
 /// What one read returned.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Batch {

@@ -37,13 +37,31 @@ struct OpenSegment {
 }
 
 /// What a writer did about bytes it found at the end of a segment that were not whole records.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum TailRepair {
     /// A record cut short (by a crash of some writer) was removed from the end.
     CutShort { segment: u32, at: u64, bytes: u64 },
     /// Damage with whole records after it: the segment was left for a reader's repair and
     /// writing moved on to a new segment.
     MovedPastDamage { segment: u32, at: u64 },
+}
+
+impl std::fmt::Display for TailRepair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::CutShort { segment, at, bytes } => write!(
+                f,
+                "segment {}: cut {bytes} bytes of a record left half written (by a crashed writer) at byte {at}",
+                crate::format::segment_name(*segment)
+            ),
+            Self::MovedPastDamage { segment, at } => write!(
+                f,
+                "segment {}: damage at byte {at} with records after it; writing moved to a new segment so readers repair it",
+                crate::format::segment_name(*segment)
+            ),
+        }
+    }
 }
 
 impl Writer {

@@ -36,6 +36,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: PlumbCommand,
     },
+    /// Work with this node's journals (jlog's format): append lines, show backlogs, read as a
+    /// subscriber, add and remove subscribers, repair and clean.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
     /// The whole cluster on one screen: every configured node (online, standby, silent or
     /// offline), what each owns and holds, addresses in transit or not plumbed, marked
     /// addresses with what each member says, and the last ownership changes with their
@@ -232,6 +238,114 @@ pub(crate) struct SocketArg {
     /// The console socket of the local dvipd.
     #[arg(long, value_name = "PATH", env = dvip_console::SOCKET_ENV, default_value = dvip_console::SOCKET_DEFAULT)]
     pub(crate) socket: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LogCommand {
+    /// Append each line of standard input to a journal as one record.
+    ///
+    /// URI is `cluster:///DIR=>SUBSCRIBER`, `cluster:///DIR?subscribers=A,B` (or `jlog://`),
+    /// or a plain directory. The journal and the URI's subscribers are made if missing. Lines
+    /// that have arrived together go out in one write; the command returns once all of
+    /// standard input is written (and, with --durability disk, synced).
+    Write {
+        #[arg(value_name = "URI")]
+        uri: String,
+        /// process: a record survives this command's crash once written; disk: it is
+        /// fdatasync'd too and survives a power loss.
+        #[arg(long, value_enum, default_value = "process")]
+        durability: DurabilityArg,
+        /// Print what was written as JSON on exit.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show journals: segments, size, subscribers with their checkpoints and backlogs.
+    ///
+    /// Without PATH, shows every journal the configuration names (the cluster's `logs` and
+    /// every `cluster://` or `jlog://` destination).
+    Show {
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// The configuration naming the journals, when no PATH is given.
+        #[arg(long, value_name = "FILE", default_value = "/etc/dvip/dvip.conf")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the records after a subscriber's checkpoint, one per line.
+    ///
+    /// The checkpoint moves only with --checkpoint, after the records are printed; a crash
+    /// between the two prints them again next time, never skips them.
+    Read {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        #[arg(long, value_name = "NAME")]
+        subscriber: String,
+        /// Keep waiting for new records.
+        #[arg(long)]
+        follow: bool,
+        /// Move the subscriber's checkpoint past what was printed.
+        #[arg(long)]
+        checkpoint: bool,
+        /// Stop after this many records.
+        #[arg(long, value_name = "N")]
+        max: Option<usize>,
+        /// One JSON object a line: id, time, payload (as text when it is UTF-8).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or remove a subscriber.
+    Subscriber {
+        #[command(subcommand)]
+        command: SubscriberCommand,
+    },
+    /// Cut a half-written record off the segment being written and repair closed segments
+    /// that do not parse, reporting the byte ranges lost.
+    Repair {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the segments every subscriber has read.
+    Clean {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SubscriberCommand {
+    /// Add a subscriber, reading from the oldest record kept or from the next one written.
+    Add {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(long, value_enum, default_value = "begin")]
+        from: StartArg,
+    },
+    /// Remove a subscriber; segments only it held go at the next checkpoint or clean.
+    Remove {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum DurabilityArg {
+    Process,
+    Disk,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum StartArg {
+    Begin,
+    End,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 mod cli;
 mod config_check;
 mod console;
+mod log;
 mod plan;
 mod plumb;
 mod status;
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
         } => config_check::run(&args),
         cli::Command::Plan(args) => plan::run(&args),
         cli::Command::Plumb { command } => plumb::run(command),
+        cli::Command::Log { command } => log::run(command),
         cli::Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(

@@ -3,6 +3,7 @@
 mod config_check;
 mod console;
 mod lab;
+mod log;
 mod plan;
 mod plumb;
 
