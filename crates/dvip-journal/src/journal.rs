@@ -222,17 +222,30 @@ impl Journal {
         self.read_meta_locked()
     }
 
+    /// The metastore without its lock, for the append path: jlog's writers read it the same
+    /// way (through a shared mapping), and the one field that moves is checked again under the
+    /// segment's lock by what it implies (a full segment).
+    pub(crate) fn meta_unlocked(&self) -> Result<Meta> {
+        self.read_meta_locked()
+    }
+
     pub(crate) fn read_meta_locked(&self) -> Result<Meta> {
         let path = self.dir.join(METASTORE);
-        let mut bytes = vec![0; METASTORE_LEN + 1];
-        let len = read_full_at(&self.metastore, &mut bytes, 0).at(&path, "read the metastore")?;
-        bytes.truncate(len);
+        // One read: a regular file returns short only at its end, which the length checks.
+        let mut buffer = [0; METASTORE_LEN + 1];
+        let len = loop {
+            match self.metastore.read_at(&mut buffer, 0) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                other => break other.at(&path, "read the metastore")?,
+            }
+        };
+        let bytes = &buffer[..len];
         if len == 12 {
             self.metastore
                 .write_all_at(&0u32.to_ne_bytes(), 12)
                 .at(&path, "extend the metastore")?;
         }
-        let meta = Meta::decode(&bytes).ok_or_else(|| Error::NotAJournal {
+        let meta = Meta::decode(bytes).ok_or_else(|| Error::NotAJournal {
             path: self.dir.clone(),
             reason: format!("its metastore holds {len} bytes, not a jlog metastore's 16"),
         })?;
@@ -455,6 +468,13 @@ fn read_checkpoint(file: &File, path: &Path) -> Result<RecordId> {
             reason: format!("a checkpoint of {len} bytes, not 8"),
         }),
     }
+}
+
+/// The size of an open file: `fstat`, cheaper than the `statx` behind `File::metadata`, on
+/// the path every append takes.
+pub(crate) fn file_len(file: &File) -> std::io::Result<u64> {
+    let stat = nix::sys::stat::fstat(file).map_err(std::io::Error::from)?;
+    Ok(stat.st_size as u64)
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.

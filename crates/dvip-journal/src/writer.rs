@@ -14,7 +14,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::{
     damaged_ranges, walk, Header, Meta, Timestamp, WalkStop, FILE_MODE, METASTORE,
 };
-use crate::journal::{read_full_at, sync_dir, Durability, Journal};
+use crate::journal::{file_len, read_full_at, sync_dir, Durability, Journal};
 use crate::lock::lock;
 
 /// Appends records to one journal.
@@ -112,7 +112,7 @@ impl Writer {
         time: Timestamp,
         pending: &mut std::iter::Peekable<impl Iterator<Item = &'p [u8]>>,
     ) -> Result<()> {
-        let meta = self.journal.meta()?;
+        let meta = self.journal.meta_unlocked()?;
         let mut segment = match self.open.take() {
             Some(open) if open.id == meta.storage_log => open,
             _ => self.open_segment(meta.storage_log)?,
@@ -197,7 +197,7 @@ impl Writer {
         meta: &Meta,
     ) -> Result<Result<u64, Next>> {
         let path = self.journal.segment_path(id);
-        let mut size = file.metadata().at(&path, "stat the segment")?.len();
+        let mut size = file_len(file).at(&path, "stat the segment")?;
         if *known_end != Some(size) {
             match check_tail(file, &path, id, *known_end, size, meta.header_magic)? {
                 Tail::Whole => {}
