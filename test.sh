@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/setup.sh
 dvip_setup
+# jlog's own library, the oracle the journal tests check dvip's journals against.
+scripts/jlog-oracle.sh >/dev/null
 cargo test --workspace --locked
 # The Debian package, from the test build's binaries: what it holds, and that they run.
 dvip_setup_packaging
