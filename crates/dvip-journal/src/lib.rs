@@ -18,6 +18,7 @@
 //!   told which byte ranges were lost.
 
 mod error;
+mod follow;
 mod format;
 mod index;
 mod journal;
@@ -29,6 +30,7 @@ mod uri;
 mod writer;
 
 pub use error::{Error, Result};
+pub use follow::{FollowProgress, Follower};
 pub use format::{
     checkpoint_name, damaged_ranges, parse_checkpoint_name, parse_segment_name, segment_name, walk,
     BadRecordId, Header, Meta, RecordId, Safety, Timestamp, Walk, WalkStop, FILE_MODE, HEADER_LEN,

@@ -25,6 +25,7 @@ pub struct Writer {
     open: Option<OpenSegment>,
     buffer: Vec<u8>,
     repairs: Vec<TailRepair>,
+    last_end: Option<(u32, u64)>,
 }
 
 #[derive(Debug)]
@@ -72,6 +73,7 @@ impl Writer {
             open: None,
             buffer: Vec::new(),
             repairs: Vec::new(),
+            last_end: None,
         }
     }
 
@@ -99,6 +101,11 @@ impl Writer {
             self.append_some(time, &mut pending)?;
         }
         Ok(())
+    }
+
+    /// Where this writer's last append ended: the segment and the byte after its last record.
+    pub fn last_end(&self) -> Option<(u32, u64)> {
+        self.last_end
     }
 
     /// What the writer has cut or moved past since this was last asked.
@@ -180,6 +187,7 @@ impl Writer {
             return Err(Error::from_io(&path, "append to the segment", e));
         }
         segment.known_end = Some(end);
+        self.last_end = Some((segment.id, end));
         Ok(if end >= limit {
             Next::MoveOn
         } else {

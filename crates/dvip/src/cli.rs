@@ -259,6 +259,26 @@ pub(crate) enum LogCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Follow a log file an MTA writes (Exim's mainlog, say) into a journal, one record a line.
+    ///
+    /// Follows through rename rotation and copytruncate. The position is kept in the journal
+    /// directory, so a restart (or a crash) neither loses nor repeats a line. A last line with
+    /// no newline yet waits for its newline.
+    Follow {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The journal, as for `dvip log write`.
+        #[arg(value_name = "URI")]
+        uri: String,
+        /// Take what the file holds now, then exit.
+        #[arg(long)]
+        once: bool,
+        #[arg(long, value_enum, default_value = "process")]
+        durability: DurabilityArg,
+        /// Print what was taken as JSON (on exit with --once, else one object per change).
+        #[arg(long)]
+        json: bool,
+    },
     /// Show journals: segments, size, subscribers with their checkpoints and backlogs.
     ///
     /// Without PATH, shows every journal the configuration names (the cluster's `logs` and

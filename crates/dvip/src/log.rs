@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dvip_journal::{
-    CreateOptions, Durability, Journal, JournalStatus, JournalUri, Reader, Record, Start,
-    Timestamp, Writer,
+    CreateOptions, Durability, FollowProgress, Follower, Journal, JournalStatus, JournalUri,
+    Reader, Record, Start, Timestamp, Writer,
 };
 use serde::Serialize;
 
@@ -30,6 +30,13 @@ pub(crate) fn run(command: LogCommand) -> Outcome {
             durability,
             json,
         } => write(&uri, durability, json),
+        LogCommand::Follow {
+            file,
+            uri,
+            once,
+            durability,
+            json,
+        } => follow(&file, &uri, durability, once, json),
         LogCommand::Show {
             paths,
             config,
@@ -85,6 +92,18 @@ fn target(text: &str) -> Result<(PathBuf, Vec<String>)> {
     }
 }
 
+/// The journal a URI names, made with the URI's subscribers if missing.
+fn open_target(uri: &str, durability: Durability) -> Result<(PathBuf, Journal)> {
+    let (path, subscribers) = target(uri)?;
+    let options = CreateOptions {
+        durability,
+        subscribers,
+        ..CreateOptions::default()
+    };
+    let journal = Journal::open_or_create(&path, &options)?;
+    Ok((path, journal))
+}
+
 #[derive(Serialize)]
 struct WriteReport {
     journal: PathBuf,
@@ -93,14 +112,9 @@ struct WriteReport {
 }
 
 fn write(uri: &str, arg: DurabilityArg, json: bool) -> Result<Outcome> {
-    let (path, subscribers) = target(uri)?;
     let durability = durability(arg);
-    let options = CreateOptions {
-        durability,
-        subscribers,
-        ..CreateOptions::default()
-    };
-    let mut writer = Writer::new(Journal::open_or_create(&path, &options)?, durability);
+    let (path, journal) = open_target(uri, durability)?;
+    let mut writer = Writer::new(journal, durability);
     let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut report = WriteReport {
         journal: path,
@@ -141,6 +155,84 @@ fn write(uri: &str, arg: DurabilityArg, json: bool) -> Result<Outcome> {
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(Outcome::Ok)
+}
+
+/// What `dvip log follow` reports: on exit with --once, or at each change while following.
+#[derive(Serialize)]
+struct FollowReport<'p> {
+    file: &'p Path,
+    journal: &'p Path,
+    /// Lines found already in the journal at start (a crash's repair), counted as taken.
+    recovered: u64,
+    #[serde(flatten)]
+    progress: FollowProgress,
+}
+
+fn follow(file: &Path, uri: &str, arg: DurabilityArg, once: bool, json: bool) -> Result<Outcome> {
+    let durability = durability(arg);
+    let (path, journal) = open_target(uri, durability)?;
+    let mut follower = Follower::open(file, journal, durability)?;
+    let report = |progress: FollowProgress, recovered: u64| -> Result<()> {
+        let report = FollowReport {
+            file,
+            journal: &path,
+            recovered,
+            progress,
+        };
+        if json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!(
+                "{}: {} lines into {}{}{}{}",
+                file.display(),
+                report.progress.lines,
+                path.display(),
+                if recovered > 0 {
+                    format!(" ({recovered} found already written after a crash)")
+                } else {
+                    String::new()
+                },
+                if report.progress.rotated {
+                    "; rotated"
+                } else {
+                    ""
+                },
+                if report.progress.truncated {
+                    "; truncated, read again from its start"
+                } else {
+                    ""
+                },
+            );
+        }
+        Ok(())
+    };
+    if once {
+        let mut total = FollowProgress::default();
+        loop {
+            let progress = follower.poll()?;
+            let quiet = progress == FollowProgress::default();
+            total.lines += progress.lines;
+            total.rotated |= progress.rotated;
+            total.truncated |= progress.truncated;
+            if quiet {
+                break;
+            }
+        }
+        report(total, follower.recovered())?;
+        return Ok(Outcome::Ok);
+    }
+    let mut recovered = follower.recovered();
+    loop {
+        let progress = follower.poll()?;
+        // Lines alone are routine; a rotation, a truncation or a crash's repair is news.
+        if progress.rotated || progress.truncated || recovered > 0 {
+            report(progress.clone(), recovered)?;
+            recovered = 0;
+        }
+        if progress == FollowProgress::default() {
+            std::thread::sleep(FOLLOW_POLL);
+        }
+    }
 }
 
 /// The journals a configuration names: the cluster's `logs` and every journal destination.

@@ -2,6 +2,7 @@
 //! interop with jlog's own C library.
 
 mod failure;
+mod follow;
 mod fuzz;
 mod interop;
 mod journal;

@@ -121,3 +121,132 @@ fn subscribers_are_added_and_removed_and_mistakes_are_explained() {
     let clean = dvip(&["log", "clean", p, "--json"]);
     assert!(clean.status.success(), "{}", text(&clean.stderr));
 }
+
+/// The payloads a subscriber has not yet read, in order.
+fn unread(journal: &str, subscriber: &str) -> Vec<String> {
+    let out = dvip(&["log", "read", journal, "--subscriber", subscriber]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| {
+            l.split_once(' ')
+                .unwrap()
+                .1
+                .split_once(' ')
+                .unwrap()
+                .1
+                .to_owned()
+        })
+        .collect()
+}
+
+fn follow_once(file: &str, uri: &str) -> serde_json::Value {
+    let out = dvip(&["log", "follow", file, uri, "--once", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("a JSON report")
+}
+
+#[test]
+fn a_followed_file_reaches_the_journal_once_through_a_rename_rotation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("mainlog");
+    let f = file.to_str().unwrap();
+    let journal = tmp.path().join("mainlog.cluster");
+    let j = journal.to_str().unwrap();
+    let uri = format!("cluster://{j}=>master");
+    std::fs::write(&file, "one\ntwo\nthree without its newline yet").unwrap();
+    let report = follow_once(f, &uri);
+    assert_eq!(report["lines"], 2, "{report}");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(b" now\nfour\n")
+        .unwrap();
+    std::fs::rename(&file, tmp.path().join("mainlog.1")).unwrap();
+    std::fs::write(&file, "five\n").unwrap();
+    let report = follow_once(f, &uri);
+    assert_eq!(
+        (report["lines"].clone(), report["rotated"].clone()),
+        (3.into(), true.into()),
+        "{report}"
+    );
+    assert_eq!(follow_once(f, &uri)["lines"], 0, "nothing twice");
+    assert_eq!(
+        unread(j, "master"),
+        [
+            "one",
+            "two",
+            "three without its newline yet now",
+            "four",
+            "five"
+        ]
+    );
+}
+
+/// A child that a failing test must not leave running (it would hold the test's output open).
+struct KilledOnDrop(std::process::Child);
+
+impl KilledOnDrop {
+    fn kill(&mut self) {
+        // SIGKILL, so the follower gets no chance to tidy up.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn a_follower_killed_again_and_again_while_lines_arrive_loses_and_repeats_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("mainlog");
+    let f = file.to_str().unwrap();
+    let journal = tmp.path().join("j");
+    let j = journal.to_str().unwrap();
+    let uri = format!("cluster://{j}=>master");
+    std::fs::write(&file, "").unwrap();
+    // The journal exists before the first look at it.
+    assert_eq!(follow_once(f, &uri)["lines"], 0);
+    let spawn = || {
+        KilledOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_dvip"))
+                .args(["log", "follow", f, &uri])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("dvip runs"),
+        )
+    };
+    let mut follower = spawn();
+    let mut out = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    let total = 20_000;
+    let mut kills = 0;
+    let mut taken_at_last_kill = 0;
+    for i in 0..total {
+        writeln!(out, "delivery {i}").unwrap();
+        // Kill it (SIGKILL) each time it has been seen taking more lines, then start another.
+        if i % 250 == 0 {
+            let taken = unread(j, "master").len();
+            if taken > taken_at_last_kill {
+                follower.kill();
+                kills += 1;
+                taken_at_last_kill = taken;
+                follower = spawn();
+            }
+        }
+    }
+    follower.kill();
+    assert!(kills >= 3, "the followers took lines only {kills} times");
+    follow_once(f, &uri);
+    let lines = unread(j, "master");
+    let expected: Vec<String> = (0..total).map(|i| format!("delivery {i}")).collect();
+    assert_eq!(lines.len(), expected.len(), "after {kills} kills");
+    assert!(lines == expected, "every line once, in order");
+}
