@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{walk, Header, Timestamp, HEADER_LEN};
+use crate::format::{lower_hex, walk, Header, Timestamp, HEADER_LEN};
 use crate::index::open_data;
 use crate::journal::{read_full_at, sync_dir, Durability, Journal};
 use crate::writer::Writer;
@@ -59,7 +59,6 @@ pub struct Follower {
     position_path: PathBuf,
     position: Position,
     file: Option<File>,
-    durability: Durability,
     /// Lines matched against the journal when the follower started (a crash's repair).
     recovered: u64,
 }
@@ -90,7 +89,6 @@ impl Follower {
             position_path,
             position,
             file: None,
-            durability,
             recovered: 0,
         };
         follower.reopen_kept_file()?;
@@ -138,6 +136,7 @@ impl Follower {
             return Ok(());
         };
         let journal = self.writer.journal();
+        let magic = journal.meta()?.header_magic;
         let mut offset = self.position.offset;
         let mut matched = 0;
         let mut last_end = None;
@@ -151,7 +150,7 @@ impl Follower {
             let mut bytes = vec![0; len.saturating_sub(from) as usize];
             let got = read_full_at(&data, &mut bytes, from).at(&data_path, "read the segment")?;
             bytes.truncate(got);
-            let walked = walk(&bytes, from, journal.meta()?.header_magic);
+            let walked = walk(&bytes, from, magic);
             for &at in &walked.offsets {
                 let local = (at - from) as usize;
                 let header = Header::decode_at(&bytes, local).expect("walked");
@@ -269,12 +268,13 @@ impl Follower {
         let file = File::create(&staging).at(&staging, "write the follow position")?;
         file.write_all_at(&bytes, 0)
             .at(&staging, "write the follow position")?;
-        if self.durability == Durability::Disk {
+        let disk = self.writer.durability() == Durability::Disk;
+        if disk {
             file.sync_data().at(&staging, "sync the follow position")?;
         }
         fs::rename(&staging, &self.position_path)
             .at(&self.position_path, "replace the follow position")?;
-        if self.durability == Durability::Disk {
+        if disk {
             sync_dir(self.writer.journal().path())?;
         }
         Ok(())
@@ -285,13 +285,12 @@ impl Follower {
 /// for a file name keeps its first 100 bytes and adds a hash of the whole.
 fn position_name(path: &Path) -> String {
     let bytes = path.as_os_str().as_encoded_bytes();
-    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
     if bytes.len() <= 100 {
-        return format!("follow.{}", hex(bytes));
+        return format!("follow.{}", lower_hex(bytes));
     }
     // FNV-1a: stable across builds and versions, unlike std's hasher.
     let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    format!("follow.{}-{hash:016x}", hex(&bytes[..100]))
+    format!("follow.{}-{hash:016x}", lower_hex(&bytes[..100]))
 }

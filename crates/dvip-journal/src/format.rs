@@ -253,12 +253,13 @@ pub fn parse_segment_name(name: &str) -> Option<u32> {
 
 /// A subscriber's checkpoint file name: `cp.` and the name's bytes in lowercase hex.
 pub fn checkpoint_name(subscriber: &str) -> String {
-    let mut name = String::with_capacity(CHECKPOINT_PREFIX.len() + subscriber.len() * 2);
-    name.push_str(CHECKPOINT_PREFIX);
-    for byte in subscriber.bytes() {
-        name.push_str(&format!("{byte:02x}"));
-    }
-    name
+    format!("{CHECKPOINT_PREFIX}{}", lower_hex(subscriber.as_bytes()))
+}
+
+/// Bytes as lowercase hex, two digits each: how jlog names checkpoints, and dvip the files
+/// it keeps beside them.
+pub(crate) fn lower_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The subscriber a checkpoint file name stands for, if it is one.

@@ -103,6 +103,11 @@ impl Writer {
         Ok(())
     }
 
+    /// What this writer's appends survive.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
     /// Where this writer's last append ended: the segment and the byte after its last record.
     pub fn last_end(&self) -> Option<(u32, u64)> {
         self.last_end

@@ -224,12 +224,13 @@ fn follow(file: &Path, uri: &str, arg: DurabilityArg, once: bool, json: bool) ->
     let mut recovered = follower.recovered();
     loop {
         let progress = follower.poll()?;
+        let quiet = progress == FollowProgress::default();
         // Lines alone are routine; a rotation, a truncation or a crash's repair is news.
         if progress.rotated || progress.truncated || recovered > 0 {
-            report(progress.clone(), recovered)?;
+            report(progress, recovered)?;
             recovered = 0;
         }
-        if progress == FollowProgress::default() {
+        if quiet {
             std::thread::sleep(FOLLOW_POLL);
         }
     }

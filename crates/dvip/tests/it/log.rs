@@ -18,7 +18,11 @@ fn write_lines(uri: &str, lines: &str) -> serde_json::Value {
         .unwrap()
         .write_all(lines.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    json_report(&child.wait_with_output().unwrap())
+}
+
+/// The JSON a successful command printed.
+fn json_report(out: &std::process::Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("a JSON report")
 }
@@ -141,19 +145,39 @@ fn unread(journal: &str, subscriber: &str) -> Vec<String> {
 }
 
 fn follow_once(file: &str, uri: &str) -> serde_json::Value {
-    let out = dvip(&["log", "follow", file, uri, "--once", "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("a JSON report")
+    json_report(&dvip(&["log", "follow", file, uri, "--once", "--json"]))
+}
+
+/// A file to follow and a journal with the subscriber `master` to follow it into.
+struct Followed {
+    dir: tempfile::TempDir,
+    file: String,
+    journal: String,
+    uri: String,
+}
+
+fn followed() -> Followed {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (file, journal) = (path("mainlog"), path("mainlog.cluster"));
+    let uri = format!("cluster://{journal}=>master");
+    Followed {
+        dir,
+        file,
+        journal,
+        uri,
+    }
 }
 
 #[test]
 fn a_followed_file_reaches_the_journal_once_through_a_rename_rotation() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("mainlog");
-    let f = file.to_str().unwrap();
-    let journal = tmp.path().join("mainlog.cluster");
-    let j = journal.to_str().unwrap();
-    let uri = format!("cluster://{j}=>master");
+    let Followed {
+        dir,
+        file,
+        journal: j,
+        uri,
+    } = followed();
+    let f = file.as_str();
     std::fs::write(&file, "one\ntwo\nthree without its newline yet").unwrap();
     let report = follow_once(f, &uri);
     assert_eq!(report["lines"], 2, "{report}");
@@ -163,7 +187,7 @@ fn a_followed_file_reaches_the_journal_once_through_a_rename_rotation() {
         .unwrap()
         .write_all(b" now\nfour\n")
         .unwrap();
-    std::fs::rename(&file, tmp.path().join("mainlog.1")).unwrap();
+    std::fs::rename(&file, dir.path().join("mainlog.1")).unwrap();
     std::fs::write(&file, "five\n").unwrap();
     let report = follow_once(f, &uri);
     assert_eq!(
@@ -173,7 +197,7 @@ fn a_followed_file_reaches_the_journal_once_through_a_rename_rotation() {
     );
     assert_eq!(follow_once(f, &uri)["lines"], 0, "nothing twice");
     assert_eq!(
-        unread(j, "master"),
+        unread(&j, "master"),
         [
             "one",
             "two",
@@ -203,12 +227,13 @@ impl Drop for KilledOnDrop {
 
 #[test]
 fn a_follower_killed_again_and_again_while_lines_arrive_loses_and_repeats_none() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("mainlog");
-    let f = file.to_str().unwrap();
-    let journal = tmp.path().join("j");
-    let j = journal.to_str().unwrap();
-    let uri = format!("cluster://{j}=>master");
+    let Followed {
+        dir: _dir,
+        file,
+        journal: j,
+        uri,
+    } = followed();
+    let f = file.as_str();
     std::fs::write(&file, "").unwrap();
     // The journal exists before the first look at it.
     assert_eq!(follow_once(f, &uri)["lines"], 0);
@@ -233,7 +258,7 @@ fn a_follower_killed_again_and_again_while_lines_arrive_loses_and_repeats_none()
         writeln!(out, "delivery {i}").unwrap();
         // Kill it (SIGKILL) each time it has been seen taking more lines, then start another.
         if i % 250 == 0 {
-            let taken = unread(j, "master").len();
+            let taken = unread(&j, "master").len();
             if taken > taken_at_last_kill {
                 follower.kill();
                 kills += 1;
@@ -245,7 +270,7 @@ fn a_follower_killed_again_and_again_while_lines_arrive_loses_and_repeats_none()
     follower.kill();
     assert!(kills >= 3, "the followers took lines only {kills} times");
     follow_once(f, &uri);
-    let lines = unread(j, "master");
+    let lines = unread(&j, "master");
     let expected: Vec<String> = (0..total).map(|i| format!("delivery {i}")).collect();
     assert_eq!(lines.len(), expected.len(), "after {kills} kills");
     assert!(lines == expected, "every line once, in order");
