@@ -117,6 +117,22 @@ codes! {
     Upgraded = "upgraded",
     /// A clustered log destination that no entry of the cluster `logs` serves.
     LogNotServed = "log-not-served",
+    /// A syslog `Listen` that is neither an absolute socket path nor a loopback
+    /// `ADDRESS:PORT`.
+    SyslogListen = "syslog-listen",
+    /// A `Log_Route` or `Log_Follow` naming a log that the cluster `logs` do not list.
+    UnknownLog = "unknown-log",
+    /// A `Log_Route` criterion that cannot be used: an unknown facility or severity, an
+    /// empty program pattern.
+    BadRoute = "bad-route",
+    /// A `Log_Follow` whose file is not an absolute path, or a file followed twice.
+    BadFollow = "bad-follow",
+    /// Syslog routes with no listener to feed them, or a listener with no route to take
+    /// what it receives.
+    SyslogUnused = "syslog-unused",
+    /// Two inputs writing one journal, where a restarted follower's matching assumes it is
+    /// the only writer.
+    SharedJournal = "shared-journal",
     /// A listener `Forward` dvipd cannot serve: not a DuraVIP address, a wildcard, a backend
     /// that is the listener itself, or a PROXY protocol switch without a forward.
     BadForward = "bad-forward",

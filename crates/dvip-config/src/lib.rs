@@ -12,7 +12,7 @@
 //! when [`Checked::is_valid`] holds (no errors; warnings and notes allowed).
 //!
 //! The pipeline, one module per step: `source` (files and positions) → `lex` → `parse` (with
-//! `include` expanded) → `tree` → `lower` (the cluster stanza, services, addresses, logs) →
+//! `include` expanded) → `tree` → `lower` (the cluster stanza, services, addresses, logs, log inputs) →
 //! `model`.
 
 mod diagnostic;
@@ -22,6 +22,7 @@ mod model;
 mod options;
 mod parse;
 mod source;
+pub mod syslog;
 mod tree;
 mod values;
 
@@ -29,10 +30,11 @@ use std::path::Path;
 
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use model::{
-    ClusterLog, ClusterOptions, Config, DuravipAddress, ListenerForward, LogDestination,
-    NodenameSource, Replication, TopologyHint, ANNOUNCE_COUNT_DEFAULT,
-    ANNOUNCE_INTERVAL_MS_DEFAULT, CLUSTER_GROUP_DEFAULT, CLUSTER_LISTENER_PORT_DEFAULT,
-    CONTROL_GROUP_DEFAULT, LISTENER_PORT_DEFAULT, MBUS_DAEMON_DEFAULT, VIEW_MATURE_TIME_MS_DEFAULT,
+    ClusterLog, ClusterOptions, Config, DuravipAddress, InputJournal, ListenerForward,
+    LogDestination, LogFollow, LogInputs, LogRoute, NodenameSource, Replication, SyslogListen,
+    TopologyHint, ANNOUNCE_COUNT_DEFAULT, ANNOUNCE_INTERVAL_MS_DEFAULT, CLUSTER_GROUP_DEFAULT,
+    CLUSTER_LISTENER_PORT_DEFAULT, CONTROL_GROUP_DEFAULT, INPUT_SUBSCRIBER_DEFAULT,
+    LISTENER_PORT_DEFAULT, MBUS_DAEMON_DEFAULT, VIEW_MATURE_TIME_MS_DEFAULT,
 };
 pub use source::{DiskFiles, FileId, Files, Location, MemoryFiles, SourceFile, SourceMap, Span};
 pub use tree::{Bare, Block, Entry, Item, List, OptionItem, Stanza, Value, Word};

@@ -60,6 +60,10 @@ pub struct Config {
     pub log_destinations: Vec<LogDestination>,
     /// Data sets replicated across the cluster.
     pub replicate: Vec<Replication>,
+    /// Where dvipd takes log lines from (syslog, followed files) and which journal each goes
+    /// to; left out of reports when nothing is configured.
+    #[serde(skip_serializing_if = "LogInputs::is_empty")]
+    pub log_inputs: LogInputs,
     /// The whole file as parsed, stanzas dvip does not use included.
     #[serde(skip)]
     pub document: Vec<Item>,
@@ -232,6 +236,86 @@ pub struct LogDestination {
     pub option: String,
     /// The URI as written.
     pub uri: String,
+}
+
+/// The subscriber a journal that dvipd fills is created with when no logger's URI names any:
+/// the name an aggregator subscribes with unless told otherwise.
+pub const INPUT_SUBSCRIBER_DEFAULT: &str = "master";
+
+/// Log lines dvipd takes in and where they go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LogInputs {
+    /// Sockets the syslog listener receives on.
+    pub syslog: Vec<SyslogListen>,
+    /// Syslog routes in file order: a message goes to the first that takes it.
+    pub routes: Vec<LogRoute>,
+    /// Files followed into journals.
+    pub follows: Vec<LogFollow>,
+    /// Every journal a route or a follow writes, once each, in the order first named.
+    pub journals: Vec<InputJournal>,
+}
+
+impl LogInputs {
+    /// True when no input is configured.
+    pub fn is_empty(&self) -> bool {
+        self.syslog.is_empty() && self.routes.is_empty() && self.follows.is_empty()
+    }
+
+    /// The journal a route or follow writes, by its log key.
+    pub fn journal(&self, log: &str) -> Option<&InputJournal> {
+        self.journals.iter().find(|j| j.log == log)
+    }
+}
+
+/// A socket the syslog listener receives datagrams on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogListen {
+    /// A unix datagram socket at this path (as `/dev/log` is).
+    Unix(std::path::PathBuf),
+    /// UDP on a loopback address.
+    Udp(SocketAddr),
+}
+
+impl std::fmt::Display for SyslogListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+            Self::Udp(at) => write!(f, "udp:{at}"),
+        }
+    }
+}
+
+/// A syslog route: the messages it takes go to one log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogRoute {
+    /// The route's name, for reports and metrics.
+    pub name: String,
+    /// Which messages it takes.
+    #[serde(flatten)]
+    pub matches: crate::syslog::RouteMatch,
+    /// The log key (from the cluster `logs`) its messages go to.
+    pub log: String,
+}
+
+/// A file followed into a log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogFollow {
+    /// The file an MTA writes.
+    pub file: std::path::PathBuf,
+    /// The log key its lines go to.
+    pub log: String,
+}
+
+/// A journal dvipd writes into, as the cluster `logs` and the loggers' URIs describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InputJournal {
+    /// The log key.
+    pub log: String,
+    /// The journal directory.
+    pub path: std::path::PathBuf,
+    /// Subscribers it is created with.
+    pub subscribers: Vec<String>,
 }
 
 /// A data set replicated across the cluster (`inbound_cidr`, `outbound_domains`, a cache...).

@@ -337,6 +337,44 @@ pub(crate) fn backend(text: &str) -> Result<std::net::SocketAddr, Refusal> {
     }
 }
 
+/// Where the syslog listener receives: an absolute path (a unix datagram socket) or a
+/// loopback `ADDRESS:PORT` (UDP). Other hosts' logs reach a node through its own syslog
+/// daemon, never through an open UDP port.
+pub(crate) fn syslog_listen(text: &str) -> Result<crate::model::SyslogListen, Refusal> {
+    let hint = "write a socket path such as \"/run/dvip/syslog\" or a loopback address such as \"127.0.0.1:5514\"";
+    if text.starts_with('/') {
+        return if text.contains('\0') || text.ends_with('/') {
+            Err(refuse(
+                Code::SyslogListen,
+                format!("`{text}` is not a socket path"),
+                hint,
+            ))
+        } else {
+            Ok(crate::model::SyslogListen::Unix(text.into()))
+        };
+    }
+    let listen =
+        listen_address(text, 0).map_err(|r| refuse(Code::SyslogListen, r.message, hint))?;
+    match listen.address {
+        _ if listen.port == 0 => Err(refuse(
+            Code::SyslogListen,
+            format!("`{text}` names no port"),
+            hint,
+        )),
+        Some(address) if address.is_loopback() => Ok(crate::model::SyslogListen::Udp(
+            std::net::SocketAddr::new(address, listen.port),
+        )),
+        other => Err(refuse(
+            Code::SyslogListen,
+            format!(
+                "dvipd takes syslog over UDP on loopback only, not on {}",
+                other.map_or_else(|| "every address".to_owned(), |a| a.to_string())
+            ),
+            "let the host's syslog daemon receive from the network and forward to dvipd on 127.0.0.1 or ::1",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,13 @@
 //! Lowering: from the syntax tree to the effective [`Config`](crate::Config).
 //!
 //! Owns the order of the passes (lines dvip cannot read, cluster stanza, services, addresses,
-//! forwards, log destinations) and
+//! forwards, log destinations, log inputs) and
 //! the node name. Each pass lives in its own file and reports into one diagnostics list.
 
 mod addresses;
 mod cluster;
 mod forwards;
+mod inputs;
 mod logs;
 mod services;
 mod unread;
@@ -27,6 +28,7 @@ pub(crate) fn lower(
     let addresses = addresses::build(&services, &section.topology, section.nodeaddr, diagnostics);
     let forwards = forwards::collect(&services, &addresses, diagnostics);
     let log_destinations = logs::collect(&document, &section.logs, section.logs_at, diagnostics);
+    let log_inputs = inputs::read(&document, &section.logs, &log_destinations, diagnostics);
     drop(services);
     let (nodename, nodename_source) = match (&load.nodename, section.nodename) {
         (Some(name), _) => (name.clone(), NodenameSource::Override),
@@ -44,6 +46,7 @@ pub(crate) fn lower(
         logs: section.logs,
         log_destinations,
         replicate: section.replicate,
+        log_inputs,
         document,
     }
 }

@@ -16,6 +16,9 @@ const READ_BY_DVIP: &[&str] = &[
     "listen",
     "binding",
     "binding_group",
+    "syslog_listener",
+    "log_route",
+    "log_follow",
 ];
 
 /// Keywords that, standing alone, are a stanza of dvip's written wrong (`Binding "b" = { }`).
