@@ -45,6 +45,8 @@ struct Position {
 pub struct FollowProgress {
     /// Lines appended to the journal.
     pub lines: u64,
+    /// Their bytes, newlines not counted (as the records hold them).
+    pub bytes: u64,
     /// The path named a new file (rename rotation); the old one was read to its end first.
     pub rotated: bool,
     /// The file got shorter (copytruncate) and was read again from its start.
@@ -61,6 +63,8 @@ pub struct Follower {
     file: Option<File>,
     /// Lines matched against the journal when the follower started (a crash's repair).
     recovered: u64,
+    /// Where the file is read into, kept between polls rather than made anew each time.
+    buffer: Vec<u8>,
 }
 
 impl Follower {
@@ -90,6 +94,7 @@ impl Follower {
             position,
             file: None,
             recovered: 0,
+            buffer: Vec::new(),
         };
         follower.reopen_kept_file()?;
         follower.recover_after_crash()?;
@@ -199,7 +204,7 @@ impl Follower {
                 self.position.offset = 0;
             }
             // Everything the old file holds, its unfinished last line included, once renamed.
-            progress.lines += self.take_lines(&file, renamed)?;
+            self.take_lines(&file, renamed, &mut progress)?;
             if renamed {
                 progress.rotated = true;
             } else {
@@ -218,19 +223,36 @@ impl Follower {
                 journal_end: self.position.journal_end,
             };
             self.save()?;
-            progress.lines += self.take_lines(&file, false)?;
+            self.take_lines(&file, false, &mut progress)?;
             self.file = Some(file);
         }
         Ok(progress)
     }
 
     /// Appends the whole lines of `file` past the position (and an unfinished last line too
-    /// when `to_end`), saving the position after each append.
-    fn take_lines(&mut self, file: &File, to_end: bool) -> Result<u64> {
-        let mut taken = 0;
-        let mut buffer = vec![0; CHUNK];
+    /// when `to_end`), saving the position after each append and counting them in `progress`.
+    fn take_lines(
+        &mut self,
+        file: &File,
+        to_end: bool,
+        progress: &mut FollowProgress,
+    ) -> Result<()> {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.resize(CHUNK, 0);
+        let taken = self.take_lines_into(file, to_end, &mut buffer, progress);
+        self.buffer = buffer;
+        taken
+    }
+
+    fn take_lines_into(
+        &mut self,
+        file: &File,
+        to_end: bool,
+        buffer: &mut [u8],
+        progress: &mut FollowProgress,
+    ) -> Result<()> {
         loop {
-            let got = read_full_at(file, &mut buffer, self.position.offset)
+            let got = read_full_at(file, buffer, self.position.offset)
                 .at(&self.path, "read the followed file")?;
             let chunk = &buffer[..got];
             let whole = match chunk.iter().rposition(|&b| b == b'\n') {
@@ -242,7 +264,7 @@ impl Follower {
                 None => 0,
             };
             if whole == 0 {
-                return Ok(taken);
+                return Ok(());
             }
             let lines: Vec<&[u8]> = chunk[..whole].split(|&b| b == b'\n').collect();
             // A chunk ending in a newline splits into one empty piece after it.
@@ -256,7 +278,8 @@ impl Follower {
             self.position.offset += whole as u64;
             self.position.journal_end = self.writer.last_end();
             self.save()?;
-            taken += lines.len() as u64;
+            progress.lines += lines.len() as u64;
+            progress.bytes += lines.iter().map(|l| l.len() as u64).sum::<u64>();
         }
     }
 

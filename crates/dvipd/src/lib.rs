@@ -20,6 +20,7 @@ pub mod guardian;
 pub mod hook;
 pub mod kept;
 pub mod logging;
+pub mod logs;
 pub mod metrics;
 pub mod proxy_header;
 

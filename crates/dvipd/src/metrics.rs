@@ -104,6 +104,8 @@ pub struct Metrics {
     pub forward_refused: Counter,
     /// Relays closed for being idle.
     pub forward_idle_closed: Counter,
+    /// The log inputs and the journals' backlog.
+    pub logs: crate::logs::metrics::LogMetrics,
 }
 
 impl Default for Metrics {
@@ -236,8 +238,10 @@ impl Default for Metrics {
             "Relays closed after carrying nothing for the idle timeout",
             forward_idle_closed.clone(),
         );
+        let logs = crate::logs::metrics::LogMetrics::register(&mut registry);
         Self {
             registry,
+            logs,
             owned,
             standby,
             configurations,
@@ -296,8 +300,10 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text exposition.
+    /// The OpenMetrics text exposition. It reads the journals' backlog from disk: call it off
+    /// the daemon's loop.
     pub fn encode(&self) -> String {
+        self.logs.refresh();
         if let Some(at) = self.planned_at.lock().ok().and_then(|at| *at) {
             self.since_planned.set(at.elapsed().as_secs_f64());
         }
@@ -342,8 +348,16 @@ pub async fn serve(at: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()>
                 if read.is_err() {
                     return;
                 }
-                let request = String::from_utf8_lossy(&head[..len]);
-                let response = respond(&request, || metrics.encode());
+                let request = String::from_utf8_lossy(&head[..len]).into_owned();
+                // Off the loop: the journals' backlog is read from disk.
+                let body = if serves_metrics(&request) {
+                    tokio::task::spawn_blocking(move || metrics.encode())
+                        .await
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                let response = respond(&request, || body);
                 if let Err(e) = stream.write_all(response.as_bytes()).await {
                     warn!(%peer, "cannot answer a metrics request: {e}");
                 }
@@ -353,28 +367,31 @@ pub async fn serve(at: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()>
     Ok(())
 }
 
-/// The HTTP response to a request: the metrics to `GET /metrics` (any query string is
-/// ignored), their headers alone to `HEAD /metrics`, 404 to anything else.
-fn respond(request: &str, body: impl FnOnce() -> String) -> String {
+/// Whether `request` is a `GET` or `HEAD` of `/metrics` (any query string ignored).
+fn serves_metrics(request: &str) -> bool {
     let mut words = request.split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let path = target.split(['?', '#']).next().unwrap_or("");
-    match (method, path) {
-        ("GET" | "HEAD", "/metrics") => {
-            let body = body();
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                body.len(),
-                if method == "GET" { body.as_str() } else { "" }
-            )
-        }
-        _ => {
-            let body = "dvipd serves GET and HEAD /metrics only\n";
-            format!(
-                "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-        }
+    matches!(method, "GET" | "HEAD") && path == "/metrics"
+}
+
+/// The HTTP response to a request: the metrics to `GET /metrics` (any query string is
+/// ignored), their headers alone to `HEAD /metrics`, 404 to anything else.
+fn respond(request: &str, body: impl FnOnce() -> String) -> String {
+    let method = request.split_whitespace().next().unwrap_or("");
+    if serves_metrics(request) {
+        let body = body();
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+            body.len(),
+            if method == "GET" { body.as_str() } else { "" }
+        )
+    } else {
+        let body = "dvipd serves GET and HEAD /metrics only\n";
+        format!(
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
     }
 }
 

@@ -187,3 +187,63 @@ fn status_shows_each_subscribers_backlog_and_clean_removes_what_all_have_read() 
     );
     assert_eq!(RecordId::START.to_string(), "00000000:00000000");
 }
+
+#[test]
+fn two_writers_in_one_process_interleave_without_losing_a_record() {
+    let (_dir, path, journal) = fresh(4096, &["r"]);
+    let mut first = Writer::new(journal, Durability::Process);
+    let mut second = Writer::new(Journal::open(&path).expect("opens"), Durability::Process);
+    let mut want = Vec::new();
+    for i in 0..200 {
+        let (writer, name) = if i % 3 == 0 {
+            (&mut second, "second")
+        } else {
+            (&mut first, "first")
+        };
+        let line = format!("{name} {i:03} {}", "x".repeat(40));
+        writer.append(line.as_bytes()).expect("append");
+        want.push(line);
+    }
+    assert_eq!(payloads(&read_all(&path, "r", false)), want);
+}
+
+#[test]
+fn writers_on_threads_that_open_or_create_one_journal_at_once_keep_every_record() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("j");
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let options = CreateOptions {
+                    subscribers: vec!["r".into()],
+                    ..CreateOptions::default()
+                };
+                let journal = Journal::open_or_create(&path, &options).expect("opens");
+                let mut writer = Writer::new(journal, Durability::Process);
+                for i in 0..100 {
+                    writer
+                        .append(format!("{t} {i}").as_bytes())
+                        .expect("append");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a writer thread");
+    }
+    let got = payloads(&read_all(&path, "r", false));
+    assert_eq!(got.len(), 400, "{got:?}");
+    for t in 0..4 {
+        let mine: Vec<_> = got
+            .iter()
+            .filter(|l| l.starts_with(&format!("{t} ")))
+            .collect();
+        let want: Vec<String> = (0..100).map(|i| format!("{t} {i}")).collect();
+        assert_eq!(
+            mine,
+            want.iter().collect::<Vec<_>>(),
+            "thread {t}'s records in order"
+        );
+    }
+}

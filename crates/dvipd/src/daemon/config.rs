@@ -32,6 +32,10 @@ pub(super) struct Loaded {
     pub(super) view_mature_time: Duration,
     pub(super) state_deadline: Option<Duration>,
     pub(super) plumb_deadline: Duration,
+    /// The syslog sockets, routes and followed files.
+    pub(super) log_inputs: dvip_config::LogInputs,
+    /// Every journal of the cluster `logs`: its key and directory.
+    pub(super) journals: Vec<(String, std::path::PathBuf)>,
 }
 
 /// A State deadline that follows corosync's timing: twice its token timeout (a member
@@ -100,6 +104,12 @@ pub(super) fn read_config(settings: &Settings) -> Option<Loaded> {
             view_mature_time: Duration::from_millis(config.cluster.view_mature_time_ms),
             state_deadline: config.cluster.state_deadline_ms.map(Duration::from_millis),
             plumb_deadline: Duration::from_millis(config.cluster.plumb_deadline_ms),
+            log_inputs: config.log_inputs,
+            journals: config
+                .logs
+                .iter()
+                .map(|l| (l.name.clone(), l.path.clone().into()))
+                .collect(),
             group: config.cluster.cluster_group,
             control_group: config.cluster.control_group,
             name: config.nodename,

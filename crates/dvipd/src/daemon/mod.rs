@@ -42,6 +42,7 @@ use crate::corosync::{self, BusEvent, CorosyncBus, Member};
 use crate::forward::{Counters, Forwards};
 use crate::guardian::Guardian;
 use crate::hook::Hooks;
+use crate::logs::Inputs;
 use crate::metrics::Metrics;
 use crate::plumb::{Neighbour, PlumbError, Plumber};
 use dvip_console::{Answer, ConsoleError, ErrorKind, Request};
@@ -184,6 +185,9 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// A log input could not start; nothing was plumbed.
+    #[error(transparent)]
+    LogInputs(#[from] crate::logs::InputError),
     /// The console socket could not be made; nothing was plumbed.
     #[error("cannot listen on the console socket {path}: {source}")]
     Console {
@@ -251,6 +255,9 @@ struct Daemon {
     events: console::EventStream,
     /// A join with corosync under way, off the loop.
     joining: Option<tokio::task::JoinHandle<Result<Joined, DaemonError>>>,
+    /// The syslog listener and followed files, replaced off the loop on a reload that
+    /// changes them.
+    inputs: Arc<std::sync::Mutex<Inputs>>,
 }
 
 /// A joined group with corosync's node names.
@@ -263,6 +270,9 @@ const BUS_RETRY: Duration = Duration::from_millis(5);
 /// between tries while corosync stays away.
 const REJOIN_FIRST: Duration = Duration::from_secs(1);
 const REJOIN_BACKOFF_MAX: Duration = Duration::from_secs(8);
+
+/// How long a stopping daemon waits for its log inputs to write what they received.
+const INPUTS_AT_STOP: Duration = Duration::from_secs(5);
 
 /// How many addresses are plumbed (or refreshed) between two looks at the clock.
 const PLUMB_CHUNK: usize = 256;
@@ -698,6 +708,7 @@ impl Daemon {
                     .configured
                     .set(i64::try_from(count).unwrap_or(i64::MAX));
                 spread_for(settings, &config, &mut self.plumber).await;
+                self.restart_inputs(&config);
                 self.config = config;
                 self.config_loaded = Instant::now();
                 self.drive().await;
@@ -719,6 +730,33 @@ impl Daemon {
         });
         systemd::ready(&self.status_line());
         answer
+    }
+
+    /// Replaces the log inputs when `config` changes them, off the loop: the old ones finish
+    /// writing what they received before the new ones bind the same sockets.
+    fn restart_inputs(&self, config: &Loaded) {
+        self.metrics.logs.set_journals(config.journals.clone());
+        let wanted = config.log_inputs.clone();
+        let (inputs, metrics) = (Arc::clone(&self.inputs), Arc::clone(&self.metrics));
+        tokio::task::spawn_blocking(move || {
+            let Ok(mut inputs) = inputs.lock() else {
+                return;
+            };
+            if inputs.runs(&wanted) {
+                return;
+            }
+            inputs.stop();
+            match Inputs::start(&wanted, &metrics.logs) {
+                Ok(started) => {
+                    *inputs = started;
+                    info!("log inputs restarted with the new configuration");
+                }
+                Err(e) => {
+                    metrics.error("log-input");
+                    error!("{e}; the log inputs are stopped until the next reload");
+                }
+            }
+        });
     }
 
     /// Whether the node waits for corosync (at start, or after losing it).
@@ -970,6 +1008,8 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     metrics
         .configured
         .set(i64::try_from(config.addresses.len()).unwrap_or(i64::MAX));
+    let inputs = Inputs::start(&config.log_inputs, &metrics.logs)?;
+    metrics.logs.set_journals(config.journals.clone());
     let links = crate::watch::links().await.unwrap_or_else(|e| {
         warn!("cannot read the interfaces' state (treating all as up): {e}");
         BTreeMap::new()
@@ -1046,6 +1086,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         refreshed_up_to: None,
         events,
         joining: None,
+        inputs: Arc::new(std::sync::Mutex::new(inputs)),
     };
     daemon.rejoin_control();
     daemon.node.handle_timeout(daemon.now());
@@ -1160,6 +1201,24 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     // The release hooks of the hand-over run to their end (within a bound) before the
     // process goes; dropping the runtime would kill them mid-way.
     daemon.hooks.finish(crate::hook::HOOKS_AT_STOP).await;
+    // After the hand-over, which must not wait on a disk: the inputs write what they have
+    // received and what is still queued on their sockets.
+    // A disk that hangs does not hold the stop beyond a bound.
+    let inputs = Arc::clone(&daemon.inputs);
+    let stopping = tokio::task::spawn_blocking(move || {
+        if let Ok(mut inputs) = inputs.lock() {
+            inputs.stop();
+        }
+    });
+    if tokio::time::timeout(INPUTS_AT_STOP, stopping)
+        .await
+        .is_err()
+    {
+        warn!(
+            "the log inputs did not finish writing within {} s; stopping without them",
+            INPUTS_AT_STOP.as_secs()
+        );
+    }
     match daemon.plumber.remove_holders().await {
         Ok(0) => {}
         Ok(count) => info!(count, "holder interfaces deleted"),

@@ -7,6 +7,7 @@ mod cluster_large;
 mod cluster_rules;
 mod limits;
 mod listeners;
+mod logs;
 mod missing_interface;
 mod neighbours;
 mod operations;
@@ -158,6 +159,17 @@ fn eventually(within: Duration, daemon: &Daemon, mut check: impl FnMut() -> Resu
     }
 }
 
+/// Waits until dvipd's log says `text`.
+fn wait_logged(daemon: &Daemon, text: &str) {
+    eventually(Duration::from_secs(5), daemon, || {
+        if daemon.log().contains(text) {
+            Ok(())
+        } else {
+            Err(format!("the log never said {text:?}"))
+        }
+    });
+}
+
 /// Waits until `dv0` carries exactly `want`.
 fn wait_for(ns: &Netns, want: &[&str], within: Duration, daemon: &Daemon) {
     eventually(within, daemon, || {
@@ -289,13 +301,7 @@ fn sighup_reloads_and_a_bad_configuration_keeps_the_old_one() {
     wait_for(&ns, &THREE_ADDRESSES, Duration::from_secs(5), &daemon);
     std::fs::write(&*conf, "Binding \"a\" { Enable_Duravip = maybe }\n").expect("write config");
     daemon.signal("HUP");
-    eventually(Duration::from_secs(5), &daemon, || {
-        if daemon.log().contains("keeping the old one") {
-            Ok(())
-        } else {
-            Err("no word of the bad configuration".to_owned())
-        }
-    });
+    wait_logged(&daemon, "keeping the old one");
     assert!(
         daemon.log().contains("`maybe` is not a yes/no value"),
         "the error is in the log with its location"

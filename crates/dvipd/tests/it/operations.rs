@@ -24,7 +24,7 @@ fn notified(socket: &UnixDatagram, seen: &mut Vec<String>, want: &str, daemon: &
     }
 }
 
-fn scrape(ns: &Netns, port: u16) -> Result<String, String> {
+pub(crate) fn scrape(ns: &Netns, port: u16) -> Result<String, String> {
     ns.run(|| {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
             .map_err(|e| format!("metrics: {e}"))?;
