@@ -108,7 +108,14 @@ pub struct Classified<'m> {
 /// `user.notice`. `year` stands in for RFC 3164's missing year (it does not matter here, but
 /// the parser asks, and asking the clock per message costs).
 pub fn classify(text: &str, year: i32) -> Classified<'_> {
-    let parsed = syslog_loose::parse_message_with_year(text, |_| year, Variant::Either);
+    // A fixed zone: the time is not used, and the local zone costs a look at /etc/localtime
+    // per message.
+    let parsed = syslog_loose::parse_message_with_year_tz(
+        text,
+        |_| year,
+        Some(chrono::Utc),
+        Variant::Either,
+    );
     let code = |c: Option<i32>| c.and_then(|c| u8::try_from(c).ok());
     // An RFC 3164 header with one word after the time is a host or a tag; the parser takes
     // it for a host unless a `[pid]` follows. What a local sender (glibc's syslog(3) without
