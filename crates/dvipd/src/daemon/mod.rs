@@ -752,7 +752,7 @@ impl Daemon {
                     info!("log inputs restarted with the new configuration");
                 }
                 Err(e) => {
-                    metrics.error("log-input");
+                    metrics.error("log_input");
                     error!("{e}; the log inputs are stopped until the next reload");
                 }
             }
