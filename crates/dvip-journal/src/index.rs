@@ -1,6 +1,7 @@
 //! A segment's index (`XXXXXXXX.idx`): one `u64` offset per whole record and, once the writer
-//! has moved past the segment, a closing `0`. Writers never touch it; readers extend it under
-//! its lock, exactly as jlog's readers do, so either kind of reader can follow the other.
+//! has moved past the segment, a closing `0`. Readers extend it under its lock, exactly as
+//! jlog's readers do, so either kind of reader can follow the other; a dvip writer moving past
+//! a segment closes its index the same way before it changes the metastore.
 //!
 //! This file owns bringing an index up to date with its segment. An index is derived data:
 //! when it disagrees with the segment, it is rebuilt from the segment, never trusted.

@@ -129,10 +129,14 @@ impl Journal {
             path: dir.to_owned(),
             reason: "the path has no final name".into(),
         })?;
+        // Unique per call, not only per process: two threads of one process (dvipd's inputs)
+        // may make the same journal at once, and neither may remove the other's staging.
+        static STAGINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let staging = parent.join(format!(
-            ".{}.new-{}",
+            ".{}.new-{}-{}",
             file_name.to_string_lossy(),
-            std::process::id()
+            std::process::id(),
+            STAGINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let _ = fs::remove_dir_all(&staging);
         DirBuilder::new()

@@ -59,12 +59,27 @@ pub fn repair(journal: &Journal) -> Result<RepairReport> {
     report.tail = writer.check_tail()?;
     let meta = journal.meta()?;
     for segment in journal.segments()? {
-        if let index::SegmentState::Damaged { closed: true, .. } =
-            index::resync(journal, segment, &meta)?
-        {
+        let damaged = match index::resync(journal, segment, &meta)? {
+            index::SegmentState::Damaged { closed, .. } => closed,
+            // A closed index is trusted by readers; a repair reads the bytes behind it.
+            index::SegmentState::Indexed { closed: true, .. } => !parses(journal, segment, &meta)?,
+            _ => false,
+        };
+        if damaged {
             let lost = repair::repair_segment(journal, segment, &meta)?;
             report.segments.push(Damage { segment, lost });
         }
     }
     Ok(report)
+}
+
+/// Whether every byte of a closed segment is a whole record.
+fn parses(journal: &Journal, segment: u32, meta: &Meta) -> Result<bool> {
+    let path = journal.segment_path(segment);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(Error::from_io(&path, "read the segment", e)),
+    };
+    Ok(walk(&bytes, 0, meta.header_magic).stop.is_none())
 }

@@ -281,6 +281,18 @@ impl Writer {
                 .mode(FILE_MODE)
                 .open(&segment)
                 .at(&segment, "create the next segment")?;
+            // The full segment's index is closed here, under its lock, before the metastore
+            // says the segment is full. A jlog reader sizes a segment, indexes it, and then
+            // closes its index if the (live, mapped) metastore has moved on: had the last
+            // records landed between its sizing and that look, it would close the index
+            // without them and never read them. With the index closed first, a reader either
+            // finds it closed or finds the metastore not yet moved on. jlog's own writer
+            // leaves this to readers; a failure here leaves it to them too.
+            let closing = Meta {
+                storage_log: next,
+                ..meta
+            };
+            let _ = crate::index::resync(journal, full, &closing);
             meta.storage_log = next;
             journal.write_meta_locked(&meta)?;
             if self.durability == Durability::Disk {

@@ -247,3 +247,47 @@ fn writers_on_threads_that_open_or_create_one_journal_at_once_keep_every_record(
         );
     }
 }
+
+#[test]
+fn a_segment_the_writer_moves_past_has_its_index_closed_with_every_record() {
+    // A jlog reader that sized the segment before its last records landed would otherwise
+    // close the index without them when it sees the metastore move on.
+    let (_dir, path, journal) = fresh(4096, &["r"]);
+    let mut writer = Writer::new(journal, Durability::Process);
+    for batch in 0..30 {
+        let lines: Vec<String> = (0..37).map(|i| format!("batch {batch} line {i}")).collect();
+        writer
+            .append_batch(
+                Timestamp::from_system(std::time::SystemTime::now()),
+                lines.iter().map(String::as_bytes),
+            )
+            .expect("append");
+    }
+    // From the metastore's bytes: anything that reads the journal would index it itself.
+    let metastore = std::fs::read(path.join("metastore")).expect("metastore");
+    let writing = u32::from_le_bytes(metastore[..4].try_into().expect("4 bytes"));
+    assert!(writing >= 3, "the test crosses segments: {writing}");
+    for segment in 0..writing {
+        let data = std::fs::read(path.join(format!("{segment:08x}"))).expect("segment");
+        let mut offsets = Vec::new();
+        let mut at = 0;
+        while at + 16 <= data.len() {
+            offsets.push(at as u64);
+            let len = u32::from_le_bytes(data[at + 12..at + 16].try_into().expect("4 bytes"));
+            at += 16 + len as usize;
+        }
+        assert_eq!(at, data.len(), "segment {segment} holds whole records");
+        let index = std::fs::read(path.join(format!("{segment:08x}.idx")))
+            .unwrap_or_else(|e| panic!("segment {segment} has no index: {e}"));
+        let entries: Vec<u64> = index
+            .chunks(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let mut want = offsets.clone();
+        want.push(0);
+        assert_eq!(
+            entries, want,
+            "segment {segment}: every record, then the closing 0"
+        );
+    }
+}

@@ -131,10 +131,18 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "follow") && argc == 5) {
     jlog_ctx *ctx = reader(dir, argv[3]);
     long want = atol(argv[4]), seen = 0;
+    /* A deadline, so a reader that misses records fails the test instead of hanging it. */
+    long long deadline = now_ns() + 60LL * 1000000000LL;
     while (seen < want) {
       int got = read_interval(ctx, 1, stdout, NULL);
       fflush(stdout);
-      if (got == 0) usleep(1000);
+      if (got == 0) {
+        if (now_ns() > deadline) {
+          fprintf(stderr, "jlog-oracle: follow: %ld of %ld records after 60 s\n", seen, want);
+          return 3;
+        }
+        usleep(1000);
+      }
       seen += got;
     }
     jlog_ctx_close(ctx);

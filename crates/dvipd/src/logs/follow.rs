@@ -38,7 +38,14 @@ pub(super) fn run(
     let file = follow.file.display().to_string();
     let mut follower: Option<Follower> = None;
     let mut failing = false;
+    // Said once each time the file goes missing: an MTA not started yet, or a path mistyped.
+    let mut missing = false;
     while !stop.load(Ordering::Relaxed) {
+        let absent = !follow.file.exists();
+        if absent && !missing {
+            info!(file, "waiting for the file to appear");
+        }
+        missing = absent;
         let result = match follower.as_mut() {
             Some(f) => f.poll().map(Some),
             None => open(follow, journal).map(|f| {

@@ -327,6 +327,8 @@ fn lines_for_a_journal_that_cannot_be_written_wait_and_arrive_once_it_can() {
         }
     });
     assert!(daemon.log().contains("cannot append"), "{}", daemon.log());
+    // This test's followed file never exists: dvipd says it waits for it.
+    wait_logged(&daemon, "waiting for the file to appear");
     // The address stays served while the log input is stuck.
     assert_eq!(ns.address_list(), ["198.51.100.31"]);
     std::fs::remove_file(&maillog).expect("unblock");
