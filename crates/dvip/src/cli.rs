@@ -42,6 +42,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Make the cluster's certificates: a CA, then one certificate per node and aggregator,
+    /// for the log service's mutual TLS.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
     /// The whole cluster on one screen: every configured node (online, standby, silent or
     /// offline), what each owns and holds, addresses in transit or not plumbed, marked
     /// addresses with what each member says, and the last ownership changes with their
@@ -238,6 +244,53 @@ pub(crate) struct SocketArg {
     /// The console socket of the local dvipd.
     #[arg(long, value_name = "PATH", env = dvip_console::SOCKET_ENV, default_value = dvip_console::SOCKET_DEFAULT)]
     pub(crate) socket: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TlsCommand {
+    /// Make the cluster's CA: DIR/ca.pem and DIR/ca.key (mode 0600).
+    ///
+    /// Run once, on one machine; copy ca.pem to every node and aggregator. Refuses to replace
+    /// an existing CA without --force, since every certificate it issued stops being trusted.
+    Init {
+        /// A name for the cluster, put in the CA's subject.
+        #[arg(long, default_value = "dvip")]
+        cluster: String,
+        #[command(flatten)]
+        common: TlsArgs,
+        /// How long the CA is valid.
+        #[arg(long, default_value_t = dvip_tls::CA_DAYS_DEFAULT)]
+        days: u32,
+        /// Replace an existing CA.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue DIR/NAME.pem and DIR/NAME.key for a node or an aggregator, signed by DIR's CA.
+    ///
+    /// NAME is the node's name (as in the cluster configuration) or the aggregator's; the
+    /// certificate serves both ends of a connection. Copy the pair to that machine's DIR.
+    Issue {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Another name or address the holder is reached by (repeatable).
+        #[arg(long, value_name = "NAME|ADDRESS")]
+        also: Vec<String>,
+        #[command(flatten)]
+        common: TlsArgs,
+        /// How long the certificate is valid.
+        #[arg(long, default_value_t = dvip_tls::ISSUE_DAYS_DEFAULT)]
+        days: u32,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TlsArgs {
+    /// The certificate directory.
+    #[arg(long, value_name = "DIR", default_value = dvip_tls::TLS_DIR_DEFAULT)]
+    pub(crate) dir: PathBuf,
+    /// Print what was made as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ mod log;
 mod plan;
 mod plumb;
 mod status;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -71,6 +72,7 @@ fn main() -> ExitCode {
         cli::Command::Plan(args) => plan::run(&args),
         cli::Command::Plumb { command } => plumb::run(command),
         cli::Command::Log { command } => log::run(command),
+        cli::Command::Tls { command } => tls::run(command),
         cli::Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(

@@ -6,6 +6,7 @@ mod lab;
 mod log;
 mod plan;
 mod plumb;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
