@@ -2,15 +2,22 @@
 //! over their TLS connection, and how it is framed.
 //!
 //! Owns the messages, their encoding and the framing (docs/log-service.md describes both for
-//! other implementers). It is pure: it must not read journals, open sockets or speak TLS.
+//! other implementers), and the server's rules as a state machine. It must not read journals,
+//! open sockets or speak TLS: its callers hand it a connected stream.
 //!
 //! A frame is a 4-byte big-endian length, then that many bytes: one message encoded with
 //! postcard. Each side's first frame says which protocol version it speaks; new messages and
 //! errors are only ever added at the end of their enums, so an older peer fails on what it
 //! does not know with a clear error, never misreads it.
 
+mod session;
+mod stream;
+
 use dvip_journal::{RecordId, Timestamp};
 use serde::{Deserialize, Serialize};
+
+pub use session::{ServerSession, Step};
+pub use stream::{Framed, StreamError};
 
 /// The version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;

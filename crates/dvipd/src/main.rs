@@ -72,6 +72,11 @@ struct Args {
     /// Where this node keeps what survives a restart (standby), one file per node.
     #[arg(long, value_name = "DIR", default_value = dvipd::kept::STATE_DIR_DEFAULT)]
     state_dir: PathBuf,
+
+    /// The certificate directory of the log service: ca.pem, and NODE.pem with NODE.key for
+    /// this node (made by `dvip tls`).
+    #[arg(long, value_name = "DIR", default_value = dvip_tls::TLS_DIR_DEFAULT)]
+    tls_dir: PathBuf,
 }
 
 /// `dvipd --guard`: see `dvipd::guardian`.
@@ -138,6 +143,7 @@ fn main() -> ExitCode {
         spread: args.spread,
         socket: args.socket,
         state_dir: args.state_dir,
+        tls_dir: args.tls_dir,
         metrics: args.metrics,
         migrate: args.migrate,
         bus: match args.bus {

@@ -36,6 +36,8 @@ pub(super) struct Loaded {
     pub(super) log_inputs: dvip_config::LogInputs,
     /// Every journal of the cluster `logs`: its key and directory.
     pub(super) journals: Vec<(String, std::path::PathBuf)>,
+    /// Where the log service listens: `cluster_listener`.
+    pub(super) log_listener: std::net::SocketAddr,
 }
 
 /// A State deadline that follows corosync's timing: twice its token timeout (a member
@@ -105,6 +107,7 @@ pub(super) fn read_config(settings: &Settings) -> Option<Loaded> {
             state_deadline: config.cluster.state_deadline_ms.map(Duration::from_millis),
             plumb_deadline: Duration::from_millis(config.cluster.plumb_deadline_ms),
             log_inputs: config.log_inputs,
+            log_listener: listen_at(&config.cluster.cluster_listener),
             journals: config
                 .logs
                 .iter()
@@ -115,6 +118,17 @@ pub(super) fn read_config(settings: &Settings) -> Option<Loaded> {
             name: config.nodename,
         }
     })
+}
+
+/// A listen address as a socket address: a wildcard is every IPv4 (or IPv6) address.
+fn listen_at(listen: &dvip_config::ListenAddress) -> std::net::SocketAddr {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let address = listen.address.unwrap_or(if listen.ipv6_wildcard {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    });
+    std::net::SocketAddr::new(address, listen.port)
 }
 
 #[cfg(test)]

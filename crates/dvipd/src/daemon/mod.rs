@@ -64,6 +64,8 @@ pub struct Settings {
     pub socket: PathBuf,
     /// Where the node keeps what survives a restart (standby).
     pub state_dir: PathBuf,
+    /// The log service's certificates.
+    pub tls_dir: PathBuf,
     /// Which bus to run on.
     pub bus: BusKind,
     /// Where to serve Prometheus metrics, if anywhere.
@@ -258,6 +260,10 @@ struct Daemon {
     /// The syslog listener and followed files, replaced off the loop on a reload that
     /// changes them.
     inputs: Arc<std::sync::Mutex<Inputs>>,
+    /// The logs the log service serves, replaced at a reload.
+    served: crate::logs::service::ServedLogs,
+    /// The log service, while it runs.
+    _log_service: Option<crate::logs::service::Service>,
 }
 
 /// A joined group with corosync's node names.
@@ -270,6 +276,46 @@ const BUS_RETRY: Duration = Duration::from_millis(5);
 /// between tries while corosync stays away.
 const REJOIN_FIRST: Duration = Duration::from_secs(1);
 const REJOIN_BACKOFF_MAX: Duration = Duration::from_secs(8);
+
+/// Starts the log service when the configuration names logs. Failover comes first: a missing
+/// certificate or a port in use is logged and counted, and the daemon runs without it.
+fn start_log_service(
+    settings: &Settings,
+    config: &Loaded,
+    name: &str,
+    served: &crate::logs::service::ServedLogs,
+    metrics: &Metrics,
+) -> Option<crate::logs::service::Service> {
+    if config.journals.is_empty() {
+        return None;
+    }
+    let tls = match dvip_tls::TlsDir::new(&settings.tls_dir).server_config(name) {
+        Ok(tls) => tls,
+        Err(e) => {
+            metrics.error("log_service");
+            error!("the log service is not started: {e}");
+            return None;
+        }
+    };
+    let at = config.log_listener;
+    match crate::logs::service::start(
+        at,
+        tls,
+        name.to_owned(),
+        Arc::clone(served),
+        metrics.logs.clone(),
+    ) {
+        Ok(service) => {
+            info!(at = %service.local, logs = config.journals.len(), "serving logs");
+            Some(service)
+        }
+        Err(e) => {
+            metrics.error("log_service");
+            error!("the log service is not started: cannot listen on {at}: {e}");
+            None
+        }
+    }
+}
 
 /// How long a stopping daemon waits for its log inputs to write what they received.
 const INPUTS_AT_STOP: Duration = Duration::from_secs(5);
@@ -736,6 +782,9 @@ impl Daemon {
     /// writing what they received before the new ones bind the same sockets.
     fn restart_inputs(&self, config: &Loaded) {
         self.metrics.logs.set_journals(config.journals.clone());
+        if let Ok(mut served) = self.served.lock() {
+            served.clone_from(&config.journals);
+        }
         let wanted = config.log_inputs.clone();
         let (inputs, metrics) = (Arc::clone(&self.inputs), Arc::clone(&self.metrics));
         tokio::task::spawn_blocking(move || {
@@ -1010,6 +1059,9 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         .set(i64::try_from(config.addresses.len()).unwrap_or(i64::MAX));
     let inputs = Inputs::start(&config.log_inputs, &metrics.logs)?;
     metrics.logs.set_journals(config.journals.clone());
+    let served: crate::logs::service::ServedLogs =
+        Arc::new(std::sync::Mutex::new(config.journals.clone()));
+    let log_service = start_log_service(&settings, &config, &name, &served, &metrics);
     let links = crate::watch::links().await.unwrap_or_else(|e| {
         warn!("cannot read the interfaces' state (treating all as up): {e}");
         BTreeMap::new()
@@ -1087,6 +1139,8 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         events,
         joining: None,
         inputs: Arc::new(std::sync::Mutex::new(inputs)),
+        served,
+        _log_service: log_service,
     };
     daemon.rejoin_control();
     daemon.node.handle_timeout(daemon.now());

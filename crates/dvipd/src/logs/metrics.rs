@@ -55,6 +55,12 @@ pub struct LogMetrics {
     pub unrouted: Counter,
     /// Journals whose status could not be read at the last scrape.
     pub unreadable: Gauge,
+    /// Aggregators connected to the log service.
+    pub connections: Gauge,
+    /// Records the log service sent, per journal.
+    pub sent_records: Family<JournalLabel, Counter>,
+    /// Their payload bytes.
+    pub sent_bytes: Family<JournalLabel, Counter>,
     backlog_records: Family<SubscriberLabel, Gauge>,
     backlog_bytes: Family<SubscriberLabel, Gauge>,
     backlog_age: Family<SubscriberLabel, Gauge<f64, AtomicU64>>,
@@ -108,6 +114,21 @@ impl LogMetrics {
             m.backlog_age.clone(),
         );
         registry.register(
+            "log_service_connections",
+            "Aggregators connected to the log service",
+            m.connections.clone(),
+        );
+        registry.register(
+            "log_service_records_sent",
+            "Records the log service sent to aggregators, per journal",
+            m.sent_records.clone(),
+        );
+        registry.register(
+            "log_service_bytes_sent",
+            "Payload bytes the log service sent to aggregators, per journal",
+            m.sent_bytes.clone(),
+        );
+        registry.register(
             "syslog_received",
             "Syslog messages received, per socket",
             m.received.clone(),
@@ -134,6 +155,15 @@ impl LogMetrics {
         };
         self.records.get_or_create(&label).inc_by(records);
         self.bytes.get_or_create(&label).inc_by(bytes);
+    }
+
+    /// Counts `records` of `journal` sent to an aggregator, holding `bytes` of payload.
+    pub fn served(&self, journal: &str, records: u64, bytes: u64) {
+        let label = JournalLabel {
+            journal: journal.to_owned(),
+        };
+        self.sent_records.get_or_create(&label).inc_by(records);
+        self.sent_bytes.get_or_create(&label).inc_by(bytes);
     }
 
     /// Counts one failed append to `journal`.

@@ -7,6 +7,7 @@
 
 mod follow;
 pub mod metrics;
+pub mod service;
 pub mod syslog;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -7,6 +7,7 @@ mod cluster_large;
 mod cluster_rules;
 mod limits;
 mod listeners;
+mod log_service;
 mod logs;
 mod missing_interface;
 mod neighbours;
