@@ -22,7 +22,7 @@ done
 dpkg-deb -x "$deb" "$root"
 for path in \
   usr/sbin/dvip usr/sbin/dvipd \
-  usr/lib/systemd/system/dvipd.service \
+  usr/lib/systemd/system/dvipd.service usr/lib/systemd/system/dvip-collect.service \
   etc/dvip/dvip.conf \
   usr/share/doc/dvip/examples/corosync.conf usr/share/doc/dvip/examples/dvip-hook \
   usr/share/doc/dvip/examples/mta-2x.conf usr/share/doc/dvip/examples/mta-3x.conf \

@@ -133,6 +133,10 @@ codes! {
     /// Two inputs writing one journal, where a restarted follower's matching assumes it is
     /// the only writer.
     SharedJournal = "shared-journal",
+    /// An aggregator's `logfile` template that dvip cannot expand, or that mixes streams.
+    BadLogfile = "bad-logfile",
+    /// An aggregator's file has no `Manager` for this aggregator, or a node it cannot reach.
+    BadCollect = "bad-collect",
     /// A listener `Forward` dvipd cannot serve: not a DuraVIP address, a wildcard, a backend
     /// that is the listener itself, or a PROXY protocol switch without a forward.
     BadForward = "bad-forward",

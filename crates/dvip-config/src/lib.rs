@@ -15,8 +15,10 @@
 //! `include` expanded) → `tree` → `lower` (the cluster stanza, services, addresses, logs, log inputs) →
 //! `model`.
 
+pub mod collect;
 mod diagnostic;
 mod lex;
+pub mod logfile;
 mod lower;
 mod model;
 mod options;

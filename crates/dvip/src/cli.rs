@@ -42,6 +42,25 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Run an aggregator in the foreground: pull every node's logs over the log service into
+    /// files named by time, log and node, each line once, whatever crashes.
+    ///
+    /// FILE holds one `Logs` stanza (the files' template and modes) with a `Manager` per
+    /// aggregator listing its nodes (see docs/log-service.md). Stops on SIGTERM or Ctrl-C.
+    Collect {
+        /// The aggregator's file.
+        #[arg(long, value_name = "FILE", default_value = "/etc/dvip/collect.conf")]
+        config: PathBuf,
+        /// Which Manager of the file this aggregator is; by default the only one.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Check the file and exit: 0 valid, 1 not.
+        #[arg(long)]
+        check: bool,
+        /// With --check, print the effective configuration and the diagnostics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make the cluster's certificates: a CA, then one certificate per node and aggregator,
     /// for the log service's mutual TLS.
     Tls {

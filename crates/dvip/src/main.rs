@@ -4,6 +4,7 @@
 //! an [`Outcome`]. Exit codes: 0 success, 1 the input is invalid or a check failed, 2 usage.
 
 mod cli;
+mod collect;
 mod config_check;
 mod console;
 mod log;
@@ -73,6 +74,12 @@ fn main() -> ExitCode {
         cli::Command::Plumb { command } => plumb::run(command),
         cli::Command::Log { command } => log::run(command),
         cli::Command::Tls { command } => tls::run(command),
+        cli::Command::Collect {
+            config,
+            name,
+            check,
+            json,
+        } => collect::run(&config, name.as_deref(), check, json),
         cli::Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(

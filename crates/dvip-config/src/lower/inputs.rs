@@ -275,7 +275,7 @@ fn read_follow<'t>(
 }
 
 /// A value written as one word (`"mail, local0"`) or a list (`( mail local0 )`): its parts.
-fn listed(option: &OptionItem, diagnostics: &mut Diagnostics) -> Vec<(String, Span)> {
+pub(crate) fn listed(option: &OptionItem, diagnostics: &mut Diagnostics) -> Vec<(String, Span)> {
     match &option.value {
         Value::Word(w) => w
             .text

@@ -7,7 +7,7 @@
 mod addresses;
 mod cluster;
 mod forwards;
-mod inputs;
+pub(crate) mod inputs;
 mod logs;
 mod services;
 mod unread;

@@ -47,10 +47,40 @@ fn severity_name(s: Severity) -> &'static str {
     }
 }
 
+/// Node configurations, and aggregators' files (read by `load_collect`).
+const INVALID: &str = "testdata/invalid";
+const INVALID_COLLECT: &str = "testdata/invalid-collect";
+
+/// The diagnostics of a file, read as what its directory holds.
+struct Diagnosed {
+    diagnostics: Vec<dvip_config::Diagnostic>,
+    sources: dvip_config::SourceMap,
+}
+
+fn diagnosed(conf: &std::path::Path) -> Diagnosed {
+    if conf.starts_with(INVALID_COLLECT) {
+        let checked =
+            dvip_config::collect::load_collect(conf, Some("collector"), &dvip_config::DiskFiles);
+        Diagnosed {
+            diagnostics: checked.diagnostics,
+            sources: checked.sources,
+        }
+    } else {
+        let checked = check_file(conf);
+        Diagnosed {
+            diagnostics: checked.diagnostics,
+            sources: checked.sources,
+        }
+    }
+}
+
 #[test]
 fn every_invalid_config_reports_exactly_its_expected_diagnostics() {
     let mut failures = Vec::new();
-    for conf in conf_files("testdata/invalid") {
+    for conf in conf_files(INVALID)
+        .into_iter()
+        .chain(conf_files(INVALID_COLLECT))
+    {
         let text = std::fs::read_to_string(&conf).expect("readable test file");
         let expected = expectations(&text);
         assert!(
@@ -58,7 +88,7 @@ fn every_invalid_config_reports_exactly_its_expected_diagnostics() {
             "{} has no `# expect:` lines",
             conf.display()
         );
-        let checked = check_file(&conf);
+        let checked = diagnosed(&conf);
         let actual: Vec<_> = checked
             .diagnostics
             .iter()
@@ -118,7 +148,10 @@ fn every_invalid_config_reports_exactly_its_expected_diagnostics() {
 #[test]
 fn every_rule_has_a_failing_example() {
     let mut covered: BTreeSet<String> = BTreeSet::new();
-    for conf in conf_files("testdata/invalid") {
+    for conf in conf_files(INVALID)
+        .into_iter()
+        .chain(conf_files(INVALID_COLLECT))
+    {
         let text = std::fs::read_to_string(&conf).expect("readable test file");
         covered.extend(expectations(&text).into_iter().map(|e| e.code));
     }

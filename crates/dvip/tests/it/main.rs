@@ -1,5 +1,6 @@
 //! Integration tests of the `dvip` command line, run as a user would run it.
 
+mod collect;
 mod config_check;
 mod console;
 mod lab;

@@ -1,0 +1,252 @@
+//! Pulling one node's log into files: connect, open the log as the first subscriber the node
+//! knows, and for each batch received write, sync, record, then acknowledge.
+//!
+//! Owns one connection's life and the order of a batch's steps (see `state.rs` for why that
+//! order makes each line land once). It must not decide file names (`template.rs`) or keep
+//! the state's format (`state.rs`).
+
+use std::collections::BTreeMap;
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dvip_logwire::{ErrorKind, Framed, Reply, Request, WireRecord, PROTOCOL_VERSION};
+use dvip_tls::rustls::{ClientConfig, ClientConnection, StreamOwned};
+use tracing::info;
+
+use crate::state::Stream;
+use crate::{CollectError, Output, Source};
+
+/// Records asked for at once, and granted again as each batch is written.
+pub(crate) const CREDIT: u32 = 4096;
+
+/// How long a connection waits for the node before it is given up and made again.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Conn = Framed<StreamOwned<ClientConnection, TcpStream>>;
+
+/// Connects to `source` and says Hello.
+pub(crate) fn connect(
+    source: &Source,
+    tls: &Arc<ClientConfig>,
+    me: &str,
+) -> Result<Conn, CollectError> {
+    let tcp = TcpStream::connect_timeout(&source.address, Duration::from_secs(5)).map_err(|e| {
+        CollectError::Connect {
+            node: source.node.clone(),
+            why: e.to_string(),
+        }
+    })?;
+    tcp.set_read_timeout(Some(READ_TIMEOUT))
+        .and_then(|()| tcp.set_nodelay(true))
+        .map_err(|e| CollectError::Connect {
+            node: source.node.clone(),
+            why: e.to_string(),
+        })?;
+    let name = dvip_tls::server_name(&source.node).map_err(|e| CollectError::Connect {
+        node: source.node.clone(),
+        why: e.to_string(),
+    })?;
+    let connection =
+        ClientConnection::new(Arc::clone(tls), name).map_err(|e| CollectError::Connect {
+            node: source.node.clone(),
+            why: e.to_string(),
+        })?;
+    let mut conn = Framed::new(StreamOwned::new(connection, tcp));
+    match ask(
+        &mut conn,
+        source,
+        &Request::Hello {
+            version: PROTOCOL_VERSION,
+            client: me.to_owned(),
+        },
+    )? {
+        Reply::Welcome { .. } => Ok(conn),
+        other => Err(refused(source, other)),
+    }
+}
+
+/// The logs `source` serves.
+pub(crate) fn list(conn: &mut Conn, source: &Source) -> Result<Vec<String>, CollectError> {
+    match ask(conn, source, &Request::List)? {
+        Reply::Logs { logs } => Ok(logs.into_iter().map(|l| l.name).collect()),
+        other => Err(refused(source, other)),
+    }
+}
+
+fn ask(conn: &mut Conn, source: &Source, request: &Request) -> Result<Reply, CollectError> {
+    let lost = |e: dvip_logwire::StreamError| CollectError::Connect {
+        node: source.node.clone(),
+        why: e.to_string(),
+    };
+    conn.send(request).map_err(lost)?;
+    conn.receive::<Reply>()
+        .map_err(lost)?
+        .ok_or_else(|| CollectError::Connect {
+            node: source.node.clone(),
+            why: "no answer within 30 s".into(),
+        })
+}
+
+fn refused(source: &Source, reply: Reply) -> CollectError {
+    CollectError::Refused {
+        node: source.node.clone(),
+        why: match reply {
+            Reply::Error { message, .. } => message,
+            other => format!("unexpected answer: {other:?}"),
+        },
+    }
+}
+
+/// Opens `log` as the first of the source's subscribers the node knows.
+fn open(conn: &mut Conn, source: &Source, log: &str) -> Result<String, CollectError> {
+    for subscriber in &source.subscribers {
+        let reply = ask(
+            conn,
+            source,
+            &Request::Open {
+                log: log.to_owned(),
+                subscriber: subscriber.clone(),
+                credit: CREDIT,
+            },
+        )?;
+        match reply {
+            Reply::Opened { checkpoint, .. } => {
+                info!(node = source.node, log, subscriber, %checkpoint, "replaying");
+                return Ok(subscriber.clone());
+            }
+            Reply::Error {
+                kind: ErrorKind::UnknownSubscriber,
+                ..
+            } => continue,
+            other => return Err(refused(source, other)),
+        }
+    }
+    Err(CollectError::NoSubscriber {
+        node: source.node.clone(),
+        log: log.to_owned(),
+        tried: source.subscribers.clone(),
+    })
+}
+
+/// Pulls `log` from `source` until the connection ends, an error comes, or `stop`.
+pub(crate) fn pull(
+    source: &Source,
+    log: &str,
+    tls: &Arc<ClientConfig>,
+    me: &str,
+    output: &Output,
+    stream: &mut Stream,
+    stop: &AtomicBool,
+) -> Result<(), CollectError> {
+    let mut conn = connect(source, tls, me)?;
+    open(&mut conn, source, log)?;
+    while !stop.load(Ordering::Relaxed) {
+        let reply = conn.receive::<Reply>().map_err(|e| CollectError::Connect {
+            node: source.node.clone(),
+            why: e.to_string(),
+        })?;
+        match reply {
+            None => {
+                return Err(CollectError::Connect {
+                    node: source.node.clone(),
+                    why: "nothing heard for 30 s".into(),
+                })
+            }
+            Some(Reply::Records { records }) => {
+                let Some(last) = records.last().map(|r| r.id) else {
+                    continue;
+                };
+                let count = records.len();
+                write_batch(&records, log, &source.node, output, stream)?;
+                // The node keeps sending while credit lasts: its `Acked` comes among the
+                // records, not necessarily next.
+                let records = u32::try_from(count).unwrap_or(u32::MAX);
+                for request in [Request::Ack { through: last }, Request::More { records }] {
+                    conn.send(&request).map_err(|e| CollectError::Connect {
+                        node: source.node.clone(),
+                        why: e.to_string(),
+                    })?;
+                }
+            }
+            Some(Reply::Acked { .. }) => {}
+            Some(other) => return Err(refused(source, other)),
+        }
+    }
+    Ok(())
+}
+
+/// Writes the records not yet written, as `state.rs` orders: intent, append and sync, commit.
+pub(crate) fn write_batch(
+    records: &[WireRecord],
+    log: &str,
+    node: &str,
+    output: &Output,
+    stream: &mut Stream,
+) -> Result<(), CollectError> {
+    let fresh: Vec<&WireRecord> = records.iter().filter(|r| !stream.written(r.id)).collect();
+    let Some(last) = fresh.last().map(|r| r.id) else {
+        return Ok(());
+    };
+    let mut by_file: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
+    for record in &fresh {
+        let bytes = by_file
+            .entry(output.template.render(record.time, log, node))
+            .or_default();
+        bytes.extend_from_slice(&record.payload);
+        bytes.push(b'\n');
+    }
+    let mut before = BTreeMap::new();
+    for path in by_file.keys() {
+        let len = match fs::metadata(path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(CollectError::io(path, "stat", e)),
+        };
+        before.insert(path.clone(), len);
+    }
+    stream.intend(&before)?;
+    let mut after = BTreeMap::new();
+    for (path, bytes) in &by_file {
+        if let Err(e) = append(path, bytes, output) {
+            // Nothing of this batch counts: cut what went out back off every file.
+            cut_back(&before);
+            return Err(e);
+        }
+        after.insert(path.clone(), before[path] + bytes.len() as u64);
+    }
+    stream.commit(last, after)?;
+    Ok(())
+}
+
+fn append(path: &PathBuf, bytes: &[u8], output: &Output) -> Result<(), CollectError> {
+    if let Some(dir) = path.parent() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(output.dir_mode)
+            .create(dir)
+            .map_err(|e| CollectError::io(dir, "create the directory", e))?;
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(output.file_mode)
+        .open(path)
+        .map_err(|e| CollectError::io(path, "open", e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| CollectError::io(path, "write", e))
+}
+
+fn cut_back(lengths: &BTreeMap<PathBuf, u64>) {
+    for (path, &len) in lengths {
+        if let Ok(f) = OpenOptions::new().write(true).open(path) {
+            let _ = f.set_len(len);
+        }
+    }
+}
