@@ -8,6 +8,7 @@
 
 mod pull;
 mod state;
+mod status;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use tracing::{info, warn};
 
 pub use dvip_config::logfile::{Template, TemplateError};
 pub use state::{Stream, StreamState};
+pub use status::{read as read_status, status_path, Board, CollectStatus, StreamStatus};
 
 /// A node to pull from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,27 +103,53 @@ const RELIST: Duration = Duration::from_secs(60);
 pub fn run(collector: Collector, tls: ClientConfig, stop: &Arc<AtomicBool>) {
     let tls = Arc::new(tls);
     let collector = Arc::new(collector);
+    let board = Board::default();
+    for source in &collector.sources {
+        board.update(&source.node, "", |s| {
+            s.error = Some("not listed yet".into());
+        });
+    }
+    let reporter = {
+        let (collector, board, stop) = (Arc::clone(&collector), board.clone(), Arc::clone(stop));
+        std::thread::Builder::new()
+            .name("collect-status".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    status::write(&collector.state_dir, &board.report(&collector.name));
+                    wait(&stop, Duration::from_secs(1));
+                }
+            })
+    };
     let threads: Vec<_> = collector
         .sources
         .iter()
         .cloned()
         .map(|source| {
-            let (collector, tls, stop) =
-                (Arc::clone(&collector), Arc::clone(&tls), Arc::clone(stop));
+            let (collector, tls, board, stop) = (
+                Arc::clone(&collector),
+                Arc::clone(&tls),
+                board.clone(),
+                Arc::clone(stop),
+            );
             std::thread::Builder::new()
                 .name(format!("collect-{}", source.node))
-                .spawn(move || watch_node(&source, &collector, &tls, &stop))
+                .spawn(move || watch_node(&source, &collector, &tls, &board, &stop))
         })
         .collect();
     for thread in threads.into_iter().flatten() {
         let _ = thread.join();
     }
+    if let Ok(reporter) = reporter {
+        let _ = reporter.join();
+    }
+    status::write(&collector.state_dir, &board.report(&collector.name));
 }
 
 fn watch_node(
     source: &Source,
     collector: &Arc<Collector>,
     tls: &Arc<ClientConfig>,
+    board: &Board,
     stop: &Arc<AtomicBool>,
 ) {
     let mut pulling = BTreeSet::new();
@@ -133,19 +161,21 @@ fn watch_node(
         match listed {
             Ok(logs) => {
                 retry = RETRY_FIRST;
+                board.remove(&source.node, "");
                 for log in logs {
                     if !pulling.insert(log.clone()) {
                         continue;
                     }
-                    let (source, collector, tls, stop) = (
+                    let (source, collector, tls, board, stop) = (
                         source.clone(),
                         Arc::clone(collector),
                         Arc::clone(tls),
+                        board.clone(),
                         Arc::clone(stop),
                     );
                     let spawned = std::thread::Builder::new()
                         .name(format!("collect-{}-{log}", source.node))
-                        .spawn(move || pull_log(&source, &log, &collector, &tls, &stop));
+                        .spawn(move || pull_log(&source, &log, &collector, &tls, &board, &stop));
                     match spawned {
                         Ok(t) => pullers.push(t),
                         Err(e) => warn!("cannot start a thread to pull a log: {e}"),
@@ -155,6 +185,9 @@ fn watch_node(
             }
             Err(e) => {
                 warn!("{e}; trying again in {} s", retry.as_secs());
+                if pulling.is_empty() {
+                    board.update(&source.node, "", |s| s.error = Some(e.to_string()));
+                }
                 wait(stop, retry);
                 retry = (retry * 2).min(RETRY_MAX);
             }
@@ -170,6 +203,7 @@ fn pull_log(
     log: &str,
     collector: &Collector,
     tls: &Arc<ClientConfig>,
+    board: &Board,
     stop: &AtomicBool,
 ) {
     let mut retry = RETRY_FIRST;
@@ -195,10 +229,15 @@ fn pull_log(
             &collector.name,
             &collector.output,
             &mut stream,
+            board,
             stop,
         ) {
             Ok(()) => return,
             Err(e) => {
+                board.update(&source.node, log, |s| {
+                    s.connected = false;
+                    s.error = Some(e.to_string());
+                });
                 // A session that ran a while was healthy: start the pauses over.
                 if started.elapsed() > RETRY_MAX {
                     retry = RETRY_FIRST;

@@ -13,20 +13,28 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dvip_logwire::{ErrorKind, Framed, Reply, Request, WireRecord, PROTOCOL_VERSION};
 use dvip_tls::rustls::{ClientConfig, ClientConnection, StreamOwned};
 use tracing::info;
 
 use crate::state::Stream;
+use crate::status::Board;
 use crate::{CollectError, Output, Source};
 
 /// Records asked for at once, and granted again as each batch is written.
 pub(crate) const CREDIT: u32 = 4096;
 
-/// How long a connection waits for the node before it is given up and made again.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one read waits; the loop then looks at the clock and the stop flag.
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often the open log's backlog is asked for; the answers are the node's heartbeat.
+const BACKLOG_EVERY: Duration = Duration::from_secs(2);
+
+/// A node silent this long (no records, no answer to `Backlog`) is taken for gone: a cut link
+/// or a dead host.
+const SILENCE_MAX: Duration = Duration::from_secs(10);
 
 type Conn = Framed<StreamOwned<ClientConnection, TcpStream>>;
 
@@ -85,12 +93,18 @@ fn ask(conn: &mut Conn, source: &Source, request: &Request) -> Result<Reply, Col
         why: e.to_string(),
     };
     conn.send(request).map_err(lost)?;
-    conn.receive::<Reply>()
-        .map_err(lost)?
-        .ok_or_else(|| CollectError::Connect {
-            node: source.node.clone(),
-            why: "no answer within 30 s".into(),
-        })
+    let asked = Instant::now();
+    loop {
+        if let Some(reply) = conn.receive::<Reply>().map_err(lost)? {
+            return Ok(reply);
+        }
+        if asked.elapsed() > SILENCE_MAX {
+            return Err(CollectError::Connect {
+                node: source.node.clone(),
+                why: format!("no answer within {} s", SILENCE_MAX.as_secs()),
+            });
+        }
+    }
 }
 
 fn refused(source: &Source, reply: Reply) -> CollectError {
@@ -135,6 +149,7 @@ fn open(conn: &mut Conn, source: &Source, log: &str) -> Result<String, CollectEr
 }
 
 /// Pulls `log` from `source` until the connection ends, an error comes, or `stop`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pull(
     source: &Source,
     log: &str,
@@ -142,40 +157,70 @@ pub(crate) fn pull(
     me: &str,
     output: &Output,
     stream: &mut Stream,
+    board: &Board,
     stop: &AtomicBool,
 ) -> Result<(), CollectError> {
+    let lost = |e: dvip_logwire::StreamError| CollectError::Connect {
+        node: source.node.clone(),
+        why: e.to_string(),
+    };
     let mut conn = connect(source, tls, me)?;
-    open(&mut conn, source, log)?;
+    let subscriber = open(&mut conn, source, log)?;
+    board.update(&source.node, log, |s| {
+        s.connected = true;
+        s.subscriber = Some(subscriber);
+        s.error = None;
+        s.last = stream.state.last;
+    });
+    let mut heard = Instant::now();
+    let mut asked = Instant::now();
+    conn.send(&Request::Backlog).map_err(lost)?;
     while !stop.load(Ordering::Relaxed) {
-        let reply = conn.receive::<Reply>().map_err(|e| CollectError::Connect {
-            node: source.node.clone(),
-            why: e.to_string(),
-        })?;
-        match reply {
-            None => {
+        if asked.elapsed() >= BACKLOG_EVERY {
+            conn.send(&Request::Backlog).map_err(lost)?;
+            asked = Instant::now();
+        }
+        let Some(reply) = conn.receive::<Reply>().map_err(lost)? else {
+            if heard.elapsed() > SILENCE_MAX {
                 return Err(CollectError::Connect {
                     node: source.node.clone(),
-                    why: "nothing heard for 30 s".into(),
-                })
+                    why: format!("silent for {} s", SILENCE_MAX.as_secs()),
+                });
             }
-            Some(Reply::Records { records }) => {
+            continue;
+        };
+        heard = Instant::now();
+        match reply {
+            Reply::Records { records } => {
                 let Some(last) = records.last().map(|r| r.id) else {
                     continue;
                 };
                 let count = records.len();
                 write_batch(&records, log, &source.node, output, stream)?;
+                board.update(&source.node, log, |s| s.last = stream.state.last);
                 // The node keeps sending while credit lasts: its `Acked` comes among the
                 // records, not necessarily next.
                 let records = u32::try_from(count).unwrap_or(u32::MAX);
                 for request in [Request::Ack { through: last }, Request::More { records }] {
-                    conn.send(&request).map_err(|e| CollectError::Connect {
-                        node: source.node.clone(),
-                        why: e.to_string(),
-                    })?;
+                    conn.send(&request).map_err(lost)?;
                 }
             }
-            Some(Reply::Acked { .. }) => {}
-            Some(other) => return Err(refused(source, other)),
+            Reply::Acked { .. } => {}
+            Reply::Backlog {
+                records,
+                bytes,
+                oldest,
+            } => board.update(&source.node, log, |s| {
+                s.lag_records = Some(records);
+                s.lag_bytes = Some(bytes);
+                s.lag_seconds = Some(oldest.map_or(0.0, |t| {
+                    std::time::SystemTime::now()
+                        .duration_since(t.to_system())
+                        .unwrap_or_default()
+                        .as_secs_f64()
+                }));
+            }),
+            other => return Err(refused(source, other)),
         }
     }
     Ok(())

@@ -48,6 +48,9 @@ pub enum Request {
     More { records: u32 },
     /// Everything up to and including `through` is safely written: move the checkpoint.
     Ack { through: RecordId },
+    /// How far behind the open log's subscriber is (also a heartbeat: a node that does not
+    /// answer is gone).
+    Backlog,
 }
 
 /// What a node's log service says.
@@ -65,6 +68,13 @@ pub enum Reply {
     Acked { through: RecordId },
     /// The request could not be done; after a `Version` error the node closes the connection.
     Error { kind: ErrorKind, message: String },
+    /// The answer to `Backlog`: what the subscriber has not acknowledged, and the time of the
+    /// oldest such record.
+    Backlog {
+        records: u64,
+        bytes: u64,
+        oldest: Option<Timestamp>,
+    },
 }
 
 /// One log a node serves.

@@ -21,6 +21,8 @@ pub enum Step {
     Checkpoint { through: RecordId },
     /// Send what came before, then close the connection.
     Close,
+    /// Send the open log's subscriber's backlog.
+    Backlog,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +31,7 @@ enum Phase {
     Ready,
     Open {
         log: String,
+        subscriber: String,
         credit: u64,
         /// The last record sent, or the checkpoint the log was opened at.
         sent: RecordId,
@@ -119,15 +122,17 @@ impl ServerSession {
                 }
                 self.phase = Phase::Open {
                     log: log.clone(),
+                    subscriber: subscriber.clone(),
                     credit: u64::from(credit),
                     sent: RecordId::START,
                     acked: RecordId::START,
                 };
                 vec![Step::Open { log, subscriber }]
             }
-            (Phase::Ready, Request::More { .. } | Request::Ack { .. }) => {
+            (Phase::Ready, Request::More { .. } | Request::Ack { .. } | Request::Backlog) => {
                 error(ErrorKind::NotOpen, "open a log first".into())
             }
+            (Phase::Open { .. }, Request::Backlog) => vec![Step::Backlog],
             (Phase::Open { credit, .. }, Request::More { records }) => {
                 *credit = credit.saturating_add(u64::from(records));
                 Vec::new()
@@ -166,6 +171,14 @@ impl ServerSession {
     /// Opening failed: back to no log open.
     pub fn open_failed(&mut self) {
         self.phase = Phase::Ready;
+    }
+
+    /// The subscriber the open log is read as.
+    pub fn subscriber(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Open { subscriber, .. } => Some(subscriber),
+            _ => None,
+        }
     }
 
     /// How many records may be sent now.

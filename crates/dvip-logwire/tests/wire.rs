@@ -23,6 +23,7 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         any::<u32>().prop_map(|records| Request::More { records }),
         record_id().prop_map(|through| Request::Ack { through }),
+        Just(Request::Backlog),
     ]
 }
 
@@ -49,6 +50,16 @@ fn reply() -> impl Strategy<Value = Reply> {
         (".{0,20}", record_id()).prop_map(|(log, checkpoint)| Reply::Opened { log, checkpoint }),
         proptest::collection::vec(record, 0..20).prop_map(|records| Reply::Records { records }),
         record_id().prop_map(|through| Reply::Acked { through }),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            proptest::option::of((any::<u32>(), 0u32..1_000_000))
+        )
+            .prop_map(|(records, bytes, oldest)| Reply::Backlog {
+                records,
+                bytes,
+                oldest: oldest.map(|(seconds, micros)| Timestamp { seconds, micros }),
+            }),
         (
             prop_oneof![
                 Just(ErrorKind::Version),

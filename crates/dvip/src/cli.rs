@@ -48,17 +48,24 @@ pub(crate) enum Command {
     /// FILE holds one `Logs` stanza (the files' template and modes) with a `Manager` per
     /// aggregator listing its nodes (see docs/log-service.md). Stops on SIGTERM or Ctrl-C.
     Collect {
+        #[command(subcommand)]
+        command: Option<CollectCommand>,
         /// The aggregator's file.
-        #[arg(long, value_name = "FILE", default_value = "/etc/dvip/collect.conf")]
+        #[arg(
+            long,
+            global = true,
+            value_name = "FILE",
+            default_value = "/etc/dvip/collect.conf"
+        )]
         config: PathBuf,
         /// Which Manager of the file this aggregator is; by default the only one.
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, global = true, value_name = "NAME")]
         name: Option<String>,
         /// Check the file and exit: 0 valid, 1 not.
         #[arg(long)]
         check: bool,
-        /// With --check, print the effective configuration and the diagnostics as JSON.
-        #[arg(long)]
+        /// With --check or status, print JSON.
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Make the cluster's certificates: a CA, then one certificate per node and aggregator,
@@ -263,6 +270,14 @@ pub(crate) struct SocketArg {
     /// The console socket of the local dvipd.
     #[arg(long, value_name = "PATH", env = dvip_console::SOCKET_ENV, default_value = dvip_console::SOCKET_DEFAULT)]
     pub(crate) socket: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CollectCommand {
+    /// What the running aggregator says of each node's log: connected or not, the last
+    /// record written, and how far behind (records, bytes, seconds). Exits 1 when the
+    /// aggregator has not written its status for 5 seconds (it is not running).
+    Status,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,21 +15,99 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::Outcome;
 
-pub(crate) fn run(path: &Path, name: Option<&str>, check: bool, json: bool) -> Outcome {
+/// How old the status file may be before the aggregator is taken for stopped.
+const STATUS_STALE_MS: u64 = 5_000;
+
+/// Reads the aggregator's file for `name`, or for the only Manager, or for this host's.
+fn load(path: &Path, name: Option<&str>) -> dvip_config::collect::CheckedCollect {
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
     let short = hostname.split('.').next().unwrap_or(&hostname).to_owned();
     let checked = load_collect(path, name, &DiskFiles);
     // With no --name and several Managers, this host's short name is the one meant.
-    let checked = if checked.config.is_none() && name.is_none() {
+    if checked.config.is_none() && name.is_none() {
         let again = load_collect(path, Some(&short), &DiskFiles);
         if again.config.is_some() {
-            again
-        } else {
-            checked
+            return again;
         }
-    } else {
-        checked
+    }
+    checked
+}
+
+pub(crate) fn status(path: &Path, name: Option<&str>, json: bool) -> Outcome {
+    let checked = load(path, name);
+    let Some(config) = checked.config else {
+        for d in &checked.diagnostics {
+            eprint!("{}", d.render(&checked.sources));
+        }
+        return Outcome::Failed;
     };
+    let report = match dvip_collect::read_status(&config.state_dir) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!(
+                "dvip collect status: no status in {} ({e}): is the aggregator running?",
+                dvip_collect::status_path(&config.state_dir).display()
+            );
+            return Outcome::Failed;
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let age_ms = now.saturating_sub(report.updated_ms);
+    let running = age_ms <= STATUS_STALE_MS;
+    if json {
+        let value = serde_json::json!({
+            "running": running,
+            "age_seconds": age_ms as f64 / 1000.0,
+            "aggregator": report.aggregator,
+            "streams": report.streams,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        if running {
+            println!("aggregator {}", report.aggregator);
+        } else {
+            println!(
+                "aggregator {}: NOT RUNNING; what it said {} s ago:",
+                report.aggregator,
+                age_ms / 1000
+            );
+        }
+        println!(
+            "{:<16} {:<16} {:<12} {:<18} {:>12} {:>12} {:>10}",
+            "NODE", "LOG", "STATE", "LAST WRITTEN", "LAG RECORDS", "LAG BYTES", "LAG S"
+        );
+        let dash = || "-".to_owned();
+        for s in &report.streams {
+            let state = if s.connected { "connected" } else { "away" };
+            println!(
+                "{:<16} {:<16} {:<12} {:<18} {:>12} {:>12} {:>10}",
+                s.node,
+                if s.log.is_empty() { "(all)" } else { &s.log },
+                state,
+                s.last.map_or_else(dash, |l| l.to_string()),
+                s.lag_records.map_or_else(dash, |n| n.to_string()),
+                s.lag_bytes.map_or_else(dash, |n| n.to_string()),
+                s.lag_seconds.map_or_else(dash, |n| format!("{n:.1}")),
+            );
+            if let Some(why) = &s.error {
+                println!("  {why}");
+            }
+        }
+    }
+    if running {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    }
+}
+
+pub(crate) fn run(path: &Path, name: Option<&str>, check: bool, json: bool) -> Outcome {
+    let checked = load(path, name);
     if check && json {
         let report = serde_json::json!({
             "valid": checked.config.is_some(),

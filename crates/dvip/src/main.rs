@@ -75,6 +75,14 @@ fn main() -> ExitCode {
         cli::Command::Log { command } => log::run(command),
         cli::Command::Tls { command } => tls::run(command),
         cli::Command::Collect {
+            command: Some(cli::CollectCommand::Status),
+            config,
+            name,
+            json,
+            ..
+        } => collect::status(&config, name.as_deref(), json),
+        cli::Command::Collect {
+            command: None,
             config,
             name,
             check,

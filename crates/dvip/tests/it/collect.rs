@@ -49,7 +49,8 @@ struct Lab {
     tmp: tempfile::TempDir,
     writer: Writer,
     collect_conf: PathBuf,
-    _node: Running,
+    /// dvipd, while it runs.
+    node: Option<Running>,
 }
 
 impl Lab {
@@ -91,21 +92,6 @@ impl Lab {
                 journal.display()
             ),
         );
-        let node = Running(
-            ns.command(dvipd_path().to_str().expect("utf-8"))
-                .args(["--bus", "standalone", "--config"])
-                .arg(root.join("node.conf"))
-                .arg("--socket")
-                .arg(root.join("node.sock"))
-                .arg("--state-dir")
-                .arg(root.join("node-state"))
-                .arg("--tls-dir")
-                .arg(tls.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("dvipd starts"),
-        );
         let collect_conf = root.join("collect.conf");
         write(
             &collect_conf,
@@ -134,12 +120,69 @@ impl Lab {
             collect_conf.to_str().expect("utf-8"),
         ]);
         assert!(check.status.success(), "{}", text(&check.stderr));
-        Self {
+        let mut lab = Self {
             ns,
             tmp,
             writer,
             collect_conf,
-            _node: node,
+            node: None,
+        };
+        lab.start_node();
+        lab
+    }
+
+    /// Starts dvipd (again).
+    fn start_node(&mut self) {
+        let root = self.tmp.path();
+        self.node = Some(Running(
+            self.ns
+                .command(dvipd_path().to_str().expect("utf-8"))
+                .args(["--bus", "standalone", "--config"])
+                .arg(root.join("node.conf"))
+                .arg("--socket")
+                .arg(root.join("node.sock"))
+                .arg("--state-dir")
+                .arg(root.join("node-state"))
+                .arg("--tls-dir")
+                .arg(root.join("tls"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dvipd starts"),
+        ));
+    }
+
+    /// What `dvip collect status --json` says.
+    fn status(&self) -> serde_json::Value {
+        let out = dvip(&[
+            "collect",
+            "status",
+            "--json",
+            "--config",
+            self.collect_conf.to_str().expect("utf-8"),
+        ]);
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Waits until the status's `maillog` entry passes `check`.
+    fn wait_status(&self, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.status();
+            let stream = status["streams"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["log"] == "maillog"))
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            if check(&stream) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the status never showed {what}: {status}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -230,6 +273,9 @@ fn an_aggregator_killed_again_and_again_writes_every_line_once() {
     assert_eq!(next, total);
     let aggregator = lab.collect();
     lab.wait_lines(&want, Duration::from_secs(60));
+    lab.wait_status("the log connected and caught up", |s| {
+        s["connected"] == true && s["lag_records"] == 0 && s["last"].is_object()
+    });
     drop(aggregator);
     let have = lines_in(&lab.out());
     assert_eq!(have.len(), want.len(), "no line twice");
@@ -327,4 +373,67 @@ fn the_shipped_aggregator_unit_passes_systemd_s_own_check() {
         out.status.success() && !complaints.contains("dvip-collect.service"),
         "systemd-analyze verify: {complaints}"
     );
+}
+
+#[test]
+fn a_node_that_dies_mid_replay_and_a_cut_link_lose_and_repeat_nothing() {
+    let mut lab = Lab::new("dvip-cd");
+    let mut want = Vec::new();
+    lab.write_lines(0, 30_000, &mut want);
+    let aggregator = lab.collect();
+    // The node dies while its log is being replayed, and comes back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lines_in(&lab.out()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing replayed:\n{}",
+            lab.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    lab.node = None;
+    lab.wait_status("the node gone", |s| s["connected"] == false);
+    lab.write_lines(30_000, 31_000, &mut want);
+    lab.start_node();
+    lab.wait_lines(&want, Duration::from_secs(60));
+
+    // The link is cut (every packet to the service dropped) while lines keep coming.
+    let nft = |lab: &Lab, script: &str| {
+        let status = lab
+            .ns
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write as _;
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(script.as_bytes())?;
+                child.wait()
+            })
+            .expect("nft runs");
+        assert!(status.success(), "nft: {script}");
+    };
+    nft(
+        &lab,
+        &format!(
+        "table inet cut {{\n chain input {{\n  type filter hook input priority 0;\n  tcp dport {PORT} drop\n  tcp sport {PORT} drop\n }}\n}}\n"
+    ),
+    );
+    lab.write_lines(31_000, 32_000, &mut want);
+    lab.wait_status("the cut noticed", |s| {
+        s["connected"] == false
+            && s["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("silent") || e.contains("answer"))
+    });
+    nft(&lab, "delete table inet cut");
+    lab.wait_lines(&want, Duration::from_secs(60));
+    drop(aggregator);
+    let have = lines_in(&lab.out());
+    assert_eq!(have.len(), want.len(), "no line twice");
+    assert!(have == want, "every line once and in order");
 }

@@ -257,6 +257,41 @@ fn carry_out(
                 }
             }
         }
+        Step::Backlog => {
+            let Some((log, _)) = reader.as_ref() else {
+                return Ok(true);
+            };
+            let subscriber = session.subscriber().unwrap_or_default().to_owned();
+            let backlog = path_of(logs, log)
+                .ok_or_else(|| format!("log `{log}` is no longer served"))
+                .and_then(|path| {
+                    Journal::open(&path)
+                        .and_then(|j| j.status())
+                        .map_err(|e| e.to_string())
+                })
+                .map(|status| {
+                    status
+                        .subscribers
+                        .into_iter()
+                        .find(|s| s.name == subscriber)
+                        .map(|s| s.backlog)
+                });
+            match backlog {
+                Ok(Some(b)) => conn.send(&Reply::Backlog {
+                    records: b.records,
+                    bytes: b.bytes,
+                    oldest: b.oldest,
+                })?,
+                Ok(None) => conn.send(&Reply::Error {
+                    kind: WireErrorKind::UnknownSubscriber,
+                    message: format!("`{subscriber}` is no longer a subscriber of `{log}`"),
+                })?,
+                Err(why) => conn.send(&Reply::Error {
+                    kind: WireErrorKind::Journal,
+                    message: format!("cannot read the journal's status: {why}"),
+                })?,
+            }
+        }
         Step::Checkpoint { through } => {
             let Some((_, r)) = reader.as_mut() else {
                 return Ok(true);
