@@ -6,6 +6,7 @@
 //! no tokio. It must not parse the configuration file (the `dvip` command turns it into a
 //! [`Collector`]) nor serve logs.
 
+pub mod metrics;
 mod pull;
 mod state;
 mod status;
@@ -100,10 +101,10 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 const RELIST: Duration = Duration::from_secs(60);
 
 /// Runs until `stop`: a thread per node, and per node and log.
-pub fn run(collector: Collector, tls: ClientConfig, stop: &Arc<AtomicBool>) {
+pub fn run(collector: Collector, tls: ClientConfig, board: &Board, stop: &Arc<AtomicBool>) {
     let tls = Arc::new(tls);
     let collector = Arc::new(collector);
-    let board = Board::default();
+    let board = board.clone();
     for source in &collector.sources {
         board.update(&source.node, "", |s| {
             s.error = Some("not listed yet".into());

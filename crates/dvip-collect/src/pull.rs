@@ -196,8 +196,12 @@ pub(crate) fn pull(
                     continue;
                 };
                 let count = records.len();
-                write_batch(&records, log, &source.node, output, stream)?;
-                board.update(&source.node, log, |s| s.last = stream.state.last);
+                let (lines, bytes) = write_batch(&records, log, &source.node, output, stream)?;
+                board.update(&source.node, log, |s| {
+                    s.last = stream.state.last;
+                    s.written_lines += lines;
+                    s.written_bytes += bytes;
+                });
                 // The node keeps sending while credit lasts: its `Acked` comes among the
                 // records, not necessarily next.
                 let records = u32::try_from(count).unwrap_or(u32::MAX);
@@ -227,16 +231,17 @@ pub(crate) fn pull(
 }
 
 /// Writes the records not yet written, as `state.rs` orders: intent, append and sync, commit.
+/// Returns the lines and bytes (newlines included) written.
 pub(crate) fn write_batch(
     records: &[WireRecord],
     log: &str,
     node: &str,
     output: &Output,
     stream: &mut Stream,
-) -> Result<(), CollectError> {
+) -> Result<(u64, u64), CollectError> {
     let fresh: Vec<&WireRecord> = records.iter().filter(|r| !stream.written(r.id)).collect();
     let Some(last) = fresh.last().map(|r| r.id) else {
-        return Ok(());
+        return Ok((0, 0));
     };
     let mut by_file: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
     for record in &fresh {
@@ -266,7 +271,8 @@ pub(crate) fn write_batch(
         after.insert(path.clone(), before[path] + bytes.len() as u64);
     }
     stream.commit(last, after)?;
-    Ok(())
+    let bytes = by_file.values().map(|b| b.len() as u64).sum();
+    Ok((fresh.len() as u64, bytes))
 }
 
 fn append(path: &PathBuf, bytes: &[u8], output: &Output) -> Result<(), CollectError> {

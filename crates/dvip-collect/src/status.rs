@@ -31,6 +31,9 @@ pub struct StreamStatus {
     pub lag_seconds: Option<f64>,
     /// Why it is not connected, when it is not.
     pub error: Option<String>,
+    /// Lines and bytes written to the files since the aggregator started.
+    pub written_lines: u64,
+    pub written_bytes: u64,
 }
 
 /// The whole report.

@@ -64,6 +64,10 @@ pub(crate) enum Command {
         /// Check the file and exit: 0 valid, 1 not.
         #[arg(long)]
         check: bool,
+        /// Serve Prometheus metrics at http://ADDRESS:PORT/metrics: each node's log's
+        /// connection, lag and lines written.
+        #[arg(long, value_name = "ADDRESS:PORT")]
+        metrics: Option<std::net::SocketAddr>,
         /// With --check or status, print JSON.
         #[arg(long, global = true)]
         json: bool,

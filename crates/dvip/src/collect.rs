@@ -106,7 +106,13 @@ pub(crate) fn status(path: &Path, name: Option<&str>, json: bool) -> Outcome {
     }
 }
 
-pub(crate) fn run(path: &Path, name: Option<&str>, check: bool, json: bool) -> Outcome {
+pub(crate) fn run(
+    path: &Path,
+    name: Option<&str>,
+    check: bool,
+    json: bool,
+    metrics: Option<std::net::SocketAddr>,
+) -> Outcome {
     let checked = load(path, name);
     if check && json {
         let report = serde_json::json!({
@@ -181,9 +187,18 @@ pub(crate) fn run(path: &Path, name: Option<&str>, check: bool, json: bool) -> O
         state_dir: config.state_dir.clone(),
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let board = dvip_collect::Board::default();
+    if let Some(at) = metrics {
+        if let Err(e) =
+            dvip_collect::metrics::serve(at, board.clone(), config.name.clone(), Arc::clone(&stop))
+        {
+            eprintln!("dvip collect: cannot serve metrics on {at}: {e}");
+            return Outcome::Failed;
+        }
+    }
     let worker = {
         let stop = Arc::clone(&stop);
-        std::thread::spawn(move || dvip_collect::run(collector, tls, &stop))
+        std::thread::spawn(move || dvip_collect::run(collector, tls, &board, &stop))
     };
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()

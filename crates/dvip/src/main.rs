@@ -87,7 +87,8 @@ fn main() -> ExitCode {
             name,
             check,
             json,
-        } => collect::run(&config, name.as_deref(), check, json),
+            metrics,
+        } => collect::run(&config, name.as_deref(), check, json, metrics),
         cli::Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(

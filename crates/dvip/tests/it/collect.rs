@@ -203,6 +203,10 @@ impl Lab {
     }
 
     fn collect(&self) -> Running {
+        self.collect_with(&[])
+    }
+
+    fn collect_with(&self, flags: &[&str]) -> Running {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -213,6 +217,7 @@ impl Lab {
                 .command(env!("CARGO_BIN_EXE_dvip"))
                 .args(["collect", "--config"])
                 .arg(&self.collect_conf)
+                .args(flags)
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
@@ -271,11 +276,28 @@ fn an_aggregator_killed_again_and_again_writes_every_line_once() {
         drop(aggregator);
     }
     assert_eq!(next, total);
-    let aggregator = lab.collect();
+    let aggregator = lab.collect_with(&["--metrics", "127.0.0.1:19480"]);
     lab.wait_lines(&want, Duration::from_secs(60));
     lab.wait_status("the log connected and caught up", |s| {
         s["connected"] == true && s["lag_records"] == 0 && s["last"].is_object()
     });
+    let metrics = lab.ns.run(|| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", 19480)).expect("metrics");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+            .expect("request");
+        let mut body = String::new();
+        stream.read_to_string(&mut body).expect("response");
+        body
+    });
+    for line in [
+        "dvip_collect_connected{node=\"solo\",log=\"maillog\"} 1",
+        "dvip_collect_lag_records{node=\"solo\",log=\"maillog\"} 0",
+        "dvip_collect_written_lines_total{node=\"solo\",log=\"maillog\"} ",
+    ] {
+        assert!(metrics.contains(line), "{line:?} missing in\n{metrics}");
+    }
     drop(aggregator);
     let have = lines_in(&lab.out());
     assert_eq!(have.len(), want.len(), "no line twice");
