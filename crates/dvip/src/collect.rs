@@ -190,7 +190,7 @@ pub(crate) fn run(
     let board = dvip_collect::Board::default();
     if let Some(at) = metrics {
         if let Err(e) =
-            dvip_collect::metrics::serve(at, board.clone(), config.name.clone(), Arc::clone(&stop))
+            dvip_collect::metrics::serve(at, board.clone(), config.name, Arc::clone(&stop))
         {
             eprintln!("dvip collect: cannot serve metrics on {at}: {e}");
             return Outcome::Failed;
