@@ -24,7 +24,7 @@ use crate::status::Board;
 use crate::{CollectError, Output, Source};
 
 /// Records asked for at once, and granted again as each batch is written.
-pub(crate) const CREDIT: u32 = 4096;
+pub(crate) const CREDIT: u32 = 16_384;
 
 /// How long one read waits; the loop then looks at the clock and the stop flag.
 const READ_TIMEOUT: Duration = Duration::from_secs(1);
@@ -244,10 +244,19 @@ pub(crate) fn write_batch(
         return Ok((0, 0));
     };
     let mut by_file: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
+    // A name changes at most once a second (the template's finest escape): records of one
+    // second share it, so it is worked out once per second, not per record.
+    let mut named: Option<(u32, PathBuf)> = None;
     for record in &fresh {
-        let bytes = by_file
-            .entry(output.template.render(record.time, log, node))
-            .or_default();
+        let path = match &named {
+            Some((second, path)) if *second == record.time.seconds => path.clone(),
+            _ => {
+                let path = output.template.render(record.time, log, node);
+                named = Some((record.time.seconds, path.clone()));
+                path
+            }
+        };
+        let bytes = by_file.entry(path).or_default();
         bytes.extend_from_slice(&record.payload);
         bytes.push(b'\n');
     }
