@@ -35,6 +35,7 @@ const LOGS_OPTIONS: &[&str] = &[
     "tls_dir",
 ];
 const NODE_OPTIONS: &[&str] = &["address", "subscriber"];
+const MANAGER_OPTIONS: &[&str] = &["corosync_conf", "subscriber"];
 
 /// One aggregator's view of the file.
 #[derive(Clone, Debug, Serialize)]
@@ -82,7 +83,7 @@ pub fn load_collect(path: &Path, name: Option<&str>, files: &dyn Files) -> Check
     let mut loader = Loader::new(files);
     let document = loader.parse_file(path, None);
     let mut diagnostics = loader.diagnostics;
-    let config = read(&document, name, &mut diagnostics);
+    let config = read(&document, name, files, &mut diagnostics);
     let mut list = diagnostics.list;
     list.sort_by_key(|d| (d.span.map(|s| (s.file, s.start)), d.severity));
     let errors = list.iter().any(|d| d.severity == Severity::Error);
@@ -96,6 +97,7 @@ pub fn load_collect(path: &Path, name: Option<&str>, files: &dyn Files) -> Check
 fn read(
     document: &[Item],
     name: Option<&str>,
+    files: &dyn Files,
     diagnostics: &mut Diagnostics,
 ) -> Option<CollectConfig> {
     let mut logs = None;
@@ -213,7 +215,7 @@ fn read(
             .with_hint("write `Manager \"collector\" { ... }`");
         return None;
     };
-    let nodes = read_nodes(manager, &manager_name, diagnostics);
+    let nodes = read_nodes(manager, &manager_name, files, diagnostics);
     Some(CollectConfig {
         name: manager_name,
         logfile: template?,
@@ -230,14 +232,99 @@ fn read(
 fn read_nodes(
     manager: &Stanza,
     manager_name: &str,
+    files: &dyn Files,
+    diagnostics: &mut Diagnostics,
+) -> Vec<CollectNode> {
+    let mut options = Options::new(Owner::named("Manager", manager_name), &manager.body.items);
+    let corosync_conf = options.word(&["corosync_conf"], diagnostics);
+    let default_subscribers = options
+        .take(&["subscriber"], diagnostics)
+        .map(|o| {
+            listed(o, diagnostics)
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect::<Vec<_>>()
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| vec![manager_name.to_owned(), "master".to_owned()]);
+    options.finish(MANAGER_OPTIONS, Unknown::Warn, diagnostics);
+    let mut listed_nodes = explicit_nodes(manager, manager_name, &default_subscribers, diagnostics);
+    let mut nodes = Vec::new();
+    if let Some(conf) = corosync_conf {
+        for node in corosync_list(conf, files, diagnostics) {
+            // A node listed here as well is taken as listed here.
+            if let Some(i) = listed_nodes.iter().position(|n| n.name == node.name) {
+                nodes.push(listed_nodes.remove(i));
+                continue;
+            }
+            nodes.push(CollectNode {
+                name: node.name,
+                address: SocketAddr::new(node.address, CLUSTER_LISTENER_PORT_DEFAULT),
+                subscribers: default_subscribers.clone(),
+            });
+        }
+    }
+    nodes.extend(listed_nodes);
+    if nodes.is_empty() {
+        diagnostics
+            .error(
+                Code::BadCollect,
+                manager.keyword.span,
+                format!("Manager `{manager_name}` lists no node"),
+            )
+            .with_hint(
+                "add `Node \"node1\" { address = \"198.51.100.10\" }`, or `corosync_conf = \"/etc/corosync/corosync.conf\"` on a cluster host",
+            );
+    }
+    nodes
+}
+
+/// The nodes of the corosync.conf `conf` names.
+fn corosync_list(
+    conf: &crate::tree::Word,
+    files: &dyn Files,
+    diagnostics: &mut Diagnostics,
+) -> Vec<crate::corosync_nodes::CorosyncNode> {
+    let text = match files.read(Path::new(&conf.text)) {
+        Ok(text) => text,
+        Err(e) => {
+            diagnostics
+                .error(
+                    Code::BadCollect,
+                    conf.span,
+                    format!("cannot read {}: {e}", conf.text),
+                )
+                .with_hint("name corosync's configuration, usually /etc/corosync/corosync.conf");
+            return Vec::new();
+        }
+    };
+    match crate::corosync_nodes::nodelist(&text) {
+        Ok(nodes) => nodes,
+        Err(e) => {
+            let why = match e {
+                crate::corosync_nodes::NodelistError::NoNodelist => {
+                    format!("{} has no nodelist", conf.text)
+                }
+                crate::corosync_nodes::NodelistError::BadNode { line, why } => {
+                    format!("{}, line {line}: {why}", conf.text)
+                }
+            };
+            diagnostics
+                .error(Code::BadCollect, conf.span, why)
+                .with_hint("give every node of corosync's nodelist a `name` and a `ring0_addr`, or list the nodes here with `Node`");
+            Vec::new()
+        }
+    }
+}
+
+/// The `Node` stanzas of a Manager.
+fn explicit_nodes(
+    manager: &Stanza,
+    manager_name: &str,
+    default_subscribers: &[String],
     diagnostics: &mut Diagnostics,
 ) -> Vec<CollectNode> {
     let mut nodes: Vec<CollectNode> = Vec::new();
-    Options::new(Owner::named("Manager", manager_name), &manager.body.items).finish(
-        &[],
-        Unknown::Warn,
-        diagnostics,
-    );
     for stanza in stanzas(&manager.body.items) {
         if !stanza.keyword.is("node") {
             unknown(
@@ -299,17 +386,8 @@ fn read_nodes(
             address: at,
             subscribers: subscribers
                 .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| vec![manager_name.to_owned(), "master".to_owned()]),
+                .unwrap_or_else(|| default_subscribers.to_vec()),
         });
-    }
-    if nodes.is_empty() {
-        diagnostics
-            .error(
-                Code::BadCollect,
-                manager.keyword.span,
-                format!("Manager `{manager_name}` lists no node"),
-            )
-            .with_hint("add `Node \"node1\" { address = \"198.51.100.10\" }`");
     }
     nodes
 }

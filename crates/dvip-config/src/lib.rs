@@ -16,6 +16,7 @@
 //! `model`.
 
 pub mod collect;
+pub mod corosync_nodes;
 mod diagnostic;
 mod lex;
 pub mod logfile;

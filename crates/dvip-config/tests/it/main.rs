@@ -1,5 +1,6 @@
 //! Integration tests of the configuration reader, one binary with a module per concern.
 
+mod collect;
 mod golden;
 mod includes;
 mod invalid;
