@@ -25,6 +25,7 @@ for path in \
   usr/lib/systemd/system/dvipd.service usr/lib/systemd/system/dvip-collect.service \
   etc/dvip/dvip.conf \
   usr/share/doc/dvip/examples/corosync.conf usr/share/doc/dvip/examples/dvip-hook \
+  usr/share/doc/dvip/examples/collect.conf \
   usr/share/doc/dvip/examples/mta-2x.conf usr/share/doc/dvip/examples/mta-3x.conf \
   usr/share/doc/dvip/daemon.md usr/share/doc/dvip/config.md \
   usr/share/man/man1/dvip.1.gz usr/share/man/man1/dvip-status.1.gz usr/share/man/man8/dvipd.8.gz \
@@ -47,6 +48,8 @@ for example in mta-2x mta-3x; do
   "$root/usr/sbin/dvip" config check "$root/usr/share/doc/dvip/examples/$example.conf" >/dev/null 2>&1 ||
     fail "example $example.conf does not pass dvip config check"
 done
+"$root/usr/sbin/dvip" collect --check --config "$root/usr/share/doc/dvip/examples/collect.conf" >/dev/null 2>&1 ||
+  fail "the example collect.conf does not pass dvip collect --check"
 grep -q "crypto_cipher: aes256" "$root/usr/share/doc/dvip/examples/corosync.conf" ||
   fail "the example corosync.conf has crypto off"
 grep -q "^ExecStart=/usr/sbin/dvipd --config /etc/dvip/dvip.conf$" "$root/usr/lib/systemd/system/dvipd.service" ||

@@ -73,6 +73,11 @@ pub enum CollectError {
     #[error("node {node} refused: {why}")]
     Refused { node: String, why: String },
     #[error(
+        "another dvip collect runs with the state directory {path}: two aggregators writing \
+         one node's log would each write its lines; give each its own state_dir and subscriber"
+    )]
+    AlreadyRunning { path: PathBuf },
+    #[error(
         "node {node}'s log {log} has none of the subscribers {tried:?}: add one to its \
          logger's URI (`=>NAME`) or with `dvip log subscriber add`"
     )]
@@ -90,6 +95,26 @@ impl CollectError {
             doing,
             source,
         }
+    }
+}
+
+/// Takes the state directory for this process alone, for as long as the returned lock lives.
+pub fn lock_state(state_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, CollectError> {
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| CollectError::io(state_dir, "create the state directory", e))?;
+    let path = state_dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| CollectError::io(&path, "open the lock", e))?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => Ok(locked),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(CollectError::AlreadyRunning {
+            path: state_dir.to_owned(),
+        }),
+        Err((_, errno)) => Err(CollectError::io(&path, "lock", errno.into())),
     }
 }
 

@@ -154,6 +154,13 @@ pub(crate) fn run(
         );
         return Outcome::Ok;
     }
+    let _lock = match dvip_collect::lock_state(&config.state_dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("dvip collect: {e}");
+            return Outcome::Failed;
+        }
+    };
     let tls = match dvip_tls::TlsDir::new(&config.tls_dir).client_config(&config.name) {
         Ok(tls) => tls,
         Err(e) => {

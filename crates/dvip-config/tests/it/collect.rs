@@ -49,7 +49,11 @@ Logs {
         got,
         [
             ("node1".into(), "192.0.2.1:4802".into(), default.clone()),
-            ("node2".into(), "198.51.100.12:14802".into(), vec!["archive".into()]),
+            (
+                "node2".into(),
+                "198.51.100.12:14802".into(),
+                vec!["archive".into()]
+            ),
             ("node3".into(), "192.0.2.3:4802".into(), default),
         ]
     );

@@ -281,6 +281,18 @@ fn an_aggregator_killed_again_and_again_writes_every_line_once() {
     lab.wait_status("the log connected and caught up", |s| {
         s["connected"] == true && s["lag_records"] == 0 && s["last"].is_object()
     });
+    // A second aggregator on the same state directory is refused.
+    let second = dvip(&[
+        "collect",
+        "--config",
+        lab.collect_conf.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        text(&second.stderr).contains("another dvip collect runs"),
+        "{}",
+        text(&second.stderr)
+    );
     let metrics = lab.ns.run(|| {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", 19480)).expect("metrics");
@@ -458,4 +470,17 @@ fn a_node_that_dies_mid_replay_and_a_cut_link_lose_and_repeat_nothing() {
     let have = lines_in(&lab.out());
     assert_eq!(have.len(), want.len(), "no line twice");
     assert!(have == want, "every line once and in order");
+}
+
+#[test]
+fn the_shipped_example_passes_the_check() {
+    let example = crate::root().join("packaging/collect.conf.example");
+    let out = dvip(&[
+        "collect",
+        "--check",
+        "--config",
+        example.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("valid for aggregator collector (3 nodes"));
 }
