@@ -63,28 +63,34 @@ pub(crate) fn status(path: &Path, name: Option<&str>, json: bool) -> Outcome {
             "aggregator": report.aggregator,
             "streams": report.streams,
         });
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );
     } else {
         if running {
-            println!("aggregator {}", report.aggregator);
+            say!("aggregator {}", report.aggregator);
         } else {
-            println!(
+            say!(
                 "aggregator {}: NOT RUNNING; what it said {} s ago:",
                 report.aggregator,
                 age_ms / 1000
             );
         }
-        println!(
+        say!(
             "{:<16} {:<16} {:<12} {:<18} {:>12} {:>12} {:>10}",
-            "NODE", "LOG", "STATE", "LAST WRITTEN", "LAG RECORDS", "LAG BYTES", "LAG S"
+            "NODE",
+            "LOG",
+            "STATE",
+            "LAST WRITTEN",
+            "LAG RECORDS",
+            "LAG BYTES",
+            "LAG S"
         );
         let dash = || "-".to_owned();
         for s in &report.streams {
             let state = if s.connected { "connected" } else { "away" };
-            println!(
+            say!(
                 "{:<16} {:<16} {:<12} {:<18} {:>12} {:>12} {:>10}",
                 s.node,
                 if s.log.is_empty() { "(all)" } else { &s.log },
@@ -95,7 +101,7 @@ pub(crate) fn status(path: &Path, name: Option<&str>, json: bool) -> Outcome {
                 s.lag_seconds.map_or_else(dash, |n| format!("{n:.1}")),
             );
             if let Some(why) = &s.error {
-                println!("  {why}");
+                say!("  {why}");
             }
         }
     }
@@ -124,7 +130,7 @@ pub(crate) fn run(
                 .map(|d| d.to_json(&checked.sources))
                 .collect::<Vec<_>>(),
         });
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
@@ -146,7 +152,7 @@ pub(crate) fn run(
             .iter()
             .filter(|d| d.severity == Severity::Warning)
             .count();
-        println!(
+        say!(
             "{}: valid for aggregator {} ({} nodes, {warnings} warnings)",
             path.display(),
             config.name,

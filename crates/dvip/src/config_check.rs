@@ -67,7 +67,7 @@ pub(crate) fn run(args: &CheckArgs) -> Outcome {
         } else {
             print_text(&path.display().to_string(), &checked);
             if args.addresses && checked.is_valid() {
-                print!("{}", address_table(&checked.config));
+                crate::say_text(&address_table(&checked.config));
             }
         }
     }
@@ -102,7 +102,7 @@ fn print_text(name: &str, checked: &Checked) {
         format!("{n} {word}{suffix}")
     };
     if errors > 0 {
-        println!(
+        say!(
             "{name}: invalid: {}, {}",
             plural(errors, "error"),
             plural(warnings, "warning")
@@ -120,7 +120,7 @@ fn print_text(name: &str, checked: &Checked) {
         .iter()
         .map(|a| a.managed.listener_ports.len())
         .sum();
-    println!(
+    say!(
         "{name}: valid: node {}, {} ({}, {}), {}, {}",
         config.nodename,
         plural(config.addresses.len(), "DuraVIP address"),

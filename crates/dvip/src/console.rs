@@ -16,7 +16,7 @@ use crate::Outcome;
 
 /// Prints a reply or report as indented JSON.
 pub(crate) fn print_json(reply: &impl Serialize) {
-    println!(
+    say!(
         "{}",
         serde_json::to_string_pretty(reply).expect("reports hold only plain data")
     );
@@ -71,19 +71,19 @@ pub(crate) fn show(socket: &Path, json: bool) -> Outcome {
 
 fn show_text(status: &Status) {
     membership_text(status);
-    print!("{}", status.table);
+    crate::say_text(&status.table);
     if let Some(moves) = standing(&status.moves) {
-        println!("standing moves (until `dvip move clear ADDRESS`): {moves}");
+        say!("standing moves (until `dvip move clear ADDRESS`): {moves}");
     }
     let list = |items: Vec<String>| items.join(", ");
     if !status.not_plumbed.is_empty() {
-        println!(
+        say!(
             "held here but NOT PLUMBED (being retried; dark until then): {}",
             list(status.not_plumbed.iter().map(ToString::to_string).collect())
         );
     }
     if !status.given_up_interfaces.is_empty() {
-        println!(
+        say!(
             "interfaces given up (plumbing failed; their addresses are offered again when the \
              interface comes up, or on reload): {}",
             list(status.given_up_interfaces.iter().cloned().collect())
@@ -102,7 +102,7 @@ pub(crate) fn membership(socket: &Path, json: bool) -> Outcome {
 
 fn membership_text(status: &Status) {
     if status.waiting_for_corosync {
-        println!("waiting for corosync: this node is in no view and holds nothing");
+        say!("waiting for corosync: this node is in no view and holds nothing");
     }
     let view = &status.view;
     let state = match (view.ready, view.mature) {
@@ -110,7 +110,7 @@ fn membership_text(status: &Status) {
         (true, false) => "settling (planned moves wait until the view matures)",
         (true, true) => "settled",
     };
-    println!(
+    say!(
         "node {}{}, view {} of {} ({}): {state}",
         status.node,
         if status.standby { " (standby)" } else { "" },
@@ -120,12 +120,12 @@ fn membership_text(status: &Status) {
     );
     if !view.silent.is_empty() {
         let silent: Vec<&str> = view.silent.iter().map(String::as_str).collect();
-        println!(
+        say!(
             "silent (no State in time; planned around as holding nothing): {}",
             silent.join(", ")
         );
     }
-    println!(
+    say!(
         "view stable for {}, configuration ({} addresses) stable for {}",
         age(view.stable_ms),
         status.config.addresses,
@@ -142,21 +142,21 @@ pub(crate) fn info(socket: &Path, json: bool) -> Outcome {
 }
 
 fn info_text(r: &Info) {
-    println!(
+    say!(
         "dvipd {} on node {} (pid {}), up {}",
         r.version,
         r.node,
         r.pid,
         age(Some(r.uptime_ms))
     );
-    println!(
+    say!(
         "configuration {} ({} addresses), stable for {}",
         r.config_file.display(),
         r.config.addresses,
         age(Some(r.config.stable_ms))
     );
     match &r.bus {
-        BusStatus::Corosync { group, joined } => println!(
+        BusStatus::Corosync { group, joined } => say!(
             "bus: corosync, group {group}, {}",
             if *joined {
                 "joined"
@@ -164,9 +164,9 @@ fn info_text(r: &Info) {
                 "NOT JOINED (corosync is away: every address released)"
             }
         ),
-        BusStatus::Standalone => println!("bus: standalone (a cluster of one)"),
+        BusStatus::Standalone => say!("bus: standalone (a cluster of one)"),
     }
-    println!(
+    say!(
         "holding {} addresses, lifetime {} s, announcing to {}",
         r.held,
         r.address_lifetime_s,
@@ -177,16 +177,17 @@ fn info_text(r: &Info) {
         }
     );
     if r.holders > 0 {
-        println!(
+        say!(
             "{} of them on {} holder interfaces (dvip-hold0 and up), IPv4 only",
-            r.held_on_holders, r.holders
+            r.held_on_holders,
+            r.holders
         );
     }
     if let Some(hook) = &r.hook {
-        println!("hook: {hook}");
+        say!("hook: {hook}");
     }
     for forward in &r.forwarding {
-        println!("forwarding {forward}");
+        say!("forwarding {forward}");
     }
 }
 
@@ -199,7 +200,7 @@ pub(crate) fn arp_show(socket: &Path, json: bool) -> Outcome {
 }
 
 fn arp_text(r: &Arp) {
-    println!(
+    say!(
         "node {}: announcing to {}",
         r.node,
         match r.mode {
@@ -207,12 +208,15 @@ fn arp_text(r: &Arp) {
             ArpMode::Neighbours => "known neighbours only",
         }
     );
-    println!(
+    say!(
         "{:<40} {:<12} {:>13} {:>6}",
-        "ADDRESS", "INTERFACE", "ANNOUNCEMENTS", "FRAMES"
+        "ADDRESS",
+        "INTERFACE",
+        "ANNOUNCEMENTS",
+        "FRAMES"
     );
     for a in &r.addresses {
-        println!(
+        say!(
             "{:<40} {:<12} {:>13} {:>6}",
             a.address.to_string(),
             a.interface,
@@ -236,11 +240,11 @@ fn answer_text(answer: &Answer, view_only: bool) {
     match answer {
         Answer::Status(s) if view_only => membership_text(s),
         Answer::Status(s) => show_text(s),
-        Answer::Cluster(_) => println!("ok"),
+        Answer::Cluster(_) => say!("ok"),
         Answer::Info(i) => info_text(i),
         Answer::Arp(a) => arp_text(a),
         Answer::Done | Answer::Reloaded { .. } | Answer::Gathered(_) | Answer::Following => {
-            println!("ok");
+            say!("ok");
         }
     }
 }
@@ -292,10 +296,10 @@ pub(crate) fn broadcast(socket: &Path, words: &[String], json: bool) -> Outcome 
         print_json(&Answer::Gathered(gathered.clone()).to_json());
     } else {
         for (node, answer) in &answers {
-            println!("== {node}");
+            say!("== {node}");
             match answer {
                 Ok(answer) => answer_text(answer, view_only),
-                Err(e) => println!("error: {e}"),
+                Err(e) => say!("error: {e}"),
             }
         }
         if !gathered.missing.is_empty() {
@@ -315,8 +319,8 @@ pub(crate) fn broadcast(socket: &Path, words: &[String], json: bool) -> Outcome 
 /// Runs a command that changes something; says `ok` (or, with `--json`, prints the reply).
 pub(crate) fn command(socket: &Path, request: &Request, json: bool) -> Outcome {
     report(socket, request, json, |answer| match answer {
-        Answer::Reloaded { addresses } => println!("ok: {addresses} DuraVIP addresses"),
-        _ => println!("ok"),
+        Answer::Reloaded { addresses } => say!("ok: {addresses} DuraVIP addresses"),
+        _ => say!("ok"),
     })
 }
 

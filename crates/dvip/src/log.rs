@@ -152,7 +152,7 @@ fn write(uri: &str, arg: DurabilityArg, json: bool) -> Result<Outcome> {
         report.bytes += lines.iter().map(|l| l.len() as u64).sum::<u64>();
     }
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        say!("{}", serde_json::to_string(&report)?);
     }
     Ok(Outcome::Ok)
 }
@@ -180,9 +180,9 @@ fn follow(file: &Path, uri: &str, arg: DurabilityArg, once: bool, json: bool) ->
             progress,
         };
         if json {
-            println!("{}", serde_json::to_string(&report)?);
+            say!("{}", serde_json::to_string(&report)?);
         } else {
-            println!(
+            say!(
                 "{}: {} lines into {}{}{}{}",
                 file.display(),
                 report.progress.lines,
@@ -283,14 +283,14 @@ fn show(paths: Vec<PathBuf>, config: &Path, json: bool) -> Result<Outcome> {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&statuses)?);
+        say!("{}", serde_json::to_string_pretty(&statuses)?);
     } else {
         let now = std::time::SystemTime::now();
         for status in &statuses {
-            print!("{}", render_status(status, now));
+            crate::say_text(&render_status(status, now));
         }
         if paths.is_empty() {
-            println!("no journals: the configuration names none");
+            say!("no journals: the configuration names none");
         }
     }
     Ok(outcome)
@@ -448,15 +448,15 @@ fn subscriber(command: SubscriberCommand) -> Result<Outcome> {
 fn repair(path: &Path, json: bool) -> Result<Outcome> {
     let report = dvip_journal::repair(&Journal::open(path)?)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
     } else if report == dvip_journal::RepairReport::default() {
-        println!("{}: nothing to repair", path.display());
+        say!("{}: nothing to repair", path.display());
     } else {
         for repair in &report.tail {
-            println!("{repair}");
+            say!("{repair}");
         }
         for damage in &report.segments {
-            println!("{damage}");
+            say!("{damage}");
         }
     }
     Ok(Outcome::Ok)
@@ -470,12 +470,12 @@ struct CleanReport {
 fn clean(path: &Path, json: bool) -> Result<Outcome> {
     let removed_segments = Journal::open(path)?.clean()?;
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string(&CleanReport { removed_segments })?
         );
     } else {
-        println!(
+        say!(
             "{}: removed {removed_segments} segments every subscriber has read",
             path.display()
         );

@@ -3,6 +3,14 @@
 //! Owns argument parsing and exit codes; each command lives in its own module and returns
 //! an [`Outcome`]. Exit codes: 0 success, 1 the input is invalid or a check failed, 2 usage.
 
+/// Prints one line of a report on standard output, as `println!` would, except that a reader
+/// that went away (`dvip ... | head`) ends the command quietly instead of with a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::say_line(format_args!($($arg)*))
+    };
+}
+
 mod cli;
 mod collect;
 mod config_check;
@@ -14,6 +22,24 @@ mod status;
 mod tls;
 
 use std::process::ExitCode;
+
+/// See [`say!`].
+pub(crate) fn say_line(args: std::fmt::Arguments<'_>) {
+    say_text(&format!("{args}\n"));
+}
+
+/// Prints `text` as it is, ending the command quietly if the reader went away.
+pub(crate) fn say_text(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("dvip: cannot write the report: {e}");
+        std::process::exit(1);
+    }
+}
 
 use clap::Parser as _;
 use dvip_console::Request;

@@ -46,12 +46,12 @@ pub(crate) fn run(command: TlsCommand) -> Outcome {
 fn report(issued: &Issued, json: bool, what: &str) {
     if json {
         match serde_json::to_string_pretty(issued) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => say!("{text}"),
             Err(e) => eprintln!("dvip tls: {e}"),
         }
         return;
     }
-    println!(
+    say!(
         "{what} for {}: {} (key {}), valid until {}\nsha256 {}",
         issued.name,
         issued.certificate.display(),

@@ -304,3 +304,33 @@ fn a_configuration_on_standard_input_is_checked_as_a_file_named_dash() {
     assert_eq!(file["errors"][0]["file"], "-");
     assert_eq!(file["errors"][0]["line"], 2);
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_report_quietly() {
+    // Far more than a pipe holds, so the write meets the closed end whenever it comes.
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let path = tmp.path().join("many.conf");
+    let mut text = String::from(
+        "cluster { nodename = n1  Topology \"198.18.0.0/16\" { interface = \"eth0\" } }\n",
+    );
+    for i in 0..3000u32 {
+        text.push_str(&format!(
+            "Binding \"b{i}\" {{ Enable_Duravip = true  Bind_Address = 198.18.{}.{} }}\n",
+            i / 250,
+            i % 250 + 1
+        ));
+    }
+    std::fs::write(&path, text).expect("write");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dvip"))
+        .args(["config", "check", "--addresses"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("dvip runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("dvip ends");
+    let stderr = crate::text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
