@@ -233,6 +233,16 @@ impl Lab {
         self.root().join("out").join("maillog").join("solo")
     }
 
+    /// Waits for every line, stops the aggregator, and checks each line is there once, in
+    /// order.
+    fn finish(&self, aggregator: Running, want: &[String]) {
+        self.wait_lines(want, Duration::from_secs(60));
+        drop(aggregator);
+        let have = lines_in(&self.out());
+        assert_eq!(have.len(), want.len(), "no line twice");
+        assert!(have == want, "every line once and in order");
+    }
+
     /// Waits until the aggregated file holds as many lines as `want`.
     fn wait_lines(&self, want: &[String], within: Duration) {
         let deadline = Instant::now() + within;
@@ -379,11 +389,7 @@ fn an_aggregator_whose_disk_fills_stops_says_so_and_resumes_without_a_gap_or_a_r
         "what went in is whole and in order"
     );
     mount.resize("16m");
-    lab.wait_lines(&want, Duration::from_secs(60));
-    drop(aggregator);
-    let have = lines_in(&lab.out());
-    assert_eq!(have.len(), want.len(), "no line twice");
-    assert!(have == want, "every line once and in order");
+    lab.finish(aggregator, &want);
 }
 
 #[test]
@@ -465,11 +471,7 @@ fn a_node_that_dies_mid_replay_and_a_cut_link_lose_and_repeat_nothing() {
                 .is_some_and(|e| e.contains("silent") || e.contains("answer"))
     });
     nft(&lab, "delete table inet cut");
-    lab.wait_lines(&want, Duration::from_secs(60));
-    drop(aggregator);
-    let have = lines_in(&lab.out());
-    assert_eq!(have.len(), want.len(), "no line twice");
-    assert!(have == want, "every line once and in order");
+    lab.finish(aggregator, &want);
 }
 
 #[test]

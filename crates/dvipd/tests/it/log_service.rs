@@ -76,6 +76,29 @@ fn hello(client: &mut Client) {
     );
 }
 
+/// A CA in `dir/tls` with the node's (`solo`) certificate and, if asked, the aggregator's.
+fn certificates(dir: &Path, collector: bool) -> TlsDir {
+    let tls = TlsDir::new(dir.join("tls"));
+    tls.init("test", 1, false).expect("a CA");
+    tls.issue("solo", &[], 1).expect("the node's");
+    if collector {
+        tls.issue("collector", &[], 1).expect("the aggregator's");
+    }
+    tls
+}
+
+/// A journal at `path` with the subscriber `master`, and its writer.
+fn journal_with_master(path: &Path) -> Writer {
+    let options = CreateOptions {
+        subscribers: vec!["master".into()],
+        ..CreateOptions::default()
+    };
+    Writer::new(
+        Journal::open_or_create(path, &options).expect("journal"),
+        dvip_journal::Durability::Process,
+    )
+}
+
 fn config(journal: &Path) -> String {
     format!(
         r#"
@@ -96,19 +119,9 @@ fn an_aggregator_replays_from_its_checkpoint_with_credit_and_acks_move_it() {
     let ns = Netns::new("dvipd-ls");
     ns.loopback_up();
     let tmp = tempfile::tempdir().expect("a temporary directory");
-    let tls = TlsDir::new(tmp.path().join("tls"));
-    tls.init("test", 1, false).expect("a CA");
-    tls.issue("solo", &[], 1).expect("the node's");
-    tls.issue("collector", &[], 1).expect("the aggregator's");
+    let tls = certificates(tmp.path(), true);
     let journal = tmp.path().join("mail.cluster");
-    let options = CreateOptions {
-        subscribers: vec!["master".into()],
-        ..CreateOptions::default()
-    };
-    let mut writer = Writer::new(
-        Journal::open_or_create(&journal, &options).expect("journal"),
-        dvip_journal::Durability::Process,
-    );
+    let mut writer = journal_with_master(&journal);
     let lines: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();
     for line in &lines {
         writer.append(line.as_bytes()).expect("append");
@@ -215,24 +228,16 @@ fn a_client_without_the_cluster_s_certificate_gets_nothing() {
     let ns = Netns::new("dvipd-lt");
     ns.loopback_up();
     let tmp = tempfile::tempdir().expect("a temporary directory");
-    let tls = TlsDir::new(tmp.path().join("tls"));
-    tls.init("test", 1, false).expect("a CA");
-    tls.issue("solo", &[], 1).expect("the node's");
+    let tls = certificates(tmp.path(), false);
     let stranger = TlsDir::new(tmp.path().join("other"));
     stranger.init("other", 1, false).expect("another CA");
     stranger.issue("collector", &[], 1).expect("a stranger");
     // The stranger trusts the node's CA, so only its own certificate is at fault.
     std::fs::copy(tls.path().join("ca.pem"), stranger.path().join("ca.pem")).expect("copy");
     let journal = tmp.path().join("mail.cluster");
-    let options = CreateOptions {
-        subscribers: vec!["master".into()],
-        ..CreateOptions::default()
-    };
-    let mut writer = Writer::new(
-        Journal::open_or_create(&journal, &options).expect("journal"),
-        dvip_journal::Durability::Process,
-    );
-    writer.append(b"secret delivery line").expect("append");
+    journal_with_master(&journal)
+        .append(b"secret delivery line")
+        .expect("append");
     let conf = crate::config(&ns, &config(&journal));
     let tls_dir = tls.path().to_str().expect("utf-8").to_owned();
     let daemon = Daemon::start_with(&ns, &conf, &["--tls-dir", &tls_dir], &[]);
