@@ -70,7 +70,7 @@ impl Lab {
         tls.issue("collector", &[], 1).expect("the aggregator's");
         let journal = root.join("mail.cluster");
         let options = CreateOptions {
-            subscribers: vec!["master".into()],
+            subscribers: vec!["master".into(), "archive".into()],
             ..CreateOptions::default()
         };
         let writer = Writer::new(
@@ -485,4 +485,64 @@ fn the_shipped_example_passes_the_check() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("valid for aggregator collector (3 nodes"));
+}
+
+#[test]
+fn two_aggregators_with_their_own_subscribers_each_get_every_line() {
+    let mut lab = Lab::new("dvip-c2");
+    let root = lab.root().to_owned();
+    let tls = TlsDir::new(root.join("tls"));
+    tls.issue("archive", &[], 1)
+        .expect("the second aggregator's");
+    let archive_conf = root.join("archive.conf");
+    write(
+        &archive_conf,
+        &format!(
+            r#"
+Logs {{
+  logfile = "{out}/%{{l}}/%{{n}}"
+  state_dir = "{state}"
+  tls_dir = "{tls}"
+  Manager "archive" {{
+    Node "solo" {{ address = "127.0.0.1:{PORT}" }}
+  }}
+}}
+"#,
+            out = root.join("archive-out").display(),
+            state = root.join("archive-state").display(),
+            tls = tls.path().display(),
+        ),
+    );
+    let mut want = Vec::new();
+    lab.write_lines(0, 5_000, &mut want);
+    let archive = Running(
+        lab.ns
+            .command(env!("CARGO_BIN_EXE_dvip"))
+            .args(["collect", "--config"])
+            .arg(&archive_conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the second aggregator starts"),
+    );
+    let aggregator = lab.collect();
+    lab.write_lines(5_000, 8_000, &mut want);
+    // The second reads as `archive` (its name, the default before `master`).
+    let archived = root.join("archive-out").join("maillog").join("solo");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines_in(&archived).len() < want.len() {
+        assert!(
+            Instant::now() < deadline,
+            "the archive has {} of {}",
+            lines_in(&archived).len(),
+            want.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(archive);
+    assert!(
+        lines_in(&archived) == want,
+        "the archive has every line once, in order"
+    );
+    lab.finish(aggregator, &want);
 }
