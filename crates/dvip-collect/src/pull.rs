@@ -51,6 +51,7 @@ pub(crate) fn connect(
         }
     })?;
     tcp.set_read_timeout(Some(READ_TIMEOUT))
+        .and_then(|()| tcp.set_write_timeout(Some(READ_TIMEOUT)))
         .and_then(|()| tcp.set_nodelay(true))
         .map_err(|e| CollectError::Connect {
             node: source.node.clone(),
@@ -65,7 +66,7 @@ pub(crate) fn connect(
             node: source.node.clone(),
             why: e.to_string(),
         })?;
-    let mut conn = Framed::new(StreamOwned::new(connection, tcp));
+    let mut conn = Framed::new(StreamOwned::new(connection, tcp)).with_stall_limit(SILENCE_MAX);
     match ask(
         &mut conn,
         source,

@@ -4,6 +4,7 @@
 //! stream: the caller hands over one already connected and authenticated.
 
 use std::io::{ErrorKind, Read, Write};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,9 @@ pub enum StreamError {
     /// The peer sent something that is not a message.
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// A write made no progress for the stall limit: the peer stopped reading.
+    #[error("the peer took nothing for {} s: it has stopped reading", .0.as_secs())]
+    Stalled(Duration),
 }
 
 /// A stream carrying framed messages.
@@ -30,6 +34,8 @@ pub struct Framed<S> {
     stream: S,
     decoder: Decoder,
     buffer: Vec<u8>,
+    /// How long a write may make no progress; `None`: as long as the stream blocks.
+    stall_limit: Option<Duration>,
 }
 
 impl<S: Read + Write> Framed<S> {
@@ -38,7 +44,17 @@ impl<S: Read + Write> Framed<S> {
             stream,
             decoder: Decoder::default(),
             buffer: vec![0; 64 * 1024],
+            stall_limit: None,
         }
+    }
+
+    /// Gives up a send that makes no progress for `limit`. The stream's own write timeout
+    /// must be shorter, so that a blocked write comes back to look at the clock: a socket's
+    /// timeout restarts with every byte taken, and a slowly growing buffer would never let it
+    /// run out.
+    pub fn with_stall_limit(mut self, limit: Duration) -> Self {
+        self.stall_limit = Some(limit);
+        self
     }
 
     pub fn get_ref(&self) -> &S {
@@ -51,9 +67,39 @@ impl<S: Read + Write> Framed<S> {
 
     /// Sends one message and flushes it.
     pub fn send<M: Serialize>(&mut self, message: &M) -> Result<(), StreamError> {
-        self.stream.write_all(&encode(message)?)?;
-        self.stream.flush()?;
-        Ok(())
+        let frame = encode(message)?;
+        let mut written = 0;
+        let mut progress = Instant::now();
+        while written < frame.len() {
+            match self.stream.write(&frame[written..]) {
+                Ok(0) => return Err(StreamError::Closed),
+                Ok(n) => {
+                    written += n;
+                    progress = Instant::now();
+                }
+                Err(e) => self.waited(e, progress)?,
+            }
+        }
+        loop {
+            match self.stream.flush() {
+                Ok(()) => return Ok(()),
+                Err(e) => self.waited(e, progress)?,
+            }
+        }
+    }
+
+    /// A write that could not go on: fine to try again unless it is a failure or the stall
+    /// limit has passed since `progress`.
+    fn waited(&self, e: std::io::Error, progress: Instant) -> Result<(), StreamError> {
+        match e.kind() {
+            ErrorKind::Interrupted => Ok(()),
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => match self.stall_limit {
+                Some(limit) if progress.elapsed() < limit => Ok(()),
+                Some(limit) => Err(StreamError::Stalled(limit)),
+                None => Err(e.into()),
+            },
+            _ => Err(e.into()),
+        }
     }
 
     /// The next message, waiting for it. With a read timeout set on the stream, `Ok(None)`

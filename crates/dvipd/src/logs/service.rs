@@ -28,6 +28,9 @@ use super::STOP_CHECK;
 /// Connections served at once; more are closed at once (a handful of aggregators is normal).
 pub const CONNECTIONS_MAX: usize = 64;
 
+/// How long a write may wait for the client to make room before the client is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a client has to finish the handshake and say Hello.
 const GREETING_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -159,8 +162,13 @@ fn serve(
     stream.set_nonblocking(false)?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(STOP_CHECK))?;
+    // An aggregator that stops reading (a hung process, a host gone without a word) would
+    // otherwise hold this thread in a write until TCP gives up, a quarter of an hour later:
+    // writes come back every second to see whether the stall limit has passed.
+    stream.set_write_timeout(Some(Duration::from_secs(1)))?;
     let connection = ServerConnection::new(tls).map_err(std::io::Error::other)?;
-    let mut conn: Conn = Framed::new(StreamOwned::new(connection, stream));
+    let mut conn: Conn =
+        Framed::new(StreamOwned::new(connection, stream)).with_stall_limit(WRITE_TIMEOUT);
     let mut session = ServerSession::new(node, infos(logs));
     let started = Instant::now();
     let mut greeted = false;

@@ -272,3 +272,59 @@ fn without_its_certificate_the_node_runs_and_says_the_log_service_is_not_started
     wait_for(&ns, &["198.51.100.31"], Duration::from_secs(5), &daemon);
     crate::wait_logged(&daemon, "the log service is not started");
 }
+
+#[test]
+fn an_aggregator_that_stops_reading_is_dropped_and_frees_its_thread() {
+    let ns = Netns::new("dvipd-lw");
+    ns.loopback_up();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let tls = certificates(tmp.path(), true);
+    let journal = tmp.path().join("mail.cluster");
+    let mut writer = journal_with_master(&journal);
+    // Far more than the sockets' buffers hold, so the node's writes must wait on the reader.
+    let line = vec![b'x'; 1000];
+    for _ in 0..40 {
+        writer
+            .append_batch(
+                dvip_journal::Timestamp::from_system(std::time::SystemTime::now()),
+                std::iter::repeat_n(line.as_slice(), 1000),
+            )
+            .expect("append");
+    }
+    let conf = crate::config(&ns, &config(&journal));
+    let tls_dir = tls.path().to_str().expect("utf-8").to_owned();
+    let daemon = Daemon::start_with(
+        &ns,
+        &conf,
+        &["--tls-dir", &tls_dir, "--metrics", "127.0.0.1:19473"],
+        &[],
+    );
+    wait_for(&ns, &["198.51.100.31"], Duration::from_secs(5), &daemon);
+    let collector = tls.client_config("collector").expect("client");
+    let connections = |want: &str| {
+        crate::eventually(Duration::from_secs(60), &daemon, || {
+            let body = crate::operations::scrape(&ns, 19473)?;
+            let line = format!("dvip_log_service_connections {want}");
+            if body.contains(&line) {
+                Ok(())
+            } else {
+                Err(format!("{line:?} missing"))
+            }
+        });
+    };
+    // The stalled client is held open (not closed) for the whole test.
+    let _stalled = ns.run(|| {
+        let mut c = connect(collector).expect("connected");
+        hello(&mut c);
+        c.send(&Request::Open {
+            log: "maillog".into(),
+            subscriber: "master".into(),
+            credit: 1_000_000,
+        })
+        .expect("open");
+        c
+    });
+    connections("1");
+    // It reads nothing: within the write timeout the node gives up on it.
+    connections("0");
+}
