@@ -6,7 +6,10 @@
 #     hold everything, its return and the rebalance (scripts/cluster-demo.sh);
 #  3. a killed dvipd's addresses going with it (the kernel keeps addresses after kill -9;
 #     dvipd's guardian process removes them at once, and a short lifetime that only a live
-#     daemon refreshes is the backstop).
+#     daemon refreshes is the backstop);
+#  4. clustered logging: a node's log collected over mutual TLS while lines keep coming, the
+#     node killed in the middle and started again, and every line in the aggregated file
+#     once (scripts/logs-demo.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/setup.sh
@@ -66,5 +69,9 @@ end=$(date +%s.%N)
 gone=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", (e - s) * 1000 }')
 echo "...and all of them were gone $gone ms after the kill (without the guardian, their 3 s"
 echo "lifetime would have run out: nobody refreshes them any more)."
+echo
+
+echo "== 4. clustered logging: a node dies while its log is being collected"
+scripts/logs-demo.sh target/release
 echo
 echo "demo: done"

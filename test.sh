@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace after installing what the build needs, builds and checks
-# the Debian package, then a short chaos run on a lab cluster (DVIP_CHAOS_SECONDS, 0 to skip;
-# DVIP_CHAOS_SEED).
+# the Debian package, runs the demo's logging part, then a short chaos run on a lab cluster
+# (DVIP_CHAOS_SECONDS, 0 to skip; DVIP_CHAOS_SEED).
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/setup.sh
@@ -13,6 +13,9 @@ cargo test --workspace --locked
 dvip_setup_packaging
 packaging/deb.sh --profile dev
 packaging/check-deb.sh
+# The README demo's last part, on the test build: a node killed while its log is collected,
+# every line in the aggregated file once.
+scripts/logs-demo.sh target/debug
 seconds="${DVIP_CHAOS_SECONDS:-150}"
 if [ "$seconds" -gt 0 ]; then
   # The binaries the tests just built: dvip runs the lab, the dvipd next to it runs on each node.

@@ -263,6 +263,10 @@ fn pull_log(
                 board.update(&source.node, log, |s| {
                     s.connected = false;
                     s.error = Some(e.to_string());
+                    // Not known while away: the node's last word is stale.
+                    s.lag_records = None;
+                    s.lag_bytes = None;
+                    s.lag_seconds = None;
                 });
                 // A session that ran a while was healthy: start the pauses over.
                 if started.elapsed() > RETRY_MAX {

@@ -116,6 +116,8 @@ impl<S: Read + Write> Framed<S> {
                     return Ok(None)
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // A peer that died or was killed leaves without TLS's goodbye: the same end.
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Err(StreamError::Closed),
                 Err(e) => return Err(e.into()),
             }
         }
