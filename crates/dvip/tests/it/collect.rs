@@ -544,5 +544,24 @@ Logs {{
         lines_in(&archived) == want,
         "the archive has every line once, in order"
     );
+    // Killed, the archive's status goes stale, and `status` says it is not running.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = dvip(&[
+            "collect",
+            "status",
+            "--config",
+            archive_conf.to_str().expect("utf-8"),
+        ]);
+        if out.status.code() == Some(1) && text(&out.stdout).contains("NOT RUNNING") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a killed aggregator still looks alive:\n{}",
+            text(&out.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     lab.finish(aggregator, &want);
 }

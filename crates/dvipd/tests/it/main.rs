@@ -130,7 +130,7 @@ impl std::ops::Deref for Conf {
 
 impl Drop for Conf {
     fn drop(&mut self) {
-        for extension in ["conf", "sock", "log", "notify"] {
+        for extension in ["conf", "sock", "lock", "log", "notify"] {
             let _ = std::fs::remove_file(self.0.with_extension(extension));
         }
         // Each test keeps its node's state apart: a standby kept by one must not reach another.
