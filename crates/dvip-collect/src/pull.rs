@@ -38,34 +38,28 @@ const SILENCE_MAX: Duration = Duration::from_secs(10);
 
 type Conn = Framed<StreamOwned<ClientConnection, TcpStream>>;
 
+/// The connection to `source` failed, for `why`.
+fn broke(source: &Source, why: impl std::fmt::Display) -> CollectError {
+    CollectError::Connect {
+        node: source.node.clone(),
+        why: why.to_string(),
+    }
+}
+
 /// Connects to `source` and says Hello.
 pub(crate) fn connect(
     source: &Source,
     tls: &Arc<ClientConfig>,
     me: &str,
 ) -> Result<Conn, CollectError> {
-    let tcp = TcpStream::connect_timeout(&source.address, Duration::from_secs(5)).map_err(|e| {
-        CollectError::Connect {
-            node: source.node.clone(),
-            why: e.to_string(),
-        }
-    })?;
+    let tcp = TcpStream::connect_timeout(&source.address, Duration::from_secs(5))
+        .map_err(|e| broke(source, e))?;
     tcp.set_read_timeout(Some(READ_TIMEOUT))
         .and_then(|()| tcp.set_write_timeout(Some(READ_TIMEOUT)))
         .and_then(|()| tcp.set_nodelay(true))
-        .map_err(|e| CollectError::Connect {
-            node: source.node.clone(),
-            why: e.to_string(),
-        })?;
-    let name = dvip_tls::server_name(&source.node).map_err(|e| CollectError::Connect {
-        node: source.node.clone(),
-        why: e.to_string(),
-    })?;
-    let connection =
-        ClientConnection::new(Arc::clone(tls), name).map_err(|e| CollectError::Connect {
-            node: source.node.clone(),
-            why: e.to_string(),
-        })?;
+        .map_err(|e| broke(source, e))?;
+    let name = dvip_tls::server_name(&source.node).map_err(|e| broke(source, e))?;
+    let connection = ClientConnection::new(Arc::clone(tls), name).map_err(|e| broke(source, e))?;
     let mut conn = Framed::new(StreamOwned::new(connection, tcp)).with_stall_limit(SILENCE_MAX);
     match ask(
         &mut conn,
@@ -89,10 +83,7 @@ pub(crate) fn list(conn: &mut Conn, source: &Source) -> Result<Vec<String>, Coll
 }
 
 fn ask(conn: &mut Conn, source: &Source, request: &Request) -> Result<Reply, CollectError> {
-    let lost = |e: dvip_logwire::StreamError| CollectError::Connect {
-        node: source.node.clone(),
-        why: e.to_string(),
-    };
+    let lost = |e| broke(source, e);
     conn.send(request).map_err(lost)?;
     let asked = Instant::now();
     loop {
@@ -100,10 +91,10 @@ fn ask(conn: &mut Conn, source: &Source, request: &Request) -> Result<Reply, Col
             return Ok(reply);
         }
         if asked.elapsed() > SILENCE_MAX {
-            return Err(CollectError::Connect {
-                node: source.node.clone(),
-                why: format!("no answer within {} s", SILENCE_MAX.as_secs()),
-            });
+            return Err(broke(
+                source,
+                format!("no answer within {} s", SILENCE_MAX.as_secs()),
+            ));
         }
     }
 }
@@ -161,10 +152,7 @@ pub(crate) fn pull(
     board: &Board,
     stop: &AtomicBool,
 ) -> Result<(), CollectError> {
-    let lost = |e: dvip_logwire::StreamError| CollectError::Connect {
-        node: source.node.clone(),
-        why: e.to_string(),
-    };
+    let lost = |e| broke(source, e);
     let mut conn = connect(source, tls, me)?;
     let subscriber = open(&mut conn, source, log)?;
     board.update(&source.node, log, |s| {
@@ -183,10 +171,10 @@ pub(crate) fn pull(
         }
         let Some(reply) = conn.receive::<Reply>().map_err(lost)? else {
             if heard.elapsed() > SILENCE_MAX {
-                return Err(CollectError::Connect {
-                    node: source.node.clone(),
-                    why: format!("silent for {} s", SILENCE_MAX.as_secs()),
-                });
+                return Err(broke(
+                    source,
+                    format!("silent for {} s", SILENCE_MAX.as_secs()),
+                ));
             }
             continue;
         };

@@ -31,7 +31,6 @@ enum Phase {
     Ready,
     Open {
         log: String,
-        subscriber: String,
         credit: u64,
         /// The last record sent, or the checkpoint the log was opened at.
         sent: RecordId,
@@ -122,7 +121,6 @@ impl ServerSession {
                 }
                 self.phase = Phase::Open {
                     log: log.clone(),
-                    subscriber: subscriber.clone(),
                     credit: u64::from(credit),
                     sent: RecordId::START,
                     acked: RecordId::START,
@@ -171,14 +169,6 @@ impl ServerSession {
     /// Opening failed: back to no log open.
     pub fn open_failed(&mut self) {
         self.phase = Phase::Ready;
-    }
-
-    /// The subscriber the open log is read as.
-    pub fn subscriber(&self) -> Option<&str> {
-        match &self.phase {
-            Phase::Open { subscriber, .. } => Some(subscriber),
-            _ => None,
-        }
     }
 
     /// How many records may be sent now.

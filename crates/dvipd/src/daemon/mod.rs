@@ -260,8 +260,6 @@ struct Daemon {
     /// The syslog listener and followed files, replaced off the loop on a reload that
     /// changes them.
     inputs: Arc<std::sync::Mutex<Inputs>>,
-    /// The logs the log service serves, replaced at a reload.
-    served: crate::logs::service::ServedLogs,
     /// The log service, while it runs.
     _log_service: Option<crate::logs::service::Service>,
 }
@@ -283,7 +281,6 @@ fn start_log_service(
     settings: &Settings,
     config: &Loaded,
     name: &str,
-    served: &crate::logs::service::ServedLogs,
     metrics: &Metrics,
 ) -> Option<crate::logs::service::Service> {
     if config.journals.is_empty() {
@@ -302,7 +299,7 @@ fn start_log_service(
         at,
         tls,
         name.to_owned(),
-        Arc::clone(served),
+        metrics.logs.journals(),
         metrics.logs.clone(),
     ) {
         Ok(service) => {
@@ -782,9 +779,6 @@ impl Daemon {
     /// writing what they received before the new ones bind the same sockets.
     fn restart_inputs(&self, config: &Loaded) {
         self.metrics.logs.set_journals(config.journals.clone());
-        if let Ok(mut served) = self.served.lock() {
-            served.clone_from(&config.journals);
-        }
         let wanted = config.log_inputs.clone();
         let (inputs, metrics) = (Arc::clone(&self.inputs), Arc::clone(&self.metrics));
         tokio::task::spawn_blocking(move || {
@@ -1059,9 +1053,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         .set(i64::try_from(config.addresses.len()).unwrap_or(i64::MAX));
     let inputs = Inputs::start(&config.log_inputs, &metrics.logs)?;
     metrics.logs.set_journals(config.journals.clone());
-    let served: crate::logs::service::ServedLogs =
-        Arc::new(std::sync::Mutex::new(config.journals.clone()));
-    let log_service = start_log_service(&settings, &config, &name, &served, &metrics);
+    let log_service = start_log_service(&settings, &config, &name, &metrics);
     let links = crate::watch::links().await.unwrap_or_else(|e| {
         warn!("cannot read the interfaces' state (treating all as up): {e}");
         BTreeMap::new()
@@ -1139,7 +1131,6 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         events,
         joining: None,
         inputs: Arc::new(std::sync::Mutex::new(inputs)),
-        served,
         _log_service: log_service,
     };
     daemon.rejoin_control();

@@ -8,22 +8,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dvip_config::{InputJournal, LogFollow};
-use dvip_journal::{CreateOptions, Durability, Follower, Journal};
+use dvip_journal::{Durability, Follower};
 use tracing::{info, warn};
 
 use super::metrics::LogMetrics;
-use super::{wait, RETRY};
+use super::{open_journal, wait, RETRY};
 
 /// How often the file is looked at for new lines.
 const POLL: Duration = Duration::from_millis(100);
 
 fn open(follow: &LogFollow, journal: &InputJournal) -> dvip_journal::Result<Follower> {
-    let options = CreateOptions {
-        subscribers: journal.subscribers.clone(),
-        ..CreateOptions::default()
-    };
-    let opened = Journal::open_or_create(&journal.path, &options)?;
-    Follower::open(&follow.file, opened, Durability::Process)
+    Follower::open(&follow.file, open_journal(journal)?, Durability::Process)
 }
 
 /// Follows `follow.file` into `journal` until `stop`. On a failure the follower is dropped

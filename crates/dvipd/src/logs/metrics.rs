@@ -141,7 +141,14 @@ impl LogMetrics {
         m
     }
 
-    /// The journals whose backlog the next scrapes read: the cluster `logs`.
+    /// The configured journals, shared: the log service serves the same list, so a reload
+    /// that sets it here changes both.
+    pub fn journals(&self) -> Arc<Mutex<Vec<(String, PathBuf)>>> {
+        Arc::clone(&self.journals)
+    }
+
+    /// The journals whose backlog the next scrapes read, and the log service serves: the
+    /// cluster `logs`.
     pub fn set_journals(&self, journals: Vec<(String, PathBuf)>) {
         if let Ok(mut kept) = self.journals.lock() {
             *kept = journals;

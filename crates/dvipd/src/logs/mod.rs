@@ -124,6 +124,18 @@ impl Inputs {
     }
 }
 
+/// Opens an input's journal, making it with the subscribers the configuration names when it
+/// is not there yet, so nothing is removed before they read it.
+fn open_journal(
+    journal: &dvip_config::InputJournal,
+) -> dvip_journal::Result<dvip_journal::Journal> {
+    let options = dvip_journal::CreateOptions {
+        subscribers: journal.subscribers.clone(),
+        ..dvip_journal::CreateOptions::default()
+    };
+    dvip_journal::Journal::open_or_create(&journal.path, &options)
+}
+
 /// Waits `how_long`, or less once `stop` is set.
 fn wait(stop: &AtomicBool, how_long: Duration) {
     let until = Instant::now() + how_long;

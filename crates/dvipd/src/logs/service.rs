@@ -275,17 +275,15 @@ fn carry_out(
             }
         }
         Step::Backlog => {
-            let Some((log, _)) = reader.as_ref() else {
+            let Some((log, r)) = reader.as_ref() else {
                 return Ok(true);
             };
-            let subscriber = session.subscriber().unwrap_or_default().to_owned();
-            let backlog = path_of(logs, log)
-                .ok_or_else(|| format!("log `{log}` is no longer served"))
-                .and_then(|path| {
-                    Journal::open(&path)
-                        .and_then(|j| j.status())
-                        .map_err(|e| e.to_string())
-                })
+            // The journal the reader already holds: no second open, no path to look up.
+            let subscriber = r.subscriber();
+            let backlog = r
+                .journal()
+                .status()
+                .map_err(|e| e.to_string())
                 .map(|status| {
                     status
                         .subscribers

@@ -25,13 +25,13 @@ use std::time::SystemTime;
 
 use dvip_config::syslog::{route, Facility, Severity};
 use dvip_config::{InputJournal, LogRoute, SyslogListen};
-use dvip_journal::{CreateOptions, Durability, Journal, Timestamp, Writer};
+use dvip_journal::{Durability, Timestamp, Writer};
 use nix::sys::socket::{recv, MsgFlags};
 use syslog_loose::Variant;
 use tracing::{info, warn};
 
 use super::metrics::{ListenerLabel, LogMetrics};
-use super::{wait, RETRY, STOP_CHECK};
+use super::{open_journal, wait, RETRY, STOP_CHECK};
 
 /// The largest datagram taken whole: UDP's limit, and far above any syslog sender's.
 const DATAGRAM_MAX: usize = 64 * 1024;
@@ -199,14 +199,9 @@ impl Sinks {
                     // The configuration names every routed log's journal.
                     return Ok(());
                 };
-                let options = CreateOptions {
-                    subscribers: journal.subscribers.clone(),
-                    ..CreateOptions::default()
-                };
-                let opened = Journal::open_or_create(&journal.path, &options)?;
                 self.writers
                     .entry(log.to_owned())
-                    .or_insert(Writer::new(opened, Durability::Process))
+                    .or_insert(Writer::new(open_journal(journal)?, Durability::Process))
             }
         };
         let result = writer.append_batch(time, payloads);
