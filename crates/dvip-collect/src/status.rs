@@ -45,6 +45,22 @@ pub struct CollectStatus {
     pub streams: Vec<StreamStatus>,
 }
 
+/// How old the status file may be before its aggregator is taken for stopped: it is
+/// written every second.
+const STALE_MS: u64 = 5_000;
+
+impl CollectStatus {
+    /// Milliseconds since the aggregator wrote this.
+    pub fn age_ms(&self) -> u64 {
+        now_ms().saturating_sub(self.updated_ms)
+    }
+
+    /// Whether the aggregator that wrote this still runs (it wrote within the last seconds).
+    pub fn running(&self) -> bool {
+        self.age_ms() <= STALE_MS
+    }
+}
+
 /// The board the pullers write on.
 #[derive(Clone, Debug, Default)]
 pub struct Board(Arc<Mutex<BTreeMap<(String, String), StreamStatus>>>);

@@ -15,9 +15,6 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::Outcome;
 
-/// How old the status file may be before the aggregator is taken for stopped.
-const STATUS_STALE_MS: u64 = 5_000;
-
 /// Reads the aggregator's file for `name`, or for the only Manager, or for this host's.
 fn load(path: &Path, name: Option<&str>) -> dvip_config::collect::CheckedCollect {
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
@@ -51,11 +48,8 @@ pub(crate) fn status(path: &Path, name: Option<&str>, json: bool) -> Outcome {
             return Outcome::Failed;
         }
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let age_ms = now.saturating_sub(report.updated_ms);
-    let running = age_ms <= STATUS_STALE_MS;
+    let age_ms = report.age_ms();
+    let running = report.running();
     if json {
         let value = serde_json::json!({
             "running": running,
