@@ -77,13 +77,20 @@ pub struct CheckedCollect {
     pub sources: SourceMap,
 }
 
-/// Reads `path` for the aggregator `name` (the `Manager` of that name; the only one when
-/// `name` is `None`).
-pub fn load_collect(path: &Path, name: Option<&str>, files: &dyn Files) -> CheckedCollect {
+/// Reads `path` for the aggregator `name`: the `Manager` of that name; without one, the only
+/// Manager, or else the one named as this host (`hostname` up to its first dot, as a node's
+/// name defaults to).
+pub fn load_collect(
+    path: &Path,
+    name: Option<&str>,
+    hostname: &str,
+    files: &dyn Files,
+) -> CheckedCollect {
     let mut loader = Loader::new(files);
     let document = loader.parse_file(path, None);
     let mut diagnostics = loader.diagnostics;
-    let config = read(&document, name, files, &mut diagnostics);
+    let host = crate::lower::short_hostname(hostname);
+    let config = read(&document, name, &host, files, &mut diagnostics);
     let mut list = diagnostics.list;
     list.sort_by_key(|d| (d.span.map(|s| (s.file, s.start)), d.severity));
     let errors = list.iter().any(|d| d.severity == Severity::Error);
@@ -97,6 +104,7 @@ pub fn load_collect(path: &Path, name: Option<&str>, files: &dyn Files) -> Check
 fn read(
     document: &[Item],
     name: Option<&str>,
+    host: &str,
     files: &dyn Files,
     diagnostics: &mut Diagnostics,
 ) -> Option<CollectConfig> {
@@ -176,13 +184,16 @@ fn read(
             manager
         })
         .collect();
-    let chosen = match name {
-        Some(name) => managers
+    let named_as = |wanted: &str| {
+        managers
             .iter()
-            .find(|m| m.args.first().is_some_and(|a| a.text == name))
-            .copied(),
+            .find(|m| m.args.first().is_some_and(|a| a.text == wanted))
+            .copied()
+    };
+    let chosen = match name {
+        Some(name) => named_as(name),
         None if managers.len() == 1 => managers.first().copied(),
-        None => None,
+        None => named_as(host),
     };
     let Some(manager) = chosen else {
         let named: Vec<&str> = managers
@@ -199,7 +210,7 @@ fn read(
                         named.join(", ")
                     ),
                     None => format!(
-                        "Logs has {} Managers; say which this aggregator is",
+                        "Logs has {} Managers and none is named after this host (`{host}`); say which this aggregator is",
                         named.len()
                     ),
                 },

@@ -18,16 +18,7 @@ use crate::Outcome;
 /// Reads the aggregator's file for `name`, or for the only Manager, or for this host's.
 fn load(path: &Path, name: Option<&str>) -> dvip_config::collect::CheckedCollect {
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
-    let short = hostname.split('.').next().unwrap_or(&hostname).to_owned();
-    let checked = load_collect(path, name, &DiskFiles);
-    // With no --name and several Managers, this host's short name is the one meant.
-    if checked.config.is_none() && name.is_none() {
-        let again = load_collect(path, Some(&short), &DiskFiles);
-        if again.config.is_some() {
-            return again;
-        }
-    }
-    checked
+    load_collect(path, name, &hostname, &DiskFiles)
 }
 
 pub(crate) fn status(path: &Path, name: Option<&str>, json: bool) -> Outcome {

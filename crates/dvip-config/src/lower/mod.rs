@@ -52,6 +52,6 @@ pub(crate) fn lower(
 }
 
 /// The host name up to its first dot, as the node name defaults to.
-fn short_hostname(hostname: &str) -> String {
+pub(crate) fn short_hostname(hostname: &str) -> String {
     hostname.split('.').next().unwrap_or(hostname).to_owned()
 }

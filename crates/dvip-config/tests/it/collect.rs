@@ -12,7 +12,12 @@ fn nodes(text: &str, name: Option<&str>) -> Vec<(String, String, Vec<String>)> {
         Path::new("/etc/corosync/corosync.conf"),
         include_str!("../../../../packaging/corosync.conf.example"),
     );
-    let checked = load_collect(Path::new("/etc/dvip/collect.conf"), name, &files);
+    let checked = load_collect(
+        Path::new("/etc/dvip/collect.conf"),
+        name,
+        "aggregator",
+        &files,
+    );
     let config = checked.config.unwrap_or_else(|| {
         panic!(
             "{}",
@@ -66,7 +71,7 @@ fn the_defaults_are_the_documented_ones() {
         Path::new("/c.conf"),
         r#"Logs { Manager "collector" { Node "node1" { address = "198.51.100.10" } } }"#,
     );
-    let config = load_collect(Path::new("/c.conf"), None, &files)
+    let config = load_collect(Path::new("/c.conf"), None, "aggregator", &files)
         .config
         .expect("valid");
     assert_eq!(config.logfile.text(), "/var/log/dvip/%Y/%m/%d/%{l}/%{n}");
@@ -74,4 +79,27 @@ fn the_defaults_are_the_documented_ones() {
     assert_eq!(config.state_dir, Path::new("/var/lib/dvip/collect"));
     assert_eq!(config.tls_dir, Path::new("/etc/dvip/tls"));
     assert_eq!(config.nodes[0].subscribers, ["collector", "master"]);
+}
+
+#[test]
+fn without_a_name_the_manager_named_as_this_host_is_chosen() {
+    let text = r#"
+Logs {
+  Manager "east" { Node "node1" { address = "198.51.100.10" } }
+  Manager "west" { Node "node9" { address = "198.51.100.19" } }
+}
+"#;
+    let mut files = MemoryFiles::new();
+    files.insert(Path::new("/c.conf"), text);
+    let chosen = load_collect(Path::new("/c.conf"), None, "west.example.net", &files);
+    assert_eq!(chosen.config.expect("valid").name, "west");
+    let unknown = load_collect(Path::new("/c.conf"), None, "north.example.net", &files);
+    assert!(unknown.config.is_none());
+    assert!(
+        unknown.diagnostics[0]
+            .message
+            .contains("none is named after this host (`north`)"),
+        "{}",
+        unknown.diagnostics[0].message
+    );
 }

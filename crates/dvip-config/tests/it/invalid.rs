@@ -59,8 +59,12 @@ struct Diagnosed {
 
 fn diagnosed(conf: &std::path::Path) -> Diagnosed {
     if conf.starts_with(INVALID_COLLECT) {
-        let checked =
-            dvip_config::collect::load_collect(conf, Some("collector"), &dvip_config::DiskFiles);
+        let checked = dvip_config::collect::load_collect(
+            conf,
+            Some("collector"),
+            "collector-host",
+            &dvip_config::DiskFiles,
+        );
         Diagnosed {
             diagnostics: checked.diagnostics,
             sources: checked.sources,
