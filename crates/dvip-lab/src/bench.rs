@@ -18,7 +18,7 @@ use super::handle::Lab;
 use super::interrupt;
 use super::measure::{quantile, FaultMeasure, Phases};
 use super::state::{LabState, System};
-use super::{down, inject, last_lines, measure, node_index, start_node, up, Fault};
+use super::{down, inject, last_lines, measure, node_index, start_node, up, Fault, Spec};
 
 /// What to measure.
 pub(crate) struct BenchPlan {
@@ -223,15 +223,11 @@ fn measure_system(
         .filter(|f| system.runs_dvipd() || *f != Fault::Corosync)
         .collect();
     for &size in &plan.sizes {
-        up(
-            &plan.name,
-            plan.nodes,
-            size,
-            None,
-            plan.dvipd.clone(),
+        up(Spec {
             system,
-            plan.listeners,
-        )?;
+            listeners: plan.listeners,
+            ..Spec::new(&plan.name, plan.nodes, size, plan.dvipd.clone())
+        })?;
         let result = (|| -> Result<(), LabError> {
             let mut lab = Lab::load(&plan.name)?;
             let _backends = backends(&lab.state)?;

@@ -145,6 +145,11 @@ pub enum LabCommand {
         /// On a violation, leave the lab up as it failed, for a look.
         #[arg(long)]
         keep: bool,
+        /// Collect logs too: every node's journal takes RATE numbered lines a second, an
+        /// aggregator pulls them all, the aggregator's faults join the others, and every
+        /// check proves each line is in the aggregated files once, in order.
+        #[arg(long, value_name = "RATE", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        logs: Option<u32>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,

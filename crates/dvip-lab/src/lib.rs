@@ -13,6 +13,7 @@ mod follow;
 mod handle;
 mod interrupt;
 mod keepalived;
+mod logging;
 mod measure;
 mod plot;
 mod state;
@@ -125,15 +126,12 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
             keepalived,
             no_crypto,
             listeners,
-        } => up(
-            name,
-            usize::from(nodes),
-            addresses,
+        } => up(Spec {
             address_lifetime,
-            dvipd,
-            System::chosen(keepalived, no_crypto),
+            system: System::chosen(keepalived, no_crypto),
             listeners,
-        )
+            ..Spec::new(name, usize::from(nodes), addresses, dvipd)
+        })
         .and_then(|()| LabState::load(name))
         .map(|state| status(&state, false)),
         LabCommand::Status { json } => LabState::load(name).map(|s| status(&s, json)),
@@ -180,6 +178,7 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
             addresses,
             dvipd,
             keep,
+            logs,
             json,
         } => chaos::run(
             &chaos::ChaosPlan {
@@ -190,6 +189,7 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
                 addresses,
                 dvipd,
                 keep,
+                logs,
             },
             json,
         ),
@@ -257,15 +257,50 @@ fn node_index(state: &LabState, node: &str) -> Result<usize, LabError> {
     }
 }
 
-fn up(
-    name: &str,
-    nodes: usize,
-    count: u32,
-    address_lifetime: Option<u64>,
-    dvipd: Option<PathBuf>,
-    system: System,
-    listeners: u32,
-) -> Result<(), LabError> {
+/// What `up` builds.
+pub(crate) struct Spec {
+    pub(crate) name: String,
+    pub(crate) nodes: usize,
+    pub(crate) addresses: u32,
+    /// `None`: dvipd's own choice.
+    pub(crate) address_lifetime: Option<u64>,
+    /// `None`: the dvipd next to this dvip.
+    pub(crate) dvipd: Option<PathBuf>,
+    pub(crate) system: System,
+    /// How many of the addresses are forwarded SMTP listeners.
+    pub(crate) listeners: u32,
+    /// Nodes serve a journal each and an aggregator collects them.
+    pub(crate) logs: bool,
+}
+
+impl Spec {
+    /// `nodes` nodes of dvipd sharing `addresses` bindings, nothing else.
+    pub(crate) fn new(name: &str, nodes: usize, addresses: u32, dvipd: Option<PathBuf>) -> Self {
+        Self {
+            name: name.to_owned(),
+            nodes,
+            addresses,
+            address_lifetime: None,
+            dvipd,
+            system: System::default(),
+            listeners: 0,
+            logs: false,
+        }
+    }
+}
+
+fn up(spec: Spec) -> Result<(), LabError> {
+    let Spec {
+        name,
+        nodes,
+        addresses: count,
+        address_lifetime,
+        dvipd,
+        system,
+        listeners,
+        logs,
+    } = spec;
+    let name = name.as_str();
     if matches!(system, System::Keepalived { .. }) && !keepalived::installed() {
         return Err(err(
             "keepalived is not installed (apt-get install keepalived, or scripts/setup.sh)",
@@ -277,6 +312,7 @@ fn up(
         )));
     }
     // What a lab cut short left (a node's kept standby among it) must not reach this one.
+    logging::unmount(&LabState::dir_of(name));
     let _ = std::fs::remove_dir_all(LabState::dir_of(name));
     let dvipd = match dvipd {
         Some(path) => path,
@@ -295,6 +331,7 @@ fn up(
         processes: Default::default(),
         system,
         listeners: listeners.min(count),
+        logs: logs && system.runs_dvipd(),
     };
     // Recorded before anything is made, so `down` can clean up whatever a failure leaves.
     state.save()?;
@@ -331,6 +368,9 @@ fn build(state: &mut LabState) -> Result<(), LabError> {
         dvip_netns::write_authkey(&authkey)?;
     }
     let conf = topology.corosync_conf(crypto.then_some(authkey.as_path()));
+    if state.logs {
+        logging::prepare(state)?;
+    }
     for i in 1..=state.nodes {
         std::fs::write(state.dir().join(format!("corosync-{i}.conf")), &conf)
             .map_err(|e| err(format!("corosync.conf: {e}")))?;
@@ -346,6 +386,9 @@ fn build(state: &mut LabState) -> Result<(), LabError> {
     for i in 1..=state.nodes {
         start_dvipd(state, i)?;
     }
+    if state.logs {
+        logging::start_aggregator(state)?;
+    }
     Ok(())
 }
 
@@ -355,8 +398,9 @@ fn write_dvip_conf(
     without: std::ops::Range<usize>,
 ) -> Result<(), LabError> {
     let mut text = format!(
-        "# dvip lab `{}`, node{i}\ncluster {{ nodename = node{i}  Topology \"{LAB_RANGE}\" {{ interface = \"eth0\" }} }}\n",
-        state.name
+        "# dvip lab `{}`, node{i}\ncluster {{ nodename = node{i}  Topology \"{LAB_RANGE}\" {{ interface = \"eth0\" }}\n{}}}\n",
+        state.name,
+        logging::node_conf(state, i)
     );
     let mut listeners = String::new();
     for (k, address) in addresses(state.addresses)
@@ -432,7 +476,8 @@ fn start_dvipd(state: &mut LabState, i: usize) -> Result<(), LabError> {
                 .address_lifetime
                 .iter()
                 .flat_map(|s| ["--address-lifetime".to_owned(), s.to_string()]),
-        );
+        )
+        .args(logging::dvipd_args(state));
     spawn(state, format!("dvipd-{i}"), command)
 }
 
@@ -862,6 +907,7 @@ fn down(name: &str) {
             removed += 1;
         }
     }
+    logging::unmount(&LabState::dir_of(name));
     let _ = std::fs::remove_dir_all(LabState::dir_of(name));
     eprintln!("lab {name}: down ({removed} namespaces removed)");
 }
@@ -880,6 +926,7 @@ mod tests {
             processes: Default::default(),
             system: System::default(),
             listeners,
+            logs: false,
         }
     }
 

@@ -134,6 +134,9 @@ pub(crate) struct LabState {
     /// How many of the addresses (spread over the range) are forwarded SMTP listeners.
     #[serde(default)]
     pub(crate) listeners: u32,
+    /// Each node serves a journal on its cluster listener and an aggregator collects them.
+    #[serde(default)]
+    pub(crate) logs: bool,
 }
 
 impl LabState {

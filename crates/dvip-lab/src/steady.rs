@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::follow::Follower;
 use super::interrupt;
 use super::state::{processes_in, LabState, System};
-use super::{down, err, up};
+use super::{down, err, up, Spec};
 
 /// What to measure.
 pub(crate) struct SteadyPlan {
@@ -93,15 +93,10 @@ fn keepalived_changes(state: &LabState, i: usize, from: usize) -> u64 {
 
 /// Builds the lab, measures, removes the lab; prints the report (JSON with `json_out`).
 pub(crate) fn run(plan: &SteadyPlan, json_out: bool) -> Result<(), LabError> {
-    up(
-        &plan.name,
-        plan.nodes,
-        plan.addresses,
-        None,
-        plan.dvipd.clone(),
-        plan.system,
-        0,
-    )?;
+    up(Spec {
+        system: plan.system,
+        ..Spec::new(&plan.name, plan.nodes, plan.addresses, plan.dvipd.clone())
+    })?;
     let measured = LabState::load(&plan.name).and_then(|state| measure(&state, plan));
     down(&plan.name);
     let report = measured?;

@@ -21,7 +21,9 @@ pub use connect::{Backends, Connected, TcpProber};
 pub use ipc::reap_stale;
 pub use probe::{mac_text, Answer, Prober};
 pub use process::stat_fields;
-pub use topology::{try_ip, try_iproute2, write_authkey, LabError, Topology, CLIENT_ADDRESS};
+pub use topology::{
+    try_ip, try_iproute2, write_authkey, LabError, Topology, AGGREGATOR_ADDRESS, CLIENT_ADDRESS,
+};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 

@@ -1,14 +1,14 @@
 //! A lab's network: a bridge in a switch namespace, one namespace per node with `eth0` on the
-//! bridge, an optional client namespace on the same bridge, and corosync's configuration for
-//! the nodes.
+//! bridge, an optional client and an optional log aggregator namespace on the same bridge,
+//! and corosync's configuration for the nodes.
 //!
 //! Owns the names, addresses and `ip` commands of a lab, for the tests' [`crate::Lab`] and for
 //! `dvip lab`. Every step returns an error instead of panicking, so a command can say what
 //! failed; [`Topology::destroy`] removes whatever exists of it, whatever state it is in.
 //!
-//! Addresses: node `i` is 198.51.100.`i`/24 (corosync's ring), the client 198.51.100.200/24
-//! and 2001:db8::200/64, with 198.18.0.0/15 on-link so it asks for DuraVIP addresses there
-//! directly.
+//! Addresses: node `i` is 198.51.100.`i`/24 (corosync's ring), the aggregator
+//! 198.51.100.201/24, the client 198.51.100.200/24 and 2001:db8::200/64, with 198.18.0.0/15
+//! on-link so it asks for DuraVIP addresses there directly.
 
 use std::process::Command;
 
@@ -69,6 +69,9 @@ pub fn try_iproute2(program: &str, args: &[&str]) -> Result<(), LabError> {
 /// The client's address on the lab's LAN.
 pub const CLIENT_ADDRESS: &str = "198.51.100.200";
 
+/// The log aggregator's address on the lab's LAN.
+pub const AGGREGATOR_ADDRESS: &str = "198.51.100.201";
+
 /// A lab's namespaces, by a common prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
@@ -92,6 +95,26 @@ impl Topology {
     /// The client namespace.
     pub fn client(&self) -> String {
         format!("{}c", self.prefix)
+    }
+
+    /// The namespace of the lab's log aggregator, made only when the lab collects logs.
+    pub fn aggregator(&self) -> String {
+        format!("{}agg", self.prefix)
+    }
+
+    /// Makes the aggregator's namespace on the client's switch, at [`AGGREGATOR_ADDRESS`].
+    pub fn add_aggregator(&self) -> Result<(), LabError> {
+        let ns = self.aggregator();
+        self.attach(&ns, "pa")?;
+        try_ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{AGGREGATOR_ADDRESS}/24"),
+            "dev",
+            "eth0",
+        ])
     }
 
     /// Makes the switch, the nodes and (with `client`) the client, all links up.
@@ -159,6 +182,7 @@ impl Topology {
             let _ = try_ip(&["netns", "del", &self.node(i)]);
         }
         let _ = try_ip(&["netns", "del", &self.client()]);
+        let _ = try_ip(&["netns", "del", &self.aggregator()]);
         let _ = try_ip(&["netns", "del", &self.switch()]);
     }
 

@@ -21,9 +21,10 @@ use self::nemesis::{Dice, Health, Op, World};
 use super::follow::Follower;
 use super::handle::Lab;
 use super::interrupt;
+use super::logging::{self, writer::LineWriter};
 use super::measure::{client_prober, quantile};
-use super::state::{LabState, System};
-use super::{addresses, down, err, up};
+use super::state::LabState;
+use super::{addresses, down, err, up, Spec};
 
 /// How long the lab may take to settle after a round before that is a violation.
 const SETTLE_DEADLINE: Duration = Duration::from_secs(60);
@@ -40,6 +41,8 @@ pub(crate) struct ChaosPlan {
     pub(crate) addresses: u32,
     pub(crate) dvipd: Option<std::path::PathBuf>,
     pub(crate) keep: bool,
+    /// Lines a second into each node's journal, collected by an aggregator (`None`: no logs).
+    pub(crate) logs: Option<u32>,
 }
 
 /// Counts for the report.
@@ -51,6 +54,7 @@ struct Tally {
     settles: Vec<f64>,
     events: BTreeMap<String, u64>,
     violations: Vec<Violation>,
+    lines: Option<Lines>,
 }
 
 /// A round whose end the checker refused.
@@ -88,7 +92,17 @@ struct ChaosReport {
     settle_s: SettleTimes,
     events: BTreeMap<String, u64>,
     violations: Vec<Violation>,
+    /// With logs: lines each node's journal took and the aggregated files hold, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lines: Option<Lines>,
     replay: String,
+}
+
+/// The lines of a chaos run that collects logs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Lines {
+    written: u64,
+    collected: u64,
 }
 
 /// Runs the plan; the report goes to stdout (JSON with `json`), progress to stderr. Fails
@@ -100,22 +114,19 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
             .map_or(1, |d| d.as_secs())
     });
     let replay = format!(
-        "dvip lab --name {} chaos --seed {seed} --duration {} --nodes {} --addresses {}",
+        "dvip lab --name {} chaos --seed {seed} --duration {} --nodes {} --addresses {}{}",
         plan.name,
         plan.duration.as_secs(),
         plan.nodes,
-        plan.addresses
+        plan.addresses,
+        plan.logs
+            .map_or(String::new(), |rate| format!(" --logs {rate}"))
     );
     eprintln!("chaos: seed {seed} (replay: {replay})");
-    up(
-        &plan.name,
-        plan.nodes,
-        plan.addresses,
-        None,
-        plan.dvipd.clone(),
-        System::default(),
-        0,
-    )?;
+    up(Spec {
+        logs: plan.logs.is_some(),
+        ..Spec::new(&plan.name, plan.nodes, plan.addresses, plan.dvipd.clone())
+    })?;
     let mut lab = Lab::load(&plan.name)?;
     let mut tally = Tally {
         started: Instant::now(),
@@ -125,6 +136,7 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
         settles: Vec::new(),
         events: BTreeMap::new(),
         violations: Vec::new(),
+        lines: None,
     };
     let result = nemesis::make_second_switch(&lab.state)
         .and_then(|()| rounds(plan, seed, &mut lab, &mut tally))
@@ -176,6 +188,11 @@ fn rounds(plan: &ChaosPlan, seed: u64, lab: &mut Lab, tally: &mut Tally) -> Resu
             .collect(),
     );
     world.has_netem = nemesis::kernel_has_netem(&lab.state);
+    world.logs = plan.logs.is_some();
+    let mut lines = plan
+        .logs
+        .map(|rate| LineWriter::start(&lab.state, rate))
+        .transpose()?;
     if !world.has_netem {
         eprintln!("chaos: this kernel has no netem: links are degraded by loss alone, no delay");
     }
@@ -204,7 +221,12 @@ fn rounds(plan: &ChaosPlan, seed: u64, lab: &mut Lab, tally: &mut Tally) -> Resu
             // Chosen after the op before it was carried out, from the lab as it is now.
             let op = match &repairs {
                 Some(repairs) => repairs[k].clone(),
-                None => nemesis::choose(&mut dice, &health(&lab.state), &world),
+                None => nemesis::choose(
+                    &mut dice,
+                    &health(&lab.state),
+                    &world,
+                    logging::aggregator_alive(&lab.state),
+                ),
             };
             eprintln!(
                 "chaos {:>6.1} s  round {:>4}  {}",
@@ -217,7 +239,7 @@ fn rounds(plan: &ChaosPlan, seed: u64, lab: &mut Lab, tally: &mut Tally) -> Resu
             if let Some(node) = op.changes() {
                 causes.changed.insert(format!("node{node}"));
             }
-            if let Some(refusal) = nemesis::apply(&op, lab, &mut world)? {
+            if let Some(refusal) = nemesis::apply(&op, lab, &mut world, lines.as_ref())? {
                 tally.refused += 1;
                 eprintln!("chaos            refused: {refusal}");
             }
@@ -247,7 +269,7 @@ fn rounds(plan: &ChaosPlan, seed: u64, lab: &mut Lab, tally: &mut Tally) -> Resu
                 events.insert(name, lines);
             }
         }
-        let violations = match settled {
+        let mut violations = match settled {
             Ok((mut seen, took)) => {
                 tally.settles.push(took.as_secs_f64());
                 seen.arp = Some(arp(&lab.state, &world)?);
@@ -271,9 +293,19 @@ fn rounds(plan: &ChaosPlan, seed: u64, lab: &mut Lab, tally: &mut Tally) -> Resu
                 )]
             }
         };
+        if let Some(lines) = lines.as_mut() {
+            violations.extend(judge_lines(&lab.state, lines, last, tally)?);
+        }
         if !violations.is_empty() {
             for v in &violations {
                 eprintln!("chaos VIOLATION in round {}: {v}", tally.rounds);
+            }
+            // The lab is torn down next: what each daemon said in the round is the trail
+            // left to explain the violation.
+            for (name, lines) in &events {
+                for line in lines {
+                    eprintln!("chaos   {name}: {line}");
+                }
             }
             tally.violations.push(Violation {
                 round: tally.rounds,
@@ -288,6 +320,33 @@ fn rounds(plan: &ChaosPlan, seed: u64, lab: &mut Lab, tally: &mut Tally) -> Resu
         // Ctrl-C ends the run as the time running out does: with the repairing round.
         last = tally.started.elapsed() >= plan.duration || interrupt::requested();
     }
+}
+
+/// How long the aggregator has, once the lines stop, to write the last of them.
+const CATCH_UP: Duration = Duration::from_secs(60);
+
+/// The aggregated files after a round: every line so far once and in order; after the last
+/// round, with the lines stopped, every line written.
+fn judge_lines(
+    state: &LabState,
+    lines: &mut LineWriter,
+    last: bool,
+    tally: &mut Tally,
+) -> Result<Vec<String>, LabError> {
+    if last {
+        lines.stop()?;
+    }
+    let wrong = if last {
+        logging::judge_complete(state, lines, CATCH_UP)
+    } else {
+        logging::judge_all(state, lines).1
+    };
+    let (collected, _) = logging::judge_all(state, lines);
+    tally.lines = Some(Lines {
+        written: lines.written().iter().sum(),
+        collected: collected.iter().sum(),
+    });
+    Ok(wrong)
 }
 
 fn health(state: &LabState) -> Vec<Health> {
@@ -311,6 +370,9 @@ fn repair_all(state: &LabState, world: &World) -> Vec<Op> {
         if world.standby[i - 1] {
             ops.push(Op::Online(i));
         }
+    }
+    if world.logs && !logging::aggregator_alive(state) {
+        ops.push(Op::AggregatorStart);
     }
     ops
 }
@@ -426,6 +488,7 @@ fn report(
         },
         events: tally.events.clone(),
         violations: tally.violations.clone(),
+        lines: tally.lines.clone(),
         replay: replay.to_owned(),
     }
 }
@@ -466,6 +529,12 @@ fn print(report: &ChaosReport) {
         secs(report.settle_s.max)
     );
     println!("events seen: {}", counts(&report.events));
+    if let Some(lines) = &report.lines {
+        println!(
+            "log lines: {} written into the nodes' journals, {} in the aggregated files once and in order",
+            lines.written, lines.collected
+        );
+    }
     for v in &report.violations {
         println!("VIOLATION in round {} after:", v.round);
         for op in &v.after {

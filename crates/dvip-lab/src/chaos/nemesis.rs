@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
 use crate::handle::Lab;
+use crate::logging::{self, writer::LineWriter};
 use crate::state::LabState;
 use crate::{inject, start_corosync, start_dvipd, write_dvip_conf, Fault};
 
@@ -96,7 +97,21 @@ pub(super) enum Op {
         node: usize,
         empty: bool,
     },
+    /// kill -9 of the log aggregator.
+    AggregatorKill,
+    /// The log aggregator started again.
+    AggregatorStart,
+    /// The aggregator's disk filled to the last byte for a while, then given space again.
+    AggregatorDiskFull {
+        hold_ms: u64,
+    },
+    /// The aggregator stopped while a burst of lines goes into the node's journal, started
+    /// again, and the node's host killed once the replay of the burst has begun.
+    ReplayDeath(usize),
 }
+
+/// Lines of a burst before a death during replay: enough that the replay takes a while.
+const BURST: u64 = 100_000;
 
 impl Op {
     /// The kind, as the report counts it.
@@ -117,6 +132,10 @@ impl Op {
             Self::LinkDeleted { .. } => "interface deleted",
             Self::BadReload { empty: true, .. } => "reload of an empty file",
             Self::BadReload { empty: false, .. } => "reload of a cut-short file",
+            Self::AggregatorKill => "aggregator kill -9",
+            Self::AggregatorStart => "aggregator start",
+            Self::AggregatorDiskFull { .. } => "aggregator disk full",
+            Self::ReplayDeath(_) => "host death during replay",
         }
     }
 
@@ -156,9 +175,15 @@ impl Op {
             Self::BadReload { node, .. } | Self::Fault { node, .. } => {
                 format!("node{node}: {}", self.kind())
             }
-            Self::Restart(i) | Self::AnnounceView(i) | Self::Standby(i) | Self::Online(i) => {
+            Self::Restart(i)
+            | Self::AnnounceView(i)
+            | Self::Standby(i)
+            | Self::Online(i)
+            | Self::ReplayDeath(i) => {
                 format!("node{i}: {}", self.kind())
             }
+            Self::AggregatorKill | Self::AggregatorStart => self.kind().to_owned(),
+            Self::AggregatorDiskFull { hold_ms } => format!("{} for {hold_ms} ms", self.kind()),
         }
     }
 
@@ -174,6 +199,7 @@ impl Op {
                 | Self::PauseDaemon { .. }
                 | Self::PauseCorosync { .. }
                 | Self::LinkDeleted { .. }
+                | Self::ReplayDeath(_)
         )
     }
 
@@ -190,7 +216,8 @@ impl Op {
                 node,
                 fault: Fault::Link | Fault::Host,
             }
-            | Self::Restart(node) => Some(*node),
+            | Self::Restart(node)
+            | Self::ReplayDeath(node) => Some(*node),
             Self::Move { to, .. } => Some(*to),
             // A paused node lets everything go and takes its share back, possibly in one
             // view; a deleted interface takes its addresses out of what the node offers.
@@ -244,6 +271,8 @@ pub(super) struct World {
     pub(super) standby: Vec<bool>,
     /// Whether this kernel has netem (delay); without it, links are degraded by loss alone.
     pub(super) has_netem: bool,
+    /// The lab collects logs: the aggregator's faults are drawn too.
+    pub(super) logs: bool,
 }
 
 impl World {
@@ -255,6 +284,7 @@ impl World {
             without: vec![0..0; nodes],
             standby: vec![false; nodes],
             has_netem: false,
+            logs: false,
         }
     }
 
@@ -289,6 +319,9 @@ enum Pick {
     PauseCorosync,
     LinkDeleted,
     BadReload,
+    AggregatorKill,
+    AggregatorDiskFull,
+    ReplayDeath,
     /// A draw that does nothing: a round with fewer faults now and then.
     Nothing,
 }
@@ -315,9 +348,23 @@ const WEIGHTS: &[(Pick, u32)] = &[
     (Pick::Nothing, 1),
 ];
 
+/// The aggregator's faults, drawn as well when the lab collects logs (kept apart so that a
+/// seed without logs chooses what it always did).
+const LOG_WEIGHTS: &[(Pick, u32)] = &[
+    (Pick::AggregatorKill, 2),
+    (Pick::AggregatorDiskFull, 2),
+    (Pick::ReplayDeath, 2),
+];
+
+fn weights(logs: bool) -> impl Iterator<Item = &'static (Pick, u32)> {
+    WEIGHTS
+        .iter()
+        .chain(LOG_WEIGHTS.iter().filter(move |_| logs))
+}
+
 /// The pick a draw in `0..total weight` lands on.
-fn pick(mut draw: u32) -> Pick {
-    for &(pick, weight) in WEIGHTS {
+fn pick(mut draw: u32, logs: bool) -> Pick {
+    for &(pick, weight) in weights(logs) {
         if draw < weight {
             return pick;
         }
@@ -329,7 +376,7 @@ fn pick(mut draw: u32) -> Pick {
 /// The next op, from the dice, the nodes' health and the world. Broken nodes are repaired
 /// often enough that the cluster spends most of its time with most nodes in it; at least one
 /// node is kept whole by the faults that break one.
-pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
+pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World, aggregator: bool) -> Op {
     let n = health.len();
     let node = |k: usize| k + 1;
     let broken: Vec<usize> = (0..n).filter(|&k| !health[k].whole()).map(node).collect();
@@ -340,10 +387,13 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
     if world.partitioned() && dice.below(100) < 30 {
         return Op::Heal;
     }
-    let total: u32 = WEIGHTS.iter().map(|&(_, w)| w).sum();
+    if world.logs && !aggregator && dice.below(100) < 45 {
+        return Op::AggregatorStart;
+    }
+    let total: u32 = weights(world.logs).map(|&(_, w)| w).sum();
     loop {
         let any = node(dice.below(n));
-        let op = match pick(dice.below(total as usize) as u32) {
+        let op = match pick(dice.below(total as usize) as u32, world.logs) {
             Pick::Fault(fault) => Op::Fault { node: any, fault },
             Pick::PauseDaemon => Op::PauseDaemon {
                 node: any,
@@ -361,6 +411,12 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
                 node: any,
                 empty: dice.below(2) == 0,
             },
+            Pick::AggregatorKill if world.logs && aggregator => Op::AggregatorKill,
+            Pick::AggregatorDiskFull if world.logs && aggregator => Op::AggregatorDiskFull {
+                hold_ms: dice.between(500, 4000),
+            },
+            // The node must be reachable for its replay to begin.
+            Pick::ReplayDeath if world.logs && world.side[any - 1] == 0 => Op::ReplayDeath(any),
             Pick::Degrade => Op::Degrade {
                 node: any,
                 loss_pct: dice.between(1, 10),
@@ -413,6 +469,7 @@ pub(super) fn choose(dice: &mut Dice, health: &[Health], world: &World) -> Op {
                 | Op::PauseDaemon { .. }
                 | Op::PauseCorosync { .. }
                 | Op::LinkDeleted { .. }
+                | Op::ReplayDeath(_)
         );
         if breaks && (whole.len() <= 1 || !health[any - 1].whole()) {
             continue;
@@ -519,7 +576,12 @@ pub(super) fn make_second_switch(state: &LabState) -> Result<(), LabError> {
 
 /// Carries `op` out. What a refused console command said is returned, not an error: the
 /// nemesis may ask for what cannot be done (a move to a node on standby).
-pub(super) fn apply(op: &Op, lab: &mut Lab, world: &mut World) -> Result<Option<String>, LabError> {
+pub(super) fn apply(
+    op: &Op,
+    lab: &mut Lab,
+    world: &mut World,
+    lines: Option<&LineWriter>,
+) -> Result<Option<String>, LabError> {
     let topology = lab.state.topology();
     let refused = |asked: Result<serde_json::Value, String>| asked.err();
     Ok(match op {
@@ -642,6 +704,42 @@ pub(super) fn apply(op: &Op, lab: &mut Lab, world: &mut World) -> Result<Option<
                 .map_err(|e| LabError(format!("{}: {e}", path.display())))?;
             None
         }
+        Op::AggregatorKill => {
+            logging::kill_aggregator(&lab.state);
+            None
+        }
+        Op::AggregatorStart => {
+            logging::start_aggregator(&mut lab.state)?;
+            None
+        }
+        Op::AggregatorDiskFull { hold_ms } => {
+            logging::fill_disk(&lab.state)?;
+            std::thread::sleep(Duration::from_millis(*hold_ms));
+            logging::free_disk(&lab.state);
+            None
+        }
+        Op::ReplayDeath(node) => {
+            let lines = lines.ok_or_else(|| LabError("a replay without logging".to_owned()))?;
+            logging::kill_aggregator(&lab.state);
+            let before = logging::collected(&lab.state, *node);
+            lines.burst(*node, BURST)?;
+            logging::start_aggregator(&mut lab.state)?;
+            // Killed as soon as the burst's first lines land: the replay is in full swing.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while logging::collected(&lab.state, *node) <= before
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            inject(&lab.state, *node, Fault::Host)?;
+            let got = logging::collected(&lab.state, *node).saturating_sub(before);
+            let burst = BURST * (logging::writer::line(*node, 1).len() as u64 + 1);
+            eprintln!(
+                "chaos            node{node} died with {}% of the burst collected",
+                (got * 100 / burst).min(100)
+            );
+            None
+        }
         Op::Move { address, to, via } => refused(lab.ask(
             *via,
             &dvip_console::Request::Move {
@@ -696,7 +794,7 @@ mod tests {
         let run = |seed| {
             let mut dice = Dice::new(seed);
             (0..200)
-                .map(|_| choose(&mut dice, &healthy(4), &world))
+                .map(|_| choose(&mut dice, &healthy(4), &world, false))
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
@@ -708,7 +806,7 @@ mod tests {
         let total: u32 = WEIGHTS.iter().map(|&(_, w)| w).sum();
         let mut counts: Vec<(Pick, u32)> = WEIGHTS.iter().map(|&(p, _)| (p, 0)).collect();
         for draw in 0..total {
-            let p = pick(draw);
+            let p = pick(draw, false);
             let at = counts
                 .iter()
                 .position(|(q, _)| *q == p)
@@ -727,7 +825,7 @@ mod tests {
         health[1].link = false;
         let mut dice = Dice::new(1);
         for _ in 0..2000 {
-            let op = choose(&mut dice, &health, &world);
+            let op = choose(&mut dice, &health, &world, false);
             let hits_node3 = matches!(op, Op::Fault { node: 3, .. });
             assert!(!hits_node3, "{op:?}");
         }
@@ -739,7 +837,7 @@ mod tests {
         let mut dice = Dice::new(3);
         let mut seen = 0;
         for _ in 0..5000 {
-            if let Op::Partition(cut) = choose(&mut dice, &healthy(4), &world) {
+            if let Op::Partition(cut) = choose(&mut dice, &healthy(4), &world, false) {
                 assert!(!cut.is_empty() && cut.len() < 4, "{cut:?}");
                 seen += 1;
             }

@@ -328,3 +328,60 @@ fn a_chaos_run_stopped_by_ctrl_c_repairs_checks_and_cleans_up() {
     );
     assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
 }
+
+#[test]
+fn a_chaos_run_with_logs_collects_every_line_once_through_the_aggregator_s_faults() {
+    let name = format!("l{}", std::process::id() % 100_000_000);
+    let _lab = Lab(name.clone());
+    let dvipd = dvipd();
+    // Seed 11 fills the aggregator's disk, kills it, and kills a node in the middle of the
+    // replay of a burst, all in its first rounds.
+    let out = dvip(&[
+        "lab",
+        "--name",
+        &name,
+        "chaos",
+        "--seed",
+        "11",
+        "--duration",
+        "30",
+        "--nodes",
+        "3",
+        "--addresses",
+        "6",
+        "--logs",
+        "300",
+        "--json",
+        "--dvipd",
+        dvipd.to_str().expect("a UTF-8 path"),
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let report: Value = serde_json::from_str(&text(&out.stdout)).expect("the report is JSON");
+    assert_eq!(report["violations"], serde_json::json!([]), "{report}");
+    for fault in [
+        "aggregator disk full",
+        "aggregator kill -9",
+        "host death during replay",
+    ] {
+        assert!(
+            report["faults"][fault].as_u64() >= Some(1),
+            "{fault}: {report}"
+        );
+    }
+    let written = report["lines"]["written"].as_u64().expect("lines written");
+    // The burst alone is 100,000 lines.
+    assert!(written > 100_000, "{report}");
+    assert_eq!(
+        report["lines"]["collected"].as_u64(),
+        Some(written),
+        "{report}"
+    );
+    assert!(err.contains("died with"), "{err}");
+    assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
+    assert!(
+        !mounts.contains(&format!("/dvip-lab/{name}/")),
+        "the aggregator's disk is still mounted:\n{mounts}"
+    );
+}
