@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use super::follow::Follower;
 use super::handle::Lab;
 use super::interrupt;
+use super::logging;
 use super::measure::{quantile, FaultMeasure, Phases};
 use super::state::{LabState, System};
 use super::{down, inject, last_lines, measure, node_index, start_node, up, Fault, Spec};
@@ -38,7 +39,31 @@ pub(crate) struct BenchPlan {
     pub(crate) keep_slow: Option<u64>,
     /// Where to draw the results, if anywhere.
     pub(crate) plot: Option<PathBuf>,
+    /// Also measure dvip with an aggregator replaying every journal at full speed.
+    pub(crate) replay_baseline: bool,
 }
+
+/// What runs on the nodes of one series of labs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Measured {
+    system: System,
+    /// An aggregator replays every node's journal from its first line through each failover.
+    replaying: bool,
+}
+
+impl Measured {
+    fn label(self) -> String {
+        if self.replaying {
+            format!("{} replaying", self.system.label())
+        } else {
+            self.system.label()
+        }
+    }
+}
+
+/// Lines in each node's journal for a replay: enough that replaying them all takes longer
+/// than a failover.
+const REPLAY_LINES: u64 = 1_000_000;
 
 /// A slow run's evidence: the report with its per-address answers, and the survivors' events.
 struct Evidence {
@@ -105,8 +130,12 @@ fn one_run(
     lab: &mut Lab,
     fault: Fault,
     keep_slow: Option<u64>,
+    replaying: bool,
 ) -> Result<(FaultMeasure, Option<Evidence>), LabError> {
     let state = &mut lab.state;
+    if replaying {
+        logging::replay_from_start(state)?;
+    }
     let i = node_index(state, "busiest")?;
     let moved = state.topology().held(i);
     let followers: Vec<Follower> = (1..=state.nodes)
@@ -116,6 +145,13 @@ fn one_run(
     let tcp = state.listeners > 0;
     let measured = measure::fault(state, i, fault.describe(), tcp, || inject(state, i, fault));
     let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
+    if replaying {
+        let lines = logging::stop_replay(state);
+        eprintln!(
+            "bench: the replay had brought {lines} of {} lines by the end of the measurement",
+            REPLAY_LINES * state.nodes as u64
+        );
+    }
     let mut report = measured?;
     report.phases = phases(&events, report.fault_at_ms, &moved);
     // Slow by ARP or by TCP: a listener can be served late although its address answered.
@@ -143,15 +179,26 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
     let plain = plan
         .no_crypto_baseline
         .then_some(System::Dvip { crypto: false });
-    let systems = std::iter::once(System::default()).chain(plain).chain(
-        plan.keepalived
-            .iter()
-            .map(|&advert_ms| System::Keepalived { advert_ms }),
-    );
+    let replaying = plan.replay_baseline.then_some(Measured {
+        system: System::default(),
+        replaying: true,
+    });
+    let systems = std::iter::once(System::default())
+        .chain(plain)
+        .chain(
+            plan.keepalived
+                .iter()
+                .map(|&advert_ms| System::Keepalived { advert_ms }),
+        )
+        .map(|system| Measured {
+            system,
+            replaying: false,
+        })
+        .chain(replaying);
     // A failure part-way still reports what was measured before it.
     let mut failed = None;
-    for system in systems {
-        if let Err(e) = measure_system(plan, system, &mut rows) {
+    for measured in systems {
+        if let Err(e) = measure_system(plan, measured, &mut rows) {
             // After Ctrl-C, a run cut short (an `ip` of its own interrupted too) is dropped,
             // not a failure.
             if !interrupt::requested() {
@@ -212,9 +259,10 @@ fn backends(state: &LabState) -> Result<Option<dvip_netns::Backends>, LabError> 
 
 fn measure_system(
     plan: &BenchPlan,
-    system: System,
+    measured: Measured,
     rows: &mut Vec<BenchRow>,
 ) -> Result<(), LabError> {
+    let system = measured.system;
     // keepalived runs no corosync: that fault has no counterpart.
     let faults: Vec<Fault> = plan
         .faults
@@ -226,21 +274,26 @@ fn measure_system(
         up(Spec {
             system,
             listeners: plan.listeners,
+            logs: measured.replaying,
             ..Spec::new(&plan.name, plan.nodes, size, plan.dvipd.clone())
         })?;
         let result = (|| -> Result<(), LabError> {
             let mut lab = Lab::load(&plan.name)?;
             let _backends = backends(&lab.state)?;
+            if measured.replaying {
+                logging::fill_journals(&mut lab.state, REPLAY_LINES)?;
+            }
             for &fault in &faults {
                 let mut runs = Vec::new();
                 for run in 1..=plan.runs {
                     if interrupt::requested() {
                         break;
                     }
-                    let (report, evidence) = one_run(&mut lab, fault, plan.keep_slow)?;
+                    let (report, evidence) =
+                        one_run(&mut lab, fault, plan.keep_slow, measured.replaying)?;
                     eprintln!(
                         "bench: {}, {size} addresses, {}, run {run}/{}: worst {} ms",
-                        system.label(),
+                        measured.label(),
                         fault.name(),
                         plan.runs,
                         report
@@ -248,14 +301,14 @@ fn measure_system(
                             .map_or_else(|| "-".to_owned(), |w| w.to_string())
                     );
                     if let Some(evidence) = evidence {
-                        keep(&evidence, &system.label(), size, fault, run);
+                        keep(&evidence, &measured.label(), size, fault, run);
                     }
                     runs.push(report);
                 }
                 if runs.is_empty() {
                     break;
                 }
-                rows.push(summary(&system, size, fault, &runs));
+                rows.push(summary(&measured.label(), size, fault, &runs));
             }
             Ok(())
         })();
@@ -403,14 +456,14 @@ pub(crate) struct Ratio {
     pub(crate) baseline_survivor_doubles: usize,
 }
 
-fn summary(system: &System, size: u32, fault: Fault, runs: &[FaultMeasure]) -> BenchRow {
+fn summary(system: &str, size: u32, fault: Fault, runs: &[FaultMeasure]) -> BenchRow {
     let series =
         |of: fn(&FaultMeasure) -> Option<f64>| -> Vec<f64> { runs.iter().filter_map(of).collect() };
     let worst = series(|r| r.worst_ms);
     let dvip_share = series(|r| Some(r.worst_ms? - r.phases.view_ms?));
     let tcp = series_tcp(runs);
     BenchRow {
-        system: system.label(),
+        system: system.to_owned(),
         addresses: size,
         moved_per_run: runs.first().map(|r| r.addresses as u64),
         fault: fault.name().to_owned(),

@@ -154,6 +154,7 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
             listeners,
             keep_slow,
             plot,
+            replay_baseline,
         } => bench::run(
             &bench::BenchPlan {
                 name: name.to_owned(),
@@ -167,6 +168,7 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
                 listeners,
                 keep_slow,
                 plot,
+                replay_baseline,
             },
             json,
         ),

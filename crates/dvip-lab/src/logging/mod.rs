@@ -27,8 +27,12 @@ pub(crate) const AGGREGATOR: &str = "collector";
 /// The port of every node's log service (dvipd's default `cluster_listener` port).
 const LOG_PORT: u16 = 4802;
 
-/// The aggregator's disk: small, so that filling it takes a moment.
-const DISK: &str = "size=32m,mode=0755";
+/// The aggregator's disk: room for a bench's replays, small enough to fill in a moment.
+const DISK: &str = "size=256m,mode=0755";
+
+/// A subscriber of every journal that never reads, in a bench: nothing it holds is cleaned
+/// away, so the aggregator can replay it all again and again.
+const HOLD: &str = "bench-hold";
 
 /// The key of the aggregator's process in the lab's state.
 const PROCESS: &str = "collect";
@@ -194,6 +198,82 @@ fn run(command: &mut Command) -> Result<(), LabError> {
             String::from_utf8_lossy(&out.stderr).trim()
         )))
     }
+}
+
+/// Appends `lines` numbered lines to every node's journal, held for replays.
+pub(crate) fn fill_journals(state: &mut LabState, lines: u64) -> Result<(), LabError> {
+    kill_aggregator(state);
+    for i in 1..=state.nodes {
+        let fail = |e: dvip_journal::Error| err(format!("node{i}'s journal: {e}"));
+        let journal = dvip_journal::Journal::open(journal(state, i)).map_err(fail)?;
+        journal
+            .add_subscriber(HOLD, dvip_journal::Start::Begin)
+            .map_err(fail)?;
+        let mut writer = dvip_journal::Writer::new(journal, dvip_journal::Durability::Process);
+        let mut k = 0;
+        while k < lines {
+            let batch: Vec<String> = (k + 1..=(k + 10_000).min(lines))
+                .map(|n| writer::line(i, n))
+                .collect();
+            writer
+                .append_batch(
+                    dvip_journal::Timestamp::from_system(std::time::SystemTime::now()),
+                    batch.iter().map(String::as_bytes),
+                )
+                .map_err(fail)?;
+            k += batch.len() as u64;
+        }
+    }
+    Ok(())
+}
+
+/// Starts the aggregator afresh on every journal from its first line (its files, its state
+/// and its checkpoints forgotten): a replay at full speed. Returns once lines arrive.
+pub(crate) fn replay_from_start(state: &mut LabState) -> Result<(), LabError> {
+    kill_aggregator(state);
+    forget_collected(state)?;
+    for i in 1..=state.nodes {
+        let fail = |e: dvip_journal::Error| err(format!("node{i}'s journal: {e}"));
+        let journal = dvip_journal::Journal::open(journal(state, i)).map_err(fail)?;
+        journal.remove_subscriber(AGGREGATOR).map_err(fail)?;
+        journal
+            .add_subscriber(AGGREGATOR, dvip_journal::Start::Begin)
+            .map_err(fail)?;
+    }
+    start_aggregator(state)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while (1..=state.nodes).all(|i| collected(state, i) == 0) {
+        if std::time::Instant::now() > deadline {
+            return Err(err("the aggregator's replay brought nothing within 20 s"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+/// Ends a replay: the aggregator killed and what it wrote removed. How many lines it had
+/// written.
+pub(crate) fn stop_replay(state: &LabState) -> u64 {
+    kill_aggregator(state);
+    let lines = (1..=state.nodes)
+        .map(|i| collected(state, i) / (writer::line(i, 1).len() as u64 + 1))
+        .sum();
+    let _ = forget_collected(state);
+    lines
+}
+
+/// Removes the aggregator's files and state.
+fn forget_collected(state: &LabState) -> Result<(), LabError> {
+    for dir in ["out", "state"] {
+        let path = disk(state).join(dir);
+        match std::fs::remove_dir_all(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err(format!("{}: {e}", path.display())));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// How many bytes of node `node`'s log the aggregator has written (0 before the first).

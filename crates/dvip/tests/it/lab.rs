@@ -221,6 +221,51 @@ fn a_bench_reports_client_seen_times_and_phases_and_cleans_up() {
     assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
 }
 
+#[test]
+fn a_bench_measures_failover_with_a_replay_running_against_the_same_without() {
+    let name = format!("r{}", std::process::id() % 100_000_000);
+    let _lab = Lab(name.clone());
+    let run = small_bench(
+        &name,
+        &[
+            "--runs",
+            "1",
+            "--faults",
+            "daemon",
+            "--listeners",
+            "0",
+            "--replay-baseline",
+        ],
+    )
+    .output()
+    .expect("dvip runs");
+    let err = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{err}");
+    let report: Value = serde_json::from_str(&text(&run.stdout)).expect("bench --json is JSON");
+    let results = report["results"].as_array().expect("results");
+    let systems: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r["system"].as_str())
+        .collect();
+    assert_eq!(systems, ["dvip", "dvip replaying"], "{report}");
+    for r in results {
+        assert_eq!(r["runs"], 1, "{r}");
+        assert_eq!(r["unanswered"], 0, "{r}");
+    }
+    // The replay was still going when the failover had been measured: it ran through it.
+    let brought: Vec<u64> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("bench: the replay had brought "))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(brought.len(), 1, "{err}");
+    assert!(brought[0] > 0 && brought[0] < 2_000_000, "{err}");
+    let ratios = report["ratios"].as_array().expect("ratios");
+    assert_eq!(ratios.len(), 1, "{report}");
+    assert_eq!(ratios[0]["baseline"], "dvip replaying", "{report}");
+    assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
+}
+
 /// Runs `command` until a line of its standard error contains `marker` (within `within`),
 /// sends it SIGINT, and returns its exit code, standard output and standard error.
 fn interrupted_after(
