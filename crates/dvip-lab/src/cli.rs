@@ -159,6 +159,26 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Measure clustered logging on a lab: CPU with and without lines going into every node's
+    /// journal, the lag from a node's journal to the aggregated file, and a replay of
+    /// everything against a local copy; builds and removes its own lab.
+    LogBench {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+        nodes: u16,
+        /// Lines a second into each node's journal.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        rate: u32,
+        /// Seconds of each measurement (without lines, then with).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        seconds: u64,
+        /// The dvipd to run (default: the one next to this dvip).
+        #[arg(long, value_name = "PATH")]
+        dvipd: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure a lab with nothing failing: CPU of each node's processes, packets into the
     /// bridge, view and ownership changes; builds and removes its own lab.
     Steady {

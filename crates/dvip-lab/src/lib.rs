@@ -13,6 +13,7 @@ mod follow;
 mod handle;
 mod interrupt;
 mod keepalived;
+mod logbench;
 mod logging;
 mod measure;
 mod plot;
@@ -109,7 +110,9 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
         LabCommand::Chaos { .. } => {
             Some("after this round and a last one that repairs and checks all")
         }
-        LabCommand::Steady { .. } => Some("now, with the report of the time so far"),
+        LabCommand::Steady { .. } | LabCommand::LogBench { .. } => {
+            Some("now, with the report of the time so far")
+        }
         _ => None,
     };
     if let Some(stops) = stops {
@@ -192,6 +195,22 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
                 dvipd,
                 keep,
                 logs,
+            },
+            json,
+        ),
+        LabCommand::LogBench {
+            nodes,
+            rate,
+            seconds,
+            dvipd,
+            json,
+        } => logbench::run(
+            &logbench::LogBenchPlan {
+                name: name.to_owned(),
+                nodes: usize::from(nodes),
+                rate,
+                duration: Duration::from_secs(seconds),
+                dvipd,
             },
             json,
         ),

@@ -33,7 +33,7 @@ pub(crate) struct SteadyPlan {
 
 /// Clock ticks of CPU a process has used (user + system: fields 14 and 15 of
 /// `/proc/PID/stat`).
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let fields = stat_fields(pid)?;
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
@@ -63,7 +63,7 @@ fn bridge_counters(state: &LabState) -> (u64, u64) {
 }
 
 /// The processes that make node `i` a cluster member, by role.
-fn roles(state: &LabState, i: usize) -> Vec<(&'static str, u32)> {
+pub(crate) fn roles(state: &LabState, i: usize) -> Vec<(&'static str, u32)> {
     match state.system {
         System::Dvip { .. } => ["dvipd", "corosync"]
             .into_iter()

@@ -191,7 +191,7 @@ fn rounds(plan: &ChaosPlan, seed: u64, lab: &mut Lab, tally: &mut Tally) -> Resu
     world.logs = plan.logs.is_some();
     let mut lines = plan
         .logs
-        .map(|rate| LineWriter::start(&lab.state, rate))
+        .map(|rate| LineWriter::start(&lab.state, rate, false))
         .transpose()?;
     if !world.has_netem {
         eprintln!("chaos: this kernel has no netem: links are degraded by loss alone, no delay");

@@ -139,6 +139,14 @@ pub(crate) fn start_aggregator(state: &mut LabState) -> Result<(), LabError> {
     spawn(state, format!("{PROCESS}-0"), command)
 }
 
+/// The aggregator's pid, while it runs.
+pub(crate) fn aggregator_pid(state: &LabState) -> Option<u32> {
+    state
+        .process(PROCESS, 0)
+        .filter(|p| p.alive())
+        .map(|p| p.pid)
+}
+
 pub(crate) fn aggregator_alive(state: &LabState) -> bool {
     state.alive(PROCESS, 0)
 }
@@ -200,15 +208,24 @@ fn run(command: &mut Command) -> Result<(), LabError> {
     }
 }
 
+/// Keeps every line of every journal from here on, for replays.
+pub(crate) fn hold_journals(state: &LabState) -> Result<(), LabError> {
+    for i in 1..=state.nodes {
+        let fail = |e: dvip_journal::Error| err(format!("node{i}'s journal: {e}"));
+        dvip_journal::Journal::open(journal(state, i))
+            .and_then(|j| j.add_subscriber(HOLD, dvip_journal::Start::Begin))
+            .map_err(fail)?;
+    }
+    Ok(())
+}
+
 /// Appends `lines` numbered lines to every node's journal, held for replays.
 pub(crate) fn fill_journals(state: &mut LabState, lines: u64) -> Result<(), LabError> {
     kill_aggregator(state);
+    hold_journals(state)?;
     for i in 1..=state.nodes {
         let fail = |e: dvip_journal::Error| err(format!("node{i}'s journal: {e}"));
         let journal = dvip_journal::Journal::open(journal(state, i)).map_err(fail)?;
-        journal
-            .add_subscriber(HOLD, dvip_journal::Start::Begin)
-            .map_err(fail)?;
         let mut writer = dvip_journal::Writer::new(journal, dvip_journal::Durability::Process);
         let mut k = 0;
         while k < lines {
@@ -228,8 +245,9 @@ pub(crate) fn fill_journals(state: &mut LabState, lines: u64) -> Result<(), LabE
 }
 
 /// Starts the aggregator afresh on every journal from its first line (its files, its state
-/// and its checkpoints forgotten): a replay at full speed. Returns once lines arrive.
-pub(crate) fn replay_from_start(state: &mut LabState) -> Result<(), LabError> {
+/// and its checkpoints forgotten): a replay at full speed. Returns once lines arrive, with
+/// when the aggregator was started.
+pub(crate) fn replay_from_start(state: &mut LabState) -> Result<std::time::Instant, LabError> {
     kill_aggregator(state);
     forget_collected(state)?;
     for i in 1..=state.nodes {
@@ -240,15 +258,52 @@ pub(crate) fn replay_from_start(state: &mut LabState) -> Result<(), LabError> {
             .add_subscriber(AGGREGATOR, dvip_journal::Start::Begin)
             .map_err(fail)?;
     }
+    let started = std::time::Instant::now();
     start_aggregator(state)?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = started + std::time::Duration::from_secs(20);
     while (1..=state.nodes).all(|i| collected(state, i) == 0) {
         if std::time::Instant::now() > deadline {
             return Err(err("the aggregator's replay brought nothing within 20 s"));
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    Ok(())
+    Ok(started)
+}
+
+/// Copies every journal's lines into files on the aggregator's disk, read here without the
+/// network, TLS or bookkeeping: what a replay would cost at best. How many lines.
+pub(crate) fn local_copy(state: &LabState) -> Result<u64, LabError> {
+    use std::io::Write;
+    let dir = disk(state).join("copy");
+    std::fs::create_dir_all(&dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+    let mut lines = 0;
+    for i in 1..=state.nodes {
+        let fail = |e: dvip_journal::Error| err(format!("node{i}'s journal: {e}"));
+        let journal = dvip_journal::Journal::open(journal(state, i)).map_err(fail)?;
+        let mut reader = dvip_journal::Reader::open(journal, HOLD).map_err(fail)?;
+        let path = dir.join(format!("node{i}"));
+        let file =
+            std::fs::File::create(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let mut out = std::io::BufWriter::new(file);
+        loop {
+            let batch = reader.read(4096).map_err(fail)?;
+            if batch.records.is_empty() {
+                break;
+            }
+            for record in &batch.records {
+                out.write_all(&record.payload)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .map_err(|e| err(format!("{}: {e}", path.display())))?;
+            }
+            lines += batch.records.len() as u64;
+        }
+        out.into_inner()
+            .map_err(|e| err(format!("{}: {e}", path.display())))?
+            .sync_all()
+            .map_err(|e| err(format!("{}: {e}", path.display())))?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(lines)
 }
 
 /// Ends a replay: the aggregator killed and what it wrote removed. How many lines it had

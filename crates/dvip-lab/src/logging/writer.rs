@@ -45,19 +45,30 @@ impl Numbered {
     }
 }
 
+/// When the steady lines of node `node` up to line `through` were in its journal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    pub(crate) node: usize,
+    pub(crate) through: u64,
+    pub(crate) at: Instant,
+}
+
 /// Lines going into every node's journal until stopped.
 pub(crate) struct LineWriter {
     journals: Arc<Mutex<Vec<Numbered>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<Result<(), LabError>>>,
+    /// With tracing: a mark per node and tick, for the lag tracer to take.
+    marks: Option<Arc<Mutex<Vec<Mark>>>>,
 }
 
 /// How often the thread appends: the rate is spread over these ticks.
 const TICK: Duration = Duration::from_millis(10);
 
 impl LineWriter {
-    /// Starts appending `rate` lines a second to each node's journal.
-    pub(crate) fn start(state: &LabState, rate: u32) -> Result<Self, LabError> {
+    /// Starts appending `rate` lines a second to each node's journal; `traced`, it marks when
+    /// each tick's lines were in (see [`LineWriter::take_marks`]).
+    pub(crate) fn start(state: &LabState, rate: u32, traced: bool) -> Result<Self, LabError> {
         let journals = (1..=state.nodes)
             .map(|node| {
                 let journal = Journal::open(super::journal(state, node))
@@ -72,8 +83,10 @@ impl LineWriter {
             .collect::<Result<Vec<_>, LabError>>()?;
         let journals = Arc::new(Mutex::new(journals));
         let stop = Arc::new(AtomicBool::new(false));
+        let marks = traced.then(|| Arc::new(Mutex::new(Vec::new())));
         let thread = {
             let (journals, stop) = (Arc::clone(&journals), Arc::clone(&stop));
+            let marks = marks.clone();
             std::thread::spawn(move || {
                 let started = Instant::now();
                 let mut ticks: u64 = 0;
@@ -86,6 +99,13 @@ impl LineWriter {
                         let behind = due.saturating_sub(numbered.written - numbered.bursts);
                         if behind > 0 {
                             numbered.append(behind)?;
+                            if let Some(marks) = &marks {
+                                marks.lock().map_err(|_| err("marks poisoned"))?.push(Mark {
+                                    node: numbered.node,
+                                    through: numbered.written,
+                                    at: Instant::now(),
+                                });
+                            }
                         }
                     }
                     drop(journals);
@@ -99,7 +119,16 @@ impl LineWriter {
             journals,
             stop,
             thread: Some(thread),
+            marks,
         })
+    }
+
+    /// The marks made since the last call (none without tracing).
+    pub(crate) fn take_marks(&self) -> Vec<Mark> {
+        self.marks
+            .as_ref()
+            .and_then(|m| m.lock().ok().map(|mut m| std::mem::take(&mut *m)))
+            .unwrap_or_default()
     }
 
     /// Appends `count` lines at once to node `node`'s journal.

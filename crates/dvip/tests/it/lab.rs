@@ -430,3 +430,47 @@ fn a_chaos_run_with_logs_collects_every_line_once_through_the_aggregator_s_fault
         "the aggregator's disk is still mounted:\n{mounts}"
     );
 }
+
+#[test]
+fn a_log_bench_reports_lag_cpu_and_a_complete_replay() {
+    let name = format!("g{}", std::process::id() % 100_000_000);
+    let _lab = Lab(name.clone());
+    let dvipd = dvipd();
+    let out = dvip(&[
+        "lab",
+        "--name",
+        &name,
+        "log-bench",
+        "--nodes",
+        "2",
+        "--rate",
+        "500",
+        "--seconds",
+        "2",
+        "--json",
+        "--dvipd",
+        dvipd.to_str().expect("a UTF-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_str(&text(&out.stdout)).expect("JSON");
+    let written = report["lines_written"].as_u64().expect("lines written");
+    // Two journals at 500 a second for about 2 s.
+    assert!((1_000..=3_000).contains(&written), "{report}");
+    let lag = &report["lag_ms"];
+    assert!(lag["samples"].as_u64() > Some(100), "{report}");
+    let median = lag["median"].as_f64().expect("a median lag");
+    assert!(median > 0.0 && median < 2_000.0, "{report}");
+    for key in ["aggregator", "node1 dvipd", "node2 dvipd", "node1 corosync"] {
+        assert!(report["cpu_lines_percent"][key].is_f64(), "{key}: {report}");
+    }
+    assert_eq!(
+        report["replay"]["lines"].as_u64(),
+        Some(written),
+        "{report}"
+    );
+    assert!(
+        report["replay"]["lines_per_s"].as_f64() > Some(0.0),
+        "{report}"
+    );
+    assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
+}
