@@ -86,8 +86,9 @@ fn list(set: &BTreeSet<String>) -> String {
 }
 
 /// Why the lab has not settled yet, or `None` when it has: every member sees exactly the
-/// members of its side in a mature view, all of a side agree on the view and the plan, every
-/// member holds what the plan gives it, and nodes outside any view hold nothing.
+/// members of its side in a mature view whose States are all in, all of a side agree on the
+/// view and the plan, every member holds what the plan gives it, and nodes outside any view
+/// hold nothing.
 pub(super) fn unsettled(seen: &Seen) -> Option<String> {
     if let Some(node) = seen.nodes.iter().find(|n| !n.member && !n.held.is_empty()) {
         return Some(format!(
@@ -114,6 +115,11 @@ pub(super) fn unsettled(seen: &Seen) -> Option<String> {
             }
             if !show.view.mature {
                 return Some(format!("{}'s view is not mature", m.name));
+            }
+            // Until every State is in, the plan shown is the one before: a member waiting for
+            // a slow one (up to the State deadline) has not planned this view yet.
+            if !show.view.ready {
+                return Some(format!("{} waits for States in its view", m.name));
             }
             let (id, plan) = (view_id(show).unwrap_or(0), owners(show));
             let mine: BTreeSet<String> = plan
@@ -206,6 +212,17 @@ pub(super) fn check(
                 .map(|m| m.name.as_str())
                 .collect()
         };
+        // Every member here runs and speaks the same build: one counted silent serves
+        // nothing for as long as the view lasts.
+        for m in members
+            .iter()
+            .filter(|m| show.view.silent.contains(&m.name))
+        {
+            bad.push(format!(
+                "{} counts {} silent though it runs and speaks",
+                members[0].name, m.name
+            ));
+        }
         let mut load: BTreeMap<&str, usize> = BTreeMap::new();
         for owner in plan.values().flatten() {
             *load.entry(owner.as_str()).or_default() += 1;
@@ -479,6 +496,30 @@ mod tests {
             s.view.id = Some(8);
         }
         assert!(unsettled(&seen).is_some_and(|w| w.contains("view 8")));
+    }
+
+    #[test]
+    fn a_view_waiting_for_states_is_not_settled_and_a_silent_runner_is_a_violation() {
+        // A view can mature before its States are all in (a slow member, up to the State
+        // deadline); until then it shows the plan before, and the balance rule judging that
+        // finds a false imbalance.
+        let mut seen = healthy();
+        if let Some(s) = seen.nodes[0].show.as_mut() {
+            s.view.ready = false;
+        }
+        assert!(unsettled(&seen).is_some_and(|w| w.contains("waits for States")));
+        let mut seen = healthy();
+        for n in &mut seen.nodes {
+            if let Some(s) = n.show.as_mut() {
+                s.view.silent = set(&["node2"]);
+            }
+        }
+        let bad = check(&seen, None, &Causes::default(), &BTreeMap::new());
+        assert!(
+            bad.iter()
+                .any(|b| b.contains("counts node2 silent though it runs")),
+            "{bad:?}"
+        );
     }
 
     #[test]
