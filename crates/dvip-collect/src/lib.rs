@@ -6,6 +6,7 @@
 //! no tokio. It must not parse the configuration file (the `dvip` command turns it into a
 //! [`Collector`]) nor serve logs.
 
+mod files;
 pub mod metrics;
 mod pull;
 mod state;
@@ -22,6 +23,7 @@ use dvip_tls::rustls::ClientConfig;
 use tracing::{info, warn};
 
 pub use dvip_config::logfile::{Template, TemplateError};
+pub use files::{OpenFiles, MAX_IDLE_DEFAULT, MAX_OPEN_DEFAULT};
 pub use state::{Stream, StreamState};
 pub use status::{read as read_status, status_path, Board, CollectStatus, StreamStatus};
 
@@ -42,6 +44,8 @@ pub struct Output {
     pub template: Template,
     pub file_mode: u32,
     pub dir_mode: u32,
+    /// The files held open between batches, shared by every puller.
+    pub files: Arc<OpenFiles>,
 }
 
 /// Everything an aggregator needs.
@@ -142,6 +146,7 @@ pub fn run(collector: Collector, tls: ClientConfig, board: &Board, stop: &Arc<At
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     status::write(&collector.state_dir, &board.report(&collector.name));
+                    collector.output.files.close_idle();
                     wait(&stop, Duration::from_secs(1));
                 }
             })

@@ -6,11 +6,10 @@
 //! the state's format (`state.rs`).
 
 use std::collections::BTreeMap;
-use std::fs::{self, DirBuilder, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::TcpStream;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -273,20 +272,9 @@ pub(crate) fn write_batch(
     Ok((fresh.len() as u64, bytes))
 }
 
-fn append(path: &PathBuf, bytes: &[u8], output: &Output) -> Result<(), CollectError> {
-    if let Some(dir) = path.parent() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(output.dir_mode)
-            .create(dir)
-            .map_err(|e| CollectError::io(dir, "create the directory", e))?;
-    }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(output.file_mode)
-        .open(path)
-        .map_err(|e| CollectError::io(path, "open", e))?;
+fn append(path: &Path, bytes: &[u8], output: &Output) -> Result<(), CollectError> {
+    let file = output.files.get(path, output)?;
+    let mut file: &File = &file;
     file.write_all(bytes)
         .and_then(|()| file.sync_data())
         .map_err(|e| CollectError::io(path, "write", e))

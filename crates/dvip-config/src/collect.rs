@@ -47,8 +47,9 @@ pub struct CollectConfig {
     pub logfile: Template,
     pub file_mode: u32,
     pub dir_mode: u32,
-    /// Read and checked; files are opened and closed per batch, so these limit nothing yet.
+    /// Files held open at once (`None`: the aggregator's default).
     pub max_open: Option<u32>,
+    /// Seconds a file stays open without a write (`None`: the aggregator's default).
     pub max_idle: Option<u32>,
     pub state_dir: PathBuf,
     pub tls_dir: PathBuf,

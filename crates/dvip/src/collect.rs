@@ -181,6 +181,10 @@ pub(crate) fn run(
             template: config.logfile.clone(),
             file_mode: config.file_mode,
             dir_mode: config.dir_mode,
+            files: Arc::new(dvip_collect::OpenFiles::new(
+                config.max_open,
+                config.max_idle,
+            )),
         },
         state_dir: config.state_dir.clone(),
     };
