@@ -102,7 +102,7 @@ fn collector(root: &Path, nodes: &[(usize, u16)]) -> Collector {
             template: Template::parse(&format!("{}/out/%{{l}}/%{{n}}", root.display())).unwrap(),
             file_mode: 0o640,
             dir_mode: 0o755,
-            files: std::sync::Arc::new(dvip_collect::OpenFiles::new(None, None)),
+            files: Arc::new(dvip_collect::OpenFiles::new(None, None)),
         },
         state_dir: root.join("state"),
     }
