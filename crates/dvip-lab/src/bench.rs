@@ -63,7 +63,7 @@ impl Measured {
 
 /// Lines in each node's journal for a replay: enough that replaying them all takes longer
 /// than a failover.
-const REPLAY_LINES: u64 = 1_000_000;
+const REPLAY_LINES: u64 = 3_000_000;
 
 /// A slow run's evidence: the report with its per-address answers, and the survivors' events.
 struct Evidence {

@@ -113,7 +113,7 @@ pub enum LabCommand {
         /// of the worst address, with a whisker to its p99.
         #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
-        /// Also measure dvip while an aggregator replays every node's journal (a million
+        /// Also measure dvip while an aggregator replays every node's journal (3 million
         /// lines each) from the first line at full speed: the ratio is what a replay costs
         /// failover.
         #[arg(long)]

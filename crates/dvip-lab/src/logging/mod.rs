@@ -28,7 +28,7 @@ pub(crate) const AGGREGATOR: &str = "collector";
 const LOG_PORT: u16 = 4802;
 
 /// The aggregator's disk: room for a bench's replays, small enough to fill in a moment.
-const DISK: &str = "size=256m,mode=0755";
+const DISK: &str = "size=512m,mode=0755";
 
 /// A subscriber of every journal that never reads, in a bench: nothing it holds is cleaned
 /// away, so the aggregator can replay it all again and again.
