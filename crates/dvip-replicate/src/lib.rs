@@ -1,0 +1,35 @@
+//! Replication, as a pure state machine: every node counts what it sees (connections open
+//! now and connections made lately, per client address, per destination address and per
+//! destination domain), shares its own counts with the other members of the view, and answers
+//! for the whole cluster with the sum over the live members.
+//!
+//! Owns the merge rules and the messages. It must not read a clock, touch a socket or know
+//! the bus: the caller feeds it the time, the views and the messages delivered, and sends
+//! what it returns (see [`Replica`]). The daemon and the simulator drive it alike.
+//!
+//! # The rules
+//!
+//! - **One writer per slot.** A node's own counts are changed by that node alone; the others
+//!   keep a copy of them. The cluster's count for a key is the sum of the copies of the live
+//!   members and the node's own. A healed partition needs no merge of conflicting writes: each
+//!   member sends its own counts again and the copies are replaced.
+//! - **Batches.** Changes are sent at most `max_delay` after the first of them and as soon as
+//!   `max_pending` keys have changed. A batch carries each changed key's values as they are
+//!   now (not increments), so applying one twice changes nothing.
+//! - **Views.** In every new view, every member sends a snapshot of its own counts (so a
+//!   joiner learns everything, and a batch sent in the old view but delivered in the new one,
+//!   which is dropped as stale, is made up for); messages of another view are dropped. A member that leaves takes its open connections
+//!   with it (they died with it, or will be counted again by whoever takes them over), but
+//!   what it counted lately stays, read-only, until it is older than the longest window: a
+//!   node's death must not reset a rate limit. A node that joins later does not see those.
+
+mod counts;
+mod key;
+mod replica;
+pub mod wire;
+
+pub use counts::{Counts, Recent};
+pub use key::Key;
+pub use replica::{
+    Action, Replica, ReplicaOptions, HORIZON_DEFAULT, MAX_DELAY_DEFAULT, MAX_PENDING_DEFAULT,
+};

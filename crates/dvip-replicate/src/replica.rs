@@ -1,0 +1,448 @@
+//! One node's replica: its own counts, what it was told of the others', the batch it has not
+//! sent yet, and the cluster's sums.
+//!
+//! Owns the merge rules (see the crate's documentation). It must not read a clock or send:
+//! every input carries the time, and messages to multicast come out as [`Action`]s.
+//!
+//! Open connections are a node's alone and current: the latest word from a member replaces
+//! what was known of them, and a member that leaves takes them away. Connections made per
+//! second only ever grow for a second gone by, so what was heard of a (member, key, second) is
+//! merged by taking the larger: a message heard twice, a snapshot after a batch, or a member
+//! restarted with its counts forgotten never lowers what the cluster counted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use crate::wire::{self, DecodeError, Message};
+use crate::{Counts, Key, Recent};
+
+/// Longest a change waits before it is sent (Momentum's `max_delay`).
+pub const MAX_DELAY_DEFAULT: Duration = Duration::from_secs(1);
+
+/// Changed keys that make a batch go at once (Momentum's `max_pending`).
+pub const MAX_PENDING_DEFAULT: usize = 100;
+
+/// How long connections made are remembered: the longest window a limit may use.
+pub const HORIZON_DEFAULT: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaOptions {
+    pub max_delay: Duration,
+    pub max_pending: usize,
+    pub horizon: Duration,
+}
+
+impl Default for ReplicaOptions {
+    fn default() -> Self {
+        Self {
+            max_delay: MAX_DELAY_DEFAULT,
+            max_pending: MAX_PENDING_DEFAULT,
+            horizon: HORIZON_DEFAULT,
+        }
+    }
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Multicast these bytes to the group.
+    Send(Vec<u8>),
+}
+
+/// What is known of one other node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Copy {
+    /// Its connections open now (only while it is a member).
+    open: BTreeMap<Key, u32>,
+    /// Its connections made, per key and second.
+    recent: BTreeMap<Key, Recent>,
+}
+
+impl Copy {
+    fn set_open(&mut self, key: &Key, open: u32) {
+        if open == 0 {
+            self.open.remove(key);
+        } else {
+            self.open.insert(key.clone(), open);
+        }
+    }
+
+    fn merge_recent(&mut self, key: &Key, heard: &Recent) {
+        if heard.per_second.is_empty() {
+            return;
+        }
+        let known = self.recent.entry(key.clone()).or_default();
+        for (&second, &n) in &heard.per_second {
+            let slot = known.per_second.entry(second).or_default();
+            *slot = (*slot).max(n);
+        }
+    }
+
+    fn forget_before(&mut self, second: u64) {
+        self.recent.retain(|_, r| {
+            r.forget_before(second);
+            !r.per_second.is_empty()
+        });
+    }
+}
+
+/// One node's replica.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    me: String,
+    options: ReplicaOptions,
+    /// The current view: its id and members.
+    view: Option<(u64, BTreeSet<String>)>,
+    own: BTreeMap<Key, Counts>,
+    /// What was heard of every other node, members and departed alike.
+    others: BTreeMap<String, Copy>,
+    /// Own keys changed since the last batch.
+    changed: BTreeSet<Key>,
+    /// When the oldest of those changed.
+    pending_since: Option<Duration>,
+    actions: Vec<Action>,
+    /// Messages dropped, by why.
+    dropped: BTreeMap<&'static str, u64>,
+}
+
+/// Whole seconds of `now` (the caller's wall clock: seconds must mean the same on every node).
+fn second(now: Duration) -> u64 {
+    now.as_secs()
+}
+
+impl Replica {
+    pub fn new(me: impl Into<String>, options: ReplicaOptions) -> Self {
+        Self {
+            me: me.into(),
+            options,
+            view: None,
+            own: BTreeMap::new(),
+            others: BTreeMap::new(),
+            changed: BTreeSet::new(),
+            pending_since: None,
+            actions: Vec::new(),
+            dropped: BTreeMap::new(),
+        }
+    }
+
+    /// A connection for `key` opened here.
+    pub fn open(&mut self, key: &Key, now: Duration) {
+        let counts = self.own.entry(key.clone()).or_default();
+        counts.open = counts.open.saturating_add(1);
+        let slot = counts.recent.per_second.entry(second(now)).or_default();
+        *slot = slot.saturating_add(1);
+        self.changed_now(key, now);
+    }
+
+    /// A connection for `key` closed here.
+    pub fn close(&mut self, key: &Key, now: Duration) {
+        if let Some(counts) = self.own.get_mut(key) {
+            counts.open = counts.open.saturating_sub(1);
+            self.changed_now(key, now);
+        }
+    }
+
+    fn changed_now(&mut self, key: &Key, now: Duration) {
+        self.changed.insert(key.clone());
+        self.pending_since.get_or_insert(now);
+        if self.changed.len() >= self.options.max_pending {
+            self.flush();
+        }
+    }
+
+    /// When [`Replica::tick`] must be called next, if at all.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.pending_since
+            .map(|since| since + self.options.max_delay)
+    }
+
+    /// Time passed: sends a batch that has waited `max_delay`, forgets what is older than
+    /// the horizon.
+    pub fn tick(&mut self, now: Duration) {
+        if self.next_deadline().is_some_and(|due| now >= due) {
+            self.flush();
+        }
+        // Every node forgets at the same horizon, its own counts and its copies alike: no
+        // message needed.
+        let from = second(now.saturating_sub(self.options.horizon));
+        self.own.retain(|_, counts| {
+            counts.recent.forget_before(from);
+            !counts.is_empty()
+        });
+        for copy in self.others.values_mut() {
+            copy.forget_before(from);
+        }
+        let members = self
+            .view
+            .as_ref()
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default();
+        self.others
+            .retain(|name, copy| members.contains(name) || !copy.recent.is_empty());
+    }
+
+    /// Sends the changed keys as they are now.
+    fn flush(&mut self) {
+        self.pending_since = None;
+        let changed = std::mem::take(&mut self.changed);
+        let Some((view_id, _)) = self.view else {
+            // No view: nobody to tell; the snapshot of the first view carries it all.
+            return;
+        };
+        let changes = changed
+            .into_iter()
+            .map(|key| {
+                let counts = self.own.get(&key).cloned().unwrap_or_default();
+                (key, counts)
+            })
+            .collect();
+        self.send(&Message::Batch { view_id, changes });
+    }
+
+    fn send(&mut self, message: &Message) {
+        self.actions.push(Action::Send(wire::encode(message)));
+    }
+
+    /// The bus installed a view (`members` includes this node).
+    pub fn handle_view(&mut self, view_id: u64, members: &BTreeSet<String>) {
+        if !members.contains(&self.me) || self.view.as_ref().is_some_and(|(id, _)| *id == view_id) {
+            return;
+        }
+        for (name, copy) in &mut self.others {
+            if !members.contains(name) {
+                // Its open connections went with it; what it counted lately stays.
+                copy.open.clear();
+            }
+        }
+        self.view = Some((view_id, members.clone()));
+        // Every view starts from a snapshot of each member: a joiner learns everything, and a
+        // batch sent in the old view but delivered in this one (dropped as stale) is made up.
+        self.changed.clear();
+        self.pending_since = None;
+        let counts = self
+            .own
+            .iter()
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        self.send(&Message::Snapshot { view_id, counts });
+    }
+
+    /// A message from `from` was delivered (this node's own too, which changes nothing).
+    pub fn handle_message(&mut self, from: &str, bytes: &[u8]) -> Result<(), DecodeError> {
+        let message = match wire::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                *self.dropped.entry("malformed").or_default() += 1;
+                return Err(e);
+            }
+        };
+        let Some((view_id, members)) = &self.view else {
+            *self.dropped.entry("no view").or_default() += 1;
+            return Ok(());
+        };
+        if message.view_id() != *view_id || !members.contains(from) {
+            *self.dropped.entry("stale").or_default() += 1;
+            return Ok(());
+        }
+        if from == self.me {
+            return Ok(());
+        }
+        let copy = self.others.entry(from.to_owned()).or_default();
+        match message {
+            Message::Batch { changes, .. } => {
+                for (key, counts) in &changes {
+                    copy.set_open(key, counts.open);
+                    copy.merge_recent(key, &counts.recent);
+                }
+            }
+            Message::Snapshot { counts, .. } => {
+                copy.open.clear();
+                for (key, c) in &counts {
+                    copy.set_open(key, c.open);
+                    copy.merge_recent(key, &c.recent);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What to multicast, in order.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// This node's own counts for `key`.
+    pub fn own(&self, key: &Key) -> Counts {
+        self.own.get(key).cloned().unwrap_or_default()
+    }
+
+    /// The cluster's counts for `key`: this node's, the members' open connections, and every
+    /// node's connections made lately.
+    pub fn cluster(&self, key: &Key) -> Counts {
+        let mut sum = self.own(key);
+        for copy in self.others.values() {
+            sum.open = sum
+                .open
+                .saturating_add(copy.open.get(key).copied().unwrap_or(0));
+            if let Some(recent) = copy.recent.get(key) {
+                sum.add_recent(&Counts {
+                    open: 0,
+                    recent: recent.clone(),
+                });
+            }
+        }
+        sum
+    }
+
+    /// The cluster's counts of every key in `range` that has any (a CIDR prefix is one range
+    /// of [`Key::Inbound`] or [`Key::Outbound`] keys).
+    pub fn cluster_range(&self, range: RangeInclusive<Key>) -> BTreeMap<Key, Counts> {
+        let mut keys: BTreeSet<&Key> = self.own.range(range.clone()).map(|(k, _)| k).collect();
+        for copy in self.others.values() {
+            keys.extend(copy.open.range(range.clone()).map(|(k, _)| k));
+            keys.extend(copy.recent.range(range.clone()).map(|(k, _)| k));
+        }
+        keys.into_iter()
+            .map(|k| (k.clone(), self.cluster(k)))
+            .filter(|(_, c)| !c.is_empty())
+            .collect()
+    }
+
+    /// Messages dropped so far, by why.
+    pub fn dropped(&self) -> &BTreeMap<&'static str, u64> {
+        &self.dropped
+    }
+
+    /// Whether changes wait to be sent.
+    pub fn pending(&self) -> bool {
+        !self.changed.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Key {
+        Key::Inbound("203.0.113.7".parse().expect("an address"))
+    }
+
+    fn at(s: u64) -> Duration {
+        Duration::from_secs(1_000 + s)
+    }
+
+    fn members(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    /// Delivers every action of `from` to each of `to` (and back to `from`).
+    fn deliver(from: &mut Replica, to: &mut [&mut Replica]) {
+        let name = from.me.clone();
+        for Action::Send(bytes) in from.take_actions() {
+            from.handle_message(&name, &bytes).expect("own message");
+            for r in to.iter_mut() {
+                r.handle_message(&name, &bytes).expect("decodes");
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_waits_max_delay_or_max_pending_then_goes() {
+        let options = ReplicaOptions {
+            max_pending: 3,
+            ..ReplicaOptions::default()
+        };
+        let mut a = Replica::new("a", options);
+        a.handle_view(1, &members(&["a"]));
+        a.take_actions();
+        a.open(&key(), at(0));
+        assert!(a.take_actions().is_empty());
+        assert_eq!(a.next_deadline(), Some(at(1)));
+        a.tick(at(0) + Duration::from_millis(999));
+        assert!(a.take_actions().is_empty());
+        a.tick(at(1));
+        assert_eq!(a.take_actions().len(), 1);
+        for k in 0..3u8 {
+            a.open(&Key::Inbound([198, 51, 100, k].into()), at(2));
+        }
+        assert_eq!(
+            a.take_actions().len(),
+            1,
+            "the third change fills the batch"
+        );
+        assert!(!a.pending());
+    }
+
+    #[test]
+    fn a_leaver_takes_its_open_connections_and_leaves_its_recent_ones() {
+        let (mut a, mut b) = (
+            Replica::new("a", ReplicaOptions::default()),
+            Replica::new("b", ReplicaOptions::default()),
+        );
+        for r in [&mut a, &mut b] {
+            r.handle_view(1, &members(&["a", "b"]));
+        }
+        deliver(&mut a, &mut [&mut b]);
+        deliver(&mut b, &mut [&mut a]);
+        b.open(&key(), at(0));
+        b.open(&key(), at(0));
+        b.tick(at(1));
+        deliver(&mut b, &mut [&mut a]);
+        assert_eq!(a.cluster(&key()).open, 2);
+        a.handle_view(2, &members(&["a"]));
+        let left = a.cluster(&key());
+        assert_eq!(left.open, 0);
+        assert_eq!(
+            left.recent.within(at(1).as_secs(), 60),
+            2,
+            "a death does not reset a rate"
+        );
+        // Aged out past the horizon.
+        a.tick(at(0) + HORIZON_DEFAULT + Duration::from_secs(2));
+        assert!(a.cluster(&key()).is_empty());
+    }
+
+    #[test]
+    fn a_restarted_member_s_snapshot_never_lowers_what_was_counted() {
+        let (mut a, mut b) = (
+            Replica::new("a", ReplicaOptions::default()),
+            Replica::new("b", ReplicaOptions::default()),
+        );
+        for r in [&mut a, &mut b] {
+            r.handle_view(1, &members(&["a", "b"]));
+        }
+        deliver(&mut a, &mut [&mut b]);
+        deliver(&mut b, &mut [&mut a]);
+        for _ in 0..5 {
+            b.open(&key(), at(0));
+        }
+        b.tick(at(1));
+        deliver(&mut b, &mut [&mut a]);
+        // b dies and comes back with nothing.
+        a.handle_view(2, &members(&["a"]));
+        let mut b = Replica::new("b", ReplicaOptions::default());
+        for r in [&mut a, &mut b] {
+            r.handle_view(3, &members(&["a", "b"]));
+        }
+        deliver(&mut a, &mut [&mut b]);
+        deliver(&mut b, &mut [&mut a]);
+        assert_eq!(a.cluster(&key()).recent.within(at(1).as_secs(), 60), 5);
+        assert_eq!(a.cluster(&key()).open, 0);
+        // The joiner learns a's own counts, not what a remembers of b.
+        assert_eq!(b.cluster(&key()).recent.within(at(1).as_secs(), 60), 0);
+    }
+
+    #[test]
+    fn a_prefix_is_a_range_of_keys() {
+        let mut a = Replica::new("a", ReplicaOptions::default());
+        for last in [1u8, 2, 200] {
+            a.open(&Key::Inbound([198, 51, 100, last].into()), at(0));
+        }
+        a.open(&Key::Inbound([203, 0, 113, 1].into()), at(0));
+        let slash24 = a.cluster_range(
+            Key::Inbound([198, 51, 100, 0].into())..=Key::Inbound([198, 51, 100, 255].into()),
+        );
+        assert_eq!(slash24.len(), 3);
+    }
+}
