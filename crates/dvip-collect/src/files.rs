@@ -51,11 +51,7 @@ impl OpenFiles {
     /// longest ago when `Max_Open` are held.
     pub(crate) fn get(&self, path: &Path, output: &Output) -> Result<Arc<File>, CollectError> {
         let now = Instant::now();
-        let mut open = self
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        open.retain(|_, held| now.duration_since(held.last) < self.max_idle);
+        let mut open = self.lock_without_idle(now);
         if let Some(held) = open.get_mut(path) {
             if same_file(&held.file, path) {
                 held.last = now;
@@ -86,12 +82,17 @@ impl OpenFiles {
 
     /// Closes the files that have gone `Max_Idle` without a write.
     pub fn close_idle(&self) {
-        let now = Instant::now();
+        drop(self.lock_without_idle(Instant::now()));
+    }
+
+    /// The held files, with those idle past `Max_Idle` at `now` closed first.
+    fn lock_without_idle(&self, now: Instant) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Held>> {
         let mut open = self
             .open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         open.retain(|_, held| now.duration_since(held.last) < self.max_idle);
+        open
     }
 
     /// How many files are held open.

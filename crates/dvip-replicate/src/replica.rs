@@ -336,6 +336,20 @@ mod tests {
         names.iter().map(|n| (*n).to_owned()).collect()
     }
 
+    /// Two replicas in one view, each with the other's snapshot.
+    fn pair() -> (Replica, Replica) {
+        let (mut a, mut b) = (
+            Replica::new("a", ReplicaOptions::default()),
+            Replica::new("b", ReplicaOptions::default()),
+        );
+        for r in [&mut a, &mut b] {
+            r.handle_view(1, &members(&["a", "b"]));
+        }
+        deliver(&mut a, &mut [&mut b]);
+        deliver(&mut b, &mut [&mut a]);
+        (a, b)
+    }
+
     /// Delivers every action of `from` to each of `to` (and back to `from`).
     fn deliver(from: &mut Replica, to: &mut [&mut Replica]) {
         let name = from.me.clone();
@@ -376,15 +390,7 @@ mod tests {
 
     #[test]
     fn a_leaver_takes_its_open_connections_and_leaves_its_recent_ones() {
-        let (mut a, mut b) = (
-            Replica::new("a", ReplicaOptions::default()),
-            Replica::new("b", ReplicaOptions::default()),
-        );
-        for r in [&mut a, &mut b] {
-            r.handle_view(1, &members(&["a", "b"]));
-        }
-        deliver(&mut a, &mut [&mut b]);
-        deliver(&mut b, &mut [&mut a]);
+        let (mut a, mut b) = pair();
         b.open(&key(), at(0));
         b.open(&key(), at(0));
         b.tick(at(1));
@@ -405,15 +411,7 @@ mod tests {
 
     #[test]
     fn a_restarted_member_s_snapshot_never_lowers_what_was_counted() {
-        let (mut a, mut b) = (
-            Replica::new("a", ReplicaOptions::default()),
-            Replica::new("b", ReplicaOptions::default()),
-        );
-        for r in [&mut a, &mut b] {
-            r.handle_view(1, &members(&["a", "b"]));
-        }
-        deliver(&mut a, &mut [&mut b]);
-        deliver(&mut b, &mut [&mut a]);
+        let (mut a, mut b) = pair();
         for _ in 0..5 {
             b.open(&key(), at(0));
         }

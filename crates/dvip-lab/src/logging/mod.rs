@@ -90,9 +90,13 @@ pub(crate) fn prepare(state: &LabState) -> Result<(), LabError> {
     state.topology().add_aggregator()?;
     let disk = disk(state);
     std::fs::create_dir_all(&disk).map_err(|e| err(format!("{}: {e}", disk.display())))?;
-    run(Command::new("mount")
-        .args(["-t", "tmpfs", "-o", DISK, "dvip-lab-aggregator"])
-        .arg(&disk))?;
+    let at = disk
+        .to_str()
+        .ok_or_else(|| err(format!("{}: not UTF-8", disk.display())))?;
+    dvip_netns::try_iproute2(
+        "mount",
+        &["-t", "tmpfs", "-o", DISK, "dvip-lab-aggregator", at],
+    )?;
     let nodes: String = (1..=state.nodes)
         .map(|i| format!("    Node \"node{i}\" {{ address = \"198.51.100.{i}:{LOG_PORT}\" }}\n"))
         .collect();
@@ -191,20 +195,6 @@ pub(crate) fn unmount(lab_dir: &Path) {
             .arg(&disk)
             .stderr(std::process::Stdio::null())
             .status();
-    }
-}
-
-fn run(command: &mut Command) -> Result<(), LabError> {
-    let out = command
-        .output()
-        .map_err(|e| err(format!("{command:?}: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(err(format!(
-            "{command:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
     }
 }
 
