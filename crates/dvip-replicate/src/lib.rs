@@ -25,11 +25,13 @@
 
 mod counts;
 mod key;
+mod limits;
 mod replica;
 pub mod wire;
 
 pub use counts::{Counts, Recent};
 pub use key::Key;
+pub use limits::{prefix_range, InboundLimit, Verdict};
 pub use replica::{
     Action, Replica, ReplicaOptions, HORIZON_DEFAULT, MAX_DELAY_DEFAULT, MAX_PENDING_DEFAULT,
 };

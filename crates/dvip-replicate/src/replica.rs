@@ -135,6 +135,15 @@ impl Replica {
         self.changed_now(key, now);
     }
 
+    /// A connection for `key` was made here and is not counted as open (its end will not be
+    /// reported).
+    pub fn count(&mut self, key: &Key, now: Duration) {
+        let counts = self.own.entry(key.clone()).or_default();
+        let slot = counts.recent.per_second.entry(second(now)).or_default();
+        *slot = slot.saturating_add(1);
+        self.changed_now(key, now);
+    }
+
     /// A connection for `key` closed here.
     pub fn close(&mut self, key: &Key, now: Duration) {
         if let Some(counts) = self.own.get_mut(key) {
