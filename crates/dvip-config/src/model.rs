@@ -120,6 +120,37 @@ pub struct ClusterOptions {
     pub announce_count: u32,
     /// How far apart the announcements are, in milliseconds.
     pub announce_interval_ms: u64,
+    /// Where dvipd answers Postfix's policy delegation (`None`: it does not).
+    pub policy_listener: Option<ListenAddress>,
+    /// Limits on connections per client prefix, enforced by the policy server.
+    pub inbound_limits: Vec<InboundLimit>,
+}
+
+/// Default `policy_listener` port.
+pub const POLICY_PORT_DEFAULT: u16 = 10031;
+
+/// At most `connections` in `window_s` seconds from one client prefix (over the cluster
+/// when `inbound_cidr` is replicated, else on this node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboundLimit {
+    /// Bits of an IPv4 client's prefix (default 24).
+    pub prefix: u8,
+    /// Bits of an IPv6 client's prefix (default 64).
+    pub prefix6: u8,
+    pub connections: u32,
+    /// Seconds (default 60).
+    pub window_s: u64,
+}
+
+impl Default for InboundLimit {
+    fn default() -> Self {
+        Self {
+            prefix: 24,
+            prefix6: 64,
+            connections: 0,
+            window_s: 60,
+        }
+    }
 }
 
 impl Default for ClusterOptions {
@@ -142,6 +173,8 @@ impl Default for ClusterOptions {
             duravip_hook: None,
             announce_count: ANNOUNCE_COUNT_DEFAULT,
             announce_interval_ms: ANNOUNCE_INTERVAL_MS_DEFAULT,
+            policy_listener: None,
+            inbound_limits: Vec::new(),
         }
     }
 }

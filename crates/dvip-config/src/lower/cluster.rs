@@ -188,6 +188,7 @@ fn read_stanza(stanza: &Stanza, section: &mut ClusterSection, diagnostics: &mut 
     if let Some(d) = options.duration(&["announce_interval"], diagnostics) {
         o.announce_interval_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     }
+    super::policy::read(&mut options, o, diagnostics);
     // `logs` and `replicate` may be written as options (`logs = [ ]`) or stanzas (`logs [ ]`).
     if let Some(option) = options.take(&["logs"], diagnostics) {
         if let Some(block) = block_value(option, diagnostics) {
@@ -202,6 +203,7 @@ fn read_stanza(stanza: &Stanza, section: &mut ClusterSection, diagnostics: &mut 
     let known: Vec<&str> = CLUSTER_OPTIONS
         .iter()
         .copied()
+        .chain(super::policy::OPTIONS.iter().copied())
         .chain(["enabled"])
         .chain(NO_EFFECT.iter().map(|&(name, _)| name))
         .collect();
@@ -228,6 +230,13 @@ fn read_stanza(stanza: &Stanza, section: &mut ClusterSection, diagnostics: &mut 
                 inner.args.first(),
                 &inner.body,
                 section,
+                diagnostics,
+            );
+        } else if inner.keyword.is("inbound_limit") {
+            super::policy::read_limit(
+                &inner.keyword,
+                &inner.body,
+                &mut section.options,
                 diagnostics,
             );
         } else if inner.keyword.is("topology") {

@@ -9,6 +9,7 @@ mod cluster;
 mod forwards;
 pub(crate) mod inputs;
 mod logs;
+mod policy;
 mod services;
 mod unread;
 
