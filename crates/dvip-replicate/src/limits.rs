@@ -70,6 +70,16 @@ impl Replica {
     /// cluster, else counted (as a connection made, none left open: the MTA does not say
     /// when it closes).
     pub fn admit(&mut self, address: IpAddr, limits: &[InboundLimit], now: Duration) -> Verdict {
+        let verdict = self.check(address, limits, now);
+        if verdict == Verdict::Accept {
+            self.count(&Key::Inbound(address), now);
+        }
+        verdict
+    }
+
+    /// The verdict on a client at `address` without counting it (a later stage of a
+    /// connection already counted).
+    pub fn check(&self, address: IpAddr, limits: &[InboundLimit], now: Duration) -> Verdict {
         for limit in limits {
             let len = match address {
                 IpAddr::V4(_) => limit.prefix_v4,
@@ -85,7 +95,6 @@ impl Replica {
                 };
             }
         }
-        self.count(&Key::Inbound(address), now);
         Verdict::Accept
     }
 }

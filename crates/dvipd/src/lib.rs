@@ -22,6 +22,7 @@ pub mod kept;
 pub mod logging;
 pub mod logs;
 pub mod metrics;
+pub mod policy;
 pub mod proxy_header;
 
 // The netlink edge lives in its own crate, which `dvip plumb` uses without the daemon.

@@ -38,6 +38,12 @@ pub(super) struct Loaded {
     pub(super) journals: Vec<(String, std::path::PathBuf)>,
     /// Where the log service listens: `cluster_listener`.
     pub(super) log_listener: std::net::SocketAddr,
+    /// Where the policy server listens (`None`: it does not).
+    pub(super) policy_listener: Option<std::net::SocketAddr>,
+    /// The limits it enforces.
+    pub(super) inbound_limits: Vec<dvip_replicate::InboundLimit>,
+    /// Whether `inbound_cidr` is replicated: counts are shared with the cluster.
+    pub(super) replicate_inbound: bool,
 }
 
 /// A State deadline that follows corosync's timing: twice its token timeout (a member
@@ -108,6 +114,22 @@ pub(super) fn read_config(settings: &Settings) -> Option<Loaded> {
             plumb_deadline: Duration::from_millis(config.cluster.plumb_deadline_ms),
             log_inputs: config.log_inputs,
             log_listener: listen_at(&config.cluster.cluster_listener),
+            policy_listener: config.cluster.policy_listener.as_ref().map(listen_at),
+            inbound_limits: config
+                .cluster
+                .inbound_limits
+                .iter()
+                .map(|l| dvip_replicate::InboundLimit {
+                    prefix_v4: l.prefix,
+                    prefix_v6: l.prefix6,
+                    connections: u64::from(l.connections),
+                    window: Duration::from_secs(l.window_s),
+                })
+                .collect(),
+            replicate_inbound: config
+                .replicate
+                .iter()
+                .any(|r| r.kind.eq_ignore_ascii_case("inbound_cidr")),
             journals: config
                 .logs
                 .iter()

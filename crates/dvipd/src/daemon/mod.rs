@@ -15,6 +15,7 @@
 mod announcing;
 mod config;
 mod control;
+mod replication;
 mod reports;
 mod services;
 mod systemd;
@@ -34,6 +35,7 @@ use tracing::{debug, error, info, warn};
 use self::announcing::Announced;
 use self::config::{read_config, Loaded};
 use self::control::next_control_event;
+use self::replication::{next_replication_event, Replication};
 use self::reports::{console_event, log_event};
 use crate::announce::Announcer;
 use crate::broadcast::Broadcasts;
@@ -217,6 +219,8 @@ struct Daemon {
     control_members: BTreeSet<String>,
     /// Broadcasts this node started and has not answered.
     broadcasts: Broadcasts,
+    /// The connection counts and their group.
+    replication: Replication,
     metrics: Arc<Metrics>,
     /// The members of the last view, and whether the current one lost any (its acquisitions
     /// count as failovers).
@@ -1109,6 +1113,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         control: None,
         control_members: BTreeSet::new(),
         broadcasts: Broadcasts::default(),
+        replication: Replication::new(&name),
         hooks: Hooks::start(events.clone(), Arc::clone(&metrics)),
         metrics,
         view_members: BTreeSet::new(),
@@ -1134,6 +1139,18 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         _log_service: log_service,
     };
     daemon.rejoin_control();
+    daemon.rejoin_replication();
+    let (policy_asks, mut policy_questions) = tokio::sync::mpsc::channel(1024);
+    if let Some(at) = daemon.config.policy_listener {
+        match tokio::net::TcpListener::bind(at).await {
+            Ok(listener) => {
+                info!(%at, limits = daemon.config.inbound_limits.len(), "policy server listening");
+                tokio::spawn(crate::policy::serve(listener, policy_asks));
+            }
+            // The addresses come first: a node without its policy server still fails over.
+            Err(e) => error!(%at, "cannot listen for policy requests: {e}; running without"),
+        }
+    }
     daemon.node.handle_timeout(daemon.now());
     daemon.drive().await;
     if matches!(daemon.bus, Bus::Standalone(_)) {
@@ -1167,6 +1184,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 daemon.drive().await;
                 daemon.announce_due().await;
                 daemon.broadcasts.expire(Instant::now());
+                daemon.replication_tick();
                 if let Err(e) = daemon.finish_rejoin() {
                     error!("{e}");
                     fatal = Some(e);
@@ -1186,6 +1204,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                     };
                     daemon.start_rejoin();
                     daemon.rejoin_control();
+                    daemon.rejoin_replication();
                     last_rejoin = Instant::now();
                 }
                 // Each tick refreshes its share, so that every held address is added again
@@ -1217,6 +1236,12 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             () = tokio::time::sleep(BUS_RETRY), if daemon.bus_waiting() => daemon.flush_bus(),
             Some(event) = next_control_event(&mut daemon.control) => {
                 daemon.control_event(event, &settings).await;
+            }
+            Some(event) = next_replication_event(&mut daemon.replication) => {
+                daemon.replication_event(event);
+            }
+            Some((query, verdict)) = policy_questions.recv() => {
+                let _ = verdict.send(daemon.admit(&query));
             }
             Some((request, reply)) = requests.recv() => match request {
                 Request::Broadcast { request } => {

@@ -12,6 +12,7 @@ mod logs;
 mod missing_interface;
 mod neighbours;
 mod operations;
+mod policy;
 mod spread;
 
 use std::path::PathBuf;

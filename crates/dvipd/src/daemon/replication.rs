@@ -1,0 +1,150 @@
+//! Replication in the daemon: the replica of the connection counts, its group on corosync,
+//! and the policy server's questions answered from it.
+//!
+//! Owns wiring the pure replica (`dvip-replicate`) to the bus, the clock and the policy
+//! server. With `inbound_cidr` replicated, the replica joins a CPG group of its own next to
+//! the cluster group (its batches and snapshots never queue behind the election's); without,
+//! it counts this node alone. It must not decide anything itself: the replica does.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dvip_replicate::{Action, Replica, ReplicaOptions, Verdict};
+use tracing::{debug, warn};
+
+use super::{Bus, Daemon};
+use crate::corosync::{BusEvent, CorosyncBus};
+use crate::policy::PolicyQuery;
+
+/// The replica and its group.
+pub(super) struct Replication {
+    replica: Replica,
+    /// Joined while counts are shared (corosync only; `None` while away or not shared).
+    bus: Option<CorosyncBus>,
+}
+
+/// The wall clock, which the replica's seconds need to mean the same on every node.
+fn wall() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// The replication group's name: the cluster group's, marked, within corosync's 128 bytes.
+fn group_of(cluster_group: &str) -> String {
+    let mut end = cluster_group.len().min(125);
+    while !cluster_group.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}-r", &cluster_group[..end])
+}
+
+impl Replication {
+    /// A replica of this node's counts alone, until a group is joined.
+    pub(super) fn new(name: &str) -> Self {
+        let mut replica = Replica::new(name, ReplicaOptions::default());
+        replica.handle_view(0, &BTreeSet::from([name.to_owned()]));
+        let _ = replica.take_actions();
+        Self { replica, bus: None }
+    }
+}
+
+/// The replication group's next event, or never when not joined.
+pub(super) async fn next_replication_event(replication: &mut Replication) -> Option<BusEvent> {
+    match &mut replication.bus {
+        Some(bus) => bus.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Daemon {
+    /// Joins the replication group when counts are shared and corosync is there.
+    pub(super) fn rejoin_replication(&mut self) {
+        if !self.config.replicate_inbound
+            || self.replication.bus.is_some()
+            || !matches!(self.bus, Bus::Corosync { bus: Some(_), .. })
+        {
+            return;
+        }
+        match CorosyncBus::join(&group_of(&self.config.group)) {
+            Ok(joined) => self.replication.bus = Some(joined),
+            Err(e) => warn!("cannot join the replication group: {e}"),
+        }
+    }
+
+    /// A view or message of the replication group.
+    pub(super) fn replication_event(&mut self, event: BusEvent) {
+        match event {
+            BusEvent::View { members } => {
+                let names = self.member_names(&members);
+                // Corosync's members carry pids: a view's id is the members' digest, the same
+                // on every node, as for the cluster group.
+                let id = super::view_id(&members);
+                debug!(view_id = id, ?names, "replication view");
+                self.replication.replica.handle_view(id, &names);
+            }
+            BusEvent::Message { from, bytes } => {
+                let name = self.member_name(from);
+                if let Err(e) = self.replication.replica.handle_message(&name, &bytes) {
+                    warn!(from = %name, "dropped a replication message: {e}");
+                    self.metrics.dropped("replication");
+                }
+            }
+            BusEvent::Dropped { why, .. } => {
+                warn!("dropped a replication fragment: {why}");
+                self.metrics.dropped("fragment");
+            }
+            BusEvent::Lost(why) => {
+                warn!("lost the replication group ({why}); joining again");
+                self.replication.bus = None;
+                // Alone until joined again: this node's counts only.
+                let me = BTreeSet::from([self.name.clone()]);
+                self.replication.replica.handle_view(0, &me);
+            }
+        }
+        self.send_replication();
+    }
+
+    /// Time passed: batches due go out, old seconds are forgotten.
+    pub(super) fn replication_tick(&mut self) {
+        self.replication.replica.tick(wall());
+        self.send_replication();
+    }
+
+    /// The policy server's question about a client.
+    pub(super) fn admit(&mut self, query: &PolicyQuery) -> Verdict {
+        let limits = &self.config.inbound_limits;
+        let now = wall();
+        let verdict = if query.connect {
+            self.replication.replica.admit(query.client, limits, now)
+        } else {
+            // Past the connection: checked against the limits, not counted again.
+            self.replication.replica.check(query.client, limits, now)
+        };
+        self.send_replication();
+        verdict
+    }
+
+    fn send_replication(&mut self) {
+        for Action::Send(bytes) in self.replication.replica.take_actions() {
+            let Some(bus) = &mut self.replication.bus else {
+                continue;
+            };
+            if let Err(e) = bus.send(&bytes) {
+                warn!("cannot multicast on the replication group: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_group_name_is_marked_and_fits_corosync() {
+        assert_eq!(group_of("dvip"), "dvip-r");
+        let long = "g".repeat(127);
+        assert_eq!(group_of(&long).len(), 127);
+    }
+}

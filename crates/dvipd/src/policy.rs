@@ -1,0 +1,230 @@
+//! The policy server's edge: Postfix's policy delegation protocol over TCP
+//! (`check_policy_service inet:127.0.0.1:10031`), translated to and from the replication
+//! core's verdicts.
+//!
+//! Owns the protocol: `name=value` lines ending with an empty line, one request after another
+//! on a connection, each answered with `action=...` and an empty line; every line and request
+//! bounded before it is kept. It must not decide (the daemon's loop asks the replica) nor
+//! count anything itself.
+
+use std::net::IpAddr;
+
+use dvip_replicate::Verdict;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+/// The longest attribute line kept (Postfix's longest values, certificate names, fit).
+const LINE_MAX: usize = 4096;
+
+/// The most attributes one request may carry.
+const ATTRIBUTES_MAX: usize = 128;
+
+/// What the daemon is asked about one SMTP client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyQuery {
+    /// The client's address.
+    pub client: IpAddr,
+    /// The client has just connected (`protocol_state=CONNECT`): the connection counts. At
+    /// any later stage it is only checked.
+    pub connect: bool,
+}
+
+/// A query and where its verdict goes.
+pub type Asked = (PolicyQuery, oneshot::Sender<Verdict>);
+
+/// Why a request was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("not a Postfix policy request (request={0:?})")]
+    NotPolicy(Option<String>),
+    #[error("no client_address in the request")]
+    NoClient,
+    #[error("client_address {0:?} is not an IP address")]
+    BadClient(String),
+}
+
+/// The query in one request's attributes.
+pub fn query(attributes: &[(String, String)]) -> Result<PolicyQuery, PolicyError> {
+    let get = |name: &str| {
+        attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match get("request") {
+        Some("smtpd_access_policy") => {}
+        other => return Err(PolicyError::NotPolicy(other.map(str::to_owned))),
+    }
+    let text = get("client_address").ok_or(PolicyError::NoClient)?;
+    let client = text
+        .parse()
+        .map_err(|_| PolicyError::BadClient(text.to_owned()))?;
+    let connect = get("protocol_state").is_some_and(|s| s.eq_ignore_ascii_case("CONNECT"));
+    Ok(PolicyQuery { client, connect })
+}
+
+/// The answer to Postfix, empty line included.
+pub fn reply(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Accept => "action=DUNNO\n\n".to_owned(),
+        Verdict::Defer {
+            prefix,
+            counted,
+            limit,
+        } => format!(
+            "action=DEFER 4.7.1 Too many connections from {prefix} across the cluster ({counted} in {} s, {} allowed)\n\n",
+            limit.window.as_secs(),
+            limit.connections
+        ),
+    }
+}
+
+/// Accepts Postfix's connections until the daemon stops listening; each is served on a task
+/// of its own.
+pub async fn serve(listener: TcpListener, daemon: mpsc::Sender<Asked>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                debug!(%peer, "policy client connected");
+                tokio::spawn(connection(stream, daemon.clone()));
+            }
+            Err(e) => {
+                warn!("policy listener: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, daemon: mpsc::Sender<Asked>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    let mut attributes = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = AsyncReadExt::take(&mut lines, LINE_MAX as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await;
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line.len() > LINE_MAX => {
+                warn!("a policy request line is over {LINE_MAX} bytes: closing");
+                return;
+            }
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if !text.is_empty() {
+            if attributes.len() >= ATTRIBUTES_MAX {
+                warn!("a policy request has over {ATTRIBUTES_MAX} attributes: closing");
+                return;
+            }
+            if let Some((name, value)) = text.split_once('=') {
+                attributes.push((name.to_owned(), value.to_owned()));
+            }
+            continue;
+        }
+        let answer = match query(&attributes) {
+            Ok(q) => {
+                let (tell, verdict) = oneshot::channel();
+                if daemon.send((q, tell)).await.is_err() {
+                    return;
+                }
+                match verdict.await {
+                    Ok(v) => reply(&v),
+                    Err(_) => return,
+                }
+            }
+            Err(e) => {
+                warn!("policy request refused: {e}");
+                // Postfix reads an unknown answer as a temporary error; DUNNO lets the mail
+                // through the other restrictions instead.
+                "action=DUNNO\n\n".to_owned()
+            }
+        };
+        attributes.clear();
+        if write.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attributes(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_request_gives_its_client_and_whether_it_just_connected() {
+        let q = query(&attributes(&[
+            ("request", "smtpd_access_policy"),
+            ("protocol_state", "CONNECT"),
+            ("client_address", "198.51.100.7"),
+            ("client_name", "unknown"),
+        ]))
+        .expect("a query");
+        assert_eq!(
+            q,
+            PolicyQuery {
+                client: "198.51.100.7".parse().expect("ip"),
+                connect: true
+            }
+        );
+        let later = query(&attributes(&[
+            ("request", "smtpd_access_policy"),
+            ("protocol_state", "RCPT"),
+            ("client_address", "2001:db8::5"),
+        ]))
+        .expect("a query");
+        assert!(!later.connect);
+    }
+
+    #[test]
+    fn requests_that_are_not_policy_or_lack_a_client_are_refused_in_words() {
+        assert_eq!(
+            query(&attributes(&[("request", "junk")])),
+            Err(PolicyError::NotPolicy(Some("junk".into())))
+        );
+        assert_eq!(
+            query(&attributes(&[("request", "smtpd_access_policy")])),
+            Err(PolicyError::NoClient)
+        );
+        assert_eq!(
+            query(&attributes(&[
+                ("request", "smtpd_access_policy"),
+                ("client_address", "unknown")
+            ])),
+            Err(PolicyError::BadClient("unknown".into()))
+        );
+    }
+
+    #[test]
+    fn a_deferral_says_which_prefix_and_why() {
+        let limit = dvip_replicate::InboundLimit {
+            prefix_v4: 24,
+            prefix_v6: 64,
+            connections: 30,
+            window: std::time::Duration::from_secs(60),
+        };
+        let text = reply(&Verdict::Defer {
+            prefix: "198.51.100.0/24".into(),
+            counted: 30,
+            limit,
+        });
+        assert_eq!(
+            text,
+            "action=DEFER 4.7.1 Too many connections from 198.51.100.0/24 across the cluster (30 in 60 s, 30 allowed)\n\n"
+        );
+        assert_eq!(reply(&Verdict::Accept), "action=DUNNO\n\n");
+    }
+}
