@@ -464,6 +464,20 @@ pub enum Answer {
     Gathered(Gathered),
     /// To `events`: the stream follows, one [`crate::EventLine`] per line.
     Following,
+    /// To `cidr`.
+    Cidr(CidrReport),
+}
+
+/// The cluster's connection counts under a prefix, as this node's replica knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CidrReport {
+    /// The node answering.
+    pub node: String,
+    /// Whether the counts are the cluster's (`inbound_cidr` replicated) or this node's alone.
+    pub shared: bool,
+    /// The window of the recent counts, in seconds.
+    pub window_s: u64,
+    pub rows: Vec<dvip_replicate::PrefixCount>,
 }
 
 impl Answer {
@@ -475,6 +489,7 @@ impl Answer {
             Self::Info(i) => serde_json::to_value(i),
             Self::Arp(a) => serde_json::to_value(a),
             Self::Gathered(g) => serde_json::to_value(g),
+            Self::Cidr(c) => serde_json::to_value(c),
             Self::Reloaded { addresses } => Ok(serde_json::json!({ "addresses": addresses })),
             Self::Done | Self::Following => Ok(serde_json::json!({})),
         };
@@ -493,6 +508,7 @@ impl Answer {
             Request::Status => Self::Cluster(Box::new(report(value)?)),
             Request::Info => Self::Info(Box::new(report(value)?)),
             Request::ArpShow => Self::Arp(report(value)?),
+            Request::Cidr { .. } => Self::Cidr(report(value)?),
             Request::Broadcast { .. } => Self::Gathered(report(value)?),
             Request::Events => Self::Following,
             Request::Reload { .. } => Self::Reloaded {

@@ -63,6 +63,12 @@ pub enum Request {
         #[serde(default)]
         force: bool,
     },
+    /// The cluster's connection counts under a prefix, grouped by prefix length
+    /// (`cidr_server`'s `count for PREFIX in inbound ...`).
+    Cidr {
+        /// What to count and how to show it.
+        query: dvip_replicate::PrefixQuery,
+    },
     /// Run `request` on every node of the control group and gather the replies.
     Broadcast {
         /// What each node runs: one of [`Request::BROADCASTABLE`].
@@ -91,6 +97,7 @@ impl Request {
             Self::Move { .. } => "move",
             Self::MoveClear { .. } => "move-clear",
             Self::Reload { .. } => "reload",
+            Self::Cidr { .. } => "cidr",
             Self::Broadcast { .. } => "broadcast",
         }
     }
@@ -98,7 +105,12 @@ impl Request {
     /// Whether it changes the cluster: those are logged with who asked.
     pub fn changes_something(&self) -> bool {
         match self {
-            Self::Show | Self::Status | Self::Info | Self::ArpShow | Self::Events => false,
+            Self::Show
+            | Self::Status
+            | Self::Info
+            | Self::ArpShow
+            | Self::Events
+            | Self::Cidr { .. } => false,
             Self::AnnounceView
             | Self::Standby { .. }
             | Self::Online { .. }

@@ -23,12 +23,14 @@
 //!   what it counted lately stays, read-only, until it is older than the longest window: a
 //!   node's death must not reset a rate limit. A node that joins later does not see those.
 
+mod cidr;
 mod counts;
 mod key;
 mod limits;
 mod replica;
 pub mod wire;
 
+pub use cidr::{Direction, Order, PrefixCount, PrefixQuery, QueryError, WINDOW_DEFAULT_S};
 pub use counts::{Counts, Recent};
 pub use key::Key;
 pub use limits::{prefix_range, InboundLimit, Verdict};

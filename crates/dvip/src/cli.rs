@@ -140,6 +140,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ArpCommand,
     },
+    /// Connection counts by client prefix, as the local dvipd's replica knows them (the
+    /// cluster's when `inbound_cidr` is replicated).
+    Cidr {
+        #[command(subcommand)]
+        command: CidrCommand,
+    },
     /// Stream what the local dvipd does (views, acquisitions, releases, marks, drops), one
     /// line per event (time, what, why), until it stops or you do.
     Events {
@@ -260,6 +266,23 @@ pub(crate) enum DuravipCommand {
 pub(crate) enum ArpCommand {
     /// Every held address with its interface and how often it was announced.
     Show {
+        /// Print the daemon's JSON report.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CidrCommand {
+    /// `count for PREFIX in inbound|outbound [cidrsize N [to M]] [order by cidr|count]
+    /// [limit N] [threshold N] [window SECONDS]`: connections open now and made in the window
+    /// (60 s) under PREFIX, a row per prefix of each size.
+    Show {
+        /// The query's words.
+        #[arg(required = true, num_args = 1.., value_name = "QUERY")]
+        words: Vec<String>,
         /// Print the daemon's JSON report.
         #[arg(long)]
         json: bool,

@@ -1,5 +1,5 @@
-//! `dvip show`, `membership`, `info`, `arp show`, `events`, `broadcast`, `announce-view`,
-//! `standby`, `online`, `move`, `reload`: talking to the local dvipd.
+//! `dvip show`, `membership`, `info`, `arp show`, `cidr show`, `events`, `broadcast`,
+//! `announce-view`, `standby`, `online`, `move`, `reload`: talking to the local dvipd.
 //!
 //! Owns how replies are shown, as text or JSON. The requests, replies and the socket are
 //! `dvip_console`'s.
@@ -191,6 +191,38 @@ fn info_text(r: &Info) {
     }
 }
 
+pub(crate) fn cidr_show(socket: &Path, words: &[String], json: bool) -> Outcome {
+    let query = match dvip_replicate::PrefixQuery::parse(words) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("dvip cidr show: {e}");
+            return Outcome::Usage;
+        }
+    };
+    report(socket, &Request::Cidr { query }, json, |a| {
+        if let Answer::Cidr(c) = a {
+            cidr_text(c);
+        }
+    })
+}
+
+fn cidr_text(c: &dvip_console::CidrReport) {
+    say!(
+        "node {}: {} counts, recent = the last {} s",
+        c.node,
+        if c.shared {
+            "the cluster's"
+        } else {
+            "this node's own (inbound_cidr is not replicated)"
+        },
+        c.window_s
+    );
+    say!("{:<44} {:>10} {:>10}", "PREFIX", "OPEN", "RECENT");
+    for row in &c.rows {
+        say!("{:<44} {:>10} {:>10}", row.prefix, row.open, row.recent);
+    }
+}
+
 pub(crate) fn arp_show(socket: &Path, json: bool) -> Outcome {
     report(socket, &Request::ArpShow, json, |a| {
         if let Answer::Arp(arp) = a {
@@ -243,6 +275,7 @@ fn answer_text(answer: &Answer, view_only: bool) {
         Answer::Cluster(_) => say!("ok"),
         Answer::Info(i) => info_text(i),
         Answer::Arp(a) => arp_text(a),
+        Answer::Cidr(c) => cidr_text(c),
         Answer::Done | Answer::Reloaded { .. } | Answer::Gathered(_) | Answer::Following => {
             say!("ok");
         }

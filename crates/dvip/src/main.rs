@@ -146,6 +146,14 @@ fn main() -> ExitCode {
         cli::Command::Arp {
             command: cli::ArpCommand::Show { json, socket },
         } => console::arp_show(&socket.socket, json),
+        cli::Command::Cidr {
+            command:
+                cli::CidrCommand::Show {
+                    words,
+                    json,
+                    socket,
+                },
+        } => console::cidr_show(&socket.socket, &words, json),
         cli::Command::AnnounceView { json, socket }
         | cli::Command::Cluster {
             command:

@@ -416,3 +416,62 @@ fn status_shows_every_node_the_marks_with_what_each_member_says_and_the_last_mov
     }
     let _ = std::fs::remove_file(socket);
 }
+
+#[test]
+fn cidr_show_sends_the_query_prints_the_rows_and_refuses_a_wrong_query_with_2() {
+    let reply = json!({"ok": true, "node": "n1", "shared": true, "window_s": 60, "rows": [
+        {"prefix": "203.0.113.0/24", "open": 4, "recent": 31}
+    ]});
+    let (socket, server) = stand_in(reply);
+    let out = dvip(&[
+        "cidr",
+        "show",
+        "count",
+        "for",
+        "203.0.113.9/16",
+        "in",
+        "inbound",
+        "cidrsize",
+        "24",
+        "order",
+        "by",
+        "count",
+        "limit",
+        "10",
+        "--socket",
+        socket.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sent = server.join().expect("server");
+    assert_eq!(sent["command"], "cidr", "{sent}");
+    assert_eq!(
+        sent["query"],
+        json!({"network": "203.0.0.0", "len": 16, "direction": "inbound", "sizes": [24, 24],
+               "order": "count", "limit": 10, "threshold": null, "window_s": 60}),
+        "{sent}"
+    );
+    let shown = text(&out.stdout);
+    assert!(shown.contains("the cluster's counts"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("203.0.113.0/24") && l.ends_with("31")),
+        "{shown}"
+    );
+    let _ = std::fs::remove_file(socket);
+    let wrong = dvip(&[
+        "cidr",
+        "show",
+        "count",
+        "for",
+        "203.0.113.0/24",
+        "in",
+        "sideways",
+    ]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        text(&wrong.stderr).contains("expected `inbound` or `outbound`"),
+        "{}",
+        text(&wrong.stderr)
+    );
+}

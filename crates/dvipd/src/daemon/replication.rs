@@ -125,6 +125,19 @@ impl Daemon {
         verdict
     }
 
+    /// `dvip cidr show`: the counts under a prefix, as this node's replica knows them.
+    pub(super) fn cidr_report(
+        &self,
+        query: &dvip_replicate::PrefixQuery,
+    ) -> dvip_console::CidrReport {
+        dvip_console::CidrReport {
+            node: self.name.clone(),
+            shared: self.config.replicate_inbound,
+            window_s: query.window_s,
+            rows: self.replication.replica.query_prefixes(query, wall()),
+        }
+    }
+
     fn send_replication(&mut self) {
         for Action::Send(bytes) in self.replication.replica.take_actions() {
             let Some(bus) = &mut self.replication.bus else {

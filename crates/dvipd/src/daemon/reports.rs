@@ -227,6 +227,7 @@ impl Daemon {
             }
             Request::Info => return Ok(Answer::Info(Box::new(self.info(settings)))),
             Request::ArpShow => return Ok(Answer::Arp(self.arp_report())),
+            Request::Cidr { query } => return Ok(Answer::Cidr(self.cidr_report(&query))),
             Request::Events | Request::Broadcast { .. } | Request::Reload { .. } => {
                 return Err(ConsoleError::new(
                     ErrorKind::BadRequest,

@@ -327,7 +327,7 @@ fn sighup_reloads_and_a_bad_configuration_keeps_the_old_one() {
 
 /// Sends `request` as a raw line and returns the raw reply: these tests hold the wire format
 /// that scripts use, below the typed client.
-fn call(socket: &std::path::Path, request: &serde_json::Value) -> serde_json::Value {
+pub(crate) fn call(socket: &std::path::Path, request: &serde_json::Value) -> serde_json::Value {
     use std::io::{BufRead as _, Write as _};
     let mut stream = std::os::unix::net::UnixStream::connect(socket)
         .unwrap_or_else(|e| panic!("dvipd answers on {}: {e}", socket.display()));

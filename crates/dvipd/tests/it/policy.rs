@@ -77,6 +77,30 @@ fn a_prefix_past_its_limit_is_deferred_and_other_prefixes_are_not() {
         // A request without a usable client is let through to the other restrictions.
         assert_eq!(ask(&mut stream, "unknown", "CONNECT"), "action=DUNNO");
     });
+    // The console shows the counts by prefix: the deferred connection was not counted.
+    let rows = |sizes: [u8; 2], limit: Option<usize>| {
+        let report = crate::call(
+            &conf.with_extension("sock"),
+            &serde_json::json!({"command": "cidr", "query": {
+                "network": "203.0.113.0", "len": 16, "direction": "inbound", "sizes": sizes,
+                "order": "count", "limit": limit, "threshold": null, "window_s": 60
+            }}),
+        );
+        assert_eq!(report["ok"], true, "{report}");
+        assert_eq!(report["shared"], false, "{report}");
+        report["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                let prefix = r["prefix"].as_str().unwrap_or("").to_owned();
+                (prefix, r["recent"].as_u64().unwrap_or(0))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows([24, 24], None), [("203.0.113.0/24".to_owned(), 2)]);
+    assert_eq!(rows([32, 32], None).len(), 2);
+    assert_eq!(rows([24, 32], Some(3)).len(), 3);
     drop(daemon);
 }
 
