@@ -26,6 +26,13 @@ pub struct ErrorKind {
     pub kind: &'static str,
 }
 
+/// What the policy server answered, for `dvip_policy_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabel {
+    /// `accept` or `defer`.
+    pub verdict: &'static str,
+}
+
 /// Why a message from the bus was dropped, for `dvip_dropped_messages_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropKind {
@@ -106,6 +113,8 @@ pub struct Metrics {
     pub forward_idle_closed: Counter,
     /// The log inputs and the journals' backlog.
     pub logs: crate::logs::metrics::LogMetrics,
+    /// Policy requests answered, by verdict.
+    pub policy: Family<VerdictLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -239,7 +248,14 @@ impl Default for Metrics {
             forward_idle_closed.clone(),
         );
         let logs = crate::logs::metrics::LogMetrics::register(&mut registry);
+        let policy = Family::<VerdictLabel, Counter>::default();
+        registry.register(
+            "policy_requests",
+            "Policy requests answered, by verdict (accept, defer)",
+            policy.clone(),
+        );
         Self {
+            policy,
             registry,
             logs,
             owned,

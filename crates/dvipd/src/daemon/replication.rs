@@ -122,6 +122,14 @@ impl Daemon {
             self.replication.replica.check(query.client, limits, now)
         };
         self.send_replication();
+        let label = match verdict {
+            Verdict::Accept => "accept",
+            Verdict::Defer { .. } => "defer",
+        };
+        self.metrics
+            .policy
+            .get_or_create(&crate::metrics::VerdictLabel { verdict: label })
+            .inc();
         verdict
     }
 

@@ -45,7 +45,7 @@ fn a_prefix_past_its_limit_is_deferred_and_other_prefixes_are_not() {
     let ns = Netns::new("dvipd-policy");
     ns.loopback_up();
     let conf = crate::config(&ns, &config());
-    let daemon = Daemon::start(&ns, &conf);
+    let daemon = Daemon::start_with(&ns, &conf, &["--metrics", "127.0.0.1:19474"], &[]);
     wait_for(&ns, &["198.51.100.32"], Duration::from_secs(5), &daemon);
     ns.run(|| {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -101,6 +101,14 @@ fn a_prefix_past_its_limit_is_deferred_and_other_prefixes_are_not() {
     assert_eq!(rows([24, 24], None), [("203.0.113.0/24".to_owned(), 2)]);
     assert_eq!(rows([32, 32], None).len(), 2);
     assert_eq!(rows([24, 32], Some(3)).len(), 3);
+    // Every verdict is counted; the unreadable request is not a verdict.
+    let metrics = crate::operations::scrape(&ns, 19474).expect("metrics");
+    for line in [
+        "dvip_policy_requests_total{verdict=\"accept\"} 4",
+        "dvip_policy_requests_total{verdict=\"defer\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
     drop(daemon);
 }
 
