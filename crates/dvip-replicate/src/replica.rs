@@ -72,11 +72,7 @@ impl Copy {
         if heard.per_second.is_empty() {
             return;
         }
-        let known = self.recent.entry(key.clone()).or_default();
-        for (&second, &n) in &heard.per_second {
-            let slot = known.per_second.entry(second).or_default();
-            *slot = (*slot).max(n);
-        }
+        self.recent.entry(key.clone()).or_default().merge_max(heard);
     }
 
     fn forget_before(&mut self, second: u64) {
@@ -130,8 +126,7 @@ impl Replica {
     pub fn open(&mut self, key: &Key, now: Duration) {
         let counts = self.own.entry(key.clone()).or_default();
         counts.open = counts.open.saturating_add(1);
-        let slot = counts.recent.per_second.entry(second(now)).or_default();
-        *slot = slot.saturating_add(1);
+        counts.recent.add_one(second(now));
         self.changed_now(key, now);
     }
 
@@ -139,8 +134,7 @@ impl Replica {
     /// reported).
     pub fn count(&mut self, key: &Key, now: Duration) {
         let counts = self.own.entry(key.clone()).or_default();
-        let slot = counts.recent.per_second.entry(second(now)).or_default();
-        *slot = slot.saturating_add(1);
+        counts.recent.add_one(second(now));
         self.changed_now(key, now);
     }
 
