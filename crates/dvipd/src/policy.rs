@@ -7,7 +7,9 @@
 //! bounded before it is kept. It must not decide (the daemon's loop asks the replica) nor
 //! count anything itself.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::time::Duration;
 
 use dvip_replicate::Verdict;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -26,9 +28,54 @@ const ATTRIBUTES_MAX: usize = 128;
 pub struct PolicyQuery {
     /// The client's address.
     pub client: IpAddr,
-    /// The client has just connected (`protocol_state=CONNECT`): the connection counts. At
-    /// any later stage it is only checked.
+    /// The client's port (`client_port`): with the address, it tells one SMTP connection
+    /// from the next.
+    pub port: Option<u16>,
+    /// The request is at the `CONNECT` stage.
     pub connect: bool,
+}
+
+/// How long a connection is remembered as counted: longer than any SMTP session.
+const SESSION_MEMORY: Duration = Duration::from_secs(3600);
+
+/// The most connections remembered at once; the oldest are forgotten first.
+const SESSIONS_MAX: usize = 100_000;
+
+/// The SMTP connections already counted. Postfix asks at every recipient (its
+/// `smtpd_delay_reject` puts even the client restrictions there), each time with the
+/// connection's address and port: the first request of a connection counts it, the others
+/// are only checked.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    seen: HashMap<(IpAddr, u16), Duration>,
+    order: VecDeque<((IpAddr, u16), Duration)>,
+}
+
+impl Sessions {
+    /// Whether `query` is the first of its connection (and so counts), at `now`.
+    pub fn first(&mut self, query: &PolicyQuery, now: Duration) -> bool {
+        while let Some(&(key, at)) = self.order.front() {
+            if now.saturating_sub(at) < SESSION_MEMORY && self.order.len() < SESSIONS_MAX {
+                break;
+            }
+            self.order.pop_front();
+            if self.seen.get(&key) == Some(&at) {
+                self.seen.remove(&key);
+            }
+        }
+        let Some(port) = query.port else {
+            // Without a port, connections cannot be told apart: only a CONNECT counts.
+            return query.connect;
+        };
+        let key = (query.client, port);
+        // A CONNECT starts a connection even on a port seen before (a port is reused).
+        if !query.connect && self.seen.contains_key(&key) {
+            return false;
+        }
+        self.seen.insert(key, now);
+        self.order.push_back((key, now));
+        true
+    }
 }
 
 /// A query and where its verdict goes.
@@ -62,7 +109,12 @@ pub fn query(attributes: &[(String, String)]) -> Result<PolicyQuery, PolicyError
         .parse()
         .map_err(|_| PolicyError::BadClient(text.to_owned()))?;
     let connect = get("protocol_state").is_some_and(|s| s.eq_ignore_ascii_case("CONNECT"));
-    Ok(PolicyQuery { client, connect })
+    let port = get("client_port").and_then(|p| p.parse().ok());
+    Ok(PolicyQuery {
+        client,
+        port,
+        connect,
+    })
 }
 
 /// The answer to Postfix, empty line included.
@@ -92,7 +144,7 @@ pub async fn serve(listener: TcpListener, daemon: mpsc::Sender<Asked>) {
             }
             Err(e) => {
                 warn!("policy listener: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
@@ -177,6 +229,7 @@ mod tests {
             q,
             PolicyQuery {
                 client: "198.51.100.7".parse().expect("ip"),
+                port: None,
                 connect: true
             }
         );
@@ -187,6 +240,40 @@ mod tests {
         ]))
         .expect("a query");
         assert!(!later.connect);
+    }
+
+    #[test]
+    fn the_first_request_of_a_connection_counts_and_the_next_ones_do_not() {
+        let mut sessions = Sessions::default();
+        let q = |port, connect| PolicyQuery {
+            client: "203.0.113.5".parse().expect("ip"),
+            port,
+            connect,
+        };
+        let t = Duration::from_secs(100);
+        assert!(sessions.first(&q(Some(40000), false), t), "the first RCPT");
+        assert!(
+            !sessions.first(&q(Some(40000), false), t),
+            "the second RCPT"
+        );
+        assert!(
+            sessions.first(&q(Some(40001), false), t),
+            "another connection"
+        );
+        assert!(
+            sessions.first(&q(Some(40000), true), t),
+            "a new CONNECT on a reused port"
+        );
+        assert!(
+            !sessions.first(&q(None, false), t),
+            "no port: only CONNECT counts"
+        );
+        assert!(sessions.first(&q(None, true), t));
+        let later = t + SESSION_MEMORY;
+        assert!(
+            sessions.first(&q(Some(40001), false), later),
+            "forgotten after an hour"
+        );
     }
 
     #[test]
@@ -214,7 +301,7 @@ mod tests {
             prefix_v4: 24,
             prefix_v6: 64,
             connections: 30,
-            window: std::time::Duration::from_secs(60),
+            window: Duration::from_secs(60),
         };
         let text = reply(&Verdict::Defer {
             prefix: "198.51.100.0/24".into(),

@@ -19,6 +19,8 @@ use crate::policy::PolicyQuery;
 /// The replica and its group.
 pub(super) struct Replication {
     replica: Replica,
+    /// The SMTP connections already counted.
+    sessions: crate::policy::Sessions,
     /// Joined while counts are shared (corosync only; `None` while away or not shared).
     bus: Option<CorosyncBus>,
 }
@@ -45,7 +47,11 @@ impl Replication {
         let mut replica = Replica::new(name, ReplicaOptions::default());
         replica.handle_view(0, &BTreeSet::from([name.to_owned()]));
         let _ = replica.take_actions();
-        Self { replica, bus: None }
+        Self {
+            replica,
+            sessions: crate::policy::Sessions::default(),
+            bus: None,
+        }
     }
 }
 
@@ -115,10 +121,10 @@ impl Daemon {
     pub(super) fn admit(&mut self, query: &PolicyQuery) -> Verdict {
         let limits = &self.config.inbound_limits;
         let now = wall();
-        let verdict = if query.connect {
+        let verdict = if self.replication.sessions.first(query, now) {
             self.replication.replica.admit(query.client, limits, now)
         } else {
-            // Past the connection: checked against the limits, not counted again.
+            // A connection already counted: checked against the limits, not counted again.
             self.replication.replica.check(query.client, limits, now)
         };
         self.send_replication();

@@ -13,6 +13,7 @@ mod missing_interface;
 mod neighbours;
 mod operations;
 mod policy;
+mod postfix;
 mod spread;
 
 use std::path::PathBuf;
