@@ -1,5 +1,5 @@
-//! What is counted: one client address, one destination address, or one destination domain
-//! (each optionally per binding group).
+//! What is counted: one client address, one destination address, one destination domain
+//! (each optionally per binding group), or one named throttle.
 //!
 //! Owns the keys' order, which makes every address of a prefix one range. It must not count.
 
@@ -23,4 +23,6 @@ pub enum Key {
         group: Option<String>,
         domain: String,
     },
+    /// Hits of a named throttle shared by the cluster (`N/secs` over the whole fleet).
+    Throttle(String),
 }

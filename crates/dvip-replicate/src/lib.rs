@@ -28,6 +28,7 @@ mod counts;
 mod key;
 mod limits;
 mod replica;
+mod throttle;
 pub mod wire;
 
 pub use cidr::{Direction, Order, PrefixCount, PrefixQuery, QueryError, WINDOW_DEFAULT_S};
@@ -37,3 +38,4 @@ pub use limits::{prefix_range, InboundLimit, Verdict};
 pub use replica::{
     Action, Replica, ReplicaOptions, HORIZON_DEFAULT, MAX_DELAY_DEFAULT, MAX_PENDING_DEFAULT,
 };
+pub use throttle::Rate;
