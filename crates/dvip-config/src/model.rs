@@ -360,7 +360,11 @@ pub struct Replication {
     /// What is replicated: `inbound_cidr`, `cache`...; the name when no `type` is given.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Its other options, names lower-cased.
+    /// `max_delay`: how long a change may wait before it is sent, in milliseconds.
+    pub max_delay_ms: Option<u64>,
+    /// `max_pending`: how many changed keys send a batch at once.
+    pub max_pending: Option<u32>,
+    /// Its options as written, names lower-cased.
     pub options: BTreeMap<String, String>,
 }
 

@@ -339,12 +339,25 @@ fn read_replicate(
     diagnostics: &mut Diagnostics,
 ) {
     let mut options = std::collections::BTreeMap::new();
+    let (mut max_delay_ms, mut max_pending) = (None, None);
     for item in &block.items {
         match item {
             Item::Option(OptionItem {
                 key,
                 value: Value::Word(w),
             }) => {
+                // The batch bounds dvipd uses are checked where they are written.
+                if key.is("max_delay") {
+                    if let Some(d) = options::refused(diagnostics, w, values::duration(&w.text)) {
+                        max_delay_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                    }
+                } else if key.is("max_pending") {
+                    max_pending = options::refused(
+                        diagnostics,
+                        w,
+                        values::count(&w.text, 1..=1_000_000, "changed keys"),
+                    );
+                }
                 if options
                     .insert(key.text.to_ascii_lowercase(), w.text.clone())
                     .is_some()
@@ -420,6 +433,8 @@ fn read_replicate(
     section.replicate.push(Replication {
         name,
         kind,
+        max_delay_ms,
+        max_pending,
         options,
     });
 }

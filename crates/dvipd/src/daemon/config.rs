@@ -44,6 +44,8 @@ pub(super) struct Loaded {
     pub(super) inbound_limits: Vec<dvip_replicate::InboundLimit>,
     /// Whether `inbound_cidr` is replicated: counts are shared with the cluster.
     pub(super) replicate_inbound: bool,
+    /// The replica's batch bounds: `inbound_cidr`'s `max_delay` and `max_pending`.
+    pub(super) replica_options: dvip_replicate::ReplicaOptions,
 }
 
 /// A State deadline that follows corosync's timing: twice its token timeout (a member
@@ -130,6 +132,7 @@ pub(super) fn read_config(settings: &Settings) -> Option<Loaded> {
                 .replicate
                 .iter()
                 .any(|r| r.kind.eq_ignore_ascii_case("inbound_cidr")),
+            replica_options: replica_options(&config.replicate),
             journals: config
                 .logs
                 .iter()
@@ -140,6 +143,27 @@ pub(super) fn read_config(settings: &Settings) -> Option<Loaded> {
             name: config.nodename,
         }
     })
+}
+
+/// The replica's options: `inbound_cidr`'s batch bounds where it sets them, else the
+/// defaults.
+fn replica_options(replicate: &[dvip_config::Replication]) -> dvip_replicate::ReplicaOptions {
+    let defaults = dvip_replicate::ReplicaOptions::default();
+    let Some(inbound) = replicate
+        .iter()
+        .find(|r| r.kind.eq_ignore_ascii_case("inbound_cidr"))
+    else {
+        return defaults;
+    };
+    dvip_replicate::ReplicaOptions {
+        max_delay: inbound
+            .max_delay_ms
+            .map_or(defaults.max_delay, Duration::from_millis),
+        max_pending: inbound
+            .max_pending
+            .map_or(defaults.max_pending, |n| n as usize),
+        ..defaults
+    }
 }
 
 /// A listen address as a socket address: a wildcard is every IPv4 (or IPv6) address.
@@ -156,6 +180,27 @@ fn listen_at(listen: &dvip_config::ListenAddress) -> std::net::SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_replica_takes_inbound_cidr_s_batch_bounds_and_defaults_for_the_rest() {
+        let replication = |kind: &str, delay, pending| dvip_config::Replication {
+            name: kind.into(),
+            kind: kind.into(),
+            max_delay_ms: delay,
+            max_pending: pending,
+            options: Default::default(),
+        };
+        let options = replica_options(&[
+            replication("outbound_cidr", Some(5), Some(7)),
+            replication("inbound_cidr", Some(250), None),
+        ]);
+        assert_eq!(options.max_delay, Duration::from_millis(250));
+        assert_eq!(options.max_pending, dvip_replicate::MAX_PENDING_DEFAULT);
+        assert_eq!(
+            replica_options(&[]),
+            dvip_replicate::ReplicaOptions::default()
+        );
+    }
 
     #[test]
     fn the_state_deadline_follows_the_token_but_never_goes_below_the_default() {

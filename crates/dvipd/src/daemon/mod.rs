@@ -1094,6 +1094,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         Err(e) => error!("cannot read what this node kept ({e}): starting online"),
     }
     let address_count = config.addresses.len();
+    let replica_options = config.replica_options.clone();
     let relays = crate::forward::relays_for(raise_descriptor_limit());
     let mut daemon = Daemon {
         node,
@@ -1113,7 +1114,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         control: None,
         control_members: BTreeSet::new(),
         broadcasts: Broadcasts::default(),
-        replication: Replication::new(&name),
+        replication: Replication::new(&name, replica_options),
         hooks: Hooks::start(events.clone(), Arc::clone(&metrics)),
         metrics,
         view_members: BTreeSet::new(),
@@ -1177,6 +1178,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     let mut rejoin_after = REJOIN_FIRST;
     let mut ticker = tokio::time::interval(tick);
     loop {
+        let replication_due = daemon.replication_due();
         tokio::select! {
             _ = ticker.tick() => {
                 let now = daemon.now();
@@ -1237,6 +1239,8 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             Some(event) = next_control_event(&mut daemon.control) => {
                 daemon.control_event(event, &settings).await;
             }
+            () = tokio::time::sleep(replication_due.unwrap_or_default()),
+                if replication_due.is_some() => daemon.replication_tick(),
             Some(event) = next_replication_event(&mut daemon.replication) => {
                 daemon.replication_event(event);
             }

@@ -43,8 +43,8 @@ fn group_of(cluster_group: &str) -> String {
 
 impl Replication {
     /// A replica of this node's counts alone, until a group is joined.
-    pub(super) fn new(name: &str) -> Self {
-        let mut replica = Replica::new(name, ReplicaOptions::default());
+    pub(super) fn new(name: &str, options: ReplicaOptions) -> Self {
+        let mut replica = Replica::new(name, options);
         replica.handle_view(0, &BTreeSet::from([name.to_owned()]));
         let _ = replica.take_actions();
         Self {
@@ -109,6 +109,13 @@ impl Daemon {
             }
         }
         self.send_replication();
+    }
+
+    /// How long until the replica's batch is due, if one waits: the loop wakes for it rather
+    /// than on its next tick, so `max_delay` holds to the millisecond.
+    pub(super) fn replication_due(&self) -> Option<Duration> {
+        let due = self.replication.replica.next_deadline()?;
+        Some(due.saturating_sub(wall()))
     }
 
     /// Time passed: batches due go out, old seconds are forgotten.
