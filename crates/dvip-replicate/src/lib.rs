@@ -28,6 +28,8 @@ mod counts;
 mod key;
 mod limits;
 mod replica;
+#[cfg(test)]
+mod testing;
 mod throttle;
 pub mod wire;
 

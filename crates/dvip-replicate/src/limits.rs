@@ -165,22 +165,7 @@ mod tests {
 
     #[test]
     fn the_limit_holds_across_nodes_and_a_node_s_death_does_not_reset_it() {
-        use crate::Action;
-        use std::collections::BTreeSet;
-        let names: BTreeSet<String> = ["a".to_owned(), "b".to_owned()].into();
-        let (mut a, mut b) = (
-            Replica::new("a", ReplicaOptions::default()),
-            Replica::new("b", ReplicaOptions::default()),
-        );
-        let exchange = |from: &mut Replica, to: &mut Replica, name: &str| {
-            for Action::Send(bytes) in from.take_actions() {
-                to.handle_message(name, &bytes).expect("decodes");
-            }
-        };
-        a.handle_view(1, &names);
-        b.handle_view(1, &names);
-        exchange(&mut a, &mut b, "a");
-        exchange(&mut b, &mut a, "b");
+        let (mut a, mut b) = crate::testing::pair();
         let now = Duration::from_secs(10_000);
         for last in 1..=2u8 {
             assert_eq!(
@@ -195,8 +180,7 @@ mod tests {
         let sent = now + Duration::from_secs(1);
         a.tick(sent);
         b.tick(sent);
-        exchange(&mut a, &mut b, "a");
-        exchange(&mut b, &mut a, "b");
+        crate::testing::exchange(&mut a, &mut b);
         for r in [&mut a, &mut b] {
             assert!(matches!(
                 r.admit([198, 51, 100, 99].into(), &[limit(4)], sent),

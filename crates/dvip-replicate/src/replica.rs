@@ -312,6 +312,11 @@ impl Replica {
             .collect()
     }
 
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.me
+    }
+
     /// Messages dropped so far, by why.
     pub fn dropped(&self) -> &BTreeMap<&'static str, u64> {
         &self.dropped
@@ -326,6 +331,7 @@ impl Replica {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{deliver, pair};
 
     fn key() -> Key {
         Key::Inbound("203.0.113.7".parse().expect("an address"))
@@ -337,31 +343,6 @@ mod tests {
 
     fn members(names: &[&str]) -> BTreeSet<String> {
         names.iter().map(|n| (*n).to_owned()).collect()
-    }
-
-    /// Two replicas in one view, each with the other's snapshot.
-    fn pair() -> (Replica, Replica) {
-        let (mut a, mut b) = (
-            Replica::new("a", ReplicaOptions::default()),
-            Replica::new("b", ReplicaOptions::default()),
-        );
-        for r in [&mut a, &mut b] {
-            r.handle_view(1, &members(&["a", "b"]));
-        }
-        deliver(&mut a, &mut [&mut b]);
-        deliver(&mut b, &mut [&mut a]);
-        (a, b)
-    }
-
-    /// Delivers every action of `from` to each of `to` (and back to `from`).
-    fn deliver(from: &mut Replica, to: &mut [&mut Replica]) {
-        let name = from.me.clone();
-        for Action::Send(bytes) in from.take_actions() {
-            from.handle_message(&name, &bytes).expect("own message");
-            for r in to.iter_mut() {
-                r.handle_message(&name, &bytes).expect("decodes");
-            }
-        }
     }
 
     #[test]

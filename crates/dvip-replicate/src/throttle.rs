@@ -59,7 +59,7 @@ impl Replica {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Action, ReplicaOptions};
+    use crate::testing::{exchange, pair};
 
     #[test]
     fn a_rate_is_read_with_its_mistakes_said() {
@@ -75,20 +75,7 @@ mod tests {
 
     #[test]
     fn the_fleet_shares_one_allowance_and_it_comes_back_as_the_window_moves() {
-        let names = ["a".to_owned(), "b".to_owned()].into();
-        let (mut a, mut b) = (
-            Replica::new("a", ReplicaOptions::default()),
-            Replica::new("b", ReplicaOptions::default()),
-        );
-        let exchange = |from: &mut Replica, to: &mut Replica, name: &str| {
-            for Action::Send(bytes) in from.take_actions() {
-                to.handle_message(name, &bytes).expect("decodes");
-            }
-        };
-        a.handle_view(1, &names);
-        b.handle_view(1, &names);
-        exchange(&mut a, &mut b, "a");
-        exchange(&mut b, &mut a, "b");
+        let (mut a, mut b) = pair();
         let rate: Rate = "4/10".parse().expect("a rate");
         let now = Duration::from_secs(20_000);
         assert!(a.throttle("bulk", rate, now));
@@ -97,8 +84,7 @@ mod tests {
         let sent = now + Duration::from_secs(1);
         a.tick(sent);
         b.tick(sent);
-        exchange(&mut a, &mut b, "a");
-        exchange(&mut b, &mut a, "b");
+        exchange(&mut a, &mut b);
         assert!(b.throttle("bulk", rate, sent), "the fourth of four");
         assert!(!b.throttle("bulk", rate, sent), "the fifth waits");
         // a has not heard of b's fourth hit yet: it lets a fifth through, the one over that
@@ -107,8 +93,7 @@ mod tests {
         let heard = sent + Duration::from_secs(1);
         a.tick(heard);
         b.tick(heard);
-        exchange(&mut a, &mut b, "a");
-        exchange(&mut b, &mut a, "b");
+        exchange(&mut a, &mut b);
         assert!(!a.throttle("bulk", rate, heard));
         assert!(!b.throttle("bulk", rate, heard));
         // Twelve seconds on, the window holds none of them.
