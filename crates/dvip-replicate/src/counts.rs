@@ -68,7 +68,8 @@ impl Recent {
         self.per_second.drain(..start);
     }
 
-    fn add(&mut self, other: &Self) {
+    /// Adds `other`'s counts second by second.
+    pub fn add(&mut self, other: &Self) {
         for &(second, n) in &other.per_second {
             self.merge(second, n, u32::saturating_add);
         }
@@ -93,11 +94,6 @@ impl Counts {
     /// Adds `other`'s counts to these.
     pub fn add(&mut self, other: &Self) {
         self.open = self.open.saturating_add(other.open);
-        self.recent.add(&other.recent);
-    }
-
-    /// `other`'s recent counts alone (what a departed member leaves behind).
-    pub fn add_recent(&mut self, other: &Self) {
         self.recent.add(&other.recent);
     }
 }

@@ -52,14 +52,14 @@ pub enum Action {
 
 /// What is known of one other node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Copy {
+struct Heard {
     /// Its connections open now (only while it is a member).
     open: BTreeMap<Key, u32>,
     /// Its connections made, per key and second.
     recent: BTreeMap<Key, Recent>,
 }
 
-impl Copy {
+impl Heard {
     fn set_open(&mut self, key: &Key, open: u32) {
         if open == 0 {
             self.open.remove(key);
@@ -92,7 +92,7 @@ pub struct Replica {
     view: Option<(u64, BTreeSet<String>)>,
     own: BTreeMap<Key, Counts>,
     /// What was heard of every other node, members and departed alike.
-    others: BTreeMap<String, Copy>,
+    others: BTreeMap<String, Heard>,
     /// Own keys changed since the last batch.
     changed: BTreeSet<Key>,
     /// When the oldest of those changed.
@@ -289,10 +289,7 @@ impl Replica {
                 .open
                 .saturating_add(copy.open.get(key).copied().unwrap_or(0));
             if let Some(recent) = copy.recent.get(key) {
-                sum.add_recent(&Counts {
-                    open: 0,
-                    recent: recent.clone(),
-                });
+                sum.recent.add(recent);
             }
         }
         sum

@@ -336,12 +336,11 @@ fn judge_lines(
     if last {
         lines.stop()?;
     }
-    let wrong = if last {
+    let (collected, wrong) = if last {
         logging::judge_complete(state, lines, CATCH_UP)
     } else {
-        logging::judge_all(state, lines).1
+        logging::judge_all(state, lines)
     };
-    let (collected, _) = logging::judge_all(state, lines);
     tally.lines = Some(Lines {
         written: lines.written().iter().sum(),
         collected: collected.iter().sum(),

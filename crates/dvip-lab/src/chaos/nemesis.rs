@@ -733,7 +733,7 @@ pub(super) fn apply(
             }
             inject(&lab.state, *node, Fault::Host)?;
             let got = logging::collected(&lab.state, *node).saturating_sub(before);
-            let burst = BURST * (logging::writer::line(*node, 1).len() as u64 + 1);
+            let burst = BURST * logging::writer::width(*node);
             eprintln!(
                 "chaos            node{node} died with {}% of the burst collected",
                 (got * 100 / burst).min(100)

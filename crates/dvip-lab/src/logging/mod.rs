@@ -214,22 +214,7 @@ pub(crate) fn fill_journals(state: &mut LabState, lines: u64) -> Result<(), LabE
     kill_aggregator(state);
     hold_journals(state)?;
     for i in 1..=state.nodes {
-        let fail = |e: dvip_journal::Error| err(format!("node{i}'s journal: {e}"));
-        let journal = dvip_journal::Journal::open(journal(state, i)).map_err(fail)?;
-        let mut writer = dvip_journal::Writer::new(journal, dvip_journal::Durability::Process);
-        let mut k = 0;
-        while k < lines {
-            let batch: Vec<String> = (k + 1..=(k + 10_000).min(lines))
-                .map(|n| writer::line(i, n))
-                .collect();
-            writer
-                .append_batch(
-                    dvip_journal::Timestamp::from_system(std::time::SystemTime::now()),
-                    batch.iter().map(String::as_bytes),
-                )
-                .map_err(fail)?;
-            k += batch.len() as u64;
-        }
+        writer::Numbered::open(state, i)?.append(lines)?;
     }
     Ok(())
 }
@@ -301,7 +286,7 @@ pub(crate) fn local_copy(state: &LabState) -> Result<u64, LabError> {
 pub(crate) fn stop_replay(state: &LabState) -> u64 {
     kill_aggregator(state);
     let lines = (1..=state.nodes)
-        .map(|i| collected(state, i) / (writer::line(i, 1).len() as u64 + 1))
+        .map(|i| collected(state, i) / writer::width(i))
         .sum();
     let _ = forget_collected(state);
     lines
@@ -345,24 +330,22 @@ pub(crate) fn judge_all(state: &LabState, lines: &LineWriter) -> (Vec<u64>, Vec<
 }
 
 /// Once the lines have stopped: waits (up to `within`) until every node's aggregated file
-/// holds every line its journal accepted; what is wrong or missing at the end.
+/// holds every line its journal accepted. The lines in order per node, and what is wrong or
+/// missing at the end.
 pub(crate) fn judge_complete(
     state: &LabState,
     lines: &LineWriter,
     within: std::time::Duration,
-) -> Vec<String> {
+) -> (Vec<u64>, Vec<String>) {
     let deadline = std::time::Instant::now() + within;
+    let written = lines.written();
     loop {
         let (counts, wrong) = judge_all(state, lines);
-        let written = lines.written();
-        if !wrong.is_empty() {
-            return wrong;
-        }
-        if counts == written {
-            return Vec::new();
+        if !wrong.is_empty() || counts == written {
+            return (counts, wrong);
         }
         if std::time::Instant::now() >= deadline {
-            return counts
+            let missing = counts
                 .iter()
                 .zip(&written)
                 .enumerate()
@@ -375,6 +358,7 @@ pub(crate) fn judge_complete(
                     )
                 })
                 .collect();
+            return (counts, missing);
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

@@ -20,8 +20,17 @@ pub(crate) fn line(node: usize, k: u64) -> String {
     format!("node{node} line {k:09}")
 }
 
+/// Bytes of each of node `node`'s lines in its aggregated file, newline included: its lines
+/// are of one width, so a file's size says how many it holds.
+pub(crate) fn width(node: usize) -> u64 {
+    line(node, 1).len() as u64 + 1
+}
+
+/// The most lines appended in one batch: a burst of millions is not built in memory at once.
+const BATCH_MAX: u64 = 10_000;
+
 /// One node's journal and how many lines it has accepted.
-struct Numbered {
+pub(crate) struct Numbered {
     node: usize,
     writer: Writer,
     written: u64,
@@ -30,17 +39,33 @@ struct Numbered {
 }
 
 impl Numbered {
-    fn append(&mut self, count: u64) -> Result<(), LabError> {
-        let lines: Vec<String> = (self.written + 1..=self.written + count)
-            .map(|k| line(self.node, k))
-            .collect();
-        self.writer
-            .append_batch(
-                Timestamp::from_system(std::time::SystemTime::now()),
-                lines.iter().map(String::as_bytes),
-            )
-            .map_err(|e| err(format!("node{}'s journal: {e}", self.node)))?;
-        self.written += count;
+    /// Node `node`'s journal, from its first line.
+    pub(crate) fn open(state: &LabState, node: usize) -> Result<Self, LabError> {
+        let journal = Journal::open(super::journal(state, node))
+            .map_err(|e| err(format!("node{node}'s journal: {e}")))?;
+        Ok(Self {
+            node,
+            writer: Writer::new(journal, Durability::Process),
+            written: 0,
+            bursts: 0,
+        })
+    }
+
+    /// Appends the next `count` lines.
+    pub(crate) fn append(&mut self, count: u64) -> Result<(), LabError> {
+        let end = self.written + count;
+        while self.written < end {
+            let lines: Vec<String> = (self.written + 1..=end.min(self.written + BATCH_MAX))
+                .map(|k| line(self.node, k))
+                .collect();
+            self.writer
+                .append_batch(
+                    Timestamp::from_system(std::time::SystemTime::now()),
+                    lines.iter().map(String::as_bytes),
+                )
+                .map_err(|e| err(format!("node{}'s journal: {e}", self.node)))?;
+            self.written += lines.len() as u64;
+        }
         Ok(())
     }
 }
@@ -70,16 +95,7 @@ impl LineWriter {
     /// each tick's lines were in (see [`LineWriter::take_marks`]).
     pub(crate) fn start(state: &LabState, rate: u32, traced: bool) -> Result<Self, LabError> {
         let journals = (1..=state.nodes)
-            .map(|node| {
-                let journal = Journal::open(super::journal(state, node))
-                    .map_err(|e| err(format!("node{node}'s journal: {e}")))?;
-                Ok(Numbered {
-                    node,
-                    writer: Writer::new(journal, Durability::Process),
-                    written: 0,
-                    bursts: 0,
-                })
-            })
+            .map(|node| Numbered::open(state, node))
             .collect::<Result<Vec<_>, LabError>>()?;
         let journals = Arc::new(Mutex::new(journals));
         let stop = Arc::new(AtomicBool::new(false));
