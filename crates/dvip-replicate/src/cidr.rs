@@ -1,6 +1,6 @@
 //! Queries of the counts by prefix, in the grammar of Momentum's `cidr_server`:
 //! `count for 203.0.113.0/24 in inbound [cidrsize 24 [to 32]] [order by cidr|count]
-//! [limit N] [threshold N]`.
+//! [limit N] [threshold N] [window S] [from NODE]`.
 //!
 //! Owns the grammar, its errors, and grouping the cluster's counts into prefixes. It must not
 //! print (the console does) nor know where a query came from.
@@ -47,6 +47,8 @@ pub struct PrefixQuery {
     pub threshold: Option<u64>,
     /// The window of the recent counts, in seconds.
     pub window_s: u64,
+    /// One node's counts instead of the cluster's.
+    pub from: Option<String>,
 }
 
 /// One row: a prefix and its counts over the cluster.
@@ -75,7 +77,7 @@ impl std::error::Error for QueryError {}
 /// The window of recent counts when a query names none.
 pub const WINDOW_DEFAULT_S: u64 = 60;
 
-const GRAMMAR: &str = "count for PREFIX in inbound|outbound [cidrsize N [to M]] [order by cidr|count] [limit N] [threshold N]";
+const GRAMMAR: &str = "count for PREFIX in inbound|outbound [cidrsize N [to M]] [order by cidr|count] [limit N] [threshold N] [window SECONDS] [from NODE]";
 
 fn wrong(why: impl Into<String>) -> QueryError {
     QueryError(format!("{}; the query is: {GRAMMAR}", why.into()))
@@ -122,6 +124,7 @@ impl PrefixQuery {
             limit: None,
             threshold: None,
             window_s: WINDOW_DEFAULT_S,
+            from: None,
         };
         while let Some(word) = words.next() {
             match word.to_ascii_lowercase().as_str() {
@@ -153,6 +156,12 @@ impl PrefixQuery {
                 "limit" => query.limit = Some(number(words.next(), "limit")?),
                 "threshold" => query.threshold = Some(number(words.next(), "threshold")?),
                 "window" => query.window_s = number::<u64>(words.next(), "window")?.max(1),
+                "from" => {
+                    let node = words
+                        .next()
+                        .ok_or_else(|| wrong("`from` takes a node's name"))?;
+                    query.from = Some(node.to_owned());
+                }
                 other => return Err(wrong(format!("`{other}` is not part of a query"))),
             }
         }
@@ -185,9 +194,11 @@ impl Replica {
     /// `query.sizes`, ordered, thresholded and limited as it asks.
     pub fn query_prefixes(&self, query: &PrefixQuery, now: Duration) -> Vec<PrefixCount> {
         let (first, last) = prefix_range(query.network, query.len);
+        let from = query.from.as_deref();
         let keys = match query.direction {
-            Direction::Inbound => self.cluster_range(Key::Inbound(first)..=Key::Inbound(last)),
-            Direction::Outbound => self.cluster_range(
+            Direction::Inbound => self.counts_in(Key::Inbound(first)..=Key::Inbound(last), from),
+            // Every outbound connection is counted with no group as well as with its own.
+            Direction::Outbound => self.counts_in(
                 Key::Outbound {
                     group: None,
                     address: first,
@@ -195,6 +206,7 @@ impl Replica {
                     group: None,
                     address: last,
                 },
+                from,
             ),
         };
         let mut rows: Vec<(IpAddr, u8, u64, u64)> = Vec::new();

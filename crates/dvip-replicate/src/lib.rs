@@ -1,7 +1,8 @@
 //! Replication, as a pure state machine: every node counts what it sees (connections open
 //! now and connections made lately, per client address, per destination address and per
-//! destination domain), shares its own counts with the other members of the view, and answers
-//! for the whole cluster with the sum over the live members.
+//! destination domain, and the hits of named throttles), shares its own counts with the other
+//! members of the view, and answers for the whole cluster with the sum over the live members.
+//! Named caches of key/value pairs ride on the same batches.
 //!
 //! Owns the merge rules and the messages. It must not read a clock, touch a socket or know
 //! the bus: the caller feeds it the time, the views and the messages delivered, and sends
@@ -22,9 +23,19 @@
 //!   with it (they died with it, or will be counted again by whoever takes them over), but
 //!   what it counted lately stays, read-only, until it is older than the longest window: a
 //!   node's death must not reset a rate limit. A node that joins later does not see those.
+//! - **Only what is configured is shared.** Kinds of key that no `replicate` stanza names are
+//!   counted on the node alone ([`ReplicaOptions::shared`]).
+//! - **Caches: the last write wins.** Any node writes any key; a write's stamp (a hybrid
+//!   clock and the writer's name) orders it among all writes the same way everywhere. Cache
+//!   writes are not bound to a view. A node that joins is sent every write of the caches with
+//!   snapshots, and only later writes of the others. `max_size` is each node's own: the oldest
+//!   writes are evicted locally, with no message.
 
+mod cache;
+mod caches;
 mod cidr;
 mod counts;
+mod domains;
 mod key;
 mod limits;
 mod replica;
@@ -33,11 +44,16 @@ mod testing;
 mod throttle;
 pub mod wire;
 
+pub use cache::{
+    parse_ttl, CacheOptions, CacheValue, CacheWrite, Stamp, KEY_MAX, TOMBSTONE_KEEP, VALUE_MAX,
+};
+pub use caches::{CacheError, CacheSummary};
 pub use cidr::{Direction, Order, PrefixCount, PrefixQuery, QueryError, WINDOW_DEFAULT_S};
 pub use counts::{Counts, Recent};
-pub use key::Key;
+pub use domains::DomainCount;
+pub use key::{Key, Kind};
 pub use limits::{prefix_range, InboundLimit, Verdict};
 pub use replica::{
     Action, Replica, ReplicaOptions, HORIZON_DEFAULT, MAX_DELAY_DEFAULT, MAX_PENDING_DEFAULT,
 };
-pub use throttle::Rate;
+pub use throttle::{Rate, ThrottleCount};

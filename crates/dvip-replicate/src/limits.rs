@@ -60,7 +60,7 @@ impl Replica {
     /// the cluster.
     pub fn inbound_within(&self, address: IpAddr, len: u8, window: Duration, now: Duration) -> u64 {
         let (first, last) = prefix_range(address, len);
-        self.cluster_range(Key::Inbound(first)..=Key::Inbound(last))
+        self.counts_in(Key::Inbound(first)..=Key::Inbound(last), None)
             .values()
             .map(|c| c.recent.within(now.as_secs(), window.as_secs().max(1)))
             .sum()

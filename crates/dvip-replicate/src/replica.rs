@@ -11,11 +11,12 @@
 //! restarted with its counts forgotten never lowers what the cluster counted.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::RangeInclusive;
+use std::ops::RangeBounds;
 use std::time::Duration;
 
+use crate::cache::Cache;
 use crate::wire::{self, DecodeError, Message};
-use crate::{Counts, Key, Recent};
+use crate::{Counts, Key, Kind, Rate, Recent};
 
 /// Longest a change waits before it is sent (Momentum's `max_delay`).
 pub const MAX_DELAY_DEFAULT: Duration = Duration::from_secs(1);
@@ -31,14 +32,18 @@ pub struct ReplicaOptions {
     pub max_delay: Duration,
     pub max_pending: usize,
     pub horizon: Duration,
+    /// The kinds of key shared with the cluster; the others are counted on this node alone.
+    pub shared: BTreeSet<Kind>,
 }
 
 impl Default for ReplicaOptions {
+    /// Every kind shared.
     fn default() -> Self {
         Self {
             max_delay: MAX_DELAY_DEFAULT,
             max_pending: MAX_PENDING_DEFAULT,
             horizon: HORIZON_DEFAULT,
+            shared: Kind::ALL.into(),
         }
     }
 }
@@ -95,7 +100,15 @@ pub struct Replica {
     others: BTreeMap<String, Heard>,
     /// Own keys changed since the last batch.
     changed: BTreeSet<Key>,
-    /// When the oldest of those changed.
+    /// The named caches, by name.
+    pub(crate) caches: BTreeMap<String, Cache>,
+    /// The Lamport clock that stamps cache writes: above every stamp seen.
+    pub(crate) clock: u64,
+    /// Cache keys written here since the last batch, as `(cache, key)`.
+    pub(crate) cache_changed: BTreeSet<(String, String)>,
+    /// The rate each throttle was last asked with here.
+    pub(crate) throttle_rates: BTreeMap<String, Rate>,
+    /// When the oldest of the changes not sent was made.
     pending_since: Option<Duration>,
     actions: Vec<Action>,
     /// Messages dropped, by why.
@@ -107,6 +120,11 @@ fn second(now: Duration) -> u64 {
     now.as_secs()
 }
 
+/// Milliseconds of `now`, on the same wall clock.
+pub(crate) fn millis(now: Duration) -> u64 {
+    u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Replica {
     pub fn new(me: impl Into<String>, options: ReplicaOptions) -> Self {
         Self {
@@ -116,6 +134,10 @@ impl Replica {
             own: BTreeMap::new(),
             others: BTreeMap::new(),
             changed: BTreeSet::new(),
+            caches: BTreeMap::new(),
+            clock: 0,
+            cache_changed: BTreeSet::new(),
+            throttle_rates: BTreeMap::new(),
             pending_since: None,
             actions: Vec::new(),
             dropped: BTreeMap::new(),
@@ -147,9 +169,17 @@ impl Replica {
     }
 
     fn changed_now(&mut self, key: &Key, now: Duration) {
+        if !self.options.shared.contains(&key.kind()) {
+            return;
+        }
         self.changed.insert(key.clone());
+        self.pending_now(now);
+    }
+
+    /// A change waits to be sent: it goes at `max_delay`, or now if `max_pending` are waiting.
+    pub(crate) fn pending_now(&mut self, now: Duration) {
         self.pending_since.get_or_insert(now);
-        if self.changed.len() >= self.options.max_pending {
+        if self.changed.len() + self.cache_changed.len() >= self.options.max_pending {
             self.flush();
         }
     }
@@ -176,6 +206,10 @@ impl Replica {
         for copy in self.others.values_mut() {
             copy.forget_before(from);
         }
+        let now_ms = millis(now);
+        for cache in self.caches.values_mut() {
+            cache.expire(now_ms);
+        }
         let members = self
             .view
             .as_ref()
@@ -190,20 +224,38 @@ impl Replica {
         self.pending_since = None;
         let changed = std::mem::take(&mut self.changed);
         let Some((view_id, _)) = self.view else {
-            // No view: nobody to tell; the snapshot of the first view carries it all.
+            // No view: nobody to tell; the snapshot of the first view carries the counts.
+            // Cache writes wait for a view.
             return;
         };
-        let changes = changed
-            .into_iter()
-            .map(|key| {
-                let counts = self.own.get(&key).cloned().unwrap_or_default();
-                (key, counts)
-            })
-            .collect();
-        self.send(&Message::Batch { view_id, changes });
+        if !changed.is_empty() {
+            let changes = changed
+                .into_iter()
+                .map(|key| {
+                    let counts = self.own.get(&key).cloned().unwrap_or_default();
+                    (key, counts)
+                })
+                .collect();
+            self.send(&Message::Batch { view_id, changes });
+        }
+        let written = std::mem::take(&mut self.cache_changed);
+        if !written.is_empty() {
+            let writes = written
+                .into_iter()
+                .filter_map(|(cache, key)| {
+                    let entry = self.caches.get(&cache)?.entry(&key)?.clone();
+                    Some((cache, key, entry))
+                })
+                .collect();
+            self.send(&Message::Cache { writes });
+        }
     }
 
-    fn send(&mut self, message: &Message) {
+    pub(crate) fn count_dropped(&mut self, why: &'static str) {
+        *self.dropped.entry(why).or_default() += 1;
+    }
+
+    pub(crate) fn send(&mut self, message: &Message) {
         self.actions.push(Action::Send(wire::encode(message)));
     }
 
@@ -218,17 +270,28 @@ impl Replica {
                 copy.open.clear();
             }
         }
+        let before = self.view.take().map(|(_, m)| m).unwrap_or_default();
+        let newcomer = members.iter().any(|m| *m != self.me && !before.contains(m));
         self.view = Some((view_id, members.clone()));
         // Every view starts from a snapshot of each member: a joiner learns everything, and a
         // batch sent in the old view but delivered in this one (dropped as stale) is made up.
         self.changed.clear();
         self.pending_since = None;
+        let shared = &self.options.shared;
         let counts = self
             .own
             .iter()
+            .filter(|(k, _)| shared.contains(&k.kind()))
             .map(|(k, c)| (k.clone(), c.clone()))
             .collect();
         self.send(&Message::Snapshot { view_id, counts });
+        if newcomer {
+            self.send_cache_snapshots();
+        }
+        if !self.cache_changed.is_empty() {
+            // Writes made with no view to send them in go now.
+            self.flush();
+        }
     }
 
     /// A message from `from` was delivered (this node's own too, which changes nothing).
@@ -236,23 +299,29 @@ impl Replica {
         let message = match wire::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
-                *self.dropped.entry("malformed").or_default() += 1;
+                self.count_dropped("malformed");
                 return Err(e);
             }
         };
         let Some((view_id, members)) = &self.view else {
-            *self.dropped.entry("no view").or_default() += 1;
+            self.count_dropped("no view");
             return Ok(());
         };
-        if message.view_id() != *view_id || !members.contains(from) {
-            *self.dropped.entry("stale").or_default() += 1;
+        let of_another_view = message.view_id().is_some_and(|id| id != *view_id);
+        if of_another_view || !members.contains(from) {
+            self.count_dropped("stale");
             return Ok(());
         }
         if from == self.me {
             return Ok(());
         }
+        if let Message::Cache { writes } = message {
+            self.merge_cache_writes(writes);
+            return Ok(());
+        }
         let copy = self.others.entry(from.to_owned()).or_default();
         match message {
+            Message::Cache { .. } => {}
             Message::Batch { changes, .. } => {
                 for (key, counts) in &changes {
                     copy.set_open(key, counts.open);
@@ -280,6 +349,21 @@ impl Replica {
         self.own.get(key).cloned().unwrap_or_default()
     }
 
+    /// What `node` counted for `key`, as this node knows it (`None`: the cluster's sum).
+    pub fn counts_from(&self, node: Option<&str>, key: &Key) -> Counts {
+        match node {
+            None => self.cluster(key),
+            Some(n) if n == self.me => self.own(key),
+            Some(n) => self
+                .others
+                .get(n)
+                .map_or_else(Counts::default, |copy| Counts {
+                    open: copy.open.get(key).copied().unwrap_or(0),
+                    recent: copy.recent.get(key).cloned().unwrap_or_default(),
+                }),
+        }
+    }
+
     /// The cluster's counts for `key`: this node's, the members' open connections, and every
     /// node's connections made lately.
     pub fn cluster(&self, key: &Key) -> Counts {
@@ -295,18 +379,29 @@ impl Replica {
         sum
     }
 
-    /// The cluster's counts of every key in `range` that has any (a CIDR prefix is one range
-    /// of [`Key::Inbound`] or [`Key::Outbound`] keys).
-    pub fn cluster_range(&self, range: RangeInclusive<Key>) -> BTreeMap<Key, Counts> {
+    /// The counts of every key in `range` that has any, the cluster's or one node's (a CIDR
+    /// prefix is one range of [`Key::Inbound`] or [`Key::Outbound`] keys).
+    pub fn counts_in<R: RangeBounds<Key> + Clone>(
+        &self,
+        range: R,
+        node: Option<&str>,
+    ) -> BTreeMap<Key, Counts> {
         let mut keys: BTreeSet<&Key> = self.own.range(range.clone()).map(|(k, _)| k).collect();
         for copy in self.others.values() {
             keys.extend(copy.open.range(range.clone()).map(|(k, _)| k));
             keys.extend(copy.recent.range(range.clone()).map(|(k, _)| k));
         }
         keys.into_iter()
-            .map(|k| (k.clone(), self.cluster(k)))
+            .map(|k| (k.clone(), self.counts_from(node, k)))
             .filter(|(_, c)| !c.is_empty())
             .collect()
+    }
+
+    /// The nodes whose counts this node knows: itself and every other it heard from.
+    pub fn nodes(&self) -> Vec<String> {
+        let mut nodes: BTreeSet<&str> = self.others.keys().map(String::as_str).collect();
+        nodes.insert(&self.me);
+        nodes.into_iter().map(str::to_owned).collect()
     }
 
     /// This node's name.
@@ -419,8 +514,9 @@ mod tests {
             a.open(&Key::Inbound([198, 51, 100, last].into()), at(0));
         }
         a.open(&Key::Inbound([203, 0, 113, 1].into()), at(0));
-        let slash24 = a.cluster_range(
+        let slash24 = a.counts_in(
             Key::Inbound([198, 51, 100, 0].into())..=Key::Inbound([198, 51, 100, 255].into()),
+            None,
         );
         assert_eq!(slash24.len(), 3);
     }

@@ -11,7 +11,23 @@
 
 use std::time::Duration;
 
-use crate::{Key, Replica};
+use serde::{Deserialize, Serialize};
+
+use crate::{Key, Kind, Replica};
+
+/// A throttle's hits, as `dvip throttle show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleCount {
+    pub name: String,
+    /// The rate it was last asked with on this node (`None`: only other nodes use it).
+    pub hits_allowed: Option<u64>,
+    /// Its window, in seconds ([`crate::WINDOW_DEFAULT_S`] when this node never used it).
+    pub window_s: u64,
+    /// Hits in the window, over the cluster.
+    pub hits: u64,
+    /// Of which this node's.
+    pub hits_here: u64,
+}
 
 /// `N/secs`: at most `hits` in any `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +59,7 @@ impl Replica {
     /// One hit of throttle `name` here: let through (and counted) if the cluster's hits in
     /// the window are under the rate, else held back (and not counted).
     pub fn throttle(&mut self, name: &str, rate: Rate, now: Duration) -> bool {
+        self.throttle_rates.insert(name.to_owned(), rate);
         let key = Key::Throttle(name.to_owned());
         let hits = self
             .cluster(&key)
@@ -53,6 +70,30 @@ impl Replica {
         }
         self.count(&key, now);
         true
+    }
+}
+
+impl Replica {
+    /// Every throttle with hits lately, here or elsewhere.
+    pub fn throttles(&self, now: Duration) -> Vec<ThrottleCount> {
+        self.counts_in(Kind::Throttle.range(), None)
+            .into_iter()
+            .filter_map(|(key, counts)| {
+                let Key::Throttle(name) = key else {
+                    return None;
+                };
+                let rate = self.throttle_rates.get(&name);
+                let window_s = rate.map_or(crate::WINDOW_DEFAULT_S, |r| r.window.as_secs());
+                let here = self.own(&Key::Throttle(name.clone()));
+                Some(ThrottleCount {
+                    hits_allowed: rate.map(|r| r.hits),
+                    window_s,
+                    hits: counts.recent.within(now.as_secs(), window_s),
+                    hits_here: here.recent.within(now.as_secs(), window_s),
+                    name,
+                })
+            })
+            .collect()
     }
 }
 
@@ -96,6 +137,12 @@ mod tests {
         exchange(&mut a, &mut b);
         assert!(!a.throttle("bulk", rate, heard));
         assert!(!b.throttle("bulk", rate, heard));
+        let shown = b.throttles(heard);
+        assert_eq!(shown.len(), 1);
+        assert_eq!(
+            (shown[0].hits_allowed, shown[0].hits, shown[0].hits_here),
+            (Some(4), 5, 2)
+        );
         // Twelve seconds on, the window holds none of them.
         assert!(a.throttle("bulk", rate, now + Duration::from_secs(12)));
     }

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::CacheWrite;
 use crate::{Counts, Key};
 
 /// The format version this build speaks.
@@ -29,12 +30,19 @@ pub enum Message {
         view_id: u64,
         counts: Vec<(Key, Counts)>,
     },
+    /// Writes to named caches, `(cache, key, write)`: new ones, or every one held for a
+    /// joiner. Not bound to a view: the last write wins wherever and whenever it lands.
+    Cache {
+        writes: Vec<(String, String, CacheWrite)>,
+    },
 }
 
 impl Message {
-    pub fn view_id(&self) -> u64 {
+    /// The view a message of counts belongs to (`None`: a message of any view).
+    pub fn view_id(&self) -> Option<u64> {
         match self {
-            Self::Batch { view_id, .. } | Self::Snapshot { view_id, .. } => *view_id,
+            Self::Batch { view_id, .. } | Self::Snapshot { view_id, .. } => Some(*view_id),
+            Self::Cache { .. } => None,
         }
     }
 }

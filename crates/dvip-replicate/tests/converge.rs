@@ -1,7 +1,8 @@
 //! Replicas on a modelled bus through random connections, deaths, restarts, partitions and
 //! heals: once the faults stop and the bus has been quiet for `max_delay`, every live node's
 //! count of open connections per key is the sum of the live members' own, and what was
-//! counted lately is never less than what the live members counted.
+//! counted lately is never less than what the live members counted. A cache with snapshots
+//! written on every side holds the same value for every key on every live node.
 //!
 //! The bus delivers as corosync's CPG does: one order per view, every message of a view
 //! delivered to its members before the next view is installed, and a node that died takes
@@ -10,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use dvip_replicate::{Action, Key, Replica, ReplicaOptions};
+use dvip_replicate::{Action, CacheOptions, Key, Replica, ReplicaOptions};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -26,6 +27,16 @@ enum Op {
     Wait {
         ms: u64,
     },
+    Set {
+        node: usize,
+        key: u8,
+        value: u8,
+        ttl_s: u8,
+    },
+    Delete {
+        node: usize,
+        key: u8,
+    },
     Kill(usize),
     Restart(usize),
     /// Nodes whose bit is set go to the other side.
@@ -38,6 +49,9 @@ fn op(nodes: usize) -> impl Strategy<Value = Op> {
         6 => (0..nodes, 0..6u8).prop_map(|(node, key)| Op::Open { node, key }),
         4 => (0..nodes, 0..6u8).prop_map(|(node, key)| Op::Close { node, key }),
         4 => (0..1500u64).prop_map(|ms| Op::Wait { ms }),
+        3 => (0..nodes, 0..4u8, any::<u8>(), 0..4u8)
+            .prop_map(|(node, key, value, ttl_s)| Op::Set { node, key, value, ttl_s }),
+        1 => (0..nodes, 0..4u8).prop_map(|(node, key)| Op::Delete { node, key }),
         1 => (0..nodes).prop_map(Op::Kill),
         1 => (0..nodes).prop_map(Op::Restart),
         1 => any::<u8>().prop_map(Op::Partition),
@@ -66,9 +80,7 @@ impl Cluster {
             ..ReplicaOptions::default()
         };
         let mut cluster = Self {
-            replicas: (0..nodes)
-                .map(|i| Some(Replica::new(name(i), options.clone())))
-                .collect(),
+            replicas: (0..nodes).map(|i| Some(replica(i, &options))).collect(),
             side: vec![0; nodes],
             views: BTreeMap::new(),
             next_view: 1,
@@ -147,6 +159,24 @@ impl Cluster {
                 }
             }
             Op::Wait { ms } => self.wait(Duration::from_millis(ms)),
+            Op::Set {
+                node,
+                key,
+                value,
+                ttl_s,
+            } => {
+                if let Some(r) = self.replicas[node].as_mut() {
+                    let ttl = (ttl_s > 0).then(|| Duration::from_secs(u64::from(ttl_s)));
+                    r.cache_set(CACHE, &key.to_string(), value.to_string(), ttl, self.now)
+                        .expect("a configured cache");
+                }
+            }
+            Op::Delete { node, key } => {
+                if let Some(r) = self.replicas[node].as_mut() {
+                    r.cache_delete(CACHE, &key.to_string(), self.now)
+                        .expect("a configured cache");
+                }
+            }
             Op::Kill(node) => {
                 // What it had not sent dies with it.
                 self.replicas[node] = None;
@@ -154,7 +184,7 @@ impl Cluster {
             }
             Op::Restart(node) => {
                 if self.replicas[node].is_none() {
-                    self.replicas[node] = Some(Replica::new(name(node), self.options.clone()));
+                    self.replicas[node] = Some(replica(node, &self.options));
                     self.regroup();
                 }
             }
@@ -207,6 +237,17 @@ impl Cluster {
     fn check(&self) -> Result<(), TestCaseError> {
         let second = self.now.as_secs();
         let live = || self.replicas.iter().flatten();
+        for k in 0..4u8 {
+            let values: Vec<_> = live()
+                .map(|r| r.cache_get(CACHE, &k.to_string(), self.now).expect("cache"))
+                .collect();
+            prop_assert!(
+                values.windows(2).all(|w| w[0] == w[1]),
+                "cache key {}: {:?}",
+                k,
+                values
+            );
+        }
         for k in 0..6u8 {
             let key = key(k);
             let own_open: u32 = live().map(|r| r.own(&key).open).sum();
@@ -230,6 +271,23 @@ impl Cluster {
     }
 }
 
+const CACHE: &str = "senders";
+
+fn replica(i: usize, options: &ReplicaOptions) -> Replica {
+    let mut r = Replica::new(name(i), options.clone());
+    r.define_cache(
+        CACHE,
+        // No max_size: eviction is each node's own (a key evicted stays gone when newer ones
+        // expire, where a node that never held as many keeps it), so it is no part of
+        // agreeing.
+        CacheOptions {
+            max_size: None,
+            snapshot: true,
+        },
+    );
+    r
+}
+
 fn name(i: usize) -> String {
     format!("node{}", i + 1)
 }
@@ -243,7 +301,12 @@ proptest! {
     ) {
         let mut cluster = Cluster::new(nodes);
         for op in ops.iter().filter(|op| match op {
-            Op::Open { node, .. } | Op::Close { node, .. } | Op::Kill(node) | Op::Restart(node) => {
+            Op::Open { node, .. }
+            | Op::Close { node, .. }
+            | Op::Set { node, .. }
+            | Op::Delete { node, .. }
+            | Op::Kill(node)
+            | Op::Restart(node) => {
                 *node < nodes
             }
             _ => true,
