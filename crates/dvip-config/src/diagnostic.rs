@@ -117,6 +117,12 @@ codes! {
     Upgraded = "upgraded",
     /// A clustered log destination that no entry of the cluster `logs` serves.
     LogNotServed = "log-not-served",
+    /// A `replicate` block dvip cannot act on: an unknown type, a bad cache `max_size`, or a
+    /// type of Momentum's that dvip does not replicate.
+    BadReplicate = "bad-replicate",
+    /// A socket of the local API (`Replication_Listener`) with a path, mode, user or group
+    /// that cannot be used.
+    BadSocket = "bad-socket",
     /// A syslog `Listen` that is neither an absolute socket path nor a loopback
     /// `ADDRESS:PORT`.
     SyslogListen = "syslog-listen",

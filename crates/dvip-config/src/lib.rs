@@ -33,12 +33,12 @@ use std::path::Path;
 
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use model::{
-    ClusterLog, ClusterOptions, Config, DuravipAddress, InboundLimit, InputJournal,
+    ApiSocket, ClusterLog, ClusterOptions, Config, DuravipAddress, InboundLimit, InputJournal,
     ListenerForward, LogDestination, LogFollow, LogInputs, LogRoute, NodenameSource, Replication,
     SyslogListen, TopologyHint, ANNOUNCE_COUNT_DEFAULT, ANNOUNCE_INTERVAL_MS_DEFAULT,
-    CLUSTER_GROUP_DEFAULT, CLUSTER_LISTENER_PORT_DEFAULT, CONTROL_GROUP_DEFAULT,
-    INPUT_SUBSCRIBER_DEFAULT, LISTENER_PORT_DEFAULT, MBUS_DAEMON_DEFAULT, POLICY_PORT_DEFAULT,
-    VIEW_MATURE_TIME_MS_DEFAULT,
+    API_SOCKET_MODE_DEFAULT, CLUSTER_GROUP_DEFAULT, CLUSTER_LISTENER_PORT_DEFAULT,
+    CONTROL_GROUP_DEFAULT, INPUT_SUBSCRIBER_DEFAULT, LISTENER_PORT_DEFAULT, MBUS_DAEMON_DEFAULT,
+    POLICY_PORT_DEFAULT, VIEW_MATURE_TIME_MS_DEFAULT,
 };
 pub use source::{DiskFiles, FileId, Files, Location, MemoryFiles, SourceFile, SourceMap, Span};
 pub use tree::{Bare, Block, Entry, Item, List, OptionItem, Stanza, Value, Word};

@@ -64,6 +64,9 @@ pub struct Config {
     /// to; left out of reports when nothing is configured.
     #[serde(skip_serializing_if = "LogInputs::is_empty")]
     pub log_inputs: LogInputs,
+    /// The local API's socket (`Replication_Listener`), if dvipd serves one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_listener: Option<ApiSocket>,
     /// The whole file as parsed, stanzas dvip does not use included.
     #[serde(skip)]
     pub document: Vec<Item>,
@@ -364,9 +367,49 @@ pub struct Replication {
     pub max_delay_ms: Option<u64>,
     /// `max_pending`: how many changed keys send a batch at once.
     pub max_pending: Option<u32>,
+    /// A cache's `max_size`: at most this many keys (`None`: no bound, Momentum's `-1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// A cache's `parameters` include `snapshot`: a joining node is sent every key.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub snapshot: bool,
     /// Its options as written, names lower-cased.
     pub options: BTreeMap<String, String>,
 }
+
+/// The unix socket of the local API, and who may use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiSocket {
+    pub path: std::path::PathBuf,
+    /// Permission bits (default [`API_SOCKET_MODE_DEFAULT`]).
+    pub mode: u32,
+    /// The socket's owner (default: dvipd's user).
+    pub user: Option<String>,
+    /// The socket's group (default: dvipd's group).
+    pub group: Option<String>,
+}
+
+/// The local API socket's mode when none is written: its owner and group may connect.
+pub const API_SOCKET_MODE_DEFAULT: u32 = 0o660;
+
+/// The replicated data sets dvip acts on (`type`, or `class` in 3.x): the replica's kinds of
+/// key, and caches.
+pub(crate) fn replicate_types() -> Vec<&'static str> {
+    dvip_replicate::Kind::ALL
+        .iter()
+        .map(|k| k.type_name())
+        .chain([dvip_replicate::CACHE_TYPE])
+        .collect()
+}
+
+/// Momentum's other data sets, which dvip reads and does not replicate.
+pub(crate) const REPLICATE_TYPES_MTA: &[&str] = &[
+    "outbound_binding_domains",
+    "obtm",
+    "obtc",
+    "metrics",
+    "eccmgr_metrics",
+];
 
 /// Both sides of a follow, for building [`Follow`] in one place.
 pub(crate) fn follow(target: &str, address: IpAddr) -> Follow {

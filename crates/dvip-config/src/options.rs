@@ -275,3 +275,28 @@ pub(crate) fn stanzas(items: &[Item]) -> impl Iterator<Item = &Stanza> {
         Item::Option(_) | Item::Bare(_) => None,
     })
 }
+
+/// A listener stanza's `Listen` stanzas, with a warning for its options and any other
+/// stanza in it.
+pub(crate) fn listens<'t>(
+    listener: &'t Stanza,
+    owner: Owner<'_>,
+    diagnostics: &mut Diagnostics,
+) -> Vec<&'t Stanza> {
+    Options::new(owner, &listener.body.items).finish(&[], Unknown::Warn, diagnostics);
+    let mut found = Vec::new();
+    for inner in stanzas(&listener.body.items) {
+        if inner.keyword.is("listen") {
+            found.push(inner);
+        } else {
+            unknown(
+                &inner.keyword,
+                owner,
+                &["Listen"],
+                Unknown::Warn,
+                diagnostics,
+            );
+        }
+    }
+    found
+}

@@ -19,6 +19,11 @@ pub(crate) struct Refusal {
     pub(crate) hint: String,
 }
 
+/// A refusal made by a pass that reads its own kind of value.
+pub(crate) fn refusal(code: Code, message: String, hint: impl Into<String>) -> Refusal {
+    refuse(code, message, hint)
+}
+
 fn refuse(code: Code, message: String, hint: impl Into<String>) -> Refusal {
     Refusal {
         code,

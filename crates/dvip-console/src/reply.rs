@@ -475,6 +475,9 @@ pub struct CidrReport {
     pub node: String,
     /// Whether the counts are the cluster's (`inbound_cidr` replicated) or this node's alone.
     pub shared: bool,
+    /// The node whose counts alone were asked for (`from NODE`), if one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// The window of the recent counts, in seconds.
     pub window_s: u64,
     pub rows: Vec<dvip_replicate::PrefixCount>,

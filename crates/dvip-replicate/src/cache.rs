@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// A cache's `type` in the configuration.
+pub const CACHE_TYPE: &str = "cache";
+
 /// How long a deleted key is remembered as deleted.
 pub const TOMBSTONE_KEEP: Duration = Duration::from_secs(600);
 
@@ -121,15 +124,22 @@ impl Cache {
         }
     }
 
-    /// Forgets expired entries and tombstones.
+    /// Turns expired values into tombstones and forgets old tombstones. An expired value is
+    /// remembered as deleted, not forgotten: an older write of its key still on its way
+    /// (sent before, arriving after) must lose to it rather than come back forever.
     pub(crate) fn expire(&mut self, now_ms: u64) {
         let by_age = &mut self.by_age;
+        let keep_ms = u64::try_from(TOMBSTONE_KEEP.as_millis()).unwrap_or(u64::MAX);
         self.entries.retain(|key, entry| {
-            let keep = !entry.expired(now_ms);
-            if !keep && entry.value.is_some() {
+            let Some(at) = entry.expires_ms.filter(|&at| at <= now_ms) else {
+                return true;
+            };
+            if entry.value.take().is_some() {
                 by_age.remove(&(entry.stamp.clone(), key.clone()));
+                entry.expires_ms = Some(at.saturating_add(keep_ms));
+                return !entry.expired(now_ms);
             }
-            keep
+            false
         });
     }
 
@@ -220,7 +230,7 @@ mod tests {
     }
 
     #[test]
-    fn entries_expire_at_their_time_and_tombstones_go_too() {
+    fn entries_expire_into_tombstones_and_tombstones_go_in_time() {
         let mut cache = Cache::default();
         cache.merge("short", write(1, "a", Some("v"), Some(5_000)));
         cache.merge("gone", write(2, "a", None, Some(5_000)));
@@ -234,8 +244,17 @@ mod tests {
         );
         assert_eq!(cache.get("short", 5_000), None);
         cache.expire(5_000);
-        assert_eq!(cache.entries().count(), 1);
+        // The tombstone is gone; the expired value is remembered as deleted for a while.
+        assert_eq!(cache.entries().count(), 2);
         assert_eq!(cache.len(), 1);
+        assert!(
+            !cache.merge("short", write(0, "b", Some("late"), None)),
+            "an older write arriving after the expiry must not bring the key back"
+        );
+        assert_eq!(cache.get("short", 5_001), None);
+        let keep = u64::try_from(TOMBSTONE_KEEP.as_millis()).expect("fits");
+        cache.expire(5_000 + keep);
+        assert_eq!(cache.entries().count(), 1);
     }
 
     #[test]

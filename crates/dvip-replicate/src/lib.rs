@@ -45,7 +45,8 @@ mod throttle;
 pub mod wire;
 
 pub use cache::{
-    parse_ttl, CacheOptions, CacheValue, CacheWrite, Stamp, KEY_MAX, TOMBSTONE_KEEP, VALUE_MAX,
+    parse_ttl, CacheOptions, CacheValue, CacheWrite, Stamp, CACHE_TYPE, KEY_MAX, TOMBSTONE_KEEP,
+    VALUE_MAX,
 };
 pub use caches::{CacheError, CacheSummary};
 pub use cidr::{Direction, Order, PrefixCount, PrefixQuery, QueryError, WINDOW_DEFAULT_S};

@@ -207,14 +207,14 @@ pub(crate) fn cidr_show(socket: &Path, words: &[String], json: bool) -> Outcome 
 }
 
 fn cidr_text(c: &dvip_console::CidrReport) {
+    let whose = match (&c.from, c.shared) {
+        (Some(node), _) => format!("{node}'s"),
+        (None, true) => "the cluster's".to_owned(),
+        (None, false) => "this node's own (inbound_cidr is not replicated)".to_owned(),
+    };
     say!(
-        "node {}: {} counts, recent = the last {} s",
+        "node {}: {whose} counts, recent = the last {} s",
         c.node,
-        if c.shared {
-            "the cluster's"
-        } else {
-            "this node's own (inbound_cidr is not replicated)"
-        },
         c.window_s
     );
     say!("{:<44} {:>10} {:>10}", "PREFIX", "OPEN", "RECENT");

@@ -10,6 +10,7 @@
 
 pub mod accept;
 pub mod announce;
+pub mod api;
 pub mod broadcast;
 pub mod console;
 pub mod corosync;

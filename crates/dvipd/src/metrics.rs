@@ -33,6 +33,15 @@ pub struct VerdictLabel {
     pub verdict: &'static str,
 }
 
+/// What the local API answered, for `dvip_api_commands_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabel {
+    /// The command's name, upper-case (`GET`, `OUTBOUND.OPEN`...).
+    pub command: &'static str,
+    /// `ok` or `error`.
+    pub outcome: &'static str,
+}
+
 /// Why a message from the bus was dropped, for `dvip_dropped_messages_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropKind {
@@ -115,6 +124,8 @@ pub struct Metrics {
     pub logs: crate::logs::metrics::LogMetrics,
     /// Policy requests answered, by verdict.
     pub policy: Family<VerdictLabel, Counter>,
+    /// Local API commands answered, by command and outcome.
+    pub api: Family<ApiLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -254,8 +265,15 @@ impl Default for Metrics {
             "Policy requests answered, by verdict (accept, defer)",
             policy.clone(),
         );
+        let api = Family::<ApiLabel, Counter>::default();
+        registry.register(
+            "api_commands",
+            "Local API commands answered, by command and outcome (ok, error)",
+            api.clone(),
+        );
         Self {
             policy,
+            api,
             registry,
             logs,
             owned,

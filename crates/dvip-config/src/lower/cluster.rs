@@ -7,7 +7,9 @@
 use std::net::IpAddr;
 
 use crate::diagnostic::{Code, Diagnostics};
-use crate::model::{ClusterLog, ClusterOptions, Replication, TopologyHint};
+use crate::model::{
+    replicate_types, ClusterLog, ClusterOptions, Replication, TopologyHint, REPLICATE_TYPES_MTA,
+};
 use crate::options::{self, stanzas, unknown, Options, Owner, Unknown};
 use crate::source::Span;
 use crate::tree::{Block, Item, OptionItem, Stanza, Value, Word};
@@ -393,7 +395,8 @@ fn read_replicate(
             Item::Bare(_) => {}
         }
     }
-    let kind = options.remove("type");
+    // 3.x's `class` gives the type when the stanza's name is not one.
+    let kind = options.remove("type").or_else(|| options.remove("class"));
     let replication_name = options.remove("replication_name");
     let (name, kind) = match (name, kind, replication_name) {
         (Some(n), kind, _) => (n.text.clone(), kind.unwrap_or_else(|| n.text.clone())),
@@ -430,13 +433,106 @@ fn read_replicate(
             .with_hint("give each cache its own `replication_name`");
         return;
     }
+    let Some(kind) = replicate_type(&kind, keyword, block, diagnostics) else {
+        return;
+    };
+    let (max_size, snapshot) = cache_options(&kind, block, diagnostics);
     section.replicate.push(Replication {
         name,
         kind,
         max_delay_ms,
         max_pending,
+        max_size,
+        snapshot,
         options,
     });
+}
+
+/// The type in dvip's spelling, a note for Momentum's own data sets, or an error for a name
+/// neither knows.
+fn replicate_type(
+    kind: &str,
+    keyword: &Word,
+    block: &Block,
+    diagnostics: &mut Diagnostics,
+) -> Option<String> {
+    let lower = kind.to_ascii_lowercase();
+    let at = replicate_word(block, &["type", "class"]).map_or(keyword.span, |w| w.span);
+    let types = replicate_types();
+    if types.contains(&lower.as_str()) {
+        return Some(lower);
+    }
+    if REPLICATE_TYPES_MTA.contains(&lower.as_str()) {
+        diagnostics
+            .warning(
+                Code::BadReplicate,
+                at,
+                format!("dvip does not replicate `{kind}`; it is read and has no effect"),
+            )
+            .with_hint(format!("dvip replicates {}", types.join(", ")));
+        return Some(lower);
+    }
+    let hint = match options::closest(&lower, &types) {
+        Some(near) => format!("did you mean `{near}`?"),
+        None => format!("the types are {}", types.join(", ")),
+    };
+    diagnostics
+        .error(
+            Code::BadReplicate,
+            at,
+            format!("`{kind}` is not a type of replicated data"),
+        )
+        .with_hint(hint);
+    None
+}
+
+/// The word of the first of `names` written in a replicate block.
+fn replicate_word<'b>(block: &'b Block, names: &[&str]) -> Option<&'b Word> {
+    block.items.iter().find_map(|item| match item {
+        Item::Option(OptionItem {
+            key,
+            value: Value::Word(w),
+        }) if names.iter().any(|n| key.is(n)) => Some(w),
+        _ => None,
+    })
+}
+
+/// A cache's `max_size` (`-1`: no bound) and whether its `parameters` ask for snapshots.
+fn cache_options(kind: &str, block: &Block, diagnostics: &mut Diagnostics) -> (Option<u64>, bool) {
+    let size = replicate_word(block, &["max_size"]);
+    let parameters = replicate_word(block, &["parameters"]);
+    if kind != dvip_replicate::CACHE_TYPE {
+        if let Some(w) = size {
+            diagnostics
+                .warning(
+                    Code::BadReplicate,
+                    w.span,
+                    "`max_size` bounds caches only; it has no effect here",
+                )
+                .with_hint("remove it");
+        }
+        return (None, false);
+    }
+    let max_size = size.and_then(|w| match w.text.trim().parse::<i64>() {
+        Ok(-1) => None,
+        Ok(n) if n >= 1 => u64::try_from(n).ok(),
+        _ => {
+            diagnostics
+                .error(
+                    Code::BadReplicate,
+                    w.span,
+                    format!("`{}` is not a cache size", w.text),
+                )
+                .with_hint("write a number of keys from 1, or -1 for no bound");
+            None
+        }
+    });
+    let snapshot = parameters.is_some_and(|w| {
+        w.text
+            .split([';', ',', ' '])
+            .any(|p| p.trim().eq_ignore_ascii_case("snapshot"))
+    });
+    (max_size, snapshot)
 }
 
 fn read_topology(

@@ -76,18 +76,7 @@ fn read_listener<'t>(stanza: &'t Stanza, found: &mut Found<'t>, diagnostics: &mu
     }
     found.listener = Some(&stanza.keyword);
     let owner = Owner::fixed("the Syslog_Listener");
-    Options::new(owner, &stanza.body.items).finish(&[], Unknown::Warn, diagnostics);
-    for inner in stanzas(&stanza.body.items) {
-        if !inner.keyword.is("listen") {
-            unknown(
-                &inner.keyword,
-                owner,
-                &["Listen"],
-                Unknown::Warn,
-                diagnostics,
-            );
-            continue;
-        }
+    for inner in options::listens(stanza, owner, diagnostics) {
         let Some(at) = inner.args.first() else {
             diagnostics
                 .error(Code::Missing, inner.keyword.span, "a Listen names a socket")

@@ -1,10 +1,11 @@
 //! Lowering: from the syntax tree to the effective [`Config`](crate::Config).
 //!
 //! Owns the order of the passes (lines dvip cannot read, cluster stanza, services, addresses,
-//! forwards, log destinations, log inputs) and
+//! forwards, log destinations, log inputs, the local API) and
 //! the node name. Each pass lives in its own file and reports into one diagnostics list.
 
 mod addresses;
+mod api;
 mod cluster;
 mod forwards;
 pub(crate) mod inputs;
@@ -30,6 +31,7 @@ pub(crate) fn lower(
     let forwards = forwards::collect(&services, &addresses, diagnostics);
     let log_destinations = logs::collect(&document, &section.logs, section.logs_at, diagnostics);
     let log_inputs = inputs::read(&document, &section.logs, &log_destinations, diagnostics);
+    let replication_listener = api::read(&document, diagnostics);
     drop(services);
     let (nodename, nodename_source) = match (&load.nodename, section.nodename) {
         (Some(name), _) => (name.clone(), NodenameSource::Override),
@@ -48,6 +50,7 @@ pub(crate) fn lower(
         log_destinations,
         replicate: section.replicate,
         log_inputs,
+        replication_listener,
         document,
     }
 }

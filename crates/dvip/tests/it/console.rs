@@ -447,7 +447,7 @@ fn cidr_show_sends_the_query_prints_the_rows_and_refuses_a_wrong_query_with_2() 
     assert_eq!(
         sent["query"],
         json!({"network": "203.0.0.0", "len": 16, "direction": "inbound", "sizes": [24, 24],
-               "order": "count", "limit": 10, "threshold": null, "window_s": 60}),
+               "order": "count", "limit": 10, "threshold": null, "window_s": 60, "from": null}),
         "{sent}"
     );
     let shown = text(&out.stdout);
@@ -457,6 +457,34 @@ fn cidr_show_sends_the_query_prints_the_rows_and_refuses_a_wrong_query_with_2() 
             .lines()
             .any(|l| l.starts_with("203.0.113.0/24") && l.ends_with("31")),
         "{shown}"
+    );
+    let _ = std::fs::remove_file(socket);
+    let reply = json!({"ok": true, "node": "n1", "shared": true, "from": "n2", "window_s": 30,
+                       "rows": []});
+    let (socket, server) = stand_in(reply);
+    let one = dvip(&[
+        "cidr",
+        "show",
+        "count",
+        "for",
+        "203.0.113.0/24",
+        "in",
+        "outbound",
+        "window",
+        "30",
+        "from",
+        "n2",
+        "--socket",
+        socket.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(one.status.code(), Some(0), "{}", text(&one.stderr));
+    let sent = server.join().expect("server");
+    assert_eq!(sent["query"]["from"], "n2", "{sent}");
+    assert_eq!(sent["query"]["window_s"], 30, "{sent}");
+    assert!(
+        text(&one.stdout).contains("n2's counts"),
+        "{}",
+        text(&one.stdout)
     );
     let _ = std::fs::remove_file(socket);
     let wrong = dvip(&[

@@ -42,10 +42,26 @@ pub(super) struct Loaded {
     pub(super) policy_listener: Option<std::net::SocketAddr>,
     /// The limits it enforces.
     pub(super) inbound_limits: Vec<dvip_replicate::InboundLimit>,
-    /// Whether `inbound_cidr` is replicated: counts are shared with the cluster.
-    pub(super) replicate_inbound: bool,
-    /// The replica's batch bounds: `inbound_cidr`'s `max_delay` and `max_pending`.
+    /// The kinds shared and the replica's batch bounds.
     pub(super) replica_options: dvip_replicate::ReplicaOptions,
+    /// The named caches and how each behaves.
+    pub(super) caches: Vec<(String, dvip_replicate::CacheOptions)>,
+    /// The local API's socket (`None`: not served).
+    pub(super) api_socket: Option<dvip_config::ApiSocket>,
+}
+
+impl Loaded {
+    /// Whether `inbound_cidr` is replicated: inbound counts are shared with the cluster.
+    pub(super) fn replicate_inbound(&self) -> bool {
+        self.replica_options
+            .shared
+            .contains(&dvip_replicate::Kind::Inbound)
+    }
+
+    /// Whether anything is shared, so that the replica joins its group.
+    pub(super) fn replicates(&self) -> bool {
+        !self.replica_options.shared.is_empty() || !self.caches.is_empty()
+    }
 }
 
 /// A State deadline that follows corosync's timing: twice its token timeout (a member
@@ -128,11 +144,9 @@ pub(super) fn read_config(settings: &Settings) -> Option<Loaded> {
                     window: Duration::from_secs(l.window_s),
                 })
                 .collect(),
-            replicate_inbound: config
-                .replicate
-                .iter()
-                .any(|r| r.kind.eq_ignore_ascii_case("inbound_cidr")),
             replica_options: replica_options(&config.replicate),
+            caches: caches(&config.replicate),
+            api_socket: config.replication_listener,
             journals: config
                 .logs
                 .iter()
@@ -145,25 +159,52 @@ pub(super) fn read_config(settings: &Settings) -> Option<Loaded> {
     })
 }
 
-/// The replica's options: `inbound_cidr`'s batch bounds where it sets them, else the
-/// defaults.
+/// The replica's options: the kinds configured are shared, and a batch waits no longer and
+/// grows no larger than the strictest `max_delay` and `max_pending` among them allow (one
+/// batch carries every kind).
 fn replica_options(replicate: &[dvip_config::Replication]) -> dvip_replicate::ReplicaOptions {
+    use dvip_replicate::Kind;
     let defaults = dvip_replicate::ReplicaOptions::default();
-    let Some(inbound) = replicate
+    let shared: std::collections::BTreeSet<Kind> = replicate
         .iter()
-        .find(|r| r.kind.eq_ignore_ascii_case("inbound_cidr"))
-    else {
-        return defaults;
+        .filter_map(|r| Kind::from_type_name(&r.kind))
+        .collect();
+    let bounded = || {
+        replicate
+            .iter()
+            .filter(|r| Kind::from_type_name(&r.kind).is_some() || is_cache(r))
     };
     dvip_replicate::ReplicaOptions {
-        max_delay: inbound
-            .max_delay_ms
+        max_delay: bounded()
+            .filter_map(|r| r.max_delay_ms)
+            .min()
             .map_or(defaults.max_delay, Duration::from_millis),
-        max_pending: inbound
-            .max_pending
+        max_pending: bounded()
+            .filter_map(|r| r.max_pending)
+            .min()
             .map_or(defaults.max_pending, |n| n as usize),
+        shared,
         ..defaults
     }
+}
+
+fn is_cache(r: &dvip_config::Replication) -> bool {
+    r.kind.eq_ignore_ascii_case(dvip_replicate::CACHE_TYPE)
+}
+
+/// The caches configured, by name.
+fn caches(replicate: &[dvip_config::Replication]) -> Vec<(String, dvip_replicate::CacheOptions)> {
+    replicate
+        .iter()
+        .filter(|r| is_cache(r))
+        .map(|r| {
+            let options = dvip_replicate::CacheOptions {
+                max_size: r.max_size.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                snapshot: r.snapshot,
+            };
+            (r.name.clone(), options)
+        })
+        .collect()
 }
 
 /// A listen address as a socket address: a wildcard is every IPv4 (or IPv6) address.
@@ -182,23 +223,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_replica_takes_inbound_cidr_s_batch_bounds_and_defaults_for_the_rest() {
-        let replication = |kind: &str, delay, pending| dvip_config::Replication {
-            name: kind.into(),
+    fn the_replica_shares_the_kinds_configured_with_their_strictest_batch_bounds() {
+        use dvip_replicate::Kind;
+        let replication = |name: &str, kind: &str, delay, pending| dvip_config::Replication {
+            name: name.into(),
             kind: kind.into(),
             max_delay_ms: delay,
             max_pending: pending,
+            max_size: Some(10),
+            snapshot: true,
             options: Default::default(),
         };
-        let options = replica_options(&[
-            replication("outbound_cidr", Some(5), Some(7)),
-            replication("inbound_cidr", Some(250), None),
-        ]);
+        let sets = [
+            replication("outbound_cidr", "outbound_cidr", Some(500), Some(70)),
+            replication("inbound_cidr", "inbound_cidr", Some(250), None),
+            replication("greylist", "cache", None, Some(40)),
+            replication("obtc", "obtc", Some(5), Some(1)),
+        ];
+        let options = replica_options(&sets);
         assert_eq!(options.max_delay, Duration::from_millis(250));
-        assert_eq!(options.max_pending, dvip_replicate::MAX_PENDING_DEFAULT);
+        assert_eq!(options.max_pending, 40);
         assert_eq!(
-            replica_options(&[]),
-            dvip_replicate::ReplicaOptions::default()
+            options.shared,
+            std::collections::BTreeSet::from([Kind::Inbound, Kind::Outbound])
+        );
+        assert_eq!(
+            caches(&sets),
+            vec![(
+                "greylist".to_owned(),
+                dvip_replicate::CacheOptions {
+                    max_size: Some(10),
+                    snapshot: true
+                }
+            )]
+        );
+        let none = replica_options(&[]);
+        assert!(none.shared.is_empty());
+        assert_eq!(
+            none.max_delay,
+            dvip_replicate::ReplicaOptions::default().max_delay
         );
     }
 

@@ -13,6 +13,7 @@
 //! joins again (after a second, then backing off) until corosync is back.
 
 mod announcing;
+mod api;
 mod config;
 mod control;
 mod replication;
@@ -756,6 +757,7 @@ impl Daemon {
                     .set(i64::try_from(count).unwrap_or(i64::MAX));
                 spread_for(settings, &config, &mut self.plumber).await;
                 self.restart_inputs(&config);
+                self.configure_replication(&config);
                 self.config = config;
                 self.config_loaded = Instant::now();
                 self.drive().await;
@@ -1094,7 +1096,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         Err(e) => error!("cannot read what this node kept ({e}): starting online"),
     }
     let address_count = config.addresses.len();
-    let replica_options = config.replica_options.clone();
+    let replication = Replication::new(&name, config.replica_options.clone(), &config.caches);
     let relays = crate::forward::relays_for(raise_descriptor_limit());
     let mut daemon = Daemon {
         node,
@@ -1114,7 +1116,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         control: None,
         control_members: BTreeSet::new(),
         broadcasts: Broadcasts::default(),
-        replication: Replication::new(&name, replica_options),
+        replication,
         hooks: Hooks::start(events.clone(), Arc::clone(&metrics)),
         metrics,
         view_members: BTreeSet::new(),
@@ -1150,6 +1152,17 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             }
             // The addresses come first: a node without its policy server still fails over.
             Err(e) => error!(%at, "cannot listen for policy requests: {e}; running without"),
+        }
+    }
+    let (api_asks, mut api_questions) = tokio::sync::mpsc::channel(1024);
+    if let Some(socket) = &daemon.config.api_socket {
+        match crate::api::bind(socket) {
+            Ok(listener) => {
+                info!(socket = %socket.path.display(), mode = format!("{:04o}", socket.mode), "local API listening");
+                tokio::spawn(crate::api::serve(listener, api_asks));
+            }
+            // As for the policy server: the addresses come first.
+            Err(e) => error!("cannot serve the local API: {e}; running without"),
         }
     }
     daemon.node.handle_timeout(daemon.now());
@@ -1246,6 +1259,9 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             }
             Some((query, verdict)) = policy_questions.recv() => {
                 let _ = verdict.send(daemon.admit(&query));
+            }
+            Some((command, reply)) = api_questions.recv() => {
+                let _ = reply.send(daemon.api_answer(command));
             }
             Some((request, reply)) = requests.recv() => match request {
                 Request::Broadcast { request } => {

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dvip_replicate::{Action, Replica, ReplicaOptions, Verdict};
+use dvip_replicate::{Action, CacheOptions, Replica, ReplicaOptions, Verdict};
 use tracing::{debug, warn};
 
 use super::{Bus, Daemon};
@@ -26,7 +26,7 @@ pub(super) struct Replication {
 }
 
 /// The wall clock, which the replica's seconds need to mean the same on every node.
-fn wall() -> Duration {
+pub(super) fn wall() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -43,8 +43,13 @@ fn group_of(cluster_group: &str) -> String {
 
 impl Replication {
     /// A replica of this node's counts alone, until a group is joined.
-    pub(super) fn new(name: &str, options: ReplicaOptions) -> Self {
+    pub(super) fn new(
+        name: &str,
+        options: ReplicaOptions,
+        caches: &[(String, CacheOptions)],
+    ) -> Self {
         let mut replica = Replica::new(name, options);
+        set_caches(&mut replica, caches);
         replica.handle_view(0, &BTreeSet::from([name.to_owned()]));
         let _ = replica.take_actions();
         Self {
@@ -53,6 +58,21 @@ impl Replication {
             bus: None,
         }
     }
+}
+
+impl Replication {
+    pub(super) fn replica_mut(&mut self) -> &mut Replica {
+        &mut self.replica
+    }
+}
+
+/// Defines `caches` and drops the others; a cache kept keeps its keys.
+fn set_caches(replica: &mut Replica, caches: &[(String, CacheOptions)]) {
+    for (name, options) in caches {
+        replica.define_cache(name, *options);
+    }
+    let names: Vec<&str> = caches.iter().map(|(n, _)| n.as_str()).collect();
+    replica.keep_caches(&names);
 }
 
 /// The replication group's next event, or never when not joined.
@@ -66,7 +86,7 @@ pub(super) async fn next_replication_event(replication: &mut Replication) -> Opt
 impl Daemon {
     /// Joins the replication group when counts are shared and corosync is there.
     pub(super) fn rejoin_replication(&mut self) {
-        if !self.config.replicate_inbound
+        if !self.config.replicates()
             || self.replication.bus.is_some()
             || !matches!(self.bus, Bus::Corosync { bus: Some(_), .. })
         {
@@ -75,6 +95,15 @@ impl Daemon {
         match CorosyncBus::join(&group_of(&self.config.group)) {
             Ok(joined) => self.replication.bus = Some(joined),
             Err(e) => warn!("cannot join the replication group: {e}"),
+        }
+    }
+
+    /// A reload: the caches follow the configuration. The kinds shared and the batch bounds are read once, at start: a reload that changes
+    /// them says so and waits for a restart.
+    pub(super) fn configure_replication(&mut self, loaded: &super::config::Loaded) {
+        set_caches(&mut self.replication.replica, &loaded.caches);
+        if loaded.replica_options != self.config.replica_options {
+            warn!("the replicated kinds or their max_delay or max_pending changed: they apply when dvipd restarts");
         }
     }
 
@@ -153,13 +182,14 @@ impl Daemon {
     ) -> dvip_console::CidrReport {
         dvip_console::CidrReport {
             node: self.name.clone(),
-            shared: self.config.replicate_inbound,
+            shared: self.config.replicate_inbound(),
+            from: query.from.clone(),
             window_s: query.window_s,
             rows: self.replication.replica.query_prefixes(query, wall()),
         }
     }
 
-    fn send_replication(&mut self) {
+    pub(super) fn send_replication(&mut self) {
         for Action::Send(bytes) in self.replication.replica.take_actions() {
             let Some(bus) = &mut self.replication.bus else {
                 continue;
