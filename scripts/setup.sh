@@ -6,7 +6,7 @@
 set -euo pipefail
 
 DVIP_APT_PACKAGES=(
-  build-essential pkg-config iproute2 procps util-linux systemd keepalived nftables python3-pip openssl postfix
+  build-essential pkg-config iproute2 procps util-linux systemd keepalived nftables python3-pip openssl postfix redis-tools
   corosync libcorosync-common-dev libcpg-dev libcfg-dev libcmap-dev libquorum-dev libvotequorum-dev
 )
 

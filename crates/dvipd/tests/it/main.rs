@@ -1,6 +1,7 @@
 //! dvipd against a real kernel in network namespaces each test makes and removes (root
 //! required, as in CI): on the standalone bus here, on corosync in `cluster`.
 
+mod api;
 mod cluster;
 mod cluster_clients;
 mod cluster_large;
