@@ -19,8 +19,9 @@ pub use client::{Client, SOCKET_DEFAULT, SOCKET_ENV};
 pub use error::{ConsoleError, ErrorKind};
 pub use event::{Event, EventLine};
 pub use reply::{
-    AddressPlan, AddressStatus, Announced, Answer, Arp, ArpMode, BusStatus, CidrReport,
-    ClusterStatus, ConfigStatus, Description, Gathered, InTransit, Info, Mark, MarkedAddress,
-    NodeState, NodeStatus, OwnerChange, StandingMove, Status, ViewStatus,
+    AddressPlan, AddressStatus, Announced, Answer, Arp, ArpMode, BusStatus, CacheValueReport,
+    CachesReport, CidrReport, ClusterStatus, ConfigStatus, Description, DomainsReport, Gathered,
+    InTransit, Info, Mark, MarkedAddress, NodeState, NodeStatus, OwnerChange, StandingMove, Status,
+    ThrottlesReport, ViewStatus,
 };
 pub use request::{Request, PROTOCOL_VERSION};

@@ -466,6 +466,58 @@ pub enum Answer {
     Following,
     /// To `cidr`.
     Cidr(CidrReport),
+    /// To `domains`.
+    Domains(DomainsReport),
+    /// To `throttles`.
+    Throttles(ThrottlesReport),
+    /// To `caches`.
+    Caches(CachesReport),
+    /// To `cache-get`.
+    CacheValue(CacheValueReport),
+}
+
+/// Outbound connections per domain, as this node's replica knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainsReport {
+    /// The node answering.
+    pub node: String,
+    /// Whether the counts are the cluster's (`outbound_domains` replicated) or this node's.
+    pub shared: bool,
+    /// The binding group asked about (`None`: all bindings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The node whose counts alone were asked for, if one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The window of the recent counts, in seconds.
+    pub window_s: u64,
+    pub rows: Vec<dvip_replicate::DomainCount>,
+}
+
+/// The throttles and their hits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottlesReport {
+    pub node: String,
+    /// Whether hits are the cluster's (`shared_named_throttles` replicated).
+    pub shared: bool,
+    pub rows: Vec<dvip_replicate::ThrottleCount>,
+}
+
+/// The caches this node holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachesReport {
+    pub node: String,
+    pub caches: Vec<dvip_replicate::CacheSummary>,
+}
+
+/// One key of a cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheValueReport {
+    pub node: String,
+    pub cache: String,
+    pub key: String,
+    /// The value and its time left (`None`: no such key, or expired).
+    pub value: Option<dvip_replicate::CacheValue>,
 }
 
 /// The cluster's connection counts under a prefix, as this node's replica knows them.
@@ -493,6 +545,10 @@ impl Answer {
             Self::Arp(a) => serde_json::to_value(a),
             Self::Gathered(g) => serde_json::to_value(g),
             Self::Cidr(c) => serde_json::to_value(c),
+            Self::Domains(d) => serde_json::to_value(d),
+            Self::Throttles(t) => serde_json::to_value(t),
+            Self::Caches(c) => serde_json::to_value(c),
+            Self::CacheValue(v) => serde_json::to_value(v),
             Self::Reloaded { addresses } => Ok(serde_json::json!({ "addresses": addresses })),
             Self::Done | Self::Following => Ok(serde_json::json!({})),
         };
@@ -512,6 +568,10 @@ impl Answer {
             Request::Info => Self::Info(Box::new(report(value)?)),
             Request::ArpShow => Self::Arp(report(value)?),
             Request::Cidr { .. } => Self::Cidr(report(value)?),
+            Request::Domains { .. } => Self::Domains(report(value)?),
+            Request::Throttles => Self::Throttles(report(value)?),
+            Request::Caches => Self::Caches(report(value)?),
+            Request::CacheGet { .. } => Self::CacheValue(report(value)?),
             Request::Broadcast { .. } => Self::Gathered(report(value)?),
             Request::Events => Self::Following,
             Request::Reload { .. } => Self::Reloaded {
@@ -521,7 +581,9 @@ impl Answer {
             | Request::Standby { .. }
             | Request::Online { .. }
             | Request::Move { .. }
-            | Request::MoveClear { .. } => Self::Done,
+            | Request::MoveClear { .. }
+            | Request::CacheSet { .. }
+            | Request::CacheDelete { .. } => Self::Done,
         })
     }
 }

@@ -69,6 +69,35 @@ pub enum Request {
         /// What to count and how to show it.
         query: dvip_replicate::PrefixQuery,
     },
+    /// Outbound connections open and made lately to each domain, the cluster's (or one
+    /// node's), in total or for one binding group.
+    Domains {
+        /// One binding group's connections (`None`: every binding's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
+        /// One node's connections instead of the cluster's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The window of the recent counts, in seconds.
+        window_s: u64,
+    },
+    /// The throttles asked so far and their hits in their windows.
+    Throttles,
+    /// The named caches and how many keys each holds.
+    Caches,
+    /// One key of a cache.
+    CacheGet { cache: String, key: String },
+    /// Writes one key of a cache, for the whole cluster.
+    CacheSet {
+        cache: String,
+        key: String,
+        value: String,
+        /// Seconds until it expires (`None`: never).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_s: Option<u64>,
+    },
+    /// Deletes one key of a cache, for the whole cluster.
+    CacheDelete { cache: String, key: String },
     /// Run `request` on every node of the control group and gather the replies.
     Broadcast {
         /// What each node runs: one of [`Request::BROADCASTABLE`].
@@ -98,6 +127,12 @@ impl Request {
             Self::MoveClear { .. } => "move-clear",
             Self::Reload { .. } => "reload",
             Self::Cidr { .. } => "cidr",
+            Self::Domains { .. } => "domains",
+            Self::Throttles => "throttles",
+            Self::Caches => "caches",
+            Self::CacheGet { .. } => "cache-get",
+            Self::CacheSet { .. } => "cache-set",
+            Self::CacheDelete { .. } => "cache-delete",
             Self::Broadcast { .. } => "broadcast",
         }
     }
@@ -110,13 +145,19 @@ impl Request {
             | Self::Info
             | Self::ArpShow
             | Self::Events
-            | Self::Cidr { .. } => false,
+            | Self::Cidr { .. }
+            | Self::Domains { .. }
+            | Self::Throttles
+            | Self::Caches
+            | Self::CacheGet { .. } => false,
             Self::AnnounceView
             | Self::Standby { .. }
             | Self::Online { .. }
             | Self::Move { .. }
             | Self::MoveClear { .. }
-            | Self::Reload { .. } => true,
+            | Self::Reload { .. }
+            | Self::CacheSet { .. }
+            | Self::CacheDelete { .. } => true,
             Self::Broadcast { request } => request.changes_something(),
         }
     }
@@ -254,6 +295,27 @@ mod tests {
             },
             Request::Broadcast {
                 request: Box::new(Request::ArpShow),
+            },
+            Request::Domains {
+                group: Some("warm".into()),
+                from: None,
+                window_s: 60,
+            },
+            Request::Throttles,
+            Request::Caches,
+            Request::CacheGet {
+                cache: "greylist".into(),
+                key: "198.51.100.7".into(),
+            },
+            Request::CacheSet {
+                cache: "greylist".into(),
+                key: "198.51.100.7".into(),
+                value: "seen".into(),
+                ttl_s: Some(300),
+            },
+            Request::CacheDelete {
+                cache: "greylist".into(),
+                key: "198.51.100.7".into(),
             },
         ];
         for request in all {

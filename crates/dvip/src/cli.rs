@@ -146,6 +146,23 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: CidrCommand,
     },
+    /// Outbound connections per destination domain, as the local dvipd's replica knows them
+    /// (the cluster's when `outbound_domains` is replicated).
+    Domains {
+        #[command(subcommand)]
+        command: DomainsCommand,
+    },
+    /// Named throttles and their hits (the cluster's when `shared_named_throttles` is
+    /// replicated).
+    Throttle {
+        #[command(subcommand)]
+        command: ThrottleCommand,
+    },
+    /// The named caches shared by the cluster: list them, read, write or delete a key.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Stream what the local dvipd does (views, acquisitions, releases, marks, drops), one
     /// line per event (time, what, why), until it stops or you do.
     Events {
@@ -289,6 +306,90 @@ pub(crate) enum CidrCommand {
         #[command(flatten)]
         socket: SocketArg,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DomainsCommand {
+    /// Every domain with connections: open now and made in the window, busiest first.
+    Show {
+        /// One binding group's connections only.
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+        /// One node's connections instead of the cluster's.
+        #[arg(long, value_name = "NODE")]
+        from: Option<String>,
+        /// The window of the recent counts, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = dvip_replicate::WINDOW_DEFAULT_S)]
+        window: u64,
+        /// Print the daemon's JSON report.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ThrottleCommand {
+    /// Every throttle asked so far: its rate, the hits in its window, and this node's share.
+    Show {
+        /// Print the daemon's JSON report.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CacheCommand {
+    /// Every cache configured, with its keys, bound and whether joiners get a snapshot.
+    Show {
+        /// Print the daemon's JSON report.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Print one key's value (exit 1 when there is no such key).
+    Get {
+        cache: String,
+        key: String,
+        /// Print the daemon's JSON report, with the time left.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Write one key, for the whole cluster.
+    Set {
+        cache: String,
+        key: String,
+        value: String,
+        /// Expire after this long: seconds, or `5M`, `2H` (default: never).
+        #[arg(long, value_name = "TTL", value_parser = ttl_seconds)]
+        ttl: Option<u64>,
+        /// Print the reply (or the error) as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Delete one key, for the whole cluster.
+    Del {
+        cache: String,
+        key: String,
+        /// Print the reply (or the error) as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+/// A time to live as caches write it, in seconds (`0`: never).
+fn ttl_seconds(text: &str) -> Result<u64, String> {
+    dvip_replicate::parse_ttl(text).map(|ttl| ttl.map_or(0, |t| t.as_secs()))
 }
 
 /// Where the daemon's console socket is.

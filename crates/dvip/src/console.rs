@@ -12,6 +12,7 @@ use dvip_console::{
 };
 use serde::Serialize;
 
+use crate::replication;
 use crate::Outcome;
 
 /// Prints a reply or report as indented JSON.
@@ -34,7 +35,12 @@ pub(crate) fn fail(e: &ConsoleError, json: bool) -> Outcome {
 }
 
 /// Asks the daemon; shows the answer as JSON when `json`, else hands it to `text`.
-fn report(socket: &Path, request: &Request, json: bool, text: impl FnOnce(&Answer)) -> Outcome {
+pub(crate) fn report(
+    socket: &Path,
+    request: &Request,
+    json: bool,
+    text: impl FnOnce(&Answer),
+) -> Outcome {
     match Client::new(socket).call_blocking(request) {
         Ok(answer) if json => {
             print_json(&answer.to_json());
@@ -191,38 +197,6 @@ fn info_text(r: &Info) {
     }
 }
 
-pub(crate) fn cidr_show(socket: &Path, words: &[String], json: bool) -> Outcome {
-    let query = match dvip_replicate::PrefixQuery::parse(words) {
-        Ok(q) => q,
-        Err(e) => {
-            eprintln!("dvip cidr show: {e}");
-            return Outcome::Usage;
-        }
-    };
-    report(socket, &Request::Cidr { query }, json, |a| {
-        if let Answer::Cidr(c) = a {
-            cidr_text(c);
-        }
-    })
-}
-
-fn cidr_text(c: &dvip_console::CidrReport) {
-    let whose = match (&c.from, c.shared) {
-        (Some(node), _) => format!("{node}'s"),
-        (None, true) => "the cluster's".to_owned(),
-        (None, false) => "this node's own (inbound_cidr is not replicated)".to_owned(),
-    };
-    say!(
-        "node {}: {whose} counts, recent = the last {} s",
-        c.node,
-        c.window_s
-    );
-    say!("{:<44} {:>10} {:>10}", "PREFIX", "OPEN", "RECENT");
-    for row in &c.rows {
-        say!("{:<44} {:>10} {:>10}", row.prefix, row.open, row.recent);
-    }
-}
-
 pub(crate) fn arp_show(socket: &Path, json: bool) -> Outcome {
     report(socket, &Request::ArpShow, json, |a| {
         if let Answer::Arp(arp) = a {
@@ -275,7 +249,13 @@ fn answer_text(answer: &Answer, view_only: bool) {
         Answer::Cluster(_) => say!("ok"),
         Answer::Info(i) => info_text(i),
         Answer::Arp(a) => arp_text(a),
-        Answer::Cidr(c) => cidr_text(c),
+        Answer::Cidr(c) => replication::cidr_text(c),
+        Answer::Domains(d) => replication::domains_text(d),
+        Answer::Throttles(t) => replication::throttles_text(t),
+        Answer::Caches(c) => replication::caches_text(c),
+        Answer::CacheValue(v) => {
+            replication::value_text(v);
+        }
         Answer::Done | Answer::Reloaded { .. } | Answer::Gathered(_) | Answer::Following => {
             say!("ok");
         }

@@ -18,6 +18,7 @@ mod console;
 mod log;
 mod plan;
 mod plumb;
+mod replication;
 mod status;
 mod tls;
 
@@ -153,7 +154,28 @@ fn main() -> ExitCode {
                     json,
                     socket,
                 },
-        } => console::cidr_show(&socket.socket, &words, json),
+        } => replication::cidr_show(&socket.socket, &words, json),
+        cli::Command::Domains {
+            command:
+                cli::DomainsCommand::Show {
+                    group,
+                    from,
+                    window,
+                    json,
+                    socket,
+                },
+        } => {
+            let request = Request::Domains {
+                group,
+                from,
+                window_s: window,
+            };
+            replication::domains_show(&socket.socket, &request, json)
+        }
+        cli::Command::Throttle {
+            command: cli::ThrottleCommand::Show { json, socket },
+        } => replication::throttles_show(&socket.socket, json),
+        cli::Command::Cache { command } => cache(command),
         cli::Command::AnnounceView { json, socket }
         | cli::Command::Cluster {
             command:
@@ -195,5 +217,40 @@ fn main() -> ExitCode {
         Outcome::Failed => ExitCode::from(1),
         Outcome::Usage => ExitCode::from(2),
         Outcome::Interrupted => ExitCode::from(130),
+    }
+}
+
+/// `dvip cache ...`.
+fn cache(command: cli::CacheCommand) -> Outcome {
+    match command {
+        cli::CacheCommand::Show { json, socket } => replication::caches_show(&socket.socket, json),
+        cli::CacheCommand::Get {
+            cache,
+            key,
+            json,
+            socket,
+        } => replication::cache_get(&socket.socket, &Request::CacheGet { cache, key }, json),
+        cli::CacheCommand::Set {
+            cache,
+            key,
+            value,
+            ttl,
+            json,
+            socket,
+        } => {
+            let request = Request::CacheSet {
+                cache,
+                key,
+                value,
+                ttl_s: ttl.filter(|&s| s > 0),
+            };
+            console::command(&socket.socket, &request, json)
+        }
+        cli::CacheCommand::Del {
+            cache,
+            key,
+            json,
+            socket,
+        } => console::command(&socket.socket, &Request::CacheDelete { cache, key }, json),
     }
 }

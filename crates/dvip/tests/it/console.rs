@@ -205,7 +205,7 @@ fn membership_info_and_arp_show_print_their_reports_and_json_on_request() {
 
 #[test]
 fn commands_send_what_the_daemon_expects() {
-    let cases: [(&[&str], Value); 7] = [
+    let cases: [(&[&str], Value); 9] = [
         (&["standby"], json!({"v": 1, "command": "standby"})),
         (
             &["online", "node3"],
@@ -227,6 +227,23 @@ fn commands_send_what_the_daemon_expects() {
         (
             &["reload", "--force"],
             json!({"v": 1, "command": "reload", "force": true}),
+        ),
+        (
+            &[
+                "cache",
+                "set",
+                "greylist",
+                "198.51.100.7",
+                "seen",
+                "--ttl",
+                "5M",
+            ],
+            json!({"v": 1, "command": "cache-set", "cache": "greylist", "key": "198.51.100.7",
+                   "value": "seen", "ttl_s": 300}),
+        ),
+        (
+            &["cache", "del", "greylist", "198.51.100.7"],
+            json!({"v": 1, "command": "cache-delete", "cache": "greylist", "key": "198.51.100.7"}),
         ),
     ];
     for (args, expected) in cases {
@@ -499,6 +516,94 @@ fn cidr_show_sends_the_query_prints_the_rows_and_refuses_a_wrong_query_with_2() 
     assert_eq!(wrong.status.code(), Some(2));
     assert!(
         text(&wrong.stderr).contains("expected `inbound` or `outbound`"),
+        "{}",
+        text(&wrong.stderr)
+    );
+}
+
+/// Runs `args` against a stand-in that answers `reply`; the request it got and the output.
+fn ask(args: &[&str], reply: Value) -> (Value, std::process::Output) {
+    let (socket, server) = stand_in(reply);
+    let mut all = args.to_vec();
+    all.extend(["--socket", socket.to_str().expect("utf-8")]);
+    let out = dvip(&all);
+    let sent = server.join().expect("server");
+    let _ = std::fs::remove_file(socket);
+    (sent, out)
+}
+
+#[test]
+fn replicated_data_is_shown_by_domain_throttle_and_cache() {
+    let (sent, out) = ask(
+        &["domains", "show", "--group", "warm", "--window", "300"],
+        json!({"ok": true, "node": "n1", "shared": true, "group": "warm", "window_s": 300,
+               "rows": [{"domain": "example.com", "group": "warm", "open": 7, "recent": 40}]}),
+    );
+    assert_eq!(
+        sent,
+        json!({"v": 1, "command": "domains", "group": "warm", "window_s": 300})
+    );
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("the cluster's outbound connections of binding group warm"),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("example.com") && l.ends_with("40")),
+        "{shown}"
+    );
+
+    let (sent, out) = ask(
+        &["throttle", "show"],
+        json!({"ok": true, "node": "n1", "shared": false, "rows": [
+            {"name": "bounces", "hits_allowed": 100, "window_s": 60, "hits": 12, "hits_here": 12}
+        ]}),
+    );
+    assert_eq!(sent, json!({"v": 1, "command": "throttles"}));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("shared_named_throttles is not replicated"),
+        "{shown}"
+    );
+    assert!(shown.lines().any(|l| l.starts_with("bounces")), "{shown}");
+
+    let (sent, out) = ask(
+        &["cache", "show", "--json"],
+        json!({"ok": true, "node": "n1", "caches": [
+            {"name": "greylist", "keys": 3, "max_size": null, "snapshot": true}
+        ]}),
+    );
+    assert_eq!(sent, json!({"v": 1, "command": "caches"}));
+    let printed: Value = serde_json::from_str(&text(&out.stdout)).expect("--json prints JSON");
+    assert_eq!(printed["caches"][0]["keys"], 3);
+
+    // `cache get` prints the value alone; a missing key exits 1 and says so.
+    let (sent, out) = ask(
+        &["cache", "get", "greylist", "198.51.100.7"],
+        json!({"ok": true, "node": "n1", "cache": "greylist", "key": "198.51.100.7",
+               "value": {"value": "seen", "ttl_ms": 1000}}),
+    );
+    assert_eq!(
+        sent,
+        json!({"v": 1, "command": "cache-get", "cache": "greylist", "key": "198.51.100.7"})
+    );
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "seen\n".to_owned())
+    );
+    let (_, out) = ask(
+        &["cache", "get", "greylist", "198.51.100.8"],
+        json!({"ok": true, "node": "n1", "cache": "greylist", "key": "198.51.100.8",
+               "value": null}),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no key `198.51.100.8` in cache greylist"));
+    let wrong = dvip(&["cache", "set", "greylist", "k", "v", "--ttl", "soon"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        text(&wrong.stderr).contains("time to live"),
         "{}",
         text(&wrong.stderr)
     );

@@ -9,8 +9,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dvip_replicate::{Action, CacheOptions, Replica, ReplicaOptions, Verdict};
-use tracing::{debug, warn};
+use dvip_console::{Answer, ConsoleError, ErrorKind, Request};
+use dvip_replicate::{Action, CacheOptions, Kind, Replica, ReplicaOptions, Verdict};
+use tracing::{debug, info, warn};
 
 use super::{Bus, Daemon};
 use crate::corosync::{BusEvent, CorosyncBus};
@@ -175,11 +176,91 @@ impl Daemon {
         verdict
     }
 
+    /// The console's questions about replicated data, answered from this node's replica;
+    /// `cache-set` and `cache-delete` write for the whole cluster.
+    pub(super) fn replication_answer(&mut self, request: Request) -> crate::console::Reply {
+        let now = wall();
+        let node = self.name.clone();
+        let shared = |kind| self.config.replica_options.shared.contains(&kind);
+        let refused =
+            |e: dvip_replicate::CacheError| ConsoleError::new(ErrorKind::Refused, e.to_string());
+        let answer = match request {
+            Request::Cidr { query } => Answer::Cidr(self.cidr_report(&query)),
+            Request::Domains {
+                group,
+                from,
+                window_s,
+            } => Answer::Domains(dvip_console::DomainsReport {
+                shared: shared(Kind::Domain),
+                rows: self.replication.replica.domains(
+                    group.as_deref(),
+                    from.as_deref(),
+                    window_s,
+                    now,
+                ),
+                node,
+                group,
+                from,
+                window_s,
+            }),
+            Request::Throttles => Answer::Throttles(dvip_console::ThrottlesReport {
+                shared: shared(Kind::Throttle),
+                rows: self.replication.replica.throttles(now),
+                node,
+            }),
+            Request::Caches => Answer::Caches(dvip_console::CachesReport {
+                caches: self.replication.replica.caches(),
+                node,
+            }),
+            Request::CacheGet { cache, key } => {
+                let value = self
+                    .replication
+                    .replica
+                    .cache_get(&cache, &key, now)
+                    .map_err(refused)?;
+                Answer::CacheValue(dvip_console::CacheValueReport {
+                    node,
+                    cache,
+                    key,
+                    value,
+                })
+            }
+            Request::CacheSet {
+                cache,
+                key,
+                value,
+                ttl_s,
+            } => {
+                let ttl = ttl_s.filter(|&s| s > 0).map(Duration::from_secs);
+                self.replication
+                    .replica
+                    .cache_set(&cache, &key, value, ttl, now)
+                    .map_err(refused)?;
+                info!(%cache, %key, "cache key set from the console");
+                Answer::Done
+            }
+            Request::CacheDelete { cache, key } => {
+                let was = self
+                    .replication
+                    .replica
+                    .cache_delete(&cache, &key, now)
+                    .map_err(refused)?;
+                info!(%cache, %key, was, "cache key deleted from the console");
+                Answer::Done
+            }
+            other => {
+                return Err(ConsoleError::new(
+                    ErrorKind::BadRequest,
+                    format!("`{}` is not about replicated data", other.name()),
+                ))
+            }
+        };
+        self.send_replication();
+        Ok(answer)
+    }
+
     /// `dvip cidr show`: the counts under a prefix, as this node's replica knows them.
-    pub(super) fn cidr_report(
-        &self,
-        query: &dvip_replicate::PrefixQuery,
-    ) -> dvip_console::CidrReport {
+    fn cidr_report(&self, query: &dvip_replicate::PrefixQuery) -> dvip_console::CidrReport {
         dvip_console::CidrReport {
             node: self.name.clone(),
             shared: self.config.replicate_inbound(),

@@ -227,7 +227,13 @@ impl Daemon {
             }
             Request::Info => return Ok(Answer::Info(Box::new(self.info(settings)))),
             Request::ArpShow => return Ok(Answer::Arp(self.arp_report())),
-            Request::Cidr { query } => return Ok(Answer::Cidr(self.cidr_report(&query))),
+            Request::Cidr { .. }
+            | Request::Domains { .. }
+            | Request::Throttles
+            | Request::Caches
+            | Request::CacheGet { .. }
+            | Request::CacheSet { .. }
+            | Request::CacheDelete { .. } => return self.replication_answer(request),
             Request::Events | Request::Broadcast { .. } | Request::Reload { .. } => {
                 return Err(ConsoleError::new(
                     ErrorKind::BadRequest,

@@ -247,6 +247,45 @@ fn two_nodes_share_domain_counts_throttles_and_caches_and_a_joiner_gets_the_cach
         logs,
     );
 
+    // The console reads the same replica, and writes a cache for the cluster.
+    let console = |i: usize| lab.dir().join(format!("dvipd-{i}.sock"));
+    let report = crate::call(
+        &console(2),
+        &serde_json::json!({"command": "domains", "group": "warm", "window_s": 60}),
+    );
+    assert_eq!(report["shared"], true, "{report}");
+    assert_eq!(report["rows"][0]["domain"], "example.com", "{report}");
+    assert_eq!(report["rows"][0]["open"], 1, "{report}");
+    let report = crate::call(&console(2), &serde_json::json!({"command": "throttles"}));
+    assert_eq!(report["rows"][0]["name"], "bounces", "{report}");
+    assert_eq!(
+        report["rows"][0]["hits"], 2,
+        "a refused hit is not counted: {report}"
+    );
+    assert_eq!(report["rows"][0]["hits_here"], 0, "{report}");
+    let set = crate::call(
+        &console(2),
+        &serde_json::json!({"command": "cache-set", "cache": "seen", "key": "msgid-2",
+                            "value": "from the console"}),
+    );
+    assert_eq!(set["ok"], true, "{set}");
+    until(
+        one_api,
+        &["GET", "seen:msgid-2"],
+        "from the console",
+        Duration::from_secs(3),
+        logs,
+    );
+    let refused = crate::call(
+        &console(1),
+        &serde_json::json!({"command": "cache-get", "cache": "nothing", "key": "k"}),
+    );
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap_or("").contains("seen"),
+        "{refused}"
+    );
+
     // node2 dies and comes back empty: the snapshot cache is sent to it whole, and the
     // connections it had open are no longer counted.
     two.0.kill().expect("kill -9");
