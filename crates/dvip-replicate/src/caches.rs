@@ -253,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn a_joiner_gets_every_key_only_from_a_snapshot_cache() {
+    fn every_view_carries_every_key_of_a_snapshot_cache_and_only_of_one() {
         let mut a = Replica::new("a", ReplicaOptions::default());
         a.handle_view(1, &members(&["a"]));
         let snapshot = CacheOptions {
@@ -277,8 +277,22 @@ mod tests {
         exchange(&mut a, &mut b);
         assert!(b.cache_get("full", "old", now()).expect("cache").is_some());
         assert_eq!(b.cache_get("new_only", "old", now()), Ok(None));
-        // A view where nobody joins sends no snapshot.
-        a.handle_view(3, &members(&["a"]));
-        assert_eq!(a.take_actions().len(), 1, "the counts' snapshot alone");
+        // Every view carries the snapshot cache, not only one with a joiner: b missed a
+        // write whose batch found no view (lost with its group) and gets it in the next.
+        a.cache_set("full", "lost", "w".into(), None, now())
+            .expect("set");
+        a.tick(now() + Duration::from_secs(4));
+        let _ = a.take_actions();
+        for r in [&mut a, &mut b] {
+            r.handle_view(3, &members(&["a", "b"]));
+        }
+        exchange(&mut a, &mut b);
+        assert!(b.cache_get("full", "lost", now()).expect("cache").is_some());
+        a.handle_view(4, &members(&["a"]));
+        assert_eq!(
+            a.take_actions().len(),
+            2,
+            "the counts' snapshot and the cache's"
+        );
     }
 }

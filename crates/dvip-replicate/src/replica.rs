@@ -270,8 +270,6 @@ impl Replica {
                 copy.open.clear();
             }
         }
-        let before = self.view.take().map(|(_, m)| m).unwrap_or_default();
-        let newcomer = members.iter().any(|m| *m != self.me && !before.contains(m));
         self.view = Some((view_id, members.clone()));
         // Every view starts from a snapshot of each member: a joiner learns everything, and a
         // batch sent in the old view but delivered in this one (dropped as stale) is made up.
@@ -285,9 +283,10 @@ impl Replica {
             .map(|(k, c)| (k.clone(), c.clone()))
             .collect();
         self.send(&Message::Snapshot { view_id, counts });
-        if newcomer {
-            self.send_cache_snapshots();
-        }
+        // Snapshot caches too, in every view, not only in views with a newcomer: a write
+        // whose batch found no view to go in (the group lost, the process paused past its
+        // view) would otherwise stay on its writer alone.
+        self.send_cache_snapshots();
         if !self.cache_changed.is_empty() {
             // Writes made with no view to send them in go now.
             self.flush();

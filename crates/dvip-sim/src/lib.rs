@@ -12,10 +12,14 @@
 //! synchrony's guarantees and a virtual clock, so a seed replays exactly: the trace hash of
 //! two runs of one seed is the same.
 //!
+//! Every daemon runs a replica of the cluster's counts and caches too, exercised through the
+//! faults by dice of their own; `replication` judges them at the end.
+//!
 //! `check` holds the invariants; a run returns every violation with its virtual time. The
 //! `dvip-sim` binary runs ranges of seeds and prints the command that replays a failure.
 
 mod check;
+mod replication;
 mod scenario;
 mod world;
 
@@ -42,6 +46,9 @@ pub struct RunOptions {
     /// Whether the bus shows transitional views as CPG does (see the world). Off, it breaks
     /// that promise, to show dvip still converges on a bus that does not keep it.
     pub transitional_views: bool,
+    /// A bus that loses every snapshot of the replication group: a planted fault for the
+    /// checker's own tests, which must see the replicas disagree.
+    pub lose_replica_snapshots: bool,
 }
 
 impl Default for RunOptions {
@@ -57,6 +64,7 @@ impl Default for RunOptions {
             },
             verbose: false,
             transitional_views: true,
+            lose_replica_snapshots: false,
         }
     }
 }
@@ -88,8 +96,11 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
         .map(|_| pool.config_for(&mut dice, disjoint))
         .collect();
     let mut world = World::new(configs, options.node.clone());
+    // Replication's workload has dice of its own: the faults a seed injects stay the same.
+    let mut workload = Dice(ChaCha8Rng::seed_from_u64(seed ^ 0x5245_504c_4943_4154));
     world.verbose = options.verbose;
     world.transitional_views = options.transitional_views;
+    world.lose_replica_snapshots = options.lose_replica_snapshots;
 
     for h in 0..hosts {
         world.power_on(h);
@@ -99,6 +110,7 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
 
     // Safety phase.
     for _ in 0..options.faults {
+        replication::exercise(&mut world, &mut workload);
         inject(&mut world, &mut dice, &pool, disjoint);
         world.stats.faults += 1;
         until += Duration::from_millis(dice.between(20, 2500));
@@ -175,6 +187,15 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
     // After an earlier violation the run stopped where it was: nothing to judge.
     if world.violations.is_empty() {
         for problem in check::live(&world) {
+            world.violation(problem);
+        }
+    }
+    // Replication agrees, and still works: a probe written now reaches every node.
+    if world.violations.is_empty() {
+        replication::probe(&mut world);
+        until += replication::PROBE_WITHIN;
+        world.run_until(until, check::settled);
+        for problem in replication::agree(&world) {
             world.violation(problem);
         }
     }

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use dvip_core::{Action, Event, ManagedAddress, Node, NodeOptions};
+use dvip_replicate::Replica;
 
 /// How long the bus takes to notice a host or its corosync is gone, or a link is cut.
 pub(crate) const FAILURE_DETECTION: Duration = Duration::from_millis(250);
@@ -50,6 +51,8 @@ enum Queued {
 pub(crate) enum Happening {
     /// Deliver the next message of a view.
     Deliver { view_id: u64 },
+    /// Deliver the next message of a view's replication group.
+    DeliverReplica { view_id: u64 },
     /// The bus recomputes its views.
     Membership,
     /// A daemon's timer; `generation` tells a stale chain (from a killed daemon) apart.
@@ -69,6 +72,8 @@ pub(crate) struct Host {
     pub(crate) config: Vec<ManagedAddress>,
     /// The daemon, when running.
     pub(crate) node: Option<Node>,
+    /// The daemon's replica of the cluster's counts and caches, which lives and dies with it.
+    pub(crate) replica: Option<Replica>,
     pub(crate) powered: bool,
     pub(crate) corosync: bool,
     pub(crate) paused: bool,
@@ -155,6 +160,9 @@ pub(crate) struct World {
     /// Every view ever installed, transitional ones included: id → member hosts.
     history: BTreeMap<u64, BTreeSet<usize>>,
     pending: BTreeMap<u64, VecDeque<(usize, Vec<u8>)>>,
+    /// The replication group's messages, a group of its own as in dvipd: its traffic never
+    /// delays the election's. Its views are the cluster group's.
+    replica_pending: BTreeMap<u64, VecDeque<(usize, Vec<u8>)>>,
     pub(crate) options: NodeOptions,
     pub(crate) violations: Vec<Violation>,
     /// FNV-1a over everything that happened, to prove a seed replays identically.
@@ -164,6 +172,8 @@ pub(crate) struct World {
     pub(crate) verbose: bool,
     /// Show members that came together from one view a view of their own first, as CPG does.
     pub(crate) transitional_views: bool,
+    /// Lose the replication group's snapshots (a planted fault).
+    pub(crate) lose_replica_snapshots: bool,
     /// For a view formed only by departures from one earlier view: that view's owners when
     /// it ended, so the checker can tell whether anything but the departed nodes' addresses
     /// moved.
@@ -183,6 +193,10 @@ pub struct Stats {
     pub faults: u64,
     /// Settled states checked.
     pub settles: u64,
+    /// Replication's operations (connections, throttle hits, cache writes) made.
+    pub replica_ops: u64,
+    /// Replication messages delivered (one per receiver).
+    pub replica_deliveries: u64,
 }
 
 impl World {
@@ -195,6 +209,7 @@ impl World {
                 name: crate::scenario::host_name(i),
                 config,
                 node: None,
+                replica: None,
                 powered: false,
                 corosync: false,
                 paused: false,
@@ -223,12 +238,14 @@ impl World {
             views: BTreeMap::new(),
             history: BTreeMap::new(),
             pending: BTreeMap::new(),
+            replica_pending: BTreeMap::new(),
             options,
             violations: Vec::new(),
             trace: 0xcbf2_9ce4_8422_2325,
             stats: Stats::default(),
             verbose: false,
             transitional_views: true,
+            lose_replica_snapshots: false,
             origins: BTreeMap::new(),
         }
     }
@@ -262,6 +279,7 @@ impl World {
     /// Whether anything but timers is still in flight on the bus.
     pub(crate) fn bus_quiet(&self) -> bool {
         self.pending.values().all(VecDeque::is_empty)
+            && self.replica_pending.values().all(VecDeque::is_empty)
             && !self
                 .queue
                 .iter()
@@ -291,7 +309,8 @@ impl World {
 
     fn happen(&mut self, happening: Happening) {
         match happening {
-            Happening::Deliver { view_id } => self.deliver_one(view_id),
+            Happening::Deliver { view_id } => self.deliver_one(view_id, false),
+            Happening::DeliverReplica { view_id } => self.deliver_one(view_id, true),
             Happening::Membership => self.membership(),
             Happening::Tick { host, generation } => {
                 let h = &self.hosts[host];
@@ -326,14 +345,14 @@ impl World {
                     for queued in std::mem::take(&mut self.hosts[host].inbox) {
                         match queued {
                             Queued::View(view_id, names) => {
-                                self.with_node(host, |node| node.handle_view(view_id, &names));
+                                self.hand_view(host, view_id, &names);
                             }
                             Queued::Message(view_id, from, bytes) => {
                                 if daemon_only || self.hosts[host].view == Some(view_id) {
-                                    self.stats.deliveries += 1;
-                                    self.with_node(host, |node| {
-                                        node.handle_message(&from, &bytes);
-                                    });
+                                    if !bytes.starts_with(b"DR") {
+                                        self.stats.deliveries += 1;
+                                    }
+                                    self.hand_message(host, &from, &bytes);
                                 }
                             }
                         }
@@ -367,6 +386,9 @@ impl World {
         if let Some(node) = self.hosts[host].node.as_mut() {
             node.handle_timeout(now);
         }
+        if let Some(replica) = self.hosts[host].replica.as_mut() {
+            replica.tick(now);
+        }
         self.drain(host);
     }
 
@@ -384,6 +406,7 @@ impl World {
         h.delivered = None;
         let node = Node::new(h.name.clone(), self.options.clone(), &h.offered());
         h.node = Some(node);
+        h.replica = Some(crate::replication::replica(&h.name));
         self.record_event(&format!("start {host}"));
         self.start_ticking(host);
         self.schedule(GROUP_CHANGE, Happening::Membership);
@@ -392,6 +415,7 @@ impl World {
     pub(crate) fn kill_daemon(&mut self, host: usize) {
         let h = &mut self.hosts[host];
         if h.node.take().is_some() {
+            h.replica = None;
             // kill -9: the kernel keeps the addresses; services die with the process.
             h.services.clear();
             h.view = None;
@@ -405,6 +429,7 @@ impl World {
     pub(crate) fn power_off(&mut self, host: usize) {
         let h = &mut self.hosts[host];
         h.node = None;
+        h.replica = None;
         h.powered = false;
         h.kernel.clear();
         h.services.clear();
@@ -440,6 +465,10 @@ impl World {
         h.away_until = self.now + REJOIN;
         if let Some(node) = h.node.as_mut() {
             node.handle_bus_lost();
+        }
+        if let Some(replica) = h.replica.as_mut() {
+            // As dvipd's replica when its group is lost: alone until joined again.
+            replica.handle_view(0, &BTreeSet::from([h.name.clone()]));
         }
         self.record_event(&format!("corosync down {host}"));
         self.drain(host);
@@ -601,6 +630,42 @@ impl World {
         }
     }
 
+    /// Runs `f` on a host's replica (if its daemon runs and is awake), then carries out what
+    /// it sends.
+    pub(crate) fn with_replica(&mut self, host: usize, f: impl FnOnce(&mut Replica, Duration)) {
+        let now = self.now;
+        let h = &mut self.hosts[host];
+        if h.paused || !h.powered {
+            return;
+        }
+        if let Some(replica) = h.replica.as_mut() {
+            f(replica, now);
+        }
+        self.drain(host);
+    }
+
+    /// A view for the daemon and its replica.
+    fn hand_view(&mut self, host: usize, view_id: u64, names: &BTreeSet<String>) {
+        if let Some(replica) = self.hosts[host].replica.as_mut() {
+            replica.handle_view(view_id, names);
+        }
+        self.with_node(host, |node| node.handle_view(view_id, names));
+    }
+
+    /// A message for the daemon, or for its replica (told apart by the wire's magic, `DR`).
+    fn hand_message(&mut self, host: usize, from: &str, bytes: &[u8]) {
+        if bytes.starts_with(b"DR") {
+            self.stats.replica_deliveries += 1;
+            self.with_replica(host, |replica, _| {
+                // A message that does not decode is counted by the replica; the checker
+                // judges the counts it leads to.
+                let _ = replica.handle_message(from, bytes);
+            });
+        } else {
+            self.with_node(host, |node| node.handle_message(from, bytes));
+        }
+    }
+
     /// Runs `f` on a host's daemon (if running and awake), then carries out its actions.
     pub(crate) fn with_node(&mut self, host: usize, f: impl FnOnce(&mut Node)) {
         let h = &mut self.hosts[host];
@@ -689,6 +754,7 @@ impl World {
         for id in ending {
             self.views.remove(&id);
             self.pending.remove(&id);
+            self.replica_pending.remove(&id);
             for host in &mut self.hosts {
                 if host.view == Some(id) {
                     host.view = None;
@@ -745,7 +811,7 @@ impl World {
                 .inbox
                 .push_back(Queued::View(view_id, names.clone()));
         } else {
-            self.with_node(host, |node| node.handle_view(view_id, names));
+            self.hand_view(host, view_id, names);
         }
     }
 
@@ -787,16 +853,32 @@ impl World {
     fn flush(&mut self, view_id: u64) {
         // Each delivery may send more; the cap only guards against a runaway bug.
         for _ in 0..100_000 {
-            if self.pending.get(&view_id).is_none_or(VecDeque::is_empty) {
+            if let Some(replica) = [false, true].into_iter().find(|&r| {
+                self.queue_of(r)
+                    .get(&view_id)
+                    .is_some_and(|q| !q.is_empty())
+            }) {
+                self.deliver_one(view_id, replica);
+            } else {
                 return;
             }
-            self.deliver_one(view_id);
         }
         self.violation(format!("view {view_id} never stops sending"));
     }
 
-    fn deliver_one(&mut self, view_id: u64) {
-        let Some((sender, bytes)) = self.pending.get_mut(&view_id).and_then(VecDeque::pop_front)
+    fn queue_of(&mut self, replica: bool) -> &mut BTreeMap<u64, VecDeque<(usize, Vec<u8>)>> {
+        if replica {
+            &mut self.replica_pending
+        } else {
+            &mut self.pending
+        }
+    }
+
+    fn deliver_one(&mut self, view_id: u64, replica: bool) {
+        let Some((sender, bytes)) = self
+            .queue_of(replica)
+            .get_mut(&view_id)
+            .and_then(VecDeque::pop_front)
         else {
             return;
         };
@@ -813,15 +895,18 @@ impl World {
             if host.paused {
                 host.inbox
                     .push_back(Queued::Message(view_id, from.clone(), bytes.clone()));
-                if host.daemon_only {
+                if host.daemon_only && !replica {
                     // Its corosync was delivered the message: that counts for its history.
                     self.count_delivery(h);
                 }
                 continue;
             }
-            self.stats.deliveries += 1;
-            self.count_delivery(h);
-            self.with_node(h, |node| node.handle_message(&from, &bytes));
+            // The replication group's messages are another group's history.
+            if !replica {
+                self.stats.deliveries += 1;
+                self.count_delivery(h);
+            }
+            self.hand_message(h, &from, &bytes);
         }
     }
 
@@ -844,11 +929,26 @@ impl World {
         if !self.views.contains_key(&view_id) {
             return;
         }
-        self.pending
+        let replica = bytes.starts_with(b"DR");
+        if replica
+            && self.lose_replica_snapshots
+            && matches!(
+                dvip_replicate::wire::decode(&bytes),
+                Ok(dvip_replicate::wire::Message::Snapshot { .. })
+            )
+        {
+            return;
+        }
+        self.queue_of(replica)
             .entry(view_id)
             .or_default()
             .push_back((sender, bytes));
-        self.schedule(DELIVERY, Happening::Deliver { view_id });
+        let happening = if replica {
+            Happening::DeliverReplica { view_id }
+        } else {
+            Happening::Deliver { view_id }
+        };
+        self.schedule(DELIVERY, happening);
     }
 
     /// Carries out a host's pending actions, checking the one safety rule that must hold at
@@ -924,6 +1024,14 @@ impl World {
             }
         }
         self.drain_events(host);
+        let sent = self.hosts[host]
+            .replica
+            .as_mut()
+            .map(Replica::take_actions)
+            .unwrap_or_default();
+        for dvip_replicate::Action::Send(bytes) in sent {
+            self.multicast(host, bytes);
+        }
     }
 
     /// Takes a host's events, printing them when verbose.

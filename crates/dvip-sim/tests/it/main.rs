@@ -210,3 +210,28 @@ fn the_liveness_checker_catches_a_cluster_waiting_forever_for_a_state() {
         found.expect("no seed caught a cluster frozen by a member that never announces");
     assert!(what.starts_with("liveness:"), "seed {seed}: {what}");
 }
+
+#[test]
+fn the_checker_catches_replicas_that_disagree_after_lost_snapshots() {
+    let options = RunOptions {
+        lose_replica_snapshots: true,
+        ..RunOptions::default()
+    };
+    let found = (0..50).find_map(|seed| {
+        let outcome = run(seed, &options);
+        outcome.violations.first().map(|v| (seed, v.what.clone()))
+    });
+    let (seed, what) = found.expect("no seed caught replicas that missed every snapshot");
+    assert!(
+        what.contains("counts open connections"),
+        "seed {seed}: {what}"
+    );
+}
+
+#[test]
+fn replication_is_exercised_through_the_faults() {
+    let outcome = run(7, &RunOptions::default());
+    assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
+    assert!(outcome.stats.replica_ops > 10, "{:?}", outcome.stats);
+    assert!(outcome.stats.replica_deliveries > 10, "{:?}", outcome.stats);
+}
