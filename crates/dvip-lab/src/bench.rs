@@ -41,22 +41,34 @@ pub(crate) struct BenchPlan {
     pub(crate) plot: Option<PathBuf>,
     /// Also measure dvip with an aggregator replaying every journal at full speed.
     pub(crate) replay_baseline: bool,
+    /// Also measure dvip with every node's MTA counting connections through the local API
+    /// at full speed, every kind replicated.
+    pub(crate) replication_baseline: bool,
+}
+
+/// What else the cluster does while it fails over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    Nothing,
+    /// An aggregator replays every node's journal from its first line.
+    Replay,
+    /// Every node counts connection events through the local API as fast as it can.
+    Replication,
 }
 
 /// What runs on the nodes of one series of labs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Measured {
     system: System,
-    /// An aggregator replays every node's journal from its first line through each failover.
-    replaying: bool,
+    load: Load,
 }
 
 impl Measured {
     fn label(self) -> String {
-        if self.replaying {
-            format!("{} replaying", self.system.label())
-        } else {
-            self.system.label()
+        match self.load {
+            Load::Nothing => self.system.label(),
+            Load::Replay => format!("{} replaying", self.system.label()),
+            Load::Replication => format!("{} replicating", self.system.label()),
         }
     }
 }
@@ -130,12 +142,13 @@ fn one_run(
     lab: &mut Lab,
     fault: Fault,
     keep_slow: Option<u64>,
-    replaying: bool,
+    load: Load,
 ) -> Result<(FaultMeasure, Option<Evidence>), LabError> {
     let state = &mut lab.state;
-    if replaying {
+    if load == Load::Replay {
         logging::replay_from_start(state)?;
     }
+    let counting = (load == Load::Replication).then(|| super::replbench::Counting::start(state));
     let i = node_index(state, "busiest")?;
     let moved = state.topology().held(i);
     let followers: Vec<Follower> = (1..=state.nodes)
@@ -145,7 +158,13 @@ fn one_run(
     let tcp = state.listeners > 0;
     let measured = measure::fault(state, i, fault.describe(), tcp, || inject(state, i, fault));
     let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
-    if replaying {
+    if let Some(counting) = counting {
+        eprintln!(
+            "bench: the nodes counted {} connection events a second meanwhile",
+            counting.finish()
+        );
+    }
+    if load == Load::Replay {
         let lines = logging::stop_replay(state);
         eprintln!(
             "bench: the replay had brought {lines} of {} lines by the end of the measurement",
@@ -179,10 +198,14 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
     let plain = plan
         .no_crypto_baseline
         .then_some(System::Dvip { crypto: false });
-    let replaying = plan.replay_baseline.then_some(Measured {
-        system: System::default(),
-        replaying: true,
-    });
+    let loaded = |wanted: bool, load| {
+        wanted.then_some(Measured {
+            system: System::default(),
+            load,
+        })
+    };
+    let replaying = loaded(plan.replay_baseline, Load::Replay);
+    let replicating = loaded(plan.replication_baseline, Load::Replication);
     let systems = std::iter::once(System::default())
         .chain(plain)
         .chain(
@@ -192,9 +215,10 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
         )
         .map(|system| Measured {
             system,
-            replaying: false,
+            load: Load::Nothing,
         })
-        .chain(replaying);
+        .chain(replaying)
+        .chain(replicating);
     // A failure part-way still reports what was measured before it.
     let mut failed = None;
     for measured in systems {
@@ -274,13 +298,14 @@ fn measure_system(
         up(Spec {
             system,
             listeners: plan.listeners,
-            logs: measured.replaying,
+            logs: measured.load == Load::Replay,
+            replication: measured.load == Load::Replication,
             ..Spec::new(&plan.name, plan.nodes, size, plan.dvipd.clone())
         })?;
         let result = (|| -> Result<(), LabError> {
             let mut lab = Lab::load(&plan.name)?;
             let _backends = backends(&lab.state)?;
-            if measured.replaying {
+            if measured.load == Load::Replay {
                 logging::fill_journals(&mut lab.state, REPLAY_LINES)?;
             }
             for &fault in &faults {
@@ -290,7 +315,7 @@ fn measure_system(
                         break;
                     }
                     let (report, evidence) =
-                        one_run(&mut lab, fault, plan.keep_slow, measured.replaying)?;
+                        one_run(&mut lab, fault, plan.keep_slow, measured.load)?;
                     eprintln!(
                         "bench: {}, {size} addresses, {}, run {run}/{}: worst {} ms",
                         measured.label(),

@@ -118,6 +118,11 @@ pub enum LabCommand {
         /// failover.
         #[arg(long)]
         replay_baseline: bool,
+        /// Also measure dvip while every node's MTA counts connection events through the
+        /// local API as fast as it can, every kind replicated: the ratio is what
+        /// replication's load costs a failover.
+        #[arg(long)]
+        replication_baseline: bool,
     },
     /// Draw a saved `bench --json` report as an SVG, as `bench --plot` would have.
     Plot {
@@ -172,6 +177,27 @@ pub enum LabCommand {
         /// Seconds of each measurement (without lines, then with).
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         seconds: u64,
+        /// The dvipd to run (default: the one next to this dvip).
+        #[arg(long, value_name = "PATH")]
+        dvipd: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure replication on a lab whose nodes replicate every kind and serve the local
+    /// API: connection events every node sustains at once against PING alone, bytes on the
+    /// bridge per event, dvipd's CPU, and a cache write's lag between two nodes under that
+    /// load and idle; builds and removes its own lab.
+    ReplBench {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(2..=16))]
+        nodes: u16,
+        /// Seconds of the baseline and of the load, each.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        seconds: u64,
+        /// Cache writes timed idle, one after the other (each takes about max_delay).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        idle_samples: u32,
         /// The dvipd to run (default: the one next to this dvip).
         #[arg(long, value_name = "PATH")]
         dvipd: Option<PathBuf>,

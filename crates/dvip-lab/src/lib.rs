@@ -17,6 +17,7 @@ mod logbench;
 mod logging;
 mod measure;
 mod plot;
+mod replbench;
 mod state;
 mod steady;
 
@@ -110,7 +111,7 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
         LabCommand::Chaos { .. } => {
             Some("after this round and a last one that repairs and checks all")
         }
-        LabCommand::Steady { .. } | LabCommand::LogBench { .. } => {
+        LabCommand::Steady { .. } | LabCommand::LogBench { .. } | LabCommand::ReplBench { .. } => {
             Some("now, with the report of the time so far")
         }
         _ => None,
@@ -158,6 +159,7 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
             keep_slow,
             plot,
             replay_baseline,
+            replication_baseline,
         } => bench::run(
             &bench::BenchPlan {
                 name: name.to_owned(),
@@ -172,6 +174,7 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
                 keep_slow,
                 plot,
                 replay_baseline,
+                replication_baseline,
             },
             json,
         ),
@@ -210,6 +213,22 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
                 nodes: usize::from(nodes),
                 rate,
                 duration: Duration::from_secs(seconds),
+                dvipd,
+            },
+            json,
+        ),
+        LabCommand::ReplBench {
+            nodes,
+            seconds,
+            idle_samples,
+            dvipd,
+            json,
+        } => replbench::run(
+            &replbench::ReplBenchPlan {
+                name: name.to_owned(),
+                nodes: usize::from(nodes),
+                duration: Duration::from_secs(seconds),
+                idle_samples: idle_samples as usize,
                 dvipd,
             },
             json,
@@ -292,6 +311,8 @@ pub(crate) struct Spec {
     pub(crate) listeners: u32,
     /// Nodes serve a journal each and an aggregator collects them.
     pub(crate) logs: bool,
+    /// Every kind is replicated and each node serves the local API.
+    pub(crate) replication: bool,
 }
 
 impl Spec {
@@ -306,6 +327,7 @@ impl Spec {
             system: System::default(),
             listeners: 0,
             logs: false,
+            replication: false,
         }
     }
 }
@@ -320,6 +342,7 @@ fn up(spec: Spec) -> Result<(), LabError> {
         system,
         listeners,
         logs,
+        replication,
     } = spec;
     let name = name.as_str();
     if matches!(system, System::Keepalived { .. }) && !keepalived::installed() {
@@ -353,6 +376,7 @@ fn up(spec: Spec) -> Result<(), LabError> {
         system,
         listeners: listeners.min(count),
         logs: logs && system.runs_dvipd(),
+        replication: replication && system.runs_dvipd(),
     };
     // Recorded before anything is made, so `down` can clean up whatever a failure leaves.
     state.save()?;
@@ -419,10 +443,17 @@ fn write_dvip_conf(
     without: std::ops::Range<usize>,
 ) -> Result<(), LabError> {
     let mut text = format!(
-        "# dvip lab `{}`, node{i}\ncluster {{ nodename = node{i}  Topology \"{LAB_RANGE}\" {{ interface = \"eth0\" }}\n{}}}\n",
+        "# dvip lab `{}`, node{i}\ncluster {{ nodename = node{i}  Topology \"{LAB_RANGE}\" {{ interface = \"eth0\" }}\n{}{}}}\n",
         state.name,
-        logging::node_conf(state, i)
+        logging::node_conf(state, i),
+        replication_conf(state),
     );
+    if state.replication {
+        text.push_str(&format!(
+            "Replication_Listener {{ Listen \"{}\" {{ mode = \"0600\" }} }}\n",
+            state.api_socket(i).display()
+        ));
+    }
     let mut listeners = String::new();
     for (k, address) in addresses(state.addresses)
         .enumerate()
@@ -444,6 +475,14 @@ fn write_dvip_conf(
     }
     std::fs::write(state.dir().join(format!("dvip-{i}.conf")), text)
         .map_err(|e| err(format!("dvip config: {e}")))
+}
+
+/// The replicate sets of a lab with replication: every kind, and a cache sent whole to joiners.
+fn replication_conf(state: &LabState) -> &'static str {
+    if !state.replication {
+        return "";
+    }
+    "  Replicate \"inbound_cidr\" { }\n  Replicate \"outbound_cidr\" { }\n  Replicate \"outbound_domains\" { }\n  Replicate \"shared_named_throttles\" { }\n  Replicate \"seen\" { type = \"cache\" max_size = 1000000 parameters = \"snapshot\" }\n"
 }
 
 /// Starts `command` in a process group of its own (a Ctrl-C at the terminal does not reach
@@ -948,6 +987,7 @@ mod tests {
             system: System::default(),
             listeners,
             logs: false,
+            replication: false,
         }
     }
 

@@ -31,19 +31,19 @@ pub(crate) struct LogBenchPlan {
 }
 
 /// CPU in % of a core, per process: `node1 dvipd`, `node1 corosync`, ..., `aggregator`.
-type Cpu = BTreeMap<String, f64>;
+pub(crate) type Cpu = BTreeMap<String, f64>;
 
 /// Quantiles of a series, in ms.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-struct Spread {
-    samples: usize,
-    median: Option<f64>,
-    p99: Option<f64>,
-    max: Option<f64>,
+pub(crate) struct Spread {
+    pub(crate) samples: usize,
+    pub(crate) median: Option<f64>,
+    pub(crate) p99: Option<f64>,
+    pub(crate) max: Option<f64>,
 }
 
 impl Spread {
-    fn of(values: &[f64]) -> Self {
+    pub(crate) fn of(values: &[f64]) -> Self {
         Self {
             samples: values.len(),
             median: quantile(values, 0.5),
@@ -104,7 +104,7 @@ pub(crate) fn run(plan: &LogBenchPlan, json_out: bool) -> Result<(), LabError> {
 }
 
 /// The CPU ticks so far of every process measured.
-fn ticks(state: &LabState) -> BTreeMap<String, u64> {
+pub(crate) fn ticks(state: &LabState) -> BTreeMap<String, u64> {
     let mut all: Vec<(String, u32)> = (1..=state.nodes)
         .flat_map(|i| {
             roles(state, i)
@@ -119,7 +119,7 @@ fn ticks(state: &LabState) -> BTreeMap<String, u64> {
 }
 
 /// % of a core each process used between `before` and now, `seconds` apart.
-fn cpu_since(state: &LabState, before: &BTreeMap<String, u64>, seconds: f64) -> Cpu {
+pub(crate) fn cpu_since(state: &LabState, before: &BTreeMap<String, u64>, seconds: f64) -> Cpu {
     // `/proc` counts in USER_HZ, which Linux fixes at 100.
     ticks(state)
         .into_iter()

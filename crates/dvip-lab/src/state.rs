@@ -137,6 +137,9 @@ pub(crate) struct LabState {
     /// Each node serves a journal on its cluster listener and an aggregator collects them.
     #[serde(default)]
     pub(crate) logs: bool,
+    /// Every kind is replicated and each node serves the local API (`api-I.sock`).
+    #[serde(default)]
+    pub(crate) replication: bool,
 }
 
 impl LabState {
@@ -163,6 +166,11 @@ impl LabState {
     /// Node `i`'s console socket.
     pub(crate) fn socket(&self, i: usize) -> PathBuf {
         self.dir().join(format!("node{i}.sock"))
+    }
+
+    /// Node `i`'s local API socket (with `replication`).
+    pub(crate) fn api_socket(&self, i: usize) -> PathBuf {
+        self.dir().join(format!("api-{i}.sock"))
     }
 
     pub(crate) fn load(name: &str) -> Result<Self, LabError> {

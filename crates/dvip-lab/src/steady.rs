@@ -40,7 +40,7 @@ pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
 
 /// Packets and bytes the lab's ports received from their namespaces (what nodes and the
 /// client sent into the bridge).
-fn bridge_counters(state: &LabState) -> (u64, u64) {
+pub(crate) fn bridge_counters(state: &LabState) -> (u64, u64) {
     let out = std::process::Command::new("ip")
         .args(["-n", &state.topology().switch(), "-j", "-s", "link", "show"])
         .output();

@@ -474,3 +474,96 @@ fn a_log_bench_reports_lag_cpu_and_a_complete_replay() {
     );
     assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
 }
+
+#[test]
+fn a_bench_measures_failover_with_replication_counting_against_the_same_without() {
+    let name = format!("q{}", std::process::id() % 100_000_000);
+    let _lab = Lab(name.clone());
+    let run = small_bench(
+        &name,
+        &[
+            "--runs",
+            "1",
+            "--faults",
+            "daemon",
+            "--listeners",
+            "0",
+            "--replication-baseline",
+        ],
+    )
+    .output()
+    .expect("dvip runs");
+    let err = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{err}");
+    let report: Value = serde_json::from_str(&text(&run.stdout)).expect("bench --json is JSON");
+    let results = report["results"].as_array().expect("results");
+    let systems: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r["system"].as_str())
+        .collect();
+    assert_eq!(systems, ["dvip", "dvip replicating"], "{report}");
+    for r in results {
+        assert_eq!(r["unanswered"], 0, "{r}");
+    }
+    // The surviving node kept counting through the failover.
+    let rates: Vec<f64> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("bench: the nodes counted "))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(rates.len(), 1, "{err}");
+    assert!(rates[0] > 0.0, "{err}");
+    assert_eq!(
+        report["ratios"][0]["baseline"], "dvip replicating",
+        "{report}"
+    );
+    assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
+}
+
+#[test]
+fn a_repl_bench_reports_rates_bytes_cpu_and_lags_and_cleans_up() {
+    let name = format!("e{}", std::process::id() % 100_000_000);
+    let _lab = Lab(name.clone());
+    let dvipd = dvipd();
+    let out = dvip(&[
+        "lab",
+        "--name",
+        &name,
+        "repl-bench",
+        "--nodes",
+        "2",
+        "--seconds",
+        "2",
+        "--idle-samples",
+        "2",
+        "--json",
+        "--dvipd",
+        dvipd.to_str().expect("a UTF-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_str(&text(&out.stdout)).expect("JSON");
+    for key in ["events_per_s", "pings_per_s"] {
+        let rates = report[key].as_array().expect("a rate per node");
+        assert_eq!(rates.len(), 2, "{report}");
+        assert!(rates.iter().all(|r| r.as_f64() > Some(0.0)), "{report}");
+    }
+    assert!(
+        report["bus_bytes_per_event"].as_f64() > Some(0.0),
+        "{report}"
+    );
+    assert!(report["cpu_percent"]["node1 dvipd"].is_f64(), "{report}");
+    assert!(
+        report["lag_under_load_ms"]["samples"].as_u64() > Some(0),
+        "{report}"
+    );
+    // Idle, a write waits for its batch's max_delay and then crosses in a few ms.
+    let max_delay = report["max_delay_ms"].as_f64().expect("max_delay");
+    let idle = &report["lag_idle_ms"];
+    assert_eq!(idle["samples"], 2, "{report}");
+    let median = idle["median"].as_f64().expect("an idle lag");
+    assert!(
+        median >= max_delay * 0.9 && median < max_delay + 500.0,
+        "{report}"
+    );
+    assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
+}
