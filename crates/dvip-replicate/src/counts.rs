@@ -62,6 +62,14 @@ impl Recent {
             .sum()
     }
 
+    /// The seconds from `from` on.
+    pub fn since(&self, from: u64) -> Self {
+        let start = self.per_second.partition_point(|&(s, _)| s < from);
+        Self {
+            per_second: self.per_second[start..].to_vec(),
+        }
+    }
+
     /// Forgets the seconds before `from`.
     pub fn forget_before(&mut self, from: u64) {
         let start = self.per_second.partition_point(|&(s, _)| s < from);

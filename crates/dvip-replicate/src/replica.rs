@@ -24,6 +24,12 @@ pub const MAX_DELAY_DEFAULT: Duration = Duration::from_secs(1);
 /// Changed keys that make a batch go at once (Momentum's `max_pending`).
 pub const MAX_PENDING_DEFAULT: usize = 100;
 
+/// The shortest time between two batches that `max_pending` sends: under a flood of changes
+/// a node sends at most twenty batches a second, each holding what changed meanwhile, rather
+/// than one every `max_pending` changes. Measured on the lab (BENCHMARKS.md, "Replication on
+/// the lab"): corosync's CPU follows the number of messages more than their size.
+pub const BATCH_GAP: Duration = Duration::from_millis(50);
+
 /// How long connections made are remembered: the longest window a limit may use.
 pub const HORIZON_DEFAULT: Duration = Duration::from_secs(3600);
 
@@ -110,6 +116,14 @@ pub struct Replica {
     pub(crate) throttle_rates: BTreeMap<String, Rate>,
     /// When the oldest of the changes not sent was made.
     pending_since: Option<Duration>,
+    /// When the last batch went.
+    last_batch: Option<Duration>,
+    /// `max_pending` changes wait: the batch goes at [`BATCH_GAP`] after the last one.
+    full: bool,
+    /// The second of this view's last batch: the next batch carries the connections made
+    /// from that second on, not a key's whole hour (receivers keep the larger count of each
+    /// second, so the seconds before are already theirs). `None` until a batch of this view.
+    sent_from: Option<u64>,
     actions: Vec<Action>,
     /// Messages dropped, by why.
     dropped: BTreeMap<&'static str, u64>,
@@ -139,6 +153,9 @@ impl Replica {
             cache_changed: BTreeSet::new(),
             throttle_rates: BTreeMap::new(),
             pending_since: None,
+            last_batch: None,
+            full: false,
+            sent_from: None,
             actions: Vec::new(),
             dropped: BTreeMap::new(),
         }
@@ -176,25 +193,32 @@ impl Replica {
         self.pending_now(now);
     }
 
-    /// A change waits to be sent: it goes at `max_delay`, or now if `max_pending` are waiting.
+    /// A change waits to be sent: it goes at `max_delay`, or as soon as [`BATCH_GAP`]
+    /// allows once `max_pending` are waiting.
     pub(crate) fn pending_now(&mut self, now: Duration) {
         self.pending_since.get_or_insert(now);
         if self.changed.len() + self.cache_changed.len() >= self.options.max_pending {
-            self.flush();
+            self.full = true;
+            if self.next_deadline().is_some_and(|due| now >= due) {
+                self.flush(Some(now));
+            }
         }
     }
 
     /// When [`Replica::tick`] must be called next, if at all.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.pending_since
-            .map(|since| since + self.options.max_delay)
+        let since = self.pending_since?;
+        let waited = since + self.options.max_delay;
+        let full = self
+            .full
+            .then(|| self.last_batch.map_or(since, |last| (last + BATCH_GAP).max(since)));
+        Some(full.map_or(waited, |f| f.min(waited)))
     }
 
-    /// Time passed: sends a batch that has waited `max_delay`, forgets what is older than
-    /// the horizon.
+    /// Time passed: sends a batch that is due, forgets what is older than the horizon.
     pub fn tick(&mut self, now: Duration) {
         if self.next_deadline().is_some_and(|due| now >= due) {
-            self.flush();
+            self.flush(Some(now));
         }
         // Every node forgets at the same horizon, its own counts and its copies alike: no
         // message needed.
@@ -219,9 +243,17 @@ impl Replica {
             .retain(|name, copy| members.contains(name) || !copy.recent.is_empty());
     }
 
-    /// Sends the changed keys as they are now.
-    fn flush(&mut self) {
+    /// Sends the changed keys as they are now (at `now`, when known).
+    fn flush(&mut self, now: Option<Duration>) {
         self.pending_since = None;
+        self.full = false;
+        let from = self.sent_from.unwrap_or(0);
+        if let Some(now) = now {
+            self.last_batch = Some(now);
+            if self.view.is_some() {
+                self.sent_from = Some(second(now));
+            }
+        }
         let changed = std::mem::take(&mut self.changed);
         let Some((view_id, _)) = self.view else {
             // No view: nobody to tell; the snapshot of the first view carries the counts.
@@ -232,7 +264,10 @@ impl Replica {
             let changes = changed
                 .into_iter()
                 .map(|key| {
-                    let counts = self.own.get(&key).cloned().unwrap_or_default();
+                    let counts = self.own.get(&key).map_or_else(Counts::default, |c| Counts {
+                        open: c.open,
+                        recent: c.recent.since(from),
+                    });
                     (key, counts)
                 })
                 .collect();
@@ -271,6 +306,7 @@ impl Replica {
             }
         }
         self.view = Some((view_id, members.clone()));
+        self.sent_from = None;
         // Every view starts from a snapshot of each member: a joiner learns everything, and a
         // batch sent in the old view but delivered in this one (dropped as stale) is made up.
         self.changed.clear();
@@ -289,7 +325,7 @@ impl Replica {
         self.send_cache_snapshots();
         if !self.cache_changed.is_empty() {
             // Writes made with no view to send them in go now.
-            self.flush();
+            self.flush(None);
         }
     }
 
@@ -461,6 +497,41 @@ mod tests {
             "the third change fills the batch"
         );
         assert!(!a.pending());
+        // Under a flood, the next full batch waits BATCH_GAP after that one, and takes
+        // everything that changed meanwhile.
+        for k in 3..9u8 {
+            a.open(&Key::Inbound([198, 51, 100, k].into()), at(2));
+        }
+        assert!(a.take_actions().is_empty(), "within BATCH_GAP of the last batch");
+        assert_eq!(a.next_deadline(), Some(at(2) + BATCH_GAP));
+        a.tick(at(2) + BATCH_GAP);
+        let sent = a.take_actions();
+        assert_eq!(sent.len(), 1);
+        let Action::Send(bytes) = &sent[0];
+        let Ok(Message::Batch { changes, .. }) = wire::decode(bytes) else {
+            panic!("a batch");
+        };
+        assert_eq!(changes.len(), 6);
+    }
+
+    #[test]
+    fn a_batch_carries_the_seconds_since_the_last_batch_and_the_peer_keeps_them_all() {
+        let (mut a, mut b) = pair();
+        for s in 0..30 {
+            b.count(&key(), at(s));
+            b.tick(at(s + 1));
+            let sent = b.take_actions();
+            for Action::Send(bytes) in &sent {
+                let Ok(Message::Batch { changes, .. }) = wire::decode(bytes) else {
+                    panic!("a batch");
+                };
+                // The first batch of the view carries everything; the next ones the seconds
+                // from the last batch's on, not the key's whole history.
+                assert!(changes[0].1.recent.per_second.len() <= 2, "{changes:?}");
+                a.handle_message("b", bytes).expect("decodes");
+            }
+        }
+        assert_eq!(a.cluster(&key()).recent.within(second(at(30)), 60), 30);
     }
 
     #[test]

@@ -648,6 +648,7 @@ impl Daemon {
     fn bus_waiting(&self) -> bool {
         let main = matches!(&self.bus, Bus::Corosync { bus: Some(b), .. } if b.waiting());
         main || self.control.as_ref().is_some_and(CorosyncBus::waiting)
+            || self.replication_waiting()
     }
 
     /// Sends what waits, in order.
@@ -662,6 +663,7 @@ impl Daemon {
                 warn!("cannot multicast on the control group: {e}");
             }
         }
+        self.flush_replication();
     }
 
     /// Joins corosync again after it went away; `false` while it is still away.

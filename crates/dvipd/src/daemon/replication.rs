@@ -24,7 +24,17 @@ pub(super) struct Replication {
     sessions: crate::policy::Sessions,
     /// Joined while counts are shared (corosync only; `None` while away or not shared).
     bus: Option<CorosyncBus>,
+    /// Messages held while the cluster group's view is not ready, and since when.
+    held: Vec<Vec<u8>>,
+    held_since: Option<std::time::Instant>,
 }
+
+/// The longest the replica's messages wait for the cluster group's view to be ready: past it
+/// (a view planned around a silent member takes its State deadline) they go anyway.
+const HOLD_MAX: Duration = Duration::from_secs(2);
+
+/// How soon the loop looks again at held messages.
+const HOLD_LOOK: Duration = Duration::from_millis(10);
 
 /// The wall clock, which the replica's seconds need to mean the same on every node.
 pub(super) fn wall() -> Duration {
@@ -57,6 +67,8 @@ impl Replication {
             replica,
             sessions: crate::policy::Sessions::default(),
             bus: None,
+            held: Vec::new(),
+            held_since: None,
         }
     }
 }
@@ -144,8 +156,16 @@ impl Daemon {
     /// How long until the replica's batch is due, if one waits: the loop wakes for it rather
     /// than on its next tick, so `max_delay` holds to the millisecond.
     pub(super) fn replication_due(&self) -> Option<Duration> {
-        let due = self.replication.replica.next_deadline()?;
-        Some(due.saturating_sub(wall()))
+        let held = (!self.replication.held.is_empty()).then_some(HOLD_LOOK);
+        let due = self
+            .replication
+            .replica
+            .next_deadline()
+            .map(|due| due.saturating_sub(wall()));
+        match (held, due) {
+            (Some(h), Some(d)) => Some(h.min(d)),
+            (h, d) => h.or(d),
+        }
     }
 
     /// Time passed: batches due go out, old seconds are forgotten.
@@ -270,11 +290,47 @@ impl Daemon {
         }
     }
 
+    /// Whether pieces of a batch wait for corosync to take them (it said "try again").
+    pub(super) fn replication_waiting(&self) -> bool {
+        self.replication.bus.as_ref().is_some_and(CorosyncBus::waiting)
+    }
+
+    /// Sends what waits of the replication group's batches: retried with the cluster
+    /// group's, so a batch that corosync refused for a moment does not wait for the next.
+    pub(super) fn flush_replication(&mut self) {
+        if let Some(bus) = &mut self.replication.bus {
+            if let Err(e) = bus.flush() {
+                warn!("cannot multicast on the replication group: {e}");
+            }
+        }
+    }
+
+    /// Hands the replica's messages to its group. While the cluster group's view is not
+    /// ready (its States still crossing after a change), they wait here, up to [`HOLD_MAX`]:
+    /// a view change sets every replica sending its snapshot just when the election's States
+    /// must cross, and on one ring they would queue behind it. Failover goes first; counts
+    /// follow a moment later, in order.
     pub(super) fn send_replication(&mut self) {
-        for Action::Send(bytes) in self.replication.replica.take_actions() {
-            let Some(bus) = &mut self.replication.bus else {
-                continue;
-            };
+        let replication = &mut self.replication;
+        for Action::Send(bytes) in replication.replica.take_actions() {
+            replication.held.push(bytes);
+        }
+        let Some(bus) = &mut replication.bus else {
+            replication.held.clear();
+            replication.held_since = None;
+            return;
+        };
+        if replication.held.is_empty() {
+            return;
+        }
+        let since = *replication
+            .held_since
+            .get_or_insert_with(std::time::Instant::now);
+        if !self.node.is_ready() && since.elapsed() < HOLD_MAX {
+            return;
+        }
+        replication.held_since = None;
+        for bytes in replication.held.drain(..) {
             if let Err(e) = bus.send(&bytes) {
                 warn!("cannot multicast on the replication group: {e}");
             }
