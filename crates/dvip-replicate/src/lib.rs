@@ -55,6 +55,7 @@ pub use domains::DomainCount;
 pub use key::{Key, Kind};
 pub use limits::{prefix_range, InboundLimit, Verdict};
 pub use replica::{
-    Action, Replica, ReplicaOptions, BATCH_GAP, HORIZON_DEFAULT, MAX_DELAY_DEFAULT, MAX_PENDING_DEFAULT,
+    Action, Replica, ReplicaOptions, BATCH_GAP, HORIZON_DEFAULT, MAX_DELAY_DEFAULT,
+    MAX_PENDING_DEFAULT,
 };
 pub use throttle::{Rate, ThrottleCount};

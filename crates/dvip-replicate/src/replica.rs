@@ -209,9 +209,10 @@ impl Replica {
     pub fn next_deadline(&self) -> Option<Duration> {
         let since = self.pending_since?;
         let waited = since + self.options.max_delay;
-        let full = self
-            .full
-            .then(|| self.last_batch.map_or(since, |last| (last + BATCH_GAP).max(since)));
+        let full = self.full.then(|| {
+            self.last_batch
+                .map_or(since, |last| (last + BATCH_GAP).max(since))
+        });
         Some(full.map_or(waited, |f| f.min(waited)))
     }
 
@@ -502,7 +503,10 @@ mod tests {
         for k in 3..9u8 {
             a.open(&Key::Inbound([198, 51, 100, k].into()), at(2));
         }
-        assert!(a.take_actions().is_empty(), "within BATCH_GAP of the last batch");
+        assert!(
+            a.take_actions().is_empty(),
+            "within BATCH_GAP of the last batch"
+        );
         assert_eq!(a.next_deadline(), Some(at(2) + BATCH_GAP));
         a.tick(at(2) + BATCH_GAP);
         let sent = a.take_actions();

@@ -223,7 +223,21 @@ fn a_bench_reports_client_seen_times_and_phases_and_cleans_up() {
 
 #[test]
 fn a_bench_measures_failover_with_a_replay_running_against_the_same_without() {
-    let name = format!("r{}", std::process::id() % 100_000_000);
+    let err = bench_against_a_loaded_lab("r", "--replay-baseline", "dvip replaying");
+    // The replay was still going when the failover had been measured: it ran through it.
+    let brought: Vec<u64> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("bench: the replay had brought "))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(brought.len(), 1, "{err}");
+    assert!(brought[0] > 0 && brought[0] < 2_000_000, "{err}");
+}
+
+/// One run of plain dvip and one of dvip under the load `flag` adds, labelled `loaded`: both
+/// answered, the ratio against the loaded row, the lab gone. The bench's standard error.
+fn bench_against_a_loaded_lab(prefix: &str, flag: &str, loaded: &str) -> String {
+    let name = format!("{prefix}{}", std::process::id() % 100_000_000);
     let _lab = Lab(name.clone());
     let run = small_bench(
         &name,
@@ -234,7 +248,7 @@ fn a_bench_measures_failover_with_a_replay_running_against_the_same_without() {
             "daemon",
             "--listeners",
             "0",
-            "--replay-baseline",
+            flag,
         ],
     )
     .output()
@@ -247,23 +261,16 @@ fn a_bench_measures_failover_with_a_replay_running_against_the_same_without() {
         .iter()
         .filter_map(|r| r["system"].as_str())
         .collect();
-    assert_eq!(systems, ["dvip", "dvip replaying"], "{report}");
+    assert_eq!(systems, ["dvip", loaded], "{report}");
     for r in results {
         assert_eq!(r["runs"], 1, "{r}");
         assert_eq!(r["unanswered"], 0, "{r}");
     }
-    // The replay was still going when the failover had been measured: it ran through it.
-    let brought: Vec<u64> = err
-        .lines()
-        .filter_map(|l| l.strip_prefix("bench: the replay had brought "))
-        .filter_map(|l| l.split(' ').next()?.parse().ok())
-        .collect();
-    assert_eq!(brought.len(), 1, "{err}");
-    assert!(brought[0] > 0 && brought[0] < 2_000_000, "{err}");
     let ratios = report["ratios"].as_array().expect("ratios");
     assert_eq!(ratios.len(), 1, "{report}");
-    assert_eq!(ratios[0]["baseline"], "dvip replaying", "{report}");
+    assert_eq!(ratios[0]["baseline"], loaded, "{report}");
     assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
+    err
 }
 
 /// Runs `command` until a line of its standard error contains `marker` (within `within`),
@@ -477,34 +484,7 @@ fn a_log_bench_reports_lag_cpu_and_a_complete_replay() {
 
 #[test]
 fn a_bench_measures_failover_with_replication_counting_against_the_same_without() {
-    let name = format!("q{}", std::process::id() % 100_000_000);
-    let _lab = Lab(name.clone());
-    let run = small_bench(
-        &name,
-        &[
-            "--runs",
-            "1",
-            "--faults",
-            "daemon",
-            "--listeners",
-            "0",
-            "--replication-baseline",
-        ],
-    )
-    .output()
-    .expect("dvip runs");
-    let err = text(&run.stderr);
-    assert_eq!(run.status.code(), Some(0), "{err}");
-    let report: Value = serde_json::from_str(&text(&run.stdout)).expect("bench --json is JSON");
-    let results = report["results"].as_array().expect("results");
-    let systems: Vec<&str> = results
-        .iter()
-        .filter_map(|r| r["system"].as_str())
-        .collect();
-    assert_eq!(systems, ["dvip", "dvip replicating"], "{report}");
-    for r in results {
-        assert_eq!(r["unanswered"], 0, "{r}");
-    }
+    let err = bench_against_a_loaded_lab("q", "--replication-baseline", "dvip replicating");
     // The surviving node kept counting through the failover.
     let rates: Vec<f64> = err
         .lines()
@@ -513,11 +493,6 @@ fn a_bench_measures_failover_with_replication_counting_against_the_same_without(
         .collect();
     assert_eq!(rates.len(), 1, "{err}");
     assert!(rates[0] > 0.0, "{err}");
-    assert_eq!(
-        report["ratios"][0]["baseline"], "dvip replicating",
-        "{report}"
-    );
-    assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
 }
 
 #[test]

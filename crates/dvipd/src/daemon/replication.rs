@@ -292,7 +292,10 @@ impl Daemon {
 
     /// Whether pieces of a batch wait for corosync to take them (it said "try again").
     pub(super) fn replication_waiting(&self) -> bool {
-        self.replication.bus.as_ref().is_some_and(CorosyncBus::waiting)
+        self.replication
+            .bus
+            .as_ref()
+            .is_some_and(CorosyncBus::waiting)
     }
 
     /// Sends what waits of the replication group's batches: retried with the cluster
