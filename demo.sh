@@ -9,7 +9,10 @@
 #     daemon refreshes is the backstop);
 #  4. clustered logging: a node's log collected over mutual TLS while lines keep coming, the
 #     node killed in the middle and started again, and every line in the aggregated file
-#     once (scripts/logs-demo.sh).
+#     once (scripts/logs-demo.sh);
+#  5. limits that hold across the cluster: each node's MTA counts connections and throttle
+#     hits through its dvipd's local API, every node sees the cluster's counts, and a dead
+#     node's open connections leave them while its hits stay (scripts/limits-demo.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/setup.sh
@@ -73,5 +76,9 @@ echo
 
 echo "== 4. clustered logging: a node dies while its log is being collected"
 scripts/logs-demo.sh target/release
+echo
+
+echo "== 5. limits shared by the cluster, through each node's local API (redis-cli)"
+scripts/limits-demo.sh target/release
 echo
 echo "demo: done"

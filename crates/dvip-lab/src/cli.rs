@@ -36,6 +36,10 @@ pub enum LabCommand {
         /// forwards to 127.0.0.1:2525 on its node (instead of bindings).
         #[arg(long, default_value_t = 0)]
         listeners: u32,
+        /// Replicate every kind (counts, domains, throttles, a snapshot cache `seen`) and
+        /// serve each node's local API on `api-I.sock` in the lab's directory.
+        #[arg(long, conflicts_with = "keepalived")]
+        replication: bool,
     },
     /// Every node: its link, corosync, dvipd, the addresses it holds, its console socket.
     Status {

@@ -130,10 +130,12 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
             keepalived,
             no_crypto,
             listeners,
+            replication,
         } => up(Spec {
             address_lifetime,
             system: System::chosen(keepalived, no_crypto),
             listeners,
+            replication,
             ..Spec::new(name, usize::from(nodes), addresses, dvipd)
         })
         .and_then(|()| LabState::load(name))
