@@ -333,6 +333,18 @@ fn read_logs(block: &Block, section: &mut ClusterSection, diagnostics: &mut Diag
     }
 }
 
+/// What a replicate block may say.
+const REPLICATE_OPTIONS: &[&str] = &[
+    "type",
+    "class",
+    "parameters",
+    "max_delay",
+    "max_pending",
+    "max_size",
+    "binding_group",
+    "replication_name",
+];
+
 fn read_replicate(
     keyword: &Word,
     name: Option<&Word>,
@@ -348,6 +360,15 @@ fn read_replicate(
                 key,
                 value: Value::Word(w),
             }) => {
+                if !REPLICATE_OPTIONS.iter().any(|k| key.is(k)) {
+                    options::unknown(
+                        key,
+                        Owner::fixed("a replicate block"),
+                        REPLICATE_OPTIONS,
+                        Unknown::Warn,
+                        diagnostics,
+                    );
+                }
                 // The batch bounds dvipd uses are checked where they are written.
                 if key.is("max_delay") {
                     if let Some(d) = options::refused(diagnostics, w, values::duration(&w.text)) {
