@@ -361,7 +361,7 @@ fn read_replicate(
                 value: Value::Word(w),
             }) => {
                 if !REPLICATE_OPTIONS.iter().any(|k| key.is(k)) {
-                    options::unknown(
+                    unknown(
                         key,
                         Owner::fixed("a replicate block"),
                         REPLICATE_OPTIONS,
