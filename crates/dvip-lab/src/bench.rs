@@ -44,6 +44,8 @@ pub(crate) struct BenchPlan {
     /// Also measure dvip with every node's MTA counting connections through the local API
     /// at full speed, every kind replicated.
     pub(crate) replication_baseline: bool,
+    /// corosync's membership timing for dvip's labs.
+    pub(crate) timing: dvip_netns::Timing,
 }
 
 /// What else the cluster does while it fails over.
@@ -247,11 +249,17 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
     if json_out {
         crate::print_json(&json!({
             "nodes": plan.nodes,
+            "corosync": plan.timing,
             "results": rows,
             "ratios": ratios,
             "interrupted": interrupt::requested(),
         }));
     } else {
+        let t = plan.timing;
+        println!(
+            "corosync: token {} ms ({} retransmits), consensus {} ms, knet pings every {} ms, {} ms timeout",
+            t.token_ms, t.token_retransmits, t.consensus_ms, t.knet_ping_interval_ms, t.knet_ping_timeout_ms
+        );
         print_table(&rows);
         if !ratios.is_empty() {
             print_ratios(&ratios);
@@ -300,6 +308,7 @@ fn measure_system(
             listeners: plan.listeners,
             logs: measured.load == Load::Replay,
             replication: measured.load == Load::Replication,
+            timing: plan.timing,
             ..Spec::new(&plan.name, plan.nodes, size, plan.dvipd.clone())
         })?;
         let result = (|| -> Result<(), LabError> {

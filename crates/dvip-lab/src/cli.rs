@@ -40,6 +40,8 @@ pub enum LabCommand {
         /// serve each node's local API on `api-I.sock` in the lab's directory.
         #[arg(long, conflicts_with = "keepalived")]
         replication: bool,
+        #[command(flatten)]
+        timing: TimingArgs,
     },
     /// Every node: its link, corosync, dvipd, the addresses it holds, its console socket.
     Status {
@@ -127,6 +129,8 @@ pub enum LabCommand {
         /// replication's load costs a failover.
         #[arg(long)]
         replication_baseline: bool,
+        #[command(flatten)]
+        timing: TimingArgs,
     },
     /// Draw a saved `bench --json` report as an SVG, as `bench --plot` would have.
     Plot {
@@ -235,6 +239,8 @@ pub enum LabCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        timing: TimingArgs,
     },
     /// Stop every process of the lab and remove everything it made (also after a crash).
     Down,
@@ -266,4 +272,44 @@ pub fn lab_name(text: &str) -> Result<String, String> {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     ok.then(|| text.to_owned())
         .ok_or_else(|| "a lab name is 1-12 lowercase letters and digits".to_owned())
+}
+
+/// corosync's membership timing in the lab (default: DESIGN.md's).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct TimingArgs {
+    /// corosync's token timeout, in ms.
+    #[arg(long, value_name = "MS", default_value_t = dvip_netns::Timing::default().token_ms,
+          value_parser = clap::value_parser!(u32).range(10..=60_000))]
+    pub token: u32,
+    /// Token retransmits before corosync counts the token lost (each at least 30 ms apart).
+    #[arg(long, value_name = "N", default_value_t = dvip_netns::Timing::default().token_retransmits,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub token_retransmits: u32,
+    /// corosync's consensus timeout, in ms (at least 1.2 times the token).
+    #[arg(long, value_name = "MS", default_value_t = dvip_netns::Timing::default().consensus_ms,
+          value_parser = clap::value_parser!(u32).range(12..=72_000))]
+    pub consensus: u32,
+    /// How often knet pings each peer, in ms.
+    #[arg(long, value_name = "MS", default_value_t = dvip_netns::Timing::default().knet_ping_interval_ms,
+          value_parser = clap::value_parser!(u32).range(10..=60_000))]
+    pub knet_ping: u32,
+    /// How long knet waits for a ping's answer before it calls the link down, in ms.
+    #[arg(long, value_name = "MS", default_value_t = dvip_netns::Timing::default().knet_ping_timeout_ms,
+          value_parser = clap::value_parser!(u32).range(20..=120_000))]
+    pub knet_ping_timeout: u32,
+}
+
+impl TimingArgs {
+    /// The timing, refused as corosync would refuse it.
+    pub(crate) fn timing(self) -> Result<dvip_netns::Timing, dvip_netns::LabError> {
+        let timing = dvip_netns::Timing {
+            token_ms: self.token,
+            token_retransmits: self.token_retransmits,
+            consensus_ms: self.consensus,
+            knet_ping_interval_ms: self.knet_ping,
+            knet_ping_timeout_ms: self.knet_ping_timeout,
+        };
+        timing.check().map_err(dvip_netns::LabError)?;
+        Ok(timing)
+    }
 }

@@ -131,15 +131,21 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
             no_crypto,
             listeners,
             replication,
-        } => up(Spec {
-            address_lifetime,
-            system: System::chosen(keepalived, no_crypto),
-            listeners,
-            replication,
-            ..Spec::new(name, usize::from(nodes), addresses, dvipd)
-        })
-        .and_then(|()| LabState::load(name))
-        .map(|state| status(&state, false)),
+            timing,
+        } => timing
+            .timing()
+            .and_then(|timing| {
+                up(Spec {
+                    address_lifetime,
+                    system: System::chosen(keepalived, no_crypto),
+                    listeners,
+                    replication,
+                    timing,
+                    ..Spec::new(name, usize::from(nodes), addresses, dvipd)
+                })
+            })
+            .and_then(|()| LabState::load(name))
+            .map(|state| status(&state, false)),
         LabCommand::Status { json } => LabState::load(name).map(|s| status(&s, json)),
         LabCommand::Kill {
             node,
@@ -162,24 +168,28 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
             plot,
             replay_baseline,
             replication_baseline,
-        } => bench::run(
-            &bench::BenchPlan {
-                name: name.to_owned(),
-                nodes: usize::from(nodes),
-                sizes,
-                faults,
-                runs,
-                dvipd,
-                keepalived,
-                no_crypto_baseline,
-                listeners,
-                keep_slow,
-                plot,
-                replay_baseline,
-                replication_baseline,
-            },
-            json,
-        ),
+            timing,
+        } => timing.timing().and_then(|timing| {
+            bench::run(
+                &bench::BenchPlan {
+                    name: name.to_owned(),
+                    nodes: usize::from(nodes),
+                    sizes,
+                    faults,
+                    runs,
+                    dvipd,
+                    keepalived,
+                    no_crypto_baseline,
+                    listeners,
+                    keep_slow,
+                    plot,
+                    replay_baseline,
+                    replication_baseline,
+                    timing,
+                },
+                json,
+            )
+        }),
         LabCommand::Plot { from, out } => plot_saved(&from, &out),
         LabCommand::Chaos {
             seed,
@@ -243,18 +253,22 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
             keepalived,
             dvipd,
             json,
-        } => steady::run(
-            &steady::SteadyPlan {
-                name: name.to_owned(),
-                nodes: usize::from(nodes),
-                addresses,
-                duration: Duration::from_secs(seconds),
-                busy: usize::from(busy),
-                dvipd,
-                system: System::chosen(keepalived, false),
-            },
-            json,
-        ),
+            timing,
+        } => timing.timing().and_then(|timing| {
+            steady::run(
+                &steady::SteadyPlan {
+                    name: name.to_owned(),
+                    nodes: usize::from(nodes),
+                    addresses,
+                    duration: Duration::from_secs(seconds),
+                    busy: usize::from(busy),
+                    dvipd,
+                    system: System::chosen(keepalived, false),
+                    timing,
+                },
+                json,
+            )
+        }),
         LabCommand::Down => {
             down(name);
             Ok(())
@@ -315,6 +329,8 @@ pub(crate) struct Spec {
     pub(crate) logs: bool,
     /// Every kind is replicated and each node serves the local API.
     pub(crate) replication: bool,
+    /// corosync's membership timing.
+    pub(crate) timing: dvip_netns::Timing,
 }
 
 impl Spec {
@@ -330,6 +346,7 @@ impl Spec {
             listeners: 0,
             logs: false,
             replication: false,
+            timing: dvip_netns::Timing::default(),
         }
     }
 }
@@ -345,6 +362,7 @@ fn up(spec: Spec) -> Result<(), LabError> {
         listeners,
         logs,
         replication,
+        timing,
     } = spec;
     let name = name.as_str();
     if matches!(system, System::Keepalived { .. }) && !keepalived::installed() {
@@ -379,6 +397,7 @@ fn up(spec: Spec) -> Result<(), LabError> {
         listeners: listeners.min(count),
         logs: logs && system.runs_dvipd(),
         replication: replication && system.runs_dvipd(),
+        timing,
     };
     // Recorded before anything is made, so `down` can clean up whatever a failure leaves.
     state.save()?;
@@ -414,7 +433,7 @@ fn build(state: &mut LabState) -> Result<(), LabError> {
     if crypto {
         dvip_netns::write_authkey(&authkey)?;
     }
-    let conf = topology.corosync_conf(crypto.then_some(authkey.as_path()));
+    let conf = topology.corosync_conf_timed(crypto.then_some(authkey.as_path()), &state.timing);
     if state.logs {
         logging::prepare(state)?;
     }
@@ -990,6 +1009,7 @@ mod tests {
             listeners,
             logs: false,
             replication: false,
+            timing: dvip_netns::Timing::default(),
         }
     }
 

@@ -140,6 +140,9 @@ pub(crate) struct LabState {
     /// Every kind is replicated and each node serves the local API (`api-I.sock`).
     #[serde(default)]
     pub(crate) replication: bool,
+    /// corosync's membership timing.
+    #[serde(default)]
+    pub(crate) timing: dvip_netns::Timing,
 }
 
 impl LabState {

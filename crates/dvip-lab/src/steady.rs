@@ -29,6 +29,8 @@ pub(crate) struct SteadyPlan {
     pub(crate) busy: usize,
     pub(crate) dvipd: Option<std::path::PathBuf>,
     pub(crate) system: System,
+    /// corosync's membership timing.
+    pub(crate) timing: dvip_netns::Timing,
 }
 
 /// Clock ticks of CPU a process has used (user + system: fields 14 and 15 of
@@ -95,6 +97,7 @@ fn keepalived_changes(state: &LabState, i: usize, from: usize) -> u64 {
 pub(crate) fn run(plan: &SteadyPlan, json_out: bool) -> Result<(), LabError> {
     up(Spec {
         system: plan.system,
+        timing: plan.timing,
         ..Spec::new(&plan.name, plan.nodes, plan.addresses, plan.dvipd.clone())
     })?;
     let measured = LabState::load(&plan.name).and_then(|state| measure(&state, plan));

@@ -72,6 +72,67 @@ pub const CLIENT_ADDRESS: &str = "198.51.100.200";
 /// The log aggregator's address on the lab's LAN.
 pub const AGGREGATOR_ADDRESS: &str = "198.51.100.201";
 
+/// corosync's membership timing in the lab. The default is DESIGN.md's: token 100 ms,
+/// consensus 150 ms, knet pings every 200 ms with a 600 ms timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Timing {
+    pub token_ms: u32,
+    /// Token retransmits before the token counts as lost (`token_retransmits_before_loss_const`).
+    pub token_retransmits: u32,
+    pub consensus_ms: u32,
+    pub knet_ping_interval_ms: u32,
+    pub knet_ping_timeout_ms: u32,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            token_ms: 100,
+            token_retransmits: 3,
+            consensus_ms: 150,
+            knet_ping_interval_ms: 200,
+            knet_ping_timeout_ms: 600,
+        }
+    }
+}
+
+impl Timing {
+    /// corosync's own rules, checked before it refuses to start: a token retransmit (the
+    /// token over retransmits + 0.2) of at least 30 ms, consensus at least 1.2 times the
+    /// token and at least the join timeout (50 ms); and a knet ping timeout above its
+    /// interval.
+    pub fn check(&self) -> Result<(), String> {
+        // 5 * token / (5 * retransmits + 1) >= 30, in integers.
+        if u64::from(self.token_ms) * 5 < 30 * (5 * u64::from(self.token_retransmits) + 1) {
+            return Err(format!(
+                "a token of {} ms with {} retransmits retransmits every {:.1} ms; corosync needs 30 ms at least (fewer retransmits, or a longer token)",
+                self.token_ms,
+                self.token_retransmits,
+                f64::from(self.token_ms) / (f64::from(self.token_retransmits) + 0.2)
+            ));
+        }
+        if self.consensus_ms < 50 {
+            return Err(format!(
+                "consensus ({} ms) may not be shorter than corosync's join timeout (50 ms)",
+                self.consensus_ms
+            ));
+        }
+        if u64::from(self.consensus_ms) * 5 < u64::from(self.token_ms) * 6 {
+            return Err(format!(
+                "consensus ({} ms) must be at least 1.2 times the token ({} ms)",
+                self.consensus_ms, self.token_ms
+            ));
+        }
+        if self.knet_ping_timeout_ms <= self.knet_ping_interval_ms {
+            return Err(format!(
+                "the knet ping timeout ({} ms) must be longer than its interval ({} ms)",
+                self.knet_ping_timeout_ms, self.knet_ping_interval_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A lab's namespaces, by a common prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
@@ -243,11 +304,27 @@ impl Topology {
     }
 
     /// corosync's configuration for every node: knet with the timing DESIGN.md explains
-    /// (token 100 ms, consensus 150 ms, knet pings every 200 ms with a 600 ms timeout), which
-    /// forms a new membership about 250 ms after a node dies. With `authkey` (a file that
-    /// [`write_authkey`] made), knet encrypts and signs every packet with it, as production
-    /// must (docs/security.md); without, the lab measures what that costs.
+    /// ([`Timing::default`]), which forms a new membership about 250 ms after a node dies.
+    /// With `authkey` (a file that [`write_authkey`] made), knet encrypts and signs every
+    /// packet with it, as production must (docs/security.md); without, the lab measures what
+    /// that costs.
     pub fn corosync_conf(&self, authkey: Option<&std::path::Path>) -> String {
+        self.corosync_conf_timed(authkey, &Timing::default())
+    }
+
+    /// [`Topology::corosync_conf`] with other timing, to measure what it changes.
+    pub fn corosync_conf_timed(
+        &self,
+        authkey: Option<&std::path::Path>,
+        timing: &Timing,
+    ) -> String {
+        let Timing {
+            token_ms,
+            token_retransmits,
+            consensus_ms,
+            knet_ping_interval_ms,
+            knet_ping_timeout_ms,
+        } = timing;
         let mut nodes = String::new();
         for i in 1..=self.nodes {
             nodes.push_str(&format!(
@@ -267,7 +344,7 @@ impl Topology {
             None => "  crypto_cipher: none\n  crypto_hash: none\n".to_owned(),
         };
         format!(
-            "totem {{\n  version: 2\n  cluster_name: dviplab\n  transport: knet\n{crypto}  token: 100\n  consensus: 150\n  token_coefficient: 0\n  token_retransmits_before_loss_const: 3\n  interface {{\n    linknumber: 0\n    knet_ping_interval: 200\n    knet_ping_timeout: 600\n  }}\n}}\nnodelist {{\n{nodes}}}\nquorum {{\n  provider: corosync_votequorum\n{two}}}\nlogging {{\n  to_stderr: yes\n  to_syslog: no\n  blackbox: off\n}}\n"
+            "totem {{\n  version: 2\n  cluster_name: dviplab\n  transport: knet\n{crypto}  token: {token_ms}\n  consensus: {consensus_ms}\n  token_coefficient: 0\n  token_retransmits_before_loss_const: {token_retransmits}\n  interface {{\n    linknumber: 0\n    knet_ping_interval: {knet_ping_interval_ms}\n    knet_ping_timeout: {knet_ping_timeout_ms}\n  }}\n}}\nnodelist {{\n{nodes}}}\nquorum {{\n  provider: corosync_votequorum\n{two}}}\nlogging {{\n  to_stderr: yes\n  to_syslog: no\n  blackbox: off\n}}\n"
         )
     }
 
@@ -350,5 +427,56 @@ impl Topology {
     pub fn mac(&self, i: usize) -> String {
         let ns = if i == 0 { self.client() } else { self.node(i) };
         crate::link_mac(&ns, "eth0")
+    }
+}
+
+#[cfg(test)]
+mod timing_tests {
+    use super::Timing;
+
+    #[test]
+    fn timing_corosync_would_refuse_is_refused_with_its_reason() {
+        assert_eq!(Timing::default().check(), Ok(()));
+        let fast = Timing {
+            token_ms: 50,
+            token_retransmits: 1,
+            consensus_ms: 60,
+            knet_ping_interval_ms: 50,
+            knet_ping_timeout_ms: 150,
+        };
+        assert_eq!(fast.check(), Ok(()));
+        let refused = |t: Timing, part: &str| {
+            let why = t.check().expect_err("refused");
+            assert!(why.contains(part), "{why}");
+        };
+        refused(
+            Timing {
+                token_retransmits: 3,
+                ..fast
+            },
+            "30 ms",
+        );
+        refused(
+            Timing {
+                consensus_ms: 59,
+                ..fast
+            },
+            "1.2 times",
+        );
+        refused(
+            Timing {
+                token_ms: 40,
+                consensus_ms: 48,
+                ..fast
+            },
+            "join timeout",
+        );
+        refused(
+            Timing {
+                knet_ping_timeout_ms: 50,
+                ..fast
+            },
+            "longer than its interval",
+        );
     }
 }
