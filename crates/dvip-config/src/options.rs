@@ -276,6 +276,18 @@ pub(crate) fn stanzas(items: &[Item]) -> impl Iterator<Item = &Stanza> {
     })
 }
 
+/// Warns of a top-level stanza whose name is a near miss of one of `known`, a reader's own
+/// stanzas; any other name is other readers' business.
+pub(crate) fn near_miss(keyword: &Word, known: &[&str], diagnostics: &mut Diagnostics) {
+    unknown(
+        keyword,
+        Owner::fixed("the configuration"),
+        known,
+        Unknown::WarnIfClose,
+        diagnostics,
+    );
+}
+
 /// A listener stanza's `Listen` stanzas, with a warning for its options and any other
 /// stanza in it.
 pub(crate) fn listens<'t>(

@@ -52,6 +52,28 @@ pub(crate) fn print_json(report: &impl serde::Serialize) {
     );
 }
 
+/// Builds a lab from `spec`, measures it, removes it whatever the measure did; prints the
+/// report as text, or as JSON with `json_out`. The shape of every measuring command that
+/// brings its own lab.
+pub(crate) fn measure_on_a_lab<R: serde::Serialize>(
+    spec: Spec,
+    json_out: bool,
+    measure: impl FnOnce(&mut LabState) -> Result<R, LabError>,
+    print: impl FnOnce(&R),
+) -> Result<(), LabError> {
+    let name = spec.name.clone();
+    up(spec)?;
+    let measured = LabState::load(&name).and_then(|mut state| measure(&mut state));
+    down(&name);
+    let report = measured?;
+    if json_out {
+        print_json(&report);
+    } else {
+        print(&report);
+    }
+    Ok(())
+}
+
 /// The first lab address; the others follow it.
 const FIRST_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 

@@ -17,7 +17,7 @@ use super::logging::{self, writer::LineWriter};
 use super::measure::quantile;
 use super::state::LabState;
 use super::steady::{cpu_ticks, roles};
-use super::{down, err, interrupt, up, Spec};
+use super::{err, interrupt, Spec};
 
 /// What to measure.
 pub(crate) struct LogBenchPlan {
@@ -88,19 +88,11 @@ const CATCH_UP: Duration = Duration::from_secs(120);
 
 /// Builds the lab, measures, removes the lab; prints the report (JSON with `json_out`).
 pub(crate) fn run(plan: &LogBenchPlan, json_out: bool) -> Result<(), LabError> {
-    up(Spec {
+    let spec = Spec {
         logs: true,
         ..Spec::new(&plan.name, plan.nodes, 3, plan.dvipd.clone())
-    })?;
-    let measured = LabState::load(&plan.name).and_then(|mut state| measure(&mut state, plan));
-    down(&plan.name);
-    let report = measured?;
-    if json_out {
-        crate::print_json(&report);
-    } else {
-        print(&report);
-    }
-    Ok(())
+    };
+    super::measure_on_a_lab(spec, json_out, |state| measure(state, plan), print)
 }
 
 /// The CPU ticks so far of every process measured.

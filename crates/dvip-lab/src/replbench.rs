@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::logbench::{cpu_since, ticks, Cpu, Spread};
 use super::state::LabState;
 use super::steady::bridge_counters;
-use super::{down, err, interrupt, up, Spec};
+use super::{err, interrupt, Spec};
 
 /// What to measure.
 pub(crate) struct ReplBenchPlan {
@@ -144,19 +144,11 @@ impl Api {
 
 /// Builds the lab, measures, removes the lab; prints the report (JSON with `json_out`).
 pub(crate) fn run(plan: &ReplBenchPlan, json_out: bool) -> Result<(), LabError> {
-    up(Spec {
+    let spec = Spec {
         replication: true,
         ..Spec::new(&plan.name, plan.nodes, 3, plan.dvipd.clone())
-    })?;
-    let measured = LabState::load(&plan.name).and_then(|state| measure(&state, plan));
-    down(&plan.name);
-    let report = measured?;
-    if json_out {
-        crate::print_json(&report);
-    } else {
-        print(&report);
-    }
-    Ok(())
+    };
+    super::measure_on_a_lab(spec, json_out, |state| measure(state, plan), print)
 }
 
 /// One node's load: `work` fills a pipeline of commands, again and again until `stop`.

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::follow::Follower;
 use super::interrupt;
 use super::state::{processes_in, LabState, System};
-use super::{down, err, up, Spec};
+use super::{err, Spec};
 
 /// What to measure.
 pub(crate) struct SteadyPlan {
@@ -95,20 +95,12 @@ fn keepalived_changes(state: &LabState, i: usize, from: usize) -> u64 {
 
 /// Builds the lab, measures, removes the lab; prints the report (JSON with `json_out`).
 pub(crate) fn run(plan: &SteadyPlan, json_out: bool) -> Result<(), LabError> {
-    up(Spec {
+    let spec = Spec {
         system: plan.system,
         timing: plan.timing,
         ..Spec::new(&plan.name, plan.nodes, plan.addresses, plan.dvipd.clone())
-    })?;
-    let measured = LabState::load(&plan.name).and_then(|state| measure(&state, plan));
-    down(&plan.name);
-    let report = measured?;
-    if json_out {
-        crate::print_json(&report);
-    } else {
-        print(&report);
-    }
-    Ok(())
+    };
+    super::measure_on_a_lab(spec, json_out, |state| measure(state, plan), print)
 }
 
 /// One node over the measurement.

@@ -7,7 +7,7 @@
 
 use crate::diagnostic::{Code, Diagnostics};
 use crate::model::{ApiSocket, API_SOCKET_MODE_DEFAULT};
-use crate::options::{self, closest, stanzas, unknown, Options, Owner, Unknown};
+use crate::options::{self, stanzas, Options, Owner, Unknown};
 use crate::tree::{Item, Stanza};
 use crate::values::{self, Refusal};
 
@@ -33,14 +33,8 @@ pub(crate) fn read(document: &[Item], diagnostics: &mut Diagnostics) -> Option<A
             }
             seen = true;
             found = read_listener(stanza, diagnostics);
-        } else if closest(&stanza.keyword.text, STANZAS).is_some() {
-            unknown(
-                &stanza.keyword,
-                Owner::fixed("the configuration"),
-                STANZAS,
-                Unknown::WarnIfClose,
-                diagnostics,
-            );
+        } else {
+            options::near_miss(&stanza.keyword, STANZAS, diagnostics);
         }
     }
     found

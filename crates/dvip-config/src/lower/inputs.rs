@@ -46,14 +46,8 @@ pub(crate) fn read(
             read_route(stanza, logs, &mut found, diagnostics);
         } else if stanza.keyword.is(FOLLOW) {
             read_follow(stanza, logs, &mut found, diagnostics);
-        } else if closest(&stanza.keyword.text, STANZAS).is_some() {
-            unknown(
-                &stanza.keyword,
-                Owner::fixed("the configuration"),
-                STANZAS,
-                Unknown::WarnIfClose,
-                diagnostics,
-            );
+        } else {
+            options::near_miss(&stanza.keyword, STANZAS, diagnostics);
         }
     }
     check_use(&found, document, diagnostics);

@@ -51,11 +51,9 @@ pub(super) struct Loaded {
 }
 
 impl Loaded {
-    /// Whether `inbound_cidr` is replicated: inbound counts are shared with the cluster.
-    pub(super) fn replicate_inbound(&self) -> bool {
-        self.replica_options
-            .shared
-            .contains(&dvip_replicate::Kind::Inbound)
+    /// Whether `kind` is replicated: its counts are the cluster's, not this node's alone.
+    pub(super) fn shares(&self, kind: dvip_replicate::Kind) -> bool {
+        self.replica_options.shared.contains(&kind)
     }
 
     /// Whether anything is shared, so that the replica joins its group.

@@ -71,9 +71,7 @@ impl Replication {
             held_since: None,
         }
     }
-}
 
-impl Replication {
     pub(super) fn replica_mut(&mut self) -> &mut Replica {
         &mut self.replica
     }
@@ -111,8 +109,8 @@ impl Daemon {
         }
     }
 
-    /// A reload: the caches follow the configuration. The kinds shared and the batch bounds are read once, at start: a reload that changes
-    /// them says so and waits for a restart.
+    /// A reload: the caches follow the configuration. The kinds shared and the batch bounds
+    /// are read once, at start: a reload that changes them says so and waits for a restart.
     pub(super) fn configure_replication(&mut self, loaded: &super::config::Loaded) {
         set_caches(&mut self.replication.replica, &loaded.caches);
         if loaded.replica_options != self.config.replica_options {
@@ -162,10 +160,7 @@ impl Daemon {
             .replica
             .next_deadline()
             .map(|due| due.saturating_sub(wall()));
-        match (held, due) {
-            (Some(h), Some(d)) => Some(h.min(d)),
-            (h, d) => h.or(d),
-        }
+        held.into_iter().chain(due).min()
     }
 
     /// Time passed: batches due go out, old seconds are forgotten.
@@ -201,7 +196,6 @@ impl Daemon {
     pub(super) fn replication_answer(&mut self, request: Request) -> crate::console::Reply {
         let now = wall();
         let node = self.name.clone();
-        let shared = |kind| self.config.replica_options.shared.contains(&kind);
         let refused =
             |e: dvip_replicate::CacheError| ConsoleError::new(ErrorKind::Refused, e.to_string());
         let answer = match request {
@@ -211,7 +205,7 @@ impl Daemon {
                 from,
                 window_s,
             } => Answer::Domains(dvip_console::DomainsReport {
-                shared: shared(Kind::Domain),
+                shared: self.config.shares(Kind::Domain),
                 rows: self.replication.replica.domains(
                     group.as_deref(),
                     from.as_deref(),
@@ -224,7 +218,7 @@ impl Daemon {
                 window_s,
             }),
             Request::Throttles => Answer::Throttles(dvip_console::ThrottlesReport {
-                shared: shared(Kind::Throttle),
+                shared: self.config.shares(Kind::Throttle),
                 rows: self.replication.replica.throttles(now),
                 node,
             }),
@@ -283,7 +277,7 @@ impl Daemon {
     fn cidr_report(&self, query: &dvip_replicate::PrefixQuery) -> dvip_console::CidrReport {
         dvip_console::CidrReport {
             node: self.name.clone(),
-            shared: self.config.replicate_inbound(),
+            shared: self.config.shares(Kind::Inbound),
             from: query.from.clone(),
             window_s: query.window_s,
             rows: self.replication.replica.query_prefixes(query, wall()),
