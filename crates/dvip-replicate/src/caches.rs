@@ -113,12 +113,10 @@ impl Replica {
         now: Duration,
     ) -> Result<bool, CacheError> {
         let was = self.cache(name)?.get(key, millis(now)).is_some();
-        let keep = millis(now + crate::cache::TOMBSTONE_KEEP);
-        // A tombstone needs to outlive only the write it buries.
-        let expires_ms = match self.cache(name)?.entry(key).and_then(|e| e.expires_ms) {
-            Some(at) => Some(at.min(keep)),
-            None => Some(keep),
-        };
+        // Kept for the same while whatever it buries: a write made at the same moment on
+        // another node, with a later expiry than the value held here, may lose to this
+        // delete on its way, and must still lose to it on this node when it arrives.
+        let expires_ms = Some(millis(now + crate::cache::TOMBSTONE_KEEP));
         self.write(name, key, None, expires_ms, now)?;
         Ok(was)
     }
@@ -250,6 +248,37 @@ mod tests {
                 known: vec!["senders".into()]
             })
         );
+    }
+
+    #[test]
+    fn a_delete_crossing_a_later_expiring_write_wins_on_both_after_the_first_value_expires() {
+        let (mut a, mut b) = pair();
+        for r in [&mut a, &mut b] {
+            r.define_cache("senders", CacheOptions::default());
+        }
+        let second = Duration::from_secs(1);
+        let t0 = now();
+        a.cache_set("senders", "k", "first".into(), Some(2 * second), t0)
+            .expect("set");
+        for r in [&mut a, &mut b] {
+            r.tick(t0 + second);
+        }
+        exchange(&mut a, &mut b);
+        // At one millisecond b deletes and a writes again, to expire later than the first
+        // value; the clocks tie and b's name is the higher, so the delete wins.
+        let t1 = t0 + second;
+        assert!(b.cache_delete("senders", "k", t1).expect("del"));
+        a.cache_set("senders", "k", "again".into(), Some(2 * second), t1)
+            .expect("set");
+        // Both batches cross only once the first value has expired.
+        let t2 = t0 + 2 * second;
+        for r in [&mut a, &mut b] {
+            r.tick(t2);
+        }
+        exchange(&mut a, &mut b);
+        for r in [&a, &b] {
+            assert_eq!(r.cache_get("senders", "k", t2), Ok(None), "{}", r.name());
+        }
     }
 
     #[test]
