@@ -129,6 +129,9 @@ struct SteadyReport {
     bridge_bytes_per_s: f64,
     view_changes: u64,
     ownership_changes: u64,
+    /// Events the lab's followers were too slow to read (dvipd says how many): the two
+    /// counts above are at least what they say, by up to this many.
+    events_missed: u64,
 }
 
 fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError> {
@@ -206,7 +209,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
             holdings_changed: held_before[k] != held_after[k],
         });
     }
-    let (views, ownership) = match state.system {
+    let (views, ownership, missed) = match state.system {
         System::Dvip { .. } => {
             let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
             let count = |kinds: &[&str]| {
@@ -215,7 +218,12 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
                     .filter(|e| kinds.iter().any(|k| e["event"] == *k))
                     .count() as u64
             };
-            (count(&["view"]), count(&["acquire", "release"]))
+            let missed = events
+                .iter()
+                .filter(|e| e["event"] == "missed")
+                .filter_map(|e| e["count"].as_u64())
+                .sum();
+            (count(&["view"]), count(&["acquire", "release"]), missed)
         }
         System::Keepalived { .. } => {
             let changes: u64 = nodes
@@ -223,7 +231,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
                 .zip(&logs)
                 .map(|(&i, &from)| keepalived_changes(state, i, from))
                 .sum();
-            (changes, changes)
+            (changes, changes, 0)
         }
     };
     Ok(SteadyReport {
@@ -238,6 +246,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
         bridge_bytes_per_s: ((bytes1 - bytes0) as f64 / seconds).round(),
         view_changes: views,
         ownership_changes: ownership,
+        events_missed: missed,
     })
 }
 
@@ -270,4 +279,10 @@ fn print(report: &SteadyReport) {
         "view changes: {}, ownership changes: {}",
         report.view_changes, report.ownership_changes
     );
+    if report.events_missed > 0 {
+        println!(
+            "  at least: {} events came too fast for the lab to read (dvipd counted them)",
+            report.events_missed
+        );
+    }
 }
