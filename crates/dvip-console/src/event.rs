@@ -142,6 +142,18 @@ pub enum Event {
         /// What failed.
         error: String,
     },
+    /// dvip's own heartbeats have heard nothing from a member for the detector's
+    /// `suspect_after` (observed only, nothing is moved: docs/leases.md).
+    Unheard {
+        /// The member.
+        node: String,
+    },
+    /// Every other member has stopped hearing a member: a lease takeover of its addresses
+    /// would be allowed now (observed only: docs/leases.md).
+    TakeoverReady {
+        /// The member.
+        node: String,
+    },
     /// This client was too slow: events it missed.
     Missed {
         /// How many.
@@ -171,6 +183,8 @@ impl Event {
             Self::Hook { .. } => "hook",
             Self::Reload { .. } => "reload",
             Self::Error { .. } => "error",
+            Self::Unheard { .. } => "unheard",
+            Self::TakeoverReady { .. } => "takeover_ready",
             Self::Missed { .. } => "missed",
         }
     }
@@ -243,6 +257,12 @@ impl Event {
                 Some(a) => format!("error on {a}: {error}"),
                 None => format!("error: {error}"),
             },
+            Self::Unheard { node } => {
+                format!("no heartbeat from {node} for the detector's time: promised never to renew its lease")
+            }
+            Self::TakeoverReady { node } => format!(
+                "every other member stopped hearing {node}: its lease is over and a takeover would be allowed (observed only)"
+            ),
             Self::Missed { count } => {
                 format!("{count} events missed: this client did not keep up")
             }

@@ -89,7 +89,7 @@ struct Evidence {
 /// The phases of one failover, in ms after the fault, from the survivors' events: the first
 /// new view, the first plan in it, the last of the failed node's addresses plumbed and the
 /// last first announcement of one.
-fn phases(events: &[Value], fault_at_ms: u64, moved: &[String]) -> Phases {
+fn phases(events: &[Value], fault_at_ms: u64, moved: &[String], failed: &str) -> Phases {
     let after = |e: &Value| e["at_ms"].as_u64().filter(|&t| t >= fault_at_ms);
     let rel = |t: u64| (t - fault_at_ms) as f64;
     let first = |kind: &str| {
@@ -116,6 +116,12 @@ fn phases(events: &[Value], fault_at_ms: u64, moved: &[String]) -> Phases {
         planned_ms: first("planned").map(rel),
         plumbed_ms: last_of_moved("acquire").map(rel),
         announced_ms: last_of_moved("announce").map(rel),
+        takeover_ready_ms: events
+            .iter()
+            .filter(|e| e["event"] == "takeover_ready" && e["node"] == failed)
+            .filter_map(after)
+            .min()
+            .map(rel),
     }
 }
 
@@ -174,7 +180,7 @@ fn one_run(
         );
     }
     let mut report = measured?;
-    report.phases = phases(&events, report.fault_at_ms, &moved);
+    report.phases = phases(&events, report.fault_at_ms, &moved, &report.node);
     // Slow by ARP or by TCP: a listener can be served late although its address answered.
     let slow = keep_slow.is_some_and(|limit| {
         let late = |worst: Option<f64>| worst.is_none_or(|w| w > limit as f64);
@@ -261,6 +267,21 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
             t.token_ms, t.token_retransmits, t.consensus_ms, t.knet_ping_interval_ms, t.knet_ping_timeout_ms
         );
         print_table(&rows);
+        if let Some(h) = t.heartbeats {
+            for r in rows.iter().filter(|r| r.takeover_ready_median_ms.is_some()) {
+                let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |f| format!("{f:.1}"));
+                println!(
+                    "{} at {} addresses, {}: dvipd's heartbeats (every {} ms, suspect after {} ms) allowed a lease takeover at {} ms median, {} ms p99 (observed only)",
+                    r.system,
+                    r.addresses,
+                    r.fault,
+                    h.interval_ms,
+                    h.suspect_after_ms,
+                    cell(r.takeover_ready_median_ms),
+                    cell(r.takeover_ready_p99_ms)
+                );
+            }
+        }
         if !ratios.is_empty() {
             print_ratios(&ratios);
         }
@@ -453,6 +474,12 @@ pub(crate) struct BenchRow {
     pub(crate) plumbed_median_ms: Option<f64>,
     /// The last moved address announced, median.
     pub(crate) announced_median_ms: Option<f64>,
+    /// The first survivor's heartbeats allowing a lease takeover (observed only), median
+    /// and p99.
+    #[serde(default)]
+    pub(crate) takeover_ready_median_ms: Option<f64>,
+    #[serde(default)]
+    pub(crate) takeover_ready_p99_ms: Option<f64>,
     /// The worst address's time past the new view (what dvip itself took), median.
     pub(crate) dvip_share_median_ms: Option<f64>,
     /// The same, p99.
@@ -508,6 +535,8 @@ fn summary(system: &str, size: u32, fault: Fault, runs: &[FaultMeasure]) -> Benc
         planned_median_ms: quantile(&series(|r| r.phases.planned_ms), 0.5),
         plumbed_median_ms: quantile(&series(|r| r.phases.plumbed_ms), 0.5),
         announced_median_ms: quantile(&series(|r| r.phases.announced_ms), 0.5),
+        takeover_ready_median_ms: quantile(&series(|r| r.phases.takeover_ready_ms), 0.5),
+        takeover_ready_p99_ms: quantile(&series(|r| r.phases.takeover_ready_ms), 0.99),
         dvip_share_median_ms: quantile(&dvip_share, 0.5),
         dvip_share_p99_ms: quantile(&dvip_share, 0.99),
         double_answers: runs.iter().map(|r| r.double_answers as u64).sum(),

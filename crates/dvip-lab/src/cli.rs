@@ -297,6 +297,15 @@ pub struct TimingArgs {
     #[arg(long, value_name = "MS", default_value_t = dvip_netns::Timing::default().knet_ping_timeout_ms,
           value_parser = clap::value_parser!(u32).range(20..=120_000))]
     pub knet_ping_timeout: u32,
+    /// dvipd also sends heartbeats of its own and reports when a lease takeover would be
+    /// allowed (observed only: docs/leases.md), a member being suspected after this many ms
+    /// without one.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(5..=10_000))]
+    pub heartbeats: Option<u32>,
+    /// Milliseconds between dvipd's heartbeats (with --heartbeats).
+    #[arg(long, value_name = "MS", default_value_t = 5, requires = "heartbeats",
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub heartbeat_interval: u32,
 }
 
 impl TimingArgs {
@@ -308,8 +317,23 @@ impl TimingArgs {
             consensus_ms: self.consensus,
             knet_ping_interval_ms: self.knet_ping,
             knet_ping_timeout_ms: self.knet_ping_timeout,
+            heartbeats: self
+                .heartbeats
+                .map(|suspect_after_ms| dvip_netns::Heartbeats {
+                    interval_ms: self.heartbeat_interval,
+                    suspect_after_ms,
+                }),
         };
         timing.check().map_err(dvip_netns::LabError)?;
+        if let Some(h) = timing.heartbeats {
+            dvip_lease::LeaseOptions {
+                interval: std::time::Duration::from_millis(u64::from(h.interval_ms)),
+                suspect_after: std::time::Duration::from_millis(u64::from(h.suspect_after_ms)),
+                ..dvip_lease::LeaseOptions::default()
+            }
+            .check()
+            .map_err(|e| dvip_netns::LabError(format!("--heartbeats: {e}")))?;
+        }
         Ok(timing)
     }
 }

@@ -563,6 +563,9 @@ fn start_corosync(state: &mut LabState, i: usize) -> Result<(), LabError> {
     spawn(state, format!("corosync-{i}"), command)
 }
 
+/// The UDP port of dvipd's own heartbeats in the lab (corosync's knet is on 5405).
+const HEARTBEAT_PORT: u16 = 5409;
+
 fn start_dvipd(state: &mut LabState, i: usize) -> Result<(), LabError> {
     let mut command = Command::new("ip");
     command
@@ -580,7 +583,17 @@ fn start_dvipd(state: &mut LabState, i: usize) -> Result<(), LabError> {
                 .iter()
                 .flat_map(|s| ["--address-lifetime".to_owned(), s.to_string()]),
         )
-        .args(logging::dvipd_args(state));
+        .args(logging::dvipd_args(state))
+        .args(state.timing.heartbeats.iter().flat_map(|h| {
+            [
+                "--heartbeat-port".to_owned(),
+                HEARTBEAT_PORT.to_string(),
+                "--heartbeat-interval".to_owned(),
+                h.interval_ms.to_string(),
+                "--heartbeat-suspect-after".to_owned(),
+                h.suspect_after_ms.to_string(),
+            ]
+        }));
     spawn(state, format!("dvipd-{i}"), command)
 }
 

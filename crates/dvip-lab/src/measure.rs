@@ -58,6 +58,10 @@ pub(crate) struct Phases {
     pub(crate) plumbed_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) announced_ms: Option<f64>,
+    /// When a survivor's heartbeats first said a lease takeover of the failed node would be
+    /// allowed (with `--heartbeats`; observed only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) takeover_ready_ms: Option<f64>,
 }
 
 /// One fault measured from the client: `dvip lab kill --measure` prints it, a bench run

@@ -173,6 +173,8 @@ mod tests {
             planned_median_ms: None,
             plumbed_median_ms: None,
             announced_median_ms: None,
+            takeover_ready_median_ms: None,
+            takeover_ready_p99_ms: None,
             dvip_share_median_ms: None,
             dvip_share_p99_ms: None,
             double_answers: 0,

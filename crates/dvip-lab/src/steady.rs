@@ -132,6 +132,10 @@ struct SteadyReport {
     /// Events the lab's followers were too slow to read (dvipd says how many): the two
     /// counts above are at least what they say, by up to this many.
     events_missed: u64,
+    /// With `--heartbeats`: members dvipd's heartbeats stopped hearing, and lease takeovers
+    /// they would have allowed (observed only). A quiet cluster has none.
+    unheard: u64,
+    takeovers_ready: u64,
 }
 
 fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError> {
@@ -209,7 +213,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
             holdings_changed: held_before[k] != held_after[k],
         });
     }
-    let (views, ownership, missed) = match state.system {
+    let (views, ownership, missed, unheard, ready) = match state.system {
         System::Dvip { .. } => {
             let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
             let count = |kinds: &[&str]| {
@@ -223,7 +227,13 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
                 .filter(|e| e["event"] == "missed")
                 .filter_map(|e| e["count"].as_u64())
                 .sum();
-            (count(&["view"]), count(&["acquire", "release"]), missed)
+            (
+                count(&["view"]),
+                count(&["acquire", "release"]),
+                missed,
+                count(&["unheard"]),
+                count(&["takeover_ready"]),
+            )
         }
         System::Keepalived { .. } => {
             let changes: u64 = nodes
@@ -231,7 +241,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
                 .zip(&logs)
                 .map(|(&i, &from)| keepalived_changes(state, i, from))
                 .sum();
-            (changes, changes, 0)
+            (changes, changes, 0, 0, 0)
         }
     };
     Ok(SteadyReport {
@@ -247,6 +257,8 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
         view_changes: views,
         ownership_changes: ownership,
         events_missed: missed,
+        unheard,
+        takeovers_ready: ready,
     })
 }
 
@@ -279,6 +291,12 @@ fn print(report: &SteadyReport) {
         "view changes: {}, ownership changes: {}",
         report.view_changes, report.ownership_changes
     );
+    if report.unheard + report.takeovers_ready > 0 || report.system == "dvip" {
+        println!(
+            "dvipd's heartbeats: {} members unheard, {} lease takeovers allowed (observed only; 0 without --heartbeats)",
+            report.unheard, report.takeovers_ready
+        );
+    }
     if report.events_missed > 0 {
         println!(
             "  at least: {} events came too fast for the lab to read (dvipd counted them)",

@@ -22,8 +22,8 @@ pub use ipc::reap_stale;
 pub use probe::{mac_text, Answer, Prober};
 pub use process::stat_fields;
 pub use topology::{
-    try_ip, try_iproute2, write_authkey, LabError, Timing, Topology, AGGREGATOR_ADDRESS,
-    CLIENT_ADDRESS,
+    try_ip, try_iproute2, write_authkey, Heartbeats, LabError, Timing, Topology,
+    AGGREGATOR_ADDRESS, CLIENT_ADDRESS,
 };
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);

@@ -82,6 +82,16 @@ pub struct Timing {
     pub consensus_ms: u32,
     pub knet_ping_interval_ms: u32,
     pub knet_ping_timeout_ms: u32,
+    /// dvip's own heartbeats (observed only, docs/leases.md): `None` sends none.
+    #[serde(default)]
+    pub heartbeats: Option<Heartbeats>,
+}
+
+/// The timing of dvip's own heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Heartbeats {
+    pub interval_ms: u32,
+    pub suspect_after_ms: u32,
 }
 
 impl Default for Timing {
@@ -92,6 +102,7 @@ impl Default for Timing {
             consensus_ms: 150,
             knet_ping_interval_ms: 200,
             knet_ping_timeout_ms: 600,
+            heartbeats: None,
         }
     }
 }
@@ -324,6 +335,7 @@ impl Topology {
             consensus_ms,
             knet_ping_interval_ms,
             knet_ping_timeout_ms,
+            heartbeats: _,
         } = timing;
         let mut nodes = String::new();
         for i in 1..=self.nodes {
@@ -443,6 +455,7 @@ mod timing_tests {
             consensus_ms: 60,
             knet_ping_interval_ms: 50,
             knet_ping_timeout_ms: 150,
+            heartbeats: None,
         };
         assert_eq!(fast.check(), Ok(()));
         let refused = |t: Timing, part: &str| {

@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod forward;
 pub mod fragment;
 pub mod guardian;
+pub mod heartbeat;
 pub mod hook;
 pub mod kept;
 pub mod logging;

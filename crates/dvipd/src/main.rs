@@ -65,6 +65,31 @@ struct Args {
     #[arg(long)]
     migrate: bool,
 
+    /// Send dvip's own heartbeats to the other members on this UDP port, at their corosync
+    /// ring addresses, and report when a lease takeover would be allowed (observed only:
+    /// nothing moves on it yet; docs/leases.md).
+    #[arg(long, value_name = "PORT")]
+    heartbeat_port: Option<u16>,
+
+    /// Milliseconds between heartbeats (with --heartbeat-port).
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 5,
+        requires = "heartbeat_port"
+    )]
+    heartbeat_interval: u64,
+
+    /// Milliseconds without a heartbeat before a member is promised about (with
+    /// --heartbeat-port).
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 40,
+        requires = "heartbeat_port"
+    )]
+    heartbeat_suspect_after: u64,
+
     /// The console socket `dvip` talks to (made mode 0600: root only).
     #[arg(long, value_name = "PATH", default_value = dvipd::console::SOCKET_DEFAULT)]
     socket: PathBuf,
@@ -146,6 +171,16 @@ fn main() -> ExitCode {
         tls_dir: args.tls_dir,
         metrics: args.metrics,
         migrate: args.migrate,
+        heartbeats: args.heartbeat_port.map(|port| {
+            (
+                port,
+                dvip_lease::LeaseOptions {
+                    interval: Duration::from_millis(args.heartbeat_interval),
+                    suspect_after: Duration::from_millis(args.heartbeat_suspect_after),
+                    ..dvip_lease::LeaseOptions::default()
+                },
+            )
+        }),
         bus: match args.bus {
             Bus::Corosync => BusKind::Corosync,
             Bus::Standalone => BusKind::Standalone,

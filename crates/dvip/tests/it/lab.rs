@@ -542,3 +542,31 @@ fn a_repl_bench_reports_rates_bytes_cpu_and_lags_and_cleans_up() {
     );
     assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
 }
+
+#[test]
+fn dvipd_s_heartbeats_allow_a_lease_takeover_of_a_dead_host_before_corosync_s_view() {
+    let name = format!("h{}", std::process::id() % 100_000_000);
+    let _lab = Lab(name.clone());
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_dvip"))
+        .args([
+            "lab", "bench", "--name", &name, "--nodes", "3", "--sizes", "6",
+        ])
+        .args(["--runs", "2", "--faults", "host", "--listeners", "0"])
+        .args(["--heartbeats", "40", "--json", "--dvipd"])
+        .arg(dvipd())
+        .output()
+        .expect("dvip runs");
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let report: Value = serde_json::from_str(&text(&run.stdout)).expect("bench --json is JSON");
+    assert_eq!(report["corosync"]["heartbeats"]["suspect_after_ms"], 40);
+    let row = &report["results"][0];
+    assert_eq!(row["unanswered"], 0, "{row}");
+    let ready = row["takeover_ready_median_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no survivor allowed a takeover: {row}"));
+    let view = row["view_median_ms"].as_f64().expect("a view phase");
+    // 40 ms of silence and a beat or two against corosync's token and consensus (100 and
+    // 150 ms here): the detector is the first to know.
+    assert!(ready >= 40.0 && ready < view, "{row}");
+    assert_eq!(namespaces(&format!("dvlab-{name}-")), Vec::<String>::new());
+}

@@ -76,6 +76,8 @@ pub struct Settings {
     /// Remove configured DuraVIP addresses found plumbed by something else (a migration from
     /// Momentum or keepalived) instead of refusing to start.
     pub migrate: bool,
+    /// dvip's own heartbeats: their UDP port and timing (observed only; docs/leases.md).
+    pub heartbeats: Option<(u16, dvip_lease::LeaseOptions)>,
 }
 
 /// Which group bus a daemon runs on.
@@ -1049,6 +1051,12 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             source,
         }
     })?;
+
+    if let (Some((port, options)), BusKind::Corosync) = (settings.heartbeats, settings.bus) {
+        if let Err(e) = crate::heartbeat::start(&name, port, options, &events) {
+            warn!("no heartbeats: {e}");
+        }
+    }
 
     let metrics = Arc::new(Metrics::default());
     if let Some(at) = settings.metrics {

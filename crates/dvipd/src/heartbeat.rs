@@ -1,0 +1,212 @@
+//! dvip's own heartbeats on the cluster network (issue 22, docs/leases.md): a thread of its
+//! own sends dvip-lease's beats over UDP to every member's corosync ring address, feeds the
+//! beats it receives to the detector, and reports what the detector concludes as events.
+//!
+//! Observed only, for now: nothing is moved on its word, and an owner's lease is not
+//! enforced. It owns the socket, the peers' addresses and the thread; the rules are
+//! dvip-lease's, and what to do with them is the daemon's.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use dvip_console::{Event, EventLine};
+use dvip_lease::{Beat, Detector, LeaseOptions};
+use tokio::sync::broadcast::error::TryRecvError;
+use tracing::{info, warn};
+
+use crate::console::{now_ms, EventStream};
+
+/// Why the heartbeats could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HeartbeatError {
+    #[error("corosync's node list gives no ring address for this node ({0})")]
+    NoAddress(String),
+    #[error("cannot read corosync's node list: {0}")]
+    NodeList(String),
+    #[error("cannot listen for heartbeats on {at}: {source}")]
+    Bind {
+        at: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Options(String),
+}
+
+/// Every node's heartbeat address: its first ring address in corosync's node list, at `port`.
+fn peers(port: u16) -> Result<BTreeMap<String, SocketAddr>, HeartbeatError> {
+    let names =
+        crate::corosync::node_names().map_err(|e| HeartbeatError::NodeList(e.to_string()))?;
+    Ok(names
+        .into_iter()
+        .filter_map(|(id, name)| {
+            let address: IpAddr = *crate::corosync::ring_addresses(id).first()?;
+            Some((name, SocketAddr::new(address, port)))
+        })
+        .collect())
+}
+
+/// Starts the heartbeats of node `me` on `port`, following the views in `events` and
+/// reporting there.
+pub fn start(
+    me: &str,
+    port: u16,
+    options: LeaseOptions,
+    events: &EventStream,
+) -> Result<(), HeartbeatError> {
+    options.check().map_err(HeartbeatError::Options)?;
+    let peers = peers(port)?;
+    let at = *peers
+        .get(me)
+        .ok_or_else(|| HeartbeatError::NoAddress(me.to_owned()))?;
+    let socket = UdpSocket::bind(at).map_err(|source| HeartbeatError::Bind { at, source })?;
+    let me = me.to_owned();
+    let views = events.subscribe();
+    let events = events.clone();
+    info!(%at, peers = peers.len(), "heartbeats started (observed only)");
+    std::thread::Builder::new()
+        .name("dvipd-heartbeat".into())
+        .spawn(move || {
+            raise_priority();
+            Beating {
+                detector: Detector::new(me.clone(), options, Duration::ZERO),
+                me,
+                origin: Instant::now(),
+                socket,
+                peers,
+                members: BTreeSet::new(),
+                events,
+            }
+            .run(views);
+        })
+        .map(|_| ())
+        .map_err(|source| HeartbeatError::Bind { at, source })
+}
+
+/// The beats must go out on time when the machine is busy, as corosync's do: the thread asks
+/// for a real-time priority below corosync's.
+fn raise_priority() {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy,
+        ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+    };
+    let Ok(value) = ThreadPriorityValue::try_from(10u8) else {
+        return;
+    };
+    let raised = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Crossplatform(value),
+        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+    );
+    if let Err(e) = raised {
+        warn!("heartbeats run at normal priority ({e:?}): a busy machine may delay them");
+    }
+}
+
+struct Beating {
+    me: String,
+    detector: Detector,
+    origin: Instant,
+    socket: UdpSocket,
+    peers: BTreeMap<String, SocketAddr>,
+    members: BTreeSet<String>,
+    events: EventStream,
+}
+
+impl Beating {
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(EventLine {
+            event,
+            at_ms: now_ms(),
+        });
+    }
+
+    fn run(mut self, mut views: tokio::sync::broadcast::Receiver<EventLine>) {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            loop {
+                match views.try_recv() {
+                    Ok(EventLine {
+                        event: Event::View { members, .. },
+                        ..
+                    }) => {
+                        self.members = members.into_iter().collect();
+                        let now = self.now();
+                        self.detector.set_members(&self.members, now);
+                    }
+                    Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Closed) => return,
+                }
+            }
+            let now = self.now();
+            if now >= self.detector.next_beat() {
+                let bytes = self.detector.beat(now).encode();
+                for (name, at) in &self.peers {
+                    if *name != self.me && self.members.contains(name) {
+                        let _ = self.socket.send_to(&bytes, at);
+                    }
+                }
+            }
+            let wait = self
+                .detector
+                .next_deadline()
+                .saturating_sub(self.now())
+                .clamp(Duration::from_micros(200), Duration::from_millis(5));
+            let _ = self.socket.set_read_timeout(Some(wait));
+            if let Ok((n, from)) = self.socket.recv_from(&mut buffer) {
+                self.heard(&buffer[..n], from);
+            }
+            let before: BTreeSet<String> =
+                self.detector.promised().map(|p| p.about.clone()).collect();
+            let ready = self.detector.tick(self.now());
+            let unheard: Vec<String> = self
+                .detector
+                .promised()
+                .filter(|p| !before.contains(&p.about))
+                .map(|p| p.about.clone())
+                .collect();
+            for node in unheard {
+                self.emit(Event::Unheard { node });
+            }
+            for takeover in ready {
+                self.emit(Event::TakeoverReady {
+                    node: takeover.about,
+                });
+            }
+        }
+    }
+
+    /// A datagram arrived: a beat from the member whose address it came from, or nothing.
+    fn heard(&mut self, bytes: &[u8], from: SocketAddr) {
+        let Ok(beat) = Beat::decode(bytes) else {
+            return;
+        };
+        if self.peers.get(&beat.from).map(SocketAddr::ip) != Some(from.ip()) {
+            return;
+        }
+        let now = self.now();
+        // Observed only, no agreed order moves epochs yet: a member's say-so does. It moves
+        // its own when it hears a promise about itself, and the others follow its beats.
+        if self
+            .detector
+            .epoch_of(&beat.from)
+            .is_some_and(|e| beat.epoch > e)
+        {
+            self.detector.set_epoch(&beat.from, beat.epoch, now);
+        }
+        let mine = self.detector.epoch();
+        if beat
+            .promises
+            .iter()
+            .any(|p| p.about == self.me && p.epoch == mine)
+        {
+            self.detector.set_epoch(&self.me, mine + 1, now);
+        }
+        self.detector.receive(&beat, now);
+    }
+}
