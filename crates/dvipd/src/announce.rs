@@ -113,10 +113,46 @@ fn icmpv6_checksum(source: &[u8; 16], destination: &[u8; 16], message: &[u8]) ->
     !(sum as u16)
 }
 
+/// A raw sender with its interface's MAC.
+pub(crate) type RawSender = ([u8; 6], Box<dyn DataLinkSender>);
+
 /// Raw senders per interface, opened on first use.
 #[derive(Default)]
+pub(crate) struct RawSenders {
+    senders: BTreeMap<String, RawSender>,
+}
+
+impl RawSenders {
+    /// The sender on `interface`, opened if needed. `Err(None)`: no such interface, or it
+    /// has no MAC; `Err(Some(_))`: the socket could not be opened (needs CAP_NET_RAW).
+    pub(crate) fn on(&mut self, interface: &str) -> Result<&mut RawSender, Option<std::io::Error>> {
+        if !self.senders.contains_key(interface) {
+            let link = pnet_datalink::interfaces()
+                .into_iter()
+                .find(|i| i.name == interface)
+                .ok_or(None)?;
+            let MacAddr(a, b, c, d, e, f) = link.mac.ok_or(None)?;
+            let sender = match pnet_datalink::channel(&link, pnet_datalink::Config::default()) {
+                Ok(Channel::Ethernet(tx, _)) => tx,
+                Ok(_) => return Err(None),
+                Err(source) => return Err(Some(source)),
+            };
+            self.senders
+                .insert(interface.to_owned(), ([a, b, c, d, e, f], sender));
+        }
+        Ok(self.senders.get_mut(interface).expect("inserted above"))
+    }
+
+    /// Forgets `interface`'s sender (it may have gone away): reopened next time.
+    pub(crate) fn forget(&mut self, interface: &str) {
+        self.senders.remove(interface);
+    }
+}
+
+/// Announces on raw senders per interface, opened on first use.
+#[derive(Default)]
 pub struct Announcer {
-    senders: BTreeMap<String, ([u8; 6], Box<dyn DataLinkSender>)>,
+    senders: RawSenders,
 }
 
 impl Announcer {
@@ -129,28 +165,13 @@ impl Announcer {
         address: IpAddr,
         audience: Audience<'_>,
     ) -> Result<usize, AnnounceError> {
-        if !self.senders.contains_key(interface) {
-            let link = pnet_datalink::interfaces()
-                .into_iter()
-                .find(|i| i.name == interface)
-                .ok_or_else(|| AnnounceError::NoInterface(interface.to_owned()))?;
-            let MacAddr(a, b, c, d, e, f) = link
-                .mac
-                .ok_or_else(|| AnnounceError::NoInterface(interface.to_owned()))?;
-            let sender = match pnet_datalink::channel(&link, pnet_datalink::Config::default()) {
-                Ok(Channel::Ethernet(tx, _)) => tx,
-                Ok(_) => return Err(AnnounceError::NoInterface(interface.to_owned())),
-                Err(source) => {
-                    return Err(AnnounceError::Send {
-                        interface: interface.to_owned(),
-                        source,
-                    })
-                }
-            };
-            self.senders
-                .insert(interface.to_owned(), ([a, b, c, d, e, f], sender));
-        }
-        let (mac, sender) = self.senders.get_mut(interface).expect("inserted above");
+        let (mac, sender) = self.senders.on(interface).map_err(|e| match e {
+            None => AnnounceError::NoInterface(interface.to_owned()),
+            Some(source) => AnnounceError::Send {
+                interface: interface.to_owned(),
+                source,
+            },
+        })?;
         let targets: Vec<Option<[u8; 6]>> = match audience {
             Audience::Everyone => vec![None],
             Audience::Neighbours(neighbours) => neighbours
@@ -173,7 +194,7 @@ impl Announcer {
             Some(Ok(())) => Ok(targets.len()),
             Some(Err(source)) => {
                 // The interface may have gone away: reopen next time.
-                self.senders.remove(interface);
+                self.senders.forget(interface);
                 Err(AnnounceError::Send {
                     interface: interface.to_owned(),
                     source,

@@ -21,6 +21,7 @@ pub mod guardian;
 pub mod heartbeat;
 pub mod hook;
 pub mod kept;
+pub mod kernel_lease;
 pub mod logging;
 pub mod logs;
 pub mod metrics;

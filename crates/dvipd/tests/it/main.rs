@@ -6,6 +6,7 @@ mod cluster;
 mod cluster_clients;
 mod cluster_large;
 mod cluster_rules;
+mod kernel_lease;
 mod limits;
 mod listeners;
 mod log_service;
