@@ -133,7 +133,44 @@ pub struct CorosyncBus {
     reassembler: Reassembler<Member>,
     /// Pieces not yet accepted by corosync, in order: it refuses multicasts for a moment
     /// while it forms a new membership (`TRY_AGAIN`), and nothing may be lost or reordered.
-    outbox: VecDeque<Vec<u8>>,
+    outbox: Outbox,
+}
+
+/// What corosync answered one multicast.
+#[derive(Debug)]
+enum Taken {
+    Yes,
+    /// `TRY_AGAIN`: it forms a membership or its queue is full; the piece waits.
+    Later,
+}
+
+/// The pieces corosync has not taken yet, in order: a refusal for the moment leaves the piece
+/// and everything after it waiting, so nothing is lost or reordered.
+#[derive(Debug, Default)]
+struct Outbox {
+    pieces: VecDeque<Vec<u8>>,
+}
+
+impl Outbox {
+    /// Offers the waiting pieces in order to `multicast` until it refuses one for the
+    /// moment (`Ok(false)`) or they are all taken (`Ok(true)`); a hard error stops it.
+    fn flush<E>(
+        &mut self,
+        mut multicast: impl FnMut(&[u8]) -> Result<Taken, E>,
+    ) -> Result<bool, E> {
+        while let Some(piece) = self.pieces.front() {
+            match multicast(piece)? {
+                Taken::Yes => {
+                    self.pieces.pop_front();
+                }
+                Taken::Later => {
+                    tracing::debug!(waiting = self.pieces.len(), "corosync: try again");
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
 }
 
 impl CorosyncBus {
@@ -179,7 +216,7 @@ impl CorosyncBus {
             events,
             sent: 0,
             reassembler: Reassembler::new(dvip_core::wire::MESSAGE_SIZE_MAX),
-            outbox: VecDeque::new(),
+            outbox: Outbox::default(),
         })
     }
 
@@ -189,38 +226,31 @@ impl CorosyncBus {
     pub fn send(&mut self, bytes: &[u8]) -> Result<bool, BusError> {
         self.sent = self.sent.wrapping_add(1);
         self.outbox
+            .pieces
             .extend(fragment::split(self.sent, bytes, FRAGMENT_MAX));
         self.flush()
     }
 
     /// Sends what waits; `Ok(true)` once nothing does.
     pub fn flush(&mut self) -> Result<bool, BusError> {
-        while let Some(piece) = self.outbox.front() {
-            let Some(handle) = &self.handle else {
-                return Ok(false);
-            };
-            match cpg::mcast_joined(handle, Guarantee::TypeAgreed, piece) {
-                Ok(()) => {
-                    self.outbox.pop_front();
-                }
-                Err(CsError::CsErrTryAgain) => {
-                    tracing::debug!(waiting = self.outbox.len(), "corosync: try again");
-                    return Ok(false);
-                }
-                Err(source) => {
-                    return Err(BusError::Corosync {
-                        what: "multicast",
-                        source,
-                    })
-                }
-            }
-        }
-        Ok(true)
+        let Some(handle) = &self.handle else {
+            return Ok(self.outbox.pieces.is_empty());
+        };
+        self.outbox.flush(
+            |piece| match cpg::mcast_joined(handle, Guarantee::TypeAgreed, piece) {
+                Ok(()) => Ok(Taken::Yes),
+                Err(CsError::CsErrTryAgain) => Ok(Taken::Later),
+                Err(source) => Err(BusError::Corosync {
+                    what: "multicast",
+                    source,
+                }),
+            },
+        )
     }
 
     /// Whether pieces wait for corosync to take them.
     pub fn waiting(&self) -> bool {
-        !self.outbox.is_empty()
+        !self.outbox.pieces.is_empty()
     }
 
     /// The next event, with fragmented messages whole again; `None` only if the dispatch
@@ -317,4 +347,43 @@ pub fn ring_addresses(nodeid: u32) -> Vec<std::net::IpAddr> {
     }
     let _ = cmap::finalize(&handle);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_corosync_refuses_for_the_moment_wait_and_go_in_order_nothing_lost() {
+        let mut outbox = Outbox::default();
+        outbox
+            .pieces
+            .extend((0u8..6).map(|n| vec![n; usize::from(n) + 1]));
+        let mut taken: Vec<Vec<u8>> = Vec::new();
+        // corosync takes two, then asks to try again three times, then takes the rest.
+        let mut answers = [true, true, false, false, false].into_iter();
+        let mut offer = |piece: &[u8], taken: &mut Vec<Vec<u8>>| {
+            if answers.next().unwrap_or(true) {
+                taken.push(piece.to_vec());
+                Ok::<_, ()>(Taken::Yes)
+            } else {
+                Ok(Taken::Later)
+            }
+        };
+        let mut tries = 0;
+        while !outbox
+            .flush(|p| offer(p, &mut taken))
+            .expect("no hard error")
+        {
+            tries += 1;
+            assert!(tries < 10, "never all taken");
+        }
+        assert_eq!(tries, 3, "one try per refusal");
+        let expected: Vec<Vec<u8>> = (0u8..6).map(|n| vec![n; usize::from(n) + 1]).collect();
+        assert_eq!(taken, expected);
+        // A hard error stops the flush and keeps the piece.
+        outbox.pieces.push_back(vec![9]);
+        assert_eq!(outbox.flush(|_| Err::<Taken, _>("gone")), Err("gone"));
+        assert_eq!(outbox.pieces.len(), 1);
+    }
 }
