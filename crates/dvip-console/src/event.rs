@@ -154,6 +154,10 @@ pub enum Event {
         /// The member.
         node: String,
     },
+    /// This node's lease lapsed: no majority acknowledged its heartbeats in time. With
+    /// leases enforced it would have stopped answering for its addresses (observed only:
+    /// docs/leases.md).
+    LeaseLost,
     /// This client was too slow: events it missed.
     Missed {
         /// How many.
@@ -185,6 +189,7 @@ impl Event {
             Self::Error { .. } => "error",
             Self::Unheard { .. } => "unheard",
             Self::TakeoverReady { .. } => "takeover_ready",
+            Self::LeaseLost => "lease_lost",
             Self::Missed { .. } => "missed",
         }
     }
@@ -263,6 +268,7 @@ impl Event {
             Self::TakeoverReady { node } => format!(
                 "every other member stopped hearing {node}: its lease is over and a takeover would be allowed (observed only)"
             ),
+            Self::LeaseLost => "this node's lease lapsed, no majority acknowledged its heartbeats in time: with leases enforced it would stop answering (observed only)".to_owned(),
             Self::Missed { count } => {
                 format!("{count} events missed: this client did not keep up")
             }

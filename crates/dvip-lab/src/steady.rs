@@ -136,6 +136,8 @@ struct SteadyReport {
     /// they would have allowed (observed only). A quiet cluster has none.
     unheard: u64,
     takeovers_ready: u64,
+    /// Times a node's own lease lapsed (it would have stopped answering).
+    leases_lost: u64,
 }
 
 fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError> {
@@ -213,7 +215,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
             holdings_changed: held_before[k] != held_after[k],
         });
     }
-    let (views, ownership, missed, unheard, ready) = match state.system {
+    let (views, ownership, missed, unheard, ready, lapsed) = match state.system {
         System::Dvip { .. } => {
             let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
             let count = |kinds: &[&str]| {
@@ -233,6 +235,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
                 missed,
                 count(&["unheard"]),
                 count(&["takeover_ready"]),
+                count(&["lease_lost"]),
             )
         }
         System::Keepalived { .. } => {
@@ -241,7 +244,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
                 .zip(&logs)
                 .map(|(&i, &from)| keepalived_changes(state, i, from))
                 .sum();
-            (changes, changes, 0, 0, 0)
+            (changes, changes, 0, 0, 0, 0)
         }
     };
     Ok(SteadyReport {
@@ -259,6 +262,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
         events_missed: missed,
         unheard,
         takeovers_ready: ready,
+        leases_lost: lapsed,
     })
 }
 
@@ -291,10 +295,10 @@ fn print(report: &SteadyReport) {
         "view changes: {}, ownership changes: {}",
         report.view_changes, report.ownership_changes
     );
-    if report.unheard + report.takeovers_ready > 0 || report.system == "dvip" {
+    if report.system == "dvip" {
         println!(
-            "dvipd's heartbeats: {} members unheard, {} lease takeovers allowed (observed only; 0 without --heartbeats)",
-            report.unheard, report.takeovers_ready
+            "dvipd's heartbeats: {} members unheard, {} lease takeovers allowed, {} leases lapsed (observed only; 0 without --heartbeats)",
+            report.unheard, report.takeovers_ready, report.leases_lost
         );
     }
     if report.events_missed > 0 {

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use dvip_console::{Event, EventLine};
-use dvip_lease::{Beat, Detector, LeaseOptions};
+use dvip_lease::{Beat, Detector, Lease, LeaseOptions};
 use tokio::sync::broadcast::error::TryRecvError;
 use tracing::{info, warn};
 
@@ -76,6 +76,7 @@ pub fn start(
                 peers,
                 members: BTreeSet::new(),
                 events,
+                held: false,
             }
             .run(views);
         })
@@ -111,6 +112,8 @@ struct Beating {
     peers: BTreeMap<String, SocketAddr>,
     members: BTreeSet<String>,
     events: EventStream,
+    /// Whether the lease held when last looked at.
+    held: bool,
 }
 
 impl Beating {
@@ -178,7 +181,17 @@ impl Beating {
                     node: takeover.about,
                 });
             }
+            self.watch_lease();
         }
+    }
+
+    /// Reports this node's lease lapsing, once per lapse.
+    fn watch_lease(&mut self) {
+        let held = matches!(self.detector.lease(self.now()), Lease::Held { .. });
+        if self.held && !held {
+            self.emit(Event::LeaseLost);
+        }
+        self.held = held;
     }
 
     /// A datagram arrived: a beat from the member whose address it came from, or nothing.
