@@ -498,6 +498,17 @@ pub(crate) struct BenchRow {
     pub(crate) tcp_unanswered: usize,
     /// Addresses never answered, over the runs.
     pub(crate) unanswered: usize,
+    /// Each run's worst address and phases, in the order run: where a tail comes from.
+    #[serde(default)]
+    pub(crate) per_run: Vec<RunPoint>,
+}
+
+/// One run of a row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RunPoint {
+    pub(crate) worst_ms: Option<f64>,
+    #[serde(flatten)]
+    pub(crate) phases: Phases,
 }
 
 /// dvip against one baseline row of the same address count and fault.
@@ -550,6 +561,13 @@ fn summary(system: &str, size: u32, fault: Fault, runs: &[FaultMeasure]) -> Benc
             .map(|t| t.unanswered.len())
             .sum(),
         unanswered: runs.iter().map(|r| r.unanswered.len()).sum(),
+        per_run: runs
+            .iter()
+            .map(|r| RunPoint {
+                worst_ms: r.worst_ms,
+                phases: r.phases.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -48,7 +48,7 @@ pub(crate) struct TcpMeasure {
 
 /// When the survivors, by their own events, saw the new view, planned, plumbed the last moved
 /// address and announced it, in ms after the fault.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub(crate) struct Phases {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) view_ms: Option<f64>,

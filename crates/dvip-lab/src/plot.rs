@@ -184,6 +184,7 @@ mod tests {
             tcp_runs: 0,
             tcp_unanswered: 0,
             unanswered: 0,
+            per_run: Vec::new(),
         }
     }
 
