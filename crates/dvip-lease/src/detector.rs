@@ -39,6 +39,10 @@ struct Heard {
     epoch: u64,
     /// The promises it has made, by subject.
     promises: BTreeMap<String, Promise>,
+    /// Whether any beat of it ever arrived. A member never heard is never promised about:
+    /// one whose daemon starts later than this one's is not a silent owner, and nothing it
+    /// could hold is taken without corosync's view.
+    ever: bool,
 }
 
 /// One member's failure detector.
@@ -187,6 +191,7 @@ impl Detector {
             return;
         };
         heard.last = heard.last.max(now);
+        heard.ever = true;
         if beat.epoch == heard.epoch {
             heard.sent = heard.sent.max(Some(beat.sent));
         }
@@ -223,7 +228,10 @@ impl Detector {
             _ => self.options.suspect_after,
         };
         for (name, heard) in &self.heard {
-            if now.saturating_sub(heard.last) >= after && !self.promised.contains_key(name) {
+            if heard.ever
+                && now.saturating_sub(heard.last) >= after
+                && !self.promised.contains_key(name)
+            {
                 self.promised.insert(
                     name.clone(),
                     Promise {
@@ -302,7 +310,7 @@ impl Detector {
         let suspicion = self
             .heard
             .iter()
-            .filter(|(name, _)| !self.promised.contains_key(*name))
+            .filter(|(name, h)| h.ever && !self.promised.contains_key(*name))
             .map(|(_, h)| h.last + self.options.suspect_after)
             .min();
         let lease = match self.lease(Duration::ZERO) {
@@ -409,6 +417,28 @@ mod tests {
             assert!(acks.iter().all(|a| a.to != "a"), "{acks:?}");
             now += ms(5);
         }
+    }
+
+    #[test]
+    fn a_member_never_heard_is_never_promised_about() {
+        let mut ds = three();
+        let mut c = ds.pop().expect("three");
+        let mut now = ms(0);
+        while now < ms(200) {
+            round(&mut ds, now, None);
+            now += ms(5);
+        }
+        assert!(ds.iter().all(|d| d.promised().next().is_none()));
+        // Once heard, its silence counts.
+        let beat = c.beat(now);
+        for d in &mut ds {
+            d.receive(&beat, now);
+        }
+        while now < ms(300) {
+            round(&mut ds, now, None);
+            now += ms(5);
+        }
+        assert!(ds.iter().all(|d| d.promised().any(|p| p.about == "c")));
     }
 
     #[test]
