@@ -388,6 +388,14 @@ struct ViewState {
 }
 
 impl ViewState {
+    /// The standing moves in force, as the election takes them.
+    fn pins(&self) -> BTreeMap<IpAddr, NodeName> {
+        self.moves
+            .values()
+            .filter_map(|m| m.to.clone().map(|to| (m.address, to)))
+            .collect()
+    }
+
     fn ready(&self) -> bool {
         self.announced.len() + self.silent.len() == self.table.len()
     }
@@ -502,6 +510,30 @@ impl Node {
     /// The last plan made in the current view (empty before the first).
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// Who would take each address `departing` holds, were it to leave the view now: the
+    /// first plan of the view its departure leaves (the table without it, not matured, the
+    /// same standing moves), as every survivor computes it. Every member computes the same
+    /// map at the same point of the message order, so it can be ready before it is needed
+    /// (docs/leases.md). `None` as a successor: no survivor is a candidate. Empty before the
+    /// view's States are all in.
+    pub fn successors(&self, departing: &str) -> BTreeMap<IpAddr, Option<NodeName>> {
+        let Some(view) = self.view.as_ref().filter(|v| v.ready()) else {
+            return BTreeMap::new();
+        };
+        let Some(leaving) = view.table.get(departing) else {
+            return BTreeMap::new();
+        };
+        let mut survivors = view.table.clone();
+        survivors.remove(departing);
+        let pins = view.pins();
+        let plan = elect(&survivors, false, &pins);
+        leaving
+            .holdings
+            .iter()
+            .map(|a| (*a, plan.owner(a).map(NodeName::from)))
+            .collect()
     }
 
     /// The current view id, if any.
@@ -1489,11 +1521,7 @@ impl Node {
         };
         #[cfg(not(feature = "planted-bugs"))]
         let table = &view.table;
-        let pins: BTreeMap<IpAddr, NodeName> = view
-            .moves
-            .values()
-            .filter_map(|m| m.to.clone().map(|to| (m.address, to)))
-            .collect();
+        let pins = view.pins();
         let plan = elect(table, view.mature, &pins);
         #[cfg(feature = "planted-bugs")]
         let steal = self.options.planted.acquire_before_release;

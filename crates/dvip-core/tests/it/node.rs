@@ -946,3 +946,50 @@ fn a_plumb_that_works_on_a_retry_keeps_the_address_where_it_is() {
     assert_eq!(c.plumbed[1], owed, "and kept: nothing was given up");
     assert!(c.nodes[1].given_up().is_empty());
 }
+
+#[test]
+fn every_survivor_knows_beforehand_who_takes_each_address_of_a_node_that_dies() {
+    // Preferences and a standing move make the successors differ from a plain least-loaded
+    // choice; the dead node holds the preferred address.
+    let mut c = Cluster::new(&vec![addresses(9, Some("n3")); 4]);
+    c.view(&[0, 1, 2, 3]);
+    c.advance(Duration::from_secs(2), &[0, 1, 2, 3]);
+    c.nodes[0]
+        .handle_command(Command::Move {
+            address: "198.51.100.9".parse().expect("an address"),
+            to: "n3".into(),
+        })
+        .expect("a candidate");
+    c.drain(0);
+    c.settle(&[0, 1, 2, 3]);
+    c.advance(Duration::from_secs(2), &[0, 1, 2, 3]);
+    let dying = 2;
+    let held = c.plumbed[dying].clone();
+    assert!(
+        held.len() >= 2,
+        "n3 holds its preferred and moved addresses: {held:?}"
+    );
+    let maps: Vec<_> = [0, 1, 3]
+        .iter()
+        .map(|&i| c.nodes[i].successors("n3"))
+        .collect();
+    assert!(maps.windows(2).all(|w| w[0] == w[1]), "{maps:?}");
+    let successors = &maps[0];
+    assert_eq!(successors.keys().copied().collect::<BTreeSet<_>>(), held);
+    assert!(c.nodes[0].successors("nobody").is_empty());
+
+    c.plumbed[dying].clear();
+    c.view(&[0, 1, 3]);
+    for (address, successor) in successors {
+        let owners: Vec<String> = c
+            .owners(&address.to_string())
+            .into_iter()
+            .map(|i| format!("n{}", i + 1))
+            .collect();
+        assert_eq!(
+            owners,
+            successor.iter().cloned().collect::<Vec<_>>(),
+            "{address}"
+        );
+    }
+}
