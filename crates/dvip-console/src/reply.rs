@@ -101,6 +101,9 @@ pub struct AddressStatus {
     pub held_here: bool,
     /// This node holds it and the kernel has it.
     pub plumbed_here: bool,
+    /// Who would take it if its holder failed now (none held, or no other candidate: absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_owner: Option<String>,
 }
 
 /// The view a node is in.
@@ -154,7 +157,7 @@ pub struct Status {
     pub not_plumbed: BTreeSet<IpAddr>,
     /// Interfaces given up after failing to plumb.
     pub given_up_interfaces: BTreeSet<String>,
-    /// The plan as a table, with a HERE column.
+    /// The plan as a table, with HERE and NEXT columns.
     pub table: String,
     /// The standing moves this node knows.
     #[serde(default)]

@@ -536,6 +536,16 @@ impl Node {
             .collect()
     }
 
+    /// For every held address, who would take it were its holder to leave now
+    /// ([`Node::successors`] of every member).
+    pub fn next_owners(&self) -> BTreeMap<IpAddr, Option<NodeName>> {
+        self.table()
+            .into_iter()
+            .flatten()
+            .flat_map(|(name, _)| self.successors(name))
+            .collect()
+    }
+
     /// The current view id, if any.
     pub fn view_id(&self) -> Option<u64> {
         self.view.as_ref().map(|v| v.id)

@@ -46,6 +46,7 @@ fn stopping() -> ConsoleError {
 pub fn status(node: &Node, config: ConfigStatus, waiting_for_corosync: bool) -> Status {
     let plan = node.plan();
     let failing = node.unplumbed();
+    let next = node.next_owners();
     let addresses = plan
         .addresses
         .iter()
@@ -55,6 +56,7 @@ pub fn status(node: &Node, config: ConfigStatus, waiting_for_corosync: bool) -> 
                 plan: AddressPlan::new(*address, d),
                 held_here: held,
                 plumbed_here: held && !failing.contains(address),
+                next_owner: next.get(address).cloned().flatten(),
             }
         })
         .collect();
@@ -63,7 +65,7 @@ pub fn status(node: &Node, config: ConfigStatus, waiting_for_corosync: bool) -> 
         standby: node.is_standby(),
         view: view_status(node),
         addresses,
-        table: plan.table_here(node.plumbed(), &failing),
+        table: plan.table_here(node.plumbed(), &failing, &next),
         moves: standing_moves(node),
         not_plumbed: failing,
         given_up_interfaces: node.given_up().clone(),

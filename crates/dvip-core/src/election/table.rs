@@ -3,11 +3,12 @@
 //! Owns the text layout shared by `dvip plan`, `dvip show`, `dvip config check --addresses`
 //! and the election's golden tests. It must not decide anything.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::Plan;
+use crate::entity::NodeName;
 
 impl Plan {
     /// `ADDRESS OWNER REASON MARKS CANDIDATES SERVICES`, columns aligned; the owner is starred
@@ -18,12 +19,22 @@ impl Plan {
 
     /// The same with a `HERE` column after the owner, as `dvip show` prints it: `yes` for the
     /// addresses in `here` (held by the node asking), `NOT PLUMBED` for those of them also in
-    /// `failing` (held, but their plumb failed: dark until a retry works or they move).
-    pub fn table_here(&self, here: &BTreeSet<IpAddr>, failing: &BTreeSet<IpAddr>) -> String {
-        self.rows(Some((here, failing)))
+    /// `failing` (held, but their plumb failed: dark until a retry works or they move); and
+    /// a `NEXT` column: who takes the address if its holder fails now (`next`).
+    pub fn table_here(
+        &self,
+        here: &BTreeSet<IpAddr>,
+        failing: &BTreeSet<IpAddr>,
+        next: &BTreeMap<IpAddr, Option<NodeName>>,
+    ) -> String {
+        self.rows(Some(Here {
+            here,
+            failing,
+            next,
+        }))
     }
 
-    fn rows(&self, here: Option<(&BTreeSet<IpAddr>, &BTreeSet<IpAddr>)>) -> String {
+    fn rows(&self, here: Option<Here<'_>>) -> String {
         let dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
         let mut header: Vec<String> = [
             "ADDRESS",
@@ -37,6 +48,7 @@ impl Plan {
         .to_vec();
         if here.is_some() {
             header.insert(2, "HERE".to_owned());
+            header.insert(3, "NEXT".to_owned());
         }
         let mut rows = vec![header];
         for (address, d) in &self.addresses {
@@ -65,18 +77,33 @@ impl Plan {
                 dash(candidates.join(",")),
                 dash(services.join(",")),
             ];
-            if let Some((here, failing)) = here {
+            if let Some(Here {
+                here,
+                failing,
+                next,
+            }) = here
+            {
                 let flag = match (here.contains(address), failing.contains(address)) {
                     (true, true) => "NOT PLUMBED",
                     (true, false) => "yes",
                     (false, _) => "-",
                 };
                 row.insert(2, flag.to_owned());
+                let next = next.get(address).cloned().flatten();
+                row.insert(3, next.unwrap_or_else(|| "-".to_owned()));
             }
             rows.push(row);
         }
         columns(&rows)
     }
+}
+
+/// What the node asking adds to the table.
+#[derive(Clone, Copy)]
+struct Here<'a> {
+    here: &'a BTreeSet<IpAddr>,
+    failing: &'a BTreeSet<IpAddr>,
+    next: &'a BTreeMap<IpAddr, Option<NodeName>>,
 }
 
 /// Lays rows out in columns two spaces apart, each as wide as its widest cell (counted in

@@ -220,6 +220,19 @@ fn a_broadcast_runs_on_every_node_and_gathers_their_replies() {
             answer["view"]["members"],
             serde_json::json!(["node1", "node2"])
         );
+        // Each node names the other as the next owner of every address the first holds.
+        let addresses = answer["addresses"].as_array().expect("addresses");
+        assert!(!addresses.is_empty(), "{answer}");
+        for a in addresses {
+            let other = if a["owner"] == "node1" {
+                "node2"
+            } else {
+                "node1"
+            };
+            assert_eq!(a["next_owner"], other, "{a}");
+        }
+        let header = answer["table"].as_str().and_then(|t| t.lines().next());
+        assert!(header.is_some_and(|h| h.contains(" NEXT ")), "{answer}");
     }
     let announced = crate::call(
         &socket(&lab, 2),
