@@ -40,13 +40,24 @@ fn stopping() -> ConsoleError {
     ConsoleError::new(ErrorKind::Unavailable, "dvipd is stopping")
 }
 
+/// The largest view (members times addresses) whose next owners `show` computes: one
+/// election per member, on the daemon's loop, must stay well under a failover's time. 3 nodes
+/// with 10,240 addresses are within it; 64 nodes with 10,240 (half a second) are not, and
+/// their NEXT column stays empty.
+pub const NEXT_OWNERS_BUDGET: usize = 100_000;
+
 /// The reply to `show`, but for the configuration and the bus the daemon adds: the view,
 /// and one entry per address with its owner, why, its marks, its candidates and whether this
 /// node holds it; plus the same as a table.
 pub fn status(node: &Node, config: ConfigStatus, waiting_for_corosync: bool) -> Status {
     let plan = node.plan();
     let failing = node.unplumbed();
-    let next = node.next_owners();
+    let members = node.table().map_or(0, BTreeMap::len);
+    let next = if members.saturating_mul(plan.addresses.len()) <= NEXT_OWNERS_BUDGET {
+        node.next_owners()
+    } else {
+        BTreeMap::new()
+    };
     let addresses = plan
         .addresses
         .iter()
