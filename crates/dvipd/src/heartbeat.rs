@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use dvip_console::{Event, EventLine};
 use dvip_lease::{Beat, Detector, Lease, LeaseOptions};
-use tokio::sync::broadcast::error::TryRecvError;
 use tracing::{info, warn};
 
 use crate::console::{now_ms, EventStream};
@@ -46,13 +45,14 @@ fn peers(port: u16) -> Result<BTreeMap<String, SocketAddr>, HeartbeatError> {
         .collect())
 }
 
-/// Starts the heartbeats of node `me` on `port`, following the views in `events` and
-/// reporting there.
+/// Starts the heartbeats of node `me` on `port`, following the views' members in `views`
+/// and reporting in `events`.
 pub fn start(
     me: &str,
     port: u16,
     options: LeaseOptions,
     events: &EventStream,
+    views: tokio::sync::watch::Receiver<BTreeSet<String>>,
 ) -> Result<(), HeartbeatError> {
     options.check().map_err(HeartbeatError::Options)?;
     let peers = peers(port)?;
@@ -61,7 +61,6 @@ pub fn start(
         .ok_or_else(|| HeartbeatError::NoAddress(me.to_owned()))?;
     let socket = UdpSocket::bind(at).map_err(|source| HeartbeatError::Bind { at, source })?;
     let me = me.to_owned();
-    let views = events.subscribe();
     let events = events.clone();
     info!(%at, peers = peers.len(), "heartbeats started (observed only)");
     std::thread::Builder::new()
@@ -128,23 +127,18 @@ impl Beating {
         });
     }
 
-    fn run(mut self, mut views: tokio::sync::broadcast::Receiver<EventLine>) {
+    fn run(mut self, mut views: tokio::sync::watch::Receiver<BTreeSet<String>>) {
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
-            loop {
-                match views.try_recv() {
-                    Ok(EventLine {
-                        event: Event::View { members, .. },
-                        ..
-                    }) => {
-                        self.members = members.into_iter().collect();
-                        let now = self.now();
-                        self.detector.set_members(&self.members, now);
-                    }
-                    Ok(_) | Err(TryRecvError::Lagged(_)) => {}
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Closed) => return,
+            match views.has_changed() {
+                Ok(true) => {
+                    self.members = views.borrow_and_update().clone();
+                    let now = self.now();
+                    self.detector.set_members(&self.members, now);
                 }
+                Ok(false) => {}
+                // The daemon is gone.
+                Err(_) => return,
             }
             let now = self.now();
             if now >= self.detector.next_beat() {

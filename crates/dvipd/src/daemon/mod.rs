@@ -262,6 +262,9 @@ struct Daemon {
     refreshed_up_to: Option<IpAddr>,
     /// Events for console clients that asked for them.
     events: console::EventStream,
+    /// The members of the cluster group's latest view, for the heartbeats' thread: it always
+    /// reads the latest, however many views it missed.
+    heartbeat_views: tokio::sync::watch::Sender<BTreeSet<String>>,
     /// A join with corosync under way, off the loop.
     joining: Option<tokio::task::JoinHandle<Result<Joined, DaemonError>>>,
     /// The syslog listener and followed files, replaced off the loop on a reload that
@@ -585,6 +588,7 @@ impl Daemon {
                 let names = self.member_names(&members);
                 let view_id = view_id(&members);
                 info!(view_id, ?names, "view");
+                self.heartbeat_views.send_replace(names.clone());
                 self.node.handle_view(view_id, &names);
                 self.metrics
                     .election_seconds
@@ -1052,8 +1056,9 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         }
     })?;
 
+    let (heartbeat_views, views) = tokio::sync::watch::channel(BTreeSet::new());
     if let (Some((port, options)), BusKind::Corosync) = (settings.heartbeats, settings.bus) {
-        if let Err(e) = crate::heartbeat::start(&name, port, options, &events) {
+        if let Err(e) = crate::heartbeat::start(&name, port, options, &events, views) {
             warn!("no heartbeats: {e}");
         }
     }
@@ -1147,6 +1152,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         clock_fed: Instant::now(),
         refreshed_up_to: None,
         events,
+        heartbeat_views,
         joining: None,
         inputs: Arc::new(std::sync::Mutex::new(inputs)),
         _log_service: log_service,
