@@ -28,6 +28,15 @@ pub struct Takeover {
     pub plan: u64,
 }
 
+/// What one [`Detector::tick`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ticked {
+    /// The members it has just promised about.
+    pub promised: Vec<String>,
+    /// The takeovers that have just become possible.
+    pub takeovers: Vec<Takeover>,
+}
+
 /// What this member knows of another.
 #[derive(Debug, Clone, Default)]
 struct Heard {
@@ -221,17 +230,20 @@ impl Detector {
         }
     }
 
-    /// Makes the promises that are due, and returns the takeovers that became possible.
-    pub fn tick(&mut self, now: Duration) -> Vec<Takeover> {
+    /// Makes the promises that are due, and says which it made and which takeovers became
+    /// possible.
+    pub fn tick(&mut self, now: Duration) -> Ticked {
         let after = match self.options.flaw {
             Some(Flaw::PromiseEarly) => self.options.suspect_after / 2,
             _ => self.options.suspect_after,
         };
+        let mut promised = Vec::new();
         for (name, heard) in &self.heard {
             if heard.ever
                 && now.saturating_sub(heard.last) >= after
                 && !self.promised.contains_key(name)
             {
+                promised.push(name.clone());
                 self.promised.insert(
                     name.clone(),
                     Promise {
@@ -272,7 +284,10 @@ impl Detector {
         for t in &ready {
             self.reported.insert((t.about.clone(), t.epoch));
         }
-        ready
+        Ticked {
+            promised,
+            takeovers: ready,
+        }
     }
 
     /// This member's lease at `now`: held while a majority of the view (itself included)
@@ -297,6 +312,11 @@ impl Detector {
         } else {
             Lease::Lost
         }
+    }
+
+    /// The members of the view, this one included.
+    pub fn members(&self) -> &BTreeSet<String> {
+        &self.members
     }
 
     /// The promises this member has made, by subject.
@@ -359,7 +379,7 @@ mod tests {
                     d.receive(b, now);
                 }
             }
-            ready.extend(d.tick(now));
+            ready.extend(d.tick(now).takeovers);
         }
         ready
     }

@@ -42,7 +42,7 @@ mod detector;
 mod options;
 
 pub use beat::{Ack, Beat, DecodeError, Promise};
-pub use detector::{Detector, Lease, Takeover};
+pub use detector::{Detector, Lease, Takeover, Ticked};
 pub use options::{
     Flaw, LeaseOptions, DRIFT_PPM_DEFAULT, INTERVAL_DEFAULT, MARGIN_DEFAULT, SUSPECT_AFTER_DEFAULT,
 };

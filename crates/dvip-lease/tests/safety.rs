@@ -219,14 +219,14 @@ fn run(s: &Scenario, options: LeaseOptions, enforcement: Enforcement, seed: u64)
             let Some(d) = nodes[i].detector.as_mut() else {
                 continue;
             };
-            let before = d.promised().count();
-            for takeover in d.tick(now) {
+            let ticked = d.tick(now);
+            for takeover in ticked.takeovers {
                 let subject = (0..s.nodes)
                     .find(|&n| name(n) == takeover.about)
                     .expect("a member");
                 out.takeovers.push((t, i, subject));
             }
-            out.promises_made += d.promised().count().saturating_sub(before);
+            out.promises_made += ticked.promised.len();
             let answering = matches!(d.lease(now), Lease::Held { .. });
             if now >= d.next_beat() {
                 let beat = d.beat(now);

@@ -68,12 +68,10 @@ pub fn start(
         .spawn(move || {
             raise_priority();
             Beating {
-                detector: Detector::new(me.clone(), options, Duration::ZERO),
-                me,
+                detector: Detector::new(me, options, Duration::ZERO),
                 origin: Instant::now(),
                 socket,
                 peers,
-                members: BTreeSet::new(),
                 events,
                 held: false,
             }
@@ -104,12 +102,10 @@ fn raise_priority() {
 }
 
 struct Beating {
-    me: String,
     detector: Detector,
     origin: Instant,
     socket: UdpSocket,
     peers: BTreeMap<String, SocketAddr>,
-    members: BTreeSet<String>,
     events: EventStream,
     /// Whether the lease held when last looked at.
     held: bool,
@@ -132,9 +128,9 @@ impl Beating {
         loop {
             match views.has_changed() {
                 Ok(true) => {
-                    self.members = views.borrow_and_update().clone();
+                    let members = views.borrow_and_update().clone();
                     let now = self.now();
-                    self.detector.set_members(&self.members, now);
+                    self.detector.set_members(&members, now);
                 }
                 Ok(false) => {}
                 // The daemon is gone.
@@ -144,7 +140,7 @@ impl Beating {
             if now >= self.detector.next_beat() {
                 let bytes = self.detector.beat(now).encode();
                 for (name, at) in &self.peers {
-                    if *name != self.me && self.members.contains(name) {
+                    if name != self.detector.name() && self.detector.members().contains(name) {
                         let _ = self.socket.send_to(&bytes, at);
                     }
                 }
@@ -158,19 +154,11 @@ impl Beating {
             if let Ok((n, from)) = self.socket.recv_from(&mut buffer) {
                 self.heard(&buffer[..n], from);
             }
-            let before: BTreeSet<String> =
-                self.detector.promised().map(|p| p.about.clone()).collect();
-            let ready = self.detector.tick(self.now());
-            let unheard: Vec<String> = self
-                .detector
-                .promised()
-                .filter(|p| !before.contains(&p.about))
-                .map(|p| p.about.clone())
-                .collect();
-            for node in unheard {
+            let ticked = self.detector.tick(self.now());
+            for node in ticked.promised {
                 self.emit(Event::Unheard { node });
             }
-            for takeover in ready {
+            for takeover in ticked.takeovers {
                 self.emit(Event::TakeoverReady {
                     node: takeover.about,
                 });
@@ -207,12 +195,10 @@ impl Beating {
             self.detector.set_epoch(&beat.from, beat.epoch, now);
         }
         let mine = self.detector.epoch();
-        if beat
-            .promises
-            .iter()
-            .any(|p| p.about == self.me && p.epoch == mine)
-        {
-            self.detector.set_epoch(&self.me, mine + 1, now);
+        let about_me = |p: &dvip_lease::Promise| p.about == self.detector.name() && p.epoch == mine;
+        if beat.promises.iter().any(about_me) {
+            let me = self.detector.name().to_owned();
+            self.detector.set_epoch(&me, mine + 1, now);
         }
         self.detector.receive(&beat, now);
     }
