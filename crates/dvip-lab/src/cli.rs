@@ -303,7 +303,8 @@ pub struct TimingArgs {
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(5..=10_000))]
     pub heartbeats: Option<u32>,
     /// Milliseconds between dvipd's heartbeats (with --heartbeats).
-    #[arg(long, value_name = "MS", default_value_t = 5, requires = "heartbeats",
+    #[arg(long, value_name = "MS", requires = "heartbeats",
+          default_value_t = dvip_lease::LeaseOptions::INTERVAL_DEFAULT_MS as u32,
           value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub heartbeat_interval: u32,
 }
@@ -326,11 +327,10 @@ impl TimingArgs {
         };
         timing.check().map_err(dvip_netns::LabError)?;
         if let Some(h) = timing.heartbeats {
-            dvip_lease::LeaseOptions {
-                interval: std::time::Duration::from_millis(u64::from(h.interval_ms)),
-                suspect_after: std::time::Duration::from_millis(u64::from(h.suspect_after_ms)),
-                ..dvip_lease::LeaseOptions::default()
-            }
+            dvip_lease::LeaseOptions::from_millis(
+                u64::from(h.interval_ms),
+                u64::from(h.suspect_after_ms),
+            )
             .check()
             .map_err(|e| dvip_netns::LabError(format!("--heartbeats: {e}")))?;
         }

@@ -57,6 +57,21 @@ impl Default for LeaseOptions {
 }
 
 impl LeaseOptions {
+    /// The defaults with this beat interval and `suspect_after`, in milliseconds, as the
+    /// command lines give them.
+    pub fn from_millis(interval_ms: u64, suspect_after_ms: u64) -> Self {
+        Self {
+            interval: Duration::from_millis(interval_ms),
+            suspect_after: Duration::from_millis(suspect_after_ms),
+            ..Self::default()
+        }
+    }
+
+    /// [`INTERVAL_DEFAULT`] in milliseconds, for command lines.
+    pub const INTERVAL_DEFAULT_MS: u64 = INTERVAL_DEFAULT.as_millis() as u64;
+    /// [`SUSPECT_AFTER_DEFAULT`] in milliseconds, for command lines.
+    pub const SUSPECT_AFTER_DEFAULT_MS: u64 = SUSPECT_AFTER_DEFAULT.as_millis() as u64;
+
     /// How long an acknowledged beat keeps its sender's lease, from its send time on the
     /// sender's clock: `T / (1 + drift)² - margin`, rounded down.
     pub fn lease(&self) -> Duration {

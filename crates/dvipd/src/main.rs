@@ -75,7 +75,7 @@ struct Args {
     #[arg(
         long,
         value_name = "MS",
-        default_value_t = 5,
+        default_value_t = dvip_lease::LeaseOptions::INTERVAL_DEFAULT_MS,
         requires = "heartbeat_port"
     )]
     heartbeat_interval: u64,
@@ -85,7 +85,7 @@ struct Args {
     #[arg(
         long,
         value_name = "MS",
-        default_value_t = 40,
+        default_value_t = dvip_lease::LeaseOptions::SUSPECT_AFTER_DEFAULT_MS,
         requires = "heartbeat_port"
     )]
     heartbeat_suspect_after: u64,
@@ -174,11 +174,10 @@ fn main() -> ExitCode {
         heartbeats: args.heartbeat_port.map(|port| {
             (
                 port,
-                dvip_lease::LeaseOptions {
-                    interval: Duration::from_millis(args.heartbeat_interval),
-                    suspect_after: Duration::from_millis(args.heartbeat_suspect_after),
-                    ..dvip_lease::LeaseOptions::default()
-                },
+                dvip_lease::LeaseOptions::from_millis(
+                    args.heartbeat_interval,
+                    args.heartbeat_suspect_after,
+                ),
             )
         }),
         bus: match args.bus {
