@@ -30,6 +30,8 @@ pub enum HeartbeatError {
     },
     #[error("{0}")]
     Options(String),
+    #[error("cannot start the heartbeat thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Every node's heartbeat address: its first ring address in corosync's node list, at `port`.
@@ -78,7 +80,7 @@ pub fn start(
             .run(views);
         })
         .map(|_| ())
-        .map_err(|source| HeartbeatError::Bind { at, source })
+        .map_err(HeartbeatError::Thread)
 }
 
 /// The beats must go out on time when the machine is busy, as corosync's do: the thread asks
