@@ -127,13 +127,20 @@ struct SteadyReport {
     per_node: Vec<NodeLoad>,
     bridge_packets_per_s: f64,
     bridge_bytes_per_s: f64,
+    #[serde(flatten)]
+    changes: Changes,
+}
+
+/// What changed while nothing failed: a quiet cluster has none of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+struct Changes {
     view_changes: u64,
     ownership_changes: u64,
     /// Events the lab's followers were too slow to read (dvipd says how many): the two
     /// counts above are at least what they say, by up to this many.
     events_missed: u64,
     /// With `--heartbeats`: members dvipd's heartbeats stopped hearing, and lease takeovers
-    /// they would have allowed (observed only). A quiet cluster has none.
+    /// they would have allowed (observed only).
     unheard: u64,
     takeovers_ready: u64,
     /// Times a node's own lease lapsed (it would have stopped answering).
@@ -215,7 +222,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
             holdings_changed: held_before[k] != held_after[k],
         });
     }
-    let (views, ownership, missed, unheard, ready, lapsed) = match state.system {
+    let changes = match state.system {
         System::Dvip { .. } => {
             let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
             let count = |kinds: &[&str]| {
@@ -224,19 +231,18 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
                     .filter(|e| kinds.iter().any(|k| e["event"] == *k))
                     .count() as u64
             };
-            let missed = events
-                .iter()
-                .filter(|e| e["event"] == "missed")
-                .filter_map(|e| e["count"].as_u64())
-                .sum();
-            (
-                count(&["view"]),
-                count(&["acquire", "release"]),
-                missed,
-                count(&["unheard"]),
-                count(&["takeover_ready"]),
-                count(&["lease_lost"]),
-            )
+            Changes {
+                view_changes: count(&["view"]),
+                ownership_changes: count(&["acquire", "release"]),
+                events_missed: events
+                    .iter()
+                    .filter(|e| e["event"] == "missed")
+                    .filter_map(|e| e["count"].as_u64())
+                    .sum(),
+                unheard: count(&["unheard"]),
+                takeovers_ready: count(&["takeover_ready"]),
+                leases_lost: count(&["lease_lost"]),
+            }
         }
         System::Keepalived { .. } => {
             let changes: u64 = nodes
@@ -244,7 +250,11 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
                 .zip(&logs)
                 .map(|(&i, &from)| keepalived_changes(state, i, from))
                 .sum();
-            (changes, changes, 0, 0, 0, 0)
+            Changes {
+                view_changes: changes,
+                ownership_changes: changes,
+                ..Changes::default()
+            }
         }
     };
     Ok(SteadyReport {
@@ -257,12 +267,7 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
         per_node,
         bridge_packets_per_s: ((packets1 - packets0) as f64 / seconds * 10.0).round() / 10.0,
         bridge_bytes_per_s: ((bytes1 - bytes0) as f64 / seconds).round(),
-        view_changes: views,
-        ownership_changes: ownership,
-        events_missed: missed,
-        unheard,
-        takeovers_ready: ready,
-        leases_lost: lapsed,
+        changes,
     })
 }
 
@@ -293,18 +298,18 @@ fn print(report: &SteadyReport) {
     );
     println!(
         "view changes: {}, ownership changes: {}",
-        report.view_changes, report.ownership_changes
+        report.changes.view_changes, report.changes.ownership_changes
     );
     if report.system == "dvip" {
         println!(
             "dvipd's heartbeats: {} members unheard, {} lease takeovers allowed, {} leases lapsed (observed only; 0 without --heartbeats)",
-            report.unheard, report.takeovers_ready, report.leases_lost
+            report.changes.unheard, report.changes.takeovers_ready, report.changes.leases_lost
         );
     }
-    if report.events_missed > 0 {
+    if report.changes.events_missed > 0 {
         println!(
             "  at least: {} events came too fast for the lab to read (dvipd counted them)",
-            report.events_missed
+            report.changes.events_missed
         );
     }
 }
