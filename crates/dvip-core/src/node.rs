@@ -387,6 +387,25 @@ struct ViewState {
     late_round_sent: bool,
 }
 
+/// [`Node::successors`] in `view`, with its standing moves as `pins`.
+fn successors_in(
+    view: &ViewState,
+    pins: &BTreeMap<IpAddr, NodeName>,
+    departing: &str,
+) -> BTreeMap<IpAddr, Option<NodeName>> {
+    let Some(leaving) = view.table.get(departing) else {
+        return BTreeMap::new();
+    };
+    let mut survivors = view.table.clone();
+    survivors.remove(departing);
+    let plan = elect(&survivors, false, pins);
+    leaving
+        .holdings
+        .iter()
+        .map(|a| (*a, plan.owner(a).map(NodeName::from)))
+        .collect()
+}
+
 impl ViewState {
     /// The standing moves in force, as the election takes them.
     fn pins(&self) -> BTreeMap<IpAddr, NodeName> {
@@ -519,30 +538,23 @@ impl Node {
     /// (docs/leases.md). `None` as a successor: no survivor is a candidate. Empty before the
     /// view's States are all in.
     pub fn successors(&self, departing: &str) -> BTreeMap<IpAddr, Option<NodeName>> {
-        let Some(view) = self.view.as_ref().filter(|v| v.ready()) else {
-            return BTreeMap::new();
-        };
-        let Some(leaving) = view.table.get(departing) else {
-            return BTreeMap::new();
-        };
-        let mut survivors = view.table.clone();
-        survivors.remove(departing);
-        let pins = view.pins();
-        let plan = elect(&survivors, false, &pins);
-        leaving
-            .holdings
-            .iter()
-            .map(|a| (*a, plan.owner(a).map(NodeName::from)))
-            .collect()
+        self.view
+            .as_ref()
+            .filter(|v| v.ready())
+            .map(|view| successors_in(view, &view.pins(), departing))
+            .unwrap_or_default()
     }
 
     /// For every held address, who would take it were its holder to leave now
     /// ([`Node::successors`] of every member).
     pub fn next_owners(&self) -> BTreeMap<IpAddr, Option<NodeName>> {
-        self.table()
-            .into_iter()
-            .flatten()
-            .flat_map(|(name, _)| self.successors(name))
+        let Some(view) = self.view.as_ref().filter(|v| v.ready()) else {
+            return BTreeMap::new();
+        };
+        let pins = view.pins();
+        view.table
+            .keys()
+            .flat_map(|name| successors_in(view, &pins, name))
             .collect()
     }
 
