@@ -44,6 +44,6 @@ pub use election::{
 pub use entity::{Entity, Follow, ManagedAddress, NodeName, PlumbHint, DURAVIP_ADDRESS_COUNT_MAX};
 pub use lifetime::{address_lifetime_for, ADDRESS_LIFETIME_MIN, REFRESHES_PER_SECOND};
 pub use node::{
-    Action, Command, CommandError, DropReason, Event, Node, NodeOptions, PLUMB_DEADLINE_DEFAULT,
-    STATE_DEADLINE_DEFAULT,
+    Action, Command, CommandError, DropReason, Event, Node, NodeOptions, TakeoverRefused,
+    PLUMB_DEADLINE_DEFAULT, STATE_DEADLINE_DEFAULT,
 };

@@ -73,6 +73,9 @@ use crate::entity::{Entity, ManagedAddress, NodeName, PlumbHint};
 use crate::retry::Retries;
 use crate::wire::{self, DecodeError, Message, StandingMove, State};
 
+mod takeover;
+pub use takeover::TakeoverRefused;
+
 /// How long a round waits for States by default. A healthy member's State is on the bus within
 /// a few token rotations of the view. (dvipd uses this as it is; deriving it from corosync's
 /// token timeout is open work.)
@@ -138,6 +141,12 @@ pub struct PlantedBugs {
     pub ignore_disagreement: bool,
     /// Never give up on a member's State: a silent member freezes planning.
     pub wait_forever: bool,
+    /// Answer for what it holds as soon as the lease is back, without waiting for the move
+    /// of its epoch to settle (a `Took` may still be on its way).
+    pub answer_while_held_back: bool,
+    /// Plumb what is granted here though a promise about its last holder defers it (a
+    /// taker may already have it).
+    pub take_deferred: bool,
 }
 
 /// Something the caller must do, in the order given.
@@ -262,6 +271,22 @@ pub enum Event {
     /// The standing moves this node knows changed: the caller keeps them across a restart
     /// ([`Node::kept_moves`]).
     MovesChanged,
+    /// Every other member promised about `about` and this node took its share of its
+    /// addresses, before the bus's view (docs/leases.md).
+    TookOver {
+        /// The member whose lease ended.
+        about: NodeName,
+        /// How many addresses this node took.
+        addresses: usize,
+    },
+    /// `member`'s epoch moved (a takeover of it, or a promise about it ended): the caller
+    /// tells its detector ([`Node::epoch_of`]).
+    EpochMoved {
+        /// Whose epoch.
+        member: NodeName,
+        /// The new epoch.
+        epoch: u64,
+    },
 }
 
 /// Why a message was ignored.
@@ -472,6 +497,8 @@ pub struct Node {
     /// Every standing move and clearing this node knows, kept across views (and, by the
     /// caller, across restarts): what it announces in each new view.
     standing: BTreeMap<IpAddr, StandingMove>,
+    /// Epochs, promises and takeovers (docs/leases.md).
+    leases: takeover::Leases,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -506,6 +533,7 @@ impl Node {
             plan: Plan::default(),
             changes: Changes::default(),
             standing: BTreeMap::new(),
+            leases: takeover::Leases::default(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -778,6 +806,7 @@ impl Node {
                 && members.iter().all(|m| old.table.contains_key(m))
         });
         let carried = old.is_some();
+        self.leases.new_view(members);
         let table = match old {
             Some(old) => old
                 .table
@@ -820,10 +849,13 @@ impl Node {
             members: members.iter().cloned().collect(),
         });
         // An echo sent before the view may have gone with the old one: send another here.
-        if self.echo.is_some() || self.catching_up.is_some() {
+        if self.echo.is_some() || self.catching_up.is_some() || self.leases.lapse_echo.is_some() {
             let nonce = self.send_echo();
             if self.catching_up.is_some() {
                 self.catching_up = nonce;
+            }
+            if self.leases.lapse_echo.is_some() {
+                self.leases.lapse_echo = Some(nonce);
             }
         }
         if carried {
@@ -890,6 +922,31 @@ impl Node {
                 self.send(&Message::Recount { view_id });
             }
             return drop(self, DropReason::NotCarried);
+        }
+        // Only what can change the table moves the plan the detector's promises name.
+        let moves_plan = match &message {
+            Message::EpochSeen { .. } => false,
+            Message::Took { addresses, .. } => !addresses.is_empty(),
+            _ => true,
+        };
+        if moves_plan {
+            self.leases.accepted += 1;
+        }
+        match &message {
+            Message::Took {
+                about,
+                epoch,
+                addresses,
+                ..
+            } => {
+                self.took_delivered(from, about, *epoch, addresses);
+                return self.reconcile();
+            }
+            Message::EpochSeen { about, epoch, .. } => {
+                self.epoch_seen_delivered(from, about, *epoch);
+                return self.reconcile();
+            }
+            _ => {}
         }
         let shared = match &message {
             Message::State(state) => Some(share(&self.entities, &view.table, &state.entities)),
@@ -993,7 +1050,7 @@ impl Node {
                 return;
             }
             // Taken before the view checks above.
-            Message::Echo { .. } => return,
+            Message::Echo { .. } | Message::Took { .. } | Message::EpochSeen { .. } => return,
             Message::Silent { round, members, .. } => {
                 if round != view.round {
                     return drop(self, DropReason::Stale);
@@ -1189,6 +1246,7 @@ impl Node {
             self.catching_up = None;
             self.take_what_is_mine();
         }
+        self.lapse_echo_back(nonce);
     }
 
     /// After catching up: what the plan gives this node and the table counts as here, but
@@ -1210,6 +1268,7 @@ impl Node {
                     && me.holdings.contains(*a)
                     && !self.plumbed.contains(*a)
                     && !self.releasing.contains(*a)
+                    && !self.defers(a)
             })
             .map(|(a, _)| *a)
             .collect();
@@ -1598,6 +1657,7 @@ impl Node {
         for (address, marks) in changed_marks {
             self.actions.push_back(Action::Mark { address, marks });
         }
+        self.settle_hold_back();
     }
 }
 

@@ -122,6 +122,31 @@ pub enum Message {
         /// The moves, at most one per address.
         moves: Vec<StandingMove>,
     },
+    /// `about`'s lease in its epoch `epoch` is over: every other member promised never to
+    /// renew it (docs/leases.md). The sender has already plumbed `addresses`, each of which
+    /// the promises' plan gave it; they are its own from here on. Empty when the sender only
+    /// ends the epoch (it heard `about` again after promising). Moves `about`'s epoch.
+    Took {
+        /// The view it was sent in.
+        view_id: u64,
+        /// The member whose lease ended.
+        about: NodeName,
+        /// Its epoch the promises named.
+        epoch: u64,
+        /// What the sender took.
+        addresses: Vec<IpAddr>,
+    },
+    /// The sender has delivered the move of `about`'s epoch to `epoch`, and every `Took` of
+    /// its own before it: once every member says so, nothing taken in the old epoch is still
+    /// on its way.
+    EpochSeen {
+        /// The view it was sent in.
+        view_id: u64,
+        /// Whose epoch moved.
+        about: NodeName,
+        /// The epoch it moved to.
+        epoch: u64,
+    },
 }
 
 /// An operator's move of an address, standing until cleared, or its clearing (`to` is
@@ -160,7 +185,9 @@ impl Message {
             | Self::Recount { view_id }
             | Self::Silent { view_id, .. }
             | Self::Echo { view_id, .. }
-            | Self::Moves { view_id, .. } => *view_id,
+            | Self::Moves { view_id, .. }
+            | Self::Took { view_id, .. }
+            | Self::EpochSeen { view_id, .. } => *view_id,
         }
     }
 }
@@ -325,6 +352,19 @@ fn check_bounds(message: &Message) -> Result<(), DecodeError> {
                 .unwrap_or(0);
             at_most("bytes in a name", longest, NAME_LEN_MAX)?;
         }
+        Message::Took {
+            about, addresses, ..
+        } => {
+            at_most(
+                "taken addresses",
+                addresses.len(),
+                DURAVIP_ADDRESS_COUNT_MAX,
+            )?;
+            at_most("bytes in a name", about.len(), NAME_LEN_MAX)?;
+        }
+        Message::EpochSeen { about, .. } => {
+            at_most("bytes in a name", about.len(), NAME_LEN_MAX)?;
+        }
         Message::Mature { .. }
         | Message::AnnounceView { .. }
         | Message::Standby { .. }
@@ -380,6 +420,17 @@ mod tests {
                 addresses: vec!["2001:db8::1".parse().expect("an address")],
             },
             Message::Mature { view_id: 4 },
+            Message::Took {
+                view_id: 5,
+                about: "n2".to_owned(),
+                epoch: 2,
+                addresses: vec!["198.51.100.9".parse().expect("an address")],
+            },
+            Message::EpochSeen {
+                view_id: 5,
+                about: "n2".to_owned(),
+                epoch: 3,
+            },
             Message::Carried {
                 view_id: 6,
                 standby: true,

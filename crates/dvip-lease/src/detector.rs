@@ -35,6 +35,12 @@ pub struct Ticked {
     pub promised: Vec<String>,
     /// The takeovers that have just become possible.
     pub takeovers: Vec<Takeover>,
+    /// Promises whose epoch the caller should end (each once): their subject was heard again
+    /// since, or no takeover came of them within twice `suspect_after` (a member that still
+    /// hears the subject never promises). The promise stands for the epoch, so only a new
+    /// epoch lets the subject's lease return, and lets this member take what the subject
+    /// lets go.
+    pub to_end: Vec<Promise>,
 }
 
 /// What this member knows of another.
@@ -75,7 +81,21 @@ pub struct Detector {
     promised: BTreeMap<String, Promise>,
     /// Takeovers already reported, by subject and epoch.
     reported: BTreeSet<(String, u64)>,
+    /// When this member made each of its promises, by subject.
+    promised_at: BTreeMap<String, Duration>,
+    /// Promises to end, by subject and epoch: whether already reported.
+    to_end: BTreeMap<(String, u64), bool>,
     next_beat: Duration,
+    /// The lease ran out at some point since [`Detector::take_lapsed`] last said so.
+    lapsed: bool,
+    /// The lease was held when last looked at (a lapse is the change to lost; a lease never
+    /// held has nothing to lapse).
+    was_held: bool,
+    /// When the view's members last changed: no takeover until `suspect_after` later.
+    members_since: Duration,
+    /// When `tick` last ran: a longer gap than half of `suspect_after` means this member was
+    /// paused, and its silence is not the others'.
+    last_tick: Duration,
 }
 
 impl Detector {
@@ -94,7 +114,13 @@ impl Detector {
             silenced: BTreeMap::new(),
             promised: BTreeMap::new(),
             reported: BTreeSet::new(),
+            promised_at: BTreeMap::new(),
+            to_end: BTreeMap::new(),
             next_beat: now,
+            last_tick: now,
+            members_since: now,
+            lapsed: false,
+            was_held: false,
         }
     }
 
@@ -104,13 +130,24 @@ impl Detector {
 
     /// The members of the current view (this one is added if missing). A member new to this
     /// detector counts as heard at `now`, so it is not suspected before it could speak.
+    ///
+    /// No takeover is allowed until `suspect_after` after the members change: a member that
+    /// has not yet installed the view may still hold a lease drawn from members that left
+    /// it, which the promises of those that stayed do not end. By then it has installed the
+    /// view and counts only its members' acknowledgements, or it is stopped and its kernel's
+    /// lease has run out.
     pub fn set_members(&mut self, members: &BTreeSet<String>, now: Duration) {
+        let mut members = members.clone();
+        members.insert(self.me.clone());
+        if members != self.members {
+            self.members_since = now;
+        }
         self.members = members.clone();
-        self.members.insert(self.me.clone());
         let me = self.me.clone();
         self.heard.retain(|name, _| members.contains(name));
         self.acked.retain(|name, _| members.contains(name));
         self.promised.retain(|name, _| members.contains(name));
+        self.to_end.retain(|(name, _), _| members.contains(name));
         for name in members.iter().filter(|&n| *n != me) {
             self.heard.entry(name.clone()).or_insert_with(|| Heard {
                 last: now,
@@ -128,10 +165,10 @@ impl Detector {
     /// Promises about it in older epochs are void; it is given `suspect_after` again.
     pub fn set_epoch(&mut self, member: &str, epoch: u64, now: Duration) {
         if member == self.me {
-            if epoch != self.epoch {
-                self.epoch = epoch;
-                self.acked.clear();
-            }
+            // Acknowledgements from the old epoch still count until they run out: each was
+            // given before its giver promised anything, in any epoch, so it ends before any
+            // promise it could outlive.
+            self.epoch = epoch;
             return;
         }
         if let Some(heard) = self.heard.get_mut(member) {
@@ -147,6 +184,8 @@ impl Detector {
         if self.promised.get(member).is_some_and(|p| p.epoch < epoch) {
             self.promised.remove(member);
         }
+        self.to_end
+            .retain(|(name, e), _| name != member || *e >= epoch);
     }
 
     /// This member's own epoch.
@@ -196,6 +235,7 @@ impl Detector {
 
     /// A beat arrived at `now`.
     pub fn receive(&mut self, beat: &Beat, now: Duration) {
+        self.note_lapse(now);
         let Some(heard) = self.heard.get_mut(&beat.from) else {
             return;
         };
@@ -203,6 +243,15 @@ impl Detector {
         heard.ever = true;
         if beat.epoch == heard.epoch {
             heard.sent = heard.sent.max(Some(beat.sent));
+            if self
+                .promised
+                .get(&beat.from)
+                .is_some_and(|p| p.epoch == heard.epoch)
+            {
+                self.to_end
+                    .entry((beat.from.clone(), heard.epoch))
+                    .or_insert(false);
+            }
         }
         for ack in beat.acks.iter().filter(|a| a.to == self.me) {
             if ack.epoch == self.epoch {
@@ -233,6 +282,15 @@ impl Detector {
     /// Makes the promises that are due, and says which it made and which takeovers became
     /// possible.
     pub fn tick(&mut self, now: Duration) -> Ticked {
+        if now.saturating_sub(self.last_tick) > self.options.suspect_after / 2 {
+            // Paused: what it missed meanwhile (a new view among them) arrives now. It
+            // suspects nobody until it has listened for `suspect_after` again.
+            for heard in self.heard.values_mut() {
+                heard.last = heard.last.max(now);
+            }
+        }
+        self.last_tick = self.last_tick.max(now);
+        self.note_lapse(now);
         let after = match self.options.flaw {
             Some(Flaw::PromiseEarly) => self.options.suspect_after / 2,
             _ => self.options.suspect_after,
@@ -253,10 +311,23 @@ impl Detector {
                     },
                 );
                 self.silenced.insert(name.clone(), heard.epoch);
+                self.promised_at.insert(name.clone(), now);
+            }
+        }
+        for (about, promise) in &self.promised {
+            let overdue = self
+                .promised_at
+                .get(about)
+                .is_some_and(|at| now.saturating_sub(*at) >= 2 * self.options.suspect_after);
+            if overdue && !self.reported.contains(&(about.clone(), promise.epoch)) {
+                self.to_end
+                    .entry((about.clone(), promise.epoch))
+                    .or_insert(false);
             }
         }
         let mut ready = Vec::new();
-        for (about, heard) in &self.heard {
+        let settled = now >= self.members_since + self.options.suspect_after;
+        for (about, heard) in self.heard.iter().filter(|_| settled) {
             let epoch = heard.epoch;
             if self.reported.contains(&(about.clone(), epoch)) {
                 continue;
@@ -284,9 +355,19 @@ impl Detector {
         for t in &ready {
             self.reported.insert((t.about.clone(), t.epoch));
         }
+        let mut to_end = Vec::new();
+        for ((about, epoch), reported) in &mut self.to_end {
+            if !*reported {
+                *reported = true;
+                if let Some(p) = self.promised.get(about).filter(|p| p.epoch == *epoch) {
+                    to_end.push(p.clone());
+                }
+            }
+        }
         Ticked {
             promised,
             takeovers: ready,
+            to_end,
         }
     }
 
@@ -312,6 +393,26 @@ impl Detector {
         } else {
             Lease::Lost
         }
+    }
+
+    /// Whether the lease ran out (was held, then lost) since the last call (then cleared), outside
+    /// the `suspect_after` that follows a change of members (when more acknowledgements may
+    /// be needed than have come, and no takeover is allowed). Whoever may have taken this
+    /// member's addresses meanwhile, the caller answers for nothing until it has read what
+    /// the bus delivered since.
+    pub fn take_lapsed(&mut self) -> bool {
+        std::mem::take(&mut self.lapsed)
+    }
+
+    fn note_lapse(&mut self, now: Duration) {
+        if now < self.members_since + self.options.suspect_after {
+            return;
+        }
+        let held = self.lease(now) != Lease::Lost;
+        if !held && self.was_held {
+            self.lapsed = true;
+        }
+        self.was_held = held;
     }
 
     /// The members of the view, this one included.
@@ -365,6 +466,17 @@ mod tests {
             .collect()
     }
 
+    /// Three members that have beaten for 100 ms, and the time.
+    fn settled() -> (Vec<Detector>, Duration) {
+        let mut ds = three();
+        let mut now = ms(0);
+        while now < ms(100) {
+            round(&mut ds, now, None);
+            now += ms(5);
+        }
+        (ds, now)
+    }
+
     /// Every member beats at `now` and every beat reaches everyone but `silent`'s.
     fn round(ds: &mut [Detector], now: Duration, silent: Option<&str>) -> Vec<Takeover> {
         let beats: Vec<Beat> = ds
@@ -410,12 +522,7 @@ mod tests {
 
     #[test]
     fn a_restarted_member_acknowledges_nobody_another_has_promised_about() {
-        let mut ds = three();
-        let mut now = ms(0);
-        while now < ms(100) {
-            round(&mut ds, now, None);
-            now += ms(5);
-        }
+        let (mut ds, mut now) = settled();
         // b promises about a (a's beats to b are lost), then c restarts.
         for _ in 0..10 {
             let beat_a = ds[0].beat(now);
@@ -469,5 +576,92 @@ mod tests {
         let mut a = Detector::new("a", LeaseOptions::default(), ms(0));
         a.set_members(&names, ms(0));
         assert_eq!(a.lease(ms(0)), Lease::Lost, "nobody acknowledged yet");
+    }
+
+    #[test]
+    fn no_takeover_until_suspect_after_has_passed_since_the_members_changed() {
+        let (mut ds, mut now) = settled();
+        // a falls silent; just before b and c would take over, the view changes (a fourth
+        // member leaves, say): the takeover waits `suspect_after` from the change.
+        let names: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
+        let mut changed = None;
+        let mut taken = Vec::new();
+        while taken.is_empty() {
+            if changed.is_none() && ds[1].promised().any(|p| p.about == "a") {
+                let more: BTreeSet<String> = ["a", "b", "c", "d"].map(String::from).into();
+                for d in &mut ds {
+                    d.set_members(&more, now);
+                    d.set_members(&names, now);
+                }
+                changed = Some(now);
+            }
+            taken = round(&mut ds, now, Some("a"));
+            now += ms(1);
+            assert!(now < ms(400), "never taken over");
+        }
+        let changed = changed.expect("the promise came before the takeover");
+        assert!(
+            now > changed + LeaseOptions::default().suspect_after,
+            "taken over {:?} after the members changed",
+            now - changed
+        );
+    }
+
+    #[test]
+    fn a_lapse_is_reported_once_when_the_lease_runs_out() {
+        let (mut ds, mut now) = settled();
+        assert!(!ds[0].take_lapsed(), "held all along");
+        // a hears nobody: its lease runs out.
+        let mut lapses = 0;
+        while now < ms(300) {
+            let beat = ds[0].beat(now);
+            for d in &mut ds[1..] {
+                d.receive(&beat, now);
+            }
+            ds[0].tick(now);
+            lapses += usize::from(ds[0].take_lapsed());
+            now += ms(5);
+        }
+        assert_eq!(lapses, 1, "one lapse, not one per tick");
+        assert_eq!(ds[0].lease(now), Lease::Lost);
+    }
+
+    #[test]
+    fn a_promise_is_to_be_ended_when_its_subject_speaks_or_no_takeover_comes() {
+        let (mut ds, mut now) = settled();
+        // a's beats reach c but not b: b promises, c never does, so no takeover.
+        let mut ended = Vec::new();
+        while now < ms(400) && ended.is_empty() {
+            let beats: Vec<Beat> = ds.iter_mut().map(|d| d.beat(now)).collect();
+            for (i, d) in ds.iter_mut().enumerate() {
+                for b in &beats {
+                    if b.from != d.name() && !(b.from == "a" && i == 1) {
+                        d.receive(b, now);
+                    }
+                }
+            }
+            let ticked = ds[1].tick(now);
+            assert!(ticked.takeovers.is_empty());
+            ended = ticked.to_end;
+            ds[2].tick(now);
+            now += ms(5);
+        }
+        assert_eq!(ended.len(), 1, "b ends its promise once");
+        assert_eq!(ended[0].about, "a");
+        // Ended for good in this epoch: once moved, b may promise again.
+        ds[1].set_epoch("a", 1, now);
+        assert!(ds[1].promised().next().is_none());
+    }
+
+    #[test]
+    fn a_paused_member_suspects_nobody_before_listening_again() {
+        let (mut ds, mut now) = settled();
+        // b is stopped for a second; when it wakes, the others' beats have not arrived yet.
+        now += ms(1000);
+        assert!(
+            ds[1].tick(now).promised.is_empty(),
+            "it was b that was silent"
+        );
+        assert!(ds[1].tick(now + ms(30)).promised.is_empty());
     }
 }

@@ -19,6 +19,7 @@
 //! `dvip-sim` binary runs ranges of seeds and prints the command that replays a failure.
 
 mod check;
+mod leases;
 mod replication;
 mod scenario;
 mod world;
@@ -49,6 +50,15 @@ pub struct RunOptions {
     /// A bus that loses every snapshot of the replication group: a planted fault for the
     /// checker's own tests, which must see the replicas disagree.
     pub lose_replica_snapshots: bool,
+    /// Daemons run dvip's own failure detector and take a silent owner's addresses on its
+    /// takeovers (docs/leases.md); heartbeats are delayed, lost and cut one way, clocks drift,
+    /// and each kernel answers only while its lease is renewed.
+    pub leases: bool,
+    /// A flaw planted in every detector (with leases), for the checker's own tests.
+    pub lease_flaw: Option<dvip_lease::Flaw>,
+    /// A planted flaw (with leases): the daemon enforces the lease, not the kernel, so a
+    /// paused daemon's host goes on answering.
+    pub lease_in_daemon_only: bool,
 }
 
 impl Default for RunOptions {
@@ -65,6 +75,9 @@ impl Default for RunOptions {
             verbose: false,
             transitional_views: true,
             lose_replica_snapshots: false,
+            leases: false,
+            lease_flaw: None,
+            lease_in_daemon_only: false,
         }
     }
 }
@@ -101,6 +114,7 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
     world.verbose = options.verbose;
     world.transitional_views = options.transitional_views;
     world.lose_replica_snapshots = options.lose_replica_snapshots;
+    enable_leases(&mut world, seed, options);
 
     for h in 0..hosts {
         world.power_on(h);
@@ -133,11 +147,7 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
             world.restart_daemon(h, voice);
         }
     }
-    for a in 0..hosts {
-        for b in 0..hosts {
-            world.set_link(a, b, true);
-        }
-    }
+    heal_links(&mut world);
     for h in 0..hosts {
         world.power_on(h);
         world.start_corosync(h);
@@ -210,7 +220,58 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
     }
 }
 
+/// Turns the run's leases on, with their flaws, on dice of their own: the faults a seed
+/// injects stay the same.
+fn enable_leases(world: &mut World, seed: u64, options: &RunOptions) {
+    if !options.leases {
+        return;
+    }
+    let own = Dice(ChaCha8Rng::seed_from_u64(seed ^ 0x4c45_4153_4553));
+    let mut leases = leases::Leases::new(world.hosts.len(), own);
+    leases.options.flaw = options.lease_flaw;
+    leases.daemon_only = options.lease_in_daemon_only;
+    world.enable_leases(leases);
+}
+
+/// Every link up, and (with leases) no heartbeat cut or lost.
+fn heal_links(world: &mut World) {
+    let n = world.hosts.len();
+    for a in 0..n {
+        for b in 0..n {
+            world.set_link(a, b, true);
+        }
+    }
+    if let Some(leases) = world.leases.as_mut() {
+        leases.cut.clear();
+        leases.loss = 0.0;
+    }
+}
+
+/// With leases on, now and then the heartbeats alone suffer: cut one way between two hosts
+/// (until links heal), or lost at a new rate, while the bus carries on.
+fn hurt_beats(world: &mut World, dice: &mut Dice) {
+    let n = world.hosts.len();
+    let Some(leases) = world.leases.as_mut() else {
+        return;
+    };
+    let (from, to) = (dice.below(n), dice.below(n));
+    match dice.below(5) {
+        0 | 1 => {
+            leases.cut.resize(n, vec![false; n]);
+            leases.cut[from][to] = true;
+            world.record_event(&format!("beats cut {from} -> {to}"));
+        }
+        2 => {
+            leases.loss = dice.between(0, 30) as f64 / 100.0;
+            let loss = leases.loss;
+            world.record_event(&format!("beats lost at {loss}"));
+        }
+        _ => {}
+    }
+}
+
 fn inject(world: &mut World, dice: &mut Dice, pool: &Pool, disjoint: bool) {
+    hurt_beats(world, dice);
     let n = world.hosts.len();
     let h = dice.below(n);
     let kind = dice.below(20);
@@ -243,13 +304,7 @@ fn inject(world: &mut World, dice: &mut Dice, pool: &Pool, disjoint: bool) {
             let other = dice.below(n);
             world.set_link(h, other, false);
         }
-        9 | 10 => {
-            for a in 0..n {
-                for b in 0..n {
-                    world.set_link(a, b, true);
-                }
-            }
-        }
+        9 | 10 => heal_links(world),
         11 => {
             let partial = disjoint || dice.chance(0.3);
             let config = pool.config_for(dice, partial);
@@ -335,5 +390,78 @@ fn inject(world: &mut World, dice: &mut Dice, pool: &Pool, disjoint: bool) {
                 let _ = node.handle_command(Command::Move { address, to });
             });
         }
+    }
+}
+
+/// What one host's death did to a settled cluster: when survivors answered for its addresses,
+/// against when the bus's view left it out.
+#[derive(Debug, Clone)]
+pub struct Death {
+    /// The seed.
+    pub seed: u64,
+    /// Hosts in the cluster, the dead one included.
+    pub hosts: usize,
+    /// For every address the dead host held that a survivor serves in the end: how long after
+    /// the death a survivor first answered for it.
+    pub answered_after: Vec<Duration>,
+    /// How long after the death the bus installed a view without it.
+    pub view_after: Duration,
+    /// Every invariant breach, in order.
+    pub violations: Vec<Violation>,
+}
+
+/// How long [`host_death`] watches after the death: the bus's view, the survivors' plan, and
+/// room to spare.
+const DEATH_WATCH: Duration = Duration::from_millis(600);
+
+/// Builds a cluster of 3 to 6 hosts with one configuration, lets it settle and mature, and
+/// powers off the host holding the most addresses, watching in steps of a millisecond.
+pub fn host_death(seed: u64, options: &RunOptions) -> Death {
+    let mut dice = Dice(ChaCha8Rng::seed_from_u64(seed));
+    let hosts = 3 + dice.below(4);
+    let pool = Pool::new(&mut dice, hosts);
+    let config = pool.config_for(&mut dice, false);
+    let mut world = World::new(vec![config; hosts], options.node.clone());
+    world.verbose = options.verbose;
+    enable_leases(&mut world, seed, options);
+    for h in 0..hosts {
+        world.power_on(h);
+    }
+    let mut now = Duration::from_secs(3);
+    world.run_until(now, check::settled);
+    let victim = (0..hosts)
+        .max_by_key(|&h| (world.hosts[h].kernel.len(), std::cmp::Reverse(h)))
+        .unwrap_or(0);
+    let held: Vec<IpAddr> = world.hosts[victim].kernel.iter().copied().collect();
+    let died = world.now;
+    world.power_off(victim);
+    let mut first: Vec<Option<Duration>> = vec![None; held.len()];
+    let mut view_after = None;
+    let step = Duration::from_millis(1);
+    while now < died + DEATH_WATCH {
+        now += step;
+        world.run_until(now, check::settled);
+        for (i, address) in held.iter().enumerate() {
+            let answered = (0..hosts).any(|h| h != victim && world.answering(h, address));
+            if answered && first[i].is_none() {
+                first[i] = Some(now - died);
+            }
+        }
+        if view_after.is_none() && world.views.values().all(|m| !m.contains(&victim)) {
+            view_after = Some(now - died);
+        }
+    }
+    let served: Vec<Duration> = held
+        .iter()
+        .zip(first)
+        .filter(|(a, _)| (0..hosts).any(|h| world.answering(h, a)))
+        .filter_map(|(_, at)| at)
+        .collect();
+    Death {
+        seed,
+        hosts,
+        answered_after: served,
+        view_after: view_after.unwrap_or(DEATH_WATCH),
+        violations: world.violations,
     }
 }

@@ -63,6 +63,10 @@ pub(crate) enum Happening {
     ContinueCorosync { host: usize },
     /// A host's interface can carry addresses again (re-created, or its errors stopped).
     InterfaceBack { host: usize },
+    /// Every daemon's heartbeat (with leases on).
+    Beats,
+    /// A heartbeat reaches its receiver.
+    BeatArrives { id: u64 },
 }
 
 /// One machine.
@@ -158,7 +162,9 @@ pub(crate) struct World {
     /// Current views: id → member hosts.
     pub(crate) views: BTreeMap<u64, BTreeSet<usize>>,
     /// Every view ever installed, transitional ones included: id → member hosts.
-    history: BTreeMap<u64, BTreeSet<usize>>,
+    pub(crate) history: BTreeMap<u64, BTreeSet<usize>>,
+    /// The view each host was in when it last plumbed each address it has, and when.
+    pub(crate) plumbed_in: BTreeMap<(usize, IpAddr), (u64, Duration)>,
     pending: BTreeMap<u64, VecDeque<(usize, Vec<u8>)>>,
     /// The replication group's messages, a group of its own as in dvipd: its traffic never
     /// delays the election's. Its views are the cluster group's.
@@ -178,6 +184,8 @@ pub(crate) struct World {
     /// it ended, so the checker can tell whether anything but the departed nodes' addresses
     /// moved.
     pub(crate) origins: BTreeMap<u64, BTreeMap<IpAddr, Option<String>>>,
+    /// Detectors, heartbeats and kernel leases, when the run turns leases on.
+    pub(crate) leases: Option<crate::leases::Leases>,
 }
 
 /// Counts of what a run did.
@@ -197,6 +205,12 @@ pub struct Stats {
     pub replica_ops: u64,
     /// Replication messages delivered (one per receiver).
     pub replica_deliveries: u64,
+    /// Takeovers a node acted on (with leases), and the addresses they moved.
+    pub takeovers: u64,
+    /// Addresses taken over.
+    pub taken: u64,
+    /// Leases that ran out.
+    pub lapses: u64,
 }
 
 impl World {
@@ -237,6 +251,7 @@ impl World {
             next_view_id: 1,
             views: BTreeMap::new(),
             history: BTreeMap::new(),
+            plumbed_in: BTreeMap::new(),
             pending: BTreeMap::new(),
             replica_pending: BTreeMap::new(),
             options,
@@ -247,6 +262,7 @@ impl World {
             transitional_views: true,
             lose_replica_snapshots: false,
             origins: BTreeMap::new(),
+            leases: None,
         }
     }
 
@@ -296,8 +312,10 @@ impl World {
                 break;
             };
             self.now = at;
+            let beat = matches!(happening, Happening::Beats | Happening::BeatArrives { .. });
             self.happen(happening);
-            if self.bus_quiet() {
+            // A heartbeat that moved nothing leaves what was checked as it was.
+            if !beat && self.bus_quiet() {
                 on_quiet(self);
             }
             if !self.violations.is_empty() {
@@ -320,6 +338,8 @@ impl World {
                 }
             }
             Happening::ContinueCorosync { host } => self.continue_corosync(host),
+            Happening::Beats => self.beats(),
+            Happening::BeatArrives { id } => self.beat_arrives(id),
             Happening::InterfaceBack { host } => {
                 if self.now >= self.hosts[host].plumbs_fail_until {
                     self.interface_back(host);
@@ -407,6 +427,7 @@ impl World {
         let node = Node::new(h.name.clone(), self.options.clone(), &h.offered());
         h.node = Some(node);
         h.replica = Some(crate::replication::replica(&h.name));
+        self.start_detector(host);
         self.record_event(&format!("start {host}"));
         self.start_ticking(host);
         self.schedule(GROUP_CHANGE, Happening::Membership);
@@ -421,6 +442,7 @@ impl World {
             h.view = None;
             h.inbox.clear();
             h.delivered = None;
+            self.stop_detector(host, false);
             self.record_event(&format!("kill {host}"));
             self.schedule(GROUP_CHANGE, Happening::Membership);
         }
@@ -437,6 +459,7 @@ impl World {
         h.paused = false;
         h.inbox.clear();
         h.delivered = None;
+        self.stop_detector(host, true);
         self.record_event(&format!("power off {host}"));
         self.schedule(FAILURE_DETECTION, Happening::Membership);
     }
@@ -466,6 +489,9 @@ impl World {
         if let Some(node) = h.node.as_mut() {
             node.handle_bus_lost();
         }
+        // As dvipd's heartbeat thread: no group, nobody to beat to.
+        self.with_detector(host, |d, local| d.set_members(&BTreeSet::new(), local));
+        let h = &mut self.hosts[host];
         if let Some(replica) = h.replica.as_mut() {
             // As dvipd's replica when its group is lost: alone until joined again.
             replica.handle_view(0, &BTreeSet::from([h.name.clone()]));
@@ -649,6 +675,7 @@ impl World {
         if let Some(replica) = self.hosts[host].replica.as_mut() {
             replica.handle_view(view_id, names);
         }
+        self.with_detector(host, |d, local| d.set_members(names, local));
         self.with_node(host, |node| node.handle_view(view_id, names));
     }
 
@@ -728,10 +755,11 @@ impl World {
         for id in &ending {
             let owners = self.views[id].iter().find_map(|&h| {
                 let host = &self.hosts[h];
-                let node = host
-                    .node
-                    .as_ref()
-                    .filter(|n| !host.paused && host.view == Some(*id) && n.is_ready())?;
+                // A member planned around as silent (fenced by a takeover) announces again in
+                // the next view: that view is more than departures.
+                let node = host.node.as_ref().filter(|n| {
+                    !host.paused && host.view == Some(*id) && n.is_ready() && n.silent().is_empty()
+                })?;
                 // Who holds what, not who was planned: a plan can wait on a release that a
                 // node cut off from the bus never sends.
                 let mut owners = BTreeMap::new();
@@ -971,28 +999,11 @@ impl World {
                         node.handle_plumb_done(address);
                     }
                     self.record_event(&format!("plumb {host} {address}"));
-                    if let Some(view_id) = self.hosts[host].view {
-                        let members = self.views.get(&view_id).cloned().unwrap_or_default();
-                        // A silent member's addresses were given away while it may still have
-                        // them: the window the address lifetime bounds (see the node's docs).
-                        let silent = self.hosts[host]
-                            .node
-                            .as_ref()
-                            .map(Node::silent)
-                            .unwrap_or_default();
-                        if let Some(&other) = members.iter().find(|&&o| {
-                            o != host
-                                && self.hosts[o].kernel.contains(&address)
-                                && !silent.contains(&self.hosts[o].name)
-                        }) {
-                            let (me, them) = (
-                                self.hosts[host].name.clone(),
-                                self.hosts[other].name.clone(),
-                            );
-                            self.violation(format!("{me} plumbed {address} while {them}, in the same view {view_id}, still had it"));
-                        }
-                    }
                     self.hosts[host].kernel.insert(address);
+                    if let Some(view_id) = self.hosts[host].view {
+                        self.plumbed_in.insert((host, address), (view_id, self.now));
+                    }
+                    self.check_alone(host, address, "plumbed");
                 }
                 Action::Unplumb { address, .. } => {
                     self.record_event(&format!("unplumb {host} {address}"));
@@ -1034,8 +1045,40 @@ impl World {
         }
     }
 
-    /// Takes a host's events, printing them when verbose.
+    /// The one safety rule that must hold at every instant: `host`, answering for `address`
+    /// (plumbed, its kernel lease alive), is the only member of its view that does. A silent
+    /// member's addresses were given away while it may still have them: the window the
+    /// address lifetime bounds (see the node's docs).
+    pub(crate) fn check_alone(&mut self, host: usize, address: IpAddr, verb: &str) {
+        let Some(view_id) = self.hosts[host].view else {
+            return;
+        };
+        if !self.answering(host, &address) {
+            return;
+        }
+        let members = self.views.get(&view_id).cloned().unwrap_or_default();
+        let silent = self.hosts[host]
+            .node
+            .as_ref()
+            .map(Node::silent)
+            .unwrap_or_default();
+        if let Some(&other) = members.iter().find(|&&o| {
+            o != host && self.answering(o, &address) && !silent.contains(&self.hosts[o].name)
+        }) {
+            let (me, them) = (
+                self.hosts[host].name.clone(),
+                self.hosts[other].name.clone(),
+            );
+            self.violation(format!(
+                "{me} {verb} {address} while {them}, in the same view {view_id}, still had it"
+            ));
+        }
+    }
+
+    /// Takes a host's events, printing them when verbose, and tells its detector what it must
+    /// hear.
     fn drain_events(&mut self, host: usize) {
+        let mut moved = Vec::new();
         while let Some(event) = self.hosts[host].node.as_mut().and_then(Node::poll_event) {
             if self.verbose {
                 eprintln!("{:>10.3} event {host} {event:?}", self.now.as_secs_f64());
@@ -1044,10 +1087,19 @@ impl World {
                 // Its addresses move for a reason of its own.
                 self.touch(host);
             }
-            if let Event::BusStalled { .. } = event {
-                // It let go of what it held: a move of its own.
+            if let Event::BusStalled { .. } | Event::TookOver { .. } = event {
+                // It let go of what it held, or took what a silent member held: a move of
+                // its own.
                 self.touch(host);
             }
+            if let Event::TookOver { addresses, .. } = event {
+                self.stats.takeovers += 1;
+                self.stats.taken += addresses as u64;
+            }
+            if let Event::EpochMoved { member, epoch } = event {
+                moved.push((member, epoch));
+            }
         }
+        self.tell_detector(host, &moved);
     }
 }

@@ -3,6 +3,7 @@
 mod election_golden;
 mod election_props;
 mod node;
+mod takeover;
 mod wire_fuzz;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use dvip_core::wire::Message;
 use dvip_core::{Action, Command, DropReason, Event, ManagedAddress, Node, NodeOptions, PlumbHint};
 
-fn addresses(count: u8, preference: Option<&str>) -> Vec<ManagedAddress> {
+pub(crate) fn addresses(count: u8, preference: Option<&str>) -> Vec<ManagedAddress> {
     (1..=count)
         .map(|i| ManagedAddress {
             address: format!("198.51.100.{i}").parse().expect("an address"),
@@ -29,10 +29,10 @@ fn addresses(count: u8, preference: Option<&str>) -> Vec<ManagedAddress> {
 }
 
 /// Nodes, what each has plumbed (as its caller would), and the bus.
-struct Cluster {
-    nodes: Vec<Node>,
-    plumbed: Vec<BTreeSet<IpAddr>>,
-    queue: VecDeque<(usize, Vec<u8>)>,
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) plumbed: Vec<BTreeSet<IpAddr>>,
+    pub(crate) queue: VecDeque<(usize, Vec<u8>)>,
     view_id: u64,
     now: Duration,
     /// Every Plumb and Unplumb, in the order carried out: (node, address, plumbed?).
@@ -49,7 +49,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn new(configs: &[Vec<ManagedAddress>]) -> Self {
+    pub(crate) fn new(configs: &[Vec<ManagedAddress>]) -> Self {
         let nodes: Vec<Node> = configs
             .iter()
             .enumerate()
@@ -75,7 +75,7 @@ impl Cluster {
         cluster
     }
 
-    fn drain(&mut self, i: usize) {
+    pub(crate) fn drain(&mut self, i: usize) {
         while let Some(action) = self.nodes[i].poll_action() {
             match action {
                 Action::Send(bytes) => self.queue.push_back((i, bytes)),
@@ -107,7 +107,7 @@ impl Cluster {
         }
     }
 
-    fn view(&mut self, members: &[usize]) {
+    pub(crate) fn view(&mut self, members: &[usize]) {
         self.view_id += 1;
         let names: BTreeSet<String> = members
             .iter()
@@ -123,7 +123,7 @@ impl Cluster {
     }
 
     /// Delivers everything queued to `members`, in order.
-    fn settle(&mut self, members: &[usize]) {
+    pub(crate) fn settle(&mut self, members: &[usize]) {
         while let Some((from, bytes)) = self.queue.pop_front() {
             let name = self.nodes[from].name().to_owned();
             let mut garbled = bytes.clone();
@@ -136,7 +136,7 @@ impl Cluster {
         }
     }
 
-    fn advance(&mut self, by: Duration, members: &[usize]) {
+    pub(crate) fn advance(&mut self, by: Duration, members: &[usize]) {
         self.now += by;
         for &i in members {
             self.nodes[i].handle_timeout(self.now);
@@ -145,7 +145,7 @@ impl Cluster {
         self.settle(members);
     }
 
-    fn owners(&self, address: &str) -> Vec<usize> {
+    pub(crate) fn owners(&self, address: &str) -> Vec<usize> {
         let address: IpAddr = address.parse().expect("an address");
         (0..self.nodes.len())
             .filter(|&i| self.plumbed[i].contains(&address))

@@ -3,7 +3,9 @@
 use dvip_core::node::PlantedBugs;
 use dvip_sim::{run, Outcome, RunOptions};
 
-fn failures(outcomes: &[Outcome]) -> Vec<String> {
+mod leases;
+
+pub(crate) fn failures(outcomes: &[Outcome]) -> Vec<String> {
     outcomes
         .iter()
         .filter(|o| !o.violations.is_empty())

@@ -1,0 +1,184 @@
+//! Takeovers on leases, through the node's inputs: the detector's verdicts are handed in as
+//! dvipd's heartbeat thread would, and the table learns of the takeover from `Took`.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use dvip_core::{Command, TakeoverRefused};
+
+use crate::node::{addresses, Cluster};
+
+/// A matured three-node cluster with nine addresses, and the node holding the most.
+fn cluster() -> (Cluster, usize) {
+    let mut c = Cluster::new(&vec![addresses(9, Some("n2")); 3]);
+    c.view(&[0, 1, 2]);
+    c.advance(Duration::from_secs(2), &[0, 1, 2]);
+    let busiest = (0..3)
+        .max_by_key(|&i| c.plumbed[i].len())
+        .expect("three nodes");
+    (c, busiest)
+}
+
+fn name(i: usize) -> String {
+    format!("n{}", i + 1)
+}
+
+/// Every survivor promises about `subject` on the plan it holds, as its detector would.
+fn promise(c: &mut Cluster, subject: usize, survivors: &[usize]) -> u64 {
+    let plans: BTreeSet<u64> = survivors.iter().map(|&i| c.nodes[i].lease_plan()).collect();
+    assert_eq!(plans.len(), 1, "one table, one plan: {plans:?}");
+    let plan = *plans.iter().next().expect("one");
+    for &i in survivors {
+        c.nodes[i].handle_promised(&name(subject), 0, plan);
+    }
+    plan
+}
+
+#[test]
+fn a_takeover_plumbs_each_successors_share_at_once_and_the_table_follows() {
+    let (mut c, dead) = cluster();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != dead).collect();
+    let held = c.plumbed[dead].clone();
+    assert!(!held.is_empty());
+    let successors = c.nodes[survivors[0]].successors(&name(dead));
+    // The host is gone: its addresses went with it.
+    c.plumbed[dead].clear();
+    let plan = promise(&mut c, dead, &survivors);
+    for &i in &survivors {
+        let taken = c.nodes[i].handle_takeover(&name(dead), 0, plan);
+        c.drain(i);
+        let mine = successors
+            .values()
+            .filter(|s| s.as_deref() == Some(name(i).as_str()))
+            .count();
+        assert_eq!(taken, Ok(mine), "{}", name(i));
+    }
+    // Before any message is delivered, every address the dead node held is answered for, by
+    // the successor every survivor named.
+    for (address, successor) in &successors {
+        let owners: Vec<String> = c
+            .owners(&address.to_string())
+            .into_iter()
+            .map(name)
+            .collect();
+        assert_eq!(
+            owners,
+            successor.iter().cloned().collect::<Vec<_>>(),
+            "{address}"
+        );
+    }
+    // The dead node's daemon hears nothing more. The survivors' table learns the takeover,
+    // the epoch moves and settles, and the dead node is planned around.
+    c.settle(&survivors);
+    for &i in &survivors {
+        assert_eq!(c.nodes[i].epoch_of(&name(dead)), 1);
+        assert!(c.nodes[i].silent().contains(&name(dead)));
+        let held_here = &c.nodes[i].holdings()[&name(i)];
+        assert!(c.plumbed[i].iter().all(|a| held_here.contains(a)));
+    }
+    // The bus's view, when it comes, moves nothing more.
+    let before: Vec<BTreeSet<IpAddr>> = c.plumbed.clone();
+    c.view(&survivors);
+    assert_eq!(c.plumbed, before);
+}
+
+#[test]
+fn a_takeover_is_refused_on_another_plan_another_epoch_or_without_a_promise() {
+    let (mut c, subject) = cluster();
+    let taker = (subject + 1) % 3;
+    let other = (subject + 2) % 3;
+    let plan = c.nodes[taker].lease_plan();
+    assert_eq!(
+        c.nodes[taker].handle_takeover(&name(subject), 0, plan),
+        Err(TakeoverRefused::NoPromise)
+    );
+    assert_eq!(
+        c.nodes[taker].handle_takeover(&name(taker), 0, 0),
+        Err(TakeoverRefused::NotInView)
+    );
+    let plan = promise(&mut c, subject, &[taker, other]);
+    // A message that can change the table moves the plan the promises named.
+    c.nodes[other]
+        .handle_command(Command::AnnounceView)
+        .expect("in a view");
+    c.drain(other);
+    c.settle(&[0, 1, 2]);
+    assert_eq!(
+        c.nodes[taker].handle_takeover(&name(subject), 0, plan),
+        Err(TakeoverRefused::PlanMoved)
+    );
+    // A promiser that hears the subject again ends its epoch; a takeover in it is stale.
+    let plan = promise(&mut c, subject, &[taker, other]);
+    c.nodes[other].handle_end_epoch(&name(subject), 0);
+    c.drain(other);
+    c.settle(&[0, 1, 2]);
+    assert_eq!(c.nodes[taker].epoch_of(&name(subject)), 1);
+    assert_eq!(
+        c.nodes[taker].handle_takeover(&name(subject), 0, plan),
+        Err(TakeoverRefused::EpochMoved)
+    );
+    // Nothing moved: an ended epoch is not a takeover.
+    assert!(c.nodes.iter().all(|n| n.silent().is_empty()));
+}
+
+#[test]
+fn a_live_subject_lets_go_of_what_was_taken_and_answers_again_once_its_epoch_settled() {
+    // Its beats were lost while the bus carried on: it is alive, and hears every message.
+    let (mut c, subject) = cluster();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != subject).collect();
+    let plan = promise(&mut c, subject, &survivors);
+    // Its kernel stopped answering when its lease ran out; what it still has is a stale copy
+    // the test bus must not count against the takers.
+    let stale = std::mem::take(&mut c.plumbed[subject]);
+    for &i in &survivors {
+        c.nodes[i]
+            .handle_takeover(&name(subject), 0, plan)
+            .expect("taken");
+        c.drain(i);
+    }
+    c.plumbed[subject] = stale;
+    // The first Took reaches everyone: the subject lets go and holds back.
+    let first = c.queue.pop_front().expect("a Took");
+    let from = c.nodes[first.0].name().to_owned();
+    c.nodes[subject].handle_message(&from, &first.1);
+    c.drain(subject);
+    assert!(
+        !c.nodes[subject].may_answer(),
+        "held back until the move settles"
+    );
+    assert!(
+        c.plumbed[subject].is_empty(),
+        "it let go of everything: {:?}",
+        c.plumbed[subject]
+    );
+    for &i in &survivors {
+        c.nodes[i].handle_message(&from, &first.1);
+        c.drain(i);
+    }
+    c.settle(&[0, 1, 2]);
+    assert!(
+        c.nodes[subject].may_answer(),
+        "every member saw the new epoch"
+    );
+    assert!(
+        c.nodes.iter().all(|n| n.silent().is_empty()),
+        "its State made it an ordinary member again"
+    );
+    // Matured again, the preferred node takes its address back, release before acquire.
+    c.advance(Duration::from_secs(2), &[0, 1, 2]);
+    assert_eq!(c.owners("198.51.100.1"), vec![1]);
+}
+
+#[test]
+fn a_lapsed_lease_holds_the_node_back_until_its_echo_returns() {
+    let (mut c, node) = cluster();
+    c.nodes[node].handle_lease_lapsed();
+    c.drain(node);
+    assert!(!c.nodes[node].may_answer());
+    c.settle(&[0, 1, 2]);
+    assert!(
+        c.nodes[node].may_answer(),
+        "everything before its echo was read, and nothing it has is held elsewhere"
+    );
+}
