@@ -143,21 +143,28 @@ pub enum Event {
         error: String,
     },
     /// dvip's own heartbeats have heard nothing from a member for the detector's
-    /// `suspect_after` (observed only, nothing is moved: docs/leases.md).
+    /// `suspect_after`: this node promised never to renew its lease (docs/leases.md).
     Unheard {
         /// The member.
         node: String,
     },
-    /// Every other member has stopped hearing a member: a lease takeover of its addresses
-    /// would be allowed now (observed only: docs/leases.md).
+    /// Every other member has stopped hearing a member: its lease is over, and a takeover of
+    /// its addresses is allowed (docs/leases.md).
     TakeoverReady {
         /// The member.
         node: String,
     },
-    /// This node's lease lapsed: no majority acknowledged its heartbeats in time. With
-    /// leases enforced it would have stopped answering for its addresses (observed only:
-    /// docs/leases.md).
+    /// This node's lease lapsed: no majority acknowledged its heartbeats in time, and its
+    /// kernel stopped answering for its addresses (docs/leases.md).
     LeaseLost,
+    /// This node took its share of a member's addresses when that member's lease ended,
+    /// before the bus's view (docs/leases.md).
+    TookOver {
+        /// The member whose lease ended.
+        node: String,
+        /// How many addresses this node took.
+        addresses: usize,
+    },
     /// This client was too slow: events it missed.
     Missed {
         /// How many.
@@ -190,6 +197,7 @@ impl Event {
             Self::Unheard { .. } => "unheard",
             Self::TakeoverReady { .. } => "takeover_ready",
             Self::LeaseLost => "lease_lost",
+            Self::TookOver { .. } => "took_over",
             Self::Missed { .. } => "missed",
         }
     }
@@ -266,9 +274,12 @@ impl Event {
                 format!("no heartbeat from {node} for the detector's time: promised never to renew its lease")
             }
             Self::TakeoverReady { node } => format!(
-                "every other member stopped hearing {node}: its lease is over and a takeover would be allowed (observed only)"
+                "every other member stopped hearing {node}: its lease is over and its addresses may be taken"
             ),
-            Self::LeaseLost => "this node's lease lapsed, no majority acknowledged its heartbeats in time: with leases enforced it would stop answering (observed only)".to_owned(),
+            Self::TookOver { node, addresses } => format!(
+                "took {addresses} of {node}'s addresses: its lease is over (before the bus's view)"
+            ),
+            Self::LeaseLost => "this node's lease lapsed, no majority acknowledged its heartbeats in time: its kernel stopped answering for its addresses".to_owned(),
             Self::Missed { count } => {
                 format!("{count} events missed: this client did not keep up")
             }

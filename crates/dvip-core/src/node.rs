@@ -925,7 +925,7 @@ impl Node {
         }
         // Only what can change the table moves the plan the detector's promises name.
         let moves_plan = match &message {
-            Message::EpochSeen { .. } => false,
+            Message::EpochSeen { .. } | Message::Epochs { .. } => false,
             Message::Took { addresses, .. } => !addresses.is_empty(),
             _ => true,
         };
@@ -946,6 +946,7 @@ impl Node {
                 self.epoch_seen_delivered(from, about, *epoch);
                 return self.reconcile();
             }
+            Message::Epochs { epochs, .. } => return self.epochs_delivered(epochs),
             _ => {}
         }
         let shared = match &message {
@@ -1050,7 +1051,10 @@ impl Node {
                 return;
             }
             // Taken before the view checks above.
-            Message::Echo { .. } | Message::Took { .. } | Message::EpochSeen { .. } => return,
+            Message::Echo { .. }
+            | Message::Took { .. }
+            | Message::EpochSeen { .. }
+            | Message::Epochs { .. } => return,
             Message::Silent { round, members, .. } => {
                 if round != view.round {
                     return drop(self, DropReason::Stale);
@@ -1475,6 +1479,7 @@ impl Node {
     fn announce(&mut self) {
         if let Some(view_id) = self.view_id() {
             self.send_moves(view_id);
+            self.send_epochs(view_id);
         }
         let Some(view) = &self.view else { return };
         let state = State {

@@ -147,6 +147,16 @@ pub enum Message {
         /// The epoch it moved to.
         epoch: u64,
     },
+    /// The epochs the sender knows, sent before each of its States: a member that restarted,
+    /// or came from another side of a partition, may know fewer moves than the others.
+    /// Everyone takes the greatest it hears for each member, so by the time every State is in,
+    /// the members agree on every epoch.
+    Epochs {
+        /// The view it was sent in.
+        view_id: u64,
+        /// Members and their epochs (those above 0).
+        epochs: Vec<(NodeName, u64)>,
+    },
 }
 
 /// An operator's move of an address, standing until cleared, or its clearing (`to` is
@@ -187,7 +197,8 @@ impl Message {
             | Self::Echo { view_id, .. }
             | Self::Moves { view_id, .. }
             | Self::Took { view_id, .. }
-            | Self::EpochSeen { view_id, .. } => *view_id,
+            | Self::EpochSeen { view_id, .. }
+            | Self::Epochs { view_id, .. } => *view_id,
         }
     }
 }
@@ -365,6 +376,11 @@ fn check_bounds(message: &Message) -> Result<(), DecodeError> {
         Message::EpochSeen { about, .. } => {
             at_most("bytes in a name", about.len(), NAME_LEN_MAX)?;
         }
+        Message::Epochs { epochs, .. } => {
+            at_most("epochs", epochs.len(), MEMBERS_MAX)?;
+            let longest = epochs.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+            at_most("bytes in a name", longest, NAME_LEN_MAX)?;
+        }
         Message::Mature { .. }
         | Message::AnnounceView { .. }
         | Message::Standby { .. }
@@ -430,6 +446,10 @@ mod tests {
                 view_id: 5,
                 about: "n2".to_owned(),
                 epoch: 3,
+            },
+            Message::Epochs {
+                view_id: 5,
+                epochs: vec![("n2".to_owned(), 3)],
             },
             Message::Carried {
                 view_id: 6,

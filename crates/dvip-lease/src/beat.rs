@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The format version this build speaks.
-pub(crate) const WIRE_VERSION: u16 = 1;
+pub(crate) const WIRE_VERSION: u16 = 2;
 const MAGIC: [u8; 2] = *b"DL";
 const HEADER_LEN: usize = 4;
 /// A beat fits one datagram with room to spare.
@@ -18,6 +18,8 @@ pub(crate) const BEAT_SIZE_MAX: usize = 16 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Beat {
     pub from: String,
+    /// Which run of the sender's daemon: its clock starts again with each.
+    pub incarnation: u64,
     /// When it was sent, on the sender's monotonic clock.
     pub sent: Duration,
     /// The sender's own epoch as the sender knows it.
@@ -28,11 +30,11 @@ pub struct Beat {
     pub promises: Vec<Promise>,
 }
 
-/// "I heard your beat sent at `sent`, in your epoch `epoch`."
+/// "I heard your beat sent at `sent`, in your run `incarnation`."
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     pub to: String,
-    pub epoch: u64,
+    pub incarnation: u64,
     pub sent: Duration,
 }
 
@@ -104,11 +106,12 @@ mod tests {
     fn a_beat_comes_back_as_it_went() {
         let beat = Beat {
             from: "node1".into(),
+            incarnation: 77,
             sent: Duration::from_micros(1_234_567),
             epoch: 2,
             acks: vec![Ack {
                 to: "node2".into(),
-                epoch: 0,
+                incarnation: 5,
                 sent: Duration::from_millis(5),
             }],
             promises: vec![Promise {

@@ -28,19 +28,35 @@ pub struct Takeover {
     pub plan: u64,
 }
 
-/// What one [`Detector::tick`] did.
+/// A member silent for `suspect_after`: the caller records what it will defer, then makes
+/// the promise ([`Detector::promise`]) on the plan it holds at that moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub about: String,
+    pub epoch: u64,
+}
+
+/// What one [`Detector::tick`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ticked {
-    /// The members it has just promised about.
-    pub promised: Vec<String>,
+    /// Promises now due (each once per epoch).
+    pub due: Vec<Due>,
     /// The takeovers that have just become possible.
     pub takeovers: Vec<Takeover>,
-    /// Promises whose epoch the caller should end (each once): their subject was heard again
+    /// Promises whose epoch the caller should end (again every `suspect_after` until it has
+    /// moved): their subject was heard again
     /// since, or no takeover came of them within twice `suspect_after` (a member that still
     /// hears the subject never promises). The promise stands for the epoch, so only a new
     /// epoch lets the subject's lease return, and lets this member take what the subject
     /// lets go.
-    pub to_end: Vec<Promise>,
+    pub to_end: Vec<Due>,
+}
+
+/// A member this one does not acknowledge in its epoch `epoch`, since `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Silenced {
+    epoch: u64,
+    since: Duration,
 }
 
 /// What this member knows of another.
@@ -48,7 +64,9 @@ pub struct Ticked {
 struct Heard {
     /// When a beat of it last arrived, on this member's clock.
     last: Duration,
-    /// The latest send time heard from it in its current epoch, on its clock.
+    /// Which run of its daemon the beats come from (its clock starts again with each).
+    incarnation: Option<u64>,
+    /// The latest send time heard from it in that run, on its clock.
     sent: Option<Duration>,
     /// Its epoch, as agreed (moved by the caller).
     epoch: u64,
@@ -64,11 +82,12 @@ struct Heard {
 #[derive(Debug, Clone)]
 pub struct Detector {
     me: String,
+    /// Which run of this daemon: acknowledgements count only for its own beats.
+    incarnation: u64,
     options: LeaseOptions,
     /// Until then this member acknowledges nobody: a restarted daemon first hears the
     /// promises it may have made before it forgot them.
     quiet_until: Duration,
-    plan: u64,
     epoch: u64,
     members: BTreeSet<String>,
     heard: BTreeMap<String, Heard>,
@@ -76,15 +95,15 @@ pub struct Detector {
     acked: BTreeMap<String, Duration>,
     /// Members this member will not acknowledge in their epoch: its own promises, and those
     /// it heard from others.
-    silenced: BTreeMap<String, u64>,
+    silenced: BTreeMap<String, Silenced>,
     /// This member's promises, by subject.
     promised: BTreeMap<String, Promise>,
+    /// Promises reported due, by subject: the epoch.
+    asked: BTreeMap<String, u64>,
     /// Takeovers already reported, by subject and epoch.
     reported: BTreeSet<(String, u64)>,
-    /// When this member made each of its promises, by subject.
-    promised_at: BTreeMap<String, Duration>,
-    /// Promises to end, by subject and epoch: whether already reported.
-    to_end: BTreeMap<(String, u64), bool>,
+    /// Promises to end, by subject and epoch: when last reported.
+    to_end: BTreeMap<(String, u64), Option<Duration>>,
     next_beat: Duration,
     /// The lease ran out at some point since [`Detector::take_lapsed`] last said so.
     lapsed: bool,
@@ -100,21 +119,29 @@ pub struct Detector {
 
 impl Detector {
     /// A detector started at `now`, alone until [`Detector::set_members`].
-    pub fn new(me: impl Into<String>, options: LeaseOptions, now: Duration) -> Self {
+    ///
+    /// `incarnation` tells this run of the daemon from the ones before (its clock, and so its
+    /// beats' send times, start again): any number the caller's earlier runs never used.
+    pub fn new(
+        me: impl Into<String>,
+        options: LeaseOptions,
+        now: Duration,
+        incarnation: u64,
+    ) -> Self {
         let me = me.into();
         Self {
+            incarnation,
             members: [me.clone()].into(),
             me,
             quiet_until: now + options.suspect_after,
             options,
-            plan: 0,
             epoch: 0,
             heard: BTreeMap::new(),
             acked: BTreeMap::new(),
             silenced: BTreeMap::new(),
             promised: BTreeMap::new(),
+            asked: BTreeMap::new(),
             reported: BTreeSet::new(),
-            promised_at: BTreeMap::new(),
             to_end: BTreeMap::new(),
             next_beat: now,
             last_tick: now,
@@ -147,6 +174,11 @@ impl Detector {
         self.heard.retain(|name, _| members.contains(name));
         self.acked.retain(|name, _| members.contains(name));
         self.promised.retain(|name, _| members.contains(name));
+        self.asked.retain(|name, _| members.contains(name));
+        // One that left the view and comes back is a new member: what was promised about it
+        // ended with the view that excluded it (the bus handed its addresses on).
+        self.silenced.retain(|name, _| members.contains(name));
+        self.reported.retain(|(name, _)| members.contains(name));
         self.to_end.retain(|(name, _), _| members.contains(name));
         for name in members.iter().filter(|&n| *n != me) {
             self.heard.entry(name.clone()).or_insert_with(|| Heard {
@@ -156,9 +188,24 @@ impl Detector {
         }
     }
 
-    /// The plan this member holds now: its promises from here on name it.
-    pub fn set_plan(&mut self, plan: u64) {
-        self.plan = plan;
+    /// Promises, on `plan`, never again to acknowledge `about` in its epoch `epoch` (a
+    /// [`Due`] the caller has recorded): from now on every beat says so. Nothing happens if
+    /// the epoch has moved, or the promise is already made.
+    pub fn promise(&mut self, about: &str, epoch: u64, plan: u64, now: Duration) {
+        let current = self.heard.get(about).map(|h| h.epoch);
+        if current != Some(epoch) || self.promised.contains_key(about) {
+            return;
+        }
+        self.promised.insert(
+            about.to_owned(),
+            Promise {
+                about: about.to_owned(),
+                epoch,
+                plan,
+            },
+        );
+        self.silenced
+            .insert(about.to_owned(), Silenced { epoch, since: now });
     }
 
     /// Moves `member`'s epoch (agreed: a takeover of it or its lost lease was delivered).
@@ -178,7 +225,7 @@ impl Detector {
                 heard.last = heard.last.max(now);
             }
         }
-        if self.silenced.get(member).is_some_and(|&e| e < epoch) {
+        if self.silenced.get(member).is_some_and(|s| s.epoch < epoch) {
             self.silenced.remove(member);
         }
         if self.promised.get(member).is_some_and(|p| p.epoch < epoch) {
@@ -213,12 +260,12 @@ impl Detector {
                 .iter()
                 .filter(|(name, heard)| {
                     self.options.flaw == Some(Flaw::AckAfterPromise)
-                        || self.silenced.get(*name) != Some(&heard.epoch)
+                        || self.silenced.get(*name).map(|s| s.epoch) != Some(heard.epoch)
                 })
                 .filter_map(|(name, heard)| {
                     Some(Ack {
                         to: name.clone(),
-                        epoch: heard.epoch,
+                        incarnation: heard.incarnation?,
                         sent: heard.sent?,
                     })
                 })
@@ -226,6 +273,7 @@ impl Detector {
         };
         Beat {
             from: self.me.clone(),
+            incarnation: self.incarnation,
             sent: now,
             epoch: self.epoch,
             acks,
@@ -241,20 +289,26 @@ impl Detector {
         };
         heard.last = heard.last.max(now);
         heard.ever = true;
-        if beat.epoch == heard.epoch {
-            heard.sent = heard.sent.max(Some(beat.sent));
-            if self
-                .promised
-                .get(&beat.from)
-                .is_some_and(|p| p.epoch == heard.epoch)
-            {
-                self.to_end
-                    .entry((beat.from.clone(), heard.epoch))
-                    .or_insert(false);
-            }
+        if heard.incarnation != Some(beat.incarnation) {
+            // A new run of its daemon: send times from the last one mean nothing now.
+            heard.incarnation = Some(beat.incarnation);
+            heard.sent = None;
+        }
+        // Any beat of this run may be acknowledged, whatever epoch either side thinks it is
+        // in: the acknowledgement is for a beat sent before its giver last heard the owner, so
+        // the lease it renews ends before any promise the giver can make, in any epoch.
+        heard.sent = heard.sent.max(Some(beat.sent));
+        if self
+            .promised
+            .get(&beat.from)
+            .is_some_and(|p| p.epoch == heard.epoch)
+        {
+            self.to_end
+                .entry((beat.from.clone(), heard.epoch))
+                .or_insert(None);
         }
         for ack in beat.acks.iter().filter(|a| a.to == self.me) {
-            if ack.epoch == self.epoch {
+            if ack.incarnation == self.incarnation {
                 let sent = match self.options.flaw {
                     Some(Flaw::LeaseFromArrival) => now,
                     _ => ack.sent,
@@ -272,9 +326,13 @@ impl Detector {
         // made and forgotten in a restart must not be undone by the others' acknowledgements.
         for promise in &beat.promises {
             let agreed = self.heard.get(&promise.about).map(|h| h.epoch);
-            if agreed == Some(promise.epoch) {
-                let silenced = self.silenced.entry(promise.about.clone()).or_default();
-                *silenced = (*silenced).max(promise.epoch);
+            let known = self.silenced.get(&promise.about).map(|s| s.epoch);
+            if agreed == Some(promise.epoch) && known.is_none_or(|e| e < promise.epoch) {
+                let silenced = Silenced {
+                    epoch: promise.epoch,
+                    since: now,
+                };
+                self.silenced.insert(promise.about.clone(), silenced);
             }
         }
     }
@@ -295,34 +353,31 @@ impl Detector {
             Some(Flaw::PromiseEarly) => self.options.suspect_after / 2,
             _ => self.options.suspect_after,
         };
-        let mut promised = Vec::new();
+        let mut due = Vec::new();
         for (name, heard) in &self.heard {
             if heard.ever
                 && now.saturating_sub(heard.last) >= after
                 && !self.promised.contains_key(name)
+                && self.asked.get(name) != Some(&heard.epoch)
             {
-                promised.push(name.clone());
-                self.promised.insert(
-                    name.clone(),
-                    Promise {
-                        about: name.clone(),
-                        epoch: heard.epoch,
-                        plan: self.plan,
-                    },
-                );
-                self.silenced.insert(name.clone(), heard.epoch);
-                self.promised_at.insert(name.clone(), now);
+                due.push(Due {
+                    about: name.clone(),
+                    epoch: heard.epoch,
+                });
             }
         }
-        for (about, promise) in &self.promised {
-            let overdue = self
-                .promised_at
-                .get(about)
-                .is_some_and(|at| now.saturating_sub(*at) >= 2 * self.options.suspect_after);
-            if overdue && !self.reported.contains(&(about.clone(), promise.epoch)) {
+        for d in &due {
+            self.asked.insert(d.about.clone(), d.epoch);
+        }
+        // A silence of its own or adopted (its promiser may have restarted and forgotten it)
+        // that led to no takeover is ended: it would keep the subject's lease from returning.
+        for (about, silenced) in &self.silenced {
+            let current = self.heard.get(about).map(|h| h.epoch) == Some(silenced.epoch);
+            let overdue = now.saturating_sub(silenced.since) >= 2 * self.options.suspect_after;
+            if current && overdue && !self.reported.contains(&(about.clone(), silenced.epoch)) {
                 self.to_end
-                    .entry((about.clone(), promise.epoch))
-                    .or_insert(false);
+                    .entry((about.clone(), silenced.epoch))
+                    .or_insert(None);
             }
         }
         let mut ready = Vec::new();
@@ -356,16 +411,23 @@ impl Detector {
             self.reported.insert((t.about.clone(), t.epoch));
         }
         let mut to_end = Vec::new();
+        // Said again every `suspect_after` until the epoch moves: the caller may not be
+        // able to end it yet (its view not planned), and a promise that stands silences its
+        // subject for every member.
         for ((about, epoch), reported) in &mut self.to_end {
-            if !*reported {
-                *reported = true;
-                if let Some(p) = self.promised.get(about).filter(|p| p.epoch == *epoch) {
-                    to_end.push(p.clone());
-                }
+            let due =
+                reported.is_none_or(|at| now.saturating_sub(at) >= self.options.suspect_after);
+            let standing = self.silenced.get(about).is_some_and(|s| s.epoch == *epoch);
+            if due && standing {
+                *reported = Some(now);
+                to_end.push(Due {
+                    about: about.clone(),
+                    epoch: *epoch,
+                });
             }
         }
         Ticked {
-            promised,
+            due,
             takeovers: ready,
             to_end,
         }
@@ -454,12 +516,21 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// Ticks, and makes every promise due on plan 0, as a caller would.
+    fn tick(d: &mut Detector, now: Duration) -> Ticked {
+        let ticked = d.tick(now);
+        for due in &ticked.due {
+            d.promise(&due.about, due.epoch, 0, now);
+        }
+        ticked
+    }
+
     fn three() -> Vec<Detector> {
         let names: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
         names
             .iter()
             .map(|n| {
-                let mut d = Detector::new(n.clone(), LeaseOptions::default(), ms(0));
+                let mut d = Detector::new(n.clone(), LeaseOptions::default(), ms(0), 0);
                 d.set_members(&names, ms(0));
                 d
             })
@@ -491,7 +562,7 @@ mod tests {
                     d.receive(b, now);
                 }
             }
-            ready.extend(d.tick(now).takeovers);
+            ready.extend(tick(d, now).takeovers);
         }
         ready
     }
@@ -530,12 +601,12 @@ mod tests {
             let beat_b = ds[1].beat(now);
             ds[0].receive(&beat_b, now);
             ds[2].receive(&beat_b, now);
-            ds[1].tick(now);
+            tick(&mut ds[1], now);
             now += ms(5);
         }
         assert!(ds[1].promised().any(|p| p.about == "a"));
         let names: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
-        let mut c = Detector::new("c", LeaseOptions::default(), now);
+        let mut c = Detector::new("c", LeaseOptions::default(), now, 1);
         c.set_members(&names, now);
         for _ in 0..20 {
             c.receive(&ds[0].beat(now), now);
@@ -570,10 +641,10 @@ mod tests {
 
     #[test]
     fn alone_in_the_view_the_lease_never_ends_and_a_pair_needs_the_other() {
-        let d = Detector::new("a", LeaseOptions::default(), ms(0));
+        let d = Detector::new("a", LeaseOptions::default(), ms(0), 0);
         assert_eq!(d.lease(ms(10_000)), Lease::Held { until: None });
         let names: BTreeSet<String> = ["a", "b"].map(String::from).into();
-        let mut a = Detector::new("a", LeaseOptions::default(), ms(0));
+        let mut a = Detector::new("a", LeaseOptions::default(), ms(0), 0);
         a.set_members(&names, ms(0));
         assert_eq!(a.lease(ms(0)), Lease::Lost, "nobody acknowledged yet");
     }
@@ -618,7 +689,7 @@ mod tests {
             for d in &mut ds[1..] {
                 d.receive(&beat, now);
             }
-            ds[0].tick(now);
+            tick(&mut ds[0], now);
             lapses += usize::from(ds[0].take_lapsed());
             now += ms(5);
         }
@@ -640,13 +711,13 @@ mod tests {
                     }
                 }
             }
-            let ticked = ds[1].tick(now);
+            let ticked = tick(&mut ds[1], now);
             assert!(ticked.takeovers.is_empty());
             ended = ticked.to_end;
-            ds[2].tick(now);
+            tick(&mut ds[2], now);
             now += ms(5);
         }
-        assert_eq!(ended.len(), 1, "b ends its promise once");
+        assert_eq!(ended.len(), 1, "b ends its promise");
         assert_eq!(ended[0].about, "a");
         // Ended for good in this epoch: once moved, b may promise again.
         ds[1].set_epoch("a", 1, now);
@@ -659,9 +730,9 @@ mod tests {
         // b is stopped for a second; when it wakes, the others' beats have not arrived yet.
         now += ms(1000);
         assert!(
-            ds[1].tick(now).promised.is_empty(),
+            tick(&mut ds[1], now).due.is_empty(),
             "it was b that was silent"
         );
-        assert!(ds[1].tick(now + ms(30)).promised.is_empty());
+        assert!(tick(&mut ds[1], now + ms(30)).due.is_empty());
     }
 }

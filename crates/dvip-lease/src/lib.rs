@@ -20,8 +20,10 @@
 //!   lets go within `L` of its last acknowledged beat.
 //! - **A promise.** A member that has heard nothing from a member for `T` on its own clock
 //!   promises, once and for good (until the subject's epoch moves), never to acknowledge that
-//!   member again, and says so in every beat. Its promise names the plan it holds (a number
-//!   the caller gives, [`Detector::set_plan`]).
+//!   member again, and says so in every beat. The detector says when a promise is due; the
+//!   caller first records what the promise makes it defer, then makes it
+//!   ([`Detector::promise`]) naming the plan it holds at that moment, so a promise never
+//!   names a plan older than what the caller has already acted on.
 //! - **A takeover.** When every other member of the view has promised about one member, with
 //!   one plan between them, that member's lease is over, and its addresses may be taken as
 //!   that plan says. Nothing else is waited for.
@@ -35,14 +37,17 @@
 //! address: two members cannot take one address on two different plans.
 //!
 //! The caller moves a member's epoch ([`Detector::set_epoch`]) only at agreed points (a
-//! takeover or a lost lease delivered in the bus's order), which clears the promises about it.
+//! takeover, or the end of a promise, delivered in the bus's order), which clears the
+//! promises about it. No takeover is reported within `suspect_after` of a change of members,
+//! a paused detector suspects nobody until it has listened again, and a promise that leads
+//! to no takeover, or whose subject speaks again, is reported to be ended.
 
 mod beat;
 mod detector;
 mod options;
 
 pub use beat::{Ack, Beat, DecodeError, Promise};
-pub use detector::{Detector, Lease, Takeover, Ticked};
+pub use detector::{Detector, Due, Lease, Takeover, Ticked};
 pub use options::{
     Flaw, LeaseOptions, DRIFT_PPM_DEFAULT, INTERVAL_DEFAULT, MARGIN_DEFAULT, SUSPECT_AFTER_DEFAULT,
 };

@@ -167,7 +167,8 @@ fn run(s: &Scenario, options: LeaseOptions, enforcement: Enforcement, seed: u64)
     let mut dice = Dice(seed | 1);
     let names: BTreeSet<String> = (0..s.nodes).map(name).collect();
     let start = |i: usize, t: u64| {
-        let mut d = Detector::new(name(i), options, s.clock(i, t));
+        // Each run of a daemon is told apart by when it started.
+        let mut d = Detector::new(name(i), options, s.clock(i, t), t);
         d.set_members(&names, s.clock(i, t));
         d
     };
@@ -226,7 +227,10 @@ fn run(s: &Scenario, options: LeaseOptions, enforcement: Enforcement, seed: u64)
                     .expect("a member");
                 out.takeovers.push((t, i, subject));
             }
-            out.promises_made += ticked.promised.len();
+            out.promises_made += ticked.due.len();
+            for due in &ticked.due {
+                d.promise(&due.about, due.epoch, 0, now);
+            }
             let answering = matches!(d.lease(now), Lease::Held { .. });
             if now >= d.next_beat() {
                 let beat = d.beat(now);

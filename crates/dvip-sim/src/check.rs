@@ -272,8 +272,9 @@ fn check_view(world: &World, view_id: u64, members: &BTreeSet<usize>) -> Vec<Str
 }
 
 /// Liveness, judged at the end of a run from the hosts alone: every address that a running
-/// node whose States arrive offers (not BROKEN, not on standby) is plumbed on exactly
-/// one host, and nothing is plumbed where nobody offers it.
+/// node whose States arrive offers (not BROKEN, not on standby) is answered for (plumbed, and
+/// with leases its kernel lease alive) on exactly one host, and nothing is answered for where
+/// nobody offers it.
 pub(crate) fn live(world: &World) -> Vec<String> {
     let audible: Vec<&crate::world::Host> = world
         .hosts
@@ -315,11 +316,10 @@ pub(crate) fn live(world: &World) -> Vec<String> {
         }
     }
     for address in every {
-        let on: Vec<&str> = world
-            .hosts
-            .iter()
-            .filter(|h| h.kernel.contains(&address))
-            .map(|h| h.name.as_str())
+        // Plumbed is not enough with leases: the kernel must answer for it too.
+        let on: Vec<&str> = (0..world.hosts.len())
+            .filter(|&h| world.answering(h, &address))
+            .map(|h| world.hosts[h].name.as_str())
             .collect();
         let candidates = expected.candidates(&address);
         let served = !candidates.is_empty() && !expected.broken(&address);

@@ -39,6 +39,8 @@ pub(crate) struct Leases {
     pub(crate) hosts: Vec<HostLease>,
     in_flight: BTreeMap<u64, (usize, Beat)>,
     next_beat: u64,
+    /// Detectors started so far: each start's incarnation.
+    started: u64,
     /// Chance that a beat is lost, now.
     pub(crate) loss: f64,
     /// `cut[from][to]`: beats from `from` never reach `to`.
@@ -64,6 +66,7 @@ impl Leases {
             hosts,
             in_flight: BTreeMap::new(),
             next_beat: 0,
+            started: 0,
             loss: 0.0,
             cut: Vec::new(),
             dice,
@@ -149,7 +152,10 @@ impl World {
         let name = self.hosts[host].name.clone();
         if let Some(leases) = self.leases.as_mut() {
             let local = leases.local(host, now);
-            leases.hosts[host].detector = Some(Detector::new(name, leases.options, local));
+            leases.started += 1;
+            let incarnation = leases.started;
+            leases.hosts[host].detector =
+                Some(Detector::new(name, leases.options, local, incarnation));
         }
     }
 
@@ -198,19 +204,38 @@ impl World {
         if !h.powered || h.paused || h.node.is_none() {
             return;
         }
-        let mut out = None;
+        let mut ticked = None;
         let mut lapsed = false;
         self.with_detector(host, |d, local| {
-            let ticked = d.tick(local);
+            ticked = Some(d.tick(local));
             lapsed = d.take_lapsed();
-            let promises: Vec<_> = d
-                .promised()
-                .filter(|p| ticked.promised.contains(&p.about))
-                .cloned()
-                .collect();
-            out = Some((d.beat(local), d.members().clone(), ticked, promises));
         });
-        let Some((beat, members, ticked, promises)) = out else {
+        let Some(ticked) = ticked else {
+            return;
+        };
+        // As dvipd: the node records what a promise defers, then the detector makes it on the
+        // plan the node holds.
+        for due in &ticked.due {
+            let mut plan = None;
+            self.with_node(host, |n| {
+                n.handle_promised(&due.about, due.epoch, n.lease_plan());
+                plan = Some(n.lease_plan());
+            });
+            self.record_event(&format!(
+                "promise {host} about {} in {}",
+                due.about, due.epoch
+            ));
+            if let Some(plan) = plan {
+                self.with_detector(host, |d, local| {
+                    d.promise(&due.about, due.epoch, plan, local);
+                });
+            }
+        }
+        let mut out = None;
+        self.with_detector(host, |d, local| {
+            out = Some((d.beat(local), d.members().clone()));
+        });
+        let Some((beat, members)) = out else {
             return;
         };
         for to in (0..self.hosts.len()).filter(|&o| o != host) {
@@ -233,10 +258,6 @@ impl World {
             self.stats.lapses += 1;
             self.record_event(&format!("lease lapsed {host}"));
             self.with_node(host, Node::handle_lease_lapsed);
-        }
-        for p in promises {
-            self.record_event(&format!("promise {host} about {} in {}", p.about, p.epoch));
-            self.with_node(host, |n| n.handle_promised(&p.about, p.epoch, p.plan));
         }
         for t in ticked.takeovers {
             let mut result = None;
@@ -309,13 +330,47 @@ impl World {
         self.with_detector(to, |d, local| d.receive(&beat, local));
     }
 
-    /// What the node said that its detector must hear: its plan and the epochs it moved.
-    pub(crate) fn tell_detector(&mut self, host: usize, moved: &[(String, u64)]) {
-        let Some(plan) = self.hosts[host].node.as_ref().map(Node::lease_plan) else {
-            return;
+    /// What each host's lease looks like now, for a verbose run's end.
+    pub(crate) fn describe_leases(&self) -> Vec<String> {
+        let Some(leases) = &self.leases else {
+            return Vec::new();
         };
+        (0..self.hosts.len())
+            .map(|h| {
+                let local = leases.local(h, self.now);
+                let lease = leases.hosts[h].detector.as_ref().map(|d| {
+                    let acks: Vec<String> = d
+                        .clone()
+                        .beat(local)
+                        .acks
+                        .into_iter()
+                        .map(|a| a.to)
+                        .collect();
+                    (
+                        d.lease(local),
+                        d.epoch(),
+                        d.promised().map(|p| p.about.clone()).collect::<Vec<_>>(),
+                        acks,
+                    )
+                });
+                let node = self.hosts[h]
+                    .node
+                    .as_ref()
+                    .map(|n| (n.may_answer(), n.silent()));
+                format!(
+                    "{}: lease {lease:?}, node (may answer, silent) {node:?}, kernel until {:?}",
+                    self.hosts[h].name, leases.hosts[h].kernel_until
+                )
+            })
+            .collect()
+    }
+
+    /// The epochs the node moved, for its detector.
+    pub(crate) fn tell_detector(&mut self, host: usize, moved: &[(String, u64)]) {
+        if moved.is_empty() {
+            return;
+        }
         self.with_detector(host, |d, local| {
-            d.set_plan(plan);
             for (member, epoch) in moved {
                 d.set_epoch(member, *epoch, local);
             }

@@ -114,7 +114,7 @@ fn deaths(count: u64, options: &RunOptions) -> ExitCode {
         }
         let mode = if leases { "leases" } else { "bus view only" };
         println!(
-            "{mode:>14}: {} addresses of {count} deaths answered after {} ms median, {} ms p99, \
+            "{mode:>14}: {} addresses of {count} clusters, two deaths each, answered after {} ms median, {} ms p99, \
              {} ms at most; the bus's view after {} ms median",
             answered.len(),
             quantile(&mut answered, 0.5),

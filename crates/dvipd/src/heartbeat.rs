@@ -1,20 +1,25 @@
-//! dvip's own heartbeats on the cluster network (issue 22, docs/leases.md): a thread of its
-//! own sends dvip-lease's beats over UDP to every member's corosync ring address, feeds the
-//! beats it receives to the detector, and reports what the detector concludes as events.
+//! dvip's own heartbeats on the cluster network (docs/leases.md): a thread of its own sends
+//! dvip-lease's beats over UDP to every member's corosync ring address, feeds the beats it
+//! receives to the detector, hands the detector's verdicts to the daemon's loop, and renews
+//! the kernel's end of this node's lease while the lease holds and the node may answer.
 //!
-//! Observed only, for now: nothing is moved on its word, and an owner's lease is not
-//! enforced. It owns the socket, the peers' addresses and the thread; the rules are
-//! dvip-lease's, and what to do with them is the daemon's.
+//! It owns the socket, the peers' addresses, the thread and the renewals; the rules are
+//! dvip-lease's, and what the verdicts do to the addresses is the core's (`Node`'s
+//! `handle_promised`, `handle_takeover`, `handle_end_epoch`, `handle_lease_lapsed`), driven
+//! by the loop.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use dvip_console::{Event, EventLine};
-use dvip_lease::{Beat, Detector, Lease, LeaseOptions};
+use dvip_lease::{Beat, Detector, Lease, LeaseOptions, Takeover};
 use tracing::{info, warn};
 
 use crate::console::{now_ms, EventStream};
+use crate::kernel_lease::{KernelLease, Renewer};
 
 /// Why the heartbeats could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +37,67 @@ pub enum HeartbeatError {
     Options(String),
     #[error("cannot start the heartbeat thread: {0}")]
     Thread(std::io::Error),
+    #[error(
+        "the kernel cannot end this node's lease ({0}): without it a paused dvipd's addresses \
+         would answer after the others took them"
+    )]
+    KernelLease(crate::kernel_lease::KernelLeaseError),
+}
+
+/// What the detector concluded, for the daemon's loop to hand to the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// `about` has been silent for `suspect_after`: the core records what a promise defers,
+    /// and the loop answers with [`Order::Promise`] on the plan it holds.
+    Due { about: String, epoch: u64 },
+    /// Every other member promised about a member, on one plan.
+    Takeover(Takeover),
+    /// A promise of this node's led to no takeover, or its subject spoke again.
+    EndEpoch { about: String, epoch: u64 },
+    /// This node's lease ran out: the `count`-th time.
+    Lapsed { count: u64 },
+}
+
+/// What the daemon's loop tells the thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Order {
+    /// Make the promise, on `plan`.
+    Promise {
+        about: String,
+        epoch: u64,
+        plan: u64,
+    },
+    /// A member's epoch moved, in the agreed order.
+    Epoch { member: String, epoch: u64 },
+    /// Guard these addresses from now on (a reload).
+    Guard(KernelLease),
+}
+
+/// Whether the node may answer, as the loop last published it, with how many lapses it had
+/// read by then: the thread renews the kernel's lease only when both are current.
+#[derive(Debug, Default)]
+pub struct Gate(AtomicU64);
+
+const MAY_ANSWER: u64 = 1 << 63;
+
+impl Gate {
+    /// The loop publishes what the core says, after every input.
+    pub fn publish(&self, may_answer: bool, lapses_read: u64) {
+        let bit = if may_answer { MAY_ANSWER } else { 0 };
+        self.0.store(bit | lapses_read, Ordering::Release);
+    }
+
+    fn open(&self, lapses: u64) -> bool {
+        let value = self.0.load(Ordering::Acquire);
+        value & MAY_ANSWER != 0 && value & !MAY_ANSWER == lapses
+    }
+}
+
+/// The loop's ends of the thread.
+pub struct Heartbeats {
+    pub verdicts: tokio::sync::mpsc::UnboundedReceiver<Verdict>,
+    pub orders: mpsc::Sender<Order>,
+    pub gate: Arc<Gate>,
 }
 
 /// Every node's heartbeat address: its first ring address in corosync's node list, at `port`.
@@ -47,40 +113,61 @@ fn peers(port: u16) -> Result<BTreeMap<String, SocketAddr>, HeartbeatError> {
         .collect())
 }
 
-/// Starts the heartbeats of node `me` on `port`, following the views' members in `views`
-/// and reporting in `events`.
+/// Starts the heartbeats of node `me` on `port`, following the views' members in `views`,
+/// guarding `guard` with the kernel's lease and reporting in `events`.
 pub fn start(
     me: &str,
     port: u16,
     options: LeaseOptions,
+    guard: KernelLease,
     events: &EventStream,
     views: tokio::sync::watch::Receiver<BTreeSet<String>>,
-) -> Result<(), HeartbeatError> {
+) -> Result<Heartbeats, HeartbeatError> {
     options.check().map_err(HeartbeatError::Options)?;
     let peers = peers(port)?;
     let at = *peers
         .get(me)
         .ok_or_else(|| HeartbeatError::NoAddress(me.to_owned()))?;
     let socket = UdpSocket::bind(at).map_err(|source| HeartbeatError::Bind { at, source })?;
-    let me = me.to_owned();
-    let events = events.clone();
-    info!(%at, peers = peers.len(), "heartbeats started (observed only)");
+    guard.install().map_err(HeartbeatError::KernelLease)?;
+    let (verdicts_tx, verdicts) = tokio::sync::mpsc::unbounded_channel();
+    let (orders, orders_rx) = mpsc::channel();
+    let gate = Arc::new(Gate::default());
+    let beating = Beating {
+        detector: Detector::new(me, options, Duration::ZERO, incarnation()),
+        origin: Instant::now(),
+        socket,
+        peers,
+        events: events.clone(),
+        verdicts: verdicts_tx,
+        orders: orders_rx,
+        gate: Arc::clone(&gate),
+        lapses: 0,
+        guard,
+        renewer: Renewer::default(),
+        renewal_failed: false,
+    };
+    info!(%at, peers = beating.peers.len(), "heartbeats and leases started");
     std::thread::Builder::new()
         .name("dvipd-heartbeat".into())
         .spawn(move || {
             raise_priority();
-            Beating {
-                detector: Detector::new(me, options, Duration::ZERO),
-                origin: Instant::now(),
-                socket,
-                peers,
-                events,
-                held: false,
-            }
-            .run(views);
+            beating.run(views);
         })
-        .map(|_| ())
-        .map_err(HeartbeatError::Thread)
+        .map_err(HeartbeatError::Thread)?;
+    Ok(Heartbeats {
+        verdicts,
+        orders,
+        gate,
+    })
+}
+
+/// This run of the daemon, told apart from the runs before: the wall clock's nanoseconds at
+/// start (its monotonic clock, and the beats' send times, start again with each run).
+fn incarnation() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(u64::from(std::process::id()), |d| d.as_nanos() as u64)
 }
 
 /// The beats must go out on time when the machine is busy, as corosync's do: the thread asks
@@ -109,8 +196,15 @@ struct Beating {
     socket: UdpSocket,
     peers: BTreeMap<String, SocketAddr>,
     events: EventStream,
-    /// Whether the lease held when last looked at.
-    held: bool,
+    verdicts: tokio::sync::mpsc::UnboundedSender<Verdict>,
+    orders: mpsc::Receiver<Order>,
+    gate: Arc<Gate>,
+    /// Lapses sent to the loop.
+    lapses: u64,
+    guard: KernelLease,
+    renewer: Renewer,
+    /// The last renewal failed (said once until one works again).
+    renewal_failed: bool,
 }
 
 impl Beating {
@@ -138,6 +232,7 @@ impl Beating {
                 // The daemon is gone.
                 Err(_) => return,
             }
+            self.obey();
             let now = self.now();
             if now >= self.detector.next_beat() {
                 let bytes = self.detector.beat(now).encode();
@@ -146,6 +241,7 @@ impl Beating {
                         let _ = self.socket.send_to(&bytes, at);
                     }
                 }
+                self.renew();
             }
             let wait = self
                 .detector
@@ -156,26 +252,84 @@ impl Beating {
             if let Ok((n, from)) = self.socket.recv_from(&mut buffer) {
                 self.heard(&buffer[..n], from);
             }
-            let ticked = self.detector.tick(self.now());
-            for node in ticked.promised {
-                self.emit(Event::Unheard { node });
-            }
-            for takeover in ticked.takeovers {
-                self.emit(Event::TakeoverReady {
-                    node: takeover.about,
-                });
-            }
-            self.watch_lease();
+            self.tick();
         }
     }
 
-    /// Reports this node's lease lapsing, once per lapse.
-    fn watch_lease(&mut self) {
-        let held = matches!(self.detector.lease(self.now()), Lease::Held { .. });
-        if self.held && !held {
-            self.emit(Event::LeaseLost);
+    /// Carries out what the loop asked.
+    fn obey(&mut self) {
+        while let Ok(order) = self.orders.try_recv() {
+            let now = self.now();
+            match order {
+                Order::Promise { about, epoch, plan } => {
+                    self.detector.promise(&about, epoch, plan, now);
+                    self.emit(Event::Unheard { node: about });
+                }
+                Order::Epoch { member, epoch } => self.detector.set_epoch(&member, epoch, now),
+                Order::Guard(guard) => {
+                    if let Err(e) = guard.install() {
+                        warn!("the kernel's lease keeps the addresses it had: {e}");
+                    } else {
+                        self.guard = guard;
+                    }
+                }
+            }
         }
-        self.held = held;
+    }
+
+    /// Hands the detector's verdicts to the loop.
+    fn tick(&mut self) {
+        let ticked = self.detector.tick(self.now());
+        let mut verdicts: Vec<Verdict> = ticked
+            .due
+            .into_iter()
+            .map(|d| Verdict::Due {
+                about: d.about,
+                epoch: d.epoch,
+            })
+            .collect();
+        for takeover in ticked.takeovers {
+            self.emit(Event::TakeoverReady {
+                node: takeover.about.clone(),
+            });
+            verdicts.push(Verdict::Takeover(takeover));
+        }
+        verdicts.extend(ticked.to_end.into_iter().map(|p| Verdict::EndEpoch {
+            about: p.about,
+            epoch: p.epoch,
+        }));
+        if self.detector.take_lapsed() {
+            self.lapses += 1;
+            self.emit(Event::LeaseLost);
+            verdicts.push(Verdict::Lapsed { count: self.lapses });
+        }
+        for verdict in verdicts {
+            let _ = self.verdicts.send(verdict);
+        }
+    }
+
+    /// Renews the kernel's lease if the detector holds the lease with more than the kernel's
+    /// timeout (and its tick) to run, and the core may answer having read every lapse: the
+    /// kernel's end never passes the lease's.
+    fn renew(&mut self) {
+        let now = self.now();
+        let tick = Duration::from_millis(4);
+        let long_enough = match self.detector.lease(now) {
+            Lease::Held { until: None } => true,
+            Lease::Held { until: Some(until) } => until > now + self.guard.timeout + tick,
+            Lease::Lost => false,
+        };
+        if !long_enough || !self.gate.open(self.lapses) {
+            return;
+        }
+        match self.renewer.renew(&self.guard.interfaces) {
+            Ok(()) => self.renewal_failed = false,
+            Err(e) => {
+                if !std::mem::replace(&mut self.renewal_failed, true) {
+                    warn!("cannot renew the kernel's lease: {e}");
+                }
+            }
+        }
     }
 
     /// A datagram arrived: a beat from the member whose address it came from, or nothing.
@@ -187,21 +341,6 @@ impl Beating {
             return;
         }
         let now = self.now();
-        // Observed only, no agreed order moves epochs yet: a member's say-so does. It moves
-        // its own when it hears a promise about itself, and the others follow its beats.
-        if self
-            .detector
-            .epoch_of(&beat.from)
-            .is_some_and(|e| beat.epoch > e)
-        {
-            self.detector.set_epoch(&beat.from, beat.epoch, now);
-        }
-        let mine = self.detector.epoch();
-        let about_me = |p: &dvip_lease::Promise| p.about == self.detector.name() && p.epoch == mine;
-        if beat.promises.iter().any(about_me) {
-            let me = self.detector.name().to_owned();
-            self.detector.set_epoch(&me, mine + 1, now);
-        }
         self.detector.receive(&beat, now);
     }
 }

@@ -36,16 +36,47 @@ pub enum KernelLeaseError {
     },
 }
 
-/// What the kernel guards: dvip's IPv4 addresses, answered on these interfaces.
+/// How long one renewal keeps the addresses answering: above two of the kernel's ticks at
+/// 250 Hz, so a renewal every 5 ms keeps them answering, and short enough to end well within
+/// the lease's margin.
+pub const RENEWAL_TIMEOUT: Duration = Duration::from_millis(12);
+
+/// What the kernel guards: dvip's addresses, answered on these interfaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelLease {
     pub interfaces: Vec<String>,
     pub addresses: Vec<Ipv4Addr>,
+    /// IPv6 addresses: what is sent from them (their neighbour advertisements included, which
+    /// Linux sends from the address it advertises) is dropped the same way.
+    pub addresses6: Vec<std::net::Ipv6Addr>,
     /// How long one renewal keeps the addresses answering (the kernel rounds it to its tick).
     pub timeout: Duration,
 }
 
 impl KernelLease {
+    /// Every configured address, on the interfaces they are plumbed on.
+    pub fn guarding(addresses: &[dvip_core::ManagedAddress]) -> Self {
+        let mut interfaces: Vec<String> = addresses
+            .iter()
+            .map(|m| m.plumb.interface.clone())
+            .collect();
+        interfaces.sort();
+        interfaces.dedup();
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for m in addresses {
+            match m.address {
+                std::net::IpAddr::V4(a) => v4.push(a),
+                std::net::IpAddr::V6(a) => v6.push(a),
+            }
+        }
+        Self {
+            interfaces,
+            addresses: v4,
+            addresses6: v6,
+            timeout: RENEWAL_TIMEOUT,
+        }
+    }
+
     /// The table, in nft's language: one egress chain per interface, sharing the lease set.
     pub fn ruleset(&self) -> String {
         let ms = self.timeout.as_millis().max(1);
@@ -55,12 +86,18 @@ impl KernelLease {
             let list: Vec<String> = self.addresses.iter().map(Ipv4Addr::to_string).collect();
             format!(" elements = {{ {} }};", list.join(", "))
         };
+        let held6 = if self.addresses6.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = self.addresses6.iter().map(|a| a.to_string()).collect();
+            format!(" elements = {{ {} }};", list.join(", "))
+        };
         let mut text = format!(
-            "table netdev {TABLE} {{\n  set lease {{ type ifname; flags timeout; }}\n  set held {{ type ipv4_addr;{held} }}\n"
+            "table netdev {TABLE} {{\n  set lease {{ type ifname; flags timeout; }}\n  set held {{ type ipv4_addr;{held} }}\n  set held6 {{ type ipv6_addr;{held6} }}\n"
         );
         for (n, interface) in self.interfaces.iter().enumerate() {
             text.push_str(&format!(
-                "  chain out{n} {{\n    type filter hook egress device \"{interface}\" priority 0;\n    ether type {RENEWAL_ETHERTYPE:#06x} update @lease {{ meta oifname timeout {ms}ms }} drop\n    meta oifname != @lease arp saddr ip @held drop\n    meta oifname != @lease ip saddr @held drop\n  }}\n"
+                "  chain out{n} {{\n    type filter hook egress device \"{interface}\" priority 0;\n    ether type {RENEWAL_ETHERTYPE:#06x} update @lease {{ meta oifname timeout {ms}ms }} drop\n    meta oifname != @lease arp saddr ip @held drop\n    meta oifname != @lease ip saddr @held drop\n    meta oifname != @lease ip6 saddr @held6 drop\n  }}\n"
             ));
         }
         text.push_str("}\n");
@@ -166,10 +203,13 @@ mod tests {
         let lease = KernelLease {
             interfaces: vec!["eth0".into(), "eth1".into()],
             addresses: vec![[198, 51, 100, 10].into(), [198, 51, 100, 11].into()],
+            addresses6: vec!["2001:db8::10".parse().expect("an address")],
             timeout: Duration::from_millis(12),
         };
         let text = lease.ruleset();
         assert!(text.contains("elements = { 198.51.100.10, 198.51.100.11 }"));
+        assert!(text.contains("set held6 { type ipv6_addr; elements = { 2001:db8::10 }; }"));
+        assert_eq!(text.matches("ip6 saddr @held6 drop").count(), 2);
         assert_eq!(text.matches("type filter hook egress").count(), 2);
         assert!(text.contains("device \"eth1\""));
         assert!(text.contains("ether type 0x88b5 update @lease { meta oifname timeout 12ms } drop"));

@@ -65,9 +65,11 @@ struct Args {
     #[arg(long)]
     migrate: bool,
 
-    /// Send dvip's own heartbeats to the other members on this UDP port, at their corosync
-    /// ring addresses, and report when a lease takeover would be allowed (observed only:
-    /// nothing moves on it yet; docs/leases.md).
+    /// Run ownership leases: send dvip's own heartbeats to the other members on this UDP
+    /// port, at their corosync ring addresses, answer for addresses only while the others
+    /// acknowledge them (an nftables table makes the kernel enforce it), and take a silent
+    /// member's addresses as soon as its lease is over, before corosync's view
+    /// (docs/leases.md). Every member must run with the same timing.
     #[arg(long, value_name = "PORT")]
     heartbeat_port: Option<u16>,
 

@@ -282,7 +282,8 @@ impl Node {
     /// this node ends it (an empty `Took`): its acknowledgements count again, and what it
     /// deferred is its own again once the move has settled.
     pub fn handle_end_epoch(&mut self, about: &str, epoch: u64) {
-        let Some(view_id) = self.view.as_ref().map(|v| v.id) else {
+        // Before the view's States are in, the members may not agree on epochs yet.
+        let Some(view_id) = self.view.as_ref().filter(|v| v.ready()).map(|v| v.id) else {
             return;
         };
         if self.leases.epoch_of(about) != epoch {
@@ -362,6 +363,39 @@ impl Node {
             self.release_all();
         }
         self.events.push_back(Event::Planned { view_id });
+    }
+
+    /// Multicasts the epochs this node knows, ahead of its State.
+    pub(super) fn send_epochs(&mut self, view_id: u64) {
+        let Some(view) = self.view.as_ref() else {
+            return;
+        };
+        let epochs: Vec<(NodeName, u64)> = self
+            .leases
+            .epochs
+            .iter()
+            .filter(|(m, e)| **e > 0 && view.table.contains_key(*m))
+            .map(|(m, e)| (m.clone(), *e))
+            .collect();
+        if !epochs.is_empty() {
+            self.send(&Message::Epochs { view_id, epochs });
+        }
+    }
+
+    /// `Epochs`, delivered: the greatest epoch heard for each member is everyone's.
+    pub(super) fn epochs_delivered(&mut self, epochs: &[(NodeName, u64)]) {
+        let Some(view) = self.view.as_ref() else {
+            return;
+        };
+        for (member, epoch) in epochs {
+            if view.table.contains_key(member) && *epoch > self.leases.epoch_of(member) {
+                self.leases.epochs.insert(member.clone(), *epoch);
+                self.events.push_back(Event::EpochMoved {
+                    member: member.clone(),
+                    epoch: *epoch,
+                });
+            }
+        }
     }
 
     /// `about`'s epoch `ended` is over (a delivered `Took`): everyone moves it at this point.

@@ -16,6 +16,7 @@ mod announcing;
 mod api;
 mod config;
 mod control;
+mod leasing;
 mod replication;
 mod reports;
 mod services;
@@ -265,6 +266,8 @@ struct Daemon {
     /// The members of the cluster group's latest view, for the heartbeats' thread: it always
     /// reads the latest, however many views it missed.
     heartbeat_views: tokio::sync::watch::Sender<BTreeSet<String>>,
+    /// The heartbeat thread, when leases are on.
+    leasing: Option<leasing::Leasing>,
     /// A join with corosync under way, off the loop.
     joining: Option<tokio::task::JoinHandle<Result<Joined, DaemonError>>>,
     /// The syslog listener and followed files, replaced off the loop on a reload that
@@ -353,6 +356,7 @@ impl Daemon {
                 self.carry_out_all(actions).await;
             }
             while let Some(event) = self.node.poll_event() {
+                self.lease_event(&event);
                 log_event(&event);
                 self.count(&event);
                 self.run_hook(&event);
@@ -382,6 +386,7 @@ impl Daemon {
         }
         // A plumb that was a refresh or a retry has no acquire event to stamp.
         self.plumbed_at.clear();
+        self.publish_gate();
         // Held and answering: an address whose plumb failed is not served here.
         let failing = self.node.unplumbed().len();
         self.metrics.held.set(
@@ -764,6 +769,7 @@ impl Daemon {
                     .configured
                     .set(i64::try_from(count).unwrap_or(i64::MAX));
                 spread_for(settings, &config, &mut self.plumber).await;
+                self.guard(&config.addresses);
                 self.restart_inputs(&config);
                 self.configure_replication(&config);
                 self.config = config;
@@ -1057,11 +1063,34 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     })?;
 
     let (heartbeat_views, views) = tokio::sync::watch::channel(BTreeSet::new());
-    if let (Some((port, options)), BusKind::Corosync) = (settings.heartbeats, settings.bus) {
-        if let Err(e) = crate::heartbeat::start(&name, port, options, &events, views) {
-            warn!("no heartbeats: {e}");
+    let heartbeats = match (settings.heartbeats, settings.bus) {
+        (Some((port, options)), BusKind::Corosync) => {
+            let guard = crate::kernel_lease::KernelLease::guarding(&config.addresses);
+            match crate::heartbeat::start(&name, port, options, guard, &events, views) {
+                Ok(started) => Some(started),
+                Err(e) => {
+                    warn!("no heartbeats, no leases: {e}");
+                    None
+                }
+            }
         }
-    }
+        _ => {
+            // A table left by an earlier run with leases would keep the addresses silent.
+            crate::kernel_lease::remove();
+            None
+        }
+    };
+    let (mut verdicts, leasing) = match heartbeats {
+        Some(h) => (
+            Some(h.verdicts),
+            Some(leasing::Leasing {
+                orders: h.orders,
+                gate: h.gate,
+                lapses_read: 0,
+            }),
+        ),
+        None => (None, None),
+    };
 
     let metrics = Arc::new(Metrics::default());
     if let Some(at) = settings.metrics {
@@ -1153,6 +1182,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         refreshed_up_to: None,
         events,
         heartbeat_views,
+        leasing,
         joining: None,
         inputs: Arc::new(std::sync::Mutex::new(inputs)),
         _log_service: log_service,
@@ -1264,6 +1294,9 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             }
             Some(event) = next_bus_event(&mut daemon.bus) => daemon.bus_event(event).await,
             Some(event) = kernel.recv() => daemon.kernel_event(event).await,
+            Some(verdict) = leasing::next_verdict(&mut verdicts) => {
+                daemon.lease_verdict(verdict).await;
+            }
             () = tokio::time::sleep(BUS_RETRY), if daemon.bus_waiting() => daemon.flush_bus(),
             Some(event) = next_control_event(&mut daemon.control) => {
                 daemon.control_event(event, &settings).await;
@@ -1304,6 +1337,9 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     systemd::stopping();
     daemon.node.handle_shutdown();
     daemon.drive().await;
+    if daemon.leasing.is_some() {
+        crate::kernel_lease::remove();
+    }
     // The release hooks of the hand-over run to their end (within a bound) before the
     // process goes; dropping the runtime would kill them mid-way.
     daemon.hooks.finish(crate::hook::HOOKS_AT_STOP).await;

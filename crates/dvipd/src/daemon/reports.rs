@@ -328,6 +328,10 @@ pub(super) fn console_event(event: &Event) -> Option<dvip_console::Event> {
             address: *address,
             interface: interface.clone(),
         },
+        Event::TookOver { about, addresses } => E::TookOver {
+            node: about.clone(),
+            addresses: *addresses,
+        },
         _ => return None,
     })
 }

@@ -18,6 +18,7 @@ fn a_held_address_answers_only_while_its_lease_is_renewed() {
     let lease = KernelLease {
         interfaces: vec!["dv0".into()],
         addresses: vec![held],
+        addresses6: Vec::new(),
         timeout,
     };
     netns

@@ -1,0 +1,93 @@
+//! The loop's side of dvip's own heartbeats (docs/leases.md): hands the detector's verdicts
+//! to the core, and tells the heartbeat thread what the core decided (the plan a promise
+//! names, the epochs moved, whether the node may answer).
+//!
+//! Owns the order in which those reach each side: a promise is recorded by the core before
+//! the detector makes it, so it never names a plan older than what the core has acted on.
+//! It must not touch the socket or the kernel's lease: the thread does.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use dvip_core::Event;
+use tracing::{info, warn};
+
+use super::Daemon;
+use crate::heartbeat::{Gate, Order, Verdict};
+use crate::kernel_lease::KernelLease;
+
+/// The loop's ends of the heartbeat thread.
+pub(super) struct Leasing {
+    pub(super) orders: mpsc::Sender<Order>,
+    pub(super) gate: Arc<Gate>,
+    /// Lapses the core has been told of.
+    pub(super) lapses_read: u64,
+}
+
+/// The next verdict, or never when there are no heartbeats.
+pub(super) async fn next_verdict(
+    verdicts: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Verdict>>,
+) -> Option<Verdict> {
+    match verdicts {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Daemon {
+    /// A verdict of the detector, for the core.
+    pub(super) async fn lease_verdict(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Due { about, epoch } => {
+                self.node
+                    .handle_promised(&about, epoch, self.node.lease_plan());
+                let plan = self.node.lease_plan();
+                self.order(Order::Promise { about, epoch, plan });
+            }
+            Verdict::Takeover(t) => match self.node.handle_takeover(&t.about, t.epoch, t.plan) {
+                Ok(taken) => info!(about = %t.about, taken, "took over"),
+                Err(why) => info!(about = %t.about, why = why.name(), "takeover left to the bus"),
+            },
+            Verdict::EndEpoch { about, epoch } => self.node.handle_end_epoch(&about, epoch),
+            Verdict::Lapsed { count } => {
+                warn!("this node's lease lapsed: answering for nothing until it is back");
+                self.node.handle_lease_lapsed();
+                if let Some(leasing) = self.leasing.as_mut() {
+                    leasing.lapses_read = count;
+                }
+            }
+        }
+        self.drive().await;
+    }
+
+    /// After the core's events: the epochs it moved go to the detector.
+    pub(super) fn lease_event(&self, event: &Event) {
+        if let Event::EpochMoved { member, epoch } = event {
+            self.order(Order::Epoch {
+                member: member.clone(),
+                epoch: *epoch,
+            });
+        }
+    }
+
+    /// After every input: whether the thread may renew the kernel's lease.
+    pub(super) fn publish_gate(&self) {
+        if let Some(leasing) = &self.leasing {
+            leasing
+                .gate
+                .publish(self.node.may_answer(), leasing.lapses_read);
+        }
+    }
+
+    /// A reload: the kernel guards the new configuration's addresses.
+    pub(super) fn guard(&self, addresses: &[dvip_core::ManagedAddress]) {
+        self.order(Order::Guard(KernelLease::guarding(addresses)));
+    }
+
+    fn order(&self, order: Order) {
+        if let Some(leasing) = &self.leasing {
+            // The thread only ends with the process.
+            let _ = leasing.orders.send(order);
+        }
+    }
+}
