@@ -46,6 +46,8 @@ pub(crate) struct BenchPlan {
     pub(crate) replication_baseline: bool,
     /// corosync's membership timing for dvip's labs.
     pub(crate) timing: dvip_netns::Timing,
+    /// Also measure dvip with ownership leases on this heartbeat timing (docs/leases.md).
+    pub(crate) with_leases: Option<dvip_netns::Heartbeats>,
 }
 
 /// What else the cluster does while it fails over.
@@ -63,11 +65,16 @@ enum Load {
 struct Measured {
     system: System,
     load: Load,
+    /// dvipd runs ownership leases on this heartbeat timing, beyond the plan's own.
+    leases: Option<dvip_netns::Heartbeats>,
 }
 
 impl Measured {
     fn label(self) -> String {
         match self.load {
+            Load::Nothing if self.leases.is_some() => {
+                format!("{} with leases", self.system.label())
+            }
             Load::Nothing => self.system.label(),
             Load::Replay => format!("{} replaying", self.system.label()),
             Load::Replication => format!("{} replicating", self.system.label()),
@@ -210,8 +217,14 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
         wanted.then_some(Measured {
             system: System::default(),
             load,
+            leases: None,
         })
     };
+    let leased = plan.with_leases.map(|h| Measured {
+        system: System::default(),
+        load: Load::Nothing,
+        leases: Some(h),
+    });
     let replaying = loaded(plan.replay_baseline, Load::Replay);
     let replicating = loaded(plan.replication_baseline, Load::Replication);
     let systems = std::iter::once(System::default())
@@ -224,7 +237,9 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
         .map(|system| Measured {
             system,
             load: Load::Nothing,
+            leases: None,
         })
+        .chain(leased)
         .chain(replaying)
         .chain(replicating);
     // A failure part-way still reports what was measured before it.
@@ -267,11 +282,11 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
             t.token_ms, t.token_retransmits, t.consensus_ms, t.knet_ping_interval_ms, t.knet_ping_timeout_ms
         );
         print_table(&rows);
-        if let Some(h) = t.heartbeats {
+        if let Some(h) = t.heartbeats.or(plan.with_leases) {
             for r in rows.iter().filter(|r| r.takeover_ready_median_ms.is_some()) {
                 let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |f| format!("{f:.1}"));
                 println!(
-                    "{} at {} addresses, {}: dvipd's heartbeats (every {} ms, suspect after {} ms) allowed a lease takeover at {} ms median, {} ms p99 (observed only)",
+                    "{} at {} addresses, {}: dvipd's heartbeats (every {} ms, suspect after {} ms) ended the failed node's lease at {} ms median, {} ms p99",
                     r.system,
                     r.addresses,
                     r.fault,
@@ -329,7 +344,10 @@ fn measure_system(
             listeners: plan.listeners,
             logs: measured.load == Load::Replay,
             replication: measured.load == Load::Replication,
-            timing: plan.timing,
+            timing: dvip_netns::Timing {
+                heartbeats: measured.leases.or(plan.timing.heartbeats),
+                ..plan.timing
+            },
             ..Spec::new(&plan.name, plan.nodes, size, plan.dvipd.clone())
         })?;
         let result = (|| -> Result<(), LabError> {

@@ -129,6 +129,12 @@ pub enum LabCommand {
         /// replication's load costs a failover.
         #[arg(long)]
         replication_baseline: bool,
+        /// Also measure dvip with ownership leases (docs/leases.md), a member being suspected
+        /// after MS milliseconds without a heartbeat (heartbeats every --heartbeat-interval),
+        /// as its own row beside the default and the baselines.
+        #[arg(long, value_name = "MS", conflicts_with = "heartbeats",
+              value_parser = clap::value_parser!(u32).range(5..=10_000))]
+        with_leases: Option<u32>,
         #[command(flatten)]
         timing: TimingArgs,
     },
@@ -171,6 +177,8 @@ pub enum LabCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        timing: TimingArgs,
     },
     /// Measure clustered logging on a lab: CPU with and without lines going into every node's
     /// journal, the lag from a node's journal to the aggregated file, and a replay of
@@ -297,19 +305,36 @@ pub struct TimingArgs {
     #[arg(long, value_name = "MS", default_value_t = dvip_netns::Timing::default().knet_ping_timeout_ms,
           value_parser = clap::value_parser!(u32).range(20..=120_000))]
     pub knet_ping_timeout: u32,
-    /// dvipd also sends heartbeats of its own and reports when a lease takeover would be
-    /// allowed (observed only: docs/leases.md), a member being suspected after this many ms
-    /// without one.
+    /// dvipd runs ownership leases (docs/leases.md): heartbeats of its own, a member being
+    /// suspected after this many ms without one, and its addresses taken over as soon as its
+    /// lease is over.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(5..=10_000))]
     pub heartbeats: Option<u32>,
-    /// Milliseconds between dvipd's heartbeats (with --heartbeats).
-    #[arg(long, value_name = "MS", requires = "heartbeats",
+    /// Milliseconds between dvipd's heartbeats (with --heartbeats or --with-leases).
+    #[arg(long, value_name = "MS",
           default_value_t = dvip_lease::LeaseOptions::INTERVAL_DEFAULT_MS as u32,
           value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub heartbeat_interval: u32,
 }
 
 impl TimingArgs {
+    /// The heartbeat timing of a `--with-leases` row suspecting after `suspect_after_ms`,
+    /// refused as dvipd would refuse it.
+    pub(crate) fn leases(
+        self,
+        suspect_after_ms: Option<u32>,
+    ) -> Result<Option<dvip_netns::Heartbeats>, dvip_netns::LabError> {
+        let Some(suspect_after_ms) = suspect_after_ms else {
+            return Ok(None);
+        };
+        let heartbeats = dvip_netns::Heartbeats {
+            interval_ms: self.heartbeat_interval,
+            suspect_after_ms,
+        };
+        check_heartbeats(heartbeats, "--with-leases")?;
+        Ok(Some(heartbeats))
+    }
+
     /// The timing, refused as corosync would refuse it.
     pub(crate) fn timing(self) -> Result<dvip_netns::Timing, dvip_netns::LabError> {
         let timing = dvip_netns::Timing {
@@ -327,13 +352,15 @@ impl TimingArgs {
         };
         timing.check().map_err(dvip_netns::LabError)?;
         if let Some(h) = timing.heartbeats {
-            dvip_lease::LeaseOptions::from_millis(
-                u64::from(h.interval_ms),
-                u64::from(h.suspect_after_ms),
-            )
-            .check()
-            .map_err(|e| dvip_netns::LabError(format!("--heartbeats: {e}")))?;
+            check_heartbeats(h, "--heartbeats")?;
         }
         Ok(timing)
     }
+}
+
+/// Heartbeats dvipd would accept.
+fn check_heartbeats(h: dvip_netns::Heartbeats, flag: &str) -> Result<(), dvip_netns::LabError> {
+    dvip_lease::LeaseOptions::from_millis(u64::from(h.interval_ms), u64::from(h.suspect_after_ms))
+        .check()
+        .map_err(|e| dvip_netns::LabError(format!("{flag}: {e}")))
 }

@@ -190,8 +190,10 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
             plot,
             replay_baseline,
             replication_baseline,
+            with_leases,
             timing,
-        } => timing.timing().and_then(|timing| {
+        } => timing.leases(with_leases).and_then(|with_leases| {
+            let timing = timing.timing()?;
             bench::run(
                 &bench::BenchPlan {
                     name: name.to_owned(),
@@ -208,6 +210,7 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
                     replay_baseline,
                     replication_baseline,
                     timing,
+                    with_leases,
                 },
                 json,
             )
@@ -222,19 +225,23 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
             keep,
             logs,
             json,
-        } => chaos::run(
-            &chaos::ChaosPlan {
-                name: name.to_owned(),
-                seed,
-                duration: Duration::from_secs(duration),
-                nodes: usize::from(nodes),
-                addresses,
-                dvipd,
-                keep,
-                logs,
-            },
-            json,
-        ),
+            timing,
+        } => timing.timing().and_then(|timing| {
+            chaos::run(
+                &chaos::ChaosPlan {
+                    name: name.to_owned(),
+                    seed,
+                    duration: Duration::from_secs(duration),
+                    nodes: usize::from(nodes),
+                    addresses,
+                    dvipd,
+                    keep,
+                    logs,
+                    timing,
+                },
+                json,
+            )
+        }),
         LabCommand::LogBench {
             nodes,
             rate,

@@ -477,6 +477,11 @@ impl Detector {
         self.was_held = held;
     }
 
+    /// The latest of this member's send times each other member acknowledged.
+    pub fn acknowledged(&self) -> impl Iterator<Item = (&String, Duration)> {
+        self.acked.iter().map(|(m, sent)| (m, *sent))
+    }
+
     /// The members of the view, this one included.
     pub fn members(&self) -> &BTreeSet<String> {
         &self.members

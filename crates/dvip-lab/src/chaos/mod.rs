@@ -43,6 +43,8 @@ pub(crate) struct ChaosPlan {
     pub(crate) keep: bool,
     /// Lines a second into each node's journal, collected by an aggregator (`None`: no logs).
     pub(crate) logs: Option<u32>,
+    /// corosync's timing, and dvipd's leases when it runs them.
+    pub(crate) timing: dvip_netns::Timing,
 }
 
 /// Counts for the report.
@@ -125,6 +127,7 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
     eprintln!("chaos: seed {seed} (replay: {replay})");
     up(Spec {
         logs: plan.logs.is_some(),
+        timing: plan.timing,
         ..Spec::new(&plan.name, plan.nodes, plan.addresses, plan.dvipd.clone())
     })?;
     let mut lab = Lab::load(&plan.name)?;
