@@ -21,7 +21,10 @@
 //!    [`Node::handle_command`] (the operator asked for something) and
 //!    [`Node::handle_config`] (the configuration was reloaded), and the outcome of plumbing
 //!    through [`Node::handle_plumb_failed`], [`Node::handle_plumb_done`] and
-//!    [`Node::handle_interface_ready`].
+//!    [`Node::handle_interface_ready`]. With leases, the detector's verdicts too:
+//!    [`Node::handle_promised`], [`Node::handle_takeover`], [`Node::handle_end_epoch`] and
+//!    [`Node::handle_lease_lapsed`]; renew the kernel's lease only while
+//!    [`Node::may_answer`], and tell the detector every [`Event::EpochMoved`].
 //! 2. After each input, drain [`Node::poll_action`] until `None` and carry the actions out
 //!    in order (they are already ordered: release before acquire, unplumb before telling
 //!    the cluster), and drain [`Node::poll_event`] for logs and the console.

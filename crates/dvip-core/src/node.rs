@@ -50,6 +50,12 @@
 //! all of it does it know what it may hold; then it takes again what the table still says
 //! is its own.
 //!
+//! # Takeovers on leases
+//!
+//! With dvip's own failure detector (docs/leases.md), a member whose lease is over may lose
+//! its addresses before any view change: the `takeover` module owns how the verdicts are
+//! acted on and how the table learns of them (`Took`, `EpochSeen`, `Epochs`).
+//!
 //! # Plumbs that fail
 //!
 //! The caller reports a plumb it could not carry out ([`Node::handle_plumb_failed`]). The
@@ -859,6 +865,7 @@ impl Node {
             }
         }
         if carried {
+            self.let_go_of_untold_takeovers();
             self.announce_carried(view_id);
             #[cfg(feature = "planted-bugs")]
             if self.options.planted.plan_carried_at_once {

@@ -104,11 +104,15 @@ impl KernelLease {
         text
     }
 
-    /// Loads the table in the current network namespace, replacing an older one: from here
-    /// on the addresses answer only while renewed.
+    /// Loads the table in the current network namespace, replacing an older one in the same
+    /// transaction (so no moment passes unguarded): from here on the addresses answer only
+    /// while renewed.
     pub fn install(&self) -> Result<(), KernelLeaseError> {
-        remove();
-        nft(&self.ruleset())
+        // Declaring the table first makes the deletion valid when there is none.
+        nft(&format!(
+            "table netdev {TABLE} {{}}\ndelete table netdev {TABLE}\n{}",
+            self.ruleset()
+        ))
     }
 }
 

@@ -297,6 +297,32 @@ impl Node {
         });
     }
 
+    /// In a carried view: what this node took whose `Took` the old view never delivered is
+    /// in nobody's table, so nothing would ever move it, and the new view's plan may give it
+    /// to another. It lets it go at once, before announcing; the plan then places it as any
+    /// free address.
+    pub(super) fn let_go_of_untold_takeovers(&mut self) {
+        let Some(mine) = self
+            .view
+            .as_ref()
+            .and_then(|v| v.table.get(&self.me))
+            .map(|m| m.holdings.clone())
+        else {
+            return;
+        };
+        let untold: Vec<IpAddr> = self
+            .plumbed
+            .iter()
+            .filter(|a| !mine.contains(*a))
+            .copied()
+            .collect();
+        for address in untold {
+            self.plumbed.remove(&address);
+            self.retries.forget(address);
+            self.stop(address);
+        }
+    }
+
     /// `Took` from `from`, delivered: the taker holds what it took, and the subject's epoch
     /// moves.
     pub(super) fn took_delivered(

@@ -182,3 +182,41 @@ fn a_lapsed_lease_holds_the_node_back_until_its_echo_returns() {
         "everything before its echo was read, and nothing it has is held elsewhere"
     );
 }
+
+#[test]
+fn a_takeover_whose_took_the_view_never_delivered_is_let_go_before_the_next_plan() {
+    let (mut c, dead) = cluster();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != dead).collect();
+    c.plumbed[dead].clear();
+    let plan = promise(&mut c, dead, &survivors);
+    let taker = survivors[0];
+    let taken = c.nodes[taker]
+        .handle_takeover(&name(dead), 0, plan)
+        .expect("taken");
+    c.drain(taker);
+    assert!(taken > 0, "the taker is some address's successor");
+    // Its interface goes down at once (it offers nothing any more), and the view changes
+    // before the Took is delivered: the survivors' next view never hears of it, and plans
+    // the taken addresses for the other survivor.
+    c.nodes[taker].handle_config(&[]);
+    c.drain(taker);
+    c.queue.clear();
+    c.view(&survivors);
+    c.advance(Duration::from_secs(2), &survivors);
+    for &i in &survivors {
+        let table = c.nodes[i].holdings();
+        let held = table.get(&name(i)).cloned().unwrap_or_default();
+        assert!(
+            c.plumbed[i].iter().all(|a| held.contains(a)),
+            "{} has {:?} plumbed, its table says {:?}",
+            name(i),
+            c.plumbed[i],
+            held
+        );
+    }
+    // And every address is served again, once.
+    for i in 1..=9 {
+        let address = format!("198.51.100.{i}");
+        assert_eq!(c.owners(&address).len(), 1, "{address}");
+    }
+}

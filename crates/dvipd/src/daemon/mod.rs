@@ -621,6 +621,8 @@ impl Daemon {
                 error!("lost corosync ({why}): releasing every address until it is back");
                 self.metrics.error("bus");
                 self.node.handle_bus_lost();
+                // No group, nobody to beat to: the heartbeats wait for the next view.
+                self.heartbeat_views.send_replace(BTreeSet::new());
                 self.leave_bus();
             }
         }
