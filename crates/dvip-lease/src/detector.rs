@@ -158,17 +158,17 @@ impl Detector {
     /// The members of the current view (this one is added if missing). A member new to this
     /// detector counts as heard at `now`, so it is not suspected before it could speak.
     ///
-    /// No takeover is allowed until `suspect_after` after the members change: a member that
-    /// has not yet installed the view may still hold a lease drawn from members that left
-    /// it, which the promises of those that stayed do not end. By then it has installed the
-    /// view and counts only its members' acknowledgements, or it is stopped and its kernel's
-    /// lease has run out.
+    /// No takeover is allowed until `suspect_after` after any view (the same members or not):
+    /// a member that has not yet installed the view may still hold a lease drawn from members
+    /// that left it, which the promises of those that stayed do not end. By then it has
+    /// installed the view and counts only its members' acknowledgements, or it is stopped
+    /// and its kernel's lease has run out.
     pub fn set_members(&mut self, members: &BTreeSet<String>, now: Duration) {
         let mut members = members.clone();
         members.insert(self.me.clone());
-        if members != self.members {
-            self.members_since = now;
-        }
+        // Every view, even one with the same members: the bus may have shown this member
+        // views in between that it never read (its corosync was stopped).
+        self.members_since = now;
         self.members = members.clone();
         let me = self.me.clone();
         self.heard.retain(|name, _| members.contains(name));
@@ -381,7 +381,12 @@ impl Detector {
             }
         }
         let mut ready = Vec::new();
-        let settled = now >= self.members_since + self.options.suspect_after;
+        // A member whose own lease is lost may be the one cut off: what it took it could not
+        // answer for, and its `Took` could reach a later view. It takes nothing until its
+        // lease is back (in a pair, that is until the bus's view: leases are for three nodes
+        // and more).
+        let settled = now >= self.members_since + self.options.suspect_after
+            && self.lease(now) != Lease::Lost;
         for (about, heard) in self.heard.iter().filter(|_| settled) {
             let epoch = heard.epoch;
             if self.reported.contains(&(about.clone(), epoch)) {

@@ -337,9 +337,12 @@ fn a_dead_node_is_taken_over_by_every_survivor_within_t_and_a_few_beats() {
             .filter(|(t, _, subject)| *subject == dies && *t <= bound)
             .map(|(_, taker, _)| *taker)
             .collect();
+        // A pair's survivor loses its own lease with the other's acknowledgements, and takes
+        // nothing without it: leases are for three nodes and more.
+        let expected = if s.nodes > 2 { s.nodes - 1 } else { 0 };
         assert_eq!(
             takers.len(),
-            s.nodes - 1,
+            expected,
             "seed {seed}: {takers:?} took over in time; all: {:?}",
             out.takeovers
         );
