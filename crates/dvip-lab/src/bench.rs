@@ -492,7 +492,7 @@ pub(crate) struct BenchRow {
     pub(crate) plumbed_median_ms: Option<f64>,
     /// The last moved address announced, median.
     pub(crate) announced_median_ms: Option<f64>,
-    /// The first survivor's heartbeats allowing a lease takeover (observed only), median
+    /// The first survivor's heartbeats allowing a lease takeover, median
     /// and p99.
     #[serde(default)]
     pub(crate) takeover_ready_median_ms: Option<f64>,

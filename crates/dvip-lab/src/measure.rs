@@ -59,7 +59,7 @@ pub(crate) struct Phases {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) announced_ms: Option<f64>,
     /// When a survivor's heartbeats first said a lease takeover of the failed node would be
-    /// allowed (with `--heartbeats`; observed only).
+    /// allowed (with `--heartbeats`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) takeover_ready_ms: Option<f64>,
 }

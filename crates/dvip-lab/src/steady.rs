@@ -140,7 +140,7 @@ struct Changes {
     /// counts above are at least what they say, by up to this many.
     events_missed: u64,
     /// With `--heartbeats`: members dvipd's heartbeats stopped hearing, and lease takeovers
-    /// they would have allowed (observed only).
+    /// they allowed.
     unheard: u64,
     takeovers_ready: u64,
     /// Times a node's own lease lapsed (it would have stopped answering).
@@ -302,7 +302,7 @@ fn print(report: &SteadyReport) {
     );
     if report.system == "dvip" {
         println!(
-            "dvipd's heartbeats: {} members unheard, {} lease takeovers allowed, {} leases lapsed (observed only; 0 without --heartbeats)",
+            "dvipd's heartbeats: {} members unheard, {} lease takeovers allowed, {} leases lapsed (0 without --heartbeats)",
             report.changes.unheard, report.changes.takeovers_ready, report.changes.leases_lost
         );
     }

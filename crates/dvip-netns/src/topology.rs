@@ -82,7 +82,7 @@ pub struct Timing {
     pub consensus_ms: u32,
     pub knet_ping_interval_ms: u32,
     pub knet_ping_timeout_ms: u32,
-    /// dvip's own heartbeats (observed only, docs/leases.md): `None` sends none.
+    /// dvipd's ownership leases (docs/leases.md): `None` runs none.
     #[serde(default)]
     pub heartbeats: Option<Heartbeats>,
 }

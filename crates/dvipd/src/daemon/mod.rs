@@ -77,7 +77,7 @@ pub struct Settings {
     /// Remove configured DuraVIP addresses found plumbed by something else (a migration from
     /// Momentum or keepalived) instead of refusing to start.
     pub migrate: bool,
-    /// dvip's own heartbeats: their UDP port and timing (observed only; docs/leases.md).
+    /// dvip's own heartbeats: their UDP port and timing, for ownership leases (docs/leases.md).
     pub heartbeats: Option<(u16, dvip_lease::LeaseOptions)>,
 }
 
