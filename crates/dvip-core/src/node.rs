@@ -459,6 +459,20 @@ impl ViewState {
         self.silent_sent = false;
     }
 
+    /// `name` is planned around as holding and offering nothing from here, until its next
+    /// State; whether it was not silent already.
+    fn silence(&mut self, name: &str) -> bool {
+        if !self.table.contains_key(name) || !self.silent.insert(name.to_owned()) {
+            return false;
+        }
+        self.announced.remove(name);
+        self.holdings_known.remove(name);
+        if let Some(member) = self.table.get_mut(name) {
+            *member = Member::default();
+        }
+        true
+    }
+
     /// When this node gives up waiting for the round's States, if it is still waiting.
     fn state_deadline(&self, deadline: Duration) -> Option<Duration> {
         (!self.ready() && !self.silent_sent).then(|| self.round_started_at + deadline)
@@ -1347,12 +1361,7 @@ impl Node {
         // The member itself must not ask for a new round: its request would change the
         // rounds only of those who can read it.
         for name in &found {
-            view.announced.remove(name);
-            view.silent.insert(name.clone());
-            view.holdings_known.remove(name);
-            if let Some(member) = view.table.get_mut(name) {
-                *member = Member::default();
-            }
+            view.silence(name);
         }
         let view_id = view.id;
         let me_silent = found.contains(&self.me);
@@ -1553,9 +1562,7 @@ impl Node {
             return;
         }
         for &address in addresses {
-            self.plumbed.remove(&address);
-            self.retries.forget(address);
-            self.stop(address);
+            self.let_go(address);
             self.releasing.insert(address);
         }
         if let Some(view_id) = self.view_id() {
@@ -1564,6 +1571,13 @@ impl Node {
                 addresses: addresses.to_vec(),
             });
         }
+    }
+
+    /// Stops holding an address here (services, plumbing, retries), without telling anyone.
+    fn let_go(&mut self, address: IpAddr) {
+        self.plumbed.remove(&address);
+        self.retries.forget(address);
+        self.stop(address);
     }
 
     fn acquire(&mut self, address: IpAddr) {

@@ -317,9 +317,7 @@ impl Node {
             .copied()
             .collect();
         for address in untold {
-            self.plumbed.remove(&address);
-            self.retries.forget(address);
-            self.stop(address);
+            self.let_go(address);
         }
     }
 
@@ -352,12 +350,11 @@ impl Node {
             // either way another node has it now.
             let lost: Vec<IpAddr> = addresses
                 .iter()
-                .filter(|a| self.plumbed.remove(*a))
+                .filter(|a| self.plumbed.contains(*a))
                 .copied()
                 .collect();
             for address in lost {
-                self.retries.forget(address);
-                self.stop(address);
+                self.let_go(address);
             }
         }
         self.move_epoch(about, epoch);
@@ -372,13 +369,8 @@ impl Node {
         let Some(view) = self.view.as_mut() else {
             return;
         };
-        if !view.table.contains_key(about) || !view.silent.insert(about.to_owned()) {
+        if !view.silence(about) {
             return;
-        }
-        view.announced.remove(about);
-        view.holdings_known.remove(about);
-        if let Some(member) = view.table.get_mut(about) {
-            *member = Default::default();
         }
         let view_id = view.id;
         self.events.push_back(Event::Silent {

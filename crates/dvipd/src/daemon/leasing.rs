@@ -39,9 +39,8 @@ impl Daemon {
     pub(super) async fn lease_verdict(&mut self, verdict: Verdict) {
         match verdict {
             Verdict::Due { about, epoch } => {
-                self.node
-                    .handle_promised(&about, epoch, self.node.lease_plan());
                 let plan = self.node.lease_plan();
+                self.node.handle_promised(&about, epoch, plan);
                 self.order(Order::Promise { about, epoch, plan });
             }
             Verdict::Takeover(t) => match self.node.handle_takeover(&t.about, t.epoch, t.plan) {
