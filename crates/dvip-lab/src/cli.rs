@@ -358,9 +358,80 @@ impl TimingArgs {
     }
 }
 
+/// The timing flags that give `timing`, those at their defaults left out: what a replay line
+/// needs to run the same cluster again.
+pub(crate) fn timing_flags(timing: &dvip_netns::Timing) -> String {
+    let default = dvip_netns::Timing::default();
+    let numbers = [
+        ("token", timing.token_ms, default.token_ms),
+        (
+            "token-retransmits",
+            timing.token_retransmits,
+            default.token_retransmits,
+        ),
+        ("consensus", timing.consensus_ms, default.consensus_ms),
+        (
+            "knet-ping",
+            timing.knet_ping_interval_ms,
+            default.knet_ping_interval_ms,
+        ),
+        (
+            "knet-ping-timeout",
+            timing.knet_ping_timeout_ms,
+            default.knet_ping_timeout_ms,
+        ),
+    ];
+    let mut flags: String = numbers
+        .iter()
+        .filter(|(_, value, default)| value != default)
+        .map(|(flag, value, _)| format!(" --{flag} {value}"))
+        .collect();
+    if let Some(h) = timing.heartbeats {
+        flags.push_str(&format!(" --heartbeats {}", h.suspect_after_ms));
+        if u64::from(h.interval_ms) != dvip_lease::LeaseOptions::INTERVAL_DEFAULT_MS {
+            flags.push_str(&format!(" --heartbeat-interval {}", h.interval_ms));
+        }
+    }
+    flags
+}
+
 /// Heartbeats dvipd would accept.
 fn check_heartbeats(h: dvip_netns::Heartbeats, flag: &str) -> Result<(), dvip_netns::LabError> {
     dvip_lease::LeaseOptions::from_millis(u64::from(h.interval_ms), u64::from(h.suspect_after_ms))
         .check()
         .map_err(|e| dvip_netns::LabError(format!("{flag}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Timed {
+        #[command(flatten)]
+        timing: TimingArgs,
+    }
+
+    fn parsed(flags: &str) -> dvip_netns::Timing {
+        Timed::try_parse_from(std::iter::once("lab").chain(flags.split_whitespace()))
+            .unwrap_or_else(|e| panic!("{flags}: {e}"))
+            .timing
+            .timing()
+            .expect("a timing corosync takes")
+    }
+
+    #[test]
+    fn a_replay_s_timing_flags_give_the_timing_back() {
+        for flags in [
+            "",
+            "--token 40 --token-retransmits 1 --consensus 50 --heartbeats 40",
+            "--knet-ping 20 --knet-ping-timeout 60 --heartbeats 30 --heartbeat-interval 3",
+        ] {
+            let timing = parsed(flags);
+            assert_eq!(parsed(&timing_flags(&timing)), timing, "from {flags:?}");
+        }
+        assert_eq!(timing_flags(&dvip_netns::Timing::default()), "");
+    }
 }

@@ -14,11 +14,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use rust_corosync::cpg::{self, Address, Guarantee, Handle, Model1Data, Model1Flags, ModelData};
-use rust_corosync::{cmap, CsError, DispatchFlags, NodeId};
+use rust_corosync::cpg::{
+    self, Address, Guarantee, Handle, Model1Data, Model1Flags, ModelData, Reason, RingId,
+};
+use rust_corosync::{cmap, quorum, CsError, DispatchFlags, NodeId, TrackFlags};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::fragment::{self, FragmentError, Reassembler, FRAGMENT_MAX};
+use crate::views::{Ring, View, Views};
 
 /// A member of the group: one process on one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -32,8 +35,11 @@ pub struct Member {
 /// What the bus reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BusEvent {
-    /// The group's membership changed: every member sees the same views in the same order.
+    /// The group's membership or corosync's ring changed: every member sees the same views,
+    /// with the same ids, in the same order (see [`crate::views`]).
     View {
+        /// Never the id of an earlier view.
+        id: u64,
         /// The members, sorted.
         members: Vec<Member>,
     },
@@ -75,13 +81,30 @@ fn corosync(what: &'static str) -> impl FnOnce(CsError) -> BusError {
     move |source| BusError::Corosync { what, source }
 }
 
-/// Where each connection's callbacks send their events, by connection context.
-static SINKS: Mutex<BTreeMap<u64, UnboundedSender<BusEvent>>> = Mutex::new(BTreeMap::new());
+/// Where a connection's callbacks send their events, and its views so far.
+struct Tap {
+    sink: UnboundedSender<BusEvent>,
+    views: Views,
+}
+
+/// Each connection's tap, by connection context.
+static TAPS: Mutex<BTreeMap<u64, Tap>> = Mutex::new(BTreeMap::new());
 static NEXT_CONTEXT: AtomicU64 = AtomicU64::new(1);
 
-fn sink(handle: &Handle) -> Option<UnboundedSender<BusEvent>> {
+/// Runs `f` on the tap of `handle`'s connection, if it is still open.
+fn with_tap<T>(handle: &Handle, f: impl FnOnce(&mut Tap) -> T) -> Option<T> {
     let context = cpg::context_get(handle).ok()?;
-    SINKS.lock().ok()?.get(&context).cloned()
+    TAPS.lock().ok()?.get_mut(&context).map(f)
+}
+
+fn sink(handle: &Handle) -> Option<UnboundedSender<BusEvent>> {
+    with_tap(handle, |tap| tap.sink.clone())
+}
+
+fn send_view(tap: &Tap, view: Option<View>) {
+    if let Some(View { id, members }) = view {
+        let _ = tap.sink.send(BusEvent::View { id, members });
+    }
 }
 
 // The signatures of both callbacks are rust-corosync's; they take their arguments by value.
@@ -104,20 +127,81 @@ fn on_confchg(
     handle: &Handle,
     _group: &str,
     members: Vec<Address>,
-    _left: Vec<Address>,
-    _joined: Vec<Address>,
+    left: Vec<Address>,
+    joined: Vec<Address>,
 ) {
-    if let Some(sink) = sink(handle) {
-        let mut members: Vec<Member> = members
-            .iter()
-            .map(|a| Member {
-                nodeid: u32::from(a.nodeid),
-                pid: a.pid,
-            })
-            .collect();
-        members.sort();
-        let _ = sink.send(BusEvent::View { members });
+    let members = members
+        .iter()
+        .map(|a| Member {
+            nodeid: u32::from(a.nodeid),
+            pid: a.pid,
+        })
+        .collect();
+    let with_a_ring = left
+        .iter()
+        .chain(&joined)
+        .any(|a| matches!(a.reason, Reason::NodeDown | Reason::NodeUp));
+    with_tap(handle, |tap| {
+        let view = tap.views.members_changed(members, with_a_ring);
+        send_view(tap, view);
+    });
+}
+
+#[allow(clippy::needless_pass_by_value)]
+fn on_ring(handle: &Handle, ring: RingId, _nodes: Vec<NodeId>) {
+    let ring = Ring {
+        nodeid: u32::from(ring.nodeid),
+        seq: ring.seq,
+    };
+    with_tap(handle, |tap| {
+        let view = tap.views.ring_changed(ring);
+        send_view(tap, view);
+    });
+}
+
+/// The ring corosync is on now, from its quorum service (which reports the ring of its last
+/// membership even without a quorum provider). CPG itself tells a new connection only of
+/// later rings.
+fn current_ring() -> Result<Ring, BusError> {
+    static RINGS: Mutex<BTreeMap<u64, Ring>> = Mutex::new(BTreeMap::new());
+    #[allow(clippy::needless_pass_by_value)]
+    fn on_nodelist(
+        handle: &quorum::Handle,
+        ring: quorum::RingId,
+        _members: Vec<NodeId>,
+        _joined: Vec<NodeId>,
+        _left: Vec<NodeId>,
+    ) {
+        if let (Ok(context), Ok(mut rings)) = (quorum::context_get(handle), RINGS.lock()) {
+            rings.insert(
+                context,
+                Ring {
+                    nodeid: u32::from(ring.nodeid),
+                    seq: ring.seq,
+                },
+            );
+        }
     }
+    let model = quorum::ModelData::ModelV1(quorum::Model1Data {
+        flags: quorum::Model1Flags::None,
+        quorum_notification_fn: None,
+        nodelist_notification_fn: Some(on_nodelist),
+    });
+    let (handle, _) =
+        quorum::initialize(&model, 0).map_err(corosync("connect to the quorum service"))?;
+    let context = NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed);
+    quorum::context_set(&handle, context).map_err(corosync("set the quorum context"))?;
+    // Corosync queues the current membership before it answers the request.
+    quorum::trackstart(&handle, TrackFlags::Current).map_err(corosync("ask for the ring"))?;
+    quorum::dispatch(&handle, DispatchFlags::All).map_err(corosync("read the ring"))?;
+    let ring = RINGS
+        .lock()
+        .ok()
+        .and_then(|mut rings| rings.remove(&context));
+    ring.ok_or(BusError::Corosync {
+        what: "read the ring",
+        source: CsError::CsErrNoSection,
+    })
 }
 
 /// A joined CPG group.
@@ -180,13 +264,22 @@ impl CorosyncBus {
             flags: Model1Flags::None,
             deliver_fn: Some(on_deliver),
             confchg_fn: Some(on_confchg),
-            totem_confchg_fn: None,
+            totem_confchg_fn: Some(on_ring),
         });
         let handle = cpg::initialize(&model, 0).map_err(corosync("connect to CPG"))?;
         let context = NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed);
         let (tx, events) = unbounded_channel();
-        if let Ok(mut sinks) = SINKS.lock() {
-            sinks.insert(context, tx.clone());
+        // Read after connecting, so that no ring is missed between the two; a ring that forms
+        // meanwhile is reported again by CPG before this process's join.
+        let ring = current_ring()?;
+        if let Ok(mut taps) = TAPS.lock() {
+            taps.insert(
+                context,
+                Tap {
+                    sink: tx.clone(),
+                    views: Views::new(Some(ring)),
+                },
+            );
         }
         cpg::context_set(&handle, context).map_err(corosync("set the connection context"))?;
         let nodeid = cpg::local_get(&handle).map_err(corosync("ask for the local node id"))?;
@@ -263,9 +356,9 @@ impl CorosyncBus {
                     Ok(None) => {}
                     Err(why) => return Some(BusEvent::Dropped { from, why }),
                 },
-                BusEvent::View { members } => {
+                BusEvent::View { id, members } => {
                     self.reassembler.keep_only(|m| members.contains(m));
-                    return Some(BusEvent::View { members });
+                    return Some(BusEvent::View { id, members });
                 }
                 other @ (BusEvent::Lost(_) | BusEvent::Dropped { .. }) => return Some(other),
             }
@@ -279,8 +372,8 @@ impl Drop for CorosyncBus {
     /// find it still there. Finalizing waits for corosync's answer, which a stopped corosync
     /// gives only when it continues: on a thread of its own, never the caller's.
     fn drop(&mut self) {
-        if let Ok(mut sinks) = SINKS.lock() {
-            sinks.remove(&self.context);
+        if let Ok(mut taps) = TAPS.lock() {
+            taps.remove(&self.context);
         }
         // rust-corosync finalizes the connection when its original handle is dropped.
         if let Some(handle) = self.handle.take() {

@@ -4,8 +4,8 @@
 //! nothing: [`plumb`] speaks netlink to put addresses on interfaces and take them off;
 //! [`spread`] says which holder interface an IPv4 address goes on when there are thousands;
 //! [`announce`] tells the link (gratuitous ARP, unsolicited neighbour advertisements);
-//! [`corosync`] is the group bus; [`console`] carries operators' requests over a unix socket.
-//! [`daemon`] owns the core and feeds it. The console (`dvip`) uses the same modules for its
+//! [`corosync`] is the group bus, and [`views`] numbers its views; [`console`] carries
+//! operators' requests over a unix socket. [`daemon`] owns the core and feeds it. The console (`dvip`) uses the same modules for its
 //! maintenance commands.
 
 pub mod accept;
@@ -27,6 +27,7 @@ pub mod logs;
 pub mod metrics;
 pub mod policy;
 pub mod proxy_header;
+pub mod views;
 
 // The netlink edge lives in its own crate, which `dvip plumb` uses without the daemon.
 pub use dvip_plumb::{plumb, spread, watch};

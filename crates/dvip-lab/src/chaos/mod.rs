@@ -116,13 +116,14 @@ pub(crate) fn run(plan: &ChaosPlan, json_out: bool) -> Result<(), LabError> {
             .map_or(1, |d| d.as_secs())
     });
     let replay = format!(
-        "dvip lab --name {} chaos --seed {seed} --duration {} --nodes {} --addresses {}{}",
+        "dvip lab --name {} chaos --seed {seed} --duration {} --nodes {} --addresses {}{}{}",
         plan.name,
         plan.duration.as_secs(),
         plan.nodes,
         plan.addresses,
         plan.logs
-            .map_or(String::new(), |rate| format!(" --logs {rate}"))
+            .map_or(String::new(), |rate| format!(" --logs {rate}")),
+        crate::cli::timing_flags(&plan.timing)
     );
     eprintln!("chaos: seed {seed} (replay: {replay})");
     up(Spec {

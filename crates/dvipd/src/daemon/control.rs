@@ -119,7 +119,7 @@ impl Daemon {
     /// A control group view or message.
     pub(super) async fn control_event(&mut self, event: BusEvent, settings: &Settings) {
         match event {
-            BusEvent::View { members } => {
+            BusEvent::View { members, .. } => {
                 self.control_members = self.member_names(&members);
                 self.broadcasts.left(&self.control_members);
             }

@@ -589,9 +589,11 @@ impl Daemon {
     async fn bus_event(&mut self, event: BusEvent) {
         let started = Instant::now();
         match event {
-            BusEvent::View { members } => {
+            BusEvent::View {
+                id: view_id,
+                members,
+            } => {
                 let names = self.member_names(&members);
-                let view_id = view_id(&members);
                 info!(view_id, ?names, "view");
                 self.heartbeat_views.send_replace(names.clone());
                 self.node.handle_view(view_id, &names);
@@ -904,24 +906,6 @@ fn raise_descriptor_limit() -> u64 {
         return hard;
     }
     soft
-}
-
-/// A view's id, the same on every member: the members (node id and process id) hashed.
-/// Consecutive views always differ in membership, so their ids differ.
-fn view_id(members: &[Member]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for m in members {
-        for b in m
-            .nodeid
-            .to_le_bytes()
-            .into_iter()
-            .chain(m.pid.to_le_bytes())
-        {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
 }
 
 async fn next_bus_event(bus: &mut Bus) -> Option<BusEvent> {

@@ -121,11 +121,8 @@ impl Daemon {
     /// A view or message of the replication group.
     pub(super) fn replication_event(&mut self, event: BusEvent) {
         match event {
-            BusEvent::View { members } => {
+            BusEvent::View { id, members } => {
                 let names = self.member_names(&members);
-                // Corosync's members carry pids: a view's id is the members' digest, the same
-                // on every node, as for the cluster group.
-                let id = super::view_id(&members);
                 debug!(view_id = id, ?names, "replication view");
                 self.replication.replica.handle_view(id, &names);
             }

@@ -410,6 +410,13 @@ fn a_node_whose_corosync_is_stopped_lets_go_stays_answerable_and_comes_back() {
     let _one = start(&lab, 1);
     let _two = start(&lab, 2);
     wait_balanced(&lab);
+    let view_id = |i: usize| {
+        let shown = crate::call(&socket(&lab, i), &serde_json::json!({"command": "show"}));
+        shown["view"]["id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("a view id: {shown}"))
+    };
+    let before = view_id(2);
     lab.signal_corosync(2, "STOP");
     let took = wait(
         &lab,
@@ -428,6 +435,14 @@ fn a_node_whose_corosync_is_stopped_lets_go_stays_answerable_and_comes_back() {
         "node2 rejoins and takes its share back",
         balanced,
     );
+    // node2 saw nobody leave, only a new ring; the members are those of before. Its view must
+    // still be new, and node1's: a message composed before the stop must not pass for current.
+    let after = view_id(2);
+    assert_ne!(
+        after, before,
+        "the view after the stop has the id of the one before"
+    );
+    assert_eq!(view_id(1), after, "both nodes name the view alike");
 }
 
 #[test]
