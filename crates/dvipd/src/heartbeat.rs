@@ -254,24 +254,13 @@ impl Beating {
                 .next_deadline()
                 .saturating_sub(self.now())
                 .clamp(Duration::from_micros(100), Duration::from_millis(5));
-            if self.readable_within(wait) {
+            if readable_within(&self.socket, wait) {
                 while let Ok((n, from)) = self.socket.recv_from(&mut buffer) {
                     self.heard(&buffer[..n], from);
                 }
             }
             self.tick();
         }
-    }
-
-    /// Waits up to `wait` for a datagram. ppoll's timer is a high-resolution one: a socket
-    /// timeout counts in the kernel's ticks (4 ms at 250 Hz), which stretched the beats'
-    /// interval from 5 ms to 12.
-    fn readable_within(&self, wait: Duration) -> bool {
-        use nix::poll::{ppoll, PollFd, PollFlags};
-        use nix::sys::time::TimeSpec;
-        use std::os::fd::AsFd;
-        let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
-        ppoll(&mut fds, Some(TimeSpec::from_duration(wait)), None).is_ok_and(|n| n > 0)
     }
 
     /// Carries out what the loop asked.
@@ -375,5 +364,43 @@ impl Beating {
         }
         let now = self.now();
         self.detector.receive(&beat, now);
+    }
+}
+
+/// Waits up to `wait` for a datagram on `socket`. ppoll's timer is a high-resolution one: a
+/// socket timeout counts in the kernel's ticks (4 ms at 250 Hz), which stretched the beats'
+/// interval from 5 ms to 12.
+fn readable_within(socket: &UdpSocket, wait: Duration) -> bool {
+    use nix::poll::{ppoll, PollFd, PollFlags};
+    use nix::sys::time::TimeSpec;
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+    ppoll(&mut fds, Some(TimeSpec::from_duration(wait)), None).is_ok_and(|n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The beats' clock: a wait of a millisecond must not become a kernel tick (4 ms at
+    /// 250 Hz), or beats due every 5 ms go out every 8 to 12.
+    #[test]
+    fn a_wait_for_beats_ends_on_time_not_on_the_kernel_s_tick() {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("a socket");
+        let wait = Duration::from_millis(1);
+        let mut took: Vec<Duration> = (0..41)
+            .map(|_| {
+                let start = Instant::now();
+                assert!(!readable_within(&socket, wait), "nothing was sent");
+                start.elapsed()
+            })
+            .collect();
+        took.sort();
+        let median = took[took.len() / 2];
+        assert!(took[0] >= wait, "it returned early: {took:?}");
+        assert!(
+            median < Duration::from_micros(2_500),
+            "waits of 1 ms took {median:?} (median): {took:?}"
+        );
     }
 }

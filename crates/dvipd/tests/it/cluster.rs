@@ -51,6 +51,21 @@ fn start(lab: &Lab, i: usize) -> Daemon {
 
 /// dvipd on node `i` with the configuration `text`.
 pub(crate) fn start_with(lab: &Lab, i: usize, text: &str) -> Daemon {
+    start_with_flags(lab, i, text, &[])
+}
+
+/// dvipd on node `i` running leases: beats every 5 ms, a member promised about after 40 ms.
+fn start_leased(lab: &Lab, i: usize) -> Daemon {
+    let flags = [
+        "--heartbeat-port",
+        "5409",
+        "--heartbeat-suspect-after",
+        "40",
+    ];
+    start_with_flags(lab, i, &config(i), &flags)
+}
+
+fn start_with_flags(lab: &Lab, i: usize, text: &str, flags: &[&str]) -> Daemon {
     let conf = lab.dir().join(format!("dvip-{i}.conf"));
     std::fs::write(&conf, text).expect("config");
     let log = std::fs::File::create(lab.dir().join(format!("dvipd-{i}.log"))).expect("log");
@@ -65,6 +80,7 @@ pub(crate) fn start_with(lab: &Lab, i: usize, text: &str) -> Daemon {
                 .expect("utf-8"),
         ])
         .args(["--state-dir", lab.dir().to_str().expect("utf-8")])
+        .args(flags)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -263,6 +279,47 @@ fn a_node_whose_corosync_dies_lets_go_and_takes_its_share_back_when_it_returns()
         Duration::from_secs(15),
         "node2 rejoins and takes its share back",
         balanced,
+    );
+}
+
+/// Without its corosync a node cannot know the view, so its heartbeats stop too: its lease
+/// ends and the survivors take its share on it, before corosync's view says it left. Were it to
+/// beat on, they would acknowledge it and wait for the view.
+#[test]
+fn with_leases_a_node_whose_corosync_dies_stops_beating_and_its_share_is_taken_on_its_lease() {
+    let mut lab = Lab::new("dvl", 3);
+    let _daemons: Vec<Daemon> = (1..=3).map(|i| start_leased(&lab, i)).collect();
+    let spread = |h: &[Vec<String>]| {
+        let mut all: Vec<&String> = h.iter().flatten().collect();
+        all.sort();
+        all.iter().map(|s| s.as_str()).eq(ALL) && h.iter().all(|n| !n.is_empty())
+    };
+    wait(
+        &lab,
+        Duration::from_secs(15),
+        "three nodes share the addresses",
+        spread,
+    );
+    lab.kill_corosync(2);
+    wait(
+        &lab,
+        Duration::from_secs(3),
+        "node2 lets go and the survivors take its share",
+        |h| {
+            let mut all: Vec<&String> = h[0].iter().chain(&h[2]).collect();
+            all.sort();
+            all.iter().map(|s| s.as_str()).eq(ALL) && h[1].is_empty()
+        },
+    );
+    let survivors: String = [1, 3]
+        .map(|i| {
+            std::fs::read_to_string(lab.dir().join(format!("dvipd-{i}.log"))).unwrap_or_default()
+        })
+        .concat();
+    assert!(
+        survivors.contains("TookOver { about: \"node2\""),
+        "no survivor took node2's share on its lease:\n{}",
+        logs(&lab)
     );
 }
 

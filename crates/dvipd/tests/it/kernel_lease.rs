@@ -68,3 +68,101 @@ fn a_held_address_answers_only_while_its_lease_is_renewed() {
         "answers after the lease ran out: {late:?}"
     );
 }
+
+/// A reload replaces the table (dvipd does it when the addresses change): the replacement is
+/// one nftables transaction, so an address whose lease ran out is never answered while the
+/// table is swapped, and an address the reload adds is guarded from then on.
+#[test]
+fn a_reload_never_lets_an_unleased_address_answer_and_guards_what_it_adds() {
+    let netns = Netns::with_client("dvkr");
+    netns.ip(&["addr", "add", "198.51.100.1/24", "dev", "dv0"]);
+    let (kept, added): (Ipv4Addr, Ipv4Addr) =
+        ([198, 51, 100, 10].into(), [198, 51, 100, 11].into());
+    for a in [kept, added] {
+        netns.ip(&["addr", "add", &format!("{a}/32"), "dev", "dv0"]);
+    }
+    let lease = |addresses: Vec<Ipv4Addr>| KernelLease {
+        interfaces: vec!["dv0".into()],
+        addresses,
+        addresses6: Vec::new(),
+        timeout: Duration::from_millis(12),
+    };
+    netns
+        .run(|| lease(vec![kept]).install())
+        .expect("nft loads the lease table");
+    let prober = Prober::start(
+        netns.client().expect("a client"),
+        "dv1",
+        [198, 51, 100, 200].into(),
+        vec![kept, added],
+        Duration::from_millis(1),
+    )
+    .expect("the prober starts");
+    let answered = |address: Ipv4Addr, after: Instant| {
+        prober
+            .answers()
+            .iter()
+            .filter(|a| a.address == address && a.at >= after)
+            .count()
+    };
+
+    // Not yet in the table, the added address answers as the kernel would.
+    let start = Instant::now();
+    while answered(added, start) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the unguarded address never answered"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // Reloads back and forth, no renewal at any time.
+    for i in 0..40 {
+        let addresses = if i % 2 == 0 {
+            vec![kept, added]
+        } else {
+            vec![kept]
+        };
+        netns
+            .run(|| lease(addresses).install())
+            .expect("nft replaces the table");
+    }
+    netns
+        .run(|| lease(vec![kept, added]).install())
+        .expect("nft replaces the table");
+    let guarded = Instant::now();
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(
+        answered(kept, start),
+        0,
+        "the kept address answered while the table was replaced"
+    );
+    // A reply already on its way when the table took it in is the slack.
+    let since = guarded + Duration::from_millis(10);
+    assert_eq!(
+        answered(added, since),
+        0,
+        "the added address is not guarded"
+    );
+
+    // Renewed, both answer: the guard lets leased addresses through.
+    let renewed = Instant::now();
+    netns.run(|| {
+        let mut renewer = Renewer::default();
+        while renewed.elapsed() < Duration::from_millis(300) {
+            renewer
+                .renew(&["dv0".to_owned()])
+                .expect("a renewal goes out");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let answers = prober.stop().expect("the prober ran");
+    netns.run(dvipd::kernel_lease::remove);
+    for address in [kept, added] {
+        let n = answers
+            .iter()
+            .filter(|a| a.address == address && a.at >= renewed)
+            .count();
+        assert!(n > 20, "{address}: renewed for 300 ms, answered {n} times");
+    }
+}
