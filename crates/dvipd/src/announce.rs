@@ -36,6 +36,24 @@ pub enum AnnounceError {
     },
 }
 
+impl AnnounceError {
+    /// The kernel refused the frame for the moment (`ENOBUFS`, `EAGAIN`): a full queue, or a
+    /// netfilter rule that dropped it (the lease table's, while the node answers for nothing).
+    /// The interface is there, and a later frame may go.
+    pub fn queue_full(&self) -> bool {
+        match self {
+            Self::Send { source, .. } => is_queue_full(source),
+            Self::NoInterface(_) => false,
+        }
+    }
+}
+
+/// `ENOBUFS`: the frame was dropped on its way out (a full queue, a netfilter drop).
+fn is_queue_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+        || e.raw_os_error() == Some(nix::errno::Errno::ENOBUFS as i32)
+}
+
 /// Who hears an announcement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audience<'n> {
@@ -193,8 +211,13 @@ impl Announcer {
         match sent {
             Some(Ok(())) => Ok(targets.len()),
             Some(Err(source)) => {
-                // The interface may have gone away: reopen next time.
-                self.senders.forget(interface);
+                // The interface may have gone away: reopen next time. Not for a frame refused
+                // for the moment: reopening reads every interface and address (20 ms at 10,240
+                // addresses), and a burst of refused frames paid it on every one, stalling
+                // dvipd's loop for seconds.
+                if !is_queue_full(&source) {
+                    self.senders.forget(interface);
+                }
                 Err(AnnounceError::Send {
                     interface: interface.to_owned(),
                     source,
@@ -211,6 +234,63 @@ impl Announcer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sender whose first `full` frames the kernel refuses (`ENOBUFS`).
+    struct Full {
+        full: usize,
+        sent: usize,
+    }
+
+    impl DataLinkSender for Full {
+        fn build_and_send(
+            &mut self,
+            _: usize,
+            _: usize,
+            _: &mut dyn FnMut(&mut [u8]),
+        ) -> Option<std::io::Result<()>> {
+            None
+        }
+
+        fn send_to(
+            &mut self,
+            _: &[u8],
+            _: Option<pnet_datalink::NetworkInterface>,
+        ) -> Option<std::io::Result<()>> {
+            self.sent += 1;
+            Some(if self.sent <= self.full {
+                Err(std::io::Error::from_raw_os_error(
+                    nix::errno::Errno::ENOBUFS as i32,
+                ))
+            } else {
+                Ok(())
+            })
+        }
+    }
+
+    #[test]
+    fn a_frame_refused_for_the_moment_keeps_the_sender_and_says_so() {
+        let mut announcer = Announcer::default();
+        announcer.senders.senders.insert(
+            "dvtest0".to_owned(),
+            ([2, 0, 0, 0, 0, 7], Box::new(Full { full: 2, sent: 0 })),
+        );
+        let address: IpAddr = [198, 51, 100, 7].into();
+        for _ in 0..2 {
+            let e = announcer
+                .announce("dvtest0", address, Audience::Everyone)
+                .expect_err("refused");
+            assert!(e.queue_full(), "{e}");
+        }
+        // Still the same sender: an interface that does not exist could not be reopened.
+        assert_eq!(
+            announcer
+                .announce("dvtest0", address, Audience::Everyone)
+                .expect("let through"),
+            1
+        );
+        let gone = std::io::Error::from_raw_os_error(nix::errno::Errno::ENODEV as i32);
+        assert!(!is_queue_full(&gone));
+    }
 
     #[test]
     fn a_unicast_announcement_differs_from_the_broadcast_only_in_its_destination() {

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::Daemon;
 use crate::announce::Audience;
@@ -37,20 +37,32 @@ impl Daemon {
         let Some(interface) = self.plumbed.get(&address).map(|h| h.interface.clone()) else {
             return;
         };
-        let sent = if self.config.arp_all_hosts {
-            self.announcer
-                .announce(&interface, address, Audience::Everyone)
+        let neighbours = if self.config.arp_all_hosts {
+            None
         } else {
-            let neighbours = self.neighbours_of(&interface).await;
-            self.announcer
-                .announce(&interface, address, Audience::Neighbours(&neighbours))
+            Some(self.neighbours_of(&interface).await)
         };
-        match sent {
+        let audience = neighbours
+            .as_deref()
+            .map_or(Audience::Everyone, Audience::Neighbours);
+        match self.announcer.announce(&interface, address, audience) {
             Ok(frames) => {
                 let record = self.announced.entry(address).or_default();
                 record.rounds += 1;
                 record.frames = frames;
                 record.last_ms = console::now_ms();
+                self.announcements_refused = false;
+            }
+            // Refused for the moment: the kernel's lease table drops what a node answering
+            // for nothing sends, and a full queue drops a burst's tail. Thousands of addresses
+            // are refused alike: said once, and the repeats try again.
+            Err(e) if e.queue_full() => {
+                self.metrics.error("announce");
+                if !std::mem::replace(&mut self.announcements_refused, true) {
+                    warn!(%address, "announcements refused by the kernel (the lease table or a full queue): the repeats try again: {e}");
+                } else {
+                    debug!(%address, "announcement refused: {e}");
+                }
             }
             Err(e) => {
                 self.metrics.error("announce");

@@ -252,6 +252,8 @@ struct Daemon {
     announcer: Announcer,
     /// Announcements still to repeat: (when, address, how many more).
     repeats: VecDeque<(Instant, IpAddr, u32)>,
+    /// The last announcement was refused by the kernel (said once until one goes out).
+    announcements_refused: bool,
     /// What was announced for each held address, for `dvip arp show`.
     announced: BTreeMap<IpAddr, Announced>,
     /// The kernel's neighbours per interface, for unicast announcements, with when each list
@@ -1162,6 +1164,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         started: Instant::now(),
         announcer: Announcer::default(),
         repeats: VecDeque::new(),
+        announcements_refused: false,
         announced: BTreeMap::new(),
         neighbours: BTreeMap::new(),
         clock_fed: Instant::now(),

@@ -166,3 +166,38 @@ fn a_reload_never_lets_an_unleased_address_answer_and_guards_what_it_adds() {
         assert!(n > 20, "{address}: renewed for 300 ms, answered {n} times");
     }
 }
+
+/// What the lease table drops on its way out, the kernel refuses with `ENOBUFS`: dvipd must
+/// read it as "not now" (the interface is there), not as an interface gone, or it reopens its
+/// raw socket for every one of thousands of refused announcements.
+#[test]
+fn an_announcement_the_lease_table_drops_is_refused_for_the_moment() {
+    use dvipd::announce::{Announcer, Audience};
+    let netns = Netns::with_client("dvka");
+    netns.ip(&["addr", "add", "198.51.100.1/24", "dev", "dv0"]);
+    netns.ip(&["addr", "add", "198.51.100.10/32", "dev", "dv0"]);
+    let held: Ipv4Addr = [198, 51, 100, 10].into();
+    let lease = KernelLease {
+        interfaces: vec!["dv0".into()],
+        addresses: vec![held],
+        addresses6: Vec::new(),
+        timeout: Duration::from_millis(12),
+    };
+    let (before, refused, after) = netns.run(|| {
+        let mut announcer = Announcer::default();
+        let before = announcer.announce("dv0", held.into(), Audience::Everyone);
+        lease.install().expect("nft loads the lease table");
+        let refused = announcer.announce("dv0", held.into(), Audience::Everyone);
+        let mut renewer = Renewer::default();
+        renewer
+            .renew(&["dv0".to_owned()])
+            .expect("a renewal goes out");
+        let after = announcer.announce("dv0", held.into(), Audience::Everyone);
+        dvipd::kernel_lease::remove();
+        (before, refused, after)
+    });
+    assert_eq!(before.expect("no table: it goes out"), 1);
+    let e = refused.expect_err("the table drops it");
+    assert!(e.queue_full(), "read as a lost interface: {e}");
+    assert_eq!(after.expect("renewed: it goes out"), 1);
+}
