@@ -21,7 +21,7 @@ pub use event::{Event, EventLine};
 pub use reply::{
     AddressPlan, AddressStatus, Announced, Answer, Arp, ArpMode, BusStatus, CacheValueReport,
     CachesReport, CidrReport, ClusterStatus, ConfigStatus, Description, DomainsReport, Gathered,
-    InTransit, Info, Mark, MarkedAddress, NodeState, NodeStatus, OwnerChange, StandingMove, Status,
-    ThrottlesReport, ViewStatus,
+    InTransit, Info, LeaseState, LeaseStatus, Mark, MarkedAddress, NodeState, NodeStatus,
+    OwnerChange, StandingMove, Status, ThrottlesReport, ViewStatus,
 };
 pub use request::{Request, PROTOCOL_VERSION};

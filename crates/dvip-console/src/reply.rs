@@ -166,6 +166,46 @@ pub struct Status {
     pub config: ConfigStatus,
     /// It waits for corosync, holding nothing.
     pub waiting_for_corosync: bool,
+    /// Its lease, when it runs leases (docs/leases.md).
+    #[serde(default)]
+    pub lease: Option<LeaseStatus>,
+}
+
+/// Where a node's lease stands: whether the kernel answers for its addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseState {
+    /// Not yet known: the heartbeats have not looked since the daemon started.
+    Unknown,
+    /// Lost or about to end: the others stopped acknowledging this node (or it cannot renew
+    /// long enough); the kernel stops answering for its addresses.
+    Lost,
+    /// Held, but the node holds back (its epoch has not settled, or it is waiting for its echo
+    /// after a lapse): the kernel answers for nothing.
+    HeldBack,
+    /// Held: the kernel answers for the addresses this node holds.
+    Answering,
+}
+
+impl LeaseState {
+    /// What it means, for the log and the console.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Unknown => "not known yet",
+            Self::Lost => "lease lost or ending: the kernel stops answering",
+            Self::HeldBack => "lease held, but the node holds back until its epoch settles",
+            Self::Answering => "lease held: the kernel answers",
+        }
+    }
+}
+
+/// A node's lease, in `show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseStatus {
+    /// Where it stands.
+    pub state: LeaseState,
+    /// The node's epoch: it moves when the node's addresses were taken over.
+    pub epoch: u64,
 }
 
 /// How a configured node stands in the cluster.

@@ -124,6 +124,9 @@ fn membership_text(status: &Status) {
         view.members.len(),
         view.members.join(", "),
     );
+    if let Some(lease) = &status.lease {
+        say!("lease (epoch {}): {}", lease.epoch, lease.state.describe());
+    }
     if !view.silent.is_empty() {
         let silent: Vec<&str> = view.silent.iter().map(String::as_str).collect();
         say!(

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dvip_console::{
     AddressPlan, AddressStatus, Answer, ClusterStatus, ConfigStatus, ConsoleError, ErrorKind,
-    EventLine, InTransit, MarkedAddress, NodeState, NodeStatus, OwnerChange, Request, Status,
-    ViewStatus,
+    EventLine, InTransit, LeaseState, LeaseStatus, MarkedAddress, NodeState, NodeStatus,
+    OwnerChange, Request, Status, ViewStatus,
 };
 use dvip_core::Node;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -49,7 +49,12 @@ pub const NEXT_OWNERS_BUDGET: usize = 100_000;
 /// The reply to `show`, but for the configuration and the bus the daemon adds: the view,
 /// and one entry per address with its owner, why, its marks, its candidates and whether this
 /// node holds it; plus the same as a table.
-pub fn status(node: &Node, config: ConfigStatus, waiting_for_corosync: bool) -> Status {
+pub fn status(
+    node: &Node,
+    config: ConfigStatus,
+    waiting_for_corosync: bool,
+    lease: Option<LeaseState>,
+) -> Status {
     let plan = node.plan();
     let failing = node.unplumbed();
     let members = node.table().map_or(0, BTreeMap::len);
@@ -82,6 +87,10 @@ pub fn status(node: &Node, config: ConfigStatus, waiting_for_corosync: bool) -> 
         given_up_interfaces: node.given_up().clone(),
         config,
         waiting_for_corosync,
+        lease: lease.map(|state| LeaseStatus {
+            state,
+            epoch: node.epoch_of(node.name()),
+        }),
     }
 }
 

@@ -10,11 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use dvip_console::{Event, EventLine};
+use dvip_console::{Event, EventLine, LeaseState};
 use dvip_lease::{Beat, Detector, Lease, LeaseOptions, Takeover};
 use tracing::{info, warn};
 
@@ -74,22 +74,48 @@ pub enum Order {
 }
 
 /// Whether the node may answer, as the loop last published it, with how many lapses it had
-/// read by then: the thread renews the kernel's lease only when both are current.
+/// read by then: the thread renews the kernel's lease only when both are current. And the
+/// other way, where the kernel's lease stands, for `show`.
 #[derive(Debug, Default)]
-pub struct Gate(AtomicU64);
+pub struct Gate {
+    may_answer: AtomicU64,
+    kernel: AtomicU8,
+}
 
 const MAY_ANSWER: u64 = 1 << 63;
+
+/// The kernel's lease states, in the order they are stored.
+const KERNEL_STATES: [LeaseState; 4] = [
+    LeaseState::Unknown,
+    LeaseState::Lost,
+    LeaseState::HeldBack,
+    LeaseState::Answering,
+];
 
 impl Gate {
     /// The loop publishes what the core says, after every input.
     pub fn publish(&self, may_answer: bool, lapses_read: u64) {
         let bit = if may_answer { MAY_ANSWER } else { 0 };
-        self.0.store(bit | lapses_read, Ordering::Release);
+        self.may_answer.store(bit | lapses_read, Ordering::Release);
     }
 
     fn open(&self, lapses: u64) -> bool {
-        let value = self.0.load(Ordering::Acquire);
+        let value = self.may_answer.load(Ordering::Acquire);
         value & MAY_ANSWER != 0 && value & !MAY_ANSWER == lapses
+    }
+
+    /// Where the kernel's lease stands, as the thread last found it.
+    pub fn kernel(&self) -> LeaseState {
+        KERNEL_STATES
+            .get(usize::from(self.kernel.load(Ordering::Acquire)))
+            .copied()
+            .unwrap_or(LeaseState::Unknown)
+    }
+
+    fn set_kernel(&self, state: LeaseState) {
+        let index = KERNEL_STATES.iter().position(|s| *s == state).unwrap_or(0);
+        self.kernel
+            .store(u8::try_from(index).unwrap_or(0), Ordering::Release);
     }
 }
 
@@ -210,7 +236,7 @@ struct Beating {
     /// The last renewal failed (said once until one works again).
     renewal_failed: bool,
     /// What the log last said of the kernel's lease.
-    said: Option<&'static str>,
+    said: Option<LeaseState>,
 }
 
 impl Beating {
@@ -328,17 +354,18 @@ impl Beating {
         };
         let held_back = !self.gate.open(self.lapses);
         let state = match (long_enough, held_back) {
-            (false, _) => "lease lost or ending: the kernel stops answering",
-            (true, true) => "lease held, but the node holds back until its epoch settles",
-            (true, false) => "lease held: the kernel answers",
+            (false, _) => LeaseState::Lost,
+            (true, true) => LeaseState::HeldBack,
+            (true, false) => LeaseState::Answering,
         };
         if self.said != Some(state) {
+            self.gate.set_kernel(state);
             let ages: Vec<String> = self
                 .detector
                 .acknowledged()
                 .map(|(m, sent)| format!("{m}:{:.1}", now.saturating_sub(sent).as_secs_f64() * 1e3))
                 .collect();
-            info!(lease = state, acks = ?ages, "kernel lease");
+            info!(lease = state.describe(), acks = ?ages, "kernel lease");
             self.said = Some(state);
         }
         if !long_enough || held_back {

@@ -416,6 +416,7 @@ mod tests {
                 stable_ms: 0,
             },
             waiting_for_corosync: false,
+            lease: None,
         }
     }
 

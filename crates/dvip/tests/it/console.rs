@@ -74,6 +74,7 @@ fn status() -> Value {
             stable_ms: 125_000,
         },
         waiting_for_corosync: false,
+        lease: None,
     }))
     .to_json()
 }

@@ -211,8 +211,12 @@ impl Daemon {
     pub(super) fn answer(&mut self, request: Request, settings: &Settings) -> Reply {
         let command = match request {
             Request::Show => {
-                let status =
-                    console::status(&self.node, self.config_report(), self.waiting_for_bus());
+                let status = console::status(
+                    &self.node,
+                    self.config_report(),
+                    self.waiting_for_bus(),
+                    self.leasing.as_ref().map(|l| l.gate.kernel()),
+                );
                 return Ok(Answer::Status(Box::new(status)));
             }
             Request::Status => {

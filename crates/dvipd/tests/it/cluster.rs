@@ -321,6 +321,20 @@ fn with_leases_a_node_whose_corosync_dies_stops_beating_and_its_share_is_taken_o
         "no survivor took node2's share on its lease:\n{}",
         logs(&lab)
     );
+    // `show` says where each kernel lease stands: a survivor's answers once its epoch settles.
+    let lease = |i: usize| {
+        let shown = crate::call(&socket(&lab, i), &serde_json::json!({"command": "show"}));
+        shown["lease"]["state"].as_str().map(str::to_owned)
+    };
+    let start = Instant::now();
+    while lease(1).as_deref() != Some("answering") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "node1's lease: {:?}",
+            lease(1)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
