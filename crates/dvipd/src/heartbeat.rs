@@ -162,6 +162,7 @@ pub fn start(
     let (verdicts_tx, verdicts) = tokio::sync::mpsc::unbounded_channel();
     let (orders, orders_rx) = mpsc::channel();
     let gate = Arc::new(Gate::default());
+    let (installs, installed) = installer()?;
     let beating = Beating {
         detector: Detector::new(me, options, Duration::ZERO, incarnation()),
         origin: Instant::now(),
@@ -176,6 +177,8 @@ pub fn start(
         renewer: Renewer::default(),
         renewal_failed: false,
         said: None,
+        installs,
+        installed,
     };
     info!(%at, peers = beating.peers.len(), "heartbeats and leases started");
     std::thread::Builder::new()
@@ -190,6 +193,30 @@ pub fn start(
         orders,
         gate,
     })
+}
+
+/// The thread that loads the lease table again on a reload, in order: `nft` takes tens of
+/// milliseconds for thousands of addresses (40 ms at 10,240), as long as a lease, and the
+/// heartbeat thread must not stop beating meanwhile. It hands back each table it loaded.
+fn installer() -> Result<(mpsc::Sender<KernelLease>, mpsc::Receiver<KernelLease>), HeartbeatError> {
+    let (installs, to_install) = mpsc::channel::<KernelLease>();
+    let (loaded, installed) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("dvipd-lease-table".into())
+        .spawn(move || {
+            for guard in to_install {
+                match guard.install() {
+                    Ok(()) => {
+                        if loaded.send(guard).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => warn!("the kernel's lease keeps the addresses it had: {e}"),
+                }
+            }
+        })
+        .map_err(HeartbeatError::Thread)?;
+    Ok((installs, installed))
 }
 
 /// This run of the daemon, told apart from the runs before: the wall clock's nanoseconds at
@@ -237,6 +264,9 @@ struct Beating {
     renewal_failed: bool,
     /// What the log last said of the kernel's lease.
     said: Option<LeaseState>,
+    /// Tables to load, to the installer thread; and those it loaded.
+    installs: mpsc::Sender<KernelLease>,
+    installed: mpsc::Receiver<KernelLease>,
 }
 
 impl Beating {
@@ -300,13 +330,13 @@ impl Beating {
                 }
                 Order::Epoch { member, epoch } => self.detector.set_epoch(&member, epoch, now),
                 Order::Guard(guard) => {
-                    if let Err(e) = guard.install() {
-                        warn!("the kernel's lease keeps the addresses it had: {e}");
-                    } else {
-                        self.guard = guard;
-                    }
+                    let _ = self.installs.send(guard);
                 }
             }
+        }
+        // Renewals go to the interfaces of the table the kernel has.
+        while let Ok(guard) = self.installed.try_recv() {
+            self.guard = guard;
         }
     }
 

@@ -54,18 +54,21 @@ pub(crate) fn start_with(lab: &Lab, i: usize, text: &str) -> Daemon {
     start_with_flags(lab, i, text, &[])
 }
 
-/// dvipd on node `i` running leases: beats every 5 ms, a member promised about after 40 ms.
+/// dvipd's flags for leases: beats every 5 ms, a member promised about after 40 ms.
+pub(crate) const LEASES: [&str; 4] = [
+    "--heartbeat-port",
+    "5409",
+    "--heartbeat-suspect-after",
+    "40",
+];
+
+/// dvipd on node `i` running leases.
 fn start_leased(lab: &Lab, i: usize) -> Daemon {
-    let flags = [
-        "--heartbeat-port",
-        "5409",
-        "--heartbeat-suspect-after",
-        "40",
-    ];
-    start_with_flags(lab, i, &config(i), &flags)
+    start_with_flags(lab, i, &config(i), &LEASES)
 }
 
-fn start_with_flags(lab: &Lab, i: usize, text: &str, flags: &[&str]) -> Daemon {
+/// dvipd on node `i` with the configuration `text` and more flags.
+pub(crate) fn start_with_flags(lab: &Lab, i: usize, text: &str, flags: &[&str]) -> Daemon {
     let conf = lab.dir().join(format!("dvip-{i}.conf"));
     std::fs::write(&conf, text).expect("config");
     let log = std::fs::File::create(lab.dir().join(format!("dvipd-{i}.log"))).expect("log");
