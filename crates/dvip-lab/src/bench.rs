@@ -106,6 +106,14 @@ fn phases(events: &[Value], fault_at_ms: u64, moved: &[String], failed: &str) ->
             .filter_map(after)
             .min()
     };
+    let first_about = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind && e["node"] == failed)
+            .filter_map(after)
+            .min()
+            .map(rel)
+    };
     let last_of_moved = |kind: &str| {
         events
             .iter()
@@ -123,12 +131,8 @@ fn phases(events: &[Value], fault_at_ms: u64, moved: &[String], failed: &str) ->
         planned_ms: first("planned").map(rel),
         plumbed_ms: last_of_moved("acquire").map(rel),
         announced_ms: last_of_moved("announce").map(rel),
-        takeover_ready_ms: events
-            .iter()
-            .filter(|e| e["event"] == "takeover_ready" && e["node"] == failed)
-            .filter_map(after)
-            .min()
-            .map(rel),
+        takeover_ready_ms: first_about("takeover_ready"),
+        took_over_ms: first_about("took_over"),
     }
 }
 
@@ -286,14 +290,15 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
             for r in rows.iter().filter(|r| r.takeover_ready_median_ms.is_some()) {
                 let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |f| format!("{f:.1}"));
                 println!(
-                    "{} at {} addresses, {}: dvipd's heartbeats (every {} ms, suspect after {} ms) ended the failed node's lease at {} ms median, {} ms p99",
+                    "{} at {} addresses, {}: dvipd's heartbeats (every {} ms, suspect after {} ms) ended the failed node's lease at {} ms median, {} ms p99; a survivor took over at {} ms median",
                     r.system,
                     r.addresses,
                     r.fault,
                     h.interval_ms,
                     h.suspect_after_ms,
                     cell(r.takeover_ready_median_ms),
-                    cell(r.takeover_ready_p99_ms)
+                    cell(r.takeover_ready_p99_ms),
+                    cell(r.took_over_median_ms)
                 );
             }
         }
@@ -498,7 +503,11 @@ pub(crate) struct BenchRow {
     pub(crate) takeover_ready_median_ms: Option<f64>,
     #[serde(default)]
     pub(crate) takeover_ready_p99_ms: Option<f64>,
-    /// The worst address's time past the new view (what dvip itself took), median.
+    /// The first survivor's takeover on the failed node's lease, median.
+    #[serde(default)]
+    pub(crate) took_over_median_ms: Option<f64>,
+    /// The worst address's time past the decision to move (the new view, or a lease takeover
+    /// when one came first): what dvip itself took, median.
     pub(crate) dvip_share_median_ms: Option<f64>,
     /// The same, p99.
     pub(crate) dvip_share_p99_ms: Option<f64>,
@@ -550,7 +559,7 @@ fn summary(system: &str, size: u32, fault: Fault, runs: &[FaultMeasure]) -> Benc
     let series =
         |of: fn(&FaultMeasure) -> Option<f64>| -> Vec<f64> { runs.iter().filter_map(of).collect() };
     let worst = series(|r| r.worst_ms);
-    let dvip_share = series(|r| Some(r.worst_ms? - r.phases.view_ms?));
+    let dvip_share = series(|r| Some(r.worst_ms? - r.phases.decided_ms()?));
     let tcp = series_tcp(runs);
     BenchRow {
         system: system.to_owned(),
@@ -566,6 +575,7 @@ fn summary(system: &str, size: u32, fault: Fault, runs: &[FaultMeasure]) -> Benc
         announced_median_ms: quantile(&series(|r| r.phases.announced_ms), 0.5),
         takeover_ready_median_ms: quantile(&series(|r| r.phases.takeover_ready_ms), 0.5),
         takeover_ready_p99_ms: quantile(&series(|r| r.phases.takeover_ready_ms), 0.99),
+        took_over_median_ms: quantile(&series(|r| r.phases.took_over_ms), 0.5),
         dvip_share_median_ms: quantile(&dvip_share, 0.5),
         dvip_share_p99_ms: quantile(&dvip_share, 0.99),
         double_answers: runs.iter().map(|r| r.double_answers as u64).sum(),
@@ -636,4 +646,30 @@ fn print_table(rows: &[BenchRow]) {
         "times in ms after the fault; phases are medians over the runs, from the survivors' events"
     );
     print!("{}", dvip_core::election::table::columns(&table));
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_takeover_on_a_lease_before_the_view_is_where_dvip_s_share_starts() {
+        let fault = 1_000;
+        let moved = vec!["198.18.0.10".to_owned()];
+        let events = [
+            json!({"event": "took_over", "node": "node2", "addresses": 1, "at_ms": 1_052}),
+            json!({"event": "took_over", "node": "node3", "addresses": 1, "at_ms": 1_040}),
+            json!({"event": "acquire", "address": "198.18.0.10", "at_ms": 1_060}),
+            json!({"event": "view", "at_ms": 1_096}),
+            json!({"event": "planned", "at_ms": 1_100}),
+        ];
+        let p = phases(&events, fault, &moved, "node2");
+        assert_eq!(p.took_over_ms, Some(52.0), "about the failed node only");
+        assert_eq!(p.view_ms, Some(96.0));
+        assert_eq!(p.decided_ms(), Some(52.0));
+        let without = phases(&events[2..], fault, &moved, "node2");
+        assert_eq!(without.decided_ms(), Some(96.0), "no takeover: the view");
+    }
 }

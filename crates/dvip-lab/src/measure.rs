@@ -62,6 +62,21 @@ pub(crate) struct Phases {
     /// allowed (with `--heartbeats`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) takeover_ready_ms: Option<f64>,
+    /// When a survivor first took some of the failed node's addresses on its lease, before
+    /// any view (with leases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) took_over_ms: Option<f64>,
+}
+
+impl Phases {
+    /// When the survivors decided to move the failed node's addresses: the first of a lease
+    /// takeover and the new view. What follows is dvip's own share.
+    pub(crate) fn decided_ms(&self) -> Option<f64> {
+        match (self.took_over_ms, self.view_ms) {
+            (Some(took), Some(view)) => Some(took.min(view)),
+            (took, view) => took.or(view),
+        }
+    }
 }
 
 /// One fault measured from the client: `dvip lab kill --measure` prints it, a bench run

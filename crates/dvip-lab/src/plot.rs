@@ -175,6 +175,7 @@ mod tests {
             announced_median_ms: None,
             takeover_ready_median_ms: None,
             takeover_ready_p99_ms: None,
+            took_over_median_ms: None,
             dvip_share_median_ms: None,
             dvip_share_p99_ms: None,
             double_answers: 0,
