@@ -515,6 +515,9 @@ pub(crate) struct BenchRow {
     pub(crate) double_answers: u64,
     /// Addresses claimed by two survivors at once, over the runs.
     pub(crate) survivor_doubles: usize,
+    /// Addresses claimed by one survivor and then another, over the runs: moved again.
+    #[serde(default)]
+    pub(crate) survivor_handovers: usize,
     /// The worst forwarded listener's time to a TCP answer, median.
     pub(crate) tcp_worst_median_ms: Option<f64>,
     /// The same, p99.
@@ -580,6 +583,7 @@ fn summary(system: &str, size: u32, fault: Fault, runs: &[FaultMeasure]) -> Benc
         dvip_share_p99_ms: quantile(&dvip_share, 0.99),
         double_answers: runs.iter().map(|r| r.double_answers as u64).sum(),
         survivor_doubles: runs.iter().map(|r| r.claimed_by_two_survivors.len()).sum(),
+        survivor_handovers: runs.iter().map(|r| r.handed_over_among_survivors).sum(),
         tcp_worst_median_ms: quantile(&tcp, 0.5),
         tcp_worst_p99_ms: quantile(&tcp, 0.99),
         tcp_runs: tcp.len(),
@@ -616,6 +620,7 @@ fn print_table(rows: &[BenchRow]) {
         "DVIP SHARE P99",
         "DOUBLES",
         "SURVIVOR DOUBLES",
+        "MOVED AGAIN",
         "TCP MEDIAN",
         "TCP P99",
     ]
@@ -638,6 +643,7 @@ fn print_table(rows: &[BenchRow]) {
             cell(r.dvip_share_p99_ms),
             r.double_answers.to_string(),
             r.survivor_doubles.to_string(),
+            r.survivor_handovers.to_string(),
             cell(r.tcp_worst_median_ms),
             cell(r.tcp_worst_p99_ms),
         ]);

@@ -101,8 +101,10 @@ pub(crate) struct FaultMeasure {
     /// Answers from the failed node after a survivor had answered.
     pub(crate) double_answers: usize,
     pub(crate) failed_node_answered_until_ms: Option<f64>,
-    /// Addresses claimed by two survivors, with who claimed them.
+    /// Addresses claimed by two survivors at once, with who claimed them.
     pub(crate) claimed_by_two_survivors: BTreeMap<Ipv4Addr, BTreeSet<String>>,
+    /// Addresses claimed by one survivor, then by another: moved again after the failover.
+    pub(crate) handed_over_among_survivors: usize,
     /// Each address's answer; dropped from a bench run's report once summarised.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) per_address: Vec<AddressAnswer>,
@@ -384,6 +386,7 @@ pub(super) fn fault(
         .map(|a| ms(a.at - t0))
         .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
     let two_survivors = claimed_by_two_survivors(&answers, t0, &victim, &names);
+    let handovers = handed_over(&answers, t0, &victim, &names);
     let unanswered: Vec<Ipv4Addr> = targets
         .iter()
         .filter(|t| !first.contains_key(t))
@@ -411,34 +414,80 @@ pub(super) fn fault(
         double_answers: doubled.len(),
         failed_node_answered_until_ms: last_double,
         claimed_by_two_survivors: two_survivors,
+        handed_over_among_survivors: handovers,
         per_address,
         tcp,
         phases: Phases::default(),
     })
 }
 
-/// The addresses two or more survivors claimed after the fault (at `t0`), by answering or by
-/// announcing them, with who claimed each: a second owner besides the failed node (`victim`,
-/// a MAC), as when two keepalived backups both take over for a moment. A client's neighbour
-/// entry follows the last announcement it heard and then ignores plain answers for a second
-/// (the kernel's locktime): if that was the one that gave the address up, the client's
-/// connections go nowhere meanwhile.
+/// The addresses two or more survivors claimed *at once* after the fault (at `t0`), by
+/// answering or by announcing them, with who claimed each: a second owner besides the failed
+/// node (`victim`, a MAC), as when two keepalived backups both take over for a moment. A
+/// client's neighbour entry follows the last announcement it heard and then ignores plain
+/// answers for a second (the kernel's locktime): if that was the one that gave the address
+/// up, the client's connections go nowhere meanwhile. At once means their claims overlap in
+/// time; one survivor's claims all before another's is a handover ([`handed_over`]).
 fn claimed_by_two_survivors(
     answers: &[Answer],
     t0: Instant,
     victim: &str,
     names: &BTreeMap<String, String>,
 ) -> BTreeMap<Ipv4Addr, BTreeSet<String>> {
-    let mut claimed: BTreeMap<Ipv4Addr, BTreeSet<String>> = BTreeMap::new();
+    claim_spans(answers, t0, victim, names)
+        .into_iter()
+        .filter_map(|(address, spans)| {
+            let at_once: BTreeSet<String> = spans
+                .iter()
+                .filter(|(who, span)| {
+                    spans
+                        .iter()
+                        .any(|(other, o)| other != *who && span.0 <= o.1 && o.0 <= span.1)
+                })
+                .map(|(who, _)| who.clone())
+                .collect();
+            (at_once.len() > 1).then_some((address, at_once))
+        })
+        .collect()
+}
+
+/// The addresses more than one survivor claimed after the fault, one after the other: moved
+/// again among the survivors (the client's entry changes twice), not two owners at once.
+fn handed_over(
+    answers: &[Answer],
+    t0: Instant,
+    victim: &str,
+    names: &BTreeMap<String, String>,
+) -> usize {
+    let at_once = claimed_by_two_survivors(answers, t0, victim, names);
+    claim_spans(answers, t0, victim, names)
+        .into_iter()
+        .filter(|(address, spans)| spans.len() > 1 && !at_once.contains_key(address))
+        .count()
+}
+
+/// Per address, each survivor's first and last claim after `t0`.
+fn claim_spans(
+    answers: &[Answer],
+    t0: Instant,
+    victim: &str,
+    names: &BTreeMap<String, String>,
+) -> BTreeMap<Ipv4Addr, BTreeMap<String, (Instant, Instant)>> {
+    let mut spans: BTreeMap<Ipv4Addr, BTreeMap<String, (Instant, Instant)>> = BTreeMap::new();
     for a in answers.iter().filter(|a| a.at >= t0) {
         let mac = mac_text(a.mac);
         if mac != victim {
             let name = names.get(&mac).cloned().unwrap_or(mac);
-            claimed.entry(a.address).or_default().insert(name);
+            let span = spans
+                .entry(a.address)
+                .or_default()
+                .entry(name)
+                .or_insert((a.at, a.at));
+            span.0 = span.0.min(a.at);
+            span.1 = span.1.max(a.at);
         }
     }
-    claimed.retain(|_, who| who.len() > 1);
-    claimed
+    spans
 }
 
 /// The report as text.
@@ -483,8 +532,14 @@ pub(super) fn print(report: &FaultMeasure) {
     }
     if !report.claimed_by_two_survivors.is_empty() {
         println!(
-            "TWO OWNERS: {} addresses were claimed (answered or announced) by two survivors after the fault",
+            "TWO OWNERS: {} addresses were claimed (answered or announced) by two survivors at once after the fault",
             report.claimed_by_two_survivors.len()
+        );
+    }
+    if report.handed_over_among_survivors > 0 {
+        println!(
+            "{} addresses moved again among the survivors after the failover (one survivor's claims, then another's)",
+            report.handed_over_among_survivors
         );
     }
 }
@@ -537,5 +592,33 @@ mod tests {
             two[&Ipv4Addr::new(198, 18, 0, 10)],
             BTreeSet::from(["node2".to_owned(), "node3".to_owned()])
         );
+        assert_eq!(handed_over(&answers, t0, &victim, &names), 0);
+    }
+
+    #[test]
+    fn one_survivor_s_claims_then_another_s_are_a_handover_not_two_owners() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let names: BTreeMap<String, String> = (1..=3)
+            .map(|n| (mac_text([2, 0, 0, 0, 0, n]), format!("node{n}")))
+            .collect();
+        let victim = mac_text([2, 0, 0, 0, 0, 1]);
+        let answers = [
+            // .10: node2 from 50 to 80 ms, then node3 from 90 ms: moved again.
+            claim(10, 2, t0 + ms(50), false),
+            claim(10, 2, t0 + ms(80), false),
+            claim(10, 3, t0 + ms(90), false),
+            claim(10, 3, t0 + ms(120), false),
+            // .11: node2, node3, node2 again: both at once.
+            claim(11, 2, t0 + ms(50), false),
+            claim(11, 3, t0 + ms(60), false),
+            claim(11, 2, t0 + ms(70), false),
+        ];
+        let two = claimed_by_two_survivors(&answers, t0, &victim, &names);
+        assert_eq!(
+            two.keys().copied().collect::<Vec<_>>(),
+            vec![Ipv4Addr::new(198, 18, 0, 11)]
+        );
+        assert_eq!(handed_over(&answers, t0, &victim, &names), 1);
     }
 }

@@ -180,6 +180,7 @@ mod tests {
             dvip_share_p99_ms: None,
             double_answers: 0,
             survivor_doubles: 0,
+            survivor_handovers: 0,
             tcp_worst_median_ms: None,
             tcp_worst_p99_ms: None,
             tcp_runs: 0,
