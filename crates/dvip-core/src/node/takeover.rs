@@ -260,6 +260,15 @@ impl Node {
         if taken.is_empty() {
             return Ok(0);
         }
+        // Told before plumbed: plumbing thousands of addresses takes a few hundred
+        // milliseconds, and a `Took` the view overtakes is let go and planned again (a second
+        // move). What others do on it is bookkeeping: the kernel's lease decides who answers.
+        self.send(&Message::Took {
+            view_id,
+            about: about.to_owned(),
+            epoch,
+            addresses: taken.clone(),
+        });
         for &address in &taken {
             self.acquire(address);
         }
@@ -267,14 +276,7 @@ impl Node {
             about: about.to_owned(),
             addresses: taken.len(),
         });
-        let count = taken.len();
-        self.send(&Message::Took {
-            view_id,
-            about: about.to_owned(),
-            epoch,
-            addresses: taken,
-        });
-        Ok(count)
+        Ok(taken.len())
     }
 
     /// The detector asks to end `about`'s epoch `epoch`: it heard `about` again after
