@@ -566,15 +566,20 @@ mod tests {
         }
     }
 
+    /// Three nodes' MACs and names, and node1's MAC: the failed node.
+    fn three_nodes() -> (BTreeMap<String, String>, String) {
+        let names = (1..=3)
+            .map(|n| (mac_text([2, 0, 0, 0, 0, n]), format!("node{n}")))
+            .collect();
+        (names, mac_text([2, 0, 0, 0, 0, 1]))
+    }
+
     #[test]
     fn a_second_survivor_announcing_an_address_is_a_second_owner() {
         let ms = Duration::from_millis;
         let before = Instant::now();
         let t0 = before + ms(5);
-        let names: BTreeMap<String, String> = (1..=3)
-            .map(|n| (mac_text([2, 0, 0, 0, 0, n]), format!("node{n}")))
-            .collect();
-        let victim = mac_text([2, 0, 0, 0, 0, 1]);
+        let (names, victim) = three_nodes();
         let answers = [
             // .10: node2 answers, node3 only announces it, as a backup turned master does.
             claim(10, 2, t0 + ms(60), false),
@@ -599,10 +604,7 @@ mod tests {
     fn one_survivor_s_claims_then_another_s_are_a_handover_not_two_owners() {
         let ms = Duration::from_millis;
         let t0 = Instant::now();
-        let names: BTreeMap<String, String> = (1..=3)
-            .map(|n| (mac_text([2, 0, 0, 0, 0, n]), format!("node{n}")))
-            .collect();
-        let victim = mac_text([2, 0, 0, 0, 0, 1]);
+        let (names, victim) = three_nodes();
         let answers = [
             // .10: node2 from 50 to 80 ms, then node3 from 90 ms: moved again.
             claim(10, 2, t0 + ms(50), false),

@@ -176,7 +176,6 @@ pub fn start(
         guard,
         renewer: Renewer::default(),
         renewal_failed: false,
-        said: None,
         installs,
         installed,
     };
@@ -262,8 +261,6 @@ struct Beating {
     renewer: Renewer,
     /// The last renewal failed (said once until one works again).
     renewal_failed: bool,
-    /// What the log last said of the kernel's lease.
-    said: Option<LeaseState>,
     /// Tables to load, to the installer thread; and those it loaded.
     installs: mpsc::Sender<KernelLease>,
     installed: mpsc::Receiver<KernelLease>,
@@ -388,7 +385,8 @@ impl Beating {
             (true, true) => LeaseState::HeldBack,
             (true, false) => LeaseState::Answering,
         };
-        if self.said != Some(state) {
+        // The gate keeps what the log last said: it starts `Unknown`, never said here.
+        if self.gate.kernel() != state {
             self.gate.set_kernel(state);
             let ages: Vec<String> = self
                 .detector
@@ -396,7 +394,6 @@ impl Beating {
                 .map(|(m, sent)| format!("{m}:{:.1}", now.saturating_sub(sent).as_secs_f64() * 1e3))
                 .collect();
             info!(lease = state.describe(), acks = ?ages, "kernel lease");
-            self.said = Some(state);
         }
         if !long_enough || held_back {
             return;

@@ -8,19 +8,35 @@ use std::time::{Duration, Instant};
 use dvip_netns::{Netns, Prober};
 use dvipd::kernel_lease::{KernelLease, Renewer};
 
+/// How long a renewal holds in these tests: dvipd's own timeout.
+const TIMEOUT: Duration = Duration::from_millis(12);
+
+/// A namespace `name` with a client, its `dv0` on 198.51.100.1/24 carrying `held` too.
+fn netns_holding(name: &str, held: &[Ipv4Addr]) -> Netns {
+    let netns = Netns::with_client(name);
+    netns.ip(&["addr", "add", "198.51.100.1/24", "dev", "dv0"]);
+    for a in held {
+        netns.ip(&["addr", "add", &format!("{a}/32"), "dev", "dv0"]);
+    }
+    netns
+}
+
+/// The lease table guarding `addresses` on `dv0`.
+fn guarding(addresses: Vec<Ipv4Addr>) -> KernelLease {
+    KernelLease {
+        interfaces: vec!["dv0".into()],
+        addresses,
+        addresses6: Vec::new(),
+        timeout: TIMEOUT,
+    }
+}
+
 #[test]
 fn a_held_address_answers_only_while_its_lease_is_renewed() {
-    let netns = Netns::with_client("dvkl");
-    netns.ip(&["addr", "add", "198.51.100.1/24", "dev", "dv0"]);
-    netns.ip(&["addr", "add", "198.51.100.10/32", "dev", "dv0"]);
     let held: Ipv4Addr = [198, 51, 100, 10].into();
-    let timeout = Duration::from_millis(12);
-    let lease = KernelLease {
-        interfaces: vec!["dv0".into()],
-        addresses: vec![held],
-        addresses6: Vec::new(),
-        timeout,
-    };
+    let netns = netns_holding("dvkl", &[held]);
+    let timeout = TIMEOUT;
+    let lease = guarding(vec![held]);
     netns
         .run(|| lease.install())
         .expect("nft loads the lease table");
@@ -74,21 +90,11 @@ fn a_held_address_answers_only_while_its_lease_is_renewed() {
 /// table is swapped, and an address the reload adds is guarded from then on.
 #[test]
 fn a_reload_never_lets_an_unleased_address_answer_and_guards_what_it_adds() {
-    let netns = Netns::with_client("dvkr");
-    netns.ip(&["addr", "add", "198.51.100.1/24", "dev", "dv0"]);
     let (kept, added): (Ipv4Addr, Ipv4Addr) =
         ([198, 51, 100, 10].into(), [198, 51, 100, 11].into());
-    for a in [kept, added] {
-        netns.ip(&["addr", "add", &format!("{a}/32"), "dev", "dv0"]);
-    }
-    let lease = |addresses: Vec<Ipv4Addr>| KernelLease {
-        interfaces: vec!["dv0".into()],
-        addresses,
-        addresses6: Vec::new(),
-        timeout: Duration::from_millis(12),
-    };
+    let netns = netns_holding("dvkr", &[kept, added]);
     netns
-        .run(|| lease(vec![kept]).install())
+        .run(|| guarding(vec![kept]).install())
         .expect("nft loads the lease table");
     let prober = Prober::start(
         netns.client().expect("a client"),
@@ -124,11 +130,11 @@ fn a_reload_never_lets_an_unleased_address_answer_and_guards_what_it_adds() {
             vec![kept]
         };
         netns
-            .run(|| lease(addresses).install())
+            .run(|| guarding(addresses).install())
             .expect("nft replaces the table");
     }
     netns
-        .run(|| lease(vec![kept, added]).install())
+        .run(|| guarding(vec![kept, added]).install())
         .expect("nft replaces the table");
     let guarded = Instant::now();
     std::thread::sleep(Duration::from_millis(150));
@@ -173,16 +179,9 @@ fn a_reload_never_lets_an_unleased_address_answer_and_guards_what_it_adds() {
 #[test]
 fn an_announcement_the_lease_table_drops_is_refused_for_the_moment() {
     use dvipd::announce::{Announcer, Audience};
-    let netns = Netns::with_client("dvka");
-    netns.ip(&["addr", "add", "198.51.100.1/24", "dev", "dv0"]);
-    netns.ip(&["addr", "add", "198.51.100.10/32", "dev", "dv0"]);
     let held: Ipv4Addr = [198, 51, 100, 10].into();
-    let lease = KernelLease {
-        interfaces: vec!["dv0".into()],
-        addresses: vec![held],
-        addresses6: Vec::new(),
-        timeout: Duration::from_millis(12),
-    };
+    let netns = netns_holding("dvka", &[held]);
+    let lease = guarding(vec![held]);
     let (before, refused, after) = netns.run(|| {
         let mut announcer = Announcer::default();
         let before = announcer.announce("dv0", held.into(), Audience::Everyone);
