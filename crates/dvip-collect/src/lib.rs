@@ -238,18 +238,8 @@ fn pull_log(
     stop: &AtomicBool,
 ) {
     let mut retry = RETRY_FIRST;
-    let mut stream = loop {
-        match Stream::open(&collector.state_dir, &source.node, log) {
-            Ok(stream) => break stream,
-            Err(e) => {
-                warn!("{e}; trying again in {} s", retry.as_secs());
-                wait(stop, retry);
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                retry = (retry * 2).min(RETRY_MAX);
-            }
-        }
+    let Some(mut stream) = open_stream(source, log, collector, stop) else {
+        return;
     };
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
@@ -285,10 +275,40 @@ fn pull_log(
                 );
                 wait(stop, retry);
                 retry = (retry * 2).min(RETRY_MAX);
+                // What the disk holds is what was written: a batch that failed has reloaded
+                // it already, unless even the state could not be read then.
+                let Some(again) = open_stream(source, log, collector, stop) else {
+                    return;
+                };
+                stream = again;
             }
         }
     }
     info!(node = source.node, log, "stopped");
+}
+
+/// The stream of `log` from `source`, opened from its state on disk, tried again with growing
+/// pauses until it opens; `None` once `stop` is set.
+fn open_stream(
+    source: &Source,
+    log: &str,
+    collector: &Collector,
+    stop: &AtomicBool,
+) -> Option<Stream> {
+    let mut retry = RETRY_FIRST;
+    loop {
+        match Stream::open(&collector.state_dir, &source.node, log) {
+            Ok(stream) => return Some(stream),
+            Err(e) => {
+                warn!("{e}; trying again in {} s", retry.as_secs());
+                wait(stop, retry);
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                retry = (retry * 2).min(RETRY_MAX);
+            }
+        }
+    }
 }
 
 fn wait(stop: &AtomicBool, how_long: Duration) {

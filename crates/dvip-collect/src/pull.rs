@@ -6,7 +6,7 @@
 //! the state's format (`state.rs`).
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -261,8 +261,9 @@ pub(crate) fn write_batch(
     let mut after = BTreeMap::new();
     for (path, bytes) in &by_file {
         if let Err(e) = append(path, bytes, output) {
-            // Nothing of this batch counts: cut what went out back off every file.
-            cut_back(&before);
+            // Nothing of this batch counts: the intent on disk names every file it touched at
+            // its length before, so reloading cuts what went out back off.
+            stream.reload()?;
             return Err(e);
         }
         after.insert(path.clone(), before[path] + bytes.len() as u64);
@@ -278,12 +279,4 @@ fn append(path: &Path, bytes: &[u8], output: &Output) -> Result<(), CollectError
     file.write_all(bytes)
         .and_then(|()| file.sync_data())
         .map_err(|e| CollectError::io(path, "write", e))
-}
-
-fn cut_back(lengths: &BTreeMap<PathBuf, u64>) {
-    for (path, &len) in lengths {
-        if let Ok(f) = OpenOptions::new().write(true).open(path) {
-            let _ = f.set_len(len);
-        }
-    }
 }

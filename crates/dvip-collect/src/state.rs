@@ -42,18 +42,29 @@ impl Stream {
     /// Opens (or starts) the state of `log` from `node` under `dir`, and cuts every file it
     /// names back to its recorded length.
     pub fn open(dir: &Path, node: &str, log: &str) -> Result<Self, CollectError> {
-        let path = dir.join(node).join(format!("{log}.json"));
-        let state = match fs::read(&path) {
+        let mut stream = Self {
+            path: dir.join(node).join(format!("{log}.json")),
+            state: StreamState::default(),
+        };
+        stream.reload()?;
+        Ok(stream)
+    }
+
+    /// Takes the state the disk holds for the stream's own, and cuts every file it names back
+    /// to its recorded length: what a start does, and what a failed batch must do before the
+    /// next, since what it left behind (appended bytes, a state that may or may not have
+    /// reached the disk) is known only from the disk.
+    pub fn reload(&mut self) -> Result<(), CollectError> {
+        let path = &self.path;
+        self.state = match fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CollectError::State {
                 path: path.clone(),
                 why: format!("does not parse ({e}); move it away to start this stream afresh, which writes its lines again"),
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => StreamState::default(),
-            Err(e) => return Err(CollectError::io(&path, "read the state", e)),
+            Err(e) => return Err(CollectError::io(path, "read the state", e)),
         };
-        let stream = Self { path, state };
-        stream.cut_back()?;
-        Ok(stream)
+        self.cut_back()
     }
 
     fn cut_back(&self) -> Result<(), CollectError> {
@@ -96,7 +107,8 @@ impl Stream {
         Ok(())
     }
 
-    /// Step 3: `last` is written and the files stand at `files`' lengths.
+    /// Step 3: `last` is written and the files stand at `files`' lengths. When that cannot be
+    /// recorded, the stream is reloaded from the disk before the error is returned.
     pub fn commit(
         &mut self,
         last: RecordId,
@@ -106,7 +118,13 @@ impl Stream {
             last: Some(last),
             files,
         };
-        self.save(&next)?;
+        if let Err(e) = self.save(&next) {
+            // The batch's bytes are in the files; unless they go, its records, which come
+            // again since they were never acknowledged, would be written twice. A disk that
+            // filled up between the append and the commit does this.
+            self.reload()?;
+            return Err(e);
+        }
         self.state = next;
         Ok(())
     }

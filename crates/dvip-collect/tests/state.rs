@@ -99,3 +99,37 @@ fn a_state_file_that_does_not_parse_is_named_with_what_to_do() {
         "{said}"
     );
 }
+
+#[test]
+fn a_commit_that_cannot_be_recorded_cuts_its_batch_off_so_it_lands_once_when_it_comes_again() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    let state = tmp.path().join("state");
+    let mut stream = Stream::open(&state, "node1", "maillog").expect("a new stream");
+    let write = |stream: &mut Stream, text: &str| {
+        stream
+            .intend(&BTreeMap::from([(out.clone(), len(&out))]))
+            .expect("intent");
+        append(&out, text);
+    };
+    let commit = |stream: &mut Stream, last: u32| {
+        stream.commit(id(last), BTreeMap::from([(out.clone(), len(&out))]))
+    };
+    write(&mut stream, "one\n");
+    commit(&mut stream, 1).expect("commit");
+
+    // The state's staging file cannot be made between the append and the commit, as when the
+    // disk fills up in that moment.
+    write(&mut stream, "two\n");
+    let staging = state.join("node1").join("maillog.json.new");
+    std::fs::create_dir(&staging).expect("block the staging file");
+    commit(&mut stream, 2).expect_err("the commit fails");
+    assert_eq!(std::fs::read_to_string(&out).expect("out"), "one\n");
+    assert!(stream.written(id(1)));
+    assert!(!stream.written(id(2)), "the batch is to come again");
+
+    std::fs::remove_dir(&staging).expect("room again");
+    write(&mut stream, "two\n");
+    commit(&mut stream, 2).expect("commit");
+    assert_eq!(std::fs::read_to_string(&out).expect("out"), "one\ntwo\n");
+}
