@@ -234,25 +234,30 @@ impl Netns {
 
     /// The client's neighbour table: (address, MAC) pairs it has learned.
     pub fn client_neighbours(&self) -> Vec<(String, String)> {
-        let Some(client) = &self.client else {
-            return Vec::new();
-        };
-        let out = ip(&["-n", client, "-j", "neigh", "show", "dev", "dv1"]);
-        let entries: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        entries
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|e| {
-                        Some((
-                            e["dst"].as_str()?.to_owned(),
-                            e["lladdr"].as_str()?.to_owned(),
-                        ))
-                    })
-                    .collect()
-            })
+        self.client
+            .as_deref()
+            .map(|client| neighbours(client, "dv1"))
             .unwrap_or_default()
     }
+}
+
+/// The neighbour table of `link` in `namespace`: (address, MAC) pairs.
+fn neighbours(namespace: &str, link: &str) -> Vec<(String, String)> {
+    let out = ip(&["-n", namespace, "-j", "neigh", "show", "dev", link]);
+    let entries: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    entries
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|e| {
+                    Some((
+                        e["dst"].as_str()?.to_owned(),
+                        e["lladdr"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub(crate) fn link_mac(namespace: &str, link: &str) -> String {
@@ -361,6 +366,29 @@ impl Lab {
     }
 
     /// Kills node `i`'s corosync (SIGKILL, by pid) and waits for it to be gone.
+    /// Makes the client believe `address` is at `mac` (a stale entry, which an announcement
+    /// corrects and nothing else does without traffic).
+    pub fn client_remembers(&self, address: &str, mac: &str) {
+        ip_ok(&[
+            "-n",
+            &self.topology.client(),
+            "neigh",
+            "replace",
+            address,
+            "lladdr",
+            mac,
+            "dev",
+            "eth0",
+            "nud",
+            "stale",
+        ]);
+    }
+
+    /// The client's neighbour table: (address, MAC) pairs.
+    pub fn client_neighbours(&self) -> Vec<(String, String)> {
+        neighbours(&self.topology.client(), "eth0")
+    }
+
     pub fn kill_corosync(&mut self, i: usize) {
         if let Some(mut child) = self.corosync[i - 1].take() {
             let _ = child.kill();

@@ -56,6 +56,10 @@ pub enum Verdict {
     EndEpoch { about: String, epoch: u64 },
     /// This node's lease ran out: the `count`-th time.
     Lapsed { count: u64 },
+    /// The kernel answers for this node's addresses again (a renewal went out) after a time
+    /// it did not, or for the first time: what it refused to send meanwhile, announcements
+    /// among it, is due again.
+    Answering,
 }
 
 /// What the daemon's loop tells the thread.
@@ -176,6 +180,7 @@ pub fn start(
         guard,
         renewer: Renewer::default(),
         renewal_failed: false,
+        answering_told: false,
         installs,
         installed,
     };
@@ -261,6 +266,8 @@ struct Beating {
     renewer: Renewer,
     /// The last renewal failed (said once until one works again).
     renewal_failed: bool,
+    /// The loop has heard that the kernel answers since the last time it did not.
+    answering_told: bool,
     /// Tables to load, to the installer thread; and those it loaded.
     installs: mpsc::Sender<KernelLease>,
     installed: mpsc::Receiver<KernelLease>,
@@ -396,10 +403,18 @@ impl Beating {
             info!(lease = state.describe(), acks = ?ages, "kernel lease");
         }
         if !long_enough || held_back {
+            self.answering_told = false;
             return;
         }
         match self.renewer.renew(&self.guard.interfaces) {
-            Ok(()) => self.renewal_failed = false,
+            Ok(()) => {
+                self.renewal_failed = false;
+                // The renewal has passed the table (it is sent synchronously): from here on
+                // an announcement goes out.
+                if !std::mem::replace(&mut self.answering_told, true) {
+                    let _ = self.verdicts.send(Verdict::Answering);
+                }
+            }
             Err(e) => {
                 if !std::mem::replace(&mut self.renewal_failed, true) {
                     warn!("cannot renew the kernel's lease: {e}");

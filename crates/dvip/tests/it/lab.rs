@@ -578,6 +578,11 @@ fn with_leases_a_dead_hosts_addresses_are_answered_from_survivors_before_corosyn
     // silence starts at the last beat heard, up to a beat (5 ms) before the fault's recorded
     // time, and events carry whole milliseconds.
     assert!(ready >= 34.0 && ready < view, "{leased}");
+    // The takeover is stamped when the survivor decided it, on the lease, before the view.
+    let took = leased["took_over_median_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no survivor took over: {leased}"));
+    assert!(took >= ready && took < view, "{leased}");
     let worst = leased["worst_p99_ms"].as_f64().expect("answered");
     assert!(
         worst < view,

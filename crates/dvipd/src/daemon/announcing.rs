@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::Daemon;
 use crate::announce::Audience;
@@ -52,12 +52,14 @@ impl Daemon {
                 record.frames = frames;
                 record.last_ms = console::now_ms();
                 self.announcements_refused = false;
+                self.refused.remove(&address);
             }
             // Refused for the moment: the kernel's lease table drops what a node answering
             // for nothing sends, and a full queue drops a burst's tail. Thousands of addresses
             // are refused alike: said once, and the repeats try again.
             Err(e) if e.queue_full() => {
                 self.metrics.error("announce");
+                self.refused.insert(address);
                 if !std::mem::replace(&mut self.announcements_refused, true) {
                     warn!(%address, "announcements refused by the kernel (the lease table or a full queue): the repeats try again: {e}");
                 } else {
@@ -88,6 +90,40 @@ impl Daemon {
                 warn!(interface, "cannot read the neighbour table: {e}");
                 Vec::new()
             }
+        }
+    }
+
+    /// The kernel answers again: every held address whose last announcement it refused is
+    /// announced now, with its repeats, as after a plumb. Without this, a refusal that
+    /// outlasted the repeats (a hold-back of more than a second) would leave the LAN's
+    /// caches pointing at the address's previous owner.
+    pub(super) async fn announce_refused(&mut self) {
+        let due: Vec<IpAddr> = std::mem::take(&mut self.refused)
+            .into_iter()
+            .filter(|a| self.plumbed.contains_key(a))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        info!(
+            addresses = due.len(),
+            "the kernel answers again: announcing what it refused meanwhile"
+        );
+        for address in due {
+            self.announce_with_repeats(address).await;
+        }
+    }
+
+    /// A fresh announcement of `address`, and its repeats (`announce_count` in all).
+    pub(super) async fn announce_with_repeats(&mut self, address: IpAddr) {
+        self.announced.remove(&address);
+        self.announce(address).await;
+        if self.config.announce_count > 1 {
+            self.repeats.push_back((
+                Instant::now() + self.config.announce_interval,
+                address,
+                self.config.announce_count - 1,
+            ));
         }
     }
 

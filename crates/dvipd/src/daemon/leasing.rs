@@ -48,6 +48,7 @@ impl Daemon {
                 Err(why) => info!(about = %t.about, why = why.name(), "takeover left to the bus"),
             },
             Verdict::EndEpoch { about, epoch } => self.node.handle_end_epoch(&about, epoch),
+            Verdict::Answering => self.announce_refused().await,
             Verdict::Lapsed { count } => {
                 warn!("this node's lease lapsed: answering for nothing until it is back");
                 self.node.handle_lease_lapsed();

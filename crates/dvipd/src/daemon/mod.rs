@@ -254,6 +254,9 @@ struct Daemon {
     repeats: VecDeque<(Instant, IpAddr, u32)>,
     /// The last announcement was refused by the kernel (said once until one goes out).
     announcements_refused: bool,
+    /// Held addresses whose last announcement the kernel refused: announced again as soon
+    /// as the kernel answers for them, since the repeats may all have fallen in the refusal.
+    refused: BTreeSet<IpAddr>,
     /// What was announced for each held address, for `dvip arp show`.
     announced: BTreeMap<IpAddr, Announced>,
     /// The kernel's neighbours per interface, for unicast announcements, with when each list
@@ -368,6 +371,8 @@ impl Daemon {
                         Event::View { .. }
                         | Event::Planned { .. }
                         | Event::Matured { .. }
+                        | Event::Silent { .. }
+                        | Event::TookOver { .. }
                         | Event::Dropped { .. } => Some(decided_ms),
                         _ => None,
                     };
@@ -502,6 +507,7 @@ impl Daemon {
                     Ok(()) => {
                         debug!(%address, "unplumbed");
                         self.announced.remove(address);
+                        self.refused.remove(address);
                         *self.own_removals.entry(*address).or_default() += 1;
                     }
                     // Left in place, it expires with its lifetime.
@@ -556,16 +562,8 @@ impl Daemon {
             },
             Action::Unplumb { address, .. } => self.unplumb_all(&[address]).await,
             Action::Announce { address } => {
-                self.announced.remove(&address);
-                self.announce(address).await;
+                self.announce_with_repeats(address).await;
                 self.emit(dvip_console::Event::Announce { address });
-                if self.config.announce_count > 1 {
-                    self.repeats.push_back((
-                        Instant::now() + self.config.announce_interval,
-                        address,
-                        self.config.announce_count - 1,
-                    ));
-                }
             }
             Action::StartService { address, ports } => {
                 debug!(%address, ?ports, "listeners may answer here");
@@ -1165,6 +1163,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         announcer: Announcer::default(),
         repeats: VecDeque::new(),
         announcements_refused: false,
+        refused: BTreeSet::new(),
         announced: BTreeMap::new(),
         neighbours: BTreeMap::new(),
         clock_fed: Instant::now(),
