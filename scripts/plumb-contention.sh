@@ -23,7 +23,9 @@ held=$(( addresses * 2 ))
 for ns in a b; do
   ip netns add "dvpc-$ns"
   for h in $(seq 0 $((holders - 1))); do
-    ip -n "dvpc-$ns" link add "hold$h" type dummy
+    # dvipd's own choice: a dummy, or an ifb where the kernel has no dummy driver.
+    ip -n "dvpc-$ns" link add "hold$h" type dummy 2>/dev/null ||
+      ip -n "dvpc-$ns" link add "hold$h" type ifb
     ip -n "dvpc-$ns" link set "hold$h" up
   done
 done

@@ -66,16 +66,22 @@ impl Lab {
         }
     }
 
-    /// Every running dvipd reports a mature view of every running node (keepalived: its own
-    /// notion of settled).
+    /// Every running dvipd reports a mature view of every running node and, with leases, a
+    /// kernel that answers (keepalived: its own notion of settled).
     pub(crate) fn settled(&self) -> bool {
         if !self.state.system.runs_dvipd() {
             return crate::keepalived::settled(&self.state);
         }
         let running = crate::running(&self.state);
+        // With leases, a node whose kernel does not answer yet (held back after a restart
+        // until its epoch settles) has not settled: a fault then is a second fault on top.
         running.iter().all(|&i| {
-            self.show(i, Duration::from_secs(1))
-                .is_some_and(|s| s.view.mature && s.view.members.len() == running.len())
+            self.show(i, Duration::from_secs(1)).is_some_and(|s| {
+                s.view.mature
+                    && s.view.members.len() == running.len()
+                    && s.lease
+                        .is_none_or(|l| l.state == dvip_console::LeaseState::Answering)
+            })
         })
     }
 
