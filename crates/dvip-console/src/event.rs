@@ -165,6 +165,15 @@ pub enum Event {
         /// How many addresses this node took.
         addresses: usize,
     },
+    /// What this node took from a member that left was told again in the new view: the
+    /// first telling went out after corosync's ring broke, so no view delivered it
+    /// (docs/leases.md). The addresses stay where they are.
+    ToldAgain {
+        /// The member whose lease ended.
+        node: String,
+        /// How many addresses this node keeps.
+        addresses: usize,
+    },
     /// This client was too slow: events it missed.
     Missed {
         /// How many.
@@ -198,6 +207,7 @@ impl Event {
             Self::TakeoverReady { .. } => "takeover_ready",
             Self::LeaseLost => "lease_lost",
             Self::TookOver { .. } => "took_over",
+            Self::ToldAgain { .. } => "told_again",
             Self::Missed { .. } => "missed",
         }
     }
@@ -278,6 +288,9 @@ impl Event {
             ),
             Self::TookOver { node, addresses } => format!(
                 "took {addresses} of {node}'s addresses: its lease is over (before the bus's view)"
+            ),
+            Self::ToldAgain { node, addresses } => format!(
+                "told the new view again that this node took {addresses} of {node}'s addresses: the ring broke before the first telling was delivered; they stay here"
             ),
             Self::LeaseLost => "this node's lease lapsed, no majority acknowledged its heartbeats in time: its kernel stopped answering for its addresses".to_owned(),
             Self::Missed { count } => {

@@ -285,6 +285,15 @@ pub enum Event {
         /// How many addresses this node took.
         addresses: usize,
     },
+    /// What this node took from `about`, which left, was told again in the new view: the
+    /// `Took` went out after corosync's ring had broken, so the view after never delivered
+    /// it (docs/leases.md).
+    ToldAgain {
+        /// The member whose lease ended.
+        about: NodeName,
+        /// How many addresses this node keeps.
+        addresses: usize,
+    },
     /// `member`'s epoch moved (a takeover of it, or a promise about it ended): the caller
     /// tells its detector ([`Node::epoch_of`]).
     EpochMoved {
@@ -827,6 +836,9 @@ impl Node {
         });
         let carried = old.is_some();
         self.leases.new_view(members);
+        // What this node took in the old view and never heard told: kept only for a carried
+        // view, which tells it again.
+        let taken = std::mem::take(&mut self.leases.taken);
         let table = match old {
             Some(old) => old
                 .table
@@ -879,7 +891,7 @@ impl Node {
             }
         }
         if carried {
-            self.let_go_of_untold_takeovers();
+            self.let_go_of_untold_takeovers(&taken);
             self.announce_carried(view_id);
             #[cfg(feature = "planted-bugs")]
             if self.options.planted.plan_carried_at_once {

@@ -47,6 +47,10 @@ pub struct RunOptions {
     /// Whether the bus shows transitional views as CPG does (see the world). Off, it breaks
     /// that promise, to show dvip still converges on a bus that does not keep it.
     pub transitional_views: bool,
+    /// Whether a fault breaks the ring at once, as corosync's does: nothing multicast after
+    /// a member host died, paused or was cut off is ordered in that view. Off, the bus still
+    /// orders it there (no corosync does), an order the core must survive as well.
+    pub rings_break: bool,
     /// A bus that loses every snapshot of the replication group: a planted fault for the
     /// checker's own tests, which must see the replicas disagree.
     pub lose_replica_snapshots: bool,
@@ -74,6 +78,7 @@ impl Default for RunOptions {
             },
             verbose: false,
             transitional_views: true,
+            rings_break: true,
             lose_replica_snapshots: false,
             leases: false,
             lease_flaw: None,
@@ -113,6 +118,7 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
     let mut workload = Dice(ChaCha8Rng::seed_from_u64(seed ^ 0x5245_504c_4943_4154));
     world.verbose = options.verbose;
     world.transitional_views = options.transitional_views;
+    world.rings_break = options.rings_break;
     world.lose_replica_snapshots = options.lose_replica_snapshots;
     enable_leases(&mut world, seed, options);
 

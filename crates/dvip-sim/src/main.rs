@@ -34,6 +34,10 @@ struct Args {
     /// view may then disagree on what a new view continues.
     #[arg(long)]
     no_transitional_views: bool,
+    /// A bus that orders in the old view what is multicast after a fault (corosync does not:
+    /// its ring breaks with the fault).
+    #[arg(long)]
+    rings_never_break: bool,
     /// Daemons run dvip's own heartbeats and take a silent owner's addresses on its lease's
     /// end (docs/leases.md), with heartbeats delayed, lost and cut one way.
     #[arg(long)]
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         faults: args.faults,
         verbose: args.verbose,
         transitional_views: !args.no_transitional_views,
+        rings_break: !args.rings_never_break,
         leases: args.leases,
         ..RunOptions::default()
     };

@@ -169,6 +169,17 @@ pub(crate) struct World {
     /// The replication group's messages, a group of its own as in dvipd: its traffic never
     /// delays the election's. Its views are the cluster group's.
     replica_pending: BTreeMap<u64, VecDeque<(usize, Vec<u8>)>>,
+    /// Views whose ring broke (a member host powered off or paused, its corosync killed or
+    /// stopped, a link between two members cut): corosync orders nothing more in them, so
+    /// what is multicast into one waits for its sender's next view, where the core finds it
+    /// stale (a `Took` sent on a lease after a host death is one).
+    broken: BTreeSet<u64>,
+    /// What was multicast into a broken view: (sender, bytes).
+    unordered: Vec<(usize, Vec<u8>)>,
+    /// Hosts whose plan changed for reasons of their own while their view's ring was broken:
+    /// what they said of it reaches the others only in the next view, which is then more
+    /// than departures.
+    touched_broken: BTreeSet<usize>,
     pub(crate) options: NodeOptions,
     pub(crate) violations: Vec<Violation>,
     /// FNV-1a over everything that happened, to prove a seed replays identically.
@@ -178,6 +189,8 @@ pub(crate) struct World {
     pub(crate) verbose: bool,
     /// Show members that came together from one view a view of their own first, as CPG does.
     pub(crate) transitional_views: bool,
+    /// A fault breaks its view's ring at once (see `broken`).
+    pub(crate) rings_break: bool,
     /// Lose the replication group's snapshots (a planted fault).
     pub(crate) lose_replica_snapshots: bool,
     /// For a view formed only by departures from one earlier view: that view's owners when
@@ -211,6 +224,8 @@ pub struct Stats {
     pub taken: u64,
     /// Leases that ran out.
     pub lapses: u64,
+    /// Takeovers told again in the view after a broken ring (with leases).
+    pub told_again: u64,
 }
 
 impl World {
@@ -254,12 +269,16 @@ impl World {
             plumbed_in: BTreeMap::new(),
             pending: BTreeMap::new(),
             replica_pending: BTreeMap::new(),
+            broken: BTreeSet::new(),
+            unordered: Vec::new(),
+            touched_broken: BTreeSet::new(),
             options,
             violations: Vec::new(),
             trace: 0xcbf2_9ce4_8422_2325,
             stats: Stats::default(),
             verbose: false,
             transitional_views: true,
+            rings_break: true,
             lose_replica_snapshots: false,
             origins: BTreeMap::new(),
             leases: None,
@@ -449,6 +468,7 @@ impl World {
     }
 
     pub(crate) fn power_off(&mut self, host: usize) {
+        self.break_ring(host);
         let h = &mut self.hosts[host];
         h.node = None;
         h.replica = None;
@@ -476,10 +496,11 @@ impl World {
     }
 
     pub(crate) fn kill_corosync(&mut self, host: usize) {
-        let h = &mut self.hosts[host];
-        if !h.corosync {
+        if !self.hosts[host].corosync {
             return;
         }
+        self.break_ring(host);
+        let h = &mut self.hosts[host];
         h.corosync = false;
         h.view = None;
         h.delivered = None;
@@ -513,10 +534,11 @@ impl World {
     }
 
     pub(crate) fn pause(&mut self, host: usize, length: Duration) {
-        let h = &mut self.hosts[host];
-        if !h.powered || h.paused {
+        if !self.hosts[host].powered || self.hosts[host].paused {
             return;
         }
+        self.break_ring(host);
+        let h = &mut self.hosts[host];
         h.paused = true;
         h.paused_at = self.now;
         self.record_event(&format!("pause {host}"));
@@ -541,10 +563,12 @@ impl World {
     /// SIGSTOP of corosync alone: the ring excludes the host, and its daemon, which runs on,
     /// hears nothing and is heard by nobody until corosync continues and joins again.
     pub(crate) fn stop_corosync(&mut self, host: usize, length: Duration) {
-        let h = &mut self.hosts[host];
+        let h = &self.hosts[host];
         if !h.powered || !h.corosync || h.corosync_stopped.is_some() {
             return;
         }
+        self.break_ring(host);
+        let h = &mut self.hosts[host];
         // Until the ring excludes it, what it would have been delivered is only late, which
         // the model leaves out; after, its view is over and its multicasts go nowhere.
         h.corosync_stopped = Some(self.now);
@@ -644,6 +668,15 @@ impl World {
         }
         self.links[a][b] = up;
         self.links[b][a] = up;
+        if !up && self.rings_break {
+            let both: Vec<u64> = self
+                .views
+                .iter()
+                .filter(|(_, m)| m.contains(&a) && m.contains(&b))
+                .map(|(id, _)| *id)
+                .collect();
+            self.broken.extend(both);
+        }
         self.record_event(&format!("link {a} {b} {up}"));
         self.schedule(FAILURE_DETECTION, Happening::Membership);
     }
@@ -653,6 +686,9 @@ impl World {
     pub(crate) fn touch(&mut self, host: usize) {
         if let Some(view_id) = self.hosts[host].view {
             self.origins.remove(&view_id);
+            if self.broken.contains(&view_id) {
+                self.touched_broken.insert(host);
+            }
         }
     }
 
@@ -690,6 +726,33 @@ impl World {
             });
         } else {
             self.with_node(host, |node| node.handle_message(from, bytes));
+            self.took_here(host, from, bytes);
+        }
+    }
+
+    /// A taker delivered its own `Took`, current: what it took counts as placed in that view.
+    /// That is the view it took in, unless the ring broke first (the `Took` is then told
+    /// again in the next view, where the subject is missing: a partition's other side, whose
+    /// return is the election's to settle, as for any address the plan placed while it was
+    /// away).
+    fn took_here(&mut self, host: usize, from: &str, bytes: &[u8]) {
+        if self.hosts[host].name != from {
+            return;
+        }
+        let Ok(dvip_core::wire::Message::Took {
+            view_id, addresses, ..
+        }) = dvip_core::wire::decode(bytes)
+        else {
+            return;
+        };
+        // One sent in a view that is over (a transitional view's) is stale: not taken here.
+        if self.hosts[host].view != Some(view_id) {
+            return;
+        }
+        for address in addresses {
+            if self.hosts[host].kernel.contains(&address) {
+                self.plumbed_in.insert((host, address), (view_id, self.now));
+            }
         }
     }
 
@@ -802,7 +865,8 @@ impl World {
                 let shrunk = ended_members
                     .get(&old)
                     .is_some_and(|m| group.is_subset(m) && *m != group);
-                if let (true, Some(owners)) = (shrunk, ended.get(&old)) {
+                let told_late = group.iter().any(|h| self.touched_broken.contains(h));
+                if let (true, false, Some(owners)) = (shrunk, told_late, ended.get(&old)) {
                     self.origins.insert(id, owners.clone());
                 }
             }
@@ -814,6 +878,7 @@ impl World {
                 // delivered in this one.
                 self.hosts[h].view = Some(id);
             }
+            self.order_unordered(Some(&group));
             for class in self.transitional_sets(&group) {
                 let transitional = self.next_view_id;
                 self.next_view_id += 1;
@@ -830,6 +895,12 @@ impl World {
                 self.show_view(h, id, &names);
             }
         }
+        // A broken view still standing had its fault heal before the ring noticed (a short
+        // pause): what waited is delivered in it now, late. The rest went with its sender.
+        self.broken.clear();
+        self.touched_broken.clear();
+        self.order_unordered(None);
+        self.unordered.clear();
     }
 
     /// Hands a view to a host's daemon, or keeps it for the daemon if it is paused.
@@ -967,6 +1038,15 @@ impl World {
         {
             return;
         }
+        if self.broken.contains(&view_id) {
+            self.unordered.push((sender, bytes));
+            return;
+        }
+        self.enqueue(view_id, sender, bytes);
+    }
+
+    fn enqueue(&mut self, view_id: u64, sender: usize, bytes: Vec<u8>) {
+        let replica = bytes.starts_with(b"DR");
         self.queue_of(replica)
             .entry(view_id)
             .or_default()
@@ -977,6 +1057,30 @@ impl World {
             Happening::Deliver { view_id }
         };
         self.schedule(DELIVERY, happening);
+    }
+
+    /// The ring of `host`'s view broke at this moment.
+    fn break_ring(&mut self, host: usize) {
+        if !self.rings_break {
+            return;
+        }
+        if let Some(view_id) = self.hosts[host].view {
+            self.broken.insert(view_id);
+        }
+    }
+
+    /// What was multicast into a broken view goes, in the order sent, into the sender's
+    /// view now (`only`: of those senders), ahead of anything sent in answer to that view.
+    fn order_unordered(&mut self, only: Option<&BTreeSet<usize>>) {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unordered)
+            .into_iter()
+            .partition(|(sender, _)| only.is_none_or(|g| g.contains(sender)));
+        self.unordered = later;
+        for (sender, bytes) in now {
+            if let Some(view_id) = self.hosts[sender].view {
+                self.enqueue(view_id, sender, bytes);
+            }
+        }
     }
 
     /// Carries out a host's pending actions, checking the one safety rule that must hold at
@@ -1095,6 +1199,9 @@ impl World {
             if let Event::TookOver { addresses, .. } = event {
                 self.stats.takeovers += 1;
                 self.stats.taken += addresses as u64;
+            }
+            if let Event::ToldAgain { .. } = event {
+                self.stats.told_again += 1;
             }
             if let Event::EpochMoved { member, epoch } = event {
                 moved.push((member, epoch));

@@ -44,6 +44,8 @@ pub(super) struct Leases {
     /// After a lapse: the echo that must come back first (sent in the current view, or in
     /// the next one when there is none), proving everything ordered before it was read.
     pub(super) lapse_echo: Option<Option<u64>>,
+    /// What this node took and about whom, in which epoch, until its `Took` is delivered.
+    pub(super) taken: BTreeMap<IpAddr, (NodeName, u64)>,
 }
 
 /// One promise of this node's, as its plan stood when it was made.
@@ -270,6 +272,7 @@ impl Node {
             addresses: taken.clone(),
         });
         for &address in &taken {
+            self.leases.taken.insert(address, (about.to_owned(), epoch));
             self.acquire(address);
         }
         self.events.push_back(Event::TookOver {
@@ -300,16 +303,18 @@ impl Node {
     }
 
     /// In a carried view: what this node took whose `Took` the old view never delivered is
-    /// in nobody's table, so nothing would ever move it, and the new view's plan may give it
-    /// to another. It lets it go at once, before announcing; the plan then places it as any
-    /// free address.
-    pub(super) fn let_go_of_untold_takeovers(&mut self) {
-        let Some(mine) = self
-            .view
-            .as_ref()
-            .and_then(|v| v.table.get(&self.me))
-            .map(|m| m.holdings.clone())
-        else {
+    /// in nobody's table. After a host death that is every takeover: corosync orders nothing
+    /// once the dead host has the token, so a `Took` sent on the lease reaches the others
+    /// only in the new view, where it is stale. What was taken from a member that left is
+    /// told again in this view, before this node announces, so every member has it in its
+    /// table before the view's first plan and the taker keeps answering. Anything else this
+    /// node has that its table does not name (taken from a member still here, whose `Took`
+    /// the view overtook) is let go at once; the plan then places it as any free address.
+    pub(super) fn let_go_of_untold_takeovers(&mut self, taken: &BTreeMap<IpAddr, (NodeName, u64)>) {
+        let Some((view_id, mine, members)) = self.view.as_ref().and_then(|v| {
+            let mine = v.table.get(&self.me)?.holdings.clone();
+            Some((v.id, mine, v.table.keys().cloned().collect::<BTreeSet<_>>()))
+        }) else {
             return;
         };
         let untold: Vec<IpAddr> = self
@@ -318,8 +323,30 @@ impl Node {
             .filter(|a| !mine.contains(*a))
             .copied()
             .collect();
+        let mut retold: BTreeMap<(NodeName, u64), Vec<IpAddr>> = BTreeMap::new();
         for address in untold {
-            self.let_go(address);
+            match taken.get(&address) {
+                Some((about, epoch)) if !members.contains(about) => retold
+                    .entry((about.clone(), *epoch))
+                    .or_default()
+                    .push(address),
+                _ => self.let_go(address),
+            }
+        }
+        for ((about, epoch), addresses) in retold {
+            self.leases
+                .taken
+                .extend(addresses.iter().map(|a| (*a, (about.clone(), epoch))));
+            self.events.push_back(Event::ToldAgain {
+                about: about.clone(),
+                addresses: addresses.len(),
+            });
+            self.send(&Message::Took {
+                view_id,
+                about,
+                epoch,
+                addresses,
+            });
         }
     }
 
@@ -347,7 +374,11 @@ impl Node {
         if !addresses.is_empty() {
             self.fence(about);
         }
-        if from != self.me {
+        if from == self.me {
+            for address in addresses {
+                self.leases.taken.remove(address);
+            }
+        } else {
             // Taken from here (this node is the subject), or granted here while deferred:
             // either way another node has it now.
             let lost: Vec<IpAddr> = addresses
@@ -359,7 +390,16 @@ impl Node {
                 self.let_go(address);
             }
         }
-        self.move_epoch(about, epoch);
+        // A subject that left the view (a `Took` told again after a host death) has no epoch
+        // here: the members forget a departed member's epoch with the view, and so do their
+        // detectors; moving it now would leave the two disagreeing when it returns.
+        let member = self
+            .view
+            .as_ref()
+            .is_some_and(|v| v.table.contains_key(about));
+        if member {
+            self.move_epoch(about, epoch);
+        }
     }
 
     /// A member whose lease ended and whose addresses were taken is planned around as

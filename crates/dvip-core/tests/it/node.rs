@@ -145,6 +145,20 @@ impl Cluster {
         self.settle(members);
     }
 
+    /// The addresses node `i` unplumbed after the first `since` plumbs and unplumbs.
+    pub(crate) fn unplumbed_since(&self, since: usize, i: usize) -> Vec<IpAddr> {
+        self.log[since..]
+            .iter()
+            .filter(|(n, _, plumbed)| *n == i && !plumbed)
+            .map(|(_, a, _)| *a)
+            .collect()
+    }
+
+    /// How many plumbs and unplumbs were carried out so far.
+    pub(crate) fn changes(&self) -> usize {
+        self.log.len()
+    }
+
     pub(crate) fn owners(&self, address: &str) -> Vec<usize> {
         let address: IpAddr = address.parse().expect("an address");
         (0..self.nodes.len())

@@ -196,6 +196,63 @@ fn a_lapsed_lease_holds_the_node_back_until_its_echo_returns() {
     );
 }
 
+/// After a host death corosync orders nothing until its new ring: the `Took`s sent on the
+/// lease are delivered only in the new view, where they are stale. The takers tell them again
+/// in that view and keep answering: nothing is unplumbed, and the table names them.
+#[test]
+fn a_takeover_after_a_host_death_is_told_again_in_the_new_view_and_kept() {
+    let (mut c, dead) = cluster();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != dead).collect();
+    let held = c.plumbed[dead].clone();
+    c.plumbed[dead].clear();
+    let plan = promise(&mut c, dead, &survivors);
+    for &i in &survivors {
+        c.nodes[i]
+            .handle_takeover(&name(dead), 0, plan)
+            .expect("taken");
+        c.drain(i);
+    }
+    let taken: Vec<BTreeSet<IpAddr>> = c.plumbed.clone();
+    assert!(
+        held.iter()
+            .all(|a| survivors.iter().any(|&i| taken[i].contains(a))),
+        "every address of the dead host is taken at once"
+    );
+    let stale: Vec<(usize, Vec<u8>)> = c.queue.drain(..).collect();
+    let since = c.changes();
+    c.view(&survivors);
+    for (from, bytes) in stale {
+        let sender = name(from);
+        for &i in &survivors {
+            c.nodes[i].handle_message(&sender, &bytes);
+            c.drain(i);
+        }
+    }
+    c.advance(Duration::from_secs(2), &survivors);
+    for &i in &survivors {
+        assert_eq!(
+            c.unplumbed_since(since, i),
+            Vec::<IpAddr>::new(),
+            "{} let go of what it took",
+            name(i)
+        );
+        let table = c.nodes[i].holdings();
+        for &j in &survivors {
+            let named = table.get(&name(j)).cloned().unwrap_or_default();
+            assert!(
+                taken[j].iter().all(|a| named.contains(a)),
+                "{}'s table does not name what {} took: {named:?}",
+                name(i),
+                name(j)
+            );
+        }
+    }
+    for i in 1..=9 {
+        let address = format!("198.51.100.{i}");
+        assert_eq!(c.owners(&address).len(), 1, "{address}");
+    }
+}
+
 #[test]
 fn a_takeover_whose_took_the_view_never_delivered_is_let_go_before_the_next_plan() {
     let (mut c, dead) = cluster();

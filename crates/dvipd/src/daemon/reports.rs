@@ -336,6 +336,10 @@ pub(super) fn console_event(event: &Event) -> Option<dvip_console::Event> {
             node: about.clone(),
             addresses: *addresses,
         },
+        Event::ToldAgain { about, addresses } => E::ToldAgain {
+            node: about.clone(),
+            addresses: *addresses,
+        },
         _ => return None,
     })
 }
