@@ -518,6 +518,12 @@ pub(crate) struct BenchRow {
     /// Addresses claimed by one survivor and then another, over the runs: moved again.
     #[serde(default)]
     pub(crate) survivor_handovers: usize,
+    /// Addresses that went dark again after a survivor's first answer, over the runs.
+    #[serde(default)]
+    pub(crate) dark_again: usize,
+    /// The longest silence after an address's first answer, over the runs.
+    #[serde(default)]
+    pub(crate) longest_silence_after_answer_ms: Option<f64>,
     /// The worst forwarded listener's time to a TCP answer, median.
     pub(crate) tcp_worst_median_ms: Option<f64>,
     /// The same, p99.
@@ -584,6 +590,11 @@ fn summary(system: &str, size: u32, fault: Fault, runs: &[FaultMeasure]) -> Benc
         double_answers: runs.iter().map(|r| r.double_answers as u64).sum(),
         survivor_doubles: runs.iter().map(|r| r.claimed_by_two_survivors.len()).sum(),
         survivor_handovers: runs.iter().map(|r| r.handed_over_among_survivors).sum(),
+        dark_again: runs.iter().map(|r| r.dark_again).sum(),
+        longest_silence_after_answer_ms: runs
+            .iter()
+            .filter_map(|r| r.longest_silence_after_answer_ms)
+            .reduce(f64::max),
         tcp_worst_median_ms: quantile(&tcp, 0.5),
         tcp_worst_p99_ms: quantile(&tcp, 0.99),
         tcp_runs: tcp.len(),
@@ -621,6 +632,7 @@ fn print_table(rows: &[BenchRow]) {
         "DOUBLES",
         "SURVIVOR DOUBLES",
         "MOVED AGAIN",
+        "DARK AGAIN",
         "TCP MEDIAN",
         "TCP P99",
     ]
@@ -644,6 +656,7 @@ fn print_table(rows: &[BenchRow]) {
             r.double_answers.to_string(),
             r.survivor_doubles.to_string(),
             r.survivor_handovers.to_string(),
+            r.dark_again.to_string(),
             cell(r.tcp_worst_median_ms),
             cell(r.tcp_worst_p99_ms),
         ]);

@@ -15,6 +15,15 @@ use super::state::LabState;
 /// How long a fault may take to be repaired before the measurement gives up.
 const REPAIR_DEADLINE: Duration = Duration::from_secs(15);
 
+/// How long the client goes on asking once every address has been answered: long enough for
+/// corosync's view, the plan after it and any move it makes to fall inside, so an address that
+/// a survivor answered for and then dropped is seen going dark again.
+const WATCH_AFTER: Duration = Duration::from_millis(1_500);
+
+/// Rounds an address may go unanswered, once answered, before it counts as dark again: one
+/// lost request or late reply is noise on a busy bridge, three in a row are not.
+const DARK_ROUNDS: u64 = 3;
+
 /// When a survivor first answered for one address.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct AddressAnswer {
@@ -23,6 +32,10 @@ pub(crate) struct AddressAnswer {
     pub(crate) ms: f64,
     /// The node that answered.
     pub(crate) owner: Option<String>,
+    /// The longest time without a survivor's answer after this first one, and when it
+    /// began (ms after the fault).
+    pub(crate) longest_silence_ms: f64,
+    pub(crate) silent_from_ms: f64,
 }
 
 /// When a survivor first accepted a connection on one listener.
@@ -105,6 +118,11 @@ pub(crate) struct FaultMeasure {
     pub(crate) claimed_by_two_survivors: BTreeMap<Ipv4Addr, BTreeSet<String>>,
     /// Addresses claimed by one survivor, then by another: moved again after the failover.
     pub(crate) handed_over_among_survivors: usize,
+    /// Addresses that went unanswered again, after a survivor's first answer, for
+    /// [`DARK_ROUNDS`] rounds of requests in a row or more.
+    pub(crate) dark_again: usize,
+    /// The longest silence in rounds, over every answered address, dark or not, in ms.
+    pub(crate) longest_silence_after_answer_ms: Option<f64>,
     /// Each address's answer; dropped from a bench run's report once summarised.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) per_address: Vec<AddressAnswer>,
@@ -355,10 +373,12 @@ pub(super) fn fault(
         super::state::System::Keepalived { .. } => 2,
     };
     let give_up = Instant::now() + Duration::from_secs(linger);
+    let watched = Instant::now() + WATCH_AFTER;
     loop {
         read(&mut first, &mut last_victim);
         let quiet = last_victim.is_none_or(|at| at.elapsed() > Duration::from_millis(300));
-        if quiet || Instant::now() > give_up {
+        let now = Instant::now();
+        if (quiet && now > watched) || now > give_up {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -387,6 +407,7 @@ pub(super) fn fault(
         .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
     let two_survivors = claimed_by_two_survivors(&answers, t0, &victim, &names);
     let handovers = handed_over(&answers, t0, &victim, &names);
+    let silences = silences_after_answer(&answers, &first, &victim);
     let unanswered: Vec<Ipv4Addr> = targets
         .iter()
         .filter(|t| !first.contains_key(t))
@@ -394,10 +415,15 @@ pub(super) fn fault(
         .collect();
     let per_address = first
         .iter()
-        .map(|(address, a)| AddressAnswer {
-            address: *address,
-            ms: ms(a.at - t0),
-            owner: names.get(&mac_text(a.mac)).cloned(),
+        .map(|(address, a)| {
+            let silence = silences[address];
+            AddressAnswer {
+                address: *address,
+                ms: ms(a.at - t0),
+                owner: names.get(&mac_text(a.mac)).cloned(),
+                longest_silence_ms: ms(silence.length),
+                silent_from_ms: ms(silence.from - t0),
+            }
         })
         .collect();
     Ok(FaultMeasure {
@@ -415,6 +441,11 @@ pub(super) fn fault(
         failed_node_answered_until_ms: last_double,
         claimed_by_two_survivors: two_survivors,
         handed_over_among_survivors: handovers,
+        dark_again: silences
+            .values()
+            .filter(|s| s.rounds >= DARK_ROUNDS)
+            .count(),
+        longest_silence_after_answer_ms: silences.values().map(|s| ms(s.length)).reduce(f64::max),
         per_address,
         tcp,
         phases: Phases::default(),
@@ -464,6 +495,77 @@ fn handed_over(
         .into_iter()
         .filter(|(address, spans)| spans.len() > 1 && !at_once.contains_key(address))
         .count()
+}
+
+/// An address's longest time without an answer from a survivor after its first one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Silence {
+    /// Whole rounds of requests that went unanswered: what makes it dark, since a prober
+    /// that stalls (it does, for 10 to 20 ms on a busy machine) stalls its rounds too.
+    rounds: u64,
+    length: Duration,
+    /// The answer it followed.
+    from: Instant,
+}
+
+/// Per answered address, its longest [`Silence`]: an owner that drops the address (let go
+/// and placed again, say) leaves the client's packets going nowhere meanwhile. The silence
+/// up to the end counts too, the end being the last answer of all: probing's own end lags
+/// its last round by however long the prober took to stop.
+fn silences_after_answer(
+    answers: &[Answer],
+    first: &BTreeMap<Ipv4Addr, Answer>,
+    victim: &str,
+) -> BTreeMap<Ipv4Addr, Silence> {
+    let mut last: BTreeMap<Ipv4Addr, &Answer> =
+        first.iter().map(|(address, a)| (*address, a)).collect();
+    let mut longest: BTreeMap<Ipv4Addr, Silence> = first
+        .iter()
+        .map(|(address, a)| {
+            let none = Silence {
+                rounds: 0,
+                length: Duration::ZERO,
+                from: a.at,
+            };
+            (*address, none)
+        })
+        .collect();
+    let mut note = |from: &Answer, to: &Answer| {
+        if let Some(worst) = longest.get_mut(&from.address) {
+            // An answer is read in the round its request went out or the next.
+            let silence = Silence {
+                rounds: to.round.saturating_sub(from.round + 1),
+                length: to.at.saturating_duration_since(from.at),
+                from: from.at,
+            };
+            if (silence.rounds, silence.length) > (worst.rounds, worst.length) {
+                *worst = silence;
+            }
+        }
+    };
+    let mut survivors: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| !a.gratuitous && mac_text(a.mac) != victim)
+        .collect();
+    survivors.sort_by_key(|a| a.at);
+    for &a in &survivors {
+        if let Some(previous) = last.get_mut(&a.address) {
+            if a.at > previous.at {
+                let from = std::mem::replace(previous, a);
+                note(from, a);
+            }
+        }
+    }
+    if let Some(&end) = survivors.last() {
+        for from in last.into_values() {
+            let end = Answer {
+                address: from.address,
+                ..*end
+            };
+            note(from, &end);
+        }
+    }
+    longest
 }
 
 /// Per address, each survivor's first and last claim after `t0`.
@@ -534,6 +636,13 @@ pub(super) fn print(report: &FaultMeasure) {
         println!(
             "TWO OWNERS: {} addresses were claimed (answered or announced) by two survivors at once after the fault",
             report.claimed_by_two_survivors.len()
+        );
+    }
+    if report.dark_again > 0 {
+        println!(
+            "DARK AGAIN: {} addresses went unanswered for {DARK_ROUNDS} rounds of requests or more after a survivor had answered (the longest silence {} ms)",
+            report.dark_again,
+            or_dash(report.longest_silence_after_answer_ms)
         );
     }
     if report.handed_over_among_survivors > 0 {
@@ -622,5 +731,56 @@ mod tests {
             vec![Ipv4Addr::new(198, 18, 0, 11)]
         );
         assert_eq!(handed_over(&answers, t0, &victim, &names), 1);
+    }
+
+    #[test]
+    fn an_address_a_survivor_stops_answering_for_is_dark_and_a_stalled_prober_is_not() {
+        let t0 = Instant::now();
+        let (_, victim) = three_nodes();
+        // Rounds of 5 ms: an answer `at` ms after the fault is read in round `at / 5`, unless
+        // the prober stalled.
+        let answer = |address, mac, at: u64, gratuitous| Answer {
+            round: at / 5,
+            ..claim(address, mac, t0 + Duration::from_millis(at), gratuitous)
+        };
+        let answers = [
+            // .10: node2 every round, then a 40 ms hole, then on to the end.
+            answer(10, 2, 50, false),
+            answer(10, 2, 55, false),
+            answer(10, 2, 95, false),
+            answer(10, 2, 100, false),
+            // .11: answered once, then nothing until the last answer of all.
+            answer(11, 3, 60, false),
+            // Neither the failed node nor an announcement is an answer.
+            answer(11, 1, 80, false),
+            answer(11, 3, 90, true),
+            answer(12, 2, 102, false),
+        ];
+        let first: BTreeMap<Ipv4Addr, Answer> = [answers[0], answers[4], answers[7]]
+            .into_iter()
+            .map(|a| (a.address, a))
+            .collect();
+        let silences = silences_after_answer(&answers, &first, &victim);
+        let of_in = |silences: &BTreeMap<Ipv4Addr, Silence>, last: u8| {
+            let s = silences[&Ipv4Addr::new(198, 18, 0, last)];
+            (s.rounds, s.length.as_millis(), (s.from - t0).as_millis())
+        };
+        let of = |last| of_in(&silences, last);
+        assert_eq!(of(10), (7, 40, 55));
+        assert_eq!(of(11), (7, 42, 60));
+        assert_eq!(of(12), (0, 0, 102));
+
+        // A 40 ms hole for every address in which the prober sent no round: it stalled.
+        let stalled = [10, 11].map(|address| {
+            [(50, 10), (90, 11), (95, 12)].map(|(at, round)| Answer {
+                round,
+                ..answer(address, 2, at, false)
+            })
+        });
+        let answers: Vec<Answer> = stalled.iter().flatten().copied().collect();
+        let first = stalled.iter().map(|a| (a[0].address, a[0])).collect();
+        let silences = silences_after_answer(&answers, &first, &victim);
+        assert_eq!(of_in(&silences, 10), (0, 40, 50));
+        assert_eq!(of_in(&silences, 11), (0, 40, 50));
     }
 }

@@ -181,6 +181,8 @@ mod tests {
             double_answers: 0,
             survivor_doubles: 0,
             survivor_handovers: 0,
+            dark_again: 0,
+            longest_silence_after_answer_ms: None,
             tcp_worst_median_ms: None,
             tcp_worst_p99_ms: None,
             tcp_runs: 0,
