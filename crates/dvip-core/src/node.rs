@@ -836,9 +836,6 @@ impl Node {
         });
         let carried = old.is_some();
         self.leases.new_view(members);
-        // What this node took in the old view and never heard told: kept only for a carried
-        // view, which tells it again.
-        let taken = std::mem::take(&mut self.leases.taken);
         let table = match old {
             Some(old) => old
                 .table
@@ -891,7 +888,7 @@ impl Node {
             }
         }
         if carried {
-            self.let_go_of_untold_takeovers(&taken);
+            self.let_go_of_untold_takeovers();
             self.announce_carried(view_id);
             #[cfg(feature = "planted-bugs")]
             if self.options.planted.plan_carried_at_once {
@@ -901,6 +898,8 @@ impl Node {
                 self.reconcile();
             }
         } else {
+            // Its State says what it holds, what it took included: nothing to tell again.
+            self.leases.taken.clear();
             self.announce();
         }
     }

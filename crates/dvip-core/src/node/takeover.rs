@@ -310,33 +310,34 @@ impl Node {
     /// table before the view's first plan and the taker keeps answering. Anything else this
     /// node has that its table does not name (taken from a member still here, whose `Took`
     /// the view overtook) is let go at once; the plan then places it as any free address.
-    pub(super) fn let_go_of_untold_takeovers(&mut self, taken: &BTreeMap<IpAddr, (NodeName, u64)>) {
-        let Some((view_id, mine, members)) = self.view.as_ref().and_then(|v| {
-            let mine = v.table.get(&self.me)?.holdings.clone();
-            Some((v.id, mine, v.table.keys().cloned().collect::<BTreeSet<_>>()))
-        }) else {
+    pub(super) fn let_go_of_untold_takeovers(&mut self) {
+        let Some((view, mine)) = self
+            .view
+            .as_ref()
+            .and_then(|v| Some((v, &v.table.get(&self.me)?.holdings)))
+        else {
+            self.leases.taken.clear();
             return;
         };
-        let untold: Vec<IpAddr> = self
-            .plumbed
-            .iter()
-            .filter(|a| !mine.contains(*a))
-            .copied()
-            .collect();
+        let view_id = view.id;
         let mut retold: BTreeMap<(NodeName, u64), Vec<IpAddr>> = BTreeMap::new();
-        for address in untold {
-            match taken.get(&address) {
-                Some((about, epoch)) if !members.contains(about) => retold
+        let mut untold = Vec::new();
+        for &address in self.plumbed.iter().filter(|a| !mine.contains(*a)) {
+            match self.leases.taken.get(&address) {
+                Some((about, epoch)) if !view.table.contains_key(about) => retold
                     .entry((about.clone(), *epoch))
                     .or_default()
                     .push(address),
-                _ => self.let_go(address),
+                _ => untold.push(address),
             }
         }
+        // What is told again waits for its delivery; the rest was the old view's.
+        let telling: BTreeSet<IpAddr> = retold.values().flatten().copied().collect();
+        self.leases.taken.retain(|a, _| telling.contains(a));
+        for address in untold {
+            self.let_go(address);
+        }
         for ((about, epoch), addresses) in retold {
-            self.leases
-                .taken
-                .extend(addresses.iter().map(|a| (*a, (about.clone(), epoch))));
             self.events.push_back(Event::ToldAgain {
                 about: about.clone(),
                 addresses: addresses.len(),
