@@ -52,6 +52,19 @@ pub struct Ticked {
     pub to_end: Vec<Due>,
 }
 
+/// What the caller's agreed table says at one point of the bus's order: which view it is in
+/// (`None`: no group), and the agreed epoch of each member of that view, itself included.
+///
+/// The detector is handed the whole of it after every input, never a change at a time: a
+/// change can be lost between two threads, or never made (a table that kept an epoch while
+/// the detector started over), and a detector whose epoch of a member is not the table's
+/// promises in an epoch no takeover can end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Agreed {
+    pub view: Option<u64>,
+    pub epochs: BTreeMap<String, u64>,
+}
+
 /// A member this one does not acknowledge in its epoch `epoch`, since `since`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Silenced {
@@ -112,6 +125,8 @@ pub struct Detector {
     was_held: bool,
     /// When the view's members last changed: no takeover until `suspect_after` later.
     members_since: Duration,
+    /// The view of the last [`Agreed`] followed.
+    view: Option<u64>,
     /// When `tick` last ran: a longer gap than half of `suspect_after` means this member was
     /// paused, and its silence is not the others'.
     last_tick: Duration,
@@ -146,6 +161,7 @@ impl Detector {
             next_beat: now,
             last_tick: now,
             members_since: now,
+            view: None,
             lapsed: false,
             was_held: false,
         }
@@ -185,6 +201,19 @@ impl Detector {
                 last: now,
                 ..Heard::default()
             });
+        }
+    }
+
+    /// Takes the caller's agreed table as it is now: a new view sets the members, and every
+    /// member's epoch becomes the table's. Call it after every input to the table.
+    pub fn set_agreed(&mut self, agreed: &Agreed, now: Duration) {
+        if agreed.view != self.view {
+            self.view = agreed.view;
+            let members = agreed.epochs.keys().cloned().collect();
+            self.set_members(&members, now);
+        }
+        for (member, epoch) in &agreed.epochs {
+            self.set_epoch(member, *epoch, now);
         }
     }
 
@@ -625,6 +654,32 @@ mod tests {
             assert!(acks.iter().all(|a| a.to != "a"), "{acks:?}");
             now += ms(5);
         }
+    }
+
+    #[test]
+    fn the_agreed_table_is_taken_whole_even_where_nothing_moved() {
+        let epochs = |e: u64| -> BTreeMap<String, u64> {
+            [("a", e), ("b", 0), ("c", 0)]
+                .map(|(m, e)| (m.to_owned(), e))
+                .into()
+        };
+        let mut b = Detector::new("b", LeaseOptions::default(), ms(0), 0);
+        let view = |id, epochs| Agreed {
+            view: Some(id),
+            epochs,
+        };
+        b.set_agreed(&view(1, epochs(3)), ms(0));
+        assert_eq!(b.epoch_of("a"), Some(3));
+        assert_eq!(b.members().len(), 3);
+        // The group is lost and joined again; the table kept a's epoch, so nothing moved.
+        b.set_agreed(&Agreed::default(), ms(10));
+        assert_eq!(b.epoch_of("a"), None, "alone: nobody to beat to");
+        b.set_agreed(&view(2, epochs(3)), ms(20));
+        assert_eq!(b.epoch_of("a"), Some(3), "the table's epoch, not a fresh 0");
+        // Within a view, an epoch that moves moves here, and the members stay as they were.
+        b.set_agreed(&view(2, epochs(4)), ms(30));
+        assert_eq!(b.epoch_of("a"), Some(4));
+        assert_eq!(b.members().len(), 3);
     }
 
     #[test]

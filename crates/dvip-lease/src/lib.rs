@@ -36,9 +36,10 @@
 //! later acknowledgement renews it. One plan among all promises means one successor per
 //! address: two members cannot take one address on two different plans.
 //!
-//! The caller moves a member's epoch ([`Detector::set_epoch`]) only at agreed points (a
-//! takeover, or the end of a promise, delivered in the bus's order), which clears the
-//! promises about it. No takeover is reported within `suspect_after` of a change of members,
+//! A member's epoch moves only at agreed points (a takeover, or the end of a promise, delivered
+//! in the bus's order), which clears the promises about it. The caller hands the detector its
+//! agreed table's view and epochs whole after every input ([`Detector::set_agreed`]), so the
+//! two never disagree for longer than one input. No takeover is reported within `suspect_after` of a change of members,
 //! a paused detector suspects nobody until it has listened again, and a promise that leads
 //! to no takeover, or whose subject speaks again, is reported to be ended.
 
@@ -47,7 +48,7 @@ mod detector;
 mod options;
 
 pub use beat::{Ack, Beat, DecodeError, Promise};
-pub use detector::{Detector, Due, Lease, Takeover, Ticked};
+pub use detector::{Agreed, Detector, Due, Lease, Takeover, Ticked};
 pub use options::{
     Flaw, LeaseOptions, DRIFT_PPM_DEFAULT, INTERVAL_DEFAULT, MARGIN_DEFAULT, SUSPECT_AFTER_DEFAULT,
 };

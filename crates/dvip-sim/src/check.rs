@@ -271,6 +271,21 @@ fn check_view(world: &World, view_id: u64, members: &BTreeSet<usize>) -> Vec<Str
     problems
 }
 
+/// Judges liveness at the end of a run, unless an earlier violation stopped the run where it
+/// was (nothing to judge then); with `verbose`, prints where each lease stands.
+pub(crate) fn judge_live(world: &mut World) {
+    if world.violations.is_empty() {
+        for problem in live(world) {
+            world.violation(problem);
+        }
+    }
+    if world.verbose {
+        for line in world.describe_leases() {
+            eprintln!("{:>10.3} {line}", world.now.as_secs_f64());
+        }
+    }
+}
+
 /// Liveness, judged at the end of a run from the hosts alone: every address that a running
 /// node whose States arrive offers (not BROKEN, not on standby) is answered for (plumbed, and
 /// with leases its kernel lease alive) on exactly one host, and nothing is answered for where

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use dvip_core::Node;
-use dvip_lease::{Beat, Detector, Lease, LeaseOptions};
+use dvip_lease::{Agreed, Beat, Detector, Lease, LeaseOptions};
 
 use crate::scenario::Dice;
 use crate::world::{Happening, World};
@@ -365,15 +365,15 @@ impl World {
             .collect()
     }
 
-    /// The epochs the node moved, for its detector.
-    pub(crate) fn tell_detector(&mut self, host: usize, moved: &[(String, u64)]) {
-        if moved.is_empty() {
+    /// What the node's agreed table says now, whole, for its detector (as dvipd hands it to
+    /// its heartbeat thread after every input).
+    pub(crate) fn tell_detector(&mut self, host: usize) {
+        let Some(agreed) = self.hosts[host].node.as_ref().map(|n| Agreed {
+            view: n.view_id(),
+            epochs: n.agreed_epochs(),
+        }) else {
             return;
-        }
-        self.with_detector(host, |d, local| {
-            for (member, epoch) in moved {
-                d.set_epoch(member, *epoch, local);
-            }
-        });
+        };
+        self.with_detector(host, |d, local| d.set_agreed(&agreed, local));
     }
 }

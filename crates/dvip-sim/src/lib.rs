@@ -22,6 +22,7 @@ mod check;
 mod leases;
 mod replication;
 mod scenario;
+mod scripted;
 mod world;
 
 use std::net::IpAddr;
@@ -32,6 +33,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
 use scenario::{Dice, Pool};
+pub use scripted::{epoch_across_a_lost_bus, LostBus};
 pub use world::{Stats, Violation};
 use world::{Voice, World};
 
@@ -200,12 +202,7 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
     if world.stats.plumbs != plumbs || world.hosts.iter().map(|h| &h.kernel).ne(kernels.iter()) {
         world.violation("addresses moved during 10 s with no fault, command or reload".to_owned());
     }
-    // After an earlier violation the run stopped where it was: nothing to judge.
-    if world.violations.is_empty() {
-        for problem in check::live(&world) {
-            world.violation(problem);
-        }
-    }
+    check::judge_live(&mut world);
     // Replication agrees, and still works: a probe written now reaches every node.
     if world.violations.is_empty() {
         replication::probe(&mut world);
@@ -216,11 +213,6 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
         }
     }
 
-    if world.verbose {
-        for line in world.describe_leases() {
-            eprintln!("{:>10.3} {line}", world.now.as_secs_f64());
-        }
-    }
     Outcome {
         seed,
         hosts,

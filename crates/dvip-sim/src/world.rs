@@ -491,8 +491,12 @@ impl World {
         let h = &mut self.hosts[host];
         h.powered = true;
         h.corosync = true;
+        // Its corosync and daemon are new members of the ring and the group, even if it
+        // comes back before the ring noticed it go: the others see it leave first.
+        h.away_until = self.now + REJOIN;
         self.record_event(&format!("power on {host}"));
         self.start_daemon(host);
+        self.schedule(REJOIN, Happening::Membership);
     }
 
     pub(crate) fn kill_corosync(&mut self, host: usize) {
@@ -511,7 +515,7 @@ impl World {
             node.handle_bus_lost();
         }
         // As dvipd's heartbeat thread: no group, nobody to beat to.
-        self.with_detector(host, |d, local| d.set_members(&BTreeSet::new(), local));
+        self.tell_detector(host);
         let h = &mut self.hosts[host];
         if let Some(replica) = h.replica.as_mut() {
             // As dvipd's replica when its group is lost: alone until joined again.
@@ -711,7 +715,6 @@ impl World {
         if let Some(replica) = self.hosts[host].replica.as_mut() {
             replica.handle_view(view_id, names);
         }
-        self.with_detector(host, |d, local| d.set_members(names, local));
         self.with_node(host, |node| node.handle_view(view_id, names));
     }
 
@@ -1182,7 +1185,6 @@ impl World {
     /// Takes a host's events, printing them when verbose, and tells its detector what it must
     /// hear.
     fn drain_events(&mut self, host: usize) {
-        let mut moved = Vec::new();
         while let Some(event) = self.hosts[host].node.as_mut().and_then(Node::poll_event) {
             if self.verbose {
                 eprintln!("{:>10.3} event {host} {event:?}", self.now.as_secs_f64());
@@ -1203,10 +1205,7 @@ impl World {
             if let Event::ToldAgain { .. } = event {
                 self.stats.told_again += 1;
             }
-            if let Event::EpochMoved { member, epoch } = event {
-                moved.push((member, epoch));
-            }
         }
-        self.tell_detector(host, &moved);
+        self.tell_detector(host);
     }
 }

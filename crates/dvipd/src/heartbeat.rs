@@ -8,14 +8,14 @@
 //! `handle_promised`, `handle_takeover`, `handle_end_epoch`, `handle_lease_lapsed`), driven
 //! by the loop.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use dvip_console::{Event, EventLine, LeaseState};
-use dvip_lease::{Beat, Detector, Lease, LeaseOptions, Takeover};
+use dvip_lease::{Agreed, Beat, Detector, Lease, LeaseOptions, Takeover};
 use tracing::{info, warn};
 
 use crate::console::{now_ms, EventStream};
@@ -71,8 +71,6 @@ pub enum Order {
         epoch: u64,
         plan: u64,
     },
-    /// A member's epoch moved, in the agreed order.
-    Epoch { member: String, epoch: u64 },
     /// Guard these addresses from now on (a reload).
     Guard(KernelLease),
 }
@@ -143,15 +141,15 @@ fn peers(port: u16) -> Result<BTreeMap<String, SocketAddr>, HeartbeatError> {
         .collect())
 }
 
-/// Starts the heartbeats of node `me` on `port`, following the views' members in `views`,
-/// guarding `guard` with the kernel's lease and reporting in `events`.
+/// Starts the heartbeats of node `me` on `port`, following the core's view and epochs in
+/// `agreed`, guarding `guard` with the kernel's lease and reporting in `events`.
 pub fn start(
     me: &str,
     port: u16,
     options: LeaseOptions,
     guard: KernelLease,
     events: &EventStream,
-    views: tokio::sync::watch::Receiver<BTreeSet<String>>,
+    agreed: tokio::sync::watch::Receiver<Agreed>,
 ) -> Result<Heartbeats, HeartbeatError> {
     options.check().map_err(HeartbeatError::Options)?;
     let peers = peers(port)?;
@@ -189,7 +187,7 @@ pub fn start(
         .name("dvipd-heartbeat".into())
         .spawn(move || {
             raise_priority();
-            beating.run(views);
+            beating.run(agreed);
         })
         .map_err(HeartbeatError::Thread)?;
     Ok(Heartbeats {
@@ -285,14 +283,14 @@ impl Beating {
         });
     }
 
-    fn run(mut self, mut views: tokio::sync::watch::Receiver<BTreeSet<String>>) {
+    fn run(mut self, mut agreed: tokio::sync::watch::Receiver<Agreed>) {
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
-            match views.has_changed() {
+            match agreed.has_changed() {
                 Ok(true) => {
-                    let members = views.borrow_and_update().clone();
+                    let table = agreed.borrow_and_update().clone();
                     let now = self.now();
-                    self.detector.set_members(&members, now);
+                    self.detector.set_agreed(&table, now);
                 }
                 Ok(false) => {}
                 // The daemon is gone.
@@ -332,7 +330,6 @@ impl Beating {
                     self.detector.promise(&about, epoch, plan, now);
                     self.emit(Event::Unheard { node: about });
                 }
-                Order::Epoch { member, epoch } => self.detector.set_epoch(&member, epoch, now),
                 Order::Guard(guard) => {
                     let _ = self.installs.send(guard);
                 }

@@ -150,6 +150,20 @@ impl Node {
         self.leases.epoch_of(member)
     }
 
+    /// The agreed epoch of every member of the current view, this node included (empty with
+    /// no view): what the failure detector must hold, whole, after every input.
+    pub fn agreed_epochs(&self) -> BTreeMap<NodeName, u64> {
+        self.view
+            .as_ref()
+            .map(|v| {
+                v.table
+                    .keys()
+                    .map(|m| (m.clone(), self.leases.epoch_of(m)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether this node may answer for what it holds: false from a move of its own epoch
     /// until every `Took` of the old epoch has been delivered. The caller's kernel lease must
     /// not be renewed meanwhile.
@@ -196,6 +210,11 @@ impl Node {
     /// `epoch`. Call it before any other input after the promise: the addresses `about` holds
     /// now are deferred, and a takeover on that plan takes them as its successors say.
     pub fn handle_promised(&mut self, about: &str, epoch: u64, plan: u64) {
+        // Due in an epoch the table has left (the move was on its way to the detector): no
+        // takeover can name it, and what it deferred would stay dark until the view changes.
+        if epoch != self.leases.epoch_of(about) {
+            return;
+        }
         let successors = if plan == self.lease_plan() {
             self.successors(about)
         } else {

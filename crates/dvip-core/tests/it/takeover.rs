@@ -290,3 +290,31 @@ fn a_takeover_whose_took_the_view_never_delivered_is_let_go_before_the_next_plan
         assert_eq!(c.owners(&address).len(), 1, "{address}");
     }
 }
+
+/// A detector may say a promise is due in an epoch the table has just left (the move was on
+/// its way to it): the promise names no epoch a takeover can use, and must defer nothing, or
+/// the subject's addresses stay dark here until the view changes.
+#[test]
+fn a_promise_in_an_epoch_the_table_has_left_defers_nothing() {
+    let (mut c, subject) = cluster();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != subject).collect();
+    promise(&mut c, subject, &survivors);
+    // Its beats came back: the promise is ended, and the move settles everywhere.
+    c.nodes[survivors[0]].handle_end_epoch(&name(subject), 0);
+    c.drain(survivors[0]);
+    c.settle(&[0, 1, 2]);
+    let held = c.nodes[subject].holdings()[&name(subject)].clone();
+    assert!(!held.is_empty());
+    for &i in &survivors {
+        assert_eq!(c.nodes[i].epoch_of(&name(subject)), 1);
+        assert!(held.iter().all(|a| !c.nodes[i].defers(a)));
+        let plan = c.nodes[i].lease_plan();
+        c.nodes[i].handle_promised(&name(subject), 0, plan);
+        let deferred: Vec<&IpAddr> = held.iter().filter(|a| c.nodes[i].defers(a)).collect();
+        assert!(deferred.is_empty(), "{} defers {deferred:?}", name(i));
+    }
+    // In the table's epoch, the same promise defers what another member would take.
+    let plan = c.nodes[survivors[0]].lease_plan();
+    c.nodes[survivors[0]].handle_promised(&name(subject), 1, plan);
+    assert!(held.iter().any(|a| c.nodes[survivors[0]].defers(a)));
+}

@@ -1,6 +1,7 @@
 //! The loop's side of dvip's own heartbeats (docs/leases.md): hands the detector's verdicts
 //! to the core, and tells the heartbeat thread what the core decided (the plan a promise
-//! names, the epochs moved, whether the node may answer).
+//! names, the view and every member's epoch, whole after every input, and whether the node
+//! may answer).
 //!
 //! Owns the order in which those reach each side: a promise is recorded by the core before
 //! the detector makes it, so it never names a plan older than what the core has acted on.
@@ -9,7 +10,6 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use dvip_core::Event;
 use tracing::{info, warn};
 
 use super::Daemon;
@@ -60,18 +60,20 @@ impl Daemon {
         self.drive().await;
     }
 
-    /// After the core's events: the epochs it moved go to the detector.
-    pub(super) fn lease_event(&self, event: &Event) {
-        if let Event::EpochMoved { member, epoch } = event {
-            self.order(Order::Epoch {
-                member: member.clone(),
-                epoch: *epoch,
-            });
-        }
-    }
-
-    /// After every input: whether the thread may renew the kernel's lease.
+    /// After every input: the core's view and epochs, whole (a bus lost: no view), and
+    /// whether the thread may renew the kernel's lease.
     pub(super) fn publish_gate(&self) {
+        let agreed = dvip_lease::Agreed {
+            view: self.node.view_id(),
+            epochs: self.node.agreed_epochs(),
+        };
+        self.heartbeat_agreed.send_if_modified(|old| {
+            let changed = *old != agreed;
+            if changed {
+                *old = agreed;
+            }
+            changed
+        });
         if let Some(leasing) = &self.leasing {
             leasing
                 .gate

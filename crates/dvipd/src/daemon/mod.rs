@@ -268,9 +268,9 @@ struct Daemon {
     refreshed_up_to: Option<IpAddr>,
     /// Events for console clients that asked for them.
     events: console::EventStream,
-    /// The members of the cluster group's latest view, for the heartbeats' thread: it always
-    /// reads the latest, however many views it missed.
-    heartbeat_views: tokio::sync::watch::Sender<BTreeSet<String>>,
+    /// The core's view and agreed epochs, for the heartbeats' thread: it always reads the
+    /// latest whole, however many changes it missed.
+    heartbeat_agreed: tokio::sync::watch::Sender<dvip_lease::Agreed>,
     /// The heartbeat thread, when leases are on.
     leasing: Option<leasing::Leasing>,
     /// A join with corosync under way, off the loop.
@@ -361,7 +361,6 @@ impl Daemon {
                 self.carry_out_all(actions).await;
             }
             while let Some(event) = self.node.poll_event() {
-                self.lease_event(&event);
                 log_event(&event);
                 self.count(&event);
                 self.run_hook(&event);
@@ -595,7 +594,6 @@ impl Daemon {
             } => {
                 let names = self.member_names(&members);
                 info!(view_id, ?names, "view");
-                self.heartbeat_views.send_replace(names.clone());
                 self.node.handle_view(view_id, &names);
                 self.metrics
                     .election_seconds
@@ -623,8 +621,6 @@ impl Daemon {
                 error!("lost corosync ({why}): releasing every address until it is back");
                 self.metrics.error("bus");
                 self.node.handle_bus_lost();
-                // No group, nobody to beat to: the heartbeats wait for the next view.
-                self.heartbeat_views.send_replace(BTreeSet::new());
                 self.leave_bus();
             }
         }
@@ -1048,11 +1044,11 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         }
     })?;
 
-    let (heartbeat_views, views) = tokio::sync::watch::channel(BTreeSet::new());
+    let (heartbeat_agreed, agreed) = tokio::sync::watch::channel(dvip_lease::Agreed::default());
     let heartbeats = match (settings.heartbeats, settings.bus) {
         (Some((port, options)), BusKind::Corosync) => {
             let guard = crate::kernel_lease::KernelLease::guarding(&config.addresses);
-            match crate::heartbeat::start(&name, port, options, guard, &events, views) {
+            match crate::heartbeat::start(&name, port, options, guard, &events, agreed) {
                 Ok(started) => Some(started),
                 Err(e) => {
                     warn!("no heartbeats, no leases: {e}");
@@ -1169,7 +1165,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         clock_fed: Instant::now(),
         refreshed_up_to: None,
         events,
-        heartbeat_views,
+        heartbeat_agreed,
         leasing,
         joining: None,
         inputs: Arc::new(std::sync::Mutex::new(inputs)),

@@ -1,0 +1,88 @@
+//! Scripted runs: one sequence of faults, chosen by hand, for a fault the seeds reach only
+//! rarely. Each returns what it needs to show the fault happened and was survived.
+//!
+//! Owns the scripts. It must not judge beyond the checker: the violations are `check`'s.
+
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use crate::scenario::{host_name, Dice, Pool};
+use crate::world::{Violation, World};
+use crate::{check, enable_leases, RunOptions};
+
+/// What [`epoch_across_a_lost_bus`] did.
+#[derive(Debug, Clone)]
+pub struct LostBus {
+    /// Every member's agreed epoch of the paused host after the first takeover of it.
+    pub epochs_before: Vec<u64>,
+    /// Takeovers of the paused host's addresses on its second pause.
+    pub second_takeovers: u64,
+    /// Every member's agreed epoch of the paused host at the end.
+    pub epochs_after: Vec<u64>,
+    /// Every invariant breach, liveness included.
+    pub violations: Vec<Violation>,
+}
+
+/// How long a daemon is paused: past the detector's `suspect_after`, short of the node's
+/// pause threshold and of the bus's failure detection (its corosync runs on).
+const PAUSE: Duration = Duration::from_millis(300);
+
+/// Three hosts with leases. Host 0's daemon pauses and is taken over, which moves its epoch;
+/// then the other two lose corosync and join again, keeping that epoch in their tables while
+/// their detectors start over; then host 0 pauses again. Its addresses must be taken over
+/// again, and its lease must come back after: a detector that lost the epoch promises in the
+/// old one, which no takeover can end, and withholds its acknowledgements for good.
+pub fn epoch_across_a_lost_bus(seed: u64, options: &RunOptions) -> LostBus {
+    let mut dice = Dice(ChaCha8Rng::seed_from_u64(seed));
+    let hosts = 3;
+    let pool = Pool::new(&mut dice, hosts);
+    let config = pool.config_for(&mut dice, false);
+    let mut world = World::new(vec![config; hosts], options.node.clone());
+    world.verbose = options.verbose;
+    enable_leases(&mut world, seed, options);
+    for h in 0..hosts {
+        world.power_on(h);
+    }
+    let mut until = Duration::from_secs(3);
+    world.run_until(until, check::settled);
+    let subject = host_name(0);
+    let epochs = |world: &World| -> Vec<u64> {
+        world
+            .hosts
+            .iter()
+            .map(|h| h.node.as_ref().map_or(0, |n| n.epoch_of(&subject)))
+            .collect()
+    };
+
+    world.pause_daemon(0, PAUSE);
+    until += Duration::from_secs(3);
+    world.run_until(until, check::settled);
+    let epochs_before = epochs(&world);
+
+    for h in 1..hosts {
+        world.kill_corosync(h);
+    }
+    until += Duration::from_millis(100);
+    world.run_until(until, check::settled);
+    for h in 1..hosts {
+        world.start_corosync(h);
+    }
+    until += Duration::from_secs(4);
+    world.run_until(until, check::settled);
+
+    let takeovers = world.stats.takeovers;
+    world.pause_daemon(0, PAUSE);
+    until += Duration::from_secs(4);
+    world.run_until(until, check::settled);
+    let second_takeovers = world.stats.takeovers - takeovers;
+    let epochs_after = epochs(&world);
+    check::judge_live(&mut world);
+    LostBus {
+        epochs_before,
+        second_takeovers,
+        epochs_after,
+        violations: world.violations,
+    }
+}
