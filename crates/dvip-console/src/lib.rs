@@ -19,9 +19,10 @@ pub use client::{Client, SOCKET_DEFAULT, SOCKET_ENV};
 pub use error::{ConsoleError, ErrorKind};
 pub use event::{Event, EventLine};
 pub use reply::{
-    AddressPlan, AddressStatus, Announced, Answer, Arp, ArpMode, BusStatus, CacheValueReport,
-    CachesReport, CidrReport, ClusterStatus, ConfigStatus, Description, DomainsReport, Gathered,
-    InTransit, Info, LeaseState, LeaseStatus, Mark, MarkedAddress, NodeState, NodeStatus,
-    OwnerChange, StandingMove, Status, ThrottlesReport, ViewStatus,
+    Acknowledged, AddressPlan, AddressStatus, Announced, Answer, Arp, ArpMode, BusStatus,
+    CacheValueReport, CachesReport, CidrReport, ClusterStatus, ConfigStatus, Description,
+    DomainsReport, Gathered, InTransit, Info, LeaseState, LeaseStatus, Mark, MarkedAddress,
+    NodeState, NodeStatus, OwnerChange, StandingMove, Status, ThrottlesReport, ViewStatus,
+    Withheld,
 };
 pub use request::{Request, PROTOCOL_VERSION};

@@ -206,6 +206,33 @@ pub struct LeaseStatus {
     pub state: LeaseState,
     /// The node's epoch: it moves when the node's addresses were taken over.
     pub epoch: u64,
+    /// The members whose acknowledgements of this node's beats it holds, latest first: its
+    /// lease lasts while a majority of the view's (itself included) are recent.
+    #[serde(default)]
+    pub acknowledged_by: Vec<Acknowledged>,
+    /// The members this node does not acknowledge (their leases cannot count on it), and why.
+    #[serde(default)]
+    pub withholding: Vec<Withheld>,
+}
+
+/// Another member's latest acknowledgement of this node's beats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledged {
+    pub member: String,
+    /// How long ago the acknowledged beat was sent.
+    pub age_ms: u64,
+}
+
+/// A member this node does not acknowledge: someone promised never to, in its epoch `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withheld {
+    pub member: String,
+    /// The epoch the promise was made in; it ends when the table moves the member's epoch.
+    pub epoch: u64,
+    /// The member's epoch in this node's table: the same, unless a move is on its way.
+    pub table_epoch: u64,
+    /// Whether this node made the promise (else it adopted another member's).
+    pub promised_here: bool,
 }
 
 /// How a configured node stands in the cluster.

@@ -516,6 +516,15 @@ impl Detector {
         self.acked.iter().map(|(m, sent)| (m, *sent))
     }
 
+    /// The members this one does not acknowledge now: the epoch it withholds them in, and
+    /// whether the promise is its own (else adopted from another member's beats).
+    pub fn withheld(&self) -> impl Iterator<Item = (&String, u64, bool)> {
+        self.silenced
+            .iter()
+            .filter(|(m, s)| self.heard.get(*m).is_some_and(|h| h.epoch == s.epoch))
+            .map(|(m, s)| (m, s.epoch, self.promised.contains_key(m)))
+    }
+
     /// The members of the view, this one included.
     pub fn members(&self) -> &BTreeSet<String> {
         &self.members
@@ -784,9 +793,19 @@ mod tests {
         }
         assert_eq!(ended.len(), 1, "b ends its promise");
         assert_eq!(ended[0].about, "a");
+        // Meanwhile b withholds its acknowledgements from a, on its own promise, and c, having
+        // heard b's, adopts it.
+        let withheld = |d: &Detector| -> Vec<(String, u64, bool)> {
+            d.withheld()
+                .map(|(m, e, own)| (m.clone(), e, own))
+                .collect()
+        };
+        assert_eq!(withheld(&ds[1]), vec![("a".to_owned(), 0, true)]);
+        assert_eq!(withheld(&ds[2]), vec![("a".to_owned(), 0, false)]);
         // Ended for good in this epoch: once moved, b may promise again.
         ds[1].set_epoch("a", 1, now);
         assert!(ds[1].promised().next().is_none());
+        assert!(withheld(&ds[1]).is_empty(), "a new epoch is acknowledged");
     }
 
     #[test]

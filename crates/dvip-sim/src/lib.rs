@@ -424,16 +424,8 @@ const DEATH_WATCH: Duration = Duration::from_millis(600);
 pub fn host_death(seed: u64, options: &RunOptions) -> Death {
     let mut dice = Dice(ChaCha8Rng::seed_from_u64(seed));
     let hosts = 3 + dice.below(4);
-    let pool = Pool::new(&mut dice, hosts);
-    let config = pool.config_for(&mut dice, false);
-    let mut world = World::new(vec![config; hosts], options.node.clone());
-    world.verbose = options.verbose;
-    enable_leases(&mut world, seed, options);
-    for h in 0..hosts {
-        world.power_on(h);
-    }
-    let mut now = Duration::from_secs(3);
-    world.run_until(now, check::settled);
+    let mut world = settled_alike(seed, dice, hosts, options);
+    let mut now = world.now;
     // Twice: a host that died and came back must be taken over again as fast.
     let mut answered_after = Vec::new();
     let mut view_after = Duration::ZERO;
@@ -453,6 +445,20 @@ pub fn host_death(seed: u64, options: &RunOptions) -> Death {
         view_after,
         violations: world.violations,
     }
+}
+
+/// `hosts` hosts with one configuration drawn from `dice`, powered on and settled for 3 s.
+fn settled_alike(seed: u64, mut dice: Dice, hosts: usize, options: &RunOptions) -> World {
+    let pool = Pool::new(&mut dice, hosts);
+    let config = pool.config_for(&mut dice, false);
+    let mut world = World::new(vec![config; hosts], options.node.clone());
+    world.verbose = options.verbose;
+    enable_leases(&mut world, seed, options);
+    for h in 0..hosts {
+        world.power_on(h);
+    }
+    world.run_until(Duration::from_secs(3), check::settled);
+    world
 }
 
 /// Powers off the host holding the most addresses and watches for [`DEATH_WATCH`], then

@@ -8,9 +8,9 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
-use crate::scenario::{host_name, Dice, Pool};
+use crate::scenario::{host_name, Dice};
 use crate::world::{Violation, World};
-use crate::{check, enable_leases, RunOptions};
+use crate::{check, settled_alike, RunOptions};
 
 /// What [`epoch_across_a_lost_bus`] did.
 #[derive(Debug, Clone)]
@@ -35,18 +35,10 @@ const PAUSE: Duration = Duration::from_millis(300);
 /// again, and its lease must come back after: a detector that lost the epoch promises in the
 /// old one, which no takeover can end, and withholds its acknowledgements for good.
 pub fn epoch_across_a_lost_bus(seed: u64, options: &RunOptions) -> LostBus {
-    let mut dice = Dice(ChaCha8Rng::seed_from_u64(seed));
     let hosts = 3;
-    let pool = Pool::new(&mut dice, hosts);
-    let config = pool.config_for(&mut dice, false);
-    let mut world = World::new(vec![config; hosts], options.node.clone());
-    world.verbose = options.verbose;
-    enable_leases(&mut world, seed, options);
-    for h in 0..hosts {
-        world.power_on(h);
-    }
-    let mut until = Duration::from_secs(3);
-    world.run_until(until, check::settled);
+    let dice = Dice(ChaCha8Rng::seed_from_u64(seed));
+    let mut world = settled_alike(seed, dice, hosts, options);
+    let mut until = world.now;
     let subject = host_name(0);
     let epochs = |world: &World| -> Vec<u64> {
         world

@@ -126,6 +126,36 @@ fn membership_text(status: &Status) {
     );
     if let Some(lease) = &status.lease {
         say!("lease (epoch {}): {}", lease.epoch, lease.state.describe());
+        let acks: Vec<String> = lease
+            .acknowledged_by
+            .iter()
+            .map(|a| format!("{} ({} ms ago)", a.member, a.age_ms))
+            .collect();
+        say!(
+            "  acknowledged by: {}",
+            if acks.is_empty() {
+                "nobody".to_owned()
+            } else {
+                acks.join(", ")
+            }
+        );
+        for w in &lease.withholding {
+            let whose = if w.promised_here {
+                "its own"
+            } else {
+                "adopted"
+            };
+            let table = if w.table_epoch == w.epoch {
+                String::new()
+            } else {
+                format!("; the table has it at epoch {}", w.table_epoch)
+            };
+            say!(
+                "  not acknowledging {}: promised ({whose}) in its epoch {}{table}",
+                w.member,
+                w.epoch
+            );
+        }
     }
     if !view.silent.is_empty() {
         let silent: Vec<&str> = view.silent.iter().map(String::as_str).collect();

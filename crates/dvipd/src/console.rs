@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dvip_console::{
     AddressPlan, AddressStatus, Answer, ClusterStatus, ConfigStatus, ConsoleError, ErrorKind,
-    EventLine, InTransit, LeaseState, LeaseStatus, MarkedAddress, NodeState, NodeStatus,
-    OwnerChange, Request, Status, ViewStatus,
+    EventLine, InTransit, LeaseStatus, MarkedAddress, NodeState, NodeStatus, OwnerChange, Request,
+    Status, ViewStatus,
 };
 use dvip_core::Node;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -53,7 +53,7 @@ pub fn status(
     node: &Node,
     config: ConfigStatus,
     waiting_for_corosync: bool,
-    lease: Option<LeaseState>,
+    lease: Option<LeaseStatus>,
 ) -> Status {
     let plan = node.plan();
     let failing = node.unplumbed();
@@ -87,10 +87,7 @@ pub fn status(
         given_up_interfaces: node.given_up().clone(),
         config,
         waiting_for_corosync,
-        lease: lease.map(|state| LeaseStatus {
-            state,
-            epoch: node.epoch_of(node.name()),
-        }),
+        lease,
     }
 }
 

@@ -11,10 +11,11 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use dvip_console::{Event, EventLine, LeaseState};
+use dvip_console::{Acknowledged, Event, EventLine, LeaseState, LeaseStatus, Withheld};
+use dvip_core::Node;
 use dvip_lease::{Agreed, Beat, Detector, Lease, LeaseOptions, Takeover};
 use tracing::{info, warn};
 
@@ -82,6 +83,17 @@ pub enum Order {
 pub struct Gate {
     may_answer: AtomicU64,
     kernel: AtomicU8,
+    /// Who acknowledges this node and whom it does not, as of the last beat.
+    seen: Mutex<Seen>,
+}
+
+/// What the detector last said of the others, for `show`.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Each member's latest acknowledgement of this node: when the beat it acknowledged went.
+    acknowledged: Vec<(String, Instant)>,
+    /// Members not acknowledged: in which epoch, and whether by this node's own promise.
+    withheld: Vec<(String, u64, bool)>,
 }
 
 const MAY_ANSWER: u64 = 1 << 63;
@@ -112,6 +124,37 @@ impl Gate {
             .get(usize::from(self.kernel.load(Ordering::Acquire)))
             .copied()
             .unwrap_or(LeaseState::Unknown)
+    }
+
+    /// The lease as `show` reports it, with the table's epochs from `node`.
+    pub fn status(&self, node: &Node) -> LeaseStatus {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let mut acknowledged_by: Vec<Acknowledged> = seen
+            .acknowledged
+            .iter()
+            .map(|(member, sent)| Acknowledged {
+                member: member.clone(),
+                age_ms: u64::try_from(now.saturating_duration_since(*sent).as_millis())
+                    .unwrap_or(u64::MAX),
+            })
+            .collect();
+        acknowledged_by.sort_by_key(|a| a.age_ms);
+        LeaseStatus {
+            state: self.kernel(),
+            epoch: node.epoch_of(node.name()),
+            acknowledged_by,
+            withholding: seen
+                .withheld
+                .iter()
+                .map(|(member, epoch, promised_here)| Withheld {
+                    member: member.clone(),
+                    epoch: *epoch,
+                    table_epoch: node.epoch_of(member),
+                    promised_here: *promised_here,
+                })
+                .collect(),
+        }
     }
 
     fn set_kernel(&self, state: LeaseState) {
@@ -372,6 +415,31 @@ impl Beating {
         }
     }
 
+    /// Leaves what the detector says of the others where `show` reads it.
+    fn tell_seen(&self, now: Duration) {
+        let seen = Seen {
+            acknowledged: self
+                .detector
+                .acknowledged()
+                .map(|(m, sent)| {
+                    let ago = now.saturating_sub(sent);
+                    let at = Instant::now().checked_sub(ago).unwrap_or_else(Instant::now);
+                    (m.clone(), at)
+                })
+                .collect(),
+            withheld: self
+                .detector
+                .withheld()
+                .map(|(m, epoch, own)| (m.clone(), epoch, own))
+                .collect(),
+        };
+        *self
+            .gate
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = seen;
+    }
+
     /// Renews the kernel's lease if the detector holds the lease with more than the kernel's
     /// timeout (and its tick) to run, and the core may answer having read every lapse: the
     /// kernel's end never passes the lease's.
@@ -383,6 +451,7 @@ impl Beating {
             Lease::Held { until: Some(until) } => until > now + self.guard.timeout + tick,
             Lease::Lost => false,
         };
+        self.tell_seen(now);
         let held_back = !self.gate.open(self.lapses);
         let state = match (long_enough, held_back) {
             (false, _) => LeaseState::Lost,

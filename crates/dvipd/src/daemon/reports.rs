@@ -215,7 +215,7 @@ impl Daemon {
                     &self.node,
                     self.config_report(),
                     self.waiting_for_bus(),
-                    self.leasing.as_ref().map(|l| l.gate.kernel()),
+                    self.leasing.as_ref().map(|l| l.gate.status(&self.node)),
                 );
                 return Ok(Answer::Status(Box::new(status)));
             }

@@ -310,6 +310,30 @@ fn with_leases_a_node_whose_corosync_dies_stops_beating_and_its_share_is_taken_o
         "three nodes share the addresses",
         shared_by_all,
     );
+    // `show` says who acknowledges a node's beats and whom it does not acknowledge: here
+    // everyone acknowledges everyone.
+    let shown =
+        |lab: &Lab, i: usize| crate::call(&socket(lab, i), &serde_json::json!({"command": "show"}));
+    let start = Instant::now();
+    loop {
+        let lease = &shown(&lab, 1)["lease"];
+        let acks: Vec<&str> = lease["acknowledged_by"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["age_ms"].as_u64().is_some_and(|ms| ms < 1_000))
+            .filter_map(|a| a["member"].as_str())
+            .collect();
+        let withholding = lease["withholding"].as_array().map(Vec::len);
+        if acks.contains(&"node2") && acks.contains(&"node3") && withholding == Some(0) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "node1's lease: {lease}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     lab.kill_corosync(2);
     wait(
         &lab,
@@ -328,10 +352,7 @@ fn with_leases_a_node_whose_corosync_dies_stops_beating_and_its_share_is_taken_o
         logs(&lab)
     );
     // `show` says where each kernel lease stands: a survivor's answers once its epoch settles.
-    let lease = |i: usize| {
-        let shown = crate::call(&socket(&lab, i), &serde_json::json!({"command": "show"}));
-        shown["lease"]["state"].as_str().map(str::to_owned)
-    };
+    let lease = |i: usize| shown(&lab, i)["lease"]["state"].as_str().map(str::to_owned);
     let start = Instant::now();
     while lease(1).as_deref() != Some("answering") {
         assert!(
