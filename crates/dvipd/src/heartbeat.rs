@@ -416,16 +416,12 @@ impl Beating {
     }
 
     /// Leaves what the detector says of the others where `show` reads it.
-    fn tell_seen(&self, now: Duration) {
+    fn tell_seen(&self) {
         let seen = Seen {
             acknowledged: self
                 .detector
                 .acknowledged()
-                .map(|(m, sent)| {
-                    let ago = now.saturating_sub(sent);
-                    let at = Instant::now().checked_sub(ago).unwrap_or_else(Instant::now);
-                    (m.clone(), at)
-                })
+                .map(|(m, sent)| (m.clone(), self.origin + sent))
                 .collect(),
             withheld: self
                 .detector
@@ -433,11 +429,10 @@ impl Beating {
                 .map(|(m, epoch, own)| (m.clone(), epoch, own))
                 .collect(),
         };
-        *self
-            .gate
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = seen;
+        // Never waits on `show`: the next beat tells it again.
+        if let Ok(mut told) = self.gate.seen.try_lock() {
+            *told = seen;
+        }
     }
 
     /// Renews the kernel's lease if the detector holds the lease with more than the kernel's
@@ -451,7 +446,7 @@ impl Beating {
             Lease::Held { until: Some(until) } => until > now + self.guard.timeout + tick,
             Lease::Lost => false,
         };
-        self.tell_seen(now);
+        self.tell_seen();
         let held_back = !self.gate.open(self.lapses);
         let state = match (long_enough, held_back) {
             (false, _) => LeaseState::Lost,
