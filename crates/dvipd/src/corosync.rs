@@ -102,7 +102,19 @@ fn sink(handle: &Handle) -> Option<UnboundedSender<BusEvent>> {
 }
 
 fn send_view(tap: &Tap, view: Option<View>) {
-    if let Some(View { id, members }) = view {
+    if let Some(View { id, members, ring }) = view {
+        // What the id digests, so that two members naming one view differently can be told
+        // apart by their logs: another ring, or another process.
+        let processes: Vec<String> = members
+            .iter()
+            .map(|m| format!("{}:{}", m.nodeid, m.pid))
+            .collect();
+        tracing::info!(
+            view_id = id,
+            ring = %format_args!("{}.{:x}", ring.nodeid, ring.seq),
+            processes = ?processes,
+            "corosync view"
+        );
         let _ = tap.sink.send(BusEvent::View { id, members });
     }
 }

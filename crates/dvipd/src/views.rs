@@ -33,6 +33,8 @@ pub struct View {
     pub id: u64,
     /// The members, sorted.
     pub members: Vec<Member>,
+    /// The ring it is on, as this process knows it: with the members, what the id digests.
+    pub ring: Ring,
 }
 
 /// The views of one connection to the group.
@@ -78,6 +80,7 @@ impl Views {
         Some(View {
             id: view_id(ring, &members),
             members,
+            ring,
         })
     }
 }
