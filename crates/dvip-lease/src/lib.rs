@@ -39,9 +39,10 @@
 //! A member's epoch moves only at agreed points (a takeover, or the end of a promise, delivered
 //! in the bus's order), which clears the promises about it. The caller hands the detector its
 //! agreed table's view and epochs whole after every input ([`Detector::set_agreed`]), so the
-//! two never disagree for longer than one input. No takeover is reported within `suspect_after` of a change of members,
-//! a paused detector suspects nobody until it has listened again, and a promise that leads
-//! to no takeover, or whose subject speaks again, is reported to be ended.
+//! two never disagree for longer than one input. No takeover is reported within
+//! `suspect_after` of a change of members, a paused detector suspects nobody until it has
+//! listened again, and a promise that leads to no takeover, or whose subject speaks again, is
+//! reported to be ended.
 
 mod beat;
 mod detector;

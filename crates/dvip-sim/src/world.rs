@@ -514,8 +514,7 @@ impl World {
         if let Some(node) = h.node.as_mut() {
             node.handle_bus_lost();
         }
-        // As dvipd's heartbeat thread: no group, nobody to beat to.
-        self.tell_detector(host);
+        // Its detector learns at the drain below that there is no group: nobody to beat to.
         let h = &mut self.hosts[host];
         if let Some(replica) = h.replica.as_mut() {
             // As dvipd's replica when its group is lost: alone until joined again.
@@ -1142,6 +1141,8 @@ impl World {
             }
         }
         self.drain_events(host);
+        // Once per input, whole, as dvipd hands its heartbeat thread the table after each.
+        self.tell_detector(host);
         let sent = self.hosts[host]
             .replica
             .as_mut()
@@ -1182,8 +1183,7 @@ impl World {
         }
     }
 
-    /// Takes a host's events, printing them when verbose, and tells its detector what it must
-    /// hear.
+    /// Takes a host's events, printing them when verbose.
     fn drain_events(&mut self, host: usize) {
         while let Some(event) = self.hosts[host].node.as_mut().and_then(Node::poll_event) {
             if self.verbose {
@@ -1206,6 +1206,5 @@ impl World {
                 self.stats.told_again += 1;
             }
         }
-        self.tell_detector(host);
     }
 }
