@@ -83,6 +83,17 @@ pub enum Event {
         /// The silent members.
         members: Vec<String>,
     },
+    /// Members of this node's view name it differently (their messages carry a view id this
+    /// node never had); with half the view or more, this node let every address go and joins
+    /// the group again.
+    ViewSplit {
+        /// The view, as this node names it.
+        view_id: u64,
+        /// The members naming it differently.
+        members: Vec<String>,
+        /// Whether this node stood down.
+        stood_down: bool,
+    },
     /// corosync stopped carrying this node's messages: every address let go.
     BusStalled {
         /// How long its echo had been out.
@@ -195,6 +206,7 @@ impl Event {
             Self::Dropped { .. } => "dropped",
             Self::Paused { .. } => "paused",
             Self::Silent { .. } => "silent",
+            Self::ViewSplit { .. } => "view_split",
             Self::BusStalled { .. } => "bus_stalled",
             Self::PlumbFailed { .. } => "plumb_failed",
             Self::GaveUp { .. } => "gave_up",
@@ -242,6 +254,25 @@ impl Event {
                 "view {view_id}: no State in time from {}: planned around as holding nothing",
                 list(members)
             ),
+            Self::ViewSplit {
+                view_id,
+                members,
+                stood_down,
+            } => {
+                if *stood_down {
+                    format!(
+                        "view {view_id}: {} name it differently, half the view or more: every \
+                         address let go, joining the group again",
+                        list(members)
+                    )
+                } else {
+                    format!(
+                        "view {view_id}: {} name it differently and stand down; planned around \
+                         as silent meanwhile",
+                        list(members)
+                    )
+                }
+            }
             Self::BusStalled { waited_ms } => format!(
                 "corosync carried nothing back for {waited_ms} ms: every address let go"
             ),

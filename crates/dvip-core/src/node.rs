@@ -79,6 +79,7 @@ use crate::entity::{Entity, ManagedAddress, NodeName, PlumbHint};
 use crate::retry::Retries;
 use crate::wire::{self, DecodeError, Message, StandingMove, State};
 
+mod split;
 mod takeover;
 pub use takeover::TakeoverRefused;
 
@@ -145,6 +146,9 @@ pub struct PlantedBugs {
     /// Trust a carried view even when another member says it did not carry it (plans on a
     /// table the others never shared when the bus shows members different histories).
     pub ignore_disagreement: bool,
+    /// Never stand down from a view that half its members name differently: each side plans
+    /// around the other as silent for good.
+    pub ignore_split: bool,
     /// Never give up on a member's State: a silent member freezes planning.
     pub wait_forever: bool,
     /// Answer for what it holds as soon as the lease is back, without waiting for the move
@@ -174,6 +178,10 @@ pub enum Action {
         /// Where it would be, when known.
         hint: Option<PlumbHint>,
     },
+    /// Leave the group and join it again: at least half of this node's view names the view
+    /// differently, so only a fresh view can reconcile them. Every address was let go first
+    /// (see `node/split.rs`).
+    Rejoin,
     /// Tell the link the address moved here (gratuitous ARP, unsolicited NA).
     Announce {
         /// The address.
@@ -250,6 +258,17 @@ pub enum Event {
     BusStalled {
         /// How long the echo had been out.
         waited: Duration,
+    },
+    /// Members of this node's view name it differently: their messages carry a view id this
+    /// node never had. Where they are at least half of the view, this node let every address
+    /// go and asks to join the group again ([`Action::Rejoin`]).
+    ViewSplit {
+        /// The view, as this node names it.
+        view_id: u64,
+        /// Each member heard naming another view, with the id it named last.
+        named: Vec<(NodeName, u64)>,
+        /// Whether this node stood down.
+        stood_down: bool,
     },
     /// These members sent no State of the round within the deadline: they are planned around
     /// as holding and offering nothing until they speak.
@@ -425,6 +444,8 @@ struct ViewState {
     /// This node asked for a new round for a member its own `Silent` found silent though
     /// that member's State had arrived meanwhile (once a view: see [`Node::mark_silent`]).
     late_round_sent: bool,
+    /// The view ids its members were heard naming (see `node/split.rs`).
+    heard: split::Heard,
 }
 
 /// [`Node::successors`] in `view`, with its standing moves as `pins`.
@@ -528,6 +549,8 @@ pub struct Node {
     standing: BTreeMap<IpAddr, StandingMove>,
     /// Epochs, promises and takeovers (docs/leases.md).
     leases: takeover::Leases,
+    /// The ids of this node's latest views, the current one last (see `node/split.rs`).
+    recent_views: VecDeque<u64>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -563,6 +586,7 @@ impl Node {
             changes: Changes::default(),
             standing: BTreeMap::new(),
             leases: takeover::Leases::default(),
+            recent_views: VecDeque::with_capacity(split::RECENT_VIEWS),
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -798,6 +822,9 @@ impl Node {
                 self.send_echo();
             }
         }
+        // Before the State deadline: a node that stands down is then free of what the others
+        // plan around it.
+        self.judge_split();
         self.give_up_on_states();
         self.retry_plumbs();
         let view_id = match &mut self.view {
@@ -872,7 +899,9 @@ impl Node {
             carried,
             recount_sent: false,
             late_round_sent: false,
+            heard: split::Heard::default(),
         });
+        self.remember_view(view_id);
         self.events.push_back(Event::View {
             view_id,
             members: members.iter().cloned().collect(),
@@ -916,6 +945,7 @@ impl Node {
             Ok(m) => m,
             Err(e) => return drop(self, DropReason::Decode(e)),
         };
+        self.hear_view_named(from, message.view_id());
         if let Message::Echo { nonce, .. } = message {
             // Whatever view it was sent in: it proves the bus carries this node's messages.
             if from == self.me {

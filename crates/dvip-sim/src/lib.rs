@@ -4,8 +4,9 @@
 //! that mostly agree) and a run: a safety phase that injects faults (daemon and host
 //! crashes, corosync deaths, pauses of a host or of its daemon alone, a stopped corosync
 //! under a running daemon, partitions and bridges, heals, config reloads, members whose
-//! States never arrive, plumbs that fail and interfaces deleted and created again,
-//! `announce view`, standby, online and move commands), then a liveness
+//! States never arrive, plumbs that fail and interfaces deleted and created again, a daemon
+//! restarted whose corosync names its views unlike the others', `announce view`, standby,
+//! online and move commands), then a liveness
 //! phase that heals everything (but, in some seeds, one member whose States never arrive),
 //! lets the cluster settle, and checks every offered address is plumbed
 //! on exactly one host. The bus is simulated with extended virtual
@@ -33,7 +34,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
 use scenario::{Dice, Pool};
-pub use scripted::{epoch_across_a_lost_bus, LostBus};
+pub use scripted::{epoch_across_a_lost_bus, misnamed_view, LostBus, Misnamed};
 pub use world::{Stats, Violation};
 use world::{Voice, World};
 
@@ -157,6 +158,11 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
     }
     heal_links(&mut world);
     for h in 0..hosts {
+        // The split a misnamed host is in heals by itself (its side stands down and joins
+        // again), over a few rounds; healing here leaves the liveness phase its usual time.
+        if world.misnamed(h) {
+            world.rejoin(h);
+        }
         world.power_on(h);
         world.start_corosync(h);
         world.continue_corosync(h);
@@ -372,10 +378,16 @@ fn inject(world: &mut World, dice: &mut Dice, pool: &Pool, disjoint: bool) {
             });
         }
         _ => {
-            world.touch(h);
             let pick = dice.below(1000);
             let target = dice.below(n);
             let clear = dice.chance(0.3);
+            // Drawn from the same dice as a move, so that every seed's faults stay the ones
+            // it had before this fault existed.
+            if kind == 19 && pick % 4 == 0 {
+                world.restart_misnamed(h);
+                return;
+            }
+            world.touch(h);
             world.with_node(h, |node| {
                 // Now and then an operator clears a standing move this node knows.
                 let standing: Vec<IpAddr> = node.standing_moves().map(|(a, _)| a).collect();

@@ -26,6 +26,8 @@ pub(crate) const DELIVERY: Duration = Duration::from_millis(1);
 pub(crate) const TICK: Duration = Duration::from_millis(100);
 /// How long dvipd waits before joining the group again after leaving it.
 pub(crate) const REJOIN: Duration = Duration::from_secs(1);
+/// What a misnamed host's view ids differ from the bus's by.
+const MISNAMED: u64 = 0x5eed_0000_0000_0000;
 /// How long an address outlives the daemon that stopped refreshing it (dvipd's shortest
 /// lifetime).
 pub(crate) const ADDRESS_LIFETIME: Duration = dvip_core::ADDRESS_LIFETIME_MIN;
@@ -94,6 +96,9 @@ pub(crate) struct Host {
     /// The daemon left the group to join again (its echo did not come back) and is out of
     /// it until then.
     away_until: Duration,
+    /// Its corosync names the group's views unlike the others' (CPG's process list here
+    /// differs from theirs: a zombie of the daemon before), until the daemon joins again.
+    misnamed: bool,
     /// Addresses on the host's interfaces.
     pub(crate) kernel: BTreeSet<IpAddr>,
     /// Until when every plumb on this host fails (a netlink error, an interface missing).
@@ -226,6 +231,9 @@ pub struct Stats {
     pub lapses: u64,
     /// Takeovers told again in the view after a broken ring (with leases).
     pub told_again: u64,
+    /// Daemons that stood down from a view half its members named differently, and joined
+    /// the group again.
+    pub stood_down: u64,
 }
 
 impl World {
@@ -247,6 +255,7 @@ impl World {
                 voice: Voice::Clear,
                 corosync_stopped: None,
                 away_until: Duration::ZERO,
+                misnamed: false,
                 kernel: BTreeSet::new(),
                 plumbs_fail_until: Duration::ZERO,
                 interface_gone: false,
@@ -443,6 +452,7 @@ impl World {
         // core then unplumbs its configured addresses again, which finds nothing.
         h.kernel.clear();
         h.delivered = None;
+        h.misnamed = false;
         let node = Node::new(h.name.clone(), self.options.clone(), &h.offered());
         h.node = Some(node);
         h.replica = Some(crate::replication::replica(&h.name));
@@ -580,6 +590,42 @@ impl World {
         self.schedule(FAILURE_DETECTION, Happening::Membership);
     }
 
+    /// The daemon is killed and started again, and its corosync names every view after
+    /// unlike the others (what CPG's process lists diverging around a dvipd restarted during
+    /// a merge did: chaos seed 47, round 146), until the daemon leaves the group and joins
+    /// again.
+    pub(crate) fn restart_misnamed(&mut self, host: usize) {
+        if self.hosts[host].paused || !self.hosts[host].powered {
+            return;
+        }
+        self.touch(host);
+        self.kill_daemon(host);
+        self.start_daemon(host);
+        self.hosts[host].misnamed = true;
+        self.record_event(&format!("restart {host}, its views misnamed"));
+        self.hosts[host].away_until = self.now + 2 * GROUP_CHANGE;
+        self.schedule(2 * GROUP_CHANGE, Happening::Membership);
+    }
+
+    /// Whether its corosync names views unlike the others'.
+    pub(crate) fn misnamed(&self, host: usize) -> bool {
+        self.hosts[host].misnamed
+    }
+
+    /// The daemon left the group to join it again ([`Action::Rejoin`]): the others see it
+    /// leave, then join as a new member, whose views its corosync names as theirs.
+    pub(crate) fn rejoin(&mut self, host: usize) {
+        self.touch(host);
+        let h = &mut self.hosts[host];
+        h.misnamed = false;
+        h.view = None;
+        h.delivered = None;
+        h.away_until = self.now + 2 * GROUP_CHANGE;
+        self.record_event(&format!("rejoin {host}"));
+        self.schedule(GROUP_CHANGE, Happening::Membership);
+        self.schedule(2 * GROUP_CHANGE, Happening::Membership);
+    }
+
     /// The daemon is restarted (a clean stop, then a start) as a build whose multicasts
     /// arrive as `voice` says.
     pub(crate) fn restart_daemon(&mut self, host: usize, voice: Voice) {
@@ -711,6 +757,12 @@ impl World {
 
     /// A view for the daemon and its replica.
     fn hand_view(&mut self, host: usize, view_id: u64, names: &BTreeSet<String>) {
+        // Each misnamed host its own way: two of them name a view unlike each other too.
+        let view_id = if self.hosts[host].misnamed {
+            view_id ^ MISNAMED.wrapping_mul(host as u64 + 1)
+        } else {
+            view_id
+        };
         if let Some(replica) = self.hosts[host].replica.as_mut() {
             replica.handle_view(view_id, names);
         }
@@ -1092,6 +1144,10 @@ impl World {
             self.drain_events(host);
             match action {
                 Action::Send(bytes) => self.multicast(host, bytes),
+                Action::Rejoin => {
+                    self.stats.stood_down += 1;
+                    self.rejoin(host);
+                }
                 Action::Plumb { address, .. } if self.now < self.hosts[host].plumbs_fail_until => {
                     self.stats.plumbs += 1;
                     self.record_event(&format!("plumb failed {host} {address}"));

@@ -1007,3 +1007,76 @@ fn every_survivor_knows_beforehand_who_takes_each_address_of_a_node_that_dies() 
         );
     }
 }
+
+/// corosync put four members in one ring, but n1's process list there is unlike the others',
+/// so n1 names the view differently (chaos seed 47, round 146). Each side drops the other's
+/// messages as stale. n1, which finds every other member elsewhere, stands down before the
+/// others' State deadline plans around it, so nobody plumbs an address n1 still has; the
+/// others go on, naming n1.
+#[test]
+fn a_member_naming_the_view_unlike_the_rest_stands_down_before_they_plan_around_it() {
+    let config = addresses(8, None);
+    let mut c = Cluster::new(&[config.clone(), config.clone(), config.clone(), config]);
+    let all = [0, 1, 2, 3];
+    c.view(&all);
+    c.advance(Duration::from_secs(3), &all);
+    assert!(!c.plumbed[0].is_empty(), "n1 holds its share before");
+    for node in &mut c.nodes {
+        while node.poll_event().is_some() {}
+    }
+
+    let names: BTreeSet<String> = (1..=4).map(|i| format!("n{i}")).collect();
+    c.nodes[0].handle_view(1000, &names);
+    c.drain(0);
+    for i in 1..4 {
+        c.nodes[i].handle_view(2, &names);
+        c.drain(i);
+    }
+    c.settle(&all);
+    let mut split = [None; 4];
+    let mut rejoined = false;
+    for _ in 0..12 {
+        c.now += Duration::from_millis(250);
+        for i in all {
+            c.nodes[i].handle_timeout(c.now);
+            while let Some(action) = c.nodes[i].poll_action() {
+                rejoined |= i == 0 && action == Action::Rejoin;
+                if let Action::Unplumb { address, .. } = action {
+                    c.plumbed[i].remove(&address);
+                } else if let Action::Plumb { address, .. } = action {
+                    c.nodes[i].handle_plumb_done(address);
+                    assert!(
+                        (0..4).all(|j| j == i || !c.plumbed[j].contains(&address)),
+                        "n{} plumbed {address} while another member had it",
+                        i + 1
+                    );
+                    c.plumbed[i].insert(address);
+                } else if let Action::Send(bytes) = action {
+                    c.queue.push_back((i, bytes));
+                }
+            }
+            while let Some(event) = c.nodes[i].poll_event() {
+                if let Event::ViewSplit {
+                    stood_down, named, ..
+                } = event
+                {
+                    split[i] = Some((stood_down, named.len()));
+                }
+            }
+        }
+        c.settle(&all);
+    }
+    assert!(rejoined, "n1 asked to join the group again");
+    assert_eq!(
+        split[0],
+        Some((true, 3)),
+        "n1 stood down from the other three"
+    );
+    for (i, seen) in split.iter().enumerate().skip(1) {
+        assert_eq!(*seen, Some((false, 1)), "n{} went on, naming n1", i + 1);
+    }
+    assert!(c.plumbed[0].is_empty(), "n1 holds nothing");
+    assert_eq!(c.nodes[0].view_id(), None, "n1 is out of the view");
+    let served: BTreeSet<IpAddr> = c.plumbed[1..].iter().flatten().copied().collect();
+    assert_eq!(served.len(), 8, "the other three serve every address");
+}

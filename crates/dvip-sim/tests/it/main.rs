@@ -237,3 +237,41 @@ fn replication_is_exercised_through_the_faults() {
     assert!(outcome.stats.replica_ops > 10, "{:?}", outcome.stats);
     assert!(outcome.stats.replica_deliveries > 10, "{:?}", outcome.stats);
 }
+
+/// A restarted daemon whose corosync names every view unlike the others (chaos seed 47, round
+/// 146): it stands down and joins again, and the cluster ends on one view.
+#[test]
+fn a_daemon_naming_its_view_unlike_the_others_stands_down_and_the_cluster_agrees_again() {
+    for seed in 0..20 {
+        let run = dvip_sim::misnamed_view(seed, &RunOptions::default());
+        assert!(
+            run.violations.is_empty(),
+            "seed {seed}: {:?}",
+            run.violations
+        );
+        assert!(run.stood_down >= 1, "seed {seed}: nobody stood down");
+        let ids: std::collections::BTreeSet<_> = run.view_ids.iter().collect();
+        assert_eq!(ids.len(), 1, "seed {seed}: views {:?}", run.view_ids);
+        assert!(run.view_ids[0].is_some(), "seed {seed}: no view");
+    }
+}
+
+/// Without standing down, the split stands: each side plans around the other as silent, and
+/// the liveness check finds addresses answered twice.
+#[test]
+fn the_checker_catches_a_view_split_nobody_stands_down_from() {
+    let mut options = RunOptions::default();
+    options.node.planted = PlantedBugs {
+        ignore_split: true,
+        ..PlantedBugs::default()
+    };
+    let caught = (0..20).find_map(|seed| {
+        let run = dvip_sim::misnamed_view(seed, &options);
+        run.violations.first().map(|v| (seed, v.what.clone()))
+    });
+    let (seed, what) = caught.expect("no seed caught a view split that nobody stood down from");
+    assert!(
+        what.starts_with("liveness:") && what.contains("silent"),
+        "seed {seed}: {what}"
+    );
+}

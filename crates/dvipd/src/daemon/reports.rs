@@ -199,6 +199,7 @@ impl Daemon {
                 m.silent.inc_by(members.len() as u64);
             }
             Event::BusStalled { .. } => m.error("bus"),
+            Event::ViewSplit { .. } => m.error("view_split"),
             Event::GaveUp { .. } => {
                 m.plumb_give_ups.inc();
             }
@@ -279,6 +280,30 @@ pub(super) fn log_event(event: &Event) {
                 "no State from these members in time: planned around as silent"
             );
         }
+        Event::ViewSplit {
+            view_id,
+            named,
+            stood_down,
+        } => {
+            // Both ids of every member, so the two sides' logs can be matched.
+            let named: Vec<String> = named.iter().map(|(m, id)| format!("{m}:{id}")).collect();
+            if *stood_down {
+                error!(
+                    view_id,
+                    ?named,
+                    "half this view or more names it differently: every address released, \
+                     joining the group again (if this repeats, corosync's process list here \
+                     differs from the others': compare `corosync-cpgtool` on each node, and \
+                     restart corosync on the odd one)"
+                );
+            } else {
+                warn!(
+                    view_id,
+                    ?named,
+                    "these members name this view differently: they stand down and join again"
+                );
+            }
+        }
         Event::BusStalled { waited } => {
             error!(?waited, "corosync no longer carries this node's messages: every address released until it does again");
         }
@@ -320,6 +345,15 @@ pub(super) fn console_event(event: &Event) -> Option<dvip_console::Event> {
         Event::Silent { view_id, members } => E::Silent {
             view_id: *view_id,
             members: members.clone(),
+        },
+        Event::ViewSplit {
+            view_id,
+            named,
+            stood_down,
+        } => E::ViewSplit {
+            view_id: *view_id,
+            members: named.iter().map(|(m, _)| m.clone()).collect(),
+            stood_down: *stood_down,
         },
         Event::BusStalled { waited } => E::BusStalled {
             waited_ms: millis(*waited),
