@@ -856,6 +856,11 @@ impl Node {
         if !members.contains(&self.me) || self.view.as_ref().is_some_and(|v| v.id == view_id) {
             return;
         }
+        let before: BTreeSet<NodeName> = self
+            .view
+            .as_ref()
+            .map(|v| v.table.keys().cloned().collect())
+            .unwrap_or_default();
         let old = self.view.take().filter(|old| {
             old.ready()
                 && members.len() < old.table.len()
@@ -863,6 +868,7 @@ impl Node {
         });
         let carried = old.is_some();
         self.leases.new_view(members);
+        self.hold_back_for_the_returning(&before, members);
         let table = match old {
             Some(old) => old
                 .table
@@ -1451,11 +1457,13 @@ impl Node {
             return;
         }
         // Two sides of a healed partition may both hold it until the plan settles which one
-        // keeps it; the other side answers meanwhile, and plumbing here would make two.
-        let shared = self.view.as_ref().is_some_and(|v| {
-            v.table
-                .iter()
-                .any(|(n, m)| *n != self.me && m.holdings.contains(&address))
+        // keeps it; the other side answers meanwhile, and plumbing here would make two. Before
+        // every State is in, this node cannot know: it waits for the plan.
+        let shared = self.view.as_ref().is_none_or(|v| {
+            !v.ready()
+                || v.table
+                    .iter()
+                    .any(|(n, m)| *n != self.me && m.holdings.contains(&address))
         });
         if shared {
             self.retries.failed(address, self.now);
@@ -1474,6 +1482,11 @@ impl Node {
     /// deadline: released, so the next candidate takes them, with their interfaces no longer
     /// offered (what else this node holds there moves by the plan, release before acquire).
     fn retry_plumbs(&mut self) {
+        // Not before the view is planned (see `plumb_again`), and without counting the wait
+        // towards giving the interface up.
+        if !self.view.as_ref().is_some_and(ViewState::ready) {
+            return;
+        }
         let due = self.retries.due(self.now, self.options.plumb_deadline);
         for address in due.retry {
             self.plumb_again(address);

@@ -34,7 +34,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
 use scenario::{Dice, Pool};
-pub use scripted::{epoch_across_a_lost_bus, misnamed_view, LostBus, Misnamed};
+pub use scripted::{
+    cut_off_while_taken_over, epoch_across_a_lost_bus, misnamed_view, CutOff, LostBus, Misnamed,
+};
 pub use world::{Stats, Violation};
 use world::{Voice, World};
 

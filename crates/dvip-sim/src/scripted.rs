@@ -112,3 +112,40 @@ pub fn misnamed_view(seed: u64, options: &RunOptions) -> Misnamed {
         violations: world.violations,
     }
 }
+
+/// What [`cut_off_while_taken_over`] did.
+#[derive(Debug, Clone)]
+pub struct CutOff {
+    /// Takeovers of the cut-off host's addresses on its lease.
+    pub takeovers: u64,
+    /// Every invariant breach, liveness included.
+    pub violations: Vec<Violation>,
+}
+
+/// Three hosts with leases. Host 1 is cut off from both others: they take its addresses on
+/// its lease, before corosync's view, while host 1, alone in its own view, keeps them all
+/// and takes the rest. The links come back after `apart`. Back with its takers, host 1 holds
+/// back until the merged view has settled; it must then answer again, and every address
+/// from one host.
+pub fn cut_off_while_taken_over(seed: u64, apart: Duration, options: &RunOptions) -> CutOff {
+    let hosts = 3;
+    let dice = Dice(ChaCha8Rng::seed_from_u64(seed));
+    let mut world = settled_alike(seed, dice, hosts, options);
+    let mut until = world.now;
+    let takeovers = world.stats.takeovers;
+    for other in [0, 2] {
+        world.set_link(1, other, false);
+    }
+    until += apart;
+    world.run_until(until, check::settled);
+    for other in [0, 2] {
+        world.set_link(1, other, true);
+    }
+    until += Duration::from_secs(4);
+    world.run_until(until, check::settled);
+    check::judge_live(&mut world);
+    CutOff {
+        takeovers: world.stats.takeovers - takeovers,
+        violations: world.violations,
+    }
+}

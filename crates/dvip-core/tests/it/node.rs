@@ -40,7 +40,7 @@ pub(crate) struct Cluster {
     /// Every Announce: (node, address).
     announced: Vec<(usize, IpAddr)>,
     /// While the cluster is split, both sides may hold an address.
-    split: bool,
+    pub(crate) split: bool,
     /// A node whose multicasts nobody else can read (a build of another wire version).
     garbled: Option<usize>,
     /// A node whose plumbs fail (its interface is missing), and how many it tried.

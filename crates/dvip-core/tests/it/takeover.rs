@@ -318,3 +318,50 @@ fn a_promise_in_an_epoch_the_table_has_left_defers_nothing() {
     c.nodes[survivors[0]].handle_promised(&name(subject), 1, plan);
     assert!(held.iter().any(|a| c.nodes[survivors[0]].defers(a)));
 }
+
+/// The subject is cut off just as the others take it over on its lease: it never hears the
+/// `Took`, and alone in its own view it keeps everything and answers again. Back with them,
+/// it must not answer until the merged view has settled: only the takers' `Epochs`, a few
+/// messages into that view, tell it that its epoch moved (simulator seed 67 with leases).
+#[test]
+fn a_subject_cut_off_as_it_was_taken_over_answers_nothing_back_with_its_takers_until_settled() {
+    let (mut c, subject) = cluster();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != subject).collect();
+    c.nodes[subject].handle_lease_lapsed();
+    c.drain(subject);
+    let plan = promise(&mut c, subject, &survivors);
+    let stale = std::mem::take(&mut c.plumbed[subject]);
+    for &i in &survivors {
+        c.nodes[i]
+            .handle_takeover(&name(subject), 0, plan)
+            .expect("taken");
+        c.drain(i);
+    }
+    c.plumbed[subject] = stale;
+    // The partition: each side gets a view of its own; the subject hears none of the Tooks.
+    c.split = true;
+    c.view(&survivors);
+    c.view(&[subject]);
+    c.advance(Duration::from_secs(2), &[subject]);
+    assert!(c.nodes[subject].may_answer(), "alone, it answers again");
+    assert_eq!(c.plumbed[subject].len(), 9, "alone, it holds everything");
+
+    // The heal: everyone is shown the merged view; nothing of it is delivered yet.
+    let names: BTreeSet<String> = (0..3).map(name).collect();
+    for i in 0..3 {
+        c.nodes[i].handle_view(1000, &names);
+        c.drain(i);
+    }
+    assert!(
+        !c.nodes[subject].may_answer(),
+        "back with its takers, it answers for nothing before the view has settled"
+    );
+    c.split = false;
+    c.settle(&[0, 1, 2]);
+    c.advance(Duration::from_secs(3), &[0, 1, 2]);
+    assert!(c.nodes[subject].may_answer(), "settled, it answers again");
+    for i in 1..=9 {
+        let owners = c.owners(&format!("198.51.100.{i}"));
+        assert_eq!(owners.len(), 1, "198.51.100.{i}: {owners:?}");
+    }
+}

@@ -198,3 +198,28 @@ fn an_epoch_kept_across_a_lost_bus_still_lets_the_member_be_taken_over_and_come_
         );
     }
 }
+
+/// A host cut off just as the others take it over on its lease keeps its addresses on its
+/// own side; back with them, it holds back until the merged view settles, and must neither
+/// answer next to a taker nor stay held back.
+#[test]
+fn a_host_cut_off_as_it_is_taken_over_does_not_answer_next_to_its_taker_when_it_returns() {
+    let options = RunOptions {
+        leases: true,
+        ..RunOptions::default()
+    };
+    let mut taken = 0;
+    for seed in 0..20 {
+        for apart_ms in [400, 1500, 3000] {
+            let apart = Duration::from_millis(apart_ms);
+            let run = dvip_sim::cut_off_while_taken_over(seed, apart, &options);
+            assert!(
+                run.violations.is_empty(),
+                "seed {seed}, apart {apart_ms} ms: {:?}",
+                run.violations
+            );
+            taken += run.takeovers;
+        }
+    }
+    assert!(taken > 0, "no takeover on a lease happened");
+}
