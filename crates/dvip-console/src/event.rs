@@ -84,8 +84,8 @@ pub enum Event {
         members: Vec<String>,
     },
     /// Members of this node's view name it differently (their messages carry a view id this
-    /// node never had); with half the view or more, this node let every address go and joins
-    /// the group again.
+    /// node never had); with half the view or more, this node let every address go and left
+    /// the view until corosync shows it a new one.
     ViewSplit {
         /// The view, as this node names it.
         view_id: u64,
@@ -262,7 +262,7 @@ impl Event {
                 if *stood_down {
                     format!(
                         "view {view_id}: {} name it differently, half the view or more: every \
-                         address let go, joining the group again",
+                         address let go until corosync shows a new view",
                         list(members)
                     )
                 } else {

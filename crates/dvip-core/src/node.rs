@@ -178,10 +178,6 @@ pub enum Action {
         /// Where it would be, when known.
         hint: Option<PlumbHint>,
     },
-    /// Leave the group and join it again: at least half of this node's view names the view
-    /// differently, so only a fresh view can reconcile them. Every address was let go first
-    /// (see `node/split.rs`).
-    Rejoin,
     /// Tell the link the address moved here (gratuitous ARP, unsolicited NA).
     Announce {
         /// The address.
@@ -261,7 +257,7 @@ pub enum Event {
     },
     /// Members of this node's view name it differently: their messages carry a view id this
     /// node never had. Where they are at least half of the view, this node let every address
-    /// go and asks to join the group again ([`Action::Rejoin`]).
+    /// go and left the view until corosync shows it another (see `node/split.rs`).
     ViewSplit {
         /// The view, as this node names it.
         view_id: u64,

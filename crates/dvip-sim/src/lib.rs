@@ -160,8 +160,8 @@ pub fn run(seed: u64, options: &RunOptions) -> Outcome {
     }
     heal_links(&mut world);
     for h in 0..hosts {
-        // The split a misnamed host is in heals by itself (its side stands down and joins
-        // again), over a few rounds; healing here leaves the liveness phase its usual time.
+        // A misnamed host stays stood down until its corosync names views as the others do
+        // (a ring change would see to it): mended here, as every other fault is healed.
         if world.misnamed(h) {
             world.rejoin(h);
         }

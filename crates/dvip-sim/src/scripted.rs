@@ -82,8 +82,14 @@ pub fn epoch_across_a_lost_bus(seed: u64, options: &RunOptions) -> LostBus {
 /// What [`misnamed_view`] did.
 #[derive(Debug, Clone)]
 pub struct Misnamed {
-    /// Daemons that stood down from the split view and joined again.
+    /// Daemons that stood down from the split view.
     pub stood_down: u64,
+    /// What the misnamed host had in its kernel while the split stood.
+    pub held_while_split: usize,
+    /// Addresses the other three had between them, counted once, while the split stood.
+    pub served_while_split: usize,
+    /// Addresses served before the fault.
+    pub addresses: usize,
     /// Each running daemon's view id at the end.
     pub view_ids: Vec<Option<u64>>,
     /// Every invariant breach, liveness included.
@@ -91,19 +97,36 @@ pub struct Misnamed {
 }
 
 /// Four hosts settle; then host 0's daemon is killed and started again, and its corosync names
-/// every view after unlike the others' (what chaos seed 47 met at round 146, where CPG showed
-/// a restarted dvipd a process list unlike the others'). Host 0 must stand down and join
-/// again, and the cluster must end on one view, every address on one host.
+/// every view after unlike the others' (what chaos seed 47 met at round 146). Host 0 must stand
+/// down, holding nothing, while the other three serve every address. Then its corosync's
+/// names are mended (a ring change does that), and the cluster must end on one view, every
+/// address on one host.
 pub fn misnamed_view(seed: u64, options: &RunOptions) -> Misnamed {
     let dice = Dice(ChaCha8Rng::seed_from_u64(seed));
     let mut world = settled_alike(seed, dice, 4, options);
     let mut until = world.now;
+    let addresses: std::collections::BTreeSet<_> = world
+        .hosts
+        .iter()
+        .flat_map(|h| h.kernel.iter().copied())
+        .collect();
     world.restart_misnamed(0);
-    until += Duration::from_secs(8);
+    until += Duration::from_secs(5);
+    world.run_until(until, check::settled);
+    let held_while_split = world.hosts[0].kernel.len();
+    let served: std::collections::BTreeSet<_> = world.hosts[1..]
+        .iter()
+        .flat_map(|h| h.kernel.iter().copied())
+        .collect();
+    world.rejoin(0);
+    until += Duration::from_secs(5);
     world.run_until(until, check::settled);
     check::judge_live(&mut world);
     Misnamed {
         stood_down: world.stats.stood_down,
+        held_while_split,
+        served_while_split: served.len(),
+        addresses: addresses.len(),
         view_ids: world
             .hosts
             .iter()

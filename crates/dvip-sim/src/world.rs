@@ -231,8 +231,7 @@ pub struct Stats {
     pub lapses: u64,
     /// Takeovers told again in the view after a broken ring (with leases).
     pub told_again: u64,
-    /// Daemons that stood down from a view half its members named differently, and joined
-    /// the group again.
+    /// Daemons that stood down from a view half its members named differently.
     pub stood_down: u64,
 }
 
@@ -612,8 +611,9 @@ impl World {
         self.hosts[host].misnamed
     }
 
-    /// The daemon left the group to join it again ([`Action::Rejoin`]): the others see it
-    /// leave, then join as a new member, whose views its corosync names as theirs.
+    /// The daemon leaves the group and joins it again, as a restart would: the others see it
+    /// leave, then join as a new member, whose views its corosync names as theirs (the
+    /// liveness phase's repair of a misnamed host, and the scripts').
     pub(crate) fn rejoin(&mut self, host: usize) {
         self.touch(host);
         let h = &mut self.hosts[host];
@@ -1144,10 +1144,6 @@ impl World {
             self.drain_events(host);
             match action {
                 Action::Send(bytes) => self.multicast(host, bytes),
-                Action::Rejoin => {
-                    self.stats.stood_down += 1;
-                    self.rejoin(host);
-                }
                 Action::Plumb { address, .. } if self.now < self.hosts[host].plumbs_fail_until => {
                     self.stats.plumbs += 1;
                     self.record_event(&format!("plumb failed {host} {address}"));
@@ -1260,6 +1256,12 @@ impl World {
             }
             if let Event::ToldAgain { .. } = event {
                 self.stats.told_again += 1;
+            }
+            if let Event::ViewSplit {
+                stood_down: true, ..
+            } = event
+            {
+                self.stats.stood_down += 1;
             }
         }
     }

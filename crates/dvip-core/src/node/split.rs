@@ -12,24 +12,32 @@
 //! ring change, which may never come.
 //!
 //! The rule. A member's messages name a view; an id this node never had (not among its
-//! recent views), heard from a member of its current view once that member has had time to
-//! install it, means the two name this view differently. A member heard in this node's
-//! view at all is not counted. Once the evidence had time to come (every member echoes
-//! every [`crate::NodeOptions::echo_interval`]), a node whose view has at least as many
-//! members naming it elsewhere as naming it alike (itself included) stands down: it lets
-//! every address go, as on losing corosync, and asks its caller to leave the group and join
-//! again ([`crate::Action::Rejoin`]), which gives it and the others a fresh view. Where
-//! those naming it alike are the majority, the node goes on: the smaller side stands down,
-//! so when the State deadline plans around it as silent, its addresses are already free.
-//! A tie stands both sides down, which is safe; joining again settles it.
+//! recent views) means the two name this view differently, if this node keeps hearing it:
+//! over at least one [`crate::NodeOptions::echo_interval`] (every member echoes that often),
+//! the last time once the member has had time to install the view. A backlog read at once
+//! (a member, or this node, that was busy for seconds) spans no time and does not count;
+//! a member heard in this node's view at all is not counted. A node whose view has at least
+//! as many members naming it elsewhere as naming it alike (itself included) stands down: it
+//! lets every address go and leaves the view, as on losing corosync, and takes nothing until
+//! corosync shows it a new one (any change of the group or the ring; a ring change also
+//! makes corosync's process lists agree again). Where those naming it alike are the
+//! majority, the node goes on: the smaller side stands down, so when the State deadline
+//! plans around it as silent, its addresses are already free. A tie stands both sides down,
+//! which is safe.
 //!
-//! Its timing, in fractions of the State deadline so that it always acts before it: members
-//! are heard from half of it after the view's installation (a member lagging that long is
-//! as good as silent), and judged from three quarters of it.
+//! Leaving the group and joining again from the same process would be quicker, but corosync
+//! refuses the join (`TRY_AGAIN`) for as long as the old membership stands, which was more
+//! than a minute in the lab.
+//!
+//! Its timing, in fractions of the State deadline so that it always acts before it: the
+//! last message naming elsewhere must come from half of it after the view's installation
+//! (a member lagging that long is as good as silent), and the judgement is from three
+//! quarters of it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use super::{Action, Event, Node};
+use super::{Event, Node};
 use crate::entity::NodeName;
 
 /// How many of this node's latest view ids count as known: a member behind by a few views
@@ -41,8 +49,9 @@ pub(super) const RECENT_VIEWS: usize = 8;
 pub(super) struct Heard {
     /// Members heard in this view.
     alike: BTreeSet<NodeName>,
-    /// Members heard naming a view this node never had, with the last id named.
-    elsewhere: BTreeMap<NodeName, u64>,
+    /// Members heard naming a view this node never had: the last id named, and when that
+    /// was first and last heard.
+    elsewhere: BTreeMap<NodeName, (u64, Duration, Duration)>,
     /// This node reported the split (once a view).
     reported: bool,
 }
@@ -58,7 +67,7 @@ impl Node {
 
     /// A message from `from` named `view_id` (whatever it was, and before any check).
     pub(super) fn hear_view_named(&mut self, from: &str, view_id: u64) {
-        let heard_from = self.now.saturating_sub(self.options.state_deadline / 2);
+        let now = self.now;
         let known = self.recent_views.contains(&view_id);
         let Some(view) = self.view.as_mut() else {
             return;
@@ -68,8 +77,14 @@ impl Node {
         }
         if view_id == view.id {
             view.heard.alike.insert(from.to_owned());
-        } else if !known && view.installed_at <= heard_from {
-            view.heard.elsewhere.insert(from.to_owned(), view_id);
+        } else if !known {
+            let heard = view
+                .heard
+                .elsewhere
+                .entry(from.to_owned())
+                .or_insert((view_id, now, now));
+            heard.0 = view_id;
+            heard.2 = now;
         }
     }
 
@@ -81,6 +96,7 @@ impl Node {
             return;
         }
         let judge_from = self.now.saturating_sub(self.options.state_deadline * 3 / 4);
+        let (grace, span) = (self.options.state_deadline / 2, self.options.echo_interval);
         let Some(view) = self.view.as_mut() else {
             return;
         };
@@ -91,8 +107,12 @@ impl Node {
             .heard
             .elsewhere
             .iter()
-            .filter(|(m, _)| !view.heard.alike.contains(*m))
-            .map(|(m, id)| (m.clone(), *id))
+            .filter(|(m, (_, first, last))| {
+                !view.heard.alike.contains(*m)
+                    && *last >= view.installed_at + grace
+                    && last.saturating_sub(*first) >= span
+            })
+            .map(|(m, (id, _, _))| (m.clone(), *id))
             .collect();
         if elsewhere.is_empty() {
             return;
@@ -108,7 +128,6 @@ impl Node {
         });
         if stand_down {
             self.handle_bus_lost();
-            self.actions.push_back(Action::Rejoin);
         }
     }
 }

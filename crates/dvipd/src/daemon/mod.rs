@@ -548,13 +548,6 @@ impl Daemon {
                 },
                 Bus::Corosync { bus: None, .. } => {}
             },
-            Action::Rejoin => {
-                // The core let every address go already. Joining afresh gives this node and
-                // the others a new view, which corosync names alike unless its own process
-                // lists still differ.
-                info!("leaving the group to join it again");
-                self.leave_bus();
-            }
             Action::Plumb { address, hint } => match self
                 .plumber
                 .plumb(address, hint.cidrmask, &hint.interface)

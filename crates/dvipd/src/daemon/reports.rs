@@ -291,16 +291,17 @@ pub(super) fn log_event(event: &Event) {
                 error!(
                     view_id,
                     ?named,
-                    "half this view or more names it differently: every address released, \
-                     joining the group again (if this repeats, corosync's process list here \
-                     differs from the others': compare `corosync-cpgtool` on each node, and \
-                     restart corosync on the odd one)"
+                    "half this view or more names it differently: every address released until \
+                     corosync shows a new view (if none comes, or this repeats, corosync's \
+                     process list here differs from the others': compare `corosync-cpgtool` on \
+                     each node, and restart corosync on the odd one)"
                 );
             } else {
                 warn!(
                     view_id,
                     ?named,
-                    "these members name this view differently: they stand down and join again"
+                    "these members name this view differently: they stand down, and are planned \
+                     around as silent"
                 );
             }
         }
