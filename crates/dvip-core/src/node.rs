@@ -852,11 +852,7 @@ impl Node {
         if !members.contains(&self.me) || self.view.as_ref().is_some_and(|v| v.id == view_id) {
             return;
         }
-        let before: BTreeSet<NodeName> = self
-            .view
-            .as_ref()
-            .map(|v| v.table.keys().cloned().collect())
-            .unwrap_or_default();
+        self.hold_back_for_the_returning(members);
         let old = self.view.take().filter(|old| {
             old.ready()
                 && members.len() < old.table.len()
@@ -864,7 +860,6 @@ impl Node {
         });
         let carried = old.is_some();
         self.leases.new_view(members);
-        self.hold_back_for_the_returning(&before, members);
         let table = match old {
             Some(old) => old
                 .table

@@ -3,6 +3,8 @@
 //!
 //! Owns the scripts. It must not judge beyond the checker: the violations are `check`'s.
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
@@ -105,19 +107,12 @@ pub fn misnamed_view(seed: u64, options: &RunOptions) -> Misnamed {
     let dice = Dice(ChaCha8Rng::seed_from_u64(seed));
     let mut world = settled_alike(seed, dice, 4, options);
     let mut until = world.now;
-    let addresses: std::collections::BTreeSet<_> = world
-        .hosts
-        .iter()
-        .flat_map(|h| h.kernel.iter().copied())
-        .collect();
+    let addresses = answered_by(&world, 0..4);
     world.restart_misnamed(0);
     until += Duration::from_secs(5);
     world.run_until(until, check::settled);
     let held_while_split = world.hosts[0].kernel.len();
-    let served: std::collections::BTreeSet<_> = world.hosts[1..]
-        .iter()
-        .flat_map(|h| h.kernel.iter().copied())
-        .collect();
+    let served = answered_by(&world, 1..4);
     world.rejoin(0);
     until += Duration::from_secs(5);
     world.run_until(until, check::settled);
@@ -134,6 +129,14 @@ pub fn misnamed_view(seed: u64, options: &RunOptions) -> Misnamed {
             .collect(),
         violations: world.violations,
     }
+}
+
+/// The addresses on the kernels of `hosts`, each once.
+fn answered_by(world: &World, hosts: std::ops::Range<usize>) -> BTreeSet<IpAddr> {
+    world.hosts[hosts]
+        .iter()
+        .flat_map(|h| h.kernel.iter().copied())
+        .collect()
 }
 
 /// What [`cut_off_while_taken_over`] did.

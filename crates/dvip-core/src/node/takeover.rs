@@ -542,28 +542,25 @@ impl Node {
             .retain(|m, p| m != about || p.epoch >= epoch);
     }
 
-    /// Ends the hold-back once nothing of the move is in flight and this node holds nothing
-    /// another member holds. Called after every delivered message.
-    /// A new view with `members`, after one with `before`. A member that returns from the
-    /// other side of a partition may have taken this node's addresses on its lease just before
+    /// A new view with `members` is about to replace the current one. A member that returns
+    /// from the other side of a partition may have taken this node's addresses on its lease just before
     /// (this node's lease lapsed in a view with it), while this node, on its own side, kept
     /// or took them again: the `Took` never reached it. Its epoch's move arrives only with
     /// the returning member's `Epochs`, a few messages into the view; until the view has
     /// settled, this node answers for nothing (found by simulator seed 67 with leases, on a
     /// fault sequence since gone; RELIABILITY.md).
-    pub(super) fn hold_back_for_the_returning(
-        &mut self,
-        before: &BTreeSet<NodeName>,
-        members: &BTreeSet<NodeName>,
-    ) {
-        if members
-            .iter()
-            .any(|m| !before.contains(m) && self.leases.lapsed_among.contains(m))
-        {
+    pub(super) fn hold_back_for_the_returning(&mut self, members: &BTreeSet<NodeName>) {
+        let returning = members.iter().any(|m| {
+            self.leases.lapsed_among.contains(m)
+                && self.view.as_ref().is_none_or(|v| !v.table.contains_key(m))
+        });
+        if returning {
             self.leases.held_back = true;
         }
     }
 
+    /// Ends the hold-back once nothing of the move is in flight and this node holds nothing
+    /// another member holds. Called after every delivered message.
     pub(super) fn settle_hold_back(&mut self) {
         if !self.leases.held_back
             || self.leases.unsettled.contains_key(&self.me)

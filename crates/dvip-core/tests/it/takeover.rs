@@ -35,6 +35,21 @@ fn promise(c: &mut Cluster, subject: usize, survivors: &[usize]) -> u64 {
     plan
 }
 
+/// Every survivor promises about a subject that is alive and takes its share on the lease's
+/// end; each `Took` waits on the bus. The subject's kernel stopped answering when its lease ran
+/// out: what it still has is a stale copy the test bus must not count against the takers.
+fn take_over_a_live_subject(c: &mut Cluster, subject: usize, survivors: &[usize]) {
+    let plan = promise(c, subject, survivors);
+    let stale = std::mem::take(&mut c.plumbed[subject]);
+    for &i in survivors {
+        c.nodes[i]
+            .handle_takeover(&name(subject), 0, plan)
+            .expect("taken");
+        c.drain(i);
+    }
+    c.plumbed[subject] = stale;
+}
+
 #[test]
 fn a_takeover_plumbs_each_successors_share_at_once_and_the_table_follows() {
     let (mut c, dead) = cluster();
@@ -140,17 +155,7 @@ fn a_live_subject_lets_go_of_what_was_taken_and_answers_again_once_its_epoch_set
     // Its beats were lost while the bus carried on: it is alive, and hears every message.
     let (mut c, subject) = cluster();
     let survivors: Vec<usize> = (0..3).filter(|&i| i != subject).collect();
-    let plan = promise(&mut c, subject, &survivors);
-    // Its kernel stopped answering when its lease ran out; what it still has is a stale copy
-    // the test bus must not count against the takers.
-    let stale = std::mem::take(&mut c.plumbed[subject]);
-    for &i in &survivors {
-        c.nodes[i]
-            .handle_takeover(&name(subject), 0, plan)
-            .expect("taken");
-        c.drain(i);
-    }
-    c.plumbed[subject] = stale;
+    take_over_a_live_subject(&mut c, subject, &survivors);
     // The first Took reaches everyone: the subject lets go and holds back.
     let first = c.queue.pop_front().expect("a Took");
     let from = c.nodes[first.0].name().to_owned();
@@ -329,15 +334,7 @@ fn a_subject_cut_off_as_it_was_taken_over_answers_nothing_back_with_its_takers_u
     let survivors: Vec<usize> = (0..3).filter(|&i| i != subject).collect();
     c.nodes[subject].handle_lease_lapsed();
     c.drain(subject);
-    let plan = promise(&mut c, subject, &survivors);
-    let stale = std::mem::take(&mut c.plumbed[subject]);
-    for &i in &survivors {
-        c.nodes[i]
-            .handle_takeover(&name(subject), 0, plan)
-            .expect("taken");
-        c.drain(i);
-    }
-    c.plumbed[subject] = stale;
+    take_over_a_live_subject(&mut c, subject, &survivors);
     // The partition: each side gets a view of its own; the subject hears none of the Tooks.
     c.split = true;
     c.view(&survivors);
