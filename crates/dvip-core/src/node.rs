@@ -635,6 +635,27 @@ impl Node {
             .collect()
     }
 
+    /// The addresses another member holds that would come to this node were their holder to
+    /// leave the view now ([`Node::successors`]): what pre-plumbing readies here, silent,
+    /// before it is needed (docs/leases.md). `None` until the view's States are all in, so
+    /// that a caller keeps what it readied through a view change instead of dropping it
+    /// while the new table fills.
+    pub fn next_here(&self) -> Option<BTreeSet<IpAddr>> {
+        let view = self.view.as_ref().filter(|v| v.ready())?;
+        let pins = view.pins();
+        Some(
+            view.table
+                .keys()
+                .filter(|name| **name != self.me)
+                .flat_map(|name| successors_in(view, &pins, name))
+                .filter(|(address, next)| {
+                    next.as_deref() == Some(self.me.as_str()) && !self.plumbed.contains(address)
+                })
+                .map(|(address, _)| address)
+                .collect(),
+        )
+    }
+
     /// The current view id, if any.
     pub fn view_id(&self) -> Option<u64> {
         self.view.as_ref().map(|v| v.id)

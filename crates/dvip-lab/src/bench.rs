@@ -48,6 +48,8 @@ pub(crate) struct BenchPlan {
     pub(crate) timing: dvip_netns::Timing,
     /// Also measure dvip with ownership leases on this heartbeat timing (docs/leases.md).
     pub(crate) with_leases: Option<dvip_netns::Heartbeats>,
+    /// Also measure dvip with leases on that timing and pre-plumbing.
+    pub(crate) with_pre_plumbing: bool,
 }
 
 /// What else the cluster does while it fails over.
@@ -72,6 +74,9 @@ struct Measured {
 impl Measured {
     fn label(self) -> String {
         match self.load {
+            Load::Nothing if self.leases.is_some_and(|h| h.pre_plumb) => {
+                format!("{} with leases, pre-plumbed", self.system.label())
+            }
             Load::Nothing if self.leases.is_some() => {
                 format!("{} with leases", self.system.label())
             }
@@ -229,6 +234,17 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
         load: Load::Nothing,
         leases: Some(h),
     });
+    let pre_plumbed = plan
+        .with_leases
+        .filter(|_| plan.with_pre_plumbing)
+        .map(|h| Measured {
+            system: System::default(),
+            load: Load::Nothing,
+            leases: Some(dvip_netns::Heartbeats {
+                pre_plumb: true,
+                ..h
+            }),
+        });
     let replaying = loaded(plan.replay_baseline, Load::Replay);
     let replicating = loaded(plan.replication_baseline, Load::Replication);
     let systems = std::iter::once(System::default())
@@ -244,6 +260,7 @@ pub(crate) fn run(plan: &BenchPlan, json_out: bool) -> Result<(), LabError> {
             leases: None,
         })
         .chain(leased)
+        .chain(pre_plumbed)
         .chain(replaying)
         .chain(replicating);
     // A failure part-way still reports what was measured before it.

@@ -135,6 +135,11 @@ pub enum LabCommand {
         #[arg(long, value_name = "MS", conflicts_with = "heartbeats",
               value_parser = clap::value_parser!(u32).range(5..=10_000))]
         with_leases: Option<u32>,
+        /// With --with-leases: also measure dvip with leases and pre-plumbing (`dvipd
+        /// --pre-plumb`: each node's successors' addresses plumbed ahead of need, silent), as
+        /// its own row.
+        #[arg(long, requires = "with_leases")]
+        with_pre_plumbing: bool,
         #[command(flatten)]
         timing: TimingArgs,
     },
@@ -315,6 +320,10 @@ pub struct TimingArgs {
           default_value_t = dvip_lease::LeaseOptions::INTERVAL_DEFAULT_MS as u32,
           value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub heartbeat_interval: u32,
+    /// With --heartbeats: dvipd plumbs the addresses each node would take ahead of need,
+    /// silent until a takeover (`dvipd --pre-plumb`, docs/leases.md).
+    #[arg(long, requires = "heartbeats")]
+    pub pre_plumb: bool,
 }
 
 impl TimingArgs {
@@ -330,6 +339,7 @@ impl TimingArgs {
         let heartbeats = dvip_netns::Heartbeats {
             interval_ms: self.heartbeat_interval,
             suspect_after_ms,
+            pre_plumb: false,
         };
         check_heartbeats(heartbeats, "--with-leases")?;
         Ok(Some(heartbeats))
@@ -348,6 +358,7 @@ impl TimingArgs {
                 .map(|suspect_after_ms| dvip_netns::Heartbeats {
                     interval_ms: self.heartbeat_interval,
                     suspect_after_ms,
+                    pre_plumb: self.pre_plumb,
                 }),
         };
         timing.check().map_err(dvip_netns::LabError)?;
@@ -391,6 +402,9 @@ pub(crate) fn timing_flags(timing: &dvip_netns::Timing) -> String {
         if u64::from(h.interval_ms) != dvip_lease::LeaseOptions::INTERVAL_DEFAULT_MS {
             flags.push_str(&format!(" --heartbeat-interval {}", h.interval_ms));
         }
+        if h.pre_plumb {
+            flags.push_str(" --pre-plumb");
+        }
     }
     flags
 }
@@ -428,6 +442,7 @@ mod tests {
             "",
             "--token 40 --token-retransmits 1 --consensus 50 --heartbeats 40",
             "--knet-ping 20 --knet-ping-timeout 60 --heartbeats 30 --heartbeat-interval 3",
+            "--heartbeats 40 --pre-plumb",
         ] {
             let timing = parsed(flags);
             assert_eq!(parsed(&timing_flags(&timing)), timing, "from {flags:?}");

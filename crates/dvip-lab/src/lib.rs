@@ -191,6 +191,7 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
             replay_baseline,
             replication_baseline,
             with_leases,
+            with_pre_plumbing,
             timing,
         } => timing.leases(with_leases).and_then(|with_leases| {
             let timing = timing.timing()?;
@@ -211,6 +212,7 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
                     replication_baseline,
                     timing,
                     with_leases,
+                    with_pre_plumbing,
                 },
                 json,
             )
@@ -600,6 +602,8 @@ fn start_dvipd(state: &mut LabState, i: usize) -> Result<(), LabError> {
                 "--heartbeat-suspect-after".to_owned(),
                 h.suspect_after_ms.to_string(),
             ]
+            .into_iter()
+            .chain(h.pre_plumb.then(|| "--pre-plumb".to_owned()))
         }));
     spawn(state, format!("dvipd-{i}"), command)
 }

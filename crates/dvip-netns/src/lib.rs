@@ -360,9 +360,15 @@ impl Lab {
         command
     }
 
-    /// The DuraVIP addresses (the /32s and /128s) on node `i`, on `eth0` or a holder, sorted.
+    /// The DuraVIP addresses (the /32s and /128s) node `i` answers for, on `eth0` or a
+    /// holder, sorted: silent ones (`dvipd --pre-plumb`) left out.
     pub fn addresses(&self, i: usize) -> Vec<String> {
         self.topology.held(i)
+    }
+
+    /// The DuraVIP addresses plumbed on node `i`, silent ones included, sorted.
+    pub fn plumbed(&self, i: usize) -> Vec<String> {
+        self.topology.plumbed(i)
     }
 
     /// Kills node `i`'s corosync (SIGKILL, by pid) and waits for it to be gone.

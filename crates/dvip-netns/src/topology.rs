@@ -99,6 +99,9 @@ pub(crate) const LAN_MTU: u32 = 1500;
 pub struct Heartbeats {
     pub interval_ms: u32,
     pub suspect_after_ms: u32,
+    /// dvipd plumbs its successors' addresses ahead of need, silent (`--pre-plumb`).
+    #[serde(default)]
+    pub pre_plumb: bool,
 }
 
 impl Default for Timing {
@@ -417,9 +420,52 @@ impl Topology {
             .unwrap_or(0)
     }
 
-    /// The /32 and /128 addresses on node `i`, on `eth0` or on a holder interface dvipd spread
-    /// them to (DuraVIP addresses: the node's own is a /24), sorted.
+    /// The /32 and /128 addresses node `i` answers for, on `eth0` or on a holder interface
+    /// dvipd spread them to (DuraVIP addresses: the node's own is a /24), sorted: what is
+    /// plumbed there, less what dvipd keeps silent.
     pub fn held(&self, i: usize) -> Vec<String> {
+        let mut list = self.plumbed(i);
+        if !list.is_empty() {
+            let silent = self.silent(i);
+            list.retain(|a| !silent.contains(a));
+        }
+        list
+    }
+
+    /// The IPv4 addresses node `i`'s dvipd keeps silent (`dvipd --pre-plumb`: plumbed ahead
+    /// of need on their successor, answering nowhere until a takeover): the `silent` set of
+    /// its `dvip_silence` table, empty when there is none.
+    pub fn silent(&self, i: usize) -> std::collections::BTreeSet<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.node(i)])
+            .args([
+                "nft",
+                "-j",
+                "list",
+                "set",
+                "netdev",
+                "dvip_silence",
+                "silent",
+            ])
+            .stderr(std::process::Stdio::null())
+            .output();
+        let Ok(out) = out else {
+            return std::collections::BTreeSet::new();
+        };
+        let listed: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        listed["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item["set"]["elem"].as_array())
+            .flatten()
+            .filter_map(|e| e.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The /32 and /128 addresses plumbed on node `i`, silent ones included, sorted.
+    pub fn plumbed(&self, i: usize) -> Vec<String> {
         let out = Command::new("ip")
             .args(["-n", &self.node(i), "-j", "addr", "show"])
             .output();

@@ -121,7 +121,7 @@ pub fn remove() {
     let _ = nft(&format!("delete table netdev {TABLE}\n"));
 }
 
-fn nft(script: &str) -> Result<(), KernelLeaseError> {
+pub(crate) fn nft(script: &str) -> Result<(), KernelLeaseError> {
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())

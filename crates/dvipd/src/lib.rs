@@ -27,6 +27,7 @@ pub mod logs;
 pub mod metrics;
 pub mod policy;
 pub mod proxy_header;
+pub mod silence;
 pub mod views;
 
 // The netlink edge lives in its own crate, which `dvip plumb` uses without the daemon.

@@ -92,6 +92,13 @@ struct Args {
     )]
     heartbeat_suspect_after: u64,
 
+    /// With --heartbeat-port: plumb, ahead of need and silent, every IPv4 address this node
+    /// would take were another member to leave, so that a takeover only lets them answer (one
+    /// nftables change) instead of plumbing them then (docs/leases.md, "Plumbing before it is
+    /// needed"). Every such address is then plumbed on two nodes, answering on one.
+    #[arg(long, requires = "heartbeat_port")]
+    pre_plumb: bool,
+
     /// The console socket `dvip` talks to (made mode 0600: root only).
     #[arg(long, value_name = "PATH", default_value = dvipd::console::SOCKET_DEFAULT)]
     socket: PathBuf,
@@ -182,6 +189,7 @@ fn main() -> ExitCode {
                 ),
             )
         }),
+        pre_plumb: args.pre_plumb,
         bus: match args.bus {
             Bus::Corosync => BusKind::Corosync,
             Bus::Standalone => BusKind::Standalone,

@@ -86,6 +86,8 @@ pub struct Metrics {
     pub held: Gauge,
     /// Addresses this node holds whose plumb failed (dark while it retries).
     pub not_plumbed: Gauge,
+    /// Addresses plumbed here ahead of need, silent until a takeover (`dvipd --pre-plumb`).
+    pub readied: Gauge,
     /// Addresses given up after failing to plumb past the deadline.
     pub plumb_give_ups: Counter,
     /// DuraVIP addresses in this node's configuration.
@@ -133,6 +135,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("dvip");
         let held = Gauge::default();
         let not_plumbed = Gauge::default();
+        let readied = Gauge::default();
         let plumb_give_ups = Counter::default();
         let configured = Gauge::default();
         let members = Gauge::default();
@@ -188,6 +191,11 @@ impl Default for Metrics {
             "addresses_not_plumbed",
             "Addresses this node holds whose plumb failed and is being retried",
             not_plumbed.clone(),
+        );
+        registry.register(
+            "addresses_readied",
+            "Addresses plumbed here ahead of need, silent until a takeover lets them answer",
+            readied.clone(),
         );
         registry.register(
             "plumb_give_ups",
@@ -283,6 +291,7 @@ impl Default for Metrics {
             planned_at: Mutex::new(None),
             held,
             not_plumbed,
+            readied,
             plumb_give_ups,
             configured,
             members,

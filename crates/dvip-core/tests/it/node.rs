@@ -1129,3 +1129,46 @@ fn a_backlog_named_for_another_view_read_at_once_is_no_split() {
     assert!(!stood_down, "a backlog read at once is no split");
     assert_eq!(c.nodes[0].view_id(), Some(2), "n1 is still in the view");
 }
+
+#[test]
+fn each_node_readies_exactly_what_it_would_take_were_any_other_to_die() {
+    let mut c = Cluster::new(&vec![addresses(12, None); 4]);
+    assert_eq!(
+        c.nodes[0].next_here(),
+        None,
+        "no view, no plan to ready from"
+    );
+    c.view(&[0, 1, 2, 3]);
+    c.advance(Duration::from_secs(2), &[0, 1, 2, 3]);
+    let ready: Vec<BTreeSet<IpAddr>> = (0..4)
+        .map(|i| c.nodes[i].next_here().expect("a planned view"))
+        .collect();
+    for (i, set) in ready.iter().enumerate() {
+        assert!(
+            set.is_disjoint(&c.plumbed[i]),
+            "n{} readies what it holds",
+            i + 1
+        );
+        for (j, other) in ready.iter().enumerate().skip(i + 1) {
+            assert!(
+                set.is_disjoint(other),
+                "n{} and n{} ready one address",
+                i + 1,
+                j + 1
+            );
+        }
+    }
+    let all: BTreeSet<_> = ready.iter().flatten().copied().collect();
+    let held: BTreeSet<_> = c.plumbed.iter().flatten().copied().collect();
+    assert_eq!(all, held, "every held address is readied somewhere");
+
+    let dying = 1;
+    let lost = std::mem::take(&mut c.plumbed[dying]);
+    let before: Vec<BTreeSet<_>> = c.plumbed.clone();
+    c.view(&[0, 2, 3]);
+    for i in [0, 2, 3] {
+        let gained: BTreeSet<_> = c.plumbed[i].difference(&before[i]).copied().collect();
+        let readied: BTreeSet<_> = ready[i].intersection(&lost).copied().collect();
+        assert_eq!(gained, readied, "n{} took what it readied", i + 1);
+    }
+}

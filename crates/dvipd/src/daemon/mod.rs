@@ -17,6 +17,7 @@ mod api;
 mod config;
 mod control;
 mod leasing;
+mod pre_plumbing;
 mod replication;
 mod reports;
 mod services;
@@ -79,6 +80,9 @@ pub struct Settings {
     pub migrate: bool,
     /// dvip's own heartbeats: their UDP port and timing, for ownership leases (docs/leases.md).
     pub heartbeats: Option<(u16, dvip_lease::LeaseOptions)>,
+    /// With leases: plumb successors' addresses ahead of need, silent until a takeover
+    /// (docs/leases.md, "Plumbing before it is needed").
+    pub pre_plumb: bool,
 }
 
 /// Which group bus a daemon runs on.
@@ -273,6 +277,8 @@ struct Daemon {
     heartbeat_agreed: tokio::sync::watch::Sender<dvip_lease::Agreed>,
     /// The heartbeat thread, when leases are on.
     leasing: Option<leasing::Leasing>,
+    /// What is plumbed ahead of need, when pre-plumbing is on.
+    pre_plumbing: Option<pre_plumbing::PrePlumbing>,
     /// A join with corosync under way, off the loop.
     joining: Option<tokio::task::JoinHandle<Result<Joined, DaemonError>>>,
     /// The syslog listener and followed files, replaced off the loop on a reload that
@@ -443,9 +449,30 @@ impl Daemon {
                     other => rest.push(other),
                 }
             }
+            let started = Instant::now();
+            // Readied addresses answer with one change of the silent set, before any add.
+            let mut readied = 0;
+            match self.speak(&mut plumbs) {
+                Ok(ready) => {
+                    let done_ms = console::now_ms();
+                    readied = ready.len();
+                    for (address, hint) in ready {
+                        debug!(%address, interface = %hint.interface, "readied address answers");
+                        self.plumbed_ok(address, hint, done_ms);
+                    }
+                }
+                Err(failed) => {
+                    for (address, _) in failed {
+                        self.plumb_failed(
+                            address,
+                            "cannot let it answer",
+                            &"the silent set did not change",
+                        );
+                    }
+                }
+            }
             // In chunks, telling the core the time between them: with thousands of addresses
             // on one interface every add costs the kernel a walk of the list.
-            let started = Instant::now();
             for chunk in plumbs.chunks(PLUMB_CHUNK) {
                 let items: Vec<(IpAddr, u8, String)> = chunk
                     .iter()
@@ -467,7 +494,7 @@ impl Daemon {
             self.metrics
                 .plumb_seconds
                 .observe(started.elapsed().as_secs_f64());
-            info!(count = plumbs.len(), "plumbed");
+            info!(count = plumbs.len() + readied, readied, "plumbed");
             for other in rest {
                 self.carry_out(other).await;
             }
@@ -774,6 +801,7 @@ impl Daemon {
                 self.configure_replication(&config);
                 self.config = config;
                 self.config_loaded = Instant::now();
+                self.pre_plumb_reloaded();
                 self.drive().await;
                 self.reconcile_forwards();
                 info!(addresses = count, "configuration reloaded");
@@ -833,23 +861,27 @@ impl Daemon {
     /// addresses never stalls the loop.
     async fn refresh_some(&mut self, count: usize) {
         let after = self.refreshed_up_to;
-        let mut items: Vec<(IpAddr, u8, String)> = self
-            .plumbed
+        let readied = self.pre_plumbing.iter().flat_map(|p| &p.readied);
+        // Held and readied addresses in one order, so the cursor goes round them all.
+        let all: BTreeMap<&IpAddr, &PlumbHint> = self.plumbed.iter().chain(readied).collect();
+        let mut items: Vec<(IpAddr, u8, String)> = all
             .iter()
-            .filter(|(a, _)| after.is_none_or(|last| **a > last))
+            .filter(|(a, _)| after.is_none_or(|last| ***a > last))
             .take(count)
-            .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
+            .map(|(a, h)| (**a, h.cidrmask, h.interface.clone()))
             .collect();
         if items.len() < count {
-            let wrapped = self.plumbed.iter().take(count - items.len());
-            items.extend(wrapped.map(|(a, h)| (*a, h.cidrmask, h.interface.clone())));
+            let wrapped = all.iter().take(count - items.len());
+            items.extend(wrapped.map(|(a, h)| (**a, h.cidrmask, h.interface.clone())));
         }
         self.refreshed_up_to = items.last().map(|(a, ..)| *a);
         for chunk in items.chunks(PLUMB_CHUNK) {
             let results = self.plumber.plumb_many(chunk).await;
             for ((address, ..), result) in chunk.iter().zip(results) {
                 if let Err(e) = result {
-                    self.plumb_failed(*address, "cannot refresh", &e);
+                    if !self.lost_readied(*address) {
+                        self.plumb_failed(*address, "cannot refresh", &e);
+                    }
                 }
             }
             self.feed_clock();
@@ -1073,6 +1105,17 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         ),
         None => (None, None),
     };
+    // Without leases nothing keeps a readied address silent, and a table left by an earlier
+    // run would silence addresses this run holds.
+    let pre_plumbing = if settings.pre_plumb && leasing.is_some() {
+        pre_plumbing::PrePlumbing::start(&config.addresses)
+    } else {
+        if settings.pre_plumb {
+            warn!("no pre-plumbing: it needs leases, which are off");
+        }
+        crate::silence::remove();
+        None
+    };
 
     let metrics = Arc::new(Metrics::default());
     if let Some(at) = settings.metrics {
@@ -1167,6 +1210,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         events,
         heartbeat_agreed,
         leasing,
+        pre_plumbing,
         joining: None,
         inputs: Arc::new(std::sync::Mutex::new(inputs)),
         _log_service: log_service,
@@ -1228,6 +1272,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 daemon.node.handle_timeout(now);
                 daemon.drive().await;
                 daemon.announce_due().await;
+                daemon.ready_ahead().await;
                 daemon.broadcasts.expire(Instant::now());
                 daemon.replication_tick();
                 if let Err(e) = daemon.finish_rejoin() {
@@ -1255,7 +1300,8 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 // Each tick refreshes its share, so that every held address is added again
                 // once per third of its lifetime.
                 let ticks_per_round = (refresh_every.as_millis() / tick.as_millis()).max(1) as usize;
-                let share = daemon.plumbed.len().div_ceil(ticks_per_round);
+                let readied = daemon.pre_plumbing.as_ref().map_or(0, |p| p.readied.len());
+                let share = (daemon.plumbed.len() + readied).div_ceil(ticks_per_round);
                 if share > 0 {
                     daemon.refresh_some(share).await;
                 }
@@ -1321,6 +1367,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     systemd::stopping();
     daemon.node.handle_shutdown();
     daemon.drive().await;
+    daemon.unready_all().await;
     if daemon.leasing.is_some() {
         crate::kernel_lease::remove();
     }

@@ -95,6 +95,10 @@ impl Daemon {
                     }
                     return;
                 }
+                if self.lost_readied(address) {
+                    warn!(%address, "a readied address was removed from outside dvip: readying it again");
+                    return;
+                }
                 let Some(hint) = self.plumbed.get(&address).cloned() else {
                     return;
                 };
@@ -186,6 +190,16 @@ impl Daemon {
             .filter(|(a, _)| !present.contains(*a) && self.node.plumbed().contains(*a))
             .map(|(a, h)| (*a, h.clone()))
             .collect();
+        let readied: Vec<std::net::IpAddr> = self
+            .pre_plumbing
+            .iter()
+            .flat_map(|p| p.readied.keys())
+            .filter(|a| !present.contains(*a))
+            .copied()
+            .collect();
+        for address in readied {
+            self.lost_readied(address);
+        }
         for (address, hint) in missing {
             warn!(%address, "a held address went missing while notifications were lost: putting it back");
             self.put_back(address, hint).await;

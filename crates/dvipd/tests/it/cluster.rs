@@ -804,3 +804,126 @@ fn a_move_stands_across_a_restart_of_its_node_until_cleared() {
     );
     assert_eq!(again["kind"], "refused", "nothing left to clear: {again}");
 }
+
+/// With pre-plumbing (`--pre-plumb`) each node has the addresses it would take already on its
+/// interface, silent: the client hears one owner for every address, and when a node is cut off
+/// the survivors let its share answer on its lease (one nftables change, no plumbing), each
+/// address from one of them.
+#[test]
+fn with_pre_plumbing_readied_addresses_stay_silent_until_their_holder_is_cut_off() {
+    let lab = Lab::new("dvr", 3);
+    let flags: Vec<&str> = LEASES.iter().copied().chain(["--pre-plumb"]).collect();
+    let _daemons: Vec<Daemon> = (1..=3)
+        .map(|i| start_with_flags(&lab, i, &config(i), &flags))
+        .collect();
+    wait(
+        &lab,
+        Duration::from_secs(15),
+        "three nodes share the addresses",
+        shared_by_all,
+    );
+    // Every address readied on one other node: plumbed on two, answered on one.
+    let start = Instant::now();
+    loop {
+        let plumbed: Vec<Vec<String>> = (1..=3).map(|i| lab.plumbed(i)).collect();
+        let on = |a: &str| plumbed.iter().filter(|p| p.iter().any(|x| x == a)).count();
+        if ALL.iter().all(|a| on(a) == 2) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "not readied: plumbed {plumbed:?}\n{}",
+            logs(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let topology = lab.topology();
+    let targets: Vec<std::net::Ipv4Addr> = ALL.iter().map(|a| a.parse().expect("v4")).collect();
+    let prober = dvip_netns::Prober::start(
+        &topology.client(),
+        "eth0",
+        dvip_netns::CLIENT_ADDRESS.parse().expect("v4"),
+        targets.clone(),
+        Duration::from_millis(2),
+    )
+    .expect("the prober starts");
+    // The last answer for each address, by MAC.
+    let last = |answers: &[dvip_netns::Answer]| -> Vec<Option<String>> {
+        targets
+            .iter()
+            .map(|t| {
+                let a = answers.iter().rev().find(|a| a.address == *t);
+                a.map(|a| dvip_netns::mac_text(a.mac))
+            })
+            .collect()
+    };
+    let owners = |lab: &Lab| -> Vec<Option<String>> {
+        ALL.iter()
+            .map(|a| {
+                (1..=3)
+                    .find(|&i| lab.addresses(i).iter().any(|x| x == a))
+                    .map(|i| lab.topology().mac(i))
+            })
+            .collect()
+    };
+    let heard_owners = |lab: &Lab, within: Duration, what: &str| {
+        let start = Instant::now();
+        loop {
+            let (heard, owners) = (last(&prober.answers()), owners(lab));
+            if heard == owners {
+                return;
+            }
+            assert!(
+                start.elapsed() < within,
+                "{what}: the client hears {heard:?}, the owners are {owners:?}\n{}",
+                logs(lab)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    heard_owners(&lab, Duration::from_secs(2), "before the cut");
+    let victim = (1..=3)
+        .max_by_key(|&i| lab.addresses(i).len())
+        .expect("three nodes");
+    let survivors: Vec<usize> = (1..=3).filter(|&i| i != victim).collect();
+    lab.cut(victim);
+    wait(
+        &lab,
+        Duration::from_secs(3),
+        "the survivors answer for the cut node's share",
+        |h| {
+            held_once_by(
+                &[],
+                &[h[survivors[0] - 1].clone(), h[survivors[1] - 1].clone()],
+            )
+        },
+    );
+    heard_owners(&lab, Duration::from_secs(2), "after the cut");
+    let answers = prober.stop().expect("the prober ran");
+    let mut by_round: std::collections::BTreeMap<_, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    for a in &answers {
+        by_round
+            .entry((a.address, a.round))
+            .or_default()
+            .insert(dvip_netns::mac_text(a.mac));
+    }
+    let doubled: Vec<_> = by_round.iter().filter(|(_, macs)| macs.len() > 1).collect();
+    assert!(
+        doubled.is_empty(),
+        "two nodes answered at once: {doubled:?}"
+    );
+    // The survivors let readied addresses answer instead of plumbing them.
+    let told = survivors
+        .iter()
+        .map(|i| {
+            std::fs::read_to_string(lab.dir().join(format!("dvipd-{i}.log"))).unwrap_or_default()
+        })
+        .collect::<String>();
+    assert!(
+        told.lines()
+            .any(|l| l.contains(" plumbed") && l.contains("readied=") && !l.contains("readied=0")),
+        "no survivor let a readied address answer:\n{}",
+        logs(&lab)
+    );
+}

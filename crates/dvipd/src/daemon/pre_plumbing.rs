@@ -1,0 +1,296 @@
+//! Pre-plumbing (`dvipd --pre-plumb`, docs/leases.md "Plumbing before it is needed"): with
+//! leases on, a node plumbs ahead of need, silent, every IPv4 address it would take were
+//! another member to leave ([`dvip_core::Node::next_here`]), so that a takeover lets them
+//! answer with one nftables change instead of thousands of netlink adds while corosync forms
+//! its new ring on the same cores.
+//!
+//! Owns which addresses are readied and the order that keeps a readied address silent: it
+//! joins the `silent` set before it is plumbed, leaves it only once the core holds it, and one
+//! no longer readied is unplumbed before it leaves the set. It must not decide what to hold
+//! (the core does) nor write the table's text ([`crate::silence`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+
+use dvip_core::PlumbHint;
+use tracing::{debug, info, warn};
+
+use super::{Daemon, PLUMB_CHUNK};
+
+/// An address with where it goes.
+type Placed = (IpAddr, PlumbHint);
+
+/// What this node has readied, and when to look again.
+pub(super) struct PrePlumbing {
+    /// The interfaces the table's chains are on.
+    interfaces: Vec<String>,
+    /// Plumbed here, silent, with where each was put.
+    pub(super) readied: BTreeMap<IpAddr, PlumbHint>,
+    /// What the kernel's `silent` set holds: changed only after `nft` says it changed.
+    silent: BTreeSet<Ipv4Addr>,
+    /// The core's plan ([`dvip_core::Node::lease_plan`]) at the last tick, and the one last
+    /// readied for: a plan is readied for once it has stood still for a tick, so a view's
+    /// burst of States is not followed by a plumb of the whole share at every message.
+    seen: Option<u64>,
+    done: Option<u64>,
+}
+
+/// The interfaces the chains go on: those the configuration plumbs on, as the lease's table.
+fn interfaces_of(addresses: &[dvip_core::ManagedAddress]) -> Vec<String> {
+    crate::kernel_lease::KernelLease::guarding(addresses).interfaces
+}
+
+impl PrePlumbing {
+    /// Loads an empty table for the configuration's interfaces; `None` (and said why) when
+    /// the kernel refuses it: the node then plumbs on takeover, as without the option.
+    pub(super) fn start(addresses: &[dvip_core::ManagedAddress]) -> Option<Self> {
+        let interfaces = interfaces_of(addresses);
+        match crate::silence::install(&interfaces, &BTreeSet::new()) {
+            Ok(()) => {
+                info!("pre-plumbing: successors' addresses are plumbed ahead, silent");
+                Some(Self {
+                    interfaces,
+                    readied: BTreeMap::new(),
+                    silent: BTreeSet::new(),
+                    seen: None,
+                    done: None,
+                })
+            }
+            Err(e) => {
+                warn!("no pre-plumbing: {e}");
+                None
+            }
+        }
+    }
+
+    /// Looks again at the next quiet tick, whatever the plan.
+    pub(super) fn look_again(&mut self) {
+        self.done = None;
+    }
+}
+
+impl Daemon {
+    /// Every tick: once the plan has stood still since the last tick, readies what it gives
+    /// this node and lets go of what it no longer does.
+    pub(super) async fn ready_ahead(&mut self) {
+        let plan = self.node.lease_plan();
+        let Some(pre) = self.pre_plumbing.as_mut() else {
+            return;
+        };
+        let quiet = pre.seen == Some(plan);
+        pre.seen = Some(plan);
+        if !quiet || pre.done == Some(plan) {
+            return;
+        }
+        // Not planned yet (a view's States still coming): keep what is readied.
+        let Some(next) = self.node.next_here() else {
+            return;
+        };
+        let hints: HashMap<IpAddr, PlumbHint> =
+            super::watching::offered(&self.config.addresses, &self.links)
+                .into_iter()
+                .map(|m| (m.address, m.plumb))
+                .collect();
+        let wanted: BTreeMap<IpAddr, PlumbHint> = next
+            .into_iter()
+            .filter(IpAddr::is_ipv4)
+            .filter_map(|a| hints.get(&a).map(|h| (a, h.clone())))
+            .collect();
+        self.ready(wanted).await;
+        if let Some(pre) = self.pre_plumbing.as_mut() {
+            pre.done = Some(plan);
+        }
+    }
+
+    /// Makes what is readied `wanted`: unplumbs what is no longer wanted, changes the set once,
+    /// then plumbs what is new.
+    async fn ready(&mut self, wanted: BTreeMap<IpAddr, PlumbHint>) {
+        let Some(pre) = self.pre_plumbing.as_ref() else {
+            return;
+        };
+        let gone: Vec<(IpAddr, u8, String)> = pre
+            .readied
+            .iter()
+            .filter(|(a, h)| wanted.get(a) != Some(h))
+            .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
+            .collect();
+        let new: Vec<Placed> = wanted
+            .into_iter()
+            .filter(|(a, h)| pre.readied.get(a) != Some(h))
+            .collect();
+        let mut unplumbed = Vec::new();
+        for chunk in gone.chunks(PLUMB_CHUNK) {
+            let results = self.plumber.unplumb_many(chunk).await;
+            for ((address, ..), result) in chunk.iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        *self.own_removals.entry(*address).or_default() += 1;
+                        unplumbed.push(*address);
+                    }
+                    // Still there, still silent: the next look tries again.
+                    Err(e) => warn!(%address, "cannot unplumb a readied address: {e}"),
+                }
+            }
+            self.feed_clock();
+        }
+        let Some(pre) = self.pre_plumbing.as_mut() else {
+            return;
+        };
+        for address in &unplumbed {
+            pre.readied.remove(address);
+        }
+        let speak: Vec<Ipv4Addr> = v4(&unplumbed).filter(|a| pre.silent.contains(a)).collect();
+        let hush: Vec<Ipv4Addr> = v4(new.iter().map(|(a, _)| a))
+            .filter(|a| !pre.silent.contains(a))
+            .collect();
+        if let Err(e) = crate::silence::change(&hush, &speak) {
+            self.error("pre_plumb", None, "cannot change the silent set", &e);
+            return;
+        }
+        pre.silent.extend(hush);
+        for a in &speak {
+            pre.silent.remove(a);
+        }
+        let mut readied = 0;
+        for chunk in new.chunks(PLUMB_CHUNK) {
+            let items: Vec<(IpAddr, u8, String)> = chunk
+                .iter()
+                .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
+                .collect();
+            let results = self.plumber.plumb_many(&items).await;
+            let Some(pre) = self.pre_plumbing.as_mut() else {
+                return;
+            };
+            for ((address, hint), result) in chunk.iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        pre.readied.insert(*address, hint.clone());
+                        readied += 1;
+                    }
+                    // Taken over, it is plumbed then as without pre-plumbing.
+                    Err(e) => debug!(%address, "cannot ready: {e}"),
+                }
+            }
+            self.feed_clock();
+        }
+        if readied > 0 || !unplumbed.is_empty() {
+            info!(readied, let_go = unplumbed.len(), "pre-plumbed");
+        }
+        self.count_readied();
+    }
+
+    /// Takes out of `plumbs` the addresses already readied where the core wants them, and
+    /// lets every address of `plumbs` (readied or not) leave the silent set, in one change.
+    /// Returns the readied ones, now answering; `Err` with them all if the set could not be
+    /// changed (they must not be counted as plumbed: they would stay silent).
+    pub(super) fn speak(
+        &mut self,
+        plumbs: &mut Vec<Placed>,
+    ) -> Result<Vec<Placed>, Vec<Placed>> {
+        let Some(pre) = self.pre_plumbing.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(plumbs)
+            .into_iter()
+            .partition(|(a, h)| pre.readied.get(a) == Some(h));
+        let speak: Vec<Ipv4Addr> = v4(ready.iter().chain(&rest).map(|(a, _)| a))
+            .filter(|a| pre.silent.contains(a))
+            .collect();
+        if let Err(e) = crate::silence::change(&[], &speak) {
+            let failed: Vec<_> = ready.into_iter().chain(rest).collect();
+            self.error("pre_plumb", None, "cannot let readied addresses answer", &e);
+            return Err(failed);
+        }
+        for a in &speak {
+            pre.silent.remove(a);
+        }
+        for (a, _) in &ready {
+            pre.readied.remove(a);
+        }
+        *plumbs = rest;
+        self.count_readied();
+        Ok(ready)
+    }
+
+    /// A readied address left the kernel without dvip removing it (or its refresh failed):
+    /// it is readied again at the next look.
+    pub(super) fn lost_readied(&mut self, address: IpAddr) -> bool {
+        let Some(pre) = self.pre_plumbing.as_mut() else {
+            return false;
+        };
+        if pre.readied.remove(&address).is_none() {
+            return false;
+        }
+        pre.look_again();
+        self.count_readied();
+        true
+    }
+
+    /// A reload: the chains follow the configuration's interfaces, the set kept as it is.
+    pub(super) fn pre_plumb_reloaded(&mut self) {
+        let interfaces = interfaces_of(&self.config.addresses);
+        let Some(pre) = self.pre_plumbing.as_mut() else {
+            return;
+        };
+        pre.look_again();
+        if pre.interfaces == interfaces {
+            return;
+        }
+        match crate::silence::install(&interfaces, &pre.silent) {
+            Ok(()) => pre.interfaces = interfaces,
+            Err(e) => self.error(
+                "pre_plumb",
+                None,
+                "cannot move the silent set's chains to the new interfaces",
+                &e,
+            ),
+        }
+    }
+
+    /// At stop: every readied address off its interface, then the table gone.
+    pub(super) async fn unready_all(&mut self) {
+        let Some(pre) = self.pre_plumbing.as_ref() else {
+            return;
+        };
+        let items: Vec<(IpAddr, u8, String)> = pre
+            .readied
+            .iter()
+            .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
+            .collect();
+        let mut left = 0;
+        for chunk in items.chunks(PLUMB_CHUNK) {
+            left += self
+                .plumber
+                .unplumb_many(chunk)
+                .await
+                .iter()
+                .filter(|r| r.is_err())
+                .count();
+        }
+        if left > 0 {
+            // Still silent until they expire or the guardian removes them.
+            warn!(
+                left,
+                "readied addresses left plumbed; the table stays to keep them silent"
+            );
+            return;
+        }
+        crate::silence::remove();
+    }
+
+    fn count_readied(&self) {
+        let readied = self.pre_plumbing.as_ref().map_or(0, |p| p.readied.len());
+        self.metrics
+            .readied
+            .set(i64::try_from(readied).unwrap_or(i64::MAX));
+    }
+}
+
+fn v4<'a, I: IntoIterator<Item = &'a IpAddr>>(
+    addresses: I,
+) -> impl Iterator<Item = Ipv4Addr> + use<'a, I> {
+    addresses.into_iter().filter_map(|a| match a {
+        IpAddr::V4(a) => Some(*a),
+        IpAddr::V6(_) => None,
+    })
+}
