@@ -114,10 +114,6 @@ impl Daemon {
             .filter(|(a, h)| wanted.get(a) != Some(h))
             .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
             .collect();
-        let new: Vec<Placed> = wanted
-            .into_iter()
-            .filter(|(a, h)| pre.readied.get(a) != Some(h))
-            .collect();
         let mut unplumbed = Vec::new();
         for chunk in gone.chunks(PLUMB_CHUNK) {
             let results = self.plumber.unplumb_many(chunk).await;
@@ -139,18 +135,20 @@ impl Daemon {
         for address in &unplumbed {
             pre.readied.remove(address);
         }
-        let speak: Vec<Ipv4Addr> = v4(&unplumbed).filter(|a| pre.silent.contains(a)).collect();
-        let hush: Vec<Ipv4Addr> = v4(new.iter().map(|(a, _)| a))
-            .filter(|a| !pre.silent.contains(a))
+        // One whose unplumb failed waits, silent in its old place, for the next look.
+        let new: Vec<Placed> = wanted
+            .into_iter()
+            .filter(|(a, _)| !pre.readied.contains_key(a))
             .collect();
+        let (hush, speak) = set_change(&pre.silent, &unplumbed, new.iter().map(|(a, _)| a));
         if let Err(e) = crate::silence::change(&hush, &speak) {
             self.error("pre_plumb", None, "cannot change the silent set", &e);
             return;
         }
-        pre.silent.extend(hush);
         for a in &speak {
             pre.silent.remove(a);
         }
+        pre.silent.extend(hush);
         let mut readied = 0;
         for chunk in new.chunks(PLUMB_CHUNK) {
             let items: Vec<(IpAddr, u8, String)> = chunk
@@ -183,10 +181,7 @@ impl Daemon {
     /// lets every address of `plumbs` (readied or not) leave the silent set, in one change.
     /// Returns the readied ones, now answering; `Err` with them all if the set could not be
     /// changed (they must not be counted as plumbed: they would stay silent).
-    pub(super) fn speak(
-        &mut self,
-        plumbs: &mut Vec<Placed>,
-    ) -> Result<Vec<Placed>, Vec<Placed>> {
+    pub(super) fn speak(&mut self, plumbs: &mut Vec<Placed>) -> Result<Vec<Placed>, Vec<Placed>> {
         let Some(pre) = self.pre_plumbing.as_mut() else {
             return Ok(Vec::new());
         };
@@ -286,6 +281,22 @@ impl Daemon {
     }
 }
 
+/// The change of the silent set that goes with a readying: the addresses unplumbed leave it,
+/// the new ones join it. An address whose place changed is in both (unplumbed from the old,
+/// to be plumbed in the new): it leaves and joins again in the one transaction, so it is never
+/// plumbed in its new place unsilenced. Returns (hush, speak).
+fn set_change<'a>(
+    silent: &BTreeSet<Ipv4Addr>,
+    unplumbed: &[IpAddr],
+    new: impl IntoIterator<Item = &'a IpAddr>,
+) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>) {
+    let speak: Vec<Ipv4Addr> = v4(unplumbed).filter(|a| silent.contains(a)).collect();
+    let hush = v4(new)
+        .filter(|a| !silent.contains(a) || speak.contains(a))
+        .collect();
+    (hush, speak)
+}
+
 fn v4<'a, I: IntoIterator<Item = &'a IpAddr>>(
     addresses: I,
 ) -> impl Iterator<Item = Ipv4Addr> + use<'a, I> {
@@ -293,4 +304,33 @@ fn v4<'a, I: IntoIterator<Item = &'a IpAddr>>(
         IpAddr::V4(a) => Some(*a),
         IpAddr::V6(_) => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(198, 51, 100, last))
+    }
+
+    fn v(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(198, 51, 100, last)
+    }
+
+    #[test]
+    fn an_address_readied_again_in_a_new_place_stays_in_the_silent_set() {
+        // .10 moved interface (unplumbed and new), .11 is no longer readied, .12 is new,
+        // .13 was already silent (a readying that failed before) and is new again.
+        let silent = BTreeSet::from([v(10), v(11), v(13)]);
+        let (hush, speak) = set_change(&silent, &[a(10), a(11)], &[a(10), a(12), a(13)]);
+        assert_eq!(speak, [v(10), v(11)]);
+        assert_eq!(hush, [v(10), v(12)]);
+        let mut after = silent;
+        for s in &speak {
+            after.remove(s);
+        }
+        after.extend(hush);
+        assert_eq!(after, BTreeSet::from([v(10), v(12), v(13)]));
+    }
 }
