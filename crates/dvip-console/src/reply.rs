@@ -101,6 +101,10 @@ pub struct AddressStatus {
     pub held_here: bool,
     /// This node holds it and the kernel has it.
     pub plumbed_here: bool,
+    /// This node has it plumbed ahead of need, silent, to take it at once were its holder
+    /// to leave (`dvipd --pre-plumb`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub readied_here: bool,
     /// Who would take it if its holder failed now (none held, or no other candidate: absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_owner: Option<String>,

@@ -6,6 +6,7 @@
 //! loop, which owns the core, does that, so a console request is just one more input in the
 //! agreed order.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -54,6 +55,7 @@ pub fn status(
     config: ConfigStatus,
     waiting_for_corosync: bool,
     lease: Option<LeaseStatus>,
+    readied: &BTreeSet<IpAddr>,
 ) -> Status {
     let plan = node.plan();
     let failing = node.unplumbed();
@@ -72,6 +74,7 @@ pub fn status(
                 plan: AddressPlan::new(*address, d),
                 held_here: held,
                 plumbed_here: held && !failing.contains(address),
+                readied_here: readied.contains(address),
                 next_owner: next.get(address).cloned().flatten(),
             }
         })
@@ -81,7 +84,7 @@ pub fn status(
         standby: node.is_standby(),
         view: view_status(node),
         addresses,
-        table: plan.table_here(node.plumbed(), &failing, &next),
+        table: plan.table_here(node.plumbed(), &failing, readied, &next),
         moves: standing_moves(node),
         not_plumbed: failing,
         given_up_interfaces: node.given_up().clone(),

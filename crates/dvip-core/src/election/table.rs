@@ -20,16 +20,19 @@ impl Plan {
     /// The same with a `HERE` column after the owner, as `dvip show` prints it: `yes` for the
     /// addresses in `here` (held by the node asking), `NOT PLUMBED` for those of them also in
     /// `failing` (held, but their plumb failed: dark until a retry works or they move); and
-    /// a `NEXT` column: who takes the address if its holder fails now (`next`).
+    /// a `NEXT` column: who takes the address if its holder fails now (`next`). An address
+    /// in `readied` (plumbed here ahead of need, silent: `dvipd --pre-plumb`) is `readied`.
     pub fn table_here(
         &self,
         here: &BTreeSet<IpAddr>,
         failing: &BTreeSet<IpAddr>,
+        readied: &BTreeSet<IpAddr>,
         next: &BTreeMap<IpAddr, Option<NodeName>>,
     ) -> String {
         self.rows(Some(Here {
             here,
             failing,
+            readied,
             next,
         }))
     }
@@ -80,12 +83,14 @@ impl Plan {
             if let Some(Here {
                 here,
                 failing,
+                readied,
                 next,
             }) = here
             {
                 let flag = match (here.contains(address), failing.contains(address)) {
                     (true, true) => "NOT PLUMBED",
                     (true, false) => "yes",
+                    (false, _) if readied.contains(address) => "readied",
                     (false, _) => "-",
                 };
                 row.insert(2, flag.to_owned());
@@ -103,6 +108,7 @@ impl Plan {
 struct Here<'a> {
     here: &'a BTreeSet<IpAddr>,
     failing: &'a BTreeSet<IpAddr>,
+    readied: &'a BTreeSet<IpAddr>,
     next: &'a BTreeMap<IpAddr, Option<NodeName>>,
 }
 

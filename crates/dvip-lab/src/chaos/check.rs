@@ -391,6 +391,7 @@ mod tests {
             },
             held_here: false,
             plumbed_here: false,
+            readied_here: false,
             next_owner: None,
         };
         Status {

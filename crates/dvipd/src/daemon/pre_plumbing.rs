@@ -33,6 +33,8 @@ pub(super) struct PrePlumbing {
     /// burst of States is not followed by a plumb of the whole share at every message.
     seen: Option<u64>,
     done: Option<u64>,
+    /// The view is past the budget of successors computed at each plan (said once).
+    too_large: bool,
 }
 
 /// The interfaces the chains go on: those the configuration plumbs on, as the lease's table.
@@ -54,6 +56,7 @@ impl PrePlumbing {
                     silent: BTreeSet::new(),
                     seen: None,
                     done: None,
+                    too_large: false,
                 })
             }
             Err(e) => {
@@ -80,6 +83,20 @@ impl Daemon {
         let quiet = pre.seen == Some(plan);
         pre.seen = Some(plan);
         if !quiet || pre.done == Some(plan) {
+            return;
+        }
+        // One election per member: past the budget `show` keeps to, the loop would stall
+        // for longer than a failover at every plan. What is readied stays, refreshed.
+        let members = self.node.table().map_or(0, BTreeMap::len);
+        let addresses = self.config.addresses.len();
+        let too_large = members.saturating_mul(addresses) > crate::console::NEXT_OWNERS_BUDGET;
+        if too_large != pre.too_large {
+            pre.too_large = too_large;
+            if too_large {
+                warn!(members, addresses, "pre-plumbing waits: the view is too large to compute every member's successors at each plan");
+            }
+        }
+        if too_large {
             return;
         }
         // Not planned yet (a view's States still coming): keep what is readied.
@@ -271,6 +288,14 @@ impl Daemon {
             return;
         }
         crate::silence::remove();
+    }
+
+    /// What is readied here, for `show`.
+    pub(super) fn readied(&self) -> BTreeSet<IpAddr> {
+        self.pre_plumbing
+            .iter()
+            .flat_map(|p| p.readied.keys().copied())
+            .collect()
     }
 
     fn count_readied(&self) {

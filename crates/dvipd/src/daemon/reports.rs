@@ -217,6 +217,7 @@ impl Daemon {
                     self.config_report(),
                     self.waiting_for_bus(),
                     self.leasing.as_ref().map(|l| l.gate.status(&self.node)),
+                    &self.readied(),
                 );
                 return Ok(Answer::Status(Box::new(status)));
             }

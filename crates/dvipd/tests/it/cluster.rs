@@ -837,6 +837,30 @@ fn with_pre_plumbing_readied_addresses_stay_silent_until_their_holder_is_cut_off
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // `show` says what is readied where: what each node has plumbed and does not hold.
+    for i in 1..=3 {
+        let shown = crate::call(&socket(&lab, i), &serde_json::json!({"command": "show"}));
+        let said: Vec<&str> = shown["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["readied_here"] == true)
+            .filter_map(|a| a["address"].as_str())
+            .collect();
+        let held = lab.addresses(i);
+        let readied: Vec<String> = lab
+            .plumbed(i)
+            .into_iter()
+            .filter(|a| !held.contains(a))
+            .collect();
+        assert_eq!(said, readied, "node{i}'s show");
+        assert!(
+            readied.is_empty()
+                || shown["table"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("readied"))
+        );
+    }
     let topology = lab.topology();
     let targets: Vec<std::net::Ipv4Addr> = ALL.iter().map(|a| a.parse().expect("v4")).collect();
     let prober = dvip_netns::Prober::start(
