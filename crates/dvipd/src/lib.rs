@@ -25,6 +25,7 @@ pub mod kernel_lease;
 pub mod logging;
 pub mod logs;
 pub mod metrics;
+pub mod nfset;
 pub mod policy;
 pub mod proxy_header;
 pub mod silence;

@@ -12,9 +12,12 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use crate::kernel_lease::{nft, KernelLeaseError};
+use crate::nfset::{self, NfSetError, Step};
 
 /// The nftables table (family `netdev`).
 pub const TABLE: &str = "dvip_silence";
+/// Its set of silent addresses.
+pub const SET: &str = "silent";
 
 /// The table, in nft's language: one egress chain per interface, sharing the `silent` set.
 pub fn ruleset(interfaces: &[String], silent: &BTreeSet<Ipv4Addr>) -> String {
@@ -27,7 +30,7 @@ pub fn ruleset(interfaces: &[String], silent: &BTreeSet<Ipv4Addr>) -> String {
         format!("table netdev {TABLE} {{\n  set silent {{ type ipv4_addr;{elements} }}\n");
     for (n, interface) in interfaces.iter().enumerate() {
         text.push_str(&format!(
-            "  chain out{n} {{\n    type filter hook egress device \"{interface}\" priority 1;\n    arp saddr ip @silent drop\n    ip saddr @silent drop\n  }}\n"
+            "  chain out{n} {{\n    type filter hook egress device \"{interface}\" priority 1;\n    arp saddr ip @{SET} drop\n    ip saddr @{SET} drop\n  }}\n"
         ));
     }
     text.push_str("}\n");
@@ -43,30 +46,21 @@ pub fn install(interfaces: &[String], silent: &BTreeSet<Ipv4Addr>) -> Result<(),
     ))
 }
 
-/// One transaction: `speak` leave the set and `hush` join it. Deleting an element that is not
-/// there would fail the whole transaction (nft 1.0.6 has no `destroy`), so each is added
-/// first: the change is right whatever the set held.
-pub fn change(hush: &[Ipv4Addr], speak: &[Ipv4Addr]) -> Result<(), KernelLeaseError> {
+/// One transaction, over netlink ([`crate::nfset`]): `speak` leave the set and `hush` join
+/// it. Deleting an element that is not there would fail the whole transaction, so each is
+/// added first: the change is right whatever the set held.
+pub fn change(hush: &[Ipv4Addr], speak: &[Ipv4Addr]) -> Result<(), NfSetError> {
     if hush.is_empty() && speak.is_empty() {
         return Ok(());
     }
-    nft(&change_script(hush, speak))
+    nfset::change(TABLE, SET, &steps(hush, speak))
 }
 
-fn change_script(hush: &[Ipv4Addr], speak: &[Ipv4Addr]) -> String {
-    let mut script = String::new();
-    let mut line = |verb: &str, addresses: &[Ipv4Addr]| {
-        if !addresses.is_empty() {
-            script.push_str(&format!(
-                "{verb} element netdev {TABLE} silent {{ {} }}\n",
-                list(addresses.iter())
-            ));
-        }
-    };
-    line("add", speak);
-    line("delete", speak);
-    line("add", hush);
-    script
+fn steps<'a>(hush: &'a [Ipv4Addr], speak: &'a [Ipv4Addr]) -> Vec<(Step, &'a [Ipv4Addr])> {
+    [(Step::Add, speak), (Step::Delete, speak), (Step::Add, hush)]
+        .into_iter()
+        .filter(|(_, addresses)| !addresses.is_empty())
+        .collect()
 }
 
 /// Removes the table, if there is one.
@@ -96,12 +90,11 @@ mod tests {
 
     #[test]
     fn a_change_adds_before_it_deletes_so_a_missing_element_never_fails_it() {
-        let script = change_script(&[[198, 51, 100, 11].into()], &[[198, 51, 100, 10].into()]);
-        assert_eq!(
-            script,
-            "add element netdev dvip_silence silent { 198.51.100.10 }\n\
-             delete element netdev dvip_silence silent { 198.51.100.10 }\n\
-             add element netdev dvip_silence silent { 198.51.100.11 }\n"
-        );
+        let (hush, speak) = ([[198, 51, 100, 11].into()], [[198, 51, 100, 10].into()]);
+        let steps = steps(&hush, &speak);
+        let kinds: Vec<Step> = steps.iter().map(|(s, _)| *s).collect();
+        assert_eq!(kinds, [Step::Add, Step::Delete, Step::Add]);
+        assert_eq!(steps[2].1, hush);
+        assert_eq!(super::steps(&hush, &[]).len(), 1);
     }
 }

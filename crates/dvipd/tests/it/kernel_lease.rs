@@ -200,3 +200,96 @@ fn an_announcement_the_lease_table_drops_is_refused_for_the_moment() {
     assert!(e.queue_full(), "read as a lost interface: {e}");
     assert_eq!(after.expect("renewed: it goes out"), 1);
 }
+
+/// The elements of `dvip_silence`'s set in the current namespace, sorted.
+fn silent_listed() -> Vec<Ipv4Addr> {
+    let out = std::process::Command::new("nft")
+        .args(["-j", "list", "set", "netdev", "dvip_silence", "silent"])
+        .output()
+        .expect("nft runs");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft -j");
+    let mut elements: Vec<Ipv4Addr> = listed["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["set"]["elem"].as_array())
+        .flatten()
+        .filter_map(|e| e.as_str()?.parse().ok())
+        .collect();
+    elements.sort();
+    elements
+}
+
+/// Pre-plumbing's table (`dvipd --pre-plumb`): its set, changed over netlink, holds what the
+/// changes say, all of a change or none of it, thousands at once; and an address in it does
+/// not answer ARP while one out of it does.
+#[test]
+fn the_silent_set_changes_over_netlink_and_keeps_its_addresses_from_answering() {
+    use dvipd::nfset::{NfSetError, Step};
+    let (a, b, c): (Ipv4Addr, Ipv4Addr, Ipv4Addr) = (
+        [198, 51, 100, 10].into(),
+        [198, 51, 100, 11].into(),
+        [198, 51, 100, 12].into(),
+    );
+    let netns = netns_holding("dvsl", &[a, b]);
+    netns
+        .run(|| dvipd::silence::install(&["dv0".into()], &[a].into()))
+        .expect("nft loads the silence table");
+    assert_eq!(netns.run(silent_listed), [a]);
+    netns
+        .run(|| dvipd::silence::change(&[b, c], &[a]))
+        .expect("changed");
+    assert_eq!(netns.run(silent_listed), [b, c]);
+    let refused = netns.run(|| {
+        dvipd::nfset::change(
+            "dvip_silence",
+            "silent",
+            &[
+                (Step::Add, &[a]),
+                (Step::Delete, &[a, [198, 51, 100, 99].into()]),
+            ],
+        )
+    });
+    assert!(
+        matches!(refused, Err(NfSetError::Refused { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        netns.run(silent_listed),
+        [b, c],
+        "a refused change changes nothing"
+    );
+    let many: Vec<Ipv4Addr> = (0..3_000u32)
+        .map(|k| Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + k))
+        .collect();
+    netns
+        .run(|| dvipd::silence::change(&many, &[]))
+        .expect("3,000 at once");
+    assert_eq!(netns.run(silent_listed).len(), 3_002);
+    netns
+        .run(|| dvipd::silence::change(&[], &many))
+        .expect("and back");
+    assert_eq!(netns.run(silent_listed), [b, c]);
+
+    let prober = Prober::start(
+        netns.client().expect("a client"),
+        "dv1",
+        [198, 51, 100, 200].into(),
+        vec![a, b],
+        Duration::from_millis(2),
+    )
+    .expect("the prober starts");
+    let start = Instant::now();
+    while prober.answers().iter().filter(|x| x.address == a).count() < 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{a} never answered"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let answers = prober.stop().expect("the prober ran");
+    assert!(
+        answers.iter().all(|x| x.address != b),
+        "silent {b} answered"
+    );
+}
