@@ -116,6 +116,21 @@ impl KernelLease {
     }
 }
 
+/// Whether the netdev table `name` exists in the current network namespace. Asks for the
+/// tables' names only: listing a table prints every element of its sets, 10,240 of them for
+/// the lease's at that size.
+pub fn exists(name: &str) -> bool {
+    Command::new("nft")
+        .args(["list", "tables", "netdev"])
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.split_whitespace().eq(["table", "netdev", name]))
+        })
+}
+
 /// Removes the table, if there is one: the addresses answer as the kernel would without it.
 pub fn remove() {
     let _ = nft(&format!("delete table netdev {TABLE}\n"));

@@ -26,6 +26,7 @@ pub mod logging;
 pub mod logs;
 pub mod metrics;
 pub mod nfset;
+pub mod nft_watch;
 pub mod policy;
 pub mod proxy_header;
 pub mod silence;

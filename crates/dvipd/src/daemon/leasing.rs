@@ -10,11 +10,12 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::Daemon;
 use crate::heartbeat::{Gate, Order, Verdict};
 use crate::kernel_lease::KernelLease;
+use crate::nft_watch::TableNews;
 
 /// The loop's ends of the heartbeat thread.
 pub(super) struct Leasing {
@@ -29,6 +30,16 @@ pub(super) async fn next_verdict(
     verdicts: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Verdict>>,
 ) -> Option<Verdict> {
     match verdicts {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next report of nftables' tables, or never when nobody watches.
+pub(super) async fn next_table_news(
+    news: &mut Option<tokio::sync::mpsc::UnboundedReceiver<TableNews>>,
+) -> Option<TableNews> {
+    match news {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
@@ -84,6 +95,41 @@ impl Daemon {
     /// A reload: the kernel guards the new configuration's addresses.
     pub(super) fn guard(&self, addresses: &[dvip_core::ManagedAddress]) {
         self.order(Order::Guard(KernelLease::guarding(addresses)));
+    }
+
+    /// nftables reported a table deleted, or lost its reports: dvipd's own tables that are
+    /// really gone (not replaced, as a reload replaces them) are loaded again, the lease's
+    /// by the heartbeat thread, the silence's at once.
+    pub(super) async fn table_news(&mut self, news: TableNews) {
+        let tables: Vec<&str> = match &news {
+            TableNews::Deleted(name) => [crate::kernel_lease::TABLE, crate::silence::TABLE]
+                .into_iter()
+                .filter(|t| t == name)
+                .collect(),
+            TableNews::Lost => vec![crate::kernel_lease::TABLE, crate::silence::TABLE],
+        };
+        for table in tables {
+            let ours = if table == crate::silence::TABLE {
+                self.pre_plumbing.is_some()
+            } else {
+                self.leasing.is_some()
+            };
+            if !ours || crate::kernel_lease::exists(table) {
+                continue;
+            }
+            self.metrics.error("nft_table");
+            error!(
+                table,
+                "an nftables table of dvipd's was deleted from outside it (a firewall flushing \
+                 the whole ruleset?): loading it again; keep it out of the firewall's flushes \
+                 (docs/leases.md)"
+            );
+            if table == crate::silence::TABLE {
+                self.silence_lost().await;
+            } else {
+                self.guard(&self.config.addresses.clone());
+            }
+        }
     }
 
     fn order(&self, order: Order) {

@@ -1117,6 +1117,16 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         None
     };
 
+    // A firewall flushing the ruleset takes the lease's and the silence's tables with it.
+    let mut table_news = match leasing.as_ref().map(|_| crate::nft_watch::start()) {
+        Some(Ok(news)) => Some(news),
+        Some(Err(e)) => {
+            warn!("cannot watch nftables for the loss of dvipd's tables: {e}");
+            None
+        }
+        None => None,
+    };
+
     let metrics = Arc::new(Metrics::default());
     if let Some(at) = settings.metrics {
         crate::metrics::serve(at, Arc::clone(&metrics))
@@ -1324,6 +1334,9 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             }
             Some(event) = next_bus_event(&mut daemon.bus) => daemon.bus_event(event).await,
             Some(event) = kernel.recv() => daemon.kernel_event(event).await,
+            Some(news) = leasing::next_table_news(&mut table_news) => {
+                daemon.table_news(news).await;
+            }
             Some(verdict) = leasing::next_verdict(&mut verdicts) => {
                 daemon.lease_verdict(verdict).await;
             }

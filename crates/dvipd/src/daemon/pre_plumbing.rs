@@ -259,6 +259,46 @@ impl Daemon {
         }
     }
 
+    /// `dvip_silence` went from under dvipd (a firewall flushed the ruleset): every readied
+    /// address answers until the table is back. It is loaded again with the set as dvipd
+    /// knows it; if that fails, the readied addresses come off their interfaces.
+    pub(super) async fn silence_lost(&mut self) {
+        let Some(pre) = self.pre_plumbing.as_mut() else {
+            return;
+        };
+        let Err(e) = crate::silence::install(&pre.interfaces, &pre.silent) else {
+            return;
+        };
+        let items: Vec<(IpAddr, u8, String)> = pre
+            .readied
+            .iter()
+            .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
+            .collect();
+        self.error(
+            "pre_plumb",
+            None,
+            "cannot load the silence table again; unplumbing the readied addresses",
+            &e,
+        );
+        for chunk in items.chunks(PLUMB_CHUNK) {
+            let results = self.plumber.unplumb_many(chunk).await;
+            for ((address, ..), result) in chunk.iter().zip(results) {
+                if result.is_ok() {
+                    *self.own_removals.entry(*address).or_default() += 1;
+                    if let Some(pre) = self.pre_plumbing.as_mut() {
+                        pre.readied.remove(address);
+                    }
+                }
+            }
+        }
+        // Readied again only once a change of the set works: the table is missing.
+        if let Some(pre) = self.pre_plumbing.as_mut() {
+            pre.silent.clear();
+            pre.look_again();
+        }
+        self.count_readied();
+    }
+
     /// At stop: every readied address off its interface, then the table gone.
     pub(super) async fn unready_all(&mut self) {
         let Some(pre) = self.pre_plumbing.as_ref() else {

@@ -806,9 +806,9 @@ fn a_move_stands_across_a_restart_of_its_node_until_cleared() {
 }
 
 /// With pre-plumbing (`--pre-plumb`) each node has the addresses it would take already on its
-/// interface, silent: the client hears one owner for every address, and when a node is cut off
-/// the survivors let its share answer on its lease (one nftables change, no plumbing), each
-/// address from one of them.
+/// interface, silent: the client hears one owner for every address, even after a firewall
+/// flushed a node's nftables ruleset, and when a node is cut off the survivors let its share
+/// answer on its lease (one nftables change, no plumbing), each address from one of them.
 #[test]
 fn with_pre_plumbing_readied_addresses_stay_silent_until_their_holder_is_cut_off() {
     let lab = Lab::new("dvr", 3);
@@ -860,6 +860,32 @@ fn with_pre_plumbing_readied_addresses_stay_silent_until_their_holder_is_cut_off
                     .as_str()
                     .is_some_and(|t| t.contains("readied"))
         );
+    }
+    // A firewall flushing the whole ruleset takes dvipd's tables with it: they are loaded
+    // again, the silent set as it was.
+    let flushed = (1..=3)
+        .find(|&i| !lab.topology().silent(i).is_empty())
+        .expect("a node readies something");
+    let silent = lab.topology().silent(flushed);
+    let nft = |args: &[&str]| {
+        lab.command(flushed, "nft")
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(nft(&["flush", "ruleset"]), "nft flush ruleset");
+    let start = Instant::now();
+    while lab.topology().silent(flushed) != silent
+        || !nft(&["list", "table", "netdev", "dvip_lease"])
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "node{flushed}'s tables not back after a flush: silent {:?}, was {silent:?}\n{}",
+            lab.topology().silent(flushed),
+            logs(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
     let topology = lab.topology();
     let targets: Vec<std::net::Ipv4Addr> = ALL.iter().map(|a| a.parse().expect("v4")).collect();
