@@ -26,7 +26,7 @@ pub(super) struct PrePlumbing {
     interfaces: Vec<String>,
     /// Plumbed here, silent, with where each was put.
     pub(super) readied: BTreeMap<IpAddr, PlumbHint>,
-    /// What the kernel's `silent` set holds: changed only after `nft` says it changed.
+    /// What the kernel's `silent` set holds: changed only once the kernel acknowledged it.
     silent: BTreeSet<Ipv4Addr>,
     /// The core's plan ([`dvip_core::Node::lease_plan`]) at the last tick, and the one last
     /// readied for: a plan is readied for once it has stood still for a tick, so a view's
@@ -113,17 +113,19 @@ impl Daemon {
             .filter(IpAddr::is_ipv4)
             .filter_map(|a| hints.get(&a).map(|h| (a, h.clone())))
             .collect();
-        self.ready(wanted).await;
-        if let Some(pre) = self.pre_plumbing.as_mut() {
-            pre.done = Some(plan);
+        // A set the kernel would not change is tried again at the next tick.
+        if self.ready(wanted).await {
+            if let Some(pre) = self.pre_plumbing.as_mut() {
+                pre.done = Some(plan);
+            }
         }
     }
 
     /// Makes what is readied `wanted`: unplumbs what is no longer wanted, changes the set once,
-    /// then plumbs what is new.
-    async fn ready(&mut self, wanted: BTreeMap<IpAddr, PlumbHint>) {
+    /// then plumbs what is new. False if the set could not be changed.
+    async fn ready(&mut self, wanted: BTreeMap<IpAddr, PlumbHint>) -> bool {
         let Some(pre) = self.pre_plumbing.as_ref() else {
-            return;
+            return true;
         };
         let gone: Vec<(IpAddr, u8, String)> = pre
             .readied
@@ -147,7 +149,7 @@ impl Daemon {
             self.feed_clock();
         }
         let Some(pre) = self.pre_plumbing.as_mut() else {
-            return;
+            return true;
         };
         for address in &unplumbed {
             pre.readied.remove(address);
@@ -160,7 +162,7 @@ impl Daemon {
         let (hush, speak) = set_change(&pre.silent, &unplumbed, new.iter().map(|(a, _)| a));
         if let Err(e) = crate::silence::change(&hush, &speak) {
             self.error("pre_plumb", None, "cannot change the silent set", &e);
-            return;
+            return false;
         }
         for a in &speak {
             pre.silent.remove(a);
@@ -174,7 +176,7 @@ impl Daemon {
                 .collect();
             let results = self.plumber.plumb_many(&items).await;
             let Some(pre) = self.pre_plumbing.as_mut() else {
-                return;
+                return true;
             };
             for ((address, hint), result) in chunk.iter().zip(results) {
                 match result {
@@ -192,6 +194,7 @@ impl Daemon {
             info!(readied, let_go = unplumbed.len(), "pre-plumbed");
         }
         self.count_readied();
+        true
     }
 
     /// Takes out of `plumbs` the addresses already readied where the core wants them, and
