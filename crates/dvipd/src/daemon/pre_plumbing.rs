@@ -219,7 +219,10 @@ impl Daemon {
         for a in &speak {
             pre.silent.remove(a);
         }
-        for (a, _) in &ready {
+        // One readied in another place (a reload moved it) is forgotten too, not unplumbed
+        // later: with spreading both places are one holder, and that would take the held
+        // address off. Elsewhere, unrefreshed, its old copy expires with its lifetime.
+        for (a, _) in ready.iter().chain(&rest) {
             pre.readied.remove(a);
         }
         *plumbs = rest;
