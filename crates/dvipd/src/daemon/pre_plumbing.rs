@@ -133,27 +133,10 @@ impl Daemon {
             .filter(|(a, h)| wanted.get(a) != Some(h))
             .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
             .collect();
-        let mut unplumbed = Vec::new();
-        for chunk in gone.chunks(PLUMB_CHUNK) {
-            let results = self.plumber.unplumb_many(chunk).await;
-            for ((address, ..), result) in chunk.iter().zip(results) {
-                match result {
-                    Ok(()) => {
-                        *self.own_removals.entry(*address).or_default() += 1;
-                        unplumbed.push(*address);
-                    }
-                    // Still there, still silent: the next look tries again.
-                    Err(e) => warn!(%address, "cannot unplumb a readied address: {e}"),
-                }
-            }
-            self.feed_clock();
-        }
+        let unplumbed = self.take_off(&gone).await;
         let Some(pre) = self.pre_plumbing.as_mut() else {
             return true;
         };
-        for address in &unplumbed {
-            pre.readied.remove(address);
-        }
         // One whose unplumb failed waits, silent in its old place, for the next look.
         let new: Vec<Placed> = wanted
             .into_iter()
@@ -286,23 +269,39 @@ impl Daemon {
             "cannot load the silence table again; unplumbing the readied addresses",
             &e,
         );
-        for chunk in items.chunks(PLUMB_CHUNK) {
-            let results = self.plumber.unplumb_many(chunk).await;
-            for ((address, ..), result) in chunk.iter().zip(results) {
-                if result.is_ok() {
-                    *self.own_removals.entry(*address).or_default() += 1;
-                    if let Some(pre) = self.pre_plumbing.as_mut() {
-                        pre.readied.remove(address);
-                    }
-                }
-            }
-        }
+        self.take_off(&items).await;
         // Readied again only once a change of the set works: the table is missing.
         if let Some(pre) = self.pre_plumbing.as_mut() {
             pre.silent.clear();
             pre.look_again();
         }
         self.count_readied();
+    }
+
+    /// Unplumbs readied addresses, in chunks with the core's clock fed between them; returns
+    /// those that came off (and are readied no more). One that did not stays, silent, for
+    /// the next look.
+    async fn take_off(&mut self, items: &[(IpAddr, u8, String)]) -> Vec<IpAddr> {
+        let mut off = Vec::new();
+        for chunk in items.chunks(PLUMB_CHUNK) {
+            let results = self.plumber.unplumb_many(chunk).await;
+            for ((address, ..), result) in chunk.iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        *self.own_removals.entry(*address).or_default() += 1;
+                        off.push(*address);
+                    }
+                    Err(e) => warn!(%address, "cannot unplumb a readied address: {e}"),
+                }
+            }
+            self.feed_clock();
+        }
+        if let Some(pre) = self.pre_plumbing.as_mut() {
+            for address in &off {
+                pre.readied.remove(address);
+            }
+        }
+        off
     }
 
     /// At stop: every readied address off its interface, then the table gone.
@@ -315,16 +314,7 @@ impl Daemon {
             .iter()
             .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
             .collect();
-        let mut left = 0;
-        for chunk in items.chunks(PLUMB_CHUNK) {
-            left += self
-                .plumber
-                .unplumb_many(chunk)
-                .await
-                .iter()
-                .filter(|r| r.is_err())
-                .count();
-        }
+        let left = items.len() - self.take_off(&items).await.len();
         if left > 0 {
             // Still silent until they expire or the guardian removes them.
             warn!(
