@@ -124,16 +124,7 @@ impl Daemon {
     /// Makes what is readied `wanted`: unplumbs what is no longer wanted, changes the set once,
     /// then plumbs what is new. False if the set could not be changed.
     async fn ready(&mut self, wanted: BTreeMap<IpAddr, PlumbHint>) -> bool {
-        let Some(pre) = self.pre_plumbing.as_ref() else {
-            return true;
-        };
-        let gone: Vec<(IpAddr, u8, String)> = pre
-            .readied
-            .iter()
-            .filter(|(a, h)| wanted.get(a) != Some(h))
-            .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
-            .collect();
-        let unplumbed = self.take_off(&gone).await;
+        let unplumbed = self.take_off(|a, h| wanted.get(a) != Some(h)).await;
         let Some(pre) = self.pre_plumbing.as_mut() else {
             return true;
         };
@@ -258,18 +249,13 @@ impl Daemon {
         let Err(e) = crate::silence::install(&pre.interfaces, &pre.silent) else {
             return;
         };
-        let items: Vec<(IpAddr, u8, String)> = pre
-            .readied
-            .iter()
-            .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
-            .collect();
         self.error(
             "pre_plumb",
             None,
             "cannot load the silence table again; unplumbing the readied addresses",
             &e,
         );
-        self.take_off(&items).await;
+        self.take_off(|_, _| true).await;
         // Readied again only once a change of the set works: the table is missing.
         if let Some(pre) = self.pre_plumbing.as_mut() {
             pre.silent.clear();
@@ -278,10 +264,17 @@ impl Daemon {
         self.count_readied();
     }
 
-    /// Unplumbs readied addresses, in chunks with the core's clock fed between them; returns
-    /// those that came off (and are readied no more). One that did not stays, silent, for
-    /// the next look.
-    async fn take_off(&mut self, items: &[(IpAddr, u8, String)]) -> Vec<IpAddr> {
+    /// Unplumbs the readied addresses `which` picks, in chunks with the core's clock fed
+    /// between them; returns those that came off (and are readied no more). One that did not
+    /// stays, silent, for the next look.
+    async fn take_off(&mut self, which: impl Fn(&IpAddr, &PlumbHint) -> bool) -> Vec<IpAddr> {
+        let items: Vec<(IpAddr, u8, String)> = self
+            .pre_plumbing
+            .iter()
+            .flat_map(|p| &p.readied)
+            .filter(|(a, h)| which(a, h))
+            .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
+            .collect();
         let mut off = Vec::new();
         for chunk in items.chunks(PLUMB_CHUNK) {
             let results = self.plumber.unplumb_many(chunk).await;
@@ -309,12 +302,8 @@ impl Daemon {
         let Some(pre) = self.pre_plumbing.as_ref() else {
             return;
         };
-        let items: Vec<(IpAddr, u8, String)> = pre
-            .readied
-            .iter()
-            .map(|(a, h)| (*a, h.cidrmask, h.interface.clone()))
-            .collect();
-        let left = items.len() - self.take_off(&items).await.len();
+        let readied = pre.readied.len();
+        let left = readied - self.take_off(|_, _| true).await.len();
         if left > 0 {
             // Still silent until they expire or the guardian removes them.
             warn!(
