@@ -19,6 +19,7 @@ use super::interrupt;
 use super::logging;
 use super::measure::{quantile, FaultMeasure, Phases};
 use super::state::{LabState, System};
+use super::steady;
 use super::{down, inject, last_lines, measure, node_index, start_node, up, Fault, Spec};
 
 /// What to measure.
@@ -141,6 +142,13 @@ fn phases(events: &[Value], fault_at_ms: u64, moved: &[String], failed: &str) ->
     }
 }
 
+/// Whether the survivors did more than take the failed node's addresses once each.
+fn troubled(report: &FaultMeasure) -> bool {
+    !report.claimed_by_two_survivors.is_empty()
+        || report.handed_over_among_survivors > 0
+        || report.dark_again > 0
+}
+
 /// Writes a slow run's evidence to the current directory (a failure to write is reported,
 /// not fatal: the measurement goes on).
 fn keep(evidence: &Evidence, system: &str, size: u32, fault: Fault, run: u32) {
@@ -180,7 +188,18 @@ fn one_run(
         .map(|n| Follower::start(state.socket(n)))
         .collect();
     let tcp = state.listeners > 0;
+    let nodes: Vec<usize> = (1..=state.nodes).collect();
+    let logs: Vec<usize> = nodes.iter().map(|&n| steady::log_len(state, n)).collect();
     let measured = measure::fault(state, i, fault.describe(), tcp, || inject(state, i, fault));
+    // A stalled host explains a slow or troubled run: corosync says when it was not run.
+    let corosync_pauses_ms: Vec<f64> = match state.system {
+        System::Dvip { .. } => nodes
+            .iter()
+            .zip(&logs)
+            .flat_map(|(&n, &from)| steady::corosync_pauses(&steady::logged_since(state, n, from)))
+            .collect(),
+        System::Keepalived { .. } => Vec::new(),
+    };
     let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
     if let Some(counting) = counting {
         eprintln!(
@@ -197,10 +216,15 @@ fn one_run(
     }
     let mut report = measured?;
     report.phases = phases(&events, report.fault_at_ms, &moved, &report.node);
+    report.corosync_pauses_ms = corosync_pauses_ms;
     // Slow by ARP or by TCP: a listener can be served late although its address answered.
+    // A run that moved an address twice or let one go dark again is kept however fast its
+    // first answers were: that is what needs a look.
     let slow = keep_slow.is_some_and(|limit| {
         let late = |worst: Option<f64>| worst.is_none_or(|w| w > limit as f64);
-        late(report.worst_ms) || (tcp && late(report.tcp.as_ref().and_then(|t| t.worst_ms)))
+        late(report.worst_ms)
+            || (tcp && report.tcp.as_ref().is_some_and(|t| late(t.worst_ms)))
+            || troubled(&report)
     });
     let evidence = slow.then(|| Evidence {
         report: report.clone(),
@@ -386,8 +410,19 @@ fn measure_system(
                     }
                     let (report, evidence) =
                         one_run(&mut lab, fault, plan.keep_slow, measured.load)?;
+                    let paused = match report.corosync_pauses_ms.as_slice() {
+                        [] => String::new(),
+                        pauses => format!(
+                            " (corosync not run for {} ms)",
+                            pauses
+                                .iter()
+                                .map(f64::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
                     eprintln!(
-                        "bench: {}, {size} addresses, {}, run {run}/{}: worst {} ms",
+                        "bench: {}, {size} addresses, {}, run {run}/{}: worst {} ms{paused}",
                         measured.label(),
                         fault.name(),
                         plan.runs,
@@ -541,6 +576,10 @@ pub(crate) struct BenchRow {
     /// The longest silence after an address's first answer, over the runs.
     #[serde(default)]
     pub(crate) longest_silence_after_answer_ms: Option<f64>,
+    /// Runs during which a node's corosync logged that it had not been scheduled in time:
+    /// the host stalled.
+    #[serde(default)]
+    pub(crate) runs_with_corosync_paused: usize,
     /// The worst forwarded listener's time to a TCP answer, median.
     pub(crate) tcp_worst_median_ms: Option<f64>,
     /// The same, p99.
@@ -612,6 +651,10 @@ fn summary(system: &str, size: u32, fault: Fault, runs: &[FaultMeasure]) -> Benc
             .iter()
             .filter_map(|r| r.longest_silence_after_answer_ms)
             .reduce(f64::max),
+        runs_with_corosync_paused: runs
+            .iter()
+            .filter(|r| !r.corosync_pauses_ms.is_empty())
+            .count(),
         tcp_worst_median_ms: quantile(&tcp, 0.5),
         tcp_worst_p99_ms: quantile(&tcp, 0.99),
         tcp_runs: tcp.len(),

@@ -111,7 +111,8 @@ pub enum LabCommand {
         #[arg(long, default_value_t = 6)]
         listeners: u32,
         /// Write every run whose worst address (by ARP, or by TCP to a listener) took longer
-        /// than MS milliseconds (its per-address answers and the survivors' events) to
+        /// than MS milliseconds, or in which an address was claimed by two survivors, moved
+        /// again or went dark again (its per-address answers and the survivors' events) to
         /// `bench-slow-SYSTEM-SIZE-FAULT-RUN.json` in the current directory, for a look.
         #[arg(long, value_name = "MS")]
         keep_slow: Option<u64>,
@@ -249,6 +250,11 @@ pub enum LabCommand {
         /// The dvipd to run (default: the one next to this dvip).
         #[arg(long, value_name = "PATH")]
         dvipd: Option<PathBuf>,
+        /// Before the lab is removed, copy its logs (every daemon's, corosync's) and the
+        /// events each dvipd streamed (`events-N.jsonl`) into DIR, to find out why something
+        /// changed.
+        #[arg(long, value_name = "DIR")]
+        keep_logs: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

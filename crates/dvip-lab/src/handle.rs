@@ -73,14 +73,18 @@ impl Lab {
             return crate::keepalived::settled(&self.state);
         }
         let running = crate::running(&self.state);
+        let pre_plumb = self.state.timing.heartbeats.is_some_and(|h| h.pre_plumb);
         // With leases, a node whose kernel does not answer yet (held back after a restart
         // until its epoch settles) has not settled: a fault then is a second fault on top.
+        // With pre-plumbing, neither has a node still readying for the plan it is in.
         running.iter().all(|&i| {
             self.show(i, Duration::from_secs(1)).is_some_and(|s| {
                 s.view.mature
                     && s.view.members.len() == running.len()
                     && s.lease
+                        .as_ref()
                         .is_none_or(|l| l.state == dvip_console::LeaseState::Answering)
+                    && (!pre_plumb || readied_as_planned(&s))
             })
         })
     }
@@ -96,4 +100,16 @@ impl Lab {
             |s| crate::spread(s) && self.settled(),
         )
     }
+}
+
+/// Whether a node has plumbed ahead exactly the IPv4 addresses it would take were their
+/// holders to fail now. When `show` computed no successor at all (past its budget, or one
+/// node alone), there is nothing to compare and the readying counts as done.
+fn readied_as_planned(s: &Status) -> bool {
+    let here = Some(s.node.as_str());
+    s.addresses.iter().all(|a| a.next_owner.is_none())
+        || s.addresses.iter().all(|a| {
+            let would_take = a.plan.address.is_ipv4() && a.next_owner.as_deref() == here;
+            would_take == a.readied_here
+        })
 }

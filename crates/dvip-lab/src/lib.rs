@@ -283,6 +283,7 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
             busy,
             keepalived,
             dvipd,
+            keep_logs,
             json,
             timing,
         } => timing.timing().and_then(|timing| {
@@ -296,6 +297,7 @@ pub fn run(name: &str, command: LabCommand) -> Outcome {
                     dvipd,
                     system: System::chosen(keepalived, false),
                     timing,
+                    keep_logs,
                 },
                 json,
             )

@@ -130,6 +130,10 @@ pub(crate) struct FaultMeasure {
     /// Filled in by the bench from the survivors' events.
     #[serde(flatten)]
     pub(crate) phases: Phases,
+    /// Filled in by the bench: each time a node's corosync logged meanwhile that it had not
+    /// been scheduled for longer than it tolerates, how long (ms).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) corosync_pauses_ms: Vec<f64>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -449,6 +453,7 @@ pub(super) fn fault(
         per_address,
         tcp,
         phases: Phases::default(),
+        corosync_pauses_ms: Vec::new(),
     })
 }
 

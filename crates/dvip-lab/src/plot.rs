@@ -183,6 +183,7 @@ mod tests {
             survivor_handovers: 0,
             dark_again: 0,
             longest_silence_after_answer_ms: None,
+            runs_with_corosync_paused: 0,
             tcp_worst_median_ms: None,
             tcp_worst_p99_ms: None,
             tcp_runs: 0,

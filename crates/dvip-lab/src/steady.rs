@@ -31,6 +31,8 @@ pub(crate) struct SteadyPlan {
     pub(crate) system: System,
     /// corosync's membership timing.
     pub(crate) timing: dvip_netns::Timing,
+    /// Where to copy the lab's logs and the events before the lab goes.
+    pub(crate) keep_logs: Option<std::path::PathBuf>,
 }
 
 /// Clock ticks of CPU a process has used (user + system: fields 14 and 15 of
@@ -78,23 +80,52 @@ pub(crate) fn roles(state: &LabState, i: usize) -> Vec<(&'static str, u32)> {
     }
 }
 
-fn log_len(state: &LabState, i: usize) -> usize {
-    std::fs::read_to_string(state.dir().join(format!("keepalived-{i}.log"))).map_or(0, |t| t.len())
+/// The log of node `i`'s membership daemon: corosync's, or keepalived's.
+pub(crate) fn membership_log(state: &LabState, i: usize) -> std::path::PathBuf {
+    let daemon = match state.system {
+        System::Dvip { .. } => "corosync",
+        System::Keepalived { .. } => "keepalived",
+    };
+    state.dir().join(format!("{daemon}-{i}.log"))
 }
 
-/// keepalived's state changes logged by node `i` after byte `from` of its log.
-fn keepalived_changes(state: &LabState, i: usize, from: usize) -> u64 {
-    let text = std::fs::read_to_string(state.dir().join(format!("keepalived-{i}.log")))
-        .unwrap_or_default();
-    text.get(from..)
-        .unwrap_or("")
-        .lines()
+pub(crate) fn log_len(state: &LabState, i: usize) -> usize {
+    std::fs::read_to_string(membership_log(state, i)).map_or(0, |t| t.len())
+}
+
+/// What node `i`'s membership daemon logged after byte `from` of its log.
+pub(crate) fn logged_since(state: &LabState, i: usize, from: usize) -> String {
+    let text = std::fs::read_to_string(membership_log(state, i)).unwrap_or_default();
+    text.get(from..).unwrap_or("").to_owned()
+}
+
+/// keepalived's state changes in `log`.
+fn keepalived_changes(log: &str) -> u64 {
+    log.lines()
         .filter(|l| l.contains("Entering MASTER STATE") || l.contains("Entering BACKUP STATE"))
         .count() as u64
 }
 
+/// How long, in ms, each time corosync found its main loop had not been scheduled for
+/// longer than it tolerates: the host, not the cluster, stalled (the cause of a view change
+/// in a quiet run, when there is one).
+pub(crate) fn corosync_pauses(log: &str) -> Vec<f64> {
+    log.lines()
+        .filter(|l| l.contains("main process was not scheduled"))
+        .filter_map(|l| {
+            let after = &l[l.find(") for ")? + ") for ".len()..];
+            after.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .collect()
+}
+
 /// Builds the lab, measures, removes the lab; prints the report (JSON with `json_out`).
 pub(crate) fn run(plan: &SteadyPlan, json_out: bool) -> Result<(), LabError> {
+    if let Some(dir) = &plan.keep_logs {
+        // Before ten minutes are spent, not after.
+        std::fs::create_dir_all(dir)
+            .map_err(|e| err(format!("--keep-logs {}: {e}", dir.display())))?;
+    }
     let spec = Spec {
         system: plan.system,
         timing: plan.timing,
@@ -145,6 +176,11 @@ struct Changes {
     takeovers_ready: u64,
     /// Times a node's own lease lapsed (it would have stopped answering).
     leases_lost: u64,
+    /// Times a node's corosync logged that it had not been scheduled for longer than it
+    /// tolerates, and the longest such pause: a host that stalls its processes, which the
+    /// cluster may rightly take for a failure.
+    corosync_pauses: u64,
+    worst_corosync_pause_ms: f64,
 }
 
 fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError> {
@@ -222,9 +258,22 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
             holdings_changed: held_before[k] != held_after[k],
         });
     }
+    let events: Vec<Vec<Value>> = followers.into_iter().map(Follower::finish).collect();
+    if let Some(dir) = &plan.keep_logs {
+        // The measurement is worth more than the copy: a failed copy is only told.
+        if let Err(e) = keep_logs(state, &events, dir) {
+            eprintln!("steady: {e}");
+        }
+    }
+    let logged: Vec<String> = nodes
+        .iter()
+        .zip(&logs)
+        .map(|(&i, &from)| logged_since(state, i, from))
+        .collect();
     let changes = match state.system {
         System::Dvip { .. } => {
-            let events: Vec<Value> = followers.into_iter().flat_map(Follower::finish).collect();
+            let pauses: Vec<f64> = logged.iter().flat_map(|l| corosync_pauses(l)).collect();
+            let events: Vec<Value> = events.into_iter().flatten().collect();
             let count = |kinds: &[&str]| {
                 events
                     .iter()
@@ -242,14 +291,12 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
                 unheard: count(&["unheard"]),
                 takeovers_ready: count(&["takeover_ready"]),
                 leases_lost: count(&["lease_lost"]),
+                corosync_pauses: pauses.len() as u64,
+                worst_corosync_pause_ms: pauses.iter().copied().fold(0.0, f64::max),
             }
         }
         System::Keepalived { .. } => {
-            let changes: u64 = nodes
-                .iter()
-                .zip(&logs)
-                .map(|(&i, &from)| keepalived_changes(state, i, from))
-                .sum();
+            let changes: u64 = logged.iter().map(|l| keepalived_changes(l)).sum();
             Changes {
                 view_changes: changes,
                 ownership_changes: changes,
@@ -269,6 +316,35 @@ fn measure(state: &LabState, plan: &SteadyPlan) -> Result<SteadyReport, LabError
         bridge_bytes_per_s: ((bytes1 - bytes0) as f64 / seconds).round(),
         changes,
     })
+}
+
+/// Copies the lab's logs, configurations and state (not its key) and each node's streamed
+/// events, one JSON line each, into `dir`; the lab's removal would take them.
+fn keep_logs(
+    state: &LabState,
+    events: &[Vec<Value>],
+    dir: &std::path::Path,
+) -> Result<(), LabError> {
+    let failed = |what: &str, e: std::io::Error| err(format!("keeping the logs: {what}: {e}"));
+    std::fs::create_dir_all(dir).map_err(|e| failed(&dir.display().to_string(), e))?;
+    let listing = std::fs::read_dir(state.dir()).map_err(|e| failed("the lab's directory", e))?;
+    for entry in listing.flatten() {
+        let path = entry.path();
+        let wanted = path
+            .extension()
+            .is_some_and(|e| e == "log" || e == "conf" || e == "json");
+        if wanted && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let to = dir.join(entry.file_name());
+            std::fs::copy(&path, &to).map_err(|e| failed(&to.display().to_string(), e))?;
+        }
+    }
+    for (k, lines) in events.iter().enumerate() {
+        let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
+        let to = dir.join(format!("events-{}.jsonl", k + 1));
+        std::fs::write(&to, text).map_err(|e| failed(&to.display().to_string(), e))?;
+    }
+    eprintln!("steady: logs kept in {}", dir.display());
+    Ok(())
 }
 
 fn print(report: &SteadyReport) {
@@ -306,10 +382,36 @@ fn print(report: &SteadyReport) {
             report.changes.unheard, report.changes.takeovers_ready, report.changes.leases_lost
         );
     }
+    if report.changes.corosync_pauses > 0 {
+        println!(
+            "  the host stalled: corosync logged {} pauses of its main loop, the longest {} ms",
+            report.changes.corosync_pauses, report.changes.worst_corosync_pause_ms
+        );
+    }
     if report.changes.events_missed > 0 {
         println!(
             "  at least: {} events came too fast for the lab to read (dvipd counted them)",
             report.changes.events_missed
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corosync_s_own_pause_warnings_are_read_with_their_length() {
+        let log = "Dec 08 00:39:28.167 warning [MAIN  ] Corosync main process was not scheduled (@1796690368167) for 238.8926 ms (threshold is 32.0000 ms). Consider token timeout increase.\n\
+                   Dec 08 00:39:28.275 notice  [TOTEM ] A new membership (1.5) was formed. Members joined: 1\n\
+                   Dec 08 00:41:02.001 warning [MAIN  ] Corosync main process was not scheduled (@1796690462001) for 41.5 ms (threshold is 32.0000 ms). Consider token timeout increase.\n";
+        assert_eq!(corosync_pauses(log), vec![238.8926, 41.5]);
+        assert!(corosync_pauses("A new membership (1.5) was formed.").is_empty());
+    }
+
+    #[test]
+    fn keepalived_s_state_changes_are_counted() {
+        let log = "Keepalived_vrrp: (VI_1) Entering MASTER STATE\nKeepalived_vrrp: (VI_1) sent 5 gratuitous ARPs\nKeepalived_vrrp: (VI_1) Entering BACKUP STATE\n";
+        assert_eq!(keepalived_changes(log), 2);
     }
 }
