@@ -427,6 +427,30 @@ pub fn token_timeout() -> Option<std::time::Duration> {
     token
 }
 
+/// corosync's `consensus` and `join` timeouts as it runs now (`runtime.config.totem.*`), if
+/// both can be read.
+pub fn consensus_and_join() -> Option<(std::time::Duration, std::time::Duration)> {
+    let handle = cmap::initialize(cmap::Map::Icmap).ok()?;
+    let read = |key: &str| match cmap::get(&handle, key) {
+        Ok(cmap::Data::UInt32(ms)) => Some(std::time::Duration::from_millis(u64::from(ms))),
+        _ => None,
+    };
+    let both = read("runtime.config.totem.consensus").zip(read("runtime.config.totem.join"));
+    let _ = cmap::finalize(&handle);
+    both
+}
+
+/// How much longer than its join timeout corosync's consensus must be for leases: at
+/// consensus equal to join (token 40, consensus 50 on the lab) the two survivors of a death
+/// each gave up on the other and formed a ring alone before merging, and the load of that
+/// ended a survivor's own lease in some runs (docs/leases.md).
+pub const CONSENSUS_PAST_JOIN: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Whether corosync's `consensus` leaves too little room past its `join` timeout for leases.
+pub fn consensus_too_close(consensus: std::time::Duration, join: std::time::Duration) -> bool {
+    consensus < join + CONSENSUS_PAST_JOIN
+}
+
 /// The addresses corosync's node list gives node `nodeid` for its rings (`ring0_addr` and
 /// up), those written as addresses: what this node speaks to the others on.
 pub fn ring_addresses(nodeid: u32) -> Vec<std::net::IpAddr> {
@@ -457,6 +481,15 @@ pub fn ring_addresses(nodeid: u32) -> Vec<std::net::IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_consensus_at_the_join_timeout_is_too_close_for_leases() {
+        let ms = std::time::Duration::from_millis;
+        assert!(consensus_too_close(ms(50), ms(50)));
+        assert!(consensus_too_close(ms(59), ms(50)));
+        assert!(!consensus_too_close(ms(60), ms(50)));
+        assert!(!consensus_too_close(ms(150), ms(50)));
+    }
 
     #[test]
     fn pieces_corosync_refuses_for_the_moment_wait_and_go_in_order_nothing_lost() {

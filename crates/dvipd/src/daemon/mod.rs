@@ -1079,6 +1079,16 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     let (heartbeat_agreed, agreed) = tokio::sync::watch::channel(dvip_lease::Agreed::default());
     let heartbeats = match (settings.heartbeats, settings.bus) {
         (Some((port, options)), BusKind::Corosync) => {
+            if let Some((consensus, join)) = corosync::consensus_and_join() {
+                if corosync::consensus_too_close(consensus, join) {
+                    warn!(
+                        consensus_ms = consensus.as_millis(),
+                        join_ms = join.as_millis(),
+                        "corosync's consensus leaves less than {} ms past its join timeout: after a death the survivors may each form a ring alone before merging, and a survivor's lease may lapse; raise totem.consensus (docs/leases.md)",
+                        corosync::CONSENSUS_PAST_JOIN.as_millis()
+                    );
+                }
+            }
             let guard = crate::kernel_lease::KernelLease::guarding(&config.addresses);
             match crate::heartbeat::start(&name, port, options, guard, &events, agreed) {
                 Ok(started) => Some(started),
